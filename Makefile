@@ -1,0 +1,59 @@
+# Luban Path. `make run` and `make test` set everything up on a fresh machine with Python 3.11.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+PB_DIR := recommender/api/pb
+PB := $(PB_DIR)/luban/path/v1/learning_path_pb2.py
+PROTO := proto/luban/path/v1/learning_path.proto
+PYTEST_ARGS ?=
+
+.PHONY: run test lint proto bench bench-quick clean serve demo
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q -e '.[dev,dask]'
+	touch $(INSTALLED)
+
+$(PB): $(PROTO) $(INSTALLED)
+	rm -rf $(PB_DIR)/luban
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m grpc_tools.protoc -I$(PB_DIR)=proto \
+		--python_out=. --grpc_python_out=. --mypy_out=. --mypy_grpc_out=. $(PROTO)
+	for d in $(PB_DIR)/luban $(PB_DIR)/luban/path $(PB_DIR)/luban/path/v1; do touch $$d/__init__.py; done
+
+proto: $(PB)
+
+run: $(PB)
+	$(BIN)/recommender run
+
+serve: $(PB)
+	$(BIN)/recommender serve
+
+demo: $(PB)
+	$(BIN)/recommender demo
+
+test: $(PB)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+node_modules/.bin/buf: package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	touch $@
+
+lint: $(PB) node_modules/.bin/buf
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	node_modules/.bin/buf lint
+
+bench: $(PB)
+	$(BIN)/python -m pip install -q -e '.[dev,dask,bench]'
+	$(BIN)/python -m bench
+
+bench-quick: $(PB)
+	$(BIN)/python -m pip install -q -e '.[dev,dask,bench]'
+	$(BIN)/python -m bench --quick
+
+clean:
+	rm -rf $(VENV) $(PB_DIR)/luban node_modules .mypy_cache .pytest_cache .ruff_cache

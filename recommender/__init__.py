@@ -1,0 +1,3 @@
+"""Luban Path: adaptive learning-path recommender service."""
+
+__version__ = "0.1.0"

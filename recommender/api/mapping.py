@@ -1,0 +1,199 @@
+"""Proto <-> domain mapping. Parsing validates shapes that only the wire can get wrong
+(timestamps out of range, NaN); domain validation does the rest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
+from recommender.domain.assessment import AssessmentEvent
+from recommender.domain.catalog import (
+    Catalog,
+    Module,
+    Skill,
+    SkillRequirement,
+    SkillWeight,
+    TargetRole,
+)
+from recommender.domain.learner import Learner
+from recommender.domain.profile import SkillProfile
+from recommender.errors import InvalidInput
+
+
+def timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(moment)
+    return ts
+
+
+def parse_timestamp(ts: Timestamp, field: str) -> datetime:
+    try:
+        return ts.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError) as exc:
+        raise InvalidInput.of(field, f"is not a valid timestamp ({exc})") from exc
+
+
+# learners -----------------------------------------------------------------------------------
+def learner_from_proto(msg: pb.Learner) -> Learner:
+    return Learner(
+        learner_id=msg.learner_id,
+        cohort_id=msg.cohort_id,
+        country=msg.country,
+        languages=tuple(msg.languages),
+        program=msg.program,
+        target_role_id=msg.target_role_id,
+        chinese_level=msg.chinese_level,
+        weekly_minutes=msg.weekly_minutes,
+        attributes=dict(msg.attributes),
+    )
+
+
+def learner_to_proto(learner: Learner) -> pb.Learner:
+    return pb.Learner(
+        learner_id=learner.learner_id,
+        cohort_id=learner.cohort_id,
+        country=learner.country,
+        languages=list(learner.languages),
+        program=learner.program,
+        target_role_id=learner.target_role_id,
+        chinese_level=learner.chinese_level,
+        weekly_minutes=learner.weekly_minutes,
+        attributes=dict(learner.attributes),
+        created_at=timestamp(learner.created_at),
+        updated_at=timestamp(learner.updated_at),
+    )
+
+
+# assessments --------------------------------------------------------------------------------
+def event_from_proto(msg: pb.AssessmentResult, now: datetime, prefix: str = "result") -> AssessmentEvent:
+    occurred = (
+        parse_timestamp(msg.occurred_at, f"{prefix}.occurred_at") if msg.HasField("occurred_at") else now
+    )
+    return AssessmentEvent(
+        event_id=msg.event_id,
+        learner_id=msg.learner_id,
+        module_id=msg.module_id,
+        item_id=msg.item_id,
+        skill_ids=tuple(msg.skill_ids),
+        score=msg.score,
+        occurred_at=occurred,
+        duration_seconds=msg.duration_seconds,
+    )
+
+
+def profile_to_proto(profile: SkillProfile) -> pb.SkillProfile:
+    return pb.SkillProfile(
+        learner_id=profile.learner_id,
+        skills=[
+            pb.SkillMastery(
+                skill_id=s.skill_id,
+                mastery=s.mastery,
+                attempts=s.attempts,
+                last_practiced_at=timestamp(s.last_practiced_at),
+            )
+            for s in profile.skills
+        ],
+        updated_at=timestamp(profile.updated_at),
+        as_of=timestamp(profile.as_of),
+    )
+
+
+# catalog ------------------------------------------------------------------------------------
+def skill_from_proto(msg: pb.Skill) -> Skill:
+    return Skill(skill_id=msg.skill_id, names=dict(msg.names), domain=msg.domain)
+
+
+def module_from_proto(msg: pb.Module) -> Module:
+    return Module(
+        module_id=msg.module_id,
+        titles=dict(msg.titles),
+        skills=tuple(SkillWeight(s.skill_id, s.weight) for s in msg.skills),
+        prerequisite_module_ids=tuple(msg.prerequisite_module_ids),
+        languages=tuple(msg.languages),
+        track=msg.track,
+        difficulty=msg.difficulty,
+        estimated_minutes=msg.estimated_minutes,
+        min_chinese_level=msg.min_chinese_level,
+    )
+
+
+def role_from_proto(msg: pb.TargetRole) -> TargetRole:
+    return TargetRole(
+        role_id=msg.role_id,
+        names=dict(msg.names),
+        industry=msg.industry,
+        requirements=tuple(SkillRequirement(r.skill_id, r.level, r.weight) for r in msg.requirements),
+        shortage_index=msg.shortage_index,
+    )
+
+
+def catalog_parts_from_proto(
+    msg: pb.UpsertCatalogRequest,
+) -> tuple[list[Skill], list[Module], list[TargetRole]]:
+    return (
+        [skill_from_proto(s) for s in msg.skills],
+        [module_from_proto(m) for m in msg.modules],
+        [role_from_proto(r) for r in msg.roles],
+    )
+
+
+def skills_to_proto(skills: Iterable[Skill]) -> list[pb.Skill]:
+    return [pb.Skill(skill_id=s.skill_id, names=dict(s.names), domain=s.domain) for s in skills]
+
+
+def modules_to_proto(modules: Iterable[Module]) -> list[pb.Module]:
+    return [
+        pb.Module(
+            module_id=m.module_id,
+            titles=dict(m.titles),
+            skills=[pb.SkillWeight(skill_id=s.skill_id, weight=s.weight) for s in m.skills],
+            prerequisite_module_ids=list(m.prerequisite_module_ids),
+            languages=list(m.languages),
+            track=m.track,
+            difficulty=m.difficulty,
+            estimated_minutes=m.estimated_minutes,
+            min_chinese_level=m.min_chinese_level,
+        )
+        for m in modules
+    ]
+
+
+def roles_to_proto(roles: Iterable[TargetRole]) -> list[pb.TargetRole]:
+    return [
+        pb.TargetRole(
+            role_id=r.role_id,
+            names=dict(r.names),
+            industry=r.industry,
+            requirements=[
+                pb.SkillRequirement(skill_id=q.skill_id, level=q.level, weight=q.weight)
+                for q in r.requirements
+            ],
+            shortage_index=r.shortage_index,
+        )
+        for r in roles
+    ]
+
+
+def catalog_summary(catalog: Catalog) -> pb.CatalogSummary:
+    return pb.CatalogSummary(
+        skills=len(catalog.skills),
+        modules=len(catalog.modules),
+        roles=len(catalog.roles),
+        revision=catalog.revision,
+    )
+
+
+def catalog_to_proto(catalog: Catalog) -> pb.GetCatalogResponse:
+    return pb.GetCatalogResponse(
+        skills=skills_to_proto(catalog.skills.values()),
+        modules=modules_to_proto(catalog.modules.values()),
+        roles=roles_to_proto(catalog.roles.values()),
+        revision=catalog.revision,
+    )
+
+

@@ -1,0 +1,116 @@
+"""The one place that turns domain errors into gRPC statuses (ARCHITECTURE.md status table)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from functools import wraps
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from recommender.errors import (
+    AlreadyExists,
+    Conflict,
+    InvalidInput,
+    LubanError,
+    NotFound,
+    PreconditionFailed,
+    StoreUnavailable,
+)
+
+log = logging.getLogger("recommender.api")
+
+_CODES: list[tuple[type[LubanError], grpc.StatusCode]] = [
+    (InvalidInput, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFound, grpc.StatusCode.NOT_FOUND),
+    (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
+    (PreconditionFailed, grpc.StatusCode.FAILED_PRECONDITION),
+    (StoreUnavailable, grpc.StatusCode.UNAVAILABLE),
+    (Conflict, grpc.StatusCode.ABORTED),
+]
+
+T = TypeVar("T")
+
+
+def code_of(error: LubanError) -> grpc.StatusCode:
+    for kind, code in _CODES:
+        if isinstance(error, kind):
+            return code
+    return grpc.StatusCode.INTERNAL
+
+
+def status_of(error: LubanError) -> status_pb2.Status:
+    """google.rpc.Status with BadRequest field violations for invalid fields."""
+    code = code_of(error)
+    status = status_pb2.Status(code=code.value[0], message=str(error))
+    violations: list[tuple[str, str]] = []
+    if isinstance(error, InvalidInput):
+        violations = [(v.field, v.description) for v in error.violations]
+    elif isinstance(error, NotFound | AlreadyExists) and error.field:
+        violations = [(error.field, str(error))]
+    if violations:
+        detail = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations
+            ]
+        )
+        status.details.add().Pack(detail)
+    return status
+
+
+def abort(context: grpc.ServicerContext, error: LubanError) -> NoReturn:
+    context.abort_with_status(rpc_status.to_status(status_of(error)))
+    raise AssertionError("abort_with_status returns only by raising")
+
+
+def _internal(context: grpc.ServicerContext, exc: BaseException, method: str) -> NoReturn:
+    incident = uuid.uuid4().hex[:12]
+    log.error("unhandled error in %s (incident %s)", method, incident, exc_info=exc)
+    status = status_pb2.Status(
+        code=code_pb2.INTERNAL, message=f"internal error; incident {incident} is in the server log"
+    )
+    context.abort_with_status(rpc_status.to_status(status))
+    raise AssertionError("abort_with_status returns only by raising")
+
+
+def translated(method: Callable[..., T]) -> Callable[..., T]:
+    """Unary handlers: LubanError -> its status; anything else -> INTERNAL with an incident id."""
+
+    @wraps(method)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> T:
+        try:
+            return method(self, request, context)
+        except LubanError as error:
+            abort(context, error)
+        except Exception as exc:
+            if _is_abort(exc):
+                raise
+            _internal(context, exc, method.__name__)
+
+    return wrapper
+
+
+def translated_stream(method: Callable[..., Iterator[T]]) -> Callable[..., Iterator[T]]:
+    """Server-streaming handlers: the same translation for errors raised mid-stream."""
+
+    @wraps(method)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Iterator[T]:
+        try:
+            yield from method(self, request, context)
+        except LubanError as error:
+            abort(context, error)
+        except Exception as exc:
+            if _is_abort(exc):
+                raise
+            _internal(context, exc, method.__name__)
+
+    return wrapper
+
+
+def _is_abort(exc: BaseException) -> bool:
+    # grpc raises a bare Exception from context.abort(); let it through untouched.
+    return type(exc) is Exception and not exc.args

@@ -1,0 +1,33 @@
+"""Settings, read once at the entry point (CLI or server) and passed down; nothing else reads env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting has an environment variable LUBAN_<NAME> (README: configuration reference)."""
+
+    model_config = SettingsConfigDict(env_prefix="LUBAN_", frozen=True, extra="forbid")
+
+    store_url: str = Field(
+        default="sqlite:///var/luban.db",
+        description="SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
+    )
+    address: str = Field(default="127.0.0.1:50051", description="gRPC listen address")
+    models_dir: Path = Field(default=Path("models"), description="model artifact folders")
+    max_workers: int = Field(default=16, ge=1, description="gRPC handler threads")
+    max_batch: int = Field(default=5000, ge=1, description="results per RecordAssessments message")
+    max_ids_per_request: int = Field(default=10000, ge=1, description="learners per GeneratePaths")
+    max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    mastery_threshold: float = Field(default=0.95, gt=0, le=1, description="BKT mastery threshold")
+    future_tolerance_seconds: float = Field(
+        default=300.0, ge=0, description="how far in the future occurred_at may lie (clock skew)"
+    )
+    catalog_refresh_seconds: float = Field(
+        default=2.0, ge=0, description="how often a server re-checks the catalog revision"
+    )
+    grace_seconds: float = Field(default=10.0, ge=0, description="graceful shutdown period")

@@ -1,0 +1,116 @@
+"""Assessment events: what the platform reports after every graded attempt."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from recommender.domain.catalog import Catalog
+from recommender.domain.ids import id_violation
+from recommender.errors import FieldViolation, InvalidInput
+
+MAX_SKILLS_PER_EVENT = 64
+MAX_DURATION_SECONDS = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class AssessmentEvent:
+    """One graded attempt. `occurred_at` is timezone-aware UTC; skill_ids are resolved."""
+
+    event_id: str
+    learner_id: str
+    module_id: str
+    score: float
+    occurred_at: datetime
+    skill_ids: tuple[str, ...] = ()
+    item_id: str = ""
+    duration_seconds: float = 0.0
+
+    def fingerprint(self) -> str:
+        """Identity of the payload: a replay with the same fingerprint is a duplicate."""
+        text = "\x1f".join(
+            [
+                self.learner_id,
+                self.module_id,
+                self.item_id,
+                ",".join(sorted(self.skill_ids)),
+                repr(float(self.score)),
+                str(to_micros(self.occurred_at)),
+                repr(float(self.duration_seconds)),
+            ]
+        )
+        return hashlib.sha1(text.encode()).hexdigest()
+
+
+def to_micros(moment: datetime) -> int:
+    """Microseconds since the epoch: the store's exact, portable time representation."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    return EPOCH + timedelta(microseconds=micros)
+
+
+EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+
+
+def validate_event(
+    event: AssessmentEvent,
+    catalog: Catalog,
+    now: datetime,
+    future_tolerance: timedelta,
+    prefix: str = "result",
+) -> AssessmentEvent:
+    """The event with its skills resolved, or InvalidInput naming every bad field.
+
+    Unknown modules and skills are argument errors here (the id in the request is wrong),
+    while an unknown learner is NOT_FOUND and is checked by the store under lock.
+    """
+    problems: list[FieldViolation] = []
+    for name in ("event_id", "learner_id", "module_id"):
+        v = id_violation(f"{prefix}.{name}", getattr(event, name))
+        if v:
+            problems.append(v)
+    v = id_violation(f"{prefix}.item_id", event.item_id, required=False)
+    if v:
+        problems.append(v)
+    if not (math.isfinite(event.score) and 0.0 <= event.score <= 1.0):
+        problems.append(FieldViolation(f"{prefix}.score", "must be a number in [0, 1]"))
+    if event.occurred_at > now + future_tolerance:
+        problems.append(
+            FieldViolation(
+                f"{prefix}.occurred_at",
+                f"lies in the future ({event.occurred_at.isoformat()} > now {now.isoformat()})",
+            )
+        )
+    if event.occurred_at.year < 1990:
+        problems.append(FieldViolation(f"{prefix}.occurred_at", "is before 1990"))
+    if not (
+        math.isfinite(event.duration_seconds) and 0 <= event.duration_seconds <= MAX_DURATION_SECONDS
+    ):
+        problems.append(
+            FieldViolation(f"{prefix}.duration_seconds", f"must be in [0, {MAX_DURATION_SECONDS:.0f}]")
+        )
+    module = catalog.modules.get(event.module_id)
+    if module is None and not any(p.field == f"{prefix}.module_id" for p in problems):
+        problems.append(
+            FieldViolation(f"{prefix}.module_id", f"unknown module {event.module_id!r}")
+        )
+    if len(event.skill_ids) > MAX_SKILLS_PER_EVENT:
+        problems.append(
+            FieldViolation(f"{prefix}.skill_ids", f"at most {MAX_SKILLS_PER_EVENT} skills")
+        )
+    else:
+        for i, skill_id in enumerate(event.skill_ids):
+            if skill_id not in catalog.skills:
+                problems.append(
+                    FieldViolation(f"{prefix}.skill_ids[{i}]", f"unknown skill {skill_id[:128]!r}")
+                )
+    if problems:
+        raise InvalidInput(problems)
+    assert module is not None
+    skills = tuple(dict.fromkeys(event.skill_ids)) if event.skill_ids else module.skill_ids
+    return replace(event, skill_ids=skills)

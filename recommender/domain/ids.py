@@ -1,0 +1,46 @@
+"""Identifier rules shared by every entity, so ids are safe in logs, files and URLs."""
+
+from __future__ import annotations
+
+import re
+
+from recommender.errors import FieldViolation
+
+MAX_ID_LENGTH = 128
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]*")
+_LANGUAGE = re.compile(r"[a-zA-Z]{2,3}(?:-[a-zA-Z0-9]{2,8})*")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_LOCALE = re.compile(r"[a-zA-Z]{2,3}(?:[-_][a-zA-Z0-9]{2,8})*")
+
+
+def id_violation(field: str, value: str, *, required: bool = True) -> FieldViolation | None:
+    """The problem with an id, or None when it is acceptable (empty is fine if not required)."""
+    if not value:
+        return FieldViolation(field, "is required") if required else None
+    if len(value) > MAX_ID_LENGTH:
+        return FieldViolation(field, f"is {len(value)} characters long; at most {MAX_ID_LENGTH}")
+    if not _ID.fullmatch(value):
+        return FieldViolation(
+            field, "may only contain letters, digits and . _ : @ - (starting with a letter or digit)"
+        )
+    return None
+
+
+def is_language_tag(value: str) -> bool:
+    """A BCP 47 tag in the common shape (language[-script][-region]...)."""
+    return bool(_LANGUAGE.fullmatch(value))
+
+
+def normalize_language(value: str) -> str:
+    """Lower-case the primary subtag so "ZH" and "zh" match module languages."""
+    head, _, rest = value.partition("-")
+    return head.lower() + ("-" + rest if rest else "")
+
+
+def is_country_code(value: str) -> bool:
+    """ISO 3166-1 alpha-2 shape: two upper-case letters."""
+    return bool(_COUNTRY.fullmatch(value))
+
+
+def is_locale(value: str) -> bool:
+    return bool(_LOCALE.fullmatch(value))

@@ -1,0 +1,32 @@
+"""Skill profiles: what the service believes each learner knows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class SkillState:
+    """Mastery of one skill as of `last_practiced_at` (before any forgetting since then)."""
+
+    skill_id: str
+    mastery: float
+    attempts: int
+    last_practiced_at: datetime
+
+
+@dataclass(frozen=True)
+class SkillProfile:
+    """Masteries as of `as_of`, forgetting applied; skills sorted by id."""
+
+    learner_id: str
+    skills: tuple[SkillState, ...]
+    updated_at: datetime | None
+    as_of: datetime
+
+    def mastery_of(self, skill_id: str, default: float) -> float:
+        for s in self.skills:
+            if s.skill_id == skill_id:
+                return s.mastery
+        return default

@@ -1,0 +1,1 @@
+"""Knowledge tracing in pure numpy: Bayesian Knowledge Tracing with forgetting over real time."""

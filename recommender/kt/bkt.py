@@ -1,0 +1,150 @@
+"""Bayesian Knowledge Tracing (BKT) with time-based forgetting and partial credit.
+
+Vocabulary follows pyBKT: `prior` (P(L0)), `learns` (P(T)), `guesses` (P(G)), `slips` (P(S)).
+Unlike pyBKT, forgetting is not per attempt but over elapsed real time: between practices the
+mastery decays exponentially toward a floor, at `forget_per_day` (1/day). Mastery decays,
+it never rises, with time alone.
+
+Every function takes floats or numpy arrays (vectorized over skills or events) and is pure.
+Invariants (tested with hypothesis): mastery stays in [0, 1]; with guess + slip < 1, a fully
+correct answer never lowers the mastery of the skills it touches at the same instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+import numpy.typing as npt
+
+from recommender.domain.assessment import AssessmentEvent
+from recommender.domain.profile import SkillState
+
+SECONDS_PER_DAY = 86_400.0
+FloatArray = npt.NDArray[np.float64]
+ArrayOrFloat = FloatArray | float
+
+
+@dataclass(frozen=True)
+class SkillParams:
+    """BKT parameters of one skill. Probabilities, except forget_per_day (rate, 1/day)."""
+
+    prior: float = 0.15
+    learn: float = 0.12
+    guess: float = 0.2
+    slip: float = 0.1
+    forget_per_day: float = 0.01
+    floor: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("prior", "learn", "guess", "slip", "floor"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.guess + self.slip >= 1.0:
+            raise ValueError("guess + slip must be < 1, or a correct answer could lower mastery")
+        if self.forget_per_day < 0:
+            raise ValueError("forget_per_day must be >= 0")
+
+
+DEFAULT_PARAMS = SkillParams()
+
+
+@dataclass(frozen=True)
+class BKTModel:
+    """Per-skill parameters with a default for skills the fit never saw."""
+
+    params: Mapping[str, SkillParams] = field(default_factory=dict)
+    default: SkillParams = DEFAULT_PARAMS
+
+    def of(self, skill_id: str) -> SkillParams:
+        return self.params.get(skill_id, self.default)
+
+
+def decay(
+    mastery: ArrayOrFloat, elapsed_days: ArrayOrFloat, forget_per_day: ArrayOrFloat, floor: ArrayOrFloat
+) -> FloatArray:
+    """Mastery after `elapsed_days` without practice: exponential decay of the excess over floor."""
+    m = np.asarray(mastery, dtype=np.float64)
+    days = np.maximum(np.asarray(elapsed_days, dtype=np.float64), 0.0)
+    keep = np.exp(-np.asarray(forget_per_day, dtype=np.float64) * days)
+    decayed = floor + (m - floor) * keep
+    return np.clip(np.where(m > floor, decayed, m), 0.0, 1.0)
+
+
+def posterior(
+    mastery: ArrayOrFloat, score: ArrayOrFloat, guess: ArrayOrFloat, slip: ArrayOrFloat
+) -> FloatArray:
+    """P(mastered | observed score); a partial score mixes the correct and incorrect posteriors."""
+    m = np.asarray(mastery, dtype=np.float64)
+    s = np.asarray(score, dtype=np.float64)
+    p_correct = m * (1.0 - slip) + (1.0 - m) * guess
+    p_wrong = m * slip + (1.0 - m) * (1.0 - guess)
+    post_correct = np.divide(m * (1.0 - slip), p_correct, out=np.array(m, copy=True), where=p_correct > 0)
+    post_wrong = np.divide(m * slip, p_wrong, out=np.array(m, copy=True), where=p_wrong > 0)
+    return np.clip(s * post_correct + (1.0 - s) * post_wrong, 0.0, 1.0)
+
+
+def learn(mastery: ArrayOrFloat, learn_rate: ArrayOrFloat) -> FloatArray:
+    """The transition after practice: an unmastered skill becomes mastered with P(T)."""
+    m = np.asarray(mastery, dtype=np.float64)
+    return np.clip(m + (1.0 - m) * learn_rate, 0.0, 1.0)
+
+
+def predict_correct(mastery: ArrayOrFloat, guess: ArrayOrFloat, slip: ArrayOrFloat) -> FloatArray:
+    """P(correct answer) given mastery."""
+    m = np.asarray(mastery, dtype=np.float64)
+    return m * (1.0 - np.asarray(slip)) + (1.0 - m) * np.asarray(guess)
+
+
+def elapsed_days(since: datetime, until: datetime) -> float:
+    """Days between two moments; never negative (out-of-order events do not un-forget)."""
+    return max((until - since).total_seconds(), 0.0) / SECONDS_PER_DAY
+
+
+def mastery_now(state: SkillState, params: SkillParams, now: datetime) -> float:
+    return float(
+        decay(state.mastery, elapsed_days(state.last_practiced_at, now), params.forget_per_day, params.floor)
+    )
+
+
+def apply_result(
+    state: SkillState | None, skill_id: str, score: float, at: datetime, params: SkillParams
+) -> SkillState:
+    """One skill's state after one result: forget since last practice, observe, learn."""
+    if state is None:
+        prior, last, attempts = params.prior, at, 0
+    else:
+        prior = mastery_now(state, params, at)
+        last, attempts = max(state.last_practiced_at, at), state.attempts
+    observed = posterior(prior, score, params.guess, params.slip)
+    return SkillState(
+        skill_id=skill_id,
+        mastery=float(learn(observed, params.learn)),
+        attempts=attempts + 1,
+        last_practiced_at=last,
+    )
+
+
+def profile_updater(model: BKTModel) -> Callable[[Mapping[str, SkillState], AssessmentEvent], list[SkillState]]:
+    """The store's Updater for this model: each touched skill gets one BKT step."""
+
+    def update(states: Mapping[str, SkillState], event: AssessmentEvent) -> list[SkillState]:
+        return [
+            apply_result(states.get(s), s, event.score, event.occurred_at, model.of(s))
+            for s in event.skill_ids
+        ]
+
+    return update
+
+
+def replay(model: BKTModel, events: Iterable[AssessmentEvent]) -> dict[str, SkillState]:
+    """States after applying events in order: what the store must hold after the same events."""
+    states: dict[str, SkillState] = {}
+    update = profile_updater(model)
+    for event in events:
+        for state in update(states, event):
+            states[state.skill_id] = state
+    return states

@@ -1,0 +1,1 @@
+"""Use cases: compose the domain, knowledge tracing, model and storage; own transactions."""

@@ -1,0 +1,169 @@
+"""Learner and skill-profile use cases: register, read, erase, record assessments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from recommender.domain.assessment import AssessmentEvent, validate_event
+from recommender.domain.learner import Learner, validate_learner
+from recommender.domain.profile import SkillProfile, SkillState
+from recommender.errors import AlreadyExists, InvalidInput, LubanError, NotFound
+from recommender.kt.bkt import BKTModel, mastery_now, profile_updater
+from recommender.service.catalog import CatalogService
+from recommender.service.clock import Clock
+from recommender.storage.store import EventOutcome, Store
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One result of a bulk import that was not stored."""
+
+    index: int
+    event_id: str
+    error: LubanError
+
+    @property
+    def field(self) -> str:
+        if isinstance(self.error, InvalidInput) and self.error.violations:
+            return self.error.violations[0].field
+        return getattr(self.error, "field", "")
+
+
+@dataclass
+class IngestResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def add(self, other: IngestResult) -> None:
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.rejected.extend(other.rejected)
+
+
+class LearnerService:
+    def __init__(
+        self,
+        store: Store,
+        catalogs: CatalogService,
+        bkt: Callable[[], BKTModel],
+        clock: Clock,
+        future_tolerance: timedelta = timedelta(minutes=5),
+    ) -> None:
+        self._store = store
+        self._catalogs = catalogs
+        self._bkt = bkt
+        self._clock = clock
+        self._future_tolerance = future_tolerance
+
+    # learners -------------------------------------------------------------------------------
+    def upsert(self, tenant: str, learner: Learner) -> Learner:
+        learner = validate_learner(learner, self._catalogs.current())
+        return self._store.upsert_learner(tenant, learner, self._clock())
+
+    def upsert_many(self, tenant: str, learners: Sequence[Learner]) -> None:
+        catalog = self._catalogs.current()
+        valid = [validate_learner(x, catalog) for x in learners]
+        self._store.upsert_learners(tenant, valid, self._clock())
+
+    def get(self, tenant: str, learner_id: str) -> Learner:
+        learner = self._store.get_learner(tenant, learner_id)
+        if learner is None:
+            raise NotFound("learner", learner_id, field="learner_id")
+        return learner
+
+    def delete(self, tenant: str, learner_id: str) -> tuple[bool, int]:
+        return self._store.delete_learner(tenant, learner_id)
+
+    # assessments ----------------------------------------------------------------------------
+    def record(self, tenant: str, event: AssessmentEvent) -> tuple[SkillProfile, bool]:
+        """Store one result and update the profile: (profile now, duplicate)."""
+        now = self._clock()
+        event = validate_event(event, self._catalogs.require(), now, self._future_tolerance)
+        outcome = self._store.record_events(tenant, [event], profile_updater(self._bkt()), now)[0]
+        if outcome is EventOutcome.UNKNOWN_LEARNER:
+            raise NotFound("learner", event.learner_id, field="result.learner_id")
+        if outcome is EventOutcome.CONFLICT:
+            raise AlreadyExists(
+                f"event {event.event_id!r} was already recorded with a different payload",
+                field="result.event_id",
+            )
+        return self.profile(tenant, event.learner_id), outcome is EventOutcome.DUPLICATE
+
+    def record_batch(
+        self, tenant: str, events: Sequence[AssessmentEvent], first_index: int = 0
+    ) -> IngestResult:
+        """Store a batch in one transaction; each bad result is rejected alone."""
+        now = self._clock()
+        catalog = self._catalogs.require()
+        result = IngestResult()
+        valid: list[tuple[int, AssessmentEvent]] = []
+        for offset, event in enumerate(events):
+            index = first_index + offset
+            try:
+                valid.append((index, validate_event(event, catalog, now, self._future_tolerance)))
+            except InvalidInput as exc:
+                result.rejected.append(Rejection(index, event.event_id, exc))
+        outcomes = self._store.record_events(
+            tenant, [e for _, e in valid], profile_updater(self._bkt()), now
+        )
+        for (index, event), outcome in zip(valid, outcomes, strict=True):
+            if outcome is EventOutcome.ACCEPTED:
+                result.accepted += 1
+            elif outcome is EventOutcome.DUPLICATE:
+                result.duplicates += 1
+            elif outcome is EventOutcome.UNKNOWN_LEARNER:
+                result.rejected.append(
+                    Rejection(index, event.event_id, NotFound("learner", event.learner_id, "learner_id"))
+                )
+            else:
+                result.rejected.append(
+                    Rejection(
+                        index,
+                        event.event_id,
+                        AlreadyExists("event_id already recorded with a different payload", "event_id"),
+                    )
+                )
+        result.rejected.sort(key=lambda r: r.index)
+        return result
+
+    def profile(self, tenant: str, learner_id: str, as_of: datetime | None = None) -> SkillProfile:
+        """Masteries as of `as_of` (default now), forgetting applied."""
+        found = self._store.get_skill_states(tenant, learner_id)
+        if found is None:
+            raise NotFound("learner", learner_id, field="learner_id")
+        states, updated_at = found
+        return project_profile(learner_id, states, updated_at, self._bkt(), as_of or self._clock())
+
+    def profiles(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, SkillProfile]:
+        """Profiles of many learners as of now (learners without any state get empty ones)."""
+        now = self._clock()
+        model = self._bkt()
+        states = self._store.get_skill_states_many(tenant, learner_ids)
+        return {
+            lid: project_profile(lid, states.get(lid, []), None, model, now) for lid in learner_ids
+        }
+
+
+def project_profile(
+    learner_id: str,
+    states: Sequence[SkillState],
+    updated_at: datetime | None,
+    model: BKTModel,
+    as_of: datetime,
+) -> SkillProfile:
+    """Stored states brought forward to `as_of` (forgetting); never backwards in time."""
+    projected = tuple(
+        SkillState(
+            s.skill_id,
+            mastery_now(s, model.of(s.skill_id), as_of) if as_of > s.last_practiced_at else s.mastery,
+            s.attempts,
+            s.last_practiced_at,
+        )
+        for s in states
+    )
+    return SkillProfile(learner_id, projected, updated_at, as_of)
+
+

@@ -1,0 +1,92 @@
+"""The relational schema, versioned. Bump SCHEMA_VERSION and add an upgrade step to change it.
+
+Times are stored as integer microseconds since the epoch (UTC): exact and portable across
+SQLite and PostgreSQL. JSON bodies are text, so both backends read them alike.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+SCHEMA_VERSION = 1
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
+SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+meta = Table(
+    "luban_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+catalog_entries = Table(
+    "catalog_entries",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # skill | module | role
+    Column("entry_id", String(128), primary_key=True),
+    Column("body", Text, nullable=False),
+)
+
+learners = Table(
+    "learners",
+    metadata,
+    Column("tenant_id", String(128), primary_key=True),
+    Column("learner_id", String(128), primary_key=True),
+    Column("cohort_id", String(128), nullable=False, default=""),
+    Column("body", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("profile_updated_us", BigInteger, nullable=True),
+)
+
+events = Table(
+    "assessment_events",
+    metadata,
+    Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
+    Column("tenant_id", String(128), nullable=False),
+    Column("event_id", String(128), nullable=False),
+    Column("learner_id", String(128), nullable=False),
+    Column("module_id", String(128), nullable=False),
+    Column("item_id", String(128), nullable=False, default=""),
+    Column("skill_ids", Text, nullable=False),  # comma-separated (ids cannot hold commas)
+    Column("score", Float, nullable=False),
+    Column("occurred_us", BigInteger, nullable=False),
+    Column("duration_seconds", Float, nullable=False, default=0.0),
+    Column("recorded_us", BigInteger, nullable=False),
+    Column("fingerprint", String(40), nullable=False),
+    UniqueConstraint("tenant_id", "event_id", name="uq_events_tenant_event"),
+    Index("ix_events_learner", "tenant_id", "learner_id", "seq"),
+)
+
+skill_states = Table(
+    "skill_states",
+    metadata,
+    Column("tenant_id", String(128), primary_key=True),
+    Column("learner_id", String(128), primary_key=True),
+    Column("skill_id", String(128), primary_key=True),
+    Column("mastery", Float, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_practiced_us", BigInteger, nullable=False),
+)
+
+model_activations = Table(
+    "model_activations",
+    metadata,
+    Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
+    Column("version", String(128), nullable=False),
+    Column("activated_us", BigInteger, nullable=False),
+)

@@ -1,0 +1,533 @@
+"""One SQLAlchemy Core store for SQLite and PostgreSQL; dialects differ only in upserts,
+row locks and connection setup (Gorse's storage/data/sql.go is the model).
+
+Per-learner serialization: SQLite takes the database write lock up front (BEGIN IMMEDIATE);
+PostgreSQL locks the learners' rows (SELECT ... FOR UPDATE, in id order to avoid deadlocks).
+Either way, a read-modify-write of a profile and the insert of its events are one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from recommender.domain.assessment import AssessmentEvent, from_micros, to_micros
+from recommender.domain.catalog import EMPTY_CATALOG, Catalog, build_catalog
+from recommender.domain.codec import (
+    _Reader,
+    learner_from_dict,
+    learner_to_dict,
+    module_from_reader,
+    module_to_dict,
+    role_from_reader,
+    role_to_dict,
+    skill_from_reader,
+    skill_to_dict,
+)
+from recommender.domain.learner import Learner
+from recommender.domain.profile import SkillState
+from recommender.errors import Conflict, PreconditionFailed, StoreUnavailable
+from recommender.storage import schema as t
+from recommender.storage.store import EventOutcome, Updater
+
+log = logging.getLogger(__name__)
+
+_IN_CHUNK = 500  # bound on bound parameters per IN (...) list
+_PG_RETRYABLE = {"40001", "40P01"}  # serialization failure, deadlock detected
+
+
+def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
+    """Build the engine for `url` (sqlite:///PATH or postgresql+psycopg://...)."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(
+            parsed,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
+        _configure_sqlite(engine)
+    elif parsed.get_backend_name() == "postgresql":
+        engine = sa.create_engine(
+            parsed,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_recycle=1800,
+            connect_args={"connect_timeout": 5},
+        )
+    else:
+        raise PreconditionFailed(f"unsupported store URL scheme {parsed.drivername!r}")
+    return SqlStore(engine)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL for concurrent readers; FULL sync so an acknowledged write survives a crash;
+    writers take the lock at BEGIN so read-modify-write never meets a lock upgrade deadlock."""
+
+    @sa_event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @sa_event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get("luban_read_only"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class SqlStore:
+    """The Store implementation. Thread-safe: each call takes its own pooled connection."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    # plumbing -------------------------------------------------------------------------------
+    @contextmanager
+    def _tx(self, *, write: bool) -> Iterator[Connection]:
+        try:
+            with self.engine.connect() as conn:
+                if not write:
+                    conn = conn.execution_options(luban_read_only=True)
+                with conn.begin():
+                    yield conn
+        except sa_exc.IntegrityError as exc:
+            raise Conflict(f"a concurrent write conflicted; retry ({_short(exc)})") from exc
+        except sa_exc.DBAPIError as exc:
+            code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+            if code in _PG_RETRYABLE:
+                raise Conflict(f"concurrent transaction conflict; retry ({code})") from exc
+            raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
+        except sa_exc.SQLAlchemyError as exc:
+            raise StoreUnavailable(f"store error: {_short(exc)}") from exc
+
+    def _insert(self, table: sa.Table) -> Any:
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def create_schema(self) -> None:
+        with self._tx(write=True) as c:
+            t.metadata.create_all(c, checkfirst=True)
+            row = c.execute(sa.select(t.meta.c.value).where(t.meta.c.key == "schema_version")).first()
+            if row is None:
+                c.execute(
+                    t.meta.insert(),
+                    [
+                        {"key": "schema_version", "value": str(t.SCHEMA_VERSION)},
+                        {"key": "catalog_revision", "value": "0"},
+                    ],
+                )
+                return
+            version = int(row[0])
+            if version > t.SCHEMA_VERSION:
+                raise PreconditionFailed(
+                    f"the database schema is version {version}, newer than this code "
+                    f"({t.SCHEMA_VERSION}); upgrade Luban Path"
+                )
+            for step in range(version, t.SCHEMA_VERSION):
+                _UPGRADES[step](c)
+            c.execute(
+                t.meta.update()
+                .where(t.meta.c.key == "schema_version")
+                .values(value=str(t.SCHEMA_VERSION))
+            )
+
+    def schema_version(self) -> int:
+        with self._tx(write=False) as c:
+            return int(
+                c.execute(sa.select(t.meta.c.value).where(t.meta.c.key == "schema_version")).scalar_one()
+            )
+
+    def ping(self) -> None:
+        with self._tx(write=False) as c:
+            c.execute(sa.text("SELECT 1"))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # catalog --------------------------------------------------------------------------------
+    def catalog_revision(self) -> int:
+        with self._tx(write=False) as c:
+            return self._revision(c)
+
+    def _revision(self, c: Connection) -> int:
+        value = c.execute(
+            sa.select(t.meta.c.value).where(t.meta.c.key == "catalog_revision")
+        ).scalar_one_or_none()
+        return int(value) if value is not None else 0
+
+    def load_catalog(self) -> Catalog:
+        with self._tx(write=False) as c:
+            revision = self._revision(c)
+            rows = c.execute(sa.select(t.catalog_entries)).all()
+        if not rows:
+            return Catalog(skills={}, modules={}, roles={}, revision=revision)
+        problems: list[Any] = []
+        parts: dict[str, list[Any]] = {"skill": [], "module": [], "role": []}
+        readers = {"skill": skill_from_reader, "module": module_from_reader, "role": role_from_reader}
+        for row in rows:
+            reader = _Reader(json.loads(row.body), f"{row.kind}:{row.entry_id}", problems)
+            parts[row.kind].append(readers[row.kind](reader))  # type: ignore[operator]
+        return build_catalog(parts["skill"], parts["module"], parts["role"], revision)
+
+    def save_catalog(self, catalog: Catalog, expected_revision: int) -> None:
+        with self._tx(write=True) as c:
+            updated = c.execute(
+                t.meta.update()
+                .where(t.meta.c.key == "catalog_revision")
+                .where(t.meta.c.value == str(expected_revision))
+                .values(value=str(catalog.revision))
+            )
+            if updated.rowcount != 1:
+                raise Conflict("the catalog changed concurrently; reload it and retry")
+            c.execute(t.catalog_entries.delete())
+            rows = (
+                [{"kind": "skill", "entry_id": k, "body": json.dumps(skill_to_dict(v))} for k, v in catalog.skills.items()]
+                + [{"kind": "module", "entry_id": k, "body": json.dumps(module_to_dict(v))} for k, v in catalog.modules.items()]
+                + [{"kind": "role", "entry_id": k, "body": json.dumps(role_to_dict(v))} for k, v in catalog.roles.items()]
+            )  # fmt: skip
+            if rows:
+                c.execute(t.catalog_entries.insert(), rows)
+
+    # learners -------------------------------------------------------------------------------
+    def upsert_learner(self, tenant: str, learner: Learner, now: datetime) -> Learner:
+        self.upsert_learners(tenant, [learner], now)
+        stored = self.get_learner(tenant, learner.learner_id)
+        assert stored is not None
+        return stored
+
+    def upsert_learners(self, tenant: str, learners: Sequence[Learner], now: datetime) -> None:
+        if not learners:
+            return
+        now_us = to_micros(now)
+        rows = [
+            {
+                "tenant_id": tenant,
+                "learner_id": x.learner_id,
+                "cohort_id": x.cohort_id,
+                "body": json.dumps(learner_to_dict(x), ensure_ascii=False),
+                "created_us": now_us,
+                "updated_us": now_us,
+            }
+            for x in learners
+        ]
+        stmt = self._insert(t.learners)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "learner_id"],
+            set_={
+                "cohort_id": stmt.excluded.cohort_id,
+                "body": stmt.excluded.body,
+                "updated_us": stmt.excluded.updated_us,
+            },
+        )
+        with self._tx(write=True) as c:
+            c.execute(stmt, rows)
+
+    def get_learner(self, tenant: str, learner_id: str) -> Learner | None:
+        return self.get_learners(tenant, [learner_id]).get(learner_id)
+
+    def get_learners(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, Learner]:
+        found: dict[str, Learner] = {}
+        with self._tx(write=False) as c:
+            for chunk in _chunks(sorted(set(learner_ids))):
+                rows = c.execute(
+                    sa.select(t.learners)
+                    .where(t.learners.c.tenant_id == tenant)
+                    .where(t.learners.c.learner_id.in_(chunk))
+                )
+                for row in rows:
+                    found[row.learner_id] = _learner_from_row(row)
+        return found
+
+    def iter_learners(self, tenant: str | None = None) -> Iterator[tuple[str, Learner]]:
+        after = ("", "")
+        while True:
+            query = sa.select(t.learners).order_by(t.learners.c.tenant_id, t.learners.c.learner_id)
+            if tenant is not None:
+                query = query.where(t.learners.c.tenant_id == tenant)
+            query = query.where(
+                sa.tuple_(t.learners.c.tenant_id, t.learners.c.learner_id) > sa.tuple_(*after)
+            ).limit(5000)
+            with self._tx(write=False) as c:
+                rows = c.execute(query).all()
+            if not rows:
+                return
+            for row in rows:
+                yield row.tenant_id, _learner_from_row(row)
+            after = (rows[-1].tenant_id, rows[-1].learner_id)
+
+    def count_learners(self) -> int:
+        with self._tx(write=False) as c:
+            return int(c.execute(sa.select(sa.func.count()).select_from(t.learners)).scalar_one())
+
+    def delete_learner(self, tenant: str, learner_id: str) -> tuple[bool, int]:
+        with self._tx(write=True) as c:
+            existed = self._lock_learners(c, tenant, [learner_id])
+            events_deleted = c.execute(
+                t.events.delete()
+                .where(t.events.c.tenant_id == tenant)
+                .where(t.events.c.learner_id == learner_id)
+            ).rowcount
+            c.execute(
+                t.skill_states.delete()
+                .where(t.skill_states.c.tenant_id == tenant)
+                .where(t.skill_states.c.learner_id == learner_id)
+            )
+            c.execute(
+                t.learners.delete()
+                .where(t.learners.c.tenant_id == tenant)
+                .where(t.learners.c.learner_id == learner_id)
+            )
+        return bool(existed), int(events_deleted)
+
+    def _lock_learners(self, c: Connection, tenant: str, learner_ids: Sequence[str]) -> set[str]:
+        """Lock the learners' rows in id order (PostgreSQL) and return those that exist."""
+        known: set[str] = set()
+        for chunk in _chunks(sorted(set(learner_ids))):
+            query = (
+                sa.select(t.learners.c.learner_id)
+                .where(t.learners.c.tenant_id == tenant)
+                .where(t.learners.c.learner_id.in_(chunk))
+                .order_by(t.learners.c.learner_id)
+                .with_for_update()
+            )
+            known.update(c.execute(query).scalars())
+        return known
+
+    # assessments ----------------------------------------------------------------------------
+    def record_events(
+        self, tenant: str, events: Sequence[AssessmentEvent], updater: Updater, now: datetime
+    ) -> list[EventOutcome]:
+        if not events:
+            return []
+        now_us = to_micros(now)
+        with self._tx(write=True) as c:
+            known = self._lock_learners(c, tenant, [e.learner_id for e in events])
+            fingerprints = self._fingerprints(c, tenant, [e.event_id for e in events])
+            touched_skills = sorted({s for e in events if e.learner_id in known for s in e.skill_ids})
+            states = self._states(c, tenant, sorted(known), touched_skills)
+            outcomes: list[EventOutcome] = []
+            new_rows: list[dict[str, Any]] = []
+            dirty: dict[tuple[str, str], SkillState] = {}
+            for e in events:
+                fingerprint = e.fingerprint()
+                previous = fingerprints.get(e.event_id)
+                if previous is not None:
+                    same = previous == fingerprint
+                    outcomes.append(EventOutcome.DUPLICATE if same else EventOutcome.CONFLICT)
+                    continue
+                if e.learner_id not in known:
+                    outcomes.append(EventOutcome.UNKNOWN_LEARNER)
+                    continue
+                fingerprints[e.event_id] = fingerprint
+                current = states.setdefault(e.learner_id, {})
+                touched = {s: current[s] for s in e.skill_ids if s in current}
+                for state in updater(touched, e):
+                    current[state.skill_id] = state
+                    dirty[(e.learner_id, state.skill_id)] = state
+                new_rows.append(_event_row(tenant, e, fingerprint, now_us))
+                outcomes.append(EventOutcome.ACCEPTED)
+            if new_rows:
+                c.execute(t.events.insert(), new_rows)
+                self._upsert_states(c, tenant, dirty)
+                for chunk in _chunks(sorted({k[0] for k in dirty})):
+                    c.execute(
+                        t.learners.update()
+                        .where(t.learners.c.tenant_id == tenant)
+                        .where(t.learners.c.learner_id.in_(chunk))
+                        .values(profile_updated_us=now_us)
+                    )
+        return outcomes
+
+    def _fingerprints(self, c: Connection, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(event_ids))):
+            rows = c.execute(
+                sa.select(t.events.c.event_id, t.events.c.fingerprint)
+                .where(t.events.c.tenant_id == tenant)
+                .where(t.events.c.event_id.in_(chunk))
+            )
+            found.update({row.event_id: row.fingerprint for row in rows})
+        return found
+
+    def _states(
+        self, c: Connection, tenant: str, learner_ids: Sequence[str], skill_ids: Sequence[str] | None
+    ) -> dict[str, dict[str, SkillState]]:
+        states: dict[str, dict[str, SkillState]] = {}
+        s = t.skill_states.c
+        for chunk in _chunks(learner_ids):
+            query = sa.select(t.skill_states).where(s.tenant_id == tenant).where(s.learner_id.in_(chunk))
+            if skill_ids is not None:
+                if not skill_ids:
+                    return states
+                if len(skill_ids) <= _IN_CHUNK:
+                    query = query.where(s.skill_id.in_(skill_ids))
+            for row in c.execute(query):
+                states.setdefault(row.learner_id, {})[row.skill_id] = SkillState(
+                    row.skill_id, row.mastery, row.attempts, from_micros(row.last_practiced_us)
+                )
+        return states
+
+    def _upsert_states(
+        self, c: Connection, tenant: str, dirty: dict[tuple[str, str], SkillState]
+    ) -> None:
+        stmt = self._insert(t.skill_states)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["tenant_id", "learner_id", "skill_id"],
+            set_={
+                "mastery": stmt.excluded.mastery,
+                "attempts": stmt.excluded.attempts,
+                "last_practiced_us": stmt.excluded.last_practiced_us,
+            },
+        )
+        rows = [
+            {
+                "tenant_id": tenant,
+                "learner_id": learner_id,
+                "skill_id": skill_id,
+                "mastery": state.mastery,
+                "attempts": state.attempts,
+                "last_practiced_us": to_micros(state.last_practiced_at),
+            }
+            for (learner_id, skill_id), state in sorted(dirty.items())
+        ]
+        c.execute(stmt, rows)
+
+    def get_skill_states(
+        self, tenant: str, learner_id: str
+    ) -> tuple[list[SkillState], datetime | None] | None:
+        with self._tx(write=False) as c:
+            row = c.execute(
+                sa.select(t.learners.c.profile_updated_us)
+                .where(t.learners.c.tenant_id == tenant)
+                .where(t.learners.c.learner_id == learner_id)
+            ).first()
+            if row is None:
+                return None
+            states = self._states(c, tenant, [learner_id], None).get(learner_id, {})
+        updated = from_micros(row.profile_updated_us) if row.profile_updated_us is not None else None
+        return sorted(states.values(), key=lambda s: s.skill_id), updated
+
+    def get_skill_states_many(
+        self, tenant: str, learner_ids: Sequence[str]
+    ) -> dict[str, list[SkillState]]:
+        with self._tx(write=False) as c:
+            states = self._states(c, tenant, sorted(set(learner_ids)), None)
+        return {k: sorted(v.values(), key=lambda s: s.skill_id) for k, v in states.items()}
+
+    def events_of(self, tenant: str, learner_id: str) -> list[AssessmentEvent]:
+        with self._tx(write=False) as c:
+            rows = c.execute(
+                sa.select(t.events)
+                .where(t.events.c.tenant_id == tenant)
+                .where(t.events.c.learner_id == learner_id)
+                .order_by(t.events.c.seq)
+            ).all()
+        return [_event_from_row(r) for r in rows]
+
+    def iter_events(self, tenant: str | None = None) -> Iterator[tuple[str, AssessmentEvent]]:
+        after = 0
+        while True:
+            query = sa.select(t.events).where(t.events.c.seq > after).order_by(t.events.c.seq).limit(20_000)
+            if tenant is not None:
+                query = query.where(t.events.c.tenant_id == tenant)
+            with self._tx(write=False) as c:
+                rows = c.execute(query).all()
+            if not rows:
+                return
+            for row in rows:
+                yield row.tenant_id, _event_from_row(row)
+            after = rows[-1].seq
+
+    def count_events(self) -> int:
+        with self._tx(write=False) as c:
+            return int(c.execute(sa.select(sa.func.count()).select_from(t.events)).scalar_one())
+
+    # model registry -------------------------------------------------------------------------
+    def record_activation(self, version: str, now: datetime) -> None:
+        with self._tx(write=True) as c:
+            c.execute(t.model_activations.insert().values(version=version, activated_us=to_micros(now)))
+
+    def activation_history(self) -> list[tuple[str, datetime]]:
+        with self._tx(write=False) as c:
+            rows = c.execute(sa.select(t.model_activations).order_by(t.model_activations.c.seq)).all()
+        return [(r.version, from_micros(r.activated_us)) for r in rows]
+
+
+_UPGRADES: dict[int, Any] = {}  # schema step N -> function(Connection) upgrading N to N + 1
+
+
+def _learner_from_row(row: Any) -> Learner:
+    learner = learner_from_dict(json.loads(row.body))
+    return Learner(
+        learner_id=learner.learner_id,
+        cohort_id=learner.cohort_id,
+        country=learner.country,
+        languages=learner.languages,
+        program=learner.program,
+        target_role_id=learner.target_role_id,
+        chinese_level=learner.chinese_level,
+        weekly_minutes=learner.weekly_minutes,
+        attributes=learner.attributes,
+        created_at=from_micros(row.created_us),
+        updated_at=from_micros(row.updated_us),
+    )
+
+
+def _event_row(tenant: str, e: AssessmentEvent, fingerprint: str, now_us: int) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant,
+        "event_id": e.event_id,
+        "learner_id": e.learner_id,
+        "module_id": e.module_id,
+        "item_id": e.item_id,
+        "skill_ids": ",".join(e.skill_ids),
+        "score": e.score,
+        "occurred_us": to_micros(e.occurred_at),
+        "duration_seconds": e.duration_seconds,
+        "recorded_us": now_us,
+        "fingerprint": fingerprint,
+    }
+
+
+def _event_from_row(row: Any) -> AssessmentEvent:
+    return AssessmentEvent(
+        event_id=row.event_id,
+        learner_id=row.learner_id,
+        module_id=row.module_id,
+        item_id=row.item_id,
+        skill_ids=tuple(row.skill_ids.split(",")) if row.skill_ids else (),
+        score=row.score,
+        occurred_at=from_micros(row.occurred_us),
+        duration_seconds=row.duration_seconds,
+    )
+
+
+def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), _IN_CHUNK):
+        yield items[i : i + _IN_CHUNK]
+
+
+def _short(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    return text[:200]

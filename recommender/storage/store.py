@@ -1,0 +1,94 @@
+"""The storage interface the service layer depends on (and tests run against both backends)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Protocol
+
+from recommender.domain.assessment import AssessmentEvent
+from recommender.domain.catalog import Catalog
+from recommender.domain.learner import Learner
+from recommender.domain.profile import SkillState
+
+DEFAULT_TENANT = "default"
+
+# Pure function from the touched skills' current states (absent = never practiced) and one
+# event to the new states of those skills. The store calls it inside the write transaction.
+Updater = Callable[[Mapping[str, SkillState], AssessmentEvent], Sequence[SkillState]]
+
+
+class EventOutcome(enum.Enum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"  # same event id, same payload: nothing changed
+    CONFLICT = "conflict"  # same event id, different payload: nothing changed
+    UNKNOWN_LEARNER = "unknown_learner"
+
+
+class Store(Protocol):
+    """Every method is one transaction. Errors: StoreUnavailable, Conflict (see errors.py)."""
+
+    def create_schema(self) -> None:
+        """Create or upgrade the schema to the current version (idempotent)."""
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the database answers."""
+
+    def close(self) -> None: ...
+
+    # catalog ------------------------------------------------------------------------------
+    def load_catalog(self) -> Catalog:
+        """The stored catalog (EMPTY_CATALOG, revision 0, when none was loaded)."""
+
+    def catalog_revision(self) -> int: ...
+
+    def save_catalog(self, catalog: Catalog, expected_revision: int) -> None:
+        """Replace the stored catalog; Conflict if another writer changed it since."""
+
+    # learners -----------------------------------------------------------------------------
+    def upsert_learner(self, tenant: str, learner: Learner, now: datetime) -> Learner: ...
+
+    def upsert_learners(self, tenant: str, learners: Sequence[Learner], now: datetime) -> None: ...
+
+    def get_learner(self, tenant: str, learner_id: str) -> Learner | None: ...
+
+    def get_learners(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, Learner]: ...
+
+    def iter_learners(self, tenant: str | None = None) -> Iterator[tuple[str, Learner]]:
+        """(tenant, learner) pairs, by tenant then id."""
+
+    def count_learners(self) -> int: ...
+
+    def delete_learner(self, tenant: str, learner_id: str) -> tuple[bool, int]:
+        """Erase a learner, their states and events: (existed, events deleted)."""
+
+    # assessments ---------------------------------------------------------------------------
+    def record_events(
+        self, tenant: str, events: Sequence[AssessmentEvent], updater: Updater, now: datetime
+    ) -> list[EventOutcome]:
+        """Store events and apply `updater` to their learners' states, all in one transaction,
+        serialized per learner. Events of the batch are applied in the order given."""
+
+    def get_skill_states(
+        self, tenant: str, learner_id: str
+    ) -> tuple[list[SkillState], datetime | None] | None:
+        """(states sorted by skill, profile updated_at), or None for an unknown learner."""
+
+    def get_skill_states_many(
+        self, tenant: str, learner_ids: Sequence[str]
+    ) -> dict[str, list[SkillState]]: ...
+
+    def events_of(self, tenant: str, learner_id: str) -> list[AssessmentEvent]:
+        """A learner's events in the order they were applied."""
+
+    def iter_events(self, tenant: str | None = None) -> Iterator[tuple[str, AssessmentEvent]]:
+        """(tenant, event) pairs in application order, streamed."""
+
+    def count_events(self) -> int: ...
+
+    # model registry -------------------------------------------------------------------------
+    def record_activation(self, version: str, now: datetime) -> None: ...
+
+    def activation_history(self) -> list[tuple[str, datetime]]:
+        """Activated versions, oldest first; the last one is active."""
