@@ -1,0 +1,116 @@
+"""LearningPathService: each method maps the request, calls a use case, maps the result."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import grpc
+
+from recommender.api import mapping
+from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
+from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
+from recommender.api.status import code_of, translated
+from recommender.errors import InvalidInput, LubanError
+from recommender.service.app import App
+from recommender.storage.store import DEFAULT_TENANT
+
+
+def tenant_of(context: grpc.ServicerContext) -> str:
+    return DEFAULT_TENANT
+
+
+class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    # learners -------------------------------------------------------------------------------
+    @translated
+    def UpsertLearner(self, request: pb.UpsertLearnerRequest, context: grpc.ServicerContext) -> pb.Learner:
+        if not request.HasField("learner"):
+            raise InvalidInput.of("learner", "is required")
+        learner = self.app.learners.upsert(tenant_of(context), mapping.learner_from_proto(request.learner))
+        return mapping.learner_to_proto(learner)
+
+    @translated
+    def GetLearner(self, request: pb.GetLearnerRequest, context: grpc.ServicerContext) -> pb.Learner:
+        return mapping.learner_to_proto(self.app.learners.get(tenant_of(context), request.learner_id))
+
+    @translated
+    def DeleteLearner(
+        self, request: pb.DeleteLearnerRequest, context: grpc.ServicerContext
+    ) -> pb.DeleteLearnerResponse:
+        deleted, events = self.app.learners.delete(tenant_of(context), request.learner_id)
+        return pb.DeleteLearnerResponse(
+            learner_id=request.learner_id, deleted=deleted, events_deleted=events
+        )
+
+    # assessments ----------------------------------------------------------------------------
+    @translated
+    def RecordAssessment(
+        self, request: pb.RecordAssessmentRequest, context: grpc.ServicerContext
+    ) -> pb.RecordAssessmentResponse:
+        if not request.HasField("result"):
+            raise InvalidInput.of("result", "is required")
+        event = mapping.event_from_proto(request.result, self.app.clock())
+        profile, duplicate = self.app.learners.record(tenant_of(context), event)
+        return pb.RecordAssessmentResponse(profile=mapping.profile_to_proto(profile), duplicate=duplicate)
+
+    @translated
+    def RecordAssessments(
+        self, request_iterator: Iterator[pb.RecordAssessmentsRequest], context: grpc.ServicerContext
+    ) -> pb.IngestSummary:
+        tenant = tenant_of(context)
+        summary = pb.IngestSummary()
+        index = 0
+        max_batch = self.app.settings.max_batch
+        for message in request_iterator:
+            if len(message.results) > max_batch:
+                raise InvalidInput.of(
+                    "results", f"{len(message.results)} results in one message; at most {max_batch}"
+                )
+            now = self.app.clock()
+            events, rejected = [], []
+            positions: list[int] = []
+            for offset, result in enumerate(message.results):
+                try:
+                    events.append(mapping.event_from_proto(result, now))
+                    positions.append(index + offset)
+                except InvalidInput as exc:
+                    rejected.append(_rejected(index + offset, result.event_id, exc))
+            outcome = self.app.learners.record_batch(tenant, events)
+            summary.accepted += outcome.accepted
+            summary.duplicates += outcome.duplicates
+            rejected += [_rejected(positions[r.index], r.event_id, r.error) for r in outcome.rejected]
+            summary.rejected.extend(sorted(rejected, key=lambda r: r.index))
+            index += len(message.results)
+        return summary
+
+    @translated
+    def GetSkillProfile(
+        self, request: pb.GetSkillProfileRequest, context: grpc.ServicerContext
+    ) -> pb.SkillProfile:
+        return mapping.profile_to_proto(self.app.learners.profile(tenant_of(context), request.learner_id))
+
+    # catalog --------------------------------------------------------------------------------
+    @translated
+    def UpsertCatalog(
+        self, request: pb.UpsertCatalogRequest, context: grpc.ServicerContext
+    ) -> pb.CatalogSummary:
+        skills, modules, roles = mapping.catalog_parts_from_proto(request)
+        catalog = self.app.catalogs.upsert(skills, modules, roles, replace=request.replace)
+        return mapping.catalog_summary(catalog)
+
+    @translated
+    def GetCatalog(self, request: pb.GetCatalogRequest, context: grpc.ServicerContext) -> pb.GetCatalogResponse:
+        return mapping.catalog_to_proto(self.app.catalogs.current())
+
+
+def _rejected(index: int, event_id: str, error: LubanError) -> pb.RejectedResult:
+    field = ""
+    if isinstance(error, InvalidInput) and error.violations:
+        field = error.violations[0].field
+    else:
+        field = getattr(error, "field", "")
+    return pb.RejectedResult(
+        index=index, event_id=event_id, field=field, reason=str(error), code=code_of(error).value[0]
+    )

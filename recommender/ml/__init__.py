@@ -1,0 +1,1 @@
+"""Hybrid recommender: features, LightFM training, numpy serving model, artifacts, evaluation."""

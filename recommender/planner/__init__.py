@@ -1,0 +1,1 @@
+"""Learning-path planning: pure, deterministic, vectorized with numpy."""

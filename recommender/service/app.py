@@ -1,0 +1,39 @@
+"""The service graph for one process, built once at the entry point (server or CLI)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from recommender.config import Settings
+from recommender.kt.bkt import BKTModel
+from recommender.service.catalog import CatalogService
+from recommender.service.clock import Clock, system_clock
+from recommender.service.learners import LearnerService
+from recommender.storage import Store, open_store
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: Store
+    catalogs: CatalogService
+    learners: LearnerService
+    clock: Clock
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_app(settings: Settings, clock: Clock = system_clock, store: Store | None = None) -> App:
+    store = store or open_store(settings.store_url)
+    store.create_schema()
+    catalogs = CatalogService(store, settings.catalog_refresh_seconds)
+    learners = LearnerService(
+        store,
+        catalogs,
+        bkt=BKTModel,
+        clock=clock,
+        future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
+    )
+    return App(settings=settings, store=store, catalogs=catalogs, learners=learners, clock=clock)

@@ -1,0 +1,86 @@
+"""The demo world: the shipped catalog plus a seeded cohort whose histories come from the
+hidden-truth simulator, recorded through the same code path as live assessments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from recommender.domain.assessment import AssessmentEvent
+from recommender.service.app import App
+from recommender.simulation.truth import history, make_world, role_syllabus, sample_learners
+from recommender.storage.store import DEFAULT_TENANT
+
+DEMO_SEED = 20261128
+DEMO_LEARNERS = 2000
+DEMO_COHORT = "demo-2026"
+HISTORY_DAYS = 180
+
+
+def demo_catalog_path() -> Path:
+    return Path(str(resources.files("recommender") / "data" / "demo_catalog.json"))
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    catalog_loaded: bool
+    learners_added: int
+    events_accepted: int
+
+
+def load_demo(
+    app: App,
+    *,
+    learners: int = DEMO_LEARNERS,
+    seed: int = DEMO_SEED,
+    tenant: str = DEFAULT_TENANT,
+    progress: Callable[[int], None] | None = None,
+) -> DemoSummary:
+    """Load what is missing of the demo world; a second run changes nothing."""
+    catalog_loaded = False
+    if app.catalogs.current().is_empty():
+        app.catalogs.load_file(demo_catalog_path())
+        catalog_loaded = True
+    catalog = app.catalogs.require()
+    world = make_world(catalog, np.random.default_rng([seed, 0]))
+    cohort = sample_learners(
+        catalog, learners, np.random.default_rng([seed, 1]), prefix="demo", cohort_id=DEMO_COHORT
+    )
+    existing = app.store.get_learners(tenant, [h.learner.learner_id for h in cohort])
+    missing = [(i, h) for i, h in enumerate(cohort) if h.learner.learner_id not in existing]
+    end = app.clock() - timedelta(days=1)
+    accepted = 0
+    for start in range(0, len(missing), 250):
+        chunk = missing[start : start + 250]
+        events: list[AssessmentEvent] = []
+        for i, who in chunk:
+            rng = np.random.default_rng([seed, 2, i])
+            syllabus = role_syllabus(catalog, who.learner.target_role_id, who.learner)
+            skipped = [m for m in syllabus if rng.random() > 0.1]
+            taken = skipped[: int(rng.integers(2, max(3, min(len(skipped), 30))))]
+            gaps = list(rng.exponential(3.0, size=len(taken)) + 0.5)
+            steps = history(world, who, taken, gaps, rng)
+            start_day = end - timedelta(days=min(HISTORY_DAYS, sum(gaps) + rng.uniform(0, 30)))
+            for k, (module_id, score, day) in enumerate(steps):
+                events.append(
+                    AssessmentEvent(
+                        event_id=f"{who.learner.learner_id}-e{k:03d}",
+                        learner_id=who.learner.learner_id,
+                        module_id=module_id,
+                        item_id=f"{module_id}-quiz",
+                        score=score,
+                        occurred_at=start_day + timedelta(days=day),
+                        duration_seconds=float(catalog.modules[module_id].estimated_minutes * 60),
+                    )
+                )
+        # learners first: an assessment for an unknown learner is rejected
+        app.learners.upsert_many(tenant, [who.learner for _, who in chunk])
+        accepted += app.learners.record_batch(tenant, events).accepted
+        if progress:
+            progress(len(chunk))
+    return DemoSummary(catalog_loaded, len(missing), accepted)

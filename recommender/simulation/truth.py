@@ -1,0 +1,198 @@
+"""Simulated learners with a hidden true mastery per skill.
+
+Dynamics (all hidden from the service):
+- success on a module: p = sigmoid(1.2 ability + 3 (0.6 m + 0.4 r) - 3 difficulty + 0.3), where
+  m is the learner's true mastery of the module's skills (weighted mean) and r the true mastery of
+  the skills of its prerequisite modules (1 when it has none); a score is 10 items ~ Binomial(10, p);
+- learning: each skill of the module gains weight * effect * learn_rate * (1 - m) * (0.3 + 0.7 r),
+  so studying without the prerequisites teaches little;
+- forgetting: true mastery decays exponentially at the learner's own rate (1/day).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from recommender.domain.catalog import Catalog, Module, TargetRole
+from recommender.domain.learner import Learner
+
+FloatArray = npt.NDArray[np.float64]
+
+COUNTRY_LANGUAGES: dict[str, tuple[str, ...]] = {
+    "RW": ("fr", "en"),
+    "MA": ("ar", "fr"),
+    "ID": ("id", "en"),
+    "TH": ("th", "en"),
+    "VN": ("vi", "en"),
+    "KH": ("en",),
+    "KZ": ("ru", "en"),
+    "EG": ("ar", "en"),
+    "NG": ("en",),
+    "LA": ("th", "en"),
+}
+
+
+@dataclass(frozen=True)
+class HiddenLearner:
+    learner: Learner
+    ability: float
+    learn_rate: float
+    forget_per_day: float
+    initial_mastery: FloatArray  # (n_skills,), catalog.skill_ids order
+
+
+@dataclass(frozen=True)
+class HiddenWorld:
+    """The truth about a catalog: how much each module really teaches."""
+
+    catalog: Catalog
+    module_effect: FloatArray  # (n_modules,), catalog.module_ids order
+
+    def module(self, module_id: str) -> tuple[Module, float]:
+        return self.catalog.modules[module_id], float(self.module_effect[self.catalog.module_index[module_id]])
+
+
+def make_world(catalog: Catalog, rng: np.random.Generator) -> HiddenWorld:
+    return HiddenWorld(catalog, rng.beta(6.0, 4.0, size=len(catalog.module_ids)) * 0.8)
+
+
+def sample_learners(
+    catalog: Catalog,
+    count: int,
+    rng: np.random.Generator,
+    *,
+    prefix: str = "learner",
+    cohort_id: str = "",
+) -> list[HiddenLearner]:
+    """A cohort from COUNTRY_LANGUAGES with a role each, some Chinese, some prior experience."""
+    countries = sorted(COUNTRY_LANGUAGES)
+    roles = sorted(catalog.roles)
+    skill_ids = catalog.skill_ids
+    learners: list[HiddenLearner] = []
+    width = max(4, len(str(count)))
+    for i in range(count):
+        country = countries[int(rng.integers(len(countries)))]
+        role_id = roles[int(rng.integers(len(roles)))]
+        role = catalog.roles[role_id]
+        hsk = int(rng.choice([0, 0, 1, 1, 2, 2, 3, 3, 4, 5]))
+        languages = list(COUNTRY_LANGUAGES[country])
+        if hsk >= 2:
+            languages.append("zh")
+        experience = int(rng.choice([0, 0, 0, 1, 2, 5]))
+        mastery = rng.beta(1.0, 9.0, size=len(skill_ids))
+        for level in range(1, hsk + 1):
+            for sid in (f"zh-hsk{level}", "zh-pinyin"):
+                if sid in catalog.skill_index:
+                    mastery[catalog.skill_index[sid]] = 0.85 + 0.1 * rng.random()
+        if experience:
+            for req in role.requirements[: experience]:
+                mastery[catalog.skill_index[req.skill_id]] = min(0.4 + 0.1 * experience, 0.9) * rng.random()
+        learner = Learner(
+            learner_id=f"{prefix}-{i:0{width}d}",
+            cohort_id=cohort_id,
+            country=country,
+            languages=tuple(languages),
+            program=role.industry,
+            target_role_id=role_id,
+            chinese_level=hsk,
+            weekly_minutes=int(rng.choice([240, 360, 480, 600, 900])),
+            attributes={"experience_years": str(experience)},
+        )
+        learners.append(
+            HiddenLearner(
+                learner=learner,
+                ability=float(rng.normal(0.0, 1.0)),
+                learn_rate=float(rng.uniform(0.6, 1.4)),
+                forget_per_day=float(rng.uniform(0.002, 0.02)),
+                initial_mastery=mastery,
+            )
+        )
+    return learners
+
+
+def forget(mastery: FloatArray, days: float, rate: float) -> FloatArray:
+    return np.asarray(mastery * np.exp(-rate * max(days, 0.0)), dtype=np.float64)
+
+
+def attempt(
+    world: HiddenWorld,
+    who: HiddenLearner,
+    mastery: FloatArray,
+    module_id: str,
+    rng: np.random.Generator,
+) -> tuple[float, FloatArray]:
+    """One study-and-assessment of a module: (observed score, true mastery afterwards)."""
+    catalog = world.catalog
+    module, effect = world.module(module_id)
+    idx = np.array([catalog.skill_index[s.skill_id] for s in module.skills])
+    weights = np.array([s.weight for s in module.skills])
+    prereq_idx = [
+        catalog.skill_index[s.skill_id]
+        for p in module.prerequisite_module_ids
+        for s in catalog.modules[p].skills
+    ]
+    ready = float(mastery[prereq_idx].mean()) if prereq_idx else 1.0
+    known = float(np.average(mastery[idx], weights=weights))
+    logit = 1.2 * who.ability + 3.0 * (0.6 * known + 0.4 * ready) - 3.0 * module.difficulty + 0.3
+    p = 1.0 / (1.0 + np.exp(-logit))
+    score = float(rng.binomial(10, p)) / 10.0
+    updated = mastery.copy()
+    gain = weights * effect * who.learn_rate * (1.0 - updated[idx]) * (0.3 + 0.7 * ready)
+    updated[idx] = np.clip(updated[idx] + gain, 0.0, 1.0)
+    return score, updated
+
+
+def true_readiness(role: TargetRole, catalog: Catalog, mastery: FloatArray) -> float:
+    """Weighted share of the role's requirements the learner truly meets."""
+    total = sum(r.weight for r in role.requirements)
+    met = sum(r.weight for r in role.requirements if mastery[catalog.skill_index[r.skill_id]] >= r.level)
+    return met / total if total else 1.0
+
+
+def role_syllabus(catalog: Catalog, role_id: str, learner: Learner) -> list[str]:
+    """The fixed syllabus: every module teaching a role skill, with all its prerequisites, in
+    prerequisite order, keeping only modules the learner can take (language, HSK)."""
+    role = catalog.roles[role_id]
+    needed = {r.skill_id for r in role.requirements}
+    wanted: set[str] = set()
+    stack = [m.module_id for m in catalog.modules.values() if needed & set(m.skill_ids)]
+    while stack:
+        module_id = stack.pop()
+        if module_id in wanted:
+            continue
+        wanted.add(module_id)
+        stack.extend(catalog.modules[module_id].prerequisite_module_ids)
+    return [
+        m for m in catalog.topological_order if m in wanted and can_take(catalog.modules[m], learner)
+    ]
+
+
+def can_take(module: Module, learner: Learner) -> bool:
+    languages = set(learner.languages)
+    if not languages & set(module.languages):
+        return False
+    only_chinese = not (languages - {"zh"}) & set(module.languages)
+    return not (only_chinese and learner.chinese_level < module.min_chinese_level)
+
+
+def history(
+    world: HiddenWorld,
+    who: HiddenLearner,
+    modules: Sequence[str],
+    days_between: Sequence[float],
+    rng: np.random.Generator,
+) -> list[tuple[str, float, float]]:
+    """(module_id, score, day offset) for a learner working through `modules` in order."""
+    mastery = who.initial_mastery.copy()
+    day = 0.0
+    out: list[tuple[str, float, float]] = []
+    for module_id, gap in zip(modules, days_between, strict=True):
+        mastery = forget(mastery, gap, who.forget_per_day)
+        day += gap
+        score, mastery = attempt(world, who, mastery, module_id, rng)
+        out.append((module_id, score, day))
+    return out

@@ -1,0 +1,157 @@
+"""The Store contract: every backend (SQLite file, PostgreSQL) runs this same suite."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+
+from recommender.domain.assessment import AssessmentEvent
+from recommender.domain.catalog import build_catalog
+from recommender.domain.learner import Learner
+from recommender.errors import Conflict
+from recommender.kt.bkt import BKTModel, profile_updater, replay
+from recommender.storage import EventOutcome, SqlStore
+from recommender.storage import schema as t
+from tests.conftest import T0, tiny_catalog
+
+UPDATE = profile_updater(BKTModel())
+
+
+def event(eid: str, learner: str = "ana", score: float = 1.0, minutes: int = 0, **kw: object) -> AssessmentEvent:
+    return AssessmentEvent(
+        event_id=eid,
+        learner_id=learner,
+        module_id=str(kw.get("module_id", "welding-101")),
+        score=score,
+        occurred_at=T0 + timedelta(minutes=minutes),
+        skill_ids=tuple(kw.get("skills", ("welding",))),  # type: ignore[arg-type]
+    )
+
+
+def test_schema_is_versioned_and_idempotent(store: SqlStore) -> None:
+    store.create_schema()
+    assert store.schema_version() == t.SCHEMA_VERSION
+
+
+def test_catalog_round_trip_and_optimistic_revision(store: SqlStore) -> None:
+    assert store.load_catalog().is_empty()
+    catalog = build_catalog(*tiny_catalog(), revision=1)
+    store.save_catalog(catalog, expected_revision=0)
+    loaded = store.load_catalog()
+    assert loaded.revision == 1
+    assert loaded.modules == catalog.modules and loaded.roles == catalog.roles
+    assert loaded.skills == catalog.skills
+    with pytest.raises(Conflict):
+        store.save_catalog(build_catalog(*tiny_catalog(), revision=2), expected_revision=0)
+    assert store.load_catalog().revision == 1
+
+
+def test_learners_upsert_get_delete(store: SqlStore) -> None:
+    ana = Learner("ana", cohort_id="c1", country="RW", languages=("fr", "en"), attributes={"a": "1"})
+    stored = store.upsert_learner("t1", ana, T0)
+    assert stored.created_at == T0 and stored.languages == ("fr", "en")
+    later = store.upsert_learner("t1", Learner("ana", country="MA"), T0 + timedelta(hours=1))
+    assert later.created_at == T0 and later.updated_at == T0 + timedelta(hours=1)
+    assert later.country == "MA"
+    assert store.get_learner("t2", "ana") is None, "tenants never see each other's learners"
+    assert store.delete_learner("t1", "ana") == (True, 0)
+    assert store.get_learner("t1", "ana") is None
+    assert store.delete_learner("t1", "ana") == (False, 0)
+
+
+def test_record_events_idempotency_conflict_and_unknown_learner(store: SqlStore) -> None:
+    store.upsert_learner("t1", Learner("ana"), T0)
+    outcomes = store.record_events("t1", [event("e1"), event("e1"), event("e2", learner="bob")], UPDATE, T0)
+    assert outcomes == [EventOutcome.ACCEPTED, EventOutcome.DUPLICATE, EventOutcome.UNKNOWN_LEARNER]
+    before = store.get_skill_states("t1", "ana")
+    assert store.record_events("t1", [event("e1")], UPDATE, T0) == [EventOutcome.DUPLICATE]
+    assert store.record_events("t1", [event("e1", score=0.0)], UPDATE, T0) == [EventOutcome.CONFLICT]
+    assert store.get_skill_states("t1", "ana") == before, "a replay or a conflict changes nothing"
+    assert len(store.events_of("t1", "ana")) == 1
+    # the same event id is free in another tenant
+    store.upsert_learner("t2", Learner("ana"), T0)
+    assert store.record_events("t2", [event("e1")], UPDATE, T0) == [EventOutcome.ACCEPTED]
+
+
+def test_states_equal_a_replay_of_the_events(store: SqlStore) -> None:
+    store.upsert_learner("t1", Learner("ana"), T0)
+    events = [
+        event(f"e{i}", score=(i % 3) / 2, minutes=i * 600, skills=("welding", "safety")[: 1 + i % 2])
+        for i in range(12)
+    ]
+    store.record_events("t1", events[:5], UPDATE, T0)
+    store.record_events("t1", events[5:], UPDATE, T0)
+    found = store.get_skill_states("t1", "ana")
+    assert found is not None
+    states, updated = found
+    assert updated == T0
+    assert {s.skill_id: s for s in states} == replay(BKTModel(), events)
+
+
+def test_concurrent_writers_on_one_learner_lose_nothing(store: SqlStore) -> None:
+    store.upsert_learner("t1", Learner("ana"), T0)
+    errors: list[BaseException] = []
+
+    def writer(w: int) -> None:
+        try:
+            for i in range(10):
+                store.record_events("t1", [event(f"w{w}-{i}", score=(w + i) % 2, minutes=w)], UPDATE, T0)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    applied = store.events_of("t1", "ana")
+    assert len(applied) == 80
+    found = store.get_skill_states("t1", "ana")
+    assert found is not None
+    welding = {s.skill_id: s for s in found[0]}["welding"]
+    assert welding.attempts == 80
+    assert {s.skill_id: s for s in found[0]} == replay(BKTModel(), applied), (
+        "the stored profile equals the sequential replay in commit order"
+    )
+
+
+def test_delete_erases_events_and_states(store: SqlStore) -> None:
+    store.upsert_learner("t1", Learner("ana"), T0)
+    store.upsert_learner("t1", Learner("bob"), T0)
+    store.record_events("t1", [event("e1"), event("e2", learner="bob")], UPDATE, T0)
+    assert store.delete_learner("t1", "ana") == (True, 1)
+    assert store.get_skill_states("t1", "ana") is None
+    assert [e.event_id for _, e in store.iter_events()] == ["e2"]
+    assert store.count_events() == 1
+
+
+def test_iter_learners_and_events_stream_everything(store: SqlStore) -> None:
+    learners = [Learner(f"l{i:04d}") for i in range(30)]
+    store.upsert_learners("t1", learners, T0)
+    store.upsert_learners("t0", [Learner("z")], T0)
+    assert [(tn, x.learner_id) for tn, x in store.iter_learners()][:2] == [("t0", "z"), ("t1", "l0000")]
+    assert len(list(store.iter_learners("t1"))) == 30
+    store.record_events("t1", [event(f"e{i}", learner=f"l{i:04d}") for i in range(30)], UPDATE, T0)
+    assert [e.event_id for _, e in store.iter_events("t1")] == [f"e{i}" for i in range(30)]
+    assert store.count_learners() == 31
+
+
+def test_model_activation_history(store: SqlStore) -> None:
+    assert store.activation_history() == []
+    store.record_activation("v1", T0)
+    store.record_activation("v2", T0 + timedelta(seconds=1))
+    assert [v for v, _ in store.activation_history()] == ["v1", "v2"]
+
+
+def test_newer_schema_is_refused(store: SqlStore) -> None:
+    import sqlalchemy as sa
+
+    from recommender.errors import PreconditionFailed
+
+    with store.engine.begin() as c:
+        c.execute(sa.update(t.meta).where(t.meta.c.key == "schema_version").values(value="999"))
+    with pytest.raises(PreconditionFailed, match="newer than this code"):
+        store.create_schema()
