@@ -114,7 +114,11 @@ def _demo(app: Any, learners: int | None) -> None:
 
     total = learners or DEMO_LEARNERS
     with tqdm(total=total, unit="learner", desc="demo world", disable=None) as bar:
-        summary = load_demo(app, learners=total, progress=bar.update)
+
+        def advance(n: int) -> None:
+            bar.update(n)
+
+        summary = load_demo(app, learners=total, progress=advance)
     print(
         f"demo world: catalog {'loaded' if summary.catalog_loaded else 'already present'}, "
         f"{summary.learners_added} learners added, {summary.events_accepted} assessments recorded"

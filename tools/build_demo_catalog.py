@@ -164,79 +164,255 @@ SKILL_PREREQS: dict[str, list[str]] = {
 
 # Which skills get an applied (201) and an advanced, Chinese-taught (301) module.
 ADVANCED = {
-    "cnc-gcode", "cnc-cam", "cnc-operation", "welding-robot", "weld-inspection", "quality-inspection",
-    "plc-advanced", "plc-ladder", "ecom-analytics", "multilingual-marketing", "digital-ads",
-    "marketplace-amazon", "supply-chain", "pv-installation", "ev-battery", "cad-3d", "motor-control",
+    "cnc-gcode",
+    "cnc-cam",
+    "cnc-operation",
+    "welding-robot",
+    "weld-inspection",
+    "quality-inspection",
+    "plc-advanced",
+    "plc-ladder",
+    "ecom-analytics",
+    "multilingual-marketing",
+    "digital-ads",
+    "marketplace-amazon",
+    "supply-chain",
+    "pv-installation",
+    "ev-battery",
+    "cad-3d",
+    "motor-control",
 }
 LOCAL_LANGUAGES = ["fr", "ar", "th", "vi", "id", "ru"]
 TRACK_OF_DOMAIN = {
-    "chinese": "chinese", "manufacturing": "manufacturing", "automation": "automation",
-    "ecommerce": "ecommerce", "energy": "new-energy", "culture": "cross-cultural",
+    "chinese": "chinese",
+    "manufacturing": "manufacturing",
+    "automation": "automation",
+    "ecommerce": "ecommerce",
+    "energy": "new-energy",
+    "culture": "cross-cultural",
 }
 BASE_DIFFICULTY = {
-    "chinese": 0.3, "manufacturing": 0.45, "automation": 0.5, "ecommerce": 0.4, "energy": 0.5,
+    "chinese": 0.3,
+    "manufacturing": 0.45,
+    "automation": 0.5,
+    "ecommerce": 0.4,
+    "energy": 0.5,
     "culture": 0.2,
 }
-CHINESE_LEVEL_OF = {"zh-pinyin": 0, "zh-hsk1": 0, "zh-hsk2": 1, "zh-hsk3": 2, "zh-hsk4": 3,
-                    "zh-hanzi-reading": 1, "zh-workplace": 2, "zh-tech-manufacturing": 2,
-                    "zh-tech-electrical": 2, "zh-business-ecommerce": 2, "zh-customer-service": 2}
-ZH_SUPPORT = {"manufacturing": "zh-tech-manufacturing", "automation": "zh-tech-electrical",
-              "energy": "zh-tech-electrical", "ecommerce": "zh-business-ecommerce"}
+CHINESE_LEVEL_OF = {
+    "zh-pinyin": 0,
+    "zh-hsk1": 0,
+    "zh-hsk2": 1,
+    "zh-hsk3": 2,
+    "zh-hsk4": 3,
+    "zh-hanzi-reading": 1,
+    "zh-workplace": 2,
+    "zh-tech-manufacturing": 2,
+    "zh-tech-electrical": 2,
+    "zh-business-ecommerce": 2,
+    "zh-customer-service": 2,
+}
+ZH_SUPPORT = {
+    "manufacturing": "zh-tech-manufacturing",
+    "automation": "zh-tech-electrical",
+    "energy": "zh-tech-electrical",
+    "ecommerce": "zh-business-ecommerce",
+}
 
 # role_id: (en, zh, industry, shortage_index, [(skill, level, weight)])
 ROLES: dict[str, tuple[str, str, str, float, list[tuple[str, float, float]]]] = {
-    "cnc-machine-operator": ("CNC machine operator", "数控机床操作工", "manufacturing", 0.9, [
-        ("workshop-safety", 0.8, 0.6), ("mech-drawing", 0.75, 0.8), ("metrology", 0.7, 0.6),
-        ("cnc-operation", 0.85, 1.0), ("cnc-gcode", 0.7, 0.8), ("cnc-setup", 0.75, 0.7),
-        ("zh-workplace", 0.5, 0.3)]),
-    "mechanical-engineer": ("Mechanical engineer", "机械工程师", "manufacturing", 0.8, [
-        ("mech-drawing", 0.85, 0.8), ("cad-3d", 0.8, 1.0), ("gdt", 0.75, 0.7), ("materials", 0.75, 0.6),
-        ("tooling", 0.7, 0.7), ("cnc-cam", 0.6, 0.5), ("zh-tech-manufacturing", 0.6, 0.4)]),
-    "welding-robot-inspector": ("Welding-robot inspector", "焊接机器人检测员", "manufacturing", 0.85, [
-        ("welding-safety", 0.85, 0.7), ("welding-mig", 0.7, 0.6), ("welding-robot", 0.75, 1.0),
-        ("weld-inspection", 0.8, 1.0), ("quality-inspection", 0.7, 0.6), ("robot-operation", 0.65, 0.5)]),
-    "quality-inspector": ("Quality inspector", "质检员", "manufacturing", 0.7, [
-        ("metrology", 0.8, 1.0), ("mech-drawing", 0.75, 0.7), ("quality-inspection", 0.85, 1.0),
-        ("spc", 0.7, 0.7), ("gdt", 0.6, 0.5), ("lean-5s", 0.6, 0.4)]),
-    "electrical-automation-technician": ("Electrical automation technician", "电气自动化技术员",
-                                         "automation", 0.9, [
-        ("electrical-safety", 0.85, 0.8), ("wiring", 0.75, 0.7), ("motor-control", 0.7, 0.7),
-        ("plc-ladder", 0.8, 1.0), ("hmi-scada", 0.65, 0.5), ("sensors", 0.7, 0.6),
-        ("troubleshooting", 0.7, 0.8), ("zh-tech-electrical", 0.5, 0.3)]),
-    "industrial-robot-technician": ("Industrial robot technician", "工业机器人运维员", "automation", 0.85, [
-        ("electrical-safety", 0.8, 0.6), ("robot-operation", 0.85, 1.0), ("plc-ladder", 0.7, 0.7),
-        ("sensors", 0.7, 0.6), ("industrial-networks", 0.6, 0.5), ("troubleshooting", 0.7, 0.7)]),
-    "ecommerce-operations-manager": ("E-commerce operations manager", "电商运营经理", "ecommerce", 0.8, [
-        ("ecom-platforms", 0.85, 0.6), ("content-marketing", 0.75, 0.558), ("digital-ads", 0.7, 0.558),
-        ("ecom-analytics", 0.75, 0.47), ("inventory", 0.6, 0.265), ("supply-chain", 0.6, 0.265),
-        ("live-streaming", 0.5, 0.07), ("zh-business-ecommerce", 0.5, 0.2)]),
-    "cross-border-marketing-specialist": ("Cross-border marketing specialist", "跨境营销专员",
-                                          "ecommerce", 0.85, [
-        ("content-marketing", 0.85, 0.558), ("multilingual-marketing", 0.85, 0.558),
-        ("social-media", 0.75, 0.558), ("seo-sem", 0.7, 0.558), ("ecom-analytics", 0.6, 0.47),
-        ("cross-cultural", 0.7, 0.3), ("live-streaming", 0.5, 0.07)]),
-    "ecommerce-data-analyst": ("E-commerce data analyst", "电商数据分析师", "ecommerce", 0.8, [
-        ("spreadsheet-analysis", 0.85, 0.47), ("ecom-analytics", 0.85, 0.47), ("digital-ads", 0.6, 0.3),
-        ("ecom-platforms", 0.7, 0.3), ("inventory", 0.5, 0.2)]),
-    "supply-chain-coordinator": ("Supply-chain coordinator", "供应链专员", "ecommerce", 0.75, [
-        ("supply-chain", 0.85, 0.265), ("cross-border-logistics", 0.8, 0.265), ("inventory", 0.75, 0.265),
-        ("trade-documents", 0.75, 0.265), ("customs", 0.7, 0.2), ("spreadsheet-analysis", 0.6, 0.2)]),
-    "live-stream-host": ("Cross-border live-stream host", "跨境直播主播", "ecommerce", 0.5, [
-        ("live-streaming", 0.85, 0.07), ("marketplace-tiktok", 0.75, 0.07), ("zh-customer-service", 0.5, 0.05),
-        ("customer-service", 0.7, 0.05), ("cross-cultural", 0.6, 0.05)]),
-    "pv-installation-technician": ("PV installation technician", "光伏安装技术员", "new-energy", 0.8, [
-        ("electrical-safety", 0.85, 0.8), ("pv-basics", 0.8, 0.7), ("pv-installation", 0.85, 1.0),
-        ("pv-design", 0.6, 0.5), ("wiring", 0.7, 0.6), ("energy-storage", 0.5, 0.3)]),
-    "ev-battery-technician": ("EV battery maintenance technician", "新能源汽车电池维修工", "new-energy", 0.9, [
-        ("hv-safety", 0.9, 1.0), ("battery-basics", 0.8, 0.7), ("ev-battery", 0.85, 1.0),
-        ("circuits", 0.7, 0.6), ("troubleshooting", 0.6, 0.5)]),
+    "cnc-machine-operator": (
+        "CNC machine operator",
+        "数控机床操作工",
+        "manufacturing",
+        0.9,
+        [
+            ("workshop-safety", 0.8, 0.6),
+            ("mech-drawing", 0.75, 0.8),
+            ("metrology", 0.7, 0.6),
+            ("cnc-operation", 0.85, 1.0),
+            ("cnc-gcode", 0.7, 0.8),
+            ("cnc-setup", 0.75, 0.7),
+            ("zh-workplace", 0.5, 0.3),
+        ],
+    ),
+    "mechanical-engineer": (
+        "Mechanical engineer",
+        "机械工程师",
+        "manufacturing",
+        0.8,
+        [
+            ("mech-drawing", 0.85, 0.8),
+            ("cad-3d", 0.8, 1.0),
+            ("gdt", 0.75, 0.7),
+            ("materials", 0.75, 0.6),
+            ("tooling", 0.7, 0.7),
+            ("cnc-cam", 0.6, 0.5),
+            ("zh-tech-manufacturing", 0.6, 0.4),
+        ],
+    ),
+    "welding-robot-inspector": (
+        "Welding-robot inspector",
+        "焊接机器人检测员",
+        "manufacturing",
+        0.85,
+        [
+            ("welding-safety", 0.85, 0.7),
+            ("welding-mig", 0.7, 0.6),
+            ("welding-robot", 0.75, 1.0),
+            ("weld-inspection", 0.8, 1.0),
+            ("quality-inspection", 0.7, 0.6),
+            ("robot-operation", 0.65, 0.5),
+        ],
+    ),
+    "quality-inspector": (
+        "Quality inspector",
+        "质检员",
+        "manufacturing",
+        0.7,
+        [
+            ("metrology", 0.8, 1.0),
+            ("mech-drawing", 0.75, 0.7),
+            ("quality-inspection", 0.85, 1.0),
+            ("spc", 0.7, 0.7),
+            ("gdt", 0.6, 0.5),
+            ("lean-5s", 0.6, 0.4),
+        ],
+    ),
+    "electrical-automation-technician": (
+        "Electrical automation technician",
+        "电气自动化技术员",
+        "automation",
+        0.9,
+        [
+            ("electrical-safety", 0.85, 0.8),
+            ("wiring", 0.75, 0.7),
+            ("motor-control", 0.7, 0.7),
+            ("plc-ladder", 0.8, 1.0),
+            ("hmi-scada", 0.65, 0.5),
+            ("sensors", 0.7, 0.6),
+            ("troubleshooting", 0.7, 0.8),
+            ("zh-tech-electrical", 0.5, 0.3),
+        ],
+    ),
+    "industrial-robot-technician": (
+        "Industrial robot technician",
+        "工业机器人运维员",
+        "automation",
+        0.85,
+        [
+            ("electrical-safety", 0.8, 0.6),
+            ("robot-operation", 0.85, 1.0),
+            ("plc-ladder", 0.7, 0.7),
+            ("sensors", 0.7, 0.6),
+            ("industrial-networks", 0.6, 0.5),
+            ("troubleshooting", 0.7, 0.7),
+        ],
+    ),
+    "ecommerce-operations-manager": (
+        "E-commerce operations manager",
+        "电商运营经理",
+        "ecommerce",
+        0.8,
+        [
+            ("ecom-platforms", 0.85, 0.6),
+            ("content-marketing", 0.75, 0.558),
+            ("digital-ads", 0.7, 0.558),
+            ("ecom-analytics", 0.75, 0.47),
+            ("inventory", 0.6, 0.265),
+            ("supply-chain", 0.6, 0.265),
+            ("live-streaming", 0.5, 0.07),
+            ("zh-business-ecommerce", 0.5, 0.2),
+        ],
+    ),
+    "cross-border-marketing-specialist": (
+        "Cross-border marketing specialist",
+        "跨境营销专员",
+        "ecommerce",
+        0.85,
+        [
+            ("content-marketing", 0.85, 0.558),
+            ("multilingual-marketing", 0.85, 0.558),
+            ("social-media", 0.75, 0.558),
+            ("seo-sem", 0.7, 0.558),
+            ("ecom-analytics", 0.6, 0.47),
+            ("cross-cultural", 0.7, 0.3),
+            ("live-streaming", 0.5, 0.07),
+        ],
+    ),
+    "ecommerce-data-analyst": (
+        "E-commerce data analyst",
+        "电商数据分析师",
+        "ecommerce",
+        0.8,
+        [
+            ("spreadsheet-analysis", 0.85, 0.47),
+            ("ecom-analytics", 0.85, 0.47),
+            ("digital-ads", 0.6, 0.3),
+            ("ecom-platforms", 0.7, 0.3),
+            ("inventory", 0.5, 0.2),
+        ],
+    ),
+    "supply-chain-coordinator": (
+        "Supply-chain coordinator",
+        "供应链专员",
+        "ecommerce",
+        0.75,
+        [
+            ("supply-chain", 0.85, 0.265),
+            ("cross-border-logistics", 0.8, 0.265),
+            ("inventory", 0.75, 0.265),
+            ("trade-documents", 0.75, 0.265),
+            ("customs", 0.7, 0.2),
+            ("spreadsheet-analysis", 0.6, 0.2),
+        ],
+    ),
+    "live-stream-host": (
+        "Cross-border live-stream host",
+        "跨境直播主播",
+        "ecommerce",
+        0.5,
+        [
+            ("live-streaming", 0.85, 0.07),
+            ("marketplace-tiktok", 0.75, 0.07),
+            ("zh-customer-service", 0.5, 0.05),
+            ("customer-service", 0.7, 0.05),
+            ("cross-cultural", 0.6, 0.05),
+        ],
+    ),
+    "pv-installation-technician": (
+        "PV installation technician",
+        "光伏安装技术员",
+        "new-energy",
+        0.8,
+        [
+            ("electrical-safety", 0.85, 0.8),
+            ("pv-basics", 0.8, 0.7),
+            ("pv-installation", 0.85, 1.0),
+            ("pv-design", 0.6, 0.5),
+            ("wiring", 0.7, 0.6),
+            ("energy-storage", 0.5, 0.3),
+        ],
+    ),
+    "ev-battery-technician": (
+        "EV battery maintenance technician",
+        "新能源汽车电池维修工",
+        "new-energy",
+        0.9,
+        [
+            ("hv-safety", 0.9, 1.0),
+            ("battery-basics", 0.8, 0.7),
+            ("ev-battery", 0.85, 1.0),
+            ("circuits", 0.7, 0.6),
+            ("troubleshooting", 0.6, 0.5),
+        ],
+    ),
 }
 
 
 def build() -> dict[str, object]:
     skills = [
-        {"skill_id": sid, "names": {"en": en, "zh": zh}, "domain": domain}
-        for sid, (en, zh, domain) in SKILLS.items()
+        {"skill_id": sid, "names": {"en": en, "zh": zh}, "domain": domain} for sid, (en, zh, domain) in SKILLS.items()
     ]
     modules: list[dict[str, object]] = []
     skill_list = list(SKILLS)
@@ -267,30 +443,34 @@ def build() -> dict[str, object]:
         prereq_applied = [f"{sid}-101"] + [
             f"{p}-201" for p in SKILL_PREREQS.get(sid, [])[:1] if p in SKILLS and domain != "chinese"
         ]
-        modules.append({
-            "module_id": f"{sid}-201",
-            "titles": {"en": f"{en}: applied practice", "zh": f"{zh}：实训"},
-            "skills": applied_skills if sid != "zh-hanzi-reading" else applied_skills[:1],
-            "prerequisite_module_ids": prereq_applied,
-            "languages": languages if domain != "chinese" else ["zh"],
-            "track": track,
-            "difficulty": round(min(base + 0.2, 0.95), 2),
-            "estimated_minutes": 180,
-            "min_chinese_level": max(CHINESE_LEVEL_OF.get(sid, 0), 2 if domain == "chinese" else 0),
-        })
-        if sid in ADVANCED:
-            modules.append({
-                "module_id": f"{sid}-301",
-                "titles": {"en": f"{en}: advanced workshop (in Chinese)", "zh": f"{zh}：高级工坊"},
-                "skills": [{"skill_id": sid, "weight": 1.0}]
-                + ([{"skill_id": ZH_SUPPORT[domain], "weight": 0.3}] if domain in ZH_SUPPORT else []),
-                "prerequisite_module_ids": [f"{sid}-201"],
-                "languages": ["zh"],
+        modules.append(
+            {
+                "module_id": f"{sid}-201",
+                "titles": {"en": f"{en}: applied practice", "zh": f"{zh}：实训"},
+                "skills": applied_skills if sid != "zh-hanzi-reading" else applied_skills[:1],
+                "prerequisite_module_ids": prereq_applied,
+                "languages": languages if domain != "chinese" else ["zh"],
                 "track": track,
-                "difficulty": round(min(base + 0.35, 0.98), 2),
-                "estimated_minutes": 240,
-                "min_chinese_level": 3,
-            })
+                "difficulty": round(min(base + 0.2, 0.95), 2),
+                "estimated_minutes": 180,
+                "min_chinese_level": max(CHINESE_LEVEL_OF.get(sid, 0), 2 if domain == "chinese" else 0),
+            }
+        )
+        if sid in ADVANCED:
+            modules.append(
+                {
+                    "module_id": f"{sid}-301",
+                    "titles": {"en": f"{en}: advanced workshop (in Chinese)", "zh": f"{zh}：高级工坊"},
+                    "skills": [{"skill_id": sid, "weight": 1.0}]
+                    + ([{"skill_id": ZH_SUPPORT[domain], "weight": 0.3}] if domain in ZH_SUPPORT else []),
+                    "prerequisite_module_ids": [f"{sid}-201"],
+                    "languages": ["zh"],
+                    "track": track,
+                    "difficulty": round(min(base + 0.35, 0.98), 2),
+                    "estimated_minutes": 240,
+                    "min_chinese_level": 3,
+                }
+            )
     # Applied modules of skills whose prerequisite has no 201 drop that reference.
     ids = {m["module_id"] for m in modules}
     for m in modules:
@@ -306,7 +486,10 @@ def build() -> dict[str, object]:
         for rid, (en, zh, industry, shortage, reqs) in ROLES.items()
     ]
     assert len(skill_list) >= 60 and len(modules) >= 120 and len(roles) >= 10, (
-        len(skill_list), len(modules), len(roles))
+        len(skill_list),
+        len(modules),
+        len(roles),
+    )
     return {
         "source": "Luban Path demo world; built by tools/build_demo_catalog.py",
         "skills": skills,
@@ -319,5 +502,5 @@ if __name__ == "__main__":
     out = Path(__file__).resolve().parent.parent / "recommender" / "data" / "demo_catalog.json"
     catalog = build()
     out.write_text(json.dumps(catalog, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {out}: {len(catalog['skills'])} skills, {len(catalog['modules'])} modules, "  # type: ignore[arg-type]
-          f"{len(catalog['roles'])} roles")  # type: ignore[arg-type]
+    counts = {k: len(v) for k, v in catalog.items() if isinstance(v, list)}
+    print(f"wrote {out}: {counts}")

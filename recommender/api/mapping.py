@@ -71,9 +71,7 @@ def learner_to_proto(learner: Learner) -> pb.Learner:
 
 # assessments --------------------------------------------------------------------------------
 def event_from_proto(msg: pb.AssessmentResult, now: datetime, prefix: str = "result") -> AssessmentEvent:
-    occurred = (
-        parse_timestamp(msg.occurred_at, f"{prefix}.occurred_at") if msg.HasField("occurred_at") else now
-    )
+    occurred = parse_timestamp(msg.occurred_at, f"{prefix}.occurred_at") if msg.HasField("occurred_at") else now
     return AssessmentEvent(
         event_id=msg.event_id,
         learner_id=msg.learner_id,
@@ -170,8 +168,7 @@ def roles_to_proto(roles: Iterable[TargetRole]) -> list[pb.TargetRole]:
             names=dict(r.names),
             industry=r.industry,
             requirements=[
-                pb.SkillRequirement(skill_id=q.skill_id, level=q.level, weight=q.weight)
-                for q in r.requirements
+                pb.SkillRequirement(skill_id=q.skill_id, level=q.level, weight=q.weight) for q in r.requirements
             ],
             shortage_index=r.shortage_index,
         )
@@ -195,5 +192,3 @@ def catalog_to_proto(catalog: Catalog) -> pb.GetCatalogResponse:
         roles=roles_to_proto(catalog.roles.values()),
         revision=catalog.revision,
     )
-
-

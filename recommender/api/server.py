@@ -48,11 +48,7 @@ class RunningServer:
         except LubanError as exc:
             log.warning("health check failed: %s", exc)
             serving = False
-        status = (
-            health_pb2.HealthCheckResponse.SERVING
-            if serving
-            else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         if not self._stopping.is_set():
             self.health.set("", status)
             self.health.set(SERVICE_NAME, status)
@@ -67,6 +63,8 @@ class RunningServer:
         self._stopping.set()
         self.health.enter_graceful_shutdown()
         self.server.stop(grace).wait()
+        if self._watcher is not None:
+            self._watcher.join()
 
     def wait(self) -> None:
         self.server.wait_for_termination()
@@ -89,9 +87,7 @@ def create_server(app: App, address: str | None = None) -> RunningServer:
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(address or settings.address)
     if port == 0:
         raise OSError(f"cannot bind {address or settings.address}")

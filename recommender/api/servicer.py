@@ -40,9 +40,7 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
         self, request: pb.DeleteLearnerRequest, context: grpc.ServicerContext
     ) -> pb.DeleteLearnerResponse:
         deleted, events = self.app.learners.delete(tenant_of(context), request.learner_id)
-        return pb.DeleteLearnerResponse(
-            learner_id=request.learner_id, deleted=deleted, events_deleted=events
-        )
+        return pb.DeleteLearnerResponse(learner_id=request.learner_id, deleted=deleted, events_deleted=events)
 
     # assessments ----------------------------------------------------------------------------
     @translated
@@ -65,9 +63,7 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
         max_batch = self.app.settings.max_batch
         for message in request_iterator:
             if len(message.results) > max_batch:
-                raise InvalidInput.of(
-                    "results", f"{len(message.results)} results in one message; at most {max_batch}"
-                )
+                raise InvalidInput.of("results", f"{len(message.results)} results in one message; at most {max_batch}")
             now = self.app.clock()
             events, rejected = [], []
             positions: list[int] = []
@@ -86,16 +82,12 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
         return summary
 
     @translated
-    def GetSkillProfile(
-        self, request: pb.GetSkillProfileRequest, context: grpc.ServicerContext
-    ) -> pb.SkillProfile:
+    def GetSkillProfile(self, request: pb.GetSkillProfileRequest, context: grpc.ServicerContext) -> pb.SkillProfile:
         return mapping.profile_to_proto(self.app.learners.profile(tenant_of(context), request.learner_id))
 
     # catalog --------------------------------------------------------------------------------
     @translated
-    def UpsertCatalog(
-        self, request: pb.UpsertCatalogRequest, context: grpc.ServicerContext
-    ) -> pb.CatalogSummary:
+    def UpsertCatalog(self, request: pb.UpsertCatalogRequest, context: grpc.ServicerContext) -> pb.CatalogSummary:
         skills, modules, roles = mapping.catalog_parts_from_proto(request)
         catalog = self.app.catalogs.upsert(skills, modules, roles, replace=request.replace)
         return mapping.catalog_summary(catalog)

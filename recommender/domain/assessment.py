@@ -88,27 +88,17 @@ def validate_event(
         )
     if event.occurred_at.year < 1990:
         problems.append(FieldViolation(f"{prefix}.occurred_at", "is before 1990"))
-    if not (
-        math.isfinite(event.duration_seconds) and 0 <= event.duration_seconds <= MAX_DURATION_SECONDS
-    ):
-        problems.append(
-            FieldViolation(f"{prefix}.duration_seconds", f"must be in [0, {MAX_DURATION_SECONDS:.0f}]")
-        )
+    if not (math.isfinite(event.duration_seconds) and 0 <= event.duration_seconds <= MAX_DURATION_SECONDS):
+        problems.append(FieldViolation(f"{prefix}.duration_seconds", f"must be in [0, {MAX_DURATION_SECONDS:.0f}]"))
     module = catalog.modules.get(event.module_id)
     if module is None and not any(p.field == f"{prefix}.module_id" for p in problems):
-        problems.append(
-            FieldViolation(f"{prefix}.module_id", f"unknown module {event.module_id!r}")
-        )
+        problems.append(FieldViolation(f"{prefix}.module_id", f"unknown module {event.module_id!r}"))
     if len(event.skill_ids) > MAX_SKILLS_PER_EVENT:
-        problems.append(
-            FieldViolation(f"{prefix}.skill_ids", f"at most {MAX_SKILLS_PER_EVENT} skills")
-        )
+        problems.append(FieldViolation(f"{prefix}.skill_ids", f"at most {MAX_SKILLS_PER_EVENT} skills"))
     else:
         for i, skill_id in enumerate(event.skill_ids):
             if skill_id not in catalog.skills:
-                problems.append(
-                    FieldViolation(f"{prefix}.skill_ids[{i}]", f"unknown skill {skill_id[:128]!r}")
-                )
+                problems.append(FieldViolation(f"{prefix}.skill_ids[{i}]", f"unknown skill {skill_id[:128]!r}"))
     if problems:
         raise InvalidInput(problems)
     assert module is not None

@@ -141,11 +141,14 @@ def build_catalog(
     if not problems:
         by_id = {m.module_id: m for m in modules}
         if _topological_order(by_id) is None:
-            cycle = find_cycle(by_id)
+            # learning order (each module is a prerequisite of the next), from the smallest id
+            cycle = find_cycle(by_id)[::-1]
+            start = cycle.index(min(cycle))
+            cycle = cycle[start:] + cycle[:start]
             problems.append(
                 FieldViolation(
                     "modules",
-                    "prerequisite cycle: " + " -> ".join(cycle + [cycle[0]]),
+                    "prerequisite cycle (each is a prerequisite of the next): " + " -> ".join([*cycle, cycle[0]]),
                 )
             )
     if problems:
@@ -172,9 +175,7 @@ def merge_catalog(
     merged_skills = dict(current.skills) | {s.skill_id: s for s in skills}
     merged_modules = dict(current.modules) | {m.module_id: m for m in modules}
     merged_roles = dict(current.roles) | {r.role_id: r for r in roles}
-    return build_catalog(
-        merged_skills.values(), merged_modules.values(), merged_roles.values(), current.revision + 1
-    )
+    return build_catalog(merged_skills.values(), merged_modules.values(), merged_roles.values(), current.revision + 1)
 
 
 def find_cycle(modules: Mapping[str, Module]) -> list[str]:
@@ -208,7 +209,7 @@ def find_cycle(modules: Mapping[str, Module]) -> list[str]:
 def _topological_order(modules: Mapping[str, Module]) -> tuple[str, ...] | None:
     import heapq
 
-    indegree = {m: 0 for m in modules}
+    indegree = dict.fromkeys(modules, 0)
     dependents: dict[str, list[str]] = {m: [] for m in modules}
     for module in modules.values():
         for p in set(module.prerequisite_module_ids):
@@ -246,9 +247,7 @@ def _normalized(module: Module) -> Module:
     )
 
 
-def _module_problems(
-    path: str, module: Module, skill_ids: set[str], module_ids: set[str]
-) -> list[FieldViolation]:
+def _module_problems(path: str, module: Module, skill_ids: set[str], module_ids: set[str]) -> list[FieldViolation]:
     problems: list[FieldViolation] = []
     _add(problems, id_violation(f"{path}.module_id", module.module_id))
     if not module.skills:
@@ -260,13 +259,9 @@ def _module_problems(
             problems.append(FieldViolation(f"{path}.skills[{j}].weight", "must be in (0, 1]"))
     for j, p in enumerate(module.prerequisite_module_ids):
         if p not in module_ids:
-            problems.append(
-                FieldViolation(f"{path}.prerequisite_module_ids[{j}]", f"unknown module {p!r}")
-            )
+            problems.append(FieldViolation(f"{path}.prerequisite_module_ids[{j}]", f"unknown module {p!r}"))
         elif p == module.module_id:
-            problems.append(
-                FieldViolation(f"{path}.prerequisite_module_ids[{j}]", "a module cannot require itself")
-            )
+            problems.append(FieldViolation(f"{path}.prerequisite_module_ids[{j}]", "a module cannot require itself"))
     if not module.languages:
         problems.append(FieldViolation(f"{path}.languages", "at least one language is required"))
     for j, lang in enumerate(module.languages):
@@ -289,9 +284,7 @@ def _role_problems(path: str, role: TargetRole, skill_ids: set[str]) -> list[Fie
     problems += _duplicates(f"{path}.requirements", [r.skill_id for r in role.requirements])
     for j, req in enumerate(role.requirements):
         if req.skill_id not in skill_ids:
-            problems.append(
-                FieldViolation(f"{path}.requirements[{j}].skill_id", f"unknown skill {req.skill_id!r}")
-            )
+            problems.append(FieldViolation(f"{path}.requirements[{j}].skill_id", f"unknown skill {req.skill_id!r}"))
         if not (_finite(req.level) and 0 < req.level <= 1):
             problems.append(FieldViolation(f"{path}.requirements[{j}].level", "must be in (0, 1]"))
         if not (_finite(req.weight) and req.weight > 0):

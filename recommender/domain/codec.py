@@ -46,9 +46,7 @@ def role_to_dict(role: TargetRole) -> JsonDict:
         "role_id": role.role_id,
         "names": dict(role.names),
         "industry": role.industry,
-        "requirements": [
-            {"skill_id": r.skill_id, "level": r.level, "weight": r.weight} for r in role.requirements
-        ],
+        "requirements": [{"skill_id": r.skill_id, "level": r.level, "weight": r.weight} for r in role.requirements],
         "shortage_index": role.shortage_index,
     }
 
@@ -75,28 +73,28 @@ class _Reader:
     def _bad(self, key: str, what: str) -> None:
         self.problems.append(FieldViolation(f"{self.path}.{key}", f"must be {what}"))
 
-    def str(self, key: str, default: str = "") -> str:
+    def text(self, key: str, default: str = "") -> str:
         value = self.data.get(key, default)
         if isinstance(value, str):
             return value
         self._bad(key, "a string")
         return default
 
-    def num(self, key: str, default: float) -> float:
+    def number(self, key: str, default: float) -> float:
         value = self.data.get(key, default)
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
         self._bad(key, "a number")
         return default
 
-    def int(self, key: str, default: int = 0) -> int:
+    def integer(self, key: str, default: int = 0) -> int:
         value = self.data.get(key, default)
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         self._bad(key, "an integer")
         return default
 
-    def strs(self, key: str) -> tuple[str, ...]:
+    def texts(self, key: str) -> tuple[str, ...]:
         value = self.data.get(key, [])
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
@@ -105,9 +103,7 @@ class _Reader:
 
     def text_map(self, key: str) -> dict[str, str]:
         value = self.data.get(key, {})
-        if isinstance(value, Mapping) and all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
+        if isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             return dict(value)
         self._bad(key, "an object of strings")
         return {}
@@ -121,35 +117,33 @@ class _Reader:
 
 
 def skill_from_reader(r: _Reader) -> Skill:
-    return Skill(skill_id=r.str("skill_id"), names=r.text_map("names"), domain=r.str("domain"))
+    return Skill(skill_id=r.text("skill_id"), names=r.text_map("names"), domain=r.text("domain"))
 
 
 def module_from_reader(r: _Reader) -> Module:
     return Module(
-        module_id=r.str("module_id"),
+        module_id=r.text("module_id"),
         titles=r.text_map("titles"),
-        skills=tuple(
-            SkillWeight(s.str("skill_id"), s.num("weight", 1.0)) for s in r.objects("skills")
-        ),
-        prerequisite_module_ids=r.strs("prerequisite_module_ids"),
-        languages=r.strs("languages"),
-        track=r.str("track"),
-        difficulty=r.num("difficulty", 0.5),
-        estimated_minutes=r.int("estimated_minutes", 60),
-        min_chinese_level=r.int("min_chinese_level", 0),
+        skills=tuple(SkillWeight(s.text("skill_id"), s.number("weight", 1.0)) for s in r.objects("skills")),
+        prerequisite_module_ids=r.texts("prerequisite_module_ids"),
+        languages=r.texts("languages"),
+        track=r.text("track"),
+        difficulty=r.number("difficulty", 0.5),
+        estimated_minutes=r.integer("estimated_minutes", 60),
+        min_chinese_level=r.integer("min_chinese_level", 0),
     )
 
 
 def role_from_reader(r: _Reader) -> TargetRole:
     return TargetRole(
-        role_id=r.str("role_id"),
+        role_id=r.text("role_id"),
         names=r.text_map("names"),
-        industry=r.str("industry"),
+        industry=r.text("industry"),
         requirements=tuple(
-            SkillRequirement(q.str("skill_id"), q.num("level", 1.0), q.num("weight", 1.0))
+            SkillRequirement(q.text("skill_id"), q.number("level", 1.0), q.number("weight", 1.0))
             for q in r.objects("requirements")
         ),
-        shortage_index=r.num("shortage_index", 0.0),
+        shortage_index=r.number("shortage_index", 0.0),
     )
 
 
@@ -185,14 +179,14 @@ def learner_from_dict(data: Any, path: str = "learner") -> Learner:
     problems: list[FieldViolation] = []
     r = _Reader(data, path, problems)
     learner = Learner(
-        learner_id=r.str("learner_id"),
-        cohort_id=r.str("cohort_id"),
-        country=r.str("country"),
-        languages=r.strs("languages"),
-        program=r.str("program"),
-        target_role_id=r.str("target_role_id"),
-        chinese_level=r.int("chinese_level"),
-        weekly_minutes=r.int("weekly_minutes"),
+        learner_id=r.text("learner_id"),
+        cohort_id=r.text("cohort_id"),
+        country=r.text("country"),
+        languages=r.texts("languages"),
+        program=r.text("program"),
+        target_role_id=r.text("target_role_id"),
+        chinese_level=r.integer("chinese_level"),
+        weekly_minutes=r.integer("weekly_minutes"),
         attributes=r.text_map("attributes"),
     )
     if problems:

@@ -20,9 +20,7 @@ def id_violation(field: str, value: str, *, required: bool = True) -> FieldViola
     if len(value) > MAX_ID_LENGTH:
         return FieldViolation(field, f"is {len(value)} characters long; at most {MAX_ID_LENGTH}")
     if not _ID.fullmatch(value):
-        return FieldViolation(
-            field, "may only contain letters, digits and . _ : @ - (starting with a letter or digit)"
-        )
+        return FieldViolation(field, "may only contain letters, digits and . _ : @ - (starting with a letter or digit)")
     return None
 
 

@@ -41,16 +41,12 @@ def validate_learner(learner: Learner, catalog: Catalog, prefix: str = "learner"
     if v:
         problems.append(v)
     if learner.country and not is_country_code(learner.country):
-        problems.append(
-            FieldViolation(f"{prefix}.country", "must be an ISO 3166-1 alpha-2 code such as 'RW'")
-        )
+        problems.append(FieldViolation(f"{prefix}.country", "must be an ISO 3166-1 alpha-2 code such as 'RW'"))
     if len(learner.languages) > MAX_LANGUAGES:
         problems.append(FieldViolation(f"{prefix}.languages", f"at most {MAX_LANGUAGES} languages"))
     for i, lang in enumerate(learner.languages):
         if not is_language_tag(lang):
-            problems.append(
-                FieldViolation(f"{prefix}.languages[{i}]", f"{lang[:40]!r} is not a BCP 47 tag")
-            )
+            problems.append(FieldViolation(f"{prefix}.languages[{i}]", f"{lang[:40]!r} is not a BCP 47 tag"))
     if len(learner.program) > 128:
         problems.append(FieldViolation(f"{prefix}.program", "at most 128 characters"))
     if learner.target_role_id and learner.target_role_id not in catalog.roles:
@@ -63,9 +59,7 @@ def validate_learner(learner: Learner, catalog: Catalog, prefix: str = "learner"
     if not 0 <= learner.chinese_level <= MAX_HSK_LEVEL:
         problems.append(FieldViolation(f"{prefix}.chinese_level", "must be an HSK level 0-6"))
     if not 0 <= learner.weekly_minutes <= MAX_WEEKLY_MINUTES:
-        problems.append(
-            FieldViolation(f"{prefix}.weekly_minutes", f"must be in [0, {MAX_WEEKLY_MINUTES}]")
-        )
+        problems.append(FieldViolation(f"{prefix}.weekly_minutes", f"must be in [0, {MAX_WEEKLY_MINUTES}]"))
     if len(learner.attributes) > MAX_ATTRIBUTES:
         problems.append(FieldViolation(f"{prefix}.attributes", f"at most {MAX_ATTRIBUTES} entries"))
     for key, value in learner.attributes.items():

@@ -71,12 +71,10 @@ def decay(
     days = np.maximum(np.asarray(elapsed_days, dtype=np.float64), 0.0)
     keep = np.exp(-np.asarray(forget_per_day, dtype=np.float64) * days)
     decayed = floor + (m - floor) * keep
-    return np.clip(np.where(m > floor, decayed, m), 0.0, 1.0)
+    return np.asarray(np.clip(np.where(m > floor, decayed, m), 0.0, 1.0), dtype=np.float64)
 
 
-def posterior(
-    mastery: ArrayOrFloat, score: ArrayOrFloat, guess: ArrayOrFloat, slip: ArrayOrFloat
-) -> FloatArray:
+def posterior(mastery: ArrayOrFloat, score: ArrayOrFloat, guess: ArrayOrFloat, slip: ArrayOrFloat) -> FloatArray:
     """P(mastered | observed score); a partial score mixes the correct and incorrect posteriors."""
     m = np.asarray(mastery, dtype=np.float64)
     s = np.asarray(score, dtype=np.float64)
@@ -90,13 +88,13 @@ def posterior(
 def learn(mastery: ArrayOrFloat, learn_rate: ArrayOrFloat) -> FloatArray:
     """The transition after practice: an unmastered skill becomes mastered with P(T)."""
     m = np.asarray(mastery, dtype=np.float64)
-    return np.clip(m + (1.0 - m) * learn_rate, 0.0, 1.0)
+    return np.asarray(np.clip(m + (1.0 - m) * learn_rate, 0.0, 1.0), dtype=np.float64)
 
 
 def predict_correct(mastery: ArrayOrFloat, guess: ArrayOrFloat, slip: ArrayOrFloat) -> FloatArray:
     """P(correct answer) given mastery."""
     m = np.asarray(mastery, dtype=np.float64)
-    return m * (1.0 - np.asarray(slip)) + (1.0 - m) * np.asarray(guess)
+    return np.asarray(m * (1.0 - np.asarray(slip)) + (1.0 - m) * np.asarray(guess), dtype=np.float64)
 
 
 def elapsed_days(since: datetime, until: datetime) -> float:
@@ -105,9 +103,7 @@ def elapsed_days(since: datetime, until: datetime) -> float:
 
 
 def mastery_now(state: SkillState, params: SkillParams, now: datetime) -> float:
-    return float(
-        decay(state.mastery, elapsed_days(state.last_practiced_at, now), params.forget_per_day, params.floor)
-    )
+    return float(decay(state.mastery, elapsed_days(state.last_practiced_at, now), params.forget_per_day, params.floor))
 
 
 def apply_result(
@@ -128,14 +124,13 @@ def apply_result(
     )
 
 
-def profile_updater(model: BKTModel) -> Callable[[Mapping[str, SkillState], AssessmentEvent], list[SkillState]]:
+def profile_updater(
+    model: BKTModel,
+) -> Callable[[Mapping[str, SkillState], AssessmentEvent], list[SkillState]]:
     """The store's Updater for this model: each touched skill gets one BKT step."""
 
     def update(states: Mapping[str, SkillState], event: AssessmentEvent) -> list[SkillState]:
-        return [
-            apply_result(states.get(s), s, event.score, event.occurred_at, model.of(s))
-            for s in event.skill_ids
-        ]
+        return [apply_result(states.get(s), s, event.score, event.occurred_at, model.of(s)) for s in event.skill_ids]
 
     return update
 

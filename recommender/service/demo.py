@@ -48,9 +48,7 @@ def load_demo(
         catalog_loaded = True
     catalog = app.catalogs.require()
     world = make_world(catalog, np.random.default_rng([seed, 0]))
-    cohort = sample_learners(
-        catalog, learners, np.random.default_rng([seed, 1]), prefix="demo", cohort_id=DEMO_COHORT
-    )
+    cohort = sample_learners(catalog, learners, np.random.default_rng([seed, 1]), prefix="demo", cohort_id=DEMO_COHORT)
     existing = app.store.get_learners(tenant, [h.learner.learner_id for h in cohort])
     missing = [(i, h) for i, h in enumerate(cohort) if h.learner.learner_id not in existing]
     end = app.clock() - timedelta(days=1)

@@ -92,9 +92,7 @@ class LearnerService:
             )
         return self.profile(tenant, event.learner_id), outcome is EventOutcome.DUPLICATE
 
-    def record_batch(
-        self, tenant: str, events: Sequence[AssessmentEvent], first_index: int = 0
-    ) -> IngestResult:
+    def record_batch(self, tenant: str, events: Sequence[AssessmentEvent], first_index: int = 0) -> IngestResult:
         """Store a batch in one transaction; each bad result is rejected alone."""
         now = self._clock()
         catalog = self._catalogs.require()
@@ -106,9 +104,7 @@ class LearnerService:
                 valid.append((index, validate_event(event, catalog, now, self._future_tolerance)))
             except InvalidInput as exc:
                 result.rejected.append(Rejection(index, event.event_id, exc))
-        outcomes = self._store.record_events(
-            tenant, [e for _, e in valid], profile_updater(self._bkt()), now
-        )
+        outcomes = self._store.record_events(tenant, [e for _, e in valid], profile_updater(self._bkt()), now)
         for (index, event), outcome in zip(valid, outcomes, strict=True):
             if outcome is EventOutcome.ACCEPTED:
                 result.accepted += 1
@@ -142,9 +138,7 @@ class LearnerService:
         now = self._clock()
         model = self._bkt()
         states = self._store.get_skill_states_many(tenant, learner_ids)
-        return {
-            lid: project_profile(lid, states.get(lid, []), None, model, now) for lid in learner_ids
-        }
+        return {lid: project_profile(lid, states.get(lid, []), None, model, now) for lid in learner_ids}
 
 
 def project_profile(
@@ -165,5 +159,3 @@ def project_profile(
         for s in states
     )
     return SkillProfile(learner_id, projected, updated_at, as_of)
-
-

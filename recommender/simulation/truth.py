@@ -89,7 +89,7 @@ def sample_learners(
                 if sid in catalog.skill_index:
                     mastery[catalog.skill_index[sid]] = 0.85 + 0.1 * rng.random()
         if experience:
-            for req in role.requirements[: experience]:
+            for req in role.requirements[:experience]:
                 mastery[catalog.skill_index[req.skill_id]] = min(0.4 + 0.1 * experience, 0.9) * rng.random()
         learner = Learner(
             learner_id=f"{prefix}-{i:0{width}d}",
@@ -131,9 +131,7 @@ def attempt(
     idx = np.array([catalog.skill_index[s.skill_id] for s in module.skills])
     weights = np.array([s.weight for s in module.skills])
     prereq_idx = [
-        catalog.skill_index[s.skill_id]
-        for p in module.prerequisite_module_ids
-        for s in catalog.modules[p].skills
+        catalog.skill_index[s.skill_id] for p in module.prerequisite_module_ids for s in catalog.modules[p].skills
     ]
     ready = float(mastery[prereq_idx].mean()) if prereq_idx else 1.0
     known = float(np.average(mastery[idx], weights=weights))
@@ -166,9 +164,7 @@ def role_syllabus(catalog: Catalog, role_id: str, learner: Learner) -> list[str]
             continue
         wanted.add(module_id)
         stack.extend(catalog.modules[module_id].prerequisite_module_ids)
-    return [
-        m for m in catalog.topological_order if m in wanted and can_take(catalog.modules[m], learner)
-    ]
+    return [m for m in catalog.topological_order if m in wanted and can_take(catalog.modules[m], learner)]
 
 
 def can_take(module: Module, learner: Learner) -> bool:

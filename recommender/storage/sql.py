@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from recommender.domain.assessment import AssessmentEvent, from_micros, to_micros
-from recommender.domain.catalog import EMPTY_CATALOG, Catalog, build_catalog
+from recommender.domain.catalog import Catalog, build_catalog
 from recommender.domain.codec import (
     _Reader,
     learner_from_dict,
@@ -106,12 +106,10 @@ class SqlStore:
     # plumbing -------------------------------------------------------------------------------
     @contextmanager
     def _tx(self, *, write: bool) -> Iterator[Connection]:
+        options = {} if write else {"luban_read_only": True}
         try:
-            with self.engine.connect() as conn:
-                if not write:
-                    conn = conn.execution_options(luban_read_only=True)
-                with conn.begin():
-                    yield conn
+            with self.engine.connect().execution_options(**options) as conn, conn.begin():
+                yield conn
         except sa_exc.IntegrityError as exc:
             raise Conflict(f"a concurrent write conflicted; retry ({_short(exc)})") from exc
         except sa_exc.DBAPIError as exc:
@@ -146,17 +144,11 @@ class SqlStore:
                 )
             for step in range(version, t.SCHEMA_VERSION):
                 _UPGRADES[step](c)
-            c.execute(
-                t.meta.update()
-                .where(t.meta.c.key == "schema_version")
-                .values(value=str(t.SCHEMA_VERSION))
-            )
+            c.execute(t.meta.update().where(t.meta.c.key == "schema_version").values(value=str(t.SCHEMA_VERSION)))
 
     def schema_version(self) -> int:
         with self._tx(write=False) as c:
-            return int(
-                c.execute(sa.select(t.meta.c.value).where(t.meta.c.key == "schema_version")).scalar_one()
-            )
+            return int(c.execute(sa.select(t.meta.c.value).where(t.meta.c.key == "schema_version")).scalar_one())
 
     def ping(self) -> None:
         with self._tx(write=False) as c:
@@ -171,9 +163,7 @@ class SqlStore:
             return self._revision(c)
 
     def _revision(self, c: Connection) -> int:
-        value = c.execute(
-            sa.select(t.meta.c.value).where(t.meta.c.key == "catalog_revision")
-        ).scalar_one_or_none()
+        value = c.execute(sa.select(t.meta.c.value).where(t.meta.c.key == "catalog_revision")).scalar_one_or_none()
         return int(value) if value is not None else 0
 
     def load_catalog(self) -> Catalog:
@@ -187,7 +177,7 @@ class SqlStore:
         readers = {"skill": skill_from_reader, "module": module_from_reader, "role": role_from_reader}
         for row in rows:
             reader = _Reader(json.loads(row.body), f"{row.kind}:{row.entry_id}", problems)
-            parts[row.kind].append(readers[row.kind](reader))  # type: ignore[operator]
+            parts[row.kind].append(readers[row.kind](reader))
         return build_catalog(parts["skill"], parts["module"], parts["role"], revision)
 
     def save_catalog(self, catalog: Catalog, expected_revision: int) -> None:
@@ -201,11 +191,12 @@ class SqlStore:
             if updated.rowcount != 1:
                 raise Conflict("the catalog changed concurrently; reload it and retry")
             c.execute(t.catalog_entries.delete())
-            rows = (
-                [{"kind": "skill", "entry_id": k, "body": json.dumps(skill_to_dict(v))} for k, v in catalog.skills.items()]
-                + [{"kind": "module", "entry_id": k, "body": json.dumps(module_to_dict(v))} for k, v in catalog.modules.items()]
-                + [{"kind": "role", "entry_id": k, "body": json.dumps(role_to_dict(v))} for k, v in catalog.roles.items()]
-            )  # fmt: skip
+            entries = [
+                *(("skill", k, skill_to_dict(v)) for k, v in catalog.skills.items()),
+                *(("module", k, module_to_dict(v)) for k, v in catalog.modules.items()),
+                *(("role", k, role_to_dict(v)) for k, v in catalog.roles.items()),
+            ]
+            rows = [{"kind": kind, "entry_id": k, "body": json.dumps(body)} for kind, k, body in entries]
             if rows:
                 c.execute(t.catalog_entries.insert(), rows)
 
@@ -266,7 +257,8 @@ class SqlStore:
             if tenant is not None:
                 query = query.where(t.learners.c.tenant_id == tenant)
             query = query.where(
-                sa.tuple_(t.learners.c.tenant_id, t.learners.c.learner_id) > sa.tuple_(*after)
+                sa.tuple_(t.learners.c.tenant_id, t.learners.c.learner_id)
+                > sa.tuple_(sa.literal(after[0]), sa.literal(after[1]))
             ).limit(5000)
             with self._tx(write=False) as c:
                 rows = c.execute(query).all()
@@ -284,9 +276,7 @@ class SqlStore:
         with self._tx(write=True) as c:
             existed = self._lock_learners(c, tenant, [learner_id])
             events_deleted = c.execute(
-                t.events.delete()
-                .where(t.events.c.tenant_id == tenant)
-                .where(t.events.c.learner_id == learner_id)
+                t.events.delete().where(t.events.c.tenant_id == tenant).where(t.events.c.learner_id == learner_id)
             ).rowcount
             c.execute(
                 t.skill_states.delete()
@@ -294,9 +284,7 @@ class SqlStore:
                 .where(t.skill_states.c.learner_id == learner_id)
             )
             c.execute(
-                t.learners.delete()
-                .where(t.learners.c.tenant_id == tenant)
-                .where(t.learners.c.learner_id == learner_id)
+                t.learners.delete().where(t.learners.c.tenant_id == tenant).where(t.learners.c.learner_id == learner_id)
             )
         return bool(existed), int(events_deleted)
 
@@ -388,9 +376,7 @@ class SqlStore:
                 )
         return states
 
-    def _upsert_states(
-        self, c: Connection, tenant: str, dirty: dict[tuple[str, str], SkillState]
-    ) -> None:
+    def _upsert_states(self, c: Connection, tenant: str, dirty: dict[tuple[str, str], SkillState]) -> None:
         stmt = self._insert(t.skill_states)
         stmt = stmt.on_conflict_do_update(
             index_elements=["tenant_id", "learner_id", "skill_id"],
@@ -413,9 +399,7 @@ class SqlStore:
         ]
         c.execute(stmt, rows)
 
-    def get_skill_states(
-        self, tenant: str, learner_id: str
-    ) -> tuple[list[SkillState], datetime | None] | None:
+    def get_skill_states(self, tenant: str, learner_id: str) -> tuple[list[SkillState], datetime | None] | None:
         with self._tx(write=False) as c:
             row = c.execute(
                 sa.select(t.learners.c.profile_updated_us)
@@ -428,9 +412,7 @@ class SqlStore:
         updated = from_micros(row.profile_updated_us) if row.profile_updated_us is not None else None
         return sorted(states.values(), key=lambda s: s.skill_id), updated
 
-    def get_skill_states_many(
-        self, tenant: str, learner_ids: Sequence[str]
-    ) -> dict[str, list[SkillState]]:
+    def get_skill_states_many(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, list[SkillState]]:
         with self._tx(write=False) as c:
             states = self._states(c, tenant, sorted(set(learner_ids)), None)
         return {k: sorted(v.values(), key=lambda s: s.skill_id) for k, v in states.items()}

@@ -70,14 +70,10 @@ class Store(Protocol):
         """Store events and apply `updater` to their learners' states, all in one transaction,
         serialized per learner. Events of the batch are applied in the order given."""
 
-    def get_skill_states(
-        self, tenant: str, learner_id: str
-    ) -> tuple[list[SkillState], datetime | None] | None:
+    def get_skill_states(self, tenant: str, learner_id: str) -> tuple[list[SkillState], datetime | None] | None:
         """(states sorted by skill, profile updated_at), or None for an unknown learner."""
 
-    def get_skill_states_many(
-        self, tenant: str, learner_ids: Sequence[str]
-    ) -> dict[str, list[SkillState]]: ...
+    def get_skill_states_many(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, list[SkillState]]: ...
 
     def events_of(self, tenant: str, learner_id: str) -> list[AssessmentEvent]:
         """A learner's events in the order they were applied."""

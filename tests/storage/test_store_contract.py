@@ -78,8 +78,7 @@ def test_record_events_idempotency_conflict_and_unknown_learner(store: SqlStore)
 def test_states_equal_a_replay_of_the_events(store: SqlStore) -> None:
     store.upsert_learner("t1", Learner("ana"), T0)
     events = [
-        event(f"e{i}", score=(i % 3) / 2, minutes=i * 600, skills=("welding", "safety")[: 1 + i % 2])
-        for i in range(12)
+        event(f"e{i}", score=(i % 3) / 2, minutes=i * 600, skills=("welding", "safety")[: 1 + i % 2]) for i in range(12)
     ]
     store.record_events("t1", events[:5], UPDATE, T0)
     store.record_events("t1", events[5:], UPDATE, T0)

@@ -1,0 +1,106 @@
+"""BKT with forgetting: invariants by hypothesis, behaviour by example."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from recommender.domain.assessment import AssessmentEvent
+from recommender.domain.profile import SkillState
+from recommender.kt.bkt import (
+    BKTModel,
+    SkillParams,
+    apply_result,
+    decay,
+    mastery_now,
+    posterior,
+    replay,
+)
+from tests.conftest import T0
+
+probability = st.floats(0.0, 1.0, allow_nan=False)
+
+
+@st.composite
+def params(draw: st.DrawFn) -> SkillParams:
+    guess = draw(st.floats(0.0, 0.49))
+    slip = draw(st.floats(0.0, 0.49))
+    return SkillParams(
+        prior=draw(probability),
+        learn=draw(probability),
+        guess=guess,
+        slip=slip,
+        forget_per_day=draw(st.floats(0.0, 5.0)),
+        floor=draw(probability),
+    )
+
+
+@given(params(), st.lists(st.tuples(probability, st.floats(-30.0, 400.0)), max_size=30))
+def test_mastery_stays_in_unit_interval(p: SkillParams, results: list[tuple[float, float]]) -> None:
+    state: SkillState | None = None
+    for score, day in results:
+        state = apply_result(state, "s", score, T0 + timedelta(days=day), p)
+        assert 0.0 <= state.mastery <= 1.0
+        assert 0.0 <= mastery_now(state, p, T0 + timedelta(days=500)) <= 1.0
+
+
+@given(params(), probability, st.floats(0.0, 100.0))
+def test_correct_answer_never_lowers_mastery_at_the_same_instant(p: SkillParams, mastery: float, days: float) -> None:
+    at = T0 + timedelta(days=days)
+    before = SkillState("s", mastery, 3, at)
+    after = apply_result(before, "s", 1.0, at, p)
+    assert after.mastery >= before.mastery - 1e-12
+
+
+@given(params(), probability, probability)
+def test_higher_score_never_gives_lower_mastery(p: SkillParams, mastery: float, score: float) -> None:
+    low = posterior(mastery, score * 0.5, p.guess, p.slip)
+    high = posterior(mastery, score, p.guess, p.slip)
+    assert high >= low - 1e-12
+
+
+def test_forgetting_decays_toward_the_floor_over_real_time() -> None:
+    p = SkillParams(forget_per_day=0.05, floor=0.1)
+    state = SkillState("s", 0.9, 5, T0)
+    week, year = (
+        mastery_now(state, p, T0 + timedelta(days=7)),
+        mastery_now(state, p, T0 + timedelta(days=365)),
+    )
+    assert 0.9 > week > year > 0.1
+    assert week == pytest.approx(0.1 + 0.8 * np.exp(-0.35))
+    assert mastery_now(state, p, T0 - timedelta(days=3)) == 0.9, "no negative elapsed time"
+    assert float(decay(0.05, 10, 0.05, 0.1)) == 0.05, "time alone never raises mastery"
+
+
+def test_out_of_order_event_is_applied_without_negative_elapsed_time() -> None:
+    p = SkillParams(forget_per_day=0.1)
+    late = apply_result(None, "s", 1.0, T0 + timedelta(days=10), p)
+    early = apply_result(late, "s", 1.0, T0, p)
+    assert early.last_practiced_at == T0 + timedelta(days=10)
+    assert early.mastery >= late.mastery
+    assert early.attempts == 2
+
+
+def test_partial_credit_lies_between_wrong_and_right() -> None:
+    p = SkillParams()
+    wrong, half, right = (apply_result(None, "s", s, T0, p).mastery for s in (0.0, 0.5, 1.0))
+    assert wrong < half < right
+
+
+def test_invalid_params_are_refused() -> None:
+    with pytest.raises(ValueError, match="guess \\+ slip"):
+        SkillParams(guess=0.6, slip=0.5)
+
+
+def test_replay_applies_events_in_order_per_skill() -> None:
+    events = [
+        AssessmentEvent("e1", "a", "m", 1.0, T0, ("x", "y")),
+        AssessmentEvent("e2", "a", "m", 0.0, T0 + timedelta(hours=1), ("y",)),
+    ]
+    states = replay(BKTModel(), events)
+    assert states["x"].attempts == 1 and states["y"].attempts == 2
+    assert states["y"].mastery < states["x"].mastery

@@ -1,0 +1,57 @@
+"""The `recommender` command end to end on temporary stores."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recommender.cli import main
+from recommender.service.app import build_app
+from recommender.service.demo import DEMO_COHORT
+from tests.conftest import make_settings
+
+
+def test_demo_world_loads_once_and_is_idempotent(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert main(["--store-url", url, "demo"]) == 0
+    assert "2000 learners added" in capsys.readouterr().out
+    app = build_app(make_settings(url, tmp_path))
+    learners = [x for _, x in app.store.iter_learners()]
+    events = app.store.count_events()
+    assert len(learners) >= 2000 and events > 10_000
+    assert len({x.country for x in learners}) >= 8
+    assert {x.cohort_id for x in learners} == {DEMO_COHORT}
+    assert len({x.target_role_id for x in learners}) >= 10
+    app.close()
+    assert main(["--store-url", url, "demo"]) == 0
+    assert "0 learners added, 0 assessments recorded" in capsys.readouterr().out
+    app = build_app(make_settings(url, tmp_path))
+    assert app.store.count_events() == events
+    app.close()
+
+
+def test_catalog_load_reports_bad_files_and_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"skills": [{"skill_id": "a"}], "modules": [
+        {"module_id": "m1", "skills": [{"skill_id": "a"}], "languages": ["en"], "prerequisite_module_ids": ["m2"]},
+        {"module_id": "m2", "skills": [{"skill_id": "b"}], "languages": ["en"], "prerequisite_module_ids": ["m1"]},
+    ]}))  # fmt: skip
+    assert main(["--store-url", url, "catalog", "load", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "modules[1].skills[0].skill_id: unknown skill 'b'" in err
+    from recommender.service.demo import demo_catalog_path
+
+    assert main(["--store-url", url, "catalog", "load", str(demo_catalog_path())]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["modules"] >= 120 and summary["revision"] == 1
+    assert main(["--store-url", url, "catalog", "load", str(tmp_path / "missing.json")]) == 2
+
+
+def test_python_dash_m_entry_point() -> None:
+    out = subprocess.run([sys.executable, "-m", "recommender", "--help"], capture_output=True, text=True, check=True)
+    assert "demo" in out.stdout and "serve" in out.stdout
