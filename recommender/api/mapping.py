@@ -19,8 +19,10 @@ from recommender.domain.catalog import (
     TargetRole,
 )
 from recommender.domain.learner import Learner
+from recommender.domain.path import LearningPath, ReasonCode, StopReason
 from recommender.domain.profile import SkillProfile
 from recommender.errors import InvalidInput
+from recommender.service.paths import PathRequest
 
 
 def timestamp(moment: datetime | None) -> Timestamp | None:
@@ -191,4 +193,62 @@ def catalog_to_proto(catalog: Catalog) -> pb.GetCatalogResponse:
         modules=modules_to_proto(catalog.modules.values()),
         roles=roles_to_proto(catalog.roles.values()),
         revision=catalog.revision,
+    )
+
+
+# paths ----------------------------------------------------------------------------------------
+_STOP = {
+    StopReason.MAX_STEPS: pb.STOP_REASON_MAX_STEPS,
+    StopReason.TIME_BUDGET: pb.STOP_REASON_TIME_BUDGET,
+    StopReason.ROLE_READY: pb.STOP_REASON_ROLE_READY,
+    StopReason.NO_ELIGIBLE_MODULE: pb.STOP_REASON_NO_ELIGIBLE_MODULE,
+}
+_REASON = {
+    ReasonCode.SKILL_GAP: pb.REASON_CODE_SKILL_GAP,
+    ReasonCode.PREREQUISITE_FOR: pb.REASON_CODE_PREREQUISITE_FOR,
+    ReasonCode.ROLE_REQUIRES: pb.REASON_CODE_ROLE_REQUIRES,
+    ReasonCode.SIMILAR_LEARNERS_SUCCEEDED: pb.REASON_CODE_SIMILAR_LEARNERS_SUCCEEDED,
+    ReasonCode.REVIEW_DUE: pb.REASON_CODE_REVIEW_DUE,
+    ReasonCode.LANGUAGE_MATCH: pb.REASON_CODE_LANGUAGE_MATCH,
+}
+
+
+def path_request_from_proto(msg: pb.RecommendPathRequest) -> PathRequest:
+    return PathRequest(
+        learner_id=msg.learner_id,
+        max_steps=msg.max_steps,
+        target_role_id=msg.target_role_id,
+        languages=tuple(msg.languages),
+        time_budget_minutes=msg.time_budget_minutes,
+        exclude_module_ids=tuple(msg.exclude_module_ids),
+        locale=msg.locale,
+    )
+
+
+def path_to_proto(path: LearningPath) -> pb.LearningPath:
+    return pb.LearningPath(
+        learner_id=path.learner_id,
+        target_role_id=path.target_role_id,
+        steps=[
+            pb.PathStep(
+                position=s.position,
+                module_id=s.module_id,
+                score=s.score,
+                expected_success=s.expected_success,
+                gains=[
+                    pb.SkillGain(skill_id=g.skill_id, mastery_before=g.mastery_before, mastery_after=g.mastery_after)
+                    for g in s.gains
+                ],
+                estimated_minutes=s.estimated_minutes,
+                review=s.review,
+                reasons=[pb.Reason(code=_REASON[r.code], params=dict(r.params), text=r.text) for r in s.reasons],
+            )
+            for s in path.steps
+        ],
+        readiness_now=path.readiness_now,
+        readiness_after=path.readiness_after,
+        stop_reason=_STOP[path.stop_reason],
+        unreachable_skill_ids=list(path.unreachable_skill_ids),
+        model_version=path.model_version,
+        generated_at=timestamp(path.generated_at),
     )

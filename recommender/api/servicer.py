@@ -96,6 +96,12 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
     def GetCatalog(self, request: pb.GetCatalogRequest, context: grpc.ServicerContext) -> pb.GetCatalogResponse:
         return mapping.catalog_to_proto(self.app.catalogs.current())
 
+    # paths ----------------------------------------------------------------------------------
+    @translated
+    def RecommendPath(self, request: pb.RecommendPathRequest, context: grpc.ServicerContext) -> pb.LearningPath:
+        path = self.app.paths.recommend(tenant_of(context), mapping.path_request_from_proto(request))
+        return mapping.path_to_proto(path)
+
 
 def _rejected(index: int, event_id: str, error: LubanError) -> pb.RejectedResult:
     field = ""

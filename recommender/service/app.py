@@ -10,6 +10,7 @@ from recommender.kt.bkt import BKTModel
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock, system_clock
 from recommender.service.learners import LearnerService
+from recommender.service.paths import PathService
 from recommender.storage import Store, open_store
 
 
@@ -19,6 +20,7 @@ class App:
     store: Store
     catalogs: CatalogService
     learners: LearnerService
+    paths: PathService
     clock: Clock
 
     def close(self) -> None:
@@ -36,4 +38,5 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
         clock=clock,
         future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
     )
-    return App(settings=settings, store=store, catalogs=catalogs, learners=learners, clock=clock)
+    paths = PathService(store, catalogs, bkt=BKTModel, clock=clock, mastery_threshold=settings.mastery_threshold)
+    return App(settings=settings, store=store, catalogs=catalogs, learners=learners, paths=paths, clock=clock)

@@ -1,0 +1,64 @@
+"""Learning paths: the ordered next modules for one learner, each with why it is there."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class StopReason(enum.Enum):
+    MAX_STEPS = "max_steps"
+    TIME_BUDGET = "time_budget"
+    ROLE_READY = "role_ready"
+    NO_ELIGIBLE_MODULE = "no_eligible_module"
+
+
+class ReasonCode(enum.Enum):
+    SKILL_GAP = "skill_gap"
+    PREREQUISITE_FOR = "prerequisite_for"
+    ROLE_REQUIRES = "role_requires"
+    SIMILAR_LEARNERS_SUCCEEDED = "similar_learners_succeeded"
+    REVIEW_DUE = "review_due"
+    LANGUAGE_MATCH = "language_match"
+
+
+@dataclass(frozen=True)
+class Reason:
+    code: ReasonCode
+    params: Mapping[str, str]
+    text: str
+
+
+@dataclass(frozen=True)
+class SkillGain:
+    skill_id: str
+    mastery_before: float
+    mastery_after: float
+
+
+@dataclass(frozen=True)
+class PathStep:
+    position: int
+    module_id: str
+    score: float
+    expected_success: float
+    gains: tuple[SkillGain, ...]
+    estimated_minutes: int
+    review: bool
+    reasons: tuple[Reason, ...]
+
+
+@dataclass(frozen=True)
+class LearningPath:
+    learner_id: str
+    target_role_id: str
+    steps: tuple[PathStep, ...]
+    readiness_now: float
+    readiness_after: float
+    stop_reason: StopReason
+    unreachable_skill_ids: tuple[str, ...] = ()
+    model_version: str = ""
+    generated_at: datetime | None = None
+    notes: tuple[str, ...] = field(default=())

@@ -1,0 +1,61 @@
+"""Reason texts in the request's locale: zh and en complete, everything else falls back to en."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from recommender.domain.catalog import Catalog
+from recommender.domain.path import Reason, ReasonCode
+
+TEMPLATES: dict[str, dict[ReasonCode, str]] = {
+    "en": {
+        ReasonCode.SKILL_GAP: "Closes a gap in {skill}: mastery {mastery} of the {required} required.",
+        ReasonCode.PREREQUISITE_FOR: "Unlocks {module}, which you need next.",
+        ReasonCode.ROLE_REQUIRES: "{role} requires {skill}.",
+        ReasonCode.SIMILAR_LEARNERS_SUCCEEDED: (
+            "Learners like you succeeded at this module (expected success {expected_success})."
+        ),
+        ReasonCode.REVIEW_DUE: "Review: {skill} was last practiced {days} days ago and has faded.",
+        ReasonCode.LANGUAGE_MATCH: "Taught in {language_name}.",
+    },
+    "zh": {
+        ReasonCode.SKILL_GAP: "弥补{skill}的差距：当前掌握度{mastery}，要求{required}。",
+        ReasonCode.PREREQUISITE_FOR: "学完后可解锁下一步需要的{module}。",
+        ReasonCode.ROLE_REQUIRES: "{role}岗位要求掌握{skill}。",
+        ReasonCode.SIMILAR_LEARNERS_SUCCEEDED: "与你相似的学员在本模块表现良好（预计成功率{expected_success}）。",
+        ReasonCode.REVIEW_DUE: "复习：{skill}已有{days}天未练习，掌握度有所下降。",
+        ReasonCode.LANGUAGE_MATCH: "使用{language_name}授课。",
+    },
+}
+
+LANGUAGE_NAMES: dict[str, dict[str, str]] = {
+    "en": {"zh": "Chinese", "en": "English", "fr": "French", "ar": "Arabic", "th": "Thai",
+           "vi": "Vietnamese", "id": "Indonesian", "ru": "Russian"},
+    "zh": {"zh": "中文", "en": "英语", "fr": "法语", "ar": "阿拉伯语", "th": "泰语", "vi": "越南语",
+           "id": "印尼语", "ru": "俄语"},
+}  # fmt: skip
+
+
+def locale_key(locale: str) -> str:
+    """'zh-CN', 'zh_Hans' -> 'zh'; unknown locales -> 'en'."""
+    primary = locale.replace("_", "-").split("-", 1)[0].lower()
+    return primary if primary in TEMPLATES else "en"
+
+
+def render(code: ReasonCode, params: Mapping[str, str], catalog: Catalog, locale: str) -> Reason:
+    key = locale_key(locale)
+    values = dict(params)
+    if "skill_id" in params:
+        values["skill"] = _name(catalog.skills[params["skill_id"]].names, key, params["skill_id"])
+    if "module_id" in params:
+        values["module"] = _name(catalog.modules[params["module_id"]].titles, key, params["module_id"])
+    if "role_id" in params:
+        values["role"] = _name(catalog.roles[params["role_id"]].names, key, params["role_id"])
+    if "language" in params:
+        values["language_name"] = LANGUAGE_NAMES[key].get(params["language"], params["language"])
+    values.setdefault("days", params.get("days_since_practice", ""))
+    return Reason(code=code, params=dict(params), text=TEMPLATES[key][code].format(**values))
+
+
+def _name(names: Mapping[str, str], locale: str, fallback: str) -> str:
+    return names.get(locale) or names.get("en") or fallback

@@ -1,0 +1,195 @@
+"""Planner invariants over random catalogs (random DAGs, languages, HSK levels) and learners."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recommender.domain.catalog import (
+    Catalog,
+    Module,
+    Skill,
+    SkillRequirement,
+    SkillWeight,
+    TargetRole,
+    build_catalog,
+)
+from recommender.domain.learner import Learner
+from recommender.domain.path import LearningPath, StopReason
+from recommender.errors import PreconditionFailed
+from recommender.kt.bkt import BKTModel
+from recommender.planner.arrays import CatalogArrays, SkillParamArrays
+from recommender.planner.plan import LearnerState, PlanOptions, plan_path
+from tests.conftest import T0, tiny_catalog
+
+LANGS = ["en", "fr", "zh"]
+
+
+@st.composite
+def worlds(draw: st.DrawFn) -> tuple[Catalog, LearnerState, PlanOptions]:
+    n_skills = draw(st.integers(1, 6))
+    skills = [Skill(f"s{i}") for i in range(n_skills)]
+    n_modules = draw(st.integers(1, 14))
+    modules = []
+    for j in range(n_modules):
+        taught = draw(st.lists(st.integers(0, n_skills - 1), min_size=1, max_size=2, unique=True))
+        prereqs = draw(st.lists(st.integers(0, j - 1), max_size=3, unique=True)) if j else []
+        modules.append(
+            Module(
+                module_id=f"m{j:02d}",
+                skills=tuple(SkillWeight(f"s{s}", draw(st.sampled_from([0.3, 0.6, 1.0]))) for s in taught),
+                prerequisite_module_ids=tuple(f"m{p:02d}" for p in prereqs),
+                languages=tuple(draw(st.lists(st.sampled_from(LANGS), min_size=1, max_size=3, unique=True))),
+                difficulty=draw(st.floats(0.0, 1.0)),
+                estimated_minutes=draw(st.integers(10, 300)),
+                min_chinese_level=draw(st.integers(0, 6)),
+            )
+        )
+    reqs = draw(st.lists(st.integers(0, n_skills - 1), min_size=1, max_size=n_skills, unique=True))
+    role = TargetRole(
+        "role",
+        requirements=tuple(
+            SkillRequirement(f"s{s}", draw(st.floats(0.3, 0.95)), draw(st.floats(0.1, 2.0))) for s in reqs
+        ),
+    )
+    catalog = build_catalog(skills, modules, [role])
+    learner = Learner(
+        "x",
+        languages=tuple(draw(st.lists(st.sampled_from(LANGS), min_size=1, max_size=3, unique=True))),
+        chinese_level=draw(st.integers(0, 6)),
+    )
+    mastery = np.array([draw(st.floats(0.0, 1.0)) for _ in range(n_skills)])
+    state = LearnerState(learner, mastery, mastery.copy(), np.full(n_skills, 3.0))
+    exclude = frozenset(draw(st.lists(st.sampled_from(list(catalog.module_ids)), max_size=2)))
+    options = PlanOptions(
+        target_role_id="role",
+        languages=learner.languages,
+        max_steps=draw(st.integers(1, 12)),
+        time_budget_minutes=draw(st.sampled_from([0, 0, 200, 600])),
+        exclude_module_ids=exclude,
+    )
+    return catalog, state, options
+
+
+def plan(catalog: Catalog, state: LearnerState, options: PlanOptions) -> LearningPath:
+    arrays = CatalogArrays.build(catalog)
+    kt = SkillParamArrays.build(catalog, BKTModel())
+    return plan_path(arrays, kt, state, options, T0)
+
+
+def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions, path: LearningPath) -> None:
+    mastery = {s: float(state.mastery[i]) for i, s in enumerate(catalog.skill_ids)}
+    placed: set[str] = set()
+    readiness_floor = path.readiness_now
+    minutes = 0
+    for step in path.steps:
+        module = catalog.modules[step.module_id]
+        assert step.module_id not in placed, "no module twice"
+        assert step.module_id not in options.exclude_module_ids
+        for p in module.prerequisite_module_ids:
+            mastered = all(mastery[s] >= options.mastery_threshold for s in catalog.modules[p].skill_ids)
+            assert p in placed or mastered, f"{step.module_id} placed before its prerequisite {p}"
+        shared = {x.split("-")[0] for x in module.languages} & set(options.languages)
+        assert shared, "every step is in one of the learner's languages"
+        if shared == {"zh"}:
+            assert state.learner.chinese_level >= module.min_chinese_level
+        assert step.reasons, "every step says why"
+        for g in step.gains:
+            assert g.mastery_after >= g.mastery_before - 1e-12
+            assert 0.0 <= g.mastery_after <= 1.0
+            mastery[g.skill_id] = g.mastery_after
+        placed.add(step.module_id)
+        minutes += step.estimated_minutes
+    if options.time_budget_minutes:
+        assert minutes <= options.time_budget_minutes
+    assert path.readiness_after >= readiness_floor - 1e-12, "readiness never decreases"
+    assert len(path.steps) <= options.max_steps
+    assert 0.0 <= path.readiness_now <= path.readiness_after <= 1.0 + 1e-9
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(worlds())
+def test_planner_invariants_on_random_catalogs(world: tuple[Catalog, LearnerState, PlanOptions]) -> None:
+    catalog, state, options = world
+    try:
+        path = plan(catalog, state, options)
+    except PreconditionFailed as exc:
+        assert str(exc)
+        return
+    check_invariants(catalog, state, options, path)
+    again = plan(catalog, state, options)
+    assert again == path, "planning is deterministic"
+
+
+def test_cold_start_learner_follows_prerequisites_in_their_language() -> None:
+    catalog = build_catalog(*tiny_catalog())
+    learner = Learner("new", languages=("fr",), chinese_level=0, target_role_id="welder")
+    prior = np.full(len(catalog.skill_ids), 0.15)
+    state = LearnerState(learner, prior, np.zeros_like(prior), np.full_like(prior, math.nan))
+    path = plan(catalog, state, PlanOptions("welder", ("fr",)))
+    ids = [s.module_id for s in path.steps]
+    assert ids[:2] == ["safety-101", "welding-101"]
+    assert "welding-301" not in ids, "Chinese-only HSK 4 module is out of reach"
+    assert "inspection-101" not in ids, "not taught in French"
+    assert path.unreachable_skill_ids == ("inspection",)
+    assert path.readiness_after > path.readiness_now
+    codes = {r.code.value for s in path.steps for r in s.reasons}
+    assert {"skill_gap", "role_requires", "language_match", "prerequisite_for"} <= codes
+
+
+def test_review_is_planned_when_forgetting_pulled_a_skill_below_level() -> None:
+    catalog = build_catalog(*tiny_catalog())
+    learner = Learner("old", languages=("en",), target_role_id="welder")
+    idx = catalog.skill_index
+    mastery = np.array([0.9, 0.95, 0.9, 0.1])  # inspection, marketing, safety, welding (sorted ids)
+    mastery[idx["safety"]] = 0.5  # faded
+    peak = mastery.copy()
+    peak[idx["safety"]] = 0.92
+    days = np.full(4, 2.0)
+    days[idx["safety"]] = 120.0
+    state = LearnerState(learner, mastery, peak, days)
+    mastery_full = mastery.copy()
+    mastery_full[idx["welding"]] = 0.95
+    path = plan(catalog, replace(state, mastery=mastery), PlanOptions("welder", ("en",)))
+    review = [s for s in path.steps if s.review]
+    assert review and review[0].module_id == "safety-101"
+    reason = next(r for r in review[0].reasons if r.code.value == "review_due")
+    assert reason.params == {"skill_id": "safety", "days_since_practice": "120"}
+    assert "120" in reason.text
+
+
+def test_a_ready_learner_gets_an_empty_path_and_role_ready() -> None:
+    catalog = build_catalog(*tiny_catalog())
+    learner = Learner("pro", languages=("en",), target_role_id="welder")
+    full = np.ones(len(catalog.skill_ids))
+    path = plan(catalog, LearnerState(learner, full, full, np.zeros(4)), PlanOptions("welder", ("en",)))
+    assert path.steps == () and path.stop_reason is StopReason.ROLE_READY and path.readiness_now == 1.0
+
+
+def test_blocking_constraint_is_named() -> None:
+    catalog = build_catalog(*tiny_catalog())
+    learner = Learner("ar", languages=("ar",), target_role_id="welder")
+    low = np.full(4, 0.1)
+    state = LearnerState(learner, low, low, np.zeros(4))
+    with pytest.raises(PreconditionFailed, match=r"taught in the learner's languages \(ar\)"):
+        plan(catalog, state, PlanOptions("welder", ("ar",)))
+    zh = Learner("zh", languages=("zh",), chinese_level=0, target_role_id="welder")
+    path = plan(catalog, replace(state, learner=zh), PlanOptions("welder", ("zh",)))
+    assert "welding-301" not in [s.module_id for s in path.steps]
+
+
+def test_time_budget_and_max_steps_stop_the_path() -> None:
+    catalog = build_catalog(*tiny_catalog())
+    learner = Learner("t", languages=("en",), target_role_id="welder")
+    low = np.full(4, 0.1)
+    state = LearnerState(learner, low, low, np.zeros(4))
+    budget = plan(catalog, state, PlanOptions("welder", ("en",), time_budget_minutes=100))
+    assert [s.module_id for s in budget.steps] == ["safety-101"]
+    assert budget.stop_reason is StopReason.TIME_BUDGET
+    short = plan(catalog, state, PlanOptions("welder", ("en",), max_steps=2))
+    assert len(short.steps) == 2 and short.stop_reason is StopReason.MAX_STEPS
