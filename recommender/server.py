@@ -22,8 +22,7 @@ def serve(settings: Settings, app: App | None = None) -> None:
     print(
         f"Luban Path serving on {host}:{running.port} (store {redact(settings.store_url)})\n"
         f"  health:  grpc.health.v1.Health/Check\n"
-        f"  try:     node_modules/.bin/buf curl --http2-prior-knowledge --protocol grpc "
-        f"http://{host}:{running.port}/luban.path.v1.LearningPathService/GetCatalog\n"
+        f"  list:    grpcurl -plaintext {host}:{running.port} list   (or buf curl --list-methods; see README)\n"
         f"  Ctrl-C or SIGTERM stops it gracefully",
         flush=True,
     )
