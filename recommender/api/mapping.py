@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
+from recommender.api.status import code_of, field_of
 from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.catalog import (
     Catalog,
@@ -22,7 +23,7 @@ from recommender.domain.learner import Learner
 from recommender.domain.path import LearningPath, ReasonCode, StopReason
 from recommender.domain.profile import SkillProfile
 from recommender.errors import InvalidInput
-from recommender.service.paths import PathRequest
+from recommender.service.paths import CohortOutcome, PathRequest
 
 
 def timestamp(moment: datetime | None) -> Timestamp | None:
@@ -251,4 +252,18 @@ def path_to_proto(path: LearningPath) -> pb.LearningPath:
         unreachable_skill_ids=list(path.unreachable_skill_ids),
         model_version=path.model_version,
         generated_at=timestamp(path.generated_at),
+    )
+
+
+def cohort_outcome_to_proto(outcome: CohortOutcome) -> pb.GeneratePathsResponse:
+    if outcome.path is not None:
+        return pb.GeneratePathsResponse(
+            index=outcome.index, learner_id=outcome.learner_id, path=path_to_proto(outcome.path)
+        )
+    error = outcome.error
+    assert error is not None
+    return pb.GeneratePathsResponse(
+        index=outcome.index,
+        learner_id=outcome.learner_id,
+        error=pb.PathError(code=code_of(error).value[0], message=str(error), field=field_of(error)),
     )

@@ -9,9 +9,10 @@ import grpc
 from recommender.api import mapping
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
-from recommender.api.status import code_of, translated
+from recommender.api.status import code_of, field_of, translated, translated_stream
 from recommender.errors import InvalidInput, LubanError
 from recommender.service.app import App
+from recommender.service.paths import plan_cohort
 from recommender.storage.store import DEFAULT_TENANT
 
 
@@ -102,13 +103,28 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
         path = self.app.paths.recommend(tenant_of(context), mapping.path_request_from_proto(request))
         return mapping.path_to_proto(path)
 
+    @translated_stream
+    def GeneratePaths(
+        self, request: pb.GeneratePathsRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.GeneratePathsResponse]:
+        limit = self.app.settings.max_ids_per_request
+        if len(request.learners) > limit:
+            raise InvalidInput.of("learners", f"{len(request.learners)} learners; at most {limit} per request")
+        outcomes = plan_cohort(
+            self.app.paths,
+            tenant_of(context),
+            [mapping.learner_from_proto(x) for x in request.learners],
+            max_steps=request.max_steps,
+            locale=request.locale,
+            persist=request.persist,
+            learner_service=self.app.learners,
+            keep_going=context.is_active,
+        )
+        for outcome in outcomes:
+            yield mapping.cohort_outcome_to_proto(outcome)
+
 
 def _rejected(index: int, event_id: str, error: LubanError) -> pb.RejectedResult:
-    field = ""
-    if isinstance(error, InvalidInput) and error.violations:
-        field = error.violations[0].field
-    else:
-        field = getattr(error, "field", "")
     return pb.RejectedResult(
-        index=index, event_id=event_id, field=field, reason=str(error), code=code_of(error).value[0]
+        index=index, event_id=event_id, field=field_of(error), reason=str(error), code=code_of(error).value[0]
     )

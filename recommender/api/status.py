@@ -43,6 +43,13 @@ def code_of(error: LubanError) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def field_of(error: LubanError) -> str:
+    """The request field an error is about ("" when none)."""
+    if isinstance(error, InvalidInput):
+        return error.violations[0].field if error.violations else ""
+    return str(getattr(error, "field", ""))
+
+
 def status_of(error: LubanError) -> status_pb2.Status:
     """google.rpc.Status with BadRequest field violations for invalid fields."""
     code = code_of(error)

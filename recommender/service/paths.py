@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -12,15 +12,16 @@ import numpy as np
 
 from recommender.domain.catalog import Catalog
 from recommender.domain.ids import is_language_tag, is_locale
-from recommender.domain.learner import Learner
+from recommender.domain.learner import Learner, validate_learner
 from recommender.domain.path import LearningPath
 from recommender.domain.profile import SkillState
-from recommender.errors import FieldViolation, InvalidInput, NotFound
+from recommender.errors import FieldViolation, InvalidInput, LubanError, NotFound
 from recommender.kt.bkt import SECONDS_PER_DAY, BKTModel, mastery_now
 from recommender.planner.arrays import CatalogArrays, SkillParamArrays
 from recommender.planner.plan import LearnerState, ModelOpinion, PlanOptions, plan_path
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
+from recommender.service.learners import LearnerService
 from recommender.storage.store import Store
 
 DEFAULT_STEPS = 10
@@ -53,8 +54,8 @@ class PathService:
         mastery_threshold: float,
         predictor: Predictor | None = None,
     ) -> None:
-        self._store = store
-        self._catalogs = catalogs
+        self.store = store
+        self.catalogs = catalogs
         self._bkt = bkt
         self._clock = clock
         self._threshold = mastery_threshold
@@ -74,12 +75,12 @@ class PathService:
         return built[2], built[3]
 
     def recommend(self, tenant: str, request: PathRequest) -> LearningPath:
-        catalog = self._catalogs.require()
-        learner = self._store.get_learner(tenant, request.learner_id)
+        catalog = self.catalogs.require()
+        learner = self.store.get_learner(tenant, request.learner_id)
         if learner is None:
             raise NotFound("learner", request.learner_id, field="learner_id")
         options = self.options_for(catalog, learner, request)
-        found = self._store.get_skill_states(tenant, learner.learner_id)
+        found = self.store.get_skill_states(tenant, learner.learner_id)
         states = found[0] if found else []
         return self.plan(catalog, learner, states, options)
 
@@ -155,3 +156,52 @@ def learner_state(
         peak[i] = s.mastery
         days[i] = max((now - s.last_practiced_at).total_seconds(), 0.0) / SECONDS_PER_DAY
     return LearnerState(learner=learner, mastery=mastery, peak=peak, days_since_practice=days)
+
+
+@dataclass(frozen=True)
+class CohortOutcome:
+    """One learner's result in a batch: a path, or the error that stopped it."""
+
+    index: int
+    learner_id: str
+    path: LearningPath | None = None
+    error: LubanError | None = None
+
+
+def plan_cohort(
+    service: PathService,
+    tenant: str,
+    learners: Sequence[Learner],
+    *,
+    max_steps: int,
+    locale: str,
+    persist: bool,
+    learner_service: LearnerService,
+    keep_going: Callable[[], bool] = lambda: True,
+) -> Iterator[CohortOutcome]:
+    """Paths for many learners in input order; per-learner errors are outcomes, not failures.
+    Learners already stored under the tenant are planned from their stored profiles."""
+    catalog = service.catalogs.require()
+    valid: dict[int, Learner] = {}
+    errors: dict[int, LubanError] = {}
+    for i, raw in enumerate(learners):
+        try:
+            valid[i] = validate_learner(raw, catalog, prefix=f"learners[{i}]")
+        except LubanError as exc:
+            errors[i] = exc
+    if persist and valid:
+        learner_service.upsert_many(tenant, list(valid.values()))
+    states = service.store.get_skill_states_many(tenant, [x.learner_id for x in valid.values()])
+    for i, raw in enumerate(learners):
+        if not keep_going():
+            return
+        if i in errors:
+            yield CohortOutcome(i, raw.learner_id, error=errors[i])
+            continue
+        learner = valid[i]
+        try:
+            options = service.options_for(catalog, learner, PathRequest(learner.learner_id, max_steps, locale=locale))
+            path = service.plan(catalog, learner, states.get(learner.learner_id, []), options)
+            yield CohortOutcome(i, learner.learner_id, path=path)
+        except LubanError as exc:
+            yield CohortOutcome(i, learner.learner_id, error=exc)
