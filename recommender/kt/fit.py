@@ -1,0 +1,216 @@
+"""Fitting BKT per skill: Baum-Welch EM over every (learner, skill) sequence at once, then the
+forgetting rate per skill by likelihood over a grid (it is only identifiable with real time gaps).
+
+Also `filter_predictions`: the online BKT update run over whole sequences, predicting each
+response before updating on it; the same arithmetic as kt/bkt.apply_result (tested to agree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from recommender.kt.bkt import DEFAULT_PARAMS, BKTModel, SkillParams
+from recommender.kt.sequences import Sequences
+
+FloatArray = npt.NDArray[np.float64]
+FORGET_GRID = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+BOUNDS = {"prior": (0.01, 0.99), "learn": (0.005, 0.6), "guess": (0.01, 0.45), "slip": (0.01, 0.45)}
+MIN_RESPONSES = 30  # fewer responses for a skill: keep the default parameters
+
+
+@dataclass(frozen=True)
+class ParamArrays:
+    """Per-skill parameter vectors (n_skills,)."""
+
+    prior: FloatArray
+    learn: FloatArray
+    guess: FloatArray
+    slip: FloatArray
+    forget: FloatArray
+
+    @classmethod
+    def constant(cls, n_skills: int, p: SkillParams = DEFAULT_PARAMS) -> ParamArrays:
+        def full(v: float) -> FloatArray:
+            return np.full(n_skills, v, dtype=np.float64)
+
+        return cls(full(p.prior), full(p.learn), full(p.guess), full(p.slip), full(p.forget_per_day))
+
+    @classmethod
+    def from_model(cls, model: BKTModel, skill_ids: Sequence[str]) -> ParamArrays:
+        ps = [model.of(s) for s in skill_ids]
+        return cls(
+            np.array([p.prior for p in ps]),
+            np.array([p.learn for p in ps]),
+            np.array([p.guess for p in ps]),
+            np.array([p.slip for p in ps]),
+            np.array([p.forget_per_day for p in ps]),
+        )
+
+    def to_model(self, skill_ids: Sequence[str]) -> BKTModel:
+        return BKTModel(
+            params={
+                s: SkillParams(
+                    prior=float(self.prior[i]),
+                    learn=float(self.learn[i]),
+                    guess=float(self.guess[i]),
+                    slip=float(self.slip[i]),
+                    forget_per_day=float(self.forget[i]),
+                    floor=float(self.prior[i]),
+                )
+                for i, s in enumerate(skill_ids)
+            }
+        )
+
+
+def _emissions(obs: FloatArray, guess: FloatArray, slip: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """P(obs | unmastered), P(obs | mastered); fractional scores are soft evidence."""
+    return obs * guess + (1 - obs) * (1 - guess), obs * (1 - slip) + (1 - obs) * slip
+
+
+def filter_predictions(seqs: Sequences, p: ParamArrays) -> FloatArray:
+    """P(correct) for every response given the responses before it (flat, step-major order)."""
+    k = seqs.skill
+    prior, learn, guess, slip, forget = p.prior[k], p.learn[k], p.guess[k], p.slip[k], p.forget[k]
+    m = prior.copy()
+    pred = np.empty_like(seqs.obs)
+    for t in range(seqs.steps):
+        n, sl = int(seqs.n_active[t]), seqs.at(t)
+        mm = m[:n]
+        if t:
+            floor = prior[:n]
+            decayed = floor + (mm - floor) * np.exp(-forget[:n] * seqs.gap_days[sl])
+            mm = np.where(mm > floor, decayed, mm)
+        g, s, o = guess[:n], slip[:n], seqs.obs[sl]
+        pred[sl] = mm * (1 - s) + (1 - mm) * g
+        e0, e1 = _emissions(o, g, s)
+        post = mm * e1 / (mm * e1 + (1 - mm) * e0)
+        m[:n] = post + (1 - post) * learn[:n]
+    return pred
+
+
+def log_likelihood_by_skill(seqs: Sequences, p: ParamArrays, n_skills: int) -> FloatArray:
+    pred = np.clip(filter_predictions(seqs, p), 1e-6, 1 - 1e-6)
+    ll = seqs.obs * np.log(pred) + (1 - seqs.obs) * np.log(1 - pred)
+    return np.bincount(seqs.skill[_flat_index(seqs)], weights=ll, minlength=n_skills)
+
+
+def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArrays, float]:
+    k = seqs.skill
+    prior, learn, guess, slip = p.prior[k], p.learn[k], p.guess[k], p.slip[k]
+    n_rows = len(seqs.obs)
+    a1 = np.empty(n_rows)  # scaled forward P(L_t = 1 | o_1..t)
+    scale = np.empty(n_rows)
+    e0_all, e1_all = _emissions(seqs.obs, guess[_flat_index(seqs)], slip[_flat_index(seqs)])
+    state = prior.copy()  # P(L_t = 1 | o_1..t-1)
+    for t in range(seqs.steps):
+        n, sl = int(seqs.n_active[t]), seqs.at(t)
+        e0, e1 = e0_all[sl], e1_all[sl]
+        s1 = state[:n] * e1
+        c = s1 + (1 - state[:n]) * e0
+        a1[sl] = s1 / c
+        scale[sl] = c
+        state[:n] = a1[sl] + (1 - a1[sl]) * learn[:n]
+    # backward, scaled: b_t(i) = sum_j A(i, j) B_{t+1}(j) b_{t+1}(j) / c_{t+1}
+    b0 = np.ones(n_rows)
+    b1 = np.ones(n_rows)
+    xi01 = np.zeros(n_rows)  # expected 0 -> 1 transitions from row t to t+1
+    for t in range(seqs.steps - 2, -1, -1):
+        n_next, sl, nxt = int(seqs.n_active[t + 1]), seqs.at(t), seqs.at(t + 1)
+        cur = slice(sl.start, sl.start + n_next)
+        e0, e1, c = e0_all[nxt], e1_all[nxt], scale[nxt]
+        l = learn[:n_next]
+        w0, w1 = e0 * b0[nxt] / c, e1 * b1[nxt] / c
+        b0[cur] = (1 - l) * w0 + l * w1
+        b1[cur] = w1
+        xi01[cur] = (1 - a1[cur]) * l * w1
+    gamma1 = a1 * b1
+    gamma0 = (1 - a1) * b0
+    total = gamma0 + gamma1
+    gamma1, gamma0 = gamma1 / total, gamma0 / total
+    flat_skill = k[_flat_index(seqs)]
+    first = seqs.at(0)
+
+    def per_skill(weights: FloatArray, skills: npt.NDArray[np.int64] = flat_skill) -> FloatArray:
+        return np.bincount(skills, weights=weights, minlength=n_skills)
+
+    not_last = np.zeros(n_rows, dtype=bool)
+    for t in range(seqs.steps - 1):
+        sl = seqs.at(t)
+        not_last[sl.start : sl.start + int(seqs.n_active[t + 1])] = True
+    new_prior = per_skill(gamma1[first], k[: int(seqs.n_active[0])]) / np.maximum(
+        np.bincount(k, minlength=n_skills), 1
+    )
+    new_learn = per_skill(xi01) / np.maximum(per_skill(gamma0 * not_last), 1e-12)
+    new_guess = per_skill(gamma0 * seqs.obs) / np.maximum(per_skill(gamma0), 1e-12)
+    new_slip = per_skill(gamma1 * (1 - seqs.obs)) / np.maximum(per_skill(gamma1), 1e-12)
+    log_likelihood = float(np.log(scale).sum())
+
+    def bounded(name: str, value: FloatArray) -> FloatArray:
+        lo, hi = BOUNDS[name]
+        return np.clip(value, lo, hi)
+
+    return (
+        ParamArrays(
+            prior=bounded("prior", new_prior),
+            learn=bounded("learn", new_learn),
+            guess=bounded("guess", new_guess),
+            slip=bounded("slip", new_slip),
+            forget=p.forget,
+        ),
+        log_likelihood,
+    )
+
+
+def _flat_index(seqs: Sequences) -> npt.NDArray[np.int64]:
+    """Sequence number of each flat row."""
+    return np.concatenate([np.arange(int(n)) for n in seqs.n_active]) if seqs.steps else np.zeros(0, np.int64)
+
+
+def fit_bkt(
+    seqs: Sequences,
+    n_skills: int,
+    *,
+    iterations: int = 30,
+    tolerance: float = 1e-4,
+    fit_forgetting: bool = True,
+    progress: Callable[[int, float], None] | None = None,
+) -> ParamArrays:
+    """EM from pyBKT-like starting values; skills with few responses keep the defaults."""
+    start = ParamArrays.constant(n_skills, SkillParams(prior=0.3, learn=0.1, guess=0.2, slip=0.1, forget_per_day=0.0))
+    params, previous = start, -np.inf
+    for i in range(iterations):
+        params, ll = _em_step(seqs, params, n_skills)
+        if progress:
+            progress(i, ll)
+        if ll - previous < tolerance * max(abs(ll), 1.0):
+            break
+        previous = ll
+    counts = np.bincount(seqs.skill[_flat_index(seqs)], minlength=n_skills)
+    few = counts < MIN_RESPONSES
+    default = ParamArrays.constant(n_skills)
+    params = ParamArrays(
+        prior=np.where(few, default.prior, params.prior),
+        learn=np.where(few, default.learn, params.learn),
+        guess=np.where(few, default.guess, params.guess),
+        slip=np.where(few, default.slip, params.slip),
+        forget=default.forget.copy() if fit_forgetting else np.zeros(n_skills),
+    )
+    if fit_forgetting and seqs.steps > 1 and float(seqs.gap_days.max(initial=0.0)) > 0.5:
+        params = _fit_forgetting(seqs, params, n_skills, few)
+    return params
+
+
+def _fit_forgetting(seqs: Sequences, params: ParamArrays, n_skills: int, few: npt.NDArray[np.bool_]) -> ParamArrays:
+    best_ll = np.full(n_skills, -np.inf)
+    best_rate = params.forget.copy()
+    for rate in FORGET_GRID:
+        trial = ParamArrays(params.prior, params.learn, params.guess, params.slip, np.full(n_skills, rate))
+        ll = log_likelihood_by_skill(seqs, trial, n_skills)
+        better = (ll > best_ll) & ~few
+        best_ll = np.where(better, ll, best_ll)
+        best_rate = np.where(better, rate, best_rate)
+    return ParamArrays(params.prior, params.learn, params.guess, params.slip, best_rate)

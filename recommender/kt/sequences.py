@@ -1,0 +1,67 @@
+"""Per-(learner, skill) response sequences in a step-major layout, so BKT filtering and EM over
+every sequence at once is one loop over steps with vectorized work inside.
+
+Sequences are sorted by length, longest first; at step t the active sequences are 0..n_active[t]-1
+and their responses sit at flat[offset[t] : offset[t] + n_active[t]].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Sequences:
+    skill: IntArray  # (n_seq,) skill index of each sequence
+    n_active: IntArray  # (T,) sequences still running at step t
+    offset: IntArray  # (T + 1,)
+    obs: FloatArray  # (n_rows,) score in [0, 1], step-major
+    gap_days: FloatArray  # (n_rows,) days since the sequence's previous response (0 at its start)
+    row_of: IntArray  # (n_rows,) the input row each flat position came from
+
+    @property
+    def steps(self) -> int:
+        return len(self.n_active)
+
+    def at(self, t: int) -> slice:
+        return slice(int(self.offset[t]), int(self.offset[t]) + int(self.n_active[t]))
+
+
+def build_sequences(
+    learner: IntArray, skill: IntArray, score: FloatArray, days: FloatArray
+) -> Sequences:
+    """Rows must already be in time order within each learner (ties keep input order)."""
+    n = len(learner)
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Sequences(empty, empty, np.zeros(1, dtype=np.int64), np.zeros(0), np.zeros(0), empty)
+    order = np.lexsort((np.arange(n), skill, learner))  # group by (learner, skill), keep time order
+    l_sorted, s_sorted = learner[order], skill[order]
+    starts = np.flatnonzero(np.r_[True, (l_sorted[1:] != l_sorted[:-1]) | (s_sorted[1:] != s_sorted[:-1])])
+    lengths = np.diff(np.r_[starts, n])
+    by_length = np.argsort(-lengths, kind="stable")
+    starts, lengths = starts[by_length], lengths[by_length]
+    steps = int(lengths[0])
+    # lengths are descending, so the sequences longer than t are a prefix of them
+    n_active = np.searchsorted(-lengths, -np.arange(steps), side="left").astype(np.int64)
+    offset = np.r_[0, np.cumsum(n_active)].astype(np.int64)
+    # flat position (t, i) -> sorted row starts[i] + t
+    t_index = np.repeat(np.arange(steps), n_active)
+    i_index = np.concatenate([np.arange(k) for k in n_active])
+    sorted_rows = starts[i_index] + t_index
+    rows = order[sorted_rows]
+    prev_days = np.where(t_index > 0, days[order[np.maximum(sorted_rows - 1, 0)]], days[rows])
+    return Sequences(
+        skill=skill[order[starts]].astype(np.int64),
+        n_active=n_active,
+        offset=offset,
+        obs=score[rows].astype(np.float64),
+        gap_days=np.maximum(days[rows] - prev_days, 0.0),
+        row_of=rows.astype(np.int64),
+    )
