@@ -73,6 +73,11 @@ def _emissions(obs: FloatArray, guess: FloatArray, slip: FloatArray) -> tuple[Fl
 
 def filter_predictions(seqs: Sequences, p: ParamArrays) -> FloatArray:
     """P(correct) for every response given the responses before it (flat, step-major order)."""
+    return filter_sequences(seqs, p)[0]
+
+
+def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, FloatArray]:
+    """(predictions per response, mastery of each sequence after its last response)."""
     k = seqs.skill
     prior, learn, guess, slip, forget = p.prior[k], p.learn[k], p.guess[k], p.slip[k], p.forget[k]
     m = prior.copy()
@@ -89,7 +94,7 @@ def filter_predictions(seqs: Sequences, p: ParamArrays) -> FloatArray:
         e0, e1 = _emissions(o, g, s)
         post = mm * e1 / (mm * e1 + (1 - mm) * e0)
         m[:n] = post + (1 - post) * learn[:n]
-    return pred
+    return pred, m
 
 
 def log_likelihood_by_skill(seqs: Sequences, p: ParamArrays, n_skills: int) -> FloatArray:

@@ -19,6 +19,7 @@ FloatArray = npt.NDArray[np.float64]
 @dataclass(frozen=True)
 class Sequences:
     skill: IntArray  # (n_seq,) skill index of each sequence
+    learner: IntArray  # (n_seq,) learner index of each sequence
     n_active: IntArray  # (T,) sequences still running at step t
     offset: IntArray  # (T + 1,)
     obs: FloatArray  # (n_rows,) score in [0, 1], step-major
@@ -40,7 +41,7 @@ def build_sequences(
     n = len(learner)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return Sequences(empty, empty, np.zeros(1, dtype=np.int64), np.zeros(0), np.zeros(0), empty)
+        return Sequences(empty, empty, empty, np.zeros(1, dtype=np.int64), np.zeros(0), np.zeros(0), empty)
     order = np.lexsort((np.arange(n), skill, learner))  # group by (learner, skill), keep time order
     l_sorted, s_sorted = learner[order], skill[order]
     starts = np.flatnonzero(np.r_[True, (l_sorted[1:] != l_sorted[:-1]) | (s_sorted[1:] != s_sorted[:-1])])
@@ -59,6 +60,7 @@ def build_sequences(
     prev_days = np.where(t_index > 0, days[order[np.maximum(sorted_rows - 1, 0)]], days[rows])
     return Sequences(
         skill=skill[order[starts]].astype(np.int64),
+        learner=learner[order[starts]].astype(np.int64),
         n_active=n_active,
         offset=offset,
         obs=score[rows].astype(np.float64),

@@ -35,16 +35,23 @@ class EventTable:
         return len(self.learner)
 
     def subset(self, mask: npt.NDArray[np.bool_]) -> EventTable:
+        """The rows in `mask`, with learners renumbered to those that remain."""
         idx = np.flatnonzero(mask)
         counts = np.diff(self.skill_ptr)[idx]
-        ptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
-        rows = np.concatenate([np.arange(self.skill_ptr[i], self.skill_ptr[i + 1]) for i in idx]) if len(idx) else (
-            np.zeros(0, dtype=np.int64)
-        )
+        starts = self.skill_ptr[idx]
+        rows = np.repeat(starts - np.r_[0, np.cumsum(counts)[:-1]], counts) + np.arange(int(counts.sum()))
+        kept, learner = np.unique(self.learner[idx], return_inverse=True)
         return EventTable(
-            self.learner_ids, self.item_ids, self.learner[idx], self.module[idx], self.item[idx],
-            self.score[idx], self.days[idx], ptr, self.skill_idx[rows],
-        )  # fmt: skip
+            learner_ids=tuple(self.learner_ids[i] for i in kept),
+            item_ids=self.item_ids,
+            learner=learner.astype(np.int64),
+            module=self.module[idx],
+            item=self.item[idx],
+            score=self.score[idx],
+            days=self.days[idx],
+            skill_ptr=np.r_[0, np.cumsum(counts)].astype(np.int64),
+            skill_idx=self.skill_idx[rows],
+        )
 
     def expanded(self) -> tuple[IntArray, IntArray]:
         """(event row, skill index) for every skill of every event."""

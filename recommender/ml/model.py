@@ -1,0 +1,107 @@
+"""The serving model: plain numpy, no LightFM import. Two factor models share the feature spaces:
+`success` (logistic loss on passed/failed attempts: P(success on a module)) and `ranking` (WARP on
+attempted modules: which modules learners like this one take next). Biases are folded into two
+extra columns so scoring is one matmul:
+    learner = [sum_f x_f e_f, 1, sum_f x_f b_f],  module = [sum_g y_g e_g, sum_g y_g b_g, 1].
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse
+
+from recommender.domain.catalog import Catalog
+from recommender.domain.learner import Learner
+from recommender.kt.bkt import BKTModel
+from recommender.ml.features import FeatureSpace, identity_heavy, learner_tokens, module_tokens
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class FactorModel:
+    user_embeddings: npt.NDArray[np.float32]  # (n_user_features, k)
+    user_biases: npt.NDArray[np.float32]  # (n_user_features,)
+    item_embeddings: npt.NDArray[np.float32]  # (n_item_features, k)
+    item_biases: npt.NDArray[np.float32]  # (n_item_features,)
+
+    def learner_vectors(self, x: sparse.csr_matrix) -> FloatArray:
+        emb = x @ self.user_embeddings
+        bias = x @ self.user_biases
+        return np.column_stack([emb, np.ones(x.shape[0]), bias]).astype(np.float64)
+
+    def module_vectors(self, y: sparse.csr_matrix) -> FloatArray:
+        emb = y @ self.item_embeddings
+        bias = y @ self.item_biases
+        return np.column_stack([emb, bias, np.ones(y.shape[0])]).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class HybridModel:
+    version: str
+    user_space: FeatureSpace
+    item_space: FeatureSpace
+    success: FactorModel
+    ranking: FactorModel
+    bkt: BKTModel
+    use_features: bool = True
+    meta: Mapping[str, Any] = field(default_factory=dict)
+    _module_cache: dict[tuple[int, str], tuple[FloatArray, FloatArray]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def module_vectors(self, catalog: Catalog) -> tuple[FloatArray, FloatArray]:
+        """(success, ranking) module vectors in catalog.module_ids order, built once per revision.
+        Modules added after training are represented by their features alone."""
+        key = (catalog.revision, ",".join(catalog.module_ids[:3]) + str(len(catalog.module_ids)))
+        cached = self._module_cache.get(key)
+        if cached is None:
+            tokens = [
+                module_tokens(catalog.modules[m], identity=True, use_features=self.use_features)
+                for m in catalog.module_ids
+            ]
+            cached = (
+                self.success.module_vectors(self.item_space.matrix(tokens)),
+                self.ranking.module_vectors(self.item_space.matrix([identity_heavy(t) for t in tokens])),
+            )
+            self._module_cache.clear()
+            self._module_cache[key] = cached
+        return cached
+
+    def learner_vectors(
+        self,
+        learners: Sequence[Learner | None],
+        learner_ids: Sequence[str],
+        masteries: Sequence[Mapping[str, float]],
+        *,
+        cold: bool = False,
+    ) -> tuple[FloatArray, FloatArray]:
+        """(success, ranking) learner vectors. A learner the model never saw (or `cold`) has no
+        identity feature, so they are scored from their features and mastery alone."""
+        index = self.user_space.index
+        tokens = [
+            learner_tokens(x, lid, m, identity=not cold and f"id:{lid}" in index, use_features=self.use_features)
+            for x, lid, m in zip(learners, learner_ids, masteries, strict=True)
+        ]
+        return (
+            self.success.learner_vectors(self.user_space.matrix(tokens)),
+            self.ranking.learner_vectors(self.user_space.matrix([identity_heavy(t) for t in tokens])),
+        )
+
+    def success_probability(self, learner_vectors: FloatArray, catalog: Catalog) -> FloatArray:
+        """(n_learners, n_modules) P(success) from success learner vectors."""
+        modules, _ = self.module_vectors(catalog)
+        return _sigmoid(learner_vectors @ modules.T)
+
+    def ranking_scores(self, learner_vectors: FloatArray, catalog: Catalog) -> FloatArray:
+        _, modules = self.module_vectors(catalog)
+        return learner_vectors @ modules.T
+
+
+def _sigmoid(z: FloatArray) -> FloatArray:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))), dtype=np.float64)

@@ -1,0 +1,162 @@
+"""Training: BKT per skill, then the two LightFM factor models on the same features.
+
+What the model learns, and why:
+- `success`: logistic loss on each (learner, module) pair's outcome (+1 when the mean score is at
+  least PASS_SCORE, -1 otherwise), weighted by attempts. It predicts P(success on a module) for the
+  planner's zone-of-proximal-development term and for knowledge-tracing predictions.
+- `ranking`: WARP loss on attempted modules: what learners like this one take next, for ranking.
+Both see learner features (country, languages, program, role, HSK, attributes, mastery buckets) and
+module features (skills, track, difficulty, languages), so a learner with no history is scored from
+features alone. LightFM runs single-threaded with a fixed seed: training is deterministic.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import sparse
+
+from recommender.kt.bkt import BKTModel
+from recommender.kt.fit import ParamArrays, filter_sequences, fit_bkt
+from recommender.kt.sequences import build_sequences
+from recommender.ml.data import EventTable, TrainingData
+from recommender.ml.features import FeatureSpace, as_float32, identity_heavy, learner_tokens, module_tokens
+from recommender.ml.model import FactorModel, HybridModel
+
+PASS_SCORE = 0.5
+Progress = Callable[[str, float], None]  # (message, fraction done)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 42
+    epochs: int = 15
+    components: int = 16
+    learning_rate: float = 0.05
+    alpha: float = 1e-5
+    use_features: bool = True
+    fit_bkt: bool = True
+
+
+def fit_knowledge_tracing(table: EventTable, n_skills: int) -> tuple[ParamArrays, dict[tuple[int, int], float]]:
+    """BKT parameters and each (learner, skill) mastery after the learner's last event."""
+    rows, skills = table.expanded()
+    seqs = build_sequences(table.learner[rows], skills, table.score[rows], table.days[rows])
+    params = fit_bkt(seqs, n_skills)
+    _, final = filter_sequences(seqs, params)
+    masteries = {(int(lr), int(sk)): float(m) for lr, sk, m in zip(seqs.learner, seqs.skill, final, strict=True)}
+    return params, masteries
+
+
+def train_hybrid(
+    data: TrainingData,
+    config: TrainConfig,
+    *,
+    version: str = "",
+    bkt: ParamArrays | None = None,
+    masteries: dict[tuple[int, int], float] | None = None,
+    progress: Progress | None = None,
+) -> HybridModel:
+    from lightfm import LightFM
+
+    started = time.perf_counter()
+    catalog, table = data.catalog, data.events
+    report = progress or (lambda _m, _f: None)
+    if bkt is None or masteries is None:
+        report("fitting BKT", 0.0)
+        if config.fit_bkt:
+            bkt, masteries = fit_knowledge_tracing(table, len(catalog.skill_ids))
+        else:
+            bkt, masteries = ParamArrays.constant(len(catalog.skill_ids)), {}
+    per_learner: list[dict[str, float]] = [{} for _ in table.learner_ids]
+    for (lr, sk), m in masteries.items():
+        per_learner[lr][catalog.skill_ids[sk]] = m
+
+    learner_token_lists = [
+        learner_tokens(data.learners.get(lid), lid, per_learner[i], identity=True, use_features=config.use_features)
+        for i, lid in enumerate(table.learner_ids)
+    ]
+    attempted = np.zeros(len(catalog.module_ids), dtype=bool)
+    attempted[np.unique(table.module)] = True
+    module_token_lists = [
+        module_tokens(catalog.modules[m], identity=bool(attempted[j]), use_features=config.use_features)
+        for j, m in enumerate(catalog.module_ids)
+    ]
+    user_space, item_space = FeatureSpace.of(learner_token_lists), FeatureSpace.of(module_token_lists)
+    x = as_float32(user_space.matrix(learner_token_lists))
+    y = as_float32(item_space.matrix(module_token_lists))
+    x_rank = as_float32(user_space.matrix([identity_heavy(t) for t in learner_token_lists]))
+    y_rank = as_float32(item_space.matrix([identity_heavy(t) for t in module_token_lists]))
+
+    shape = (len(table.learner_ids), len(catalog.module_ids))
+    pairs = table.learner * shape[1] + table.module
+    unique, inverse, counts = np.unique(pairs, return_inverse=True, return_counts=True)
+    mean_score = np.bincount(inverse, weights=table.score) / counts
+    users, items = np.divmod(unique, shape[1])
+    labels = np.where(mean_score >= PASS_SCORE, 1.0, -1.0).astype(np.float32)
+    weights = (1.0 + np.log(counts)).astype(np.float32)
+    success_interactions = sparse.coo_matrix((labels, (users, items)), shape=shape)
+    success_weights = sparse.coo_matrix((weights, (users, items)), shape=shape)
+    ranking_interactions = sparse.coo_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=shape)
+
+    def fit(
+        loss: str,
+        interactions: sparse.coo_matrix,
+        sample_weight: sparse.coo_matrix | None,
+        part: int,
+        features: tuple[sparse.csr_matrix, sparse.csr_matrix],
+    ) -> Any:
+        model = LightFM(
+            no_components=config.components,
+            loss=loss,
+            learning_rate=config.learning_rate,
+            item_alpha=config.alpha,
+            user_alpha=config.alpha,
+            random_state=np.random.RandomState(config.seed + part),
+        )
+        for epoch in range(config.epochs):
+            t0 = time.perf_counter()
+            model.fit_partial(interactions, user_features=features[0], item_features=features[1],
+                              sample_weight=sample_weight, epochs=1, num_threads=1)  # fmt: skip
+            done = (part * config.epochs + epoch + 1) / (2 * config.epochs)
+            report(f"{loss} epoch {epoch + 1}/{config.epochs} ({time.perf_counter() - t0:.2f} s)", done)
+        return model
+
+    success = fit("logistic", success_interactions, success_weights, 0, (x, y))
+    ranking = fit("warp", ranking_interactions, None, 1, (x_rank, y_rank))
+
+    def factors(model: Any) -> FactorModel:
+        return FactorModel(
+            user_embeddings=np.asarray(model.user_embeddings, dtype=np.float32),
+            user_biases=np.asarray(model.user_biases, dtype=np.float32),
+            item_embeddings=np.asarray(model.item_embeddings, dtype=np.float32),
+            item_biases=np.asarray(model.item_biases, dtype=np.float32),
+        )
+
+    bkt_model: BKTModel = bkt.to_model(catalog.skill_ids)
+    meta = {
+        "params": asdict(config),
+        "data_fingerprint": data.fingerprint(),
+        "counts": {
+            "events": len(table),
+            "learners": len(table.learner_ids),
+            "modules": len(catalog.module_ids),
+            "skills": len(catalog.skill_ids),
+            "pairs": len(users),
+        },
+        "training_seconds": round(time.perf_counter() - started, 3),
+    }
+    return HybridModel(
+        version=version,
+        user_space=user_space,
+        item_space=item_space,
+        success=factors(success),
+        ranking=factors(ranking),
+        bkt=bkt_model,
+        use_features=config.use_features,
+        meta=meta,
+    )
