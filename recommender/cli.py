@@ -11,13 +11,16 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from tqdm import tqdm
 
 from recommender.config import Settings
 from recommender.errors import InvalidInput, LubanError
+
+if TYPE_CHECKING:
+    from recommender.service.app import App
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,7 +41,44 @@ def _parser() -> argparse.ArgumentParser:
     load = catalog_sub.add_parser("load", help="load a catalog JSON file (README: format)")
     load.add_argument("file", type=Path)
     load.add_argument("--merge", action="store_true", help="merge by id instead of replacing")
+
+    imp = sub.add_parser("import", help="load event / learner / catalog files into the store")
+    imp.add_argument("--events", type=Path, help="events file (CSV, JSONL or Parquet; README: format)")
+    imp.add_argument("--learners", type=Path, help="learners file")
+    imp.add_argument("--catalog", type=Path, help="catalog JSON (merged into the store's catalog)")
+    imp.add_argument("--tenant", default="default", help="tenant the learners belong to")
+
+    conv = sub.add_parser("convert", help="convert a public dataset to the generic event format")
+    conv.add_argument("dataset", choices=["assistments", "oulad", "junyi"])
+    conv.add_argument("src", type=Path, help="the dataset's folder")
+    conv.add_argument("out", type=Path, help="where events.csv, catalog.json (and learners.csv) go")
+
+    train = sub.add_parser("train", help="train a model (from the store, or from files)")
+    _training_args(train)
+    train.add_argument("--force", action="store_true", help="activate even if not better than the active model")
+    train.add_argument("--no-activate", action="store_true", help="save the version without activating it")
+
+    ev = sub.add_parser("evaluate", help="leakage-safe evaluation against baselines")
+    _training_args(ev)
+    ev.add_argument("--split", choices=["temporal", "cold"], default="temporal")
+    ev.add_argument("--json", type=Path, dest="json_out", help="also write the results as JSON")
+
+    models = sub.add_parser("models", help="model registry")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    models_sub.add_parser("list", help="stored versions, newest first")
+    act = models_sub.add_parser("activate", help="serve this version")
+    act.add_argument("version")
+    models_sub.add_parser("rollback", help="serve the previously active version again")
     return parser
+
+
+def _training_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--events", type=Path, help="events file; default: the store")
+    p.add_argument("--catalog", type=Path, help="catalog JSON (required with --events)")
+    p.add_argument("--learners", type=Path, help="learners file (features)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--components", type=int, default=16)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -75,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.service.app import build_app
 
+    if args.command == "convert":
+        return _convert(args)
     if args.command == "serve":
         from recommender.server import serve
 
@@ -84,6 +126,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.command == "run":
             _demo(app, None)
+            if app.models.active() is None:
+                _train_demo_model(app)
             from recommender.server import serve
 
             serve(settings, app)
@@ -91,6 +135,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "demo":
             _demo(app, args.learners)
             return 0
+        if args.command == "import":
+            return _import(app, args)
+        if args.command in ("train", "evaluate"):
+            return _train_or_evaluate(app, args)
+        if args.command == "models":
+            return _models(app, args)
         if args.command == "catalog" and args.catalog_command == "load":
             catalog = app.catalogs.load_file(args.file, replace=not args.merge)
             print(
@@ -109,7 +159,125 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     raise AssertionError(f"unhandled command {args.command}")
 
 
-def _demo(app: Any, learners: int | None) -> None:
+def _import(app: App, args: argparse.Namespace) -> int:
+    from recommender.service.importer import Importer
+
+    if not (args.events or args.learners or args.catalog):
+        print("error: give --events, --learners and/or --catalog", file=sys.stderr)
+        return 2
+    with tqdm(unit="event", desc="import", disable=None) as bar:
+        report = Importer(app.store, app.catalogs, app.learners).run(
+            args.tenant, args.events, args.learners, args.catalog, progress=bar.update
+        )
+    for problem in report.problems[:100]:
+        print(f"skipped {problem}", file=sys.stderr)
+    if report.rejected > 100:
+        print(f"... and {report.rejected - 100} more", file=sys.stderr)
+    print(
+        f"imported: {report.accepted} events, {report.duplicates} duplicates, {report.rejected} rejected; "
+        f"{report.learners} learners from file, {report.learners_created} created from events"
+    )
+    return 0
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from recommender.datasets.converters import CONVERTERS
+
+    try:
+        report = CONVERTERS[args.dataset](args.src, args.out)
+    except (FileNotFoundError, KeyError) as exc:
+        print(f"error: {args.src} does not look like the {args.dataset} dataset: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(report.lines()))
+    return 0
+
+
+def _train_or_evaluate(app: App, args: argparse.Namespace) -> int:
+    from recommender.ml.evaluate import evaluate, make_split
+    from recommender.ml.train import TrainConfig
+    from recommender.service.models import training_data_from_files, training_data_from_store
+
+    config = TrainConfig(seed=args.seed, epochs=args.epochs, components=args.components)
+    if args.events:
+        if not args.catalog:
+            print("error: --events needs --catalog", file=sys.stderr)
+            return 2
+        data, problems = training_data_from_files(args.events, args.catalog, args.learners)
+        for problem in problems[:20]:
+            print(f"skipped {problem}", file=sys.stderr)
+    else:
+        data = training_data_from_store(app.store, app.catalogs.require())
+    print(f"{len(data.events)} events, {len(data.events.learner_ids)} learners, {len(data.catalog.module_ids)} modules")
+    with tqdm(total=100, unit="%", desc=args.command, disable=None, bar_format="{l_bar}{bar}| {elapsed} {postfix}") as bar:
+
+        def progress(message: str, fraction: float) -> None:
+            bar.n = round(100 * fraction)
+            bar.set_postfix_str(message[:60])
+
+        if args.command == "evaluate":
+            evaluation, _ = evaluate(data, make_split(args.split, data.events, args.seed), config, progress)
+        else:
+            outcome = app.training.train(
+                config, data=data, force=args.force, activate=not args.no_activate, progress=progress
+            )
+            evaluation = outcome.evaluation
+    print(evaluation.table())
+    if args.command == "evaluate":
+        if args.json_out:
+            args.json_out.parent.mkdir(parents=True, exist_ok=True)
+            args.json_out.write_text(json.dumps(evaluation.to_json(), indent=1) + "\n")
+            print(f"wrote {args.json_out}")
+        return 0
+    _print_comparison(outcome)
+    return 0
+
+
+def _print_comparison(outcome: Any) -> None:
+    new = outcome.evaluation.models["luban"]
+    if outcome.previous_version:
+        print(f"\n{'metric':<14}{'new ' + outcome.version:>40}{'active ' + outcome.previous_version:>40}")
+        for key in ("auc", "rmse", "ece", "ndcg@10", "precision@10", "recall@10"):
+            old = outcome.previous_metrics.get(key, float("nan"))
+            print(f"{key:<14}{new.get(key, float('nan')):>40.4f}{old:>40.4f}")
+    state = "activated" if outcome.activated else "saved, not activated (not better; --force to activate)"
+    print(f"\nmodel {outcome.version}: {state} ({outcome.seconds:.1f} s)")
+
+
+def _models(app: App, args: argparse.Namespace) -> int:
+    if args.models_command == "list":
+        infos = app.models.list()
+        if not infos:
+            print("no models yet: run `recommender train`")
+        for info in infos:
+            marker = "*" if info.active else " "
+            auc = info.metrics.get("auc", float("nan"))
+            ndcg = info.metrics.get("ndcg@10", float("nan"))
+            print(f"{marker} {info.version}  events={info.training_events}  auc={auc:.4f}  ndcg@10={ndcg:.4f}")
+        return 0
+    if args.models_command == "activate":
+        info, previous = app.models.activate(args.version)
+    else:
+        info, previous = app.models.rollback()
+    print(f"active: {info.version} (was {previous or 'none'})")
+    return 0
+
+
+def _train_demo_model(app: App) -> None:
+    from recommender.ml.train import TrainConfig
+
+    print("no active model: training one on the store's assessments")
+    with tqdm(total=100, unit="%", desc="train", disable=None) as bar:
+
+        def progress(message: str, fraction: float) -> None:
+            bar.n = round(100 * fraction)
+            bar.set_postfix_str(message[:50])
+
+        outcome = app.training.train(TrainConfig(), force=True, progress=progress)
+    luban = outcome.evaluation.models["luban"]
+    print(f"model {outcome.version} active (AUC {luban.get('auc', float('nan')):.3f}, {outcome.seconds:.1f} s)")
+
+
+def _demo(app: App, learners: int | None) -> None:
     from recommender.service.demo import DEMO_LEARNERS, load_demo
 
     total = learners or DEMO_LEARNERS

@@ -22,7 +22,9 @@ from recommender.domain.catalog import (
 from recommender.domain.learner import Learner
 from recommender.domain.path import LearningPath, ReasonCode, StopReason
 from recommender.domain.profile import SkillProfile
-from recommender.errors import InvalidInput
+from recommender.errors import FieldViolation, InvalidInput
+from recommender.ml.train import TrainConfig
+from recommender.service.models import ModelInfo, TrainingJob
 from recommender.service.paths import CohortOutcome, PathRequest
 
 
@@ -266,4 +268,51 @@ def cohort_outcome_to_proto(outcome: CohortOutcome) -> pb.GeneratePathsResponse:
         index=outcome.index,
         learner_id=outcome.learner_id,
         error=pb.PathError(code=code_of(error).value[0], message=str(error), field=field_of(error)),
+    )
+
+
+# models ---------------------------------------------------------------------------------------
+_JOB_STATE = {
+    "queued": pb.JOB_STATE_QUEUED,
+    "running": pb.JOB_STATE_RUNNING,
+    "succeeded": pb.JOB_STATE_SUCCEEDED,
+    "failed": pb.JOB_STATE_FAILED,
+}
+MAX_EPOCHS = 500
+
+
+def model_info_to_proto(info: ModelInfo) -> pb.ModelInfo:
+    return pb.ModelInfo(
+        version=info.version,
+        created_at=timestamp(info.created_at),
+        active=info.active,
+        metrics=dict(info.metrics),
+        data_fingerprint=info.data_fingerprint,
+        training_events=info.training_events,
+    )
+
+
+def train_config_from_proto(msg: pb.TrainModelRequest) -> TrainConfig:
+    problems = []
+    if msg.epochs < 0 or msg.epochs > MAX_EPOCHS:
+        problems.append(FieldViolation("epochs", f"must be in [0, {MAX_EPOCHS}] (0 means the default)"))
+    if msg.seed < 0 or msg.seed >= 2**31:
+        problems.append(FieldViolation("seed", "must be in [0, 2^31)"))
+    if problems:
+        raise InvalidInput(problems)
+    default = TrainConfig()
+    return TrainConfig(seed=msg.seed or default.seed, epochs=msg.epochs or default.epochs)
+
+
+def training_job_to_proto(job: TrainingJob) -> pb.TrainingJob:
+    return pb.TrainingJob(
+        job_id=job.job_id,
+        state=_JOB_STATE[job.state],
+        progress=job.progress,
+        message=job.message,
+        model_version=job.model_version,
+        activated=job.activated,
+        started_at=timestamp(job.started_at),
+        finished_at=timestamp(job.finished_at),
+        metrics=dict(job.metrics),
     )

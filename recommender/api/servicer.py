@@ -123,6 +123,29 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
         for outcome in outcomes:
             yield mapping.cohort_outcome_to_proto(outcome)
 
+    # models ---------------------------------------------------------------------------------
+    @translated
+    def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
+        infos = self.app.models.list()
+        active = next((i.version for i in infos if i.active), "")
+        return pb.ListModelsResponse(models=[mapping.model_info_to_proto(i) for i in infos], active_version=active)
+
+    @translated
+    def ActivateModel(
+        self, request: pb.ActivateModelRequest, context: grpc.ServicerContext
+    ) -> pb.ActivateModelResponse:
+        info, previous = self.app.models.activate(request.version)
+        return pb.ActivateModelResponse(model=mapping.model_info_to_proto(info), previous_version=previous)
+
+    @translated
+    def TrainModel(self, request: pb.TrainModelRequest, context: grpc.ServicerContext) -> pb.TrainModelResponse:
+        job = self.app.training.start_job(mapping.train_config_from_proto(request), force=request.force)
+        return pb.TrainModelResponse(job_id=job.job_id)
+
+    @translated
+    def GetTrainingJob(self, request: pb.GetTrainingJobRequest, context: grpc.ServicerContext) -> pb.TrainingJob:
+        return mapping.training_job_to_proto(self.app.training.job(request.job_id))
+
 
 def _rejected(index: int, event_id: str, error: LubanError) -> pb.RejectedResult:
     return pb.RejectedResult(

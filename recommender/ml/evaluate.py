@@ -215,8 +215,9 @@ class _Scorer:
         )  # fmt: skip
 
     def score_group(
-        self, rows: BoolArray, model: HybridModel, cf_model: HybridModel, *, cold: bool
+        self, rows: BoolArray, model: HybridModel, cf_model: HybridModel | None, *, cold: bool
     ) -> dict[str, dict[str, float]]:
+        """Every model's metrics on `rows` (only luban's without a CF-only model)."""
         labels = self.labels[rows]
         targets = self.data.events.score[rows]
         rng = np.random.default_rng(7)
@@ -224,21 +225,22 @@ class _Scorer:
         def kt(pred: FloatArray) -> dict[str, float]:
             return {"auc": auc(labels, pred), "rmse": rmse(targets, pred), "ece": expected_calibration_error(labels, pred)}
 
-        luban_kt = _sigmoid(self._stack_features(model, rows, cold, leave_one_out=False) @ self._stacker(model, "luban"))
-        results = {
-            "luban": kt(luban_kt),
-            "bkt": kt(self.bkt_pred[rows]),
-            "cf_only": kt(self._success_prob(cf_model, rows, cold)),
-            "popularity": kt(self.module_rate[self.data.events.module[rows]]),
-            "random": kt(rng.random(int(rows.sum()))),
-            "syllabus": {},
-        }
+        stacked = self._stack_features(model, rows, cold, leave_one_out=False) @ self._stacker(model, str(id(model)))
+        results = {"luban": kt(_sigmoid(stacked))}
+        if cf_model is not None:
+            results |= {
+                "bkt": kt(self.bkt_pred[rows]),
+                "cf_only": kt(self._success_prob(cf_model, rows, cold)),
+                "popularity": kt(self.module_rate[self.data.events.module[rows]]),
+                "random": kt(rng.random(int(rows.sum()))),
+                "syllabus": {},
+            }
         for name, values in self._ranking(rows, model, cf_model, cold, rng).items():
             results[name].update(values)
         return results
 
     def _ranking(
-        self, rows: BoolArray, model: HybridModel, cf_model: HybridModel, cold: bool, rng: np.random.Generator
+        self, rows: BoolArray, model: HybridModel, cf_model: HybridModel | None, cold: bool, rng: np.random.Generator
     ) -> dict[str, dict[str, float]]:
         table = self.data.events
         learners, inverse = np.unique(table.learner[rows], return_inverse=True)
@@ -248,14 +250,15 @@ class _Scorer:
         candidates = ~self.attempted_in_train[learners]
         relevant &= candidates
         _, luban = self.learner_vectors(model, learners, cold)
-        _, cf = self.learner_vectors(cf_model, learners, cold)
-        scores = {
-            "luban": luban @ model.module_vectors(self.catalog)[1].T,
-            "cf_only": cf @ cf_model.module_vectors(self.catalog)[1].T,
-            "popularity": np.broadcast_to(self.popularity, relevant.shape),
-            "random": rng.random(relevant.shape),
-            "syllabus": self._syllabus_scores(learners),
-        }
+        scores = {"luban": model.ranking_scores(luban, self.catalog)}
+        if cf_model is not None:
+            _, cf = self.learner_vectors(cf_model, learners, cold)
+            scores |= {
+                "cf_only": cf_model.ranking_scores(cf, self.catalog),
+                "popularity": np.broadcast_to(self.popularity, relevant.shape),
+                "random": rng.random(relevant.shape),
+                "syllabus": self._syllabus_scores(learners),
+            }
         return {name: ranking_at_k(s, candidates, relevant) for name, s in scores.items()}
 
     def _syllabus_scores(self, learners: npt.NDArray[np.int64]) -> FloatArray:
@@ -274,6 +277,22 @@ class _Scorer:
                 by_role[role_id] = _role_order(catalog, role_id, base)
             out[r] = by_role[role_id]
         return out
+
+
+def score_model(data: TrainingData, split: Split, model: HybridModel) -> dict[str, float]:
+    """The metrics of an already trained model on a split's headline test set (the same numbers
+    `evaluate` reports for a model it trains), for promote-if-better comparisons."""
+    table = data.events
+    train_table = table.subset(split.train)
+    bkt = ParamArrays.from_model(model.bkt, data.catalog.skill_ids)
+    rows, skills = train_table.expanded()
+    seqs = build_sequences(train_table.learner[rows], skills, train_table.score[rows], train_table.days[rows])
+    _, final = filter_sequences(seqs, bkt)
+    masteries = {(int(lr), int(sk)): float(m) for lr, sk, m in zip(seqs.learner, seqs.skill, final, strict=True)}
+    scorer = _Scorer(data, split, train_table, bkt, masteries)
+    cold = split.name == "cold"
+    group = split.cold_test if cold else split.warm_test
+    return scorer.score_group(group, model, None, cold=cold)["luban"]
 
 
 def _role_order(catalog: Catalog, role_id: str, base: FloatArray) -> FloatArray:

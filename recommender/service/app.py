@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from recommender.config import Settings
-from recommender.kt.bkt import BKTModel
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock, system_clock
 from recommender.service.learners import LearnerService
+from recommender.service.models import ModelRegistry, TrainingService
 from recommender.service.paths import PathService
 from recommender.storage import Store, open_store
 
@@ -21,6 +21,8 @@ class App:
     catalogs: CatalogService
     learners: LearnerService
     paths: PathService
+    models: ModelRegistry
+    training: TrainingService
     clock: Clock
 
     def close(self) -> None:
@@ -31,12 +33,30 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
     store = store or open_store(settings.store_url)
     store.create_schema()
     catalogs = CatalogService(store, settings.catalog_refresh_seconds)
+    registry = ModelRegistry(store, settings.models_dir, clock)
+    registry.load_active()
     learners = LearnerService(
         store,
         catalogs,
-        bkt=BKTModel,
+        bkt=registry.bkt,
         clock=clock,
         future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
     )
-    paths = PathService(store, catalogs, bkt=BKTModel, clock=clock, mastery_threshold=settings.mastery_threshold)
-    return App(settings=settings, store=store, catalogs=catalogs, learners=learners, paths=paths, clock=clock)
+    paths = PathService(
+        store,
+        catalogs,
+        bkt=registry.bkt,
+        clock=clock,
+        mastery_threshold=settings.mastery_threshold,
+        predictor=registry.predict_success,
+    )
+    return App(
+        settings=settings,
+        store=store,
+        catalogs=catalogs,
+        learners=learners,
+        paths=paths,
+        models=registry,
+        training=TrainingService(registry, store, catalogs, clock),
+        clock=clock,
+    )

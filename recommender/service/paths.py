@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -29,6 +29,11 @@ MAX_STEPS = 50
 MAX_EXCLUSIONS = 1000
 
 
+def model_key(tenant: str, learner_id: str) -> str:
+    """How the hybrid model names a learner (tenants may reuse ids)."""
+    return f"{tenant}/{learner_id}"
+
+
 @dataclass(frozen=True)
 class PathRequest:
     learner_id: str
@@ -40,8 +45,11 @@ class PathRequest:
     locale: str = ""
 
 
-# The active hybrid model's success predictions for learners (None when no model is active).
-Predictor = Callable[[Catalog, Sequence[Learner], Sequence[np.ndarray]], tuple[np.ndarray, str] | None]
+# The active hybrid model's P(success) per module for learners (model keys, learners, mastery of
+# practiced skills) -> ((n_learners, n_modules), version), or None when no model is active.
+Predictor = Callable[
+    [Catalog, Sequence[str], Sequence[Learner], Sequence[Mapping[str, float]]], tuple[np.ndarray, str] | None
+]
 
 
 class PathService:
@@ -82,17 +90,22 @@ class PathService:
         options = self.options_for(catalog, learner, request)
         found = self.store.get_skill_states(tenant, learner.learner_id)
         states = found[0] if found else []
-        return self.plan(catalog, learner, states, options)
+        return self.plan(catalog, model_key(tenant, learner.learner_id), learner, states, options)
 
     def plan(
-        self, catalog: Catalog, learner: Learner, states: Sequence[SkillState], options: PlanOptions
+        self, catalog: Catalog, key: str, learner: Learner, states: Sequence[SkillState], options: PlanOptions
     ) -> LearningPath:
         arrays, kt = self.arrays(catalog)
         now = self._clock()
         state = learner_state(catalog, learner, states, kt, self._bkt(), now)
         opinion = None
         if self._predictor is not None:
-            predicted = self._predictor(catalog, [learner], [state.mastery])
+            practiced = {
+                s.skill_id: float(state.mastery[catalog.skill_index[s.skill_id]])
+                for s in states
+                if s.skill_id in catalog.skill_index
+            }
+            predicted = self._predictor(catalog, [key], [learner], [practiced])
             if predicted is not None:
                 opinion = ModelOpinion(success=predicted[0][0], version=predicted[1])
         return plan_path(arrays, kt, state, options, now, opinion)
@@ -201,7 +214,8 @@ def plan_cohort(
         learner = valid[i]
         try:
             options = service.options_for(catalog, learner, PathRequest(learner.learner_id, max_steps, locale=locale))
-            path = service.plan(catalog, learner, states.get(learner.learner_id, []), options)
+            key = model_key(tenant, learner.learner_id)
+            path = service.plan(catalog, key, learner, states.get(learner.learner_id, []), options)
             yield CohortOutcome(i, learner.learner_id, path=path)
         except LubanError as exc:
             yield CohortOutcome(i, learner.learner_id, error=exc)

@@ -1,0 +1,135 @@
+"""Model artifacts: `<dir>/arrays.npz` (numpy only, loaded with allow_pickle=False) and
+`<dir>/meta.json`. Nothing in a model folder can run code; anything malformed is refused with
+ModelArtifactError before it can replace a working model."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recommender.errors import ModelArtifactError
+from recommender.kt.bkt import BKTModel, SkillParams
+from recommender.ml.features import FeatureSpace
+from recommender.ml.model import FactorModel, HybridModel
+
+SCHEMA_VERSION = 1
+ARRAYS = "arrays.npz"
+META = "meta.json"
+_FACTORS = ("user_embeddings", "user_biases", "item_embeddings", "item_biases")
+_BKT_FIELDS = ("prior", "learn", "guess", "slip", "forget_per_day", "floor")
+
+
+def save_model(model: HybridModel, directory: Path, extra_meta: Mapping[str, Any] | None = None) -> Path:
+    """Write atomically: a folder appears complete or not at all."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    skills = sorted(model.bkt.params)
+    arrays: dict[str, np.ndarray] = {
+        "bkt": np.array([[getattr(model.bkt.params[s], f) for f in _BKT_FIELDS] for s in skills], dtype=np.float64)
+        .reshape(len(skills), len(_BKT_FIELDS)),
+    }
+    for name, factors in (("success", model.success), ("ranking", model.ranking)):
+        for field in _FACTORS:
+            arrays[f"{name}_{field}"] = np.asarray(getattr(factors, field), dtype=np.float32)
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "version": model.version,
+        "use_features": model.use_features,
+        "user_features": list(model.user_space.names),
+        "item_features": list(model.item_space.names),
+        "bkt_skills": skills,
+        **dict(model.meta),
+        **dict(extra_meta or {}),
+    }
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=directory.parent))
+    try:
+        np.savez(staging / ARRAYS, **arrays)  # type: ignore[arg-type]
+        (staging / META).write_text(json.dumps(meta, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
+        for f in (ARRAYS, META):
+            with (staging / f).open("rb") as handle:
+                os.fsync(handle.fileno())
+        os.replace(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads((directory / META).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelArtifactError(f"{directory}: no {META}; not a model folder") from exc
+    except (OSError, ValueError) as exc:
+        raise ModelArtifactError(f"{directory}/{META} is unreadable: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ModelArtifactError(f"{directory}/{META} is not a JSON object")
+    if meta.get("schema_version") != SCHEMA_VERSION:
+        raise ModelArtifactError(
+            f"{directory}: artifact schema {meta.get('schema_version')!r} is not {SCHEMA_VERSION}; "
+            "retrain with this version of Luban Path"
+        )
+    return meta
+
+
+def load_model(directory: Path) -> HybridModel:
+    meta = read_meta(directory)
+    try:
+        with np.load(directory / ARRAYS, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError as exc:
+        raise ModelArtifactError(f"{directory}: {ARRAYS} is missing") from exc
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise ModelArtifactError(f"{directory}/{ARRAYS} is corrupt or holds non-numeric data: {exc}") from exc
+    try:
+        user_names = tuple(str(x) for x in meta["user_features"])
+        item_names = tuple(str(x) for x in meta["item_features"])
+        skills = [str(s) for s in meta["bkt_skills"]]
+        factors = {name: _factors(arrays, name, len(user_names), len(item_names)) for name in ("success", "ranking")}
+        bkt = arrays["bkt"]
+        if bkt.shape != (len(skills), len(_BKT_FIELDS)) or not np.isfinite(bkt).all():
+            raise ModelArtifactError(f"bkt array has shape {bkt.shape}, expected {(len(skills), len(_BKT_FIELDS))}")
+        params = {s: SkillParams(**{f: float(v) for f, v in zip(_BKT_FIELDS, row, strict=True)}) for s, row in zip(skills, bkt, strict=True)}
+    except ModelArtifactError as exc:
+        raise ModelArtifactError(f"{directory}: {exc}") from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelArtifactError(f"{directory}: incompatible artifact ({exc})") from exc
+    return HybridModel(
+        version=str(meta.get("version") or directory.name),
+        user_space=FeatureSpace(user_names),
+        item_space=FeatureSpace(item_names),
+        success=factors["success"],
+        ranking=factors["ranking"],
+        bkt=BKTModel(params=params),
+        use_features=bool(meta.get("use_features", True)),
+        meta={k: v for k, v in meta.items() if k not in ("user_features", "item_features", "bkt_skills")},
+    )
+
+
+def _factors(arrays: Mapping[str, np.ndarray], name: str, n_user: int, n_item: int) -> FactorModel:
+    got = {f: arrays[f"{name}_{f}"] for f in _FACTORS}
+    k = got["user_embeddings"].shape[1] if got["user_embeddings"].ndim == 2 else -1
+    expected = {
+        "user_embeddings": (n_user, k),
+        "user_biases": (n_user,),
+        "item_embeddings": (n_item, k),
+        "item_biases": (n_item,),
+    }
+    for field, shape in expected.items():
+        array = got[field]
+        if array.shape != shape or array.dtype.kind != "f":
+            raise ModelArtifactError(f"{name}_{field} has shape {array.shape} {array.dtype}, expected {shape} float")
+        if not np.isfinite(array).all():
+            raise ModelArtifactError(f"{name}_{field} holds NaN or infinite values")
+    return FactorModel(**{f: np.asarray(v, dtype=np.float32) for f, v in got.items()})  # type: ignore[arg-type]
+
+
+def finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float) and math.isfinite(v)}
