@@ -166,8 +166,12 @@ def _import(app: App, args: argparse.Namespace) -> int:
         print("error: give --events, --learners and/or --catalog", file=sys.stderr)
         return 2
     with tqdm(unit="event", desc="import", disable=None) as bar:
+
+        def advance(n: int) -> None:
+            bar.update(n)
+
         report = Importer(app.store, app.catalogs, app.learners).run(
-            args.tenant, args.events, args.learners, args.catalog, progress=bar.update
+            args.tenant, args.events, args.learners, args.catalog, progress=advance
         )
     for problem in report.problems[:100]:
         print(f"skipped {problem}", file=sys.stderr)
@@ -208,7 +212,9 @@ def _train_or_evaluate(app: App, args: argparse.Namespace) -> int:
     else:
         data = training_data_from_store(app.store, app.catalogs.require())
     print(f"{len(data.events)} events, {len(data.events.learner_ids)} learners, {len(data.catalog.module_ids)} modules")
-    with tqdm(total=100, unit="%", desc=args.command, disable=None, bar_format="{l_bar}{bar}| {elapsed} {postfix}") as bar:
+    with tqdm(
+        total=100, unit="%", desc=args.command, disable=None, bar_format="{l_bar}{bar}| {elapsed} {postfix}"
+    ) as bar:
 
         def progress(message: str, fraction: float) -> None:
             bar.n = round(100 * fraction)

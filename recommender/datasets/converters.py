@@ -5,6 +5,7 @@ catalog.json and, where the dataset has learner features, learners.csv."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -171,7 +172,7 @@ def convert_oulad(src: Path, out: Path) -> ConversionReport:
     prereq: dict[str, str] = {}
     for rows in by_presentation.values():
         ordered = sorted(rows, key=lambda r: (float(r["date"] or 1e9), int(r["id_assessment"])))
-        for before, after in zip(ordered, ordered[1:], strict=False):
+        for before, after in itertools.pairwise(ordered):
             prereq[after["id_assessment"]] = before["id_assessment"]
 
     skipped: Counter[str] = Counter()
@@ -230,7 +231,9 @@ def convert_oulad(src: Path, out: Path) -> ConversionReport:
     modules = [
         {
             "module_id": module_id(a),
-            "titles": {"en": f"{a['code_module']} {a['code_presentation']} {a['assessment_type']} {a['id_assessment']}"},
+            "titles": {
+                "en": f"{a['code_module']} {a['code_presentation']} {a['assessment_type']} {a['id_assessment']}"
+            },
             "skills": [
                 {"skill_id": f"ou-{a['code_module']}-{a['assessment_type']}", "weight": 1.0},
                 {"skill_id": f"ou-{a['code_module']}", "weight": 0.5},
@@ -262,9 +265,7 @@ def convert_oulad(src: Path, out: Path) -> ConversionReport:
 
 
 # Junyi ------------------------------------------------------------------------------------
-def break_cycles(
-    nodes: list[str], edges: set[tuple[str, str]], note: Callable[[str], None]
-) -> set[tuple[str, str]]:
+def break_cycles(nodes: list[str], edges: set[tuple[str, str]], note: Callable[[str], None]) -> set[tuple[str, str]]:
     """Remove self-loops, then one edge per remaining cycle (the edge that closes it, found by a
     deterministic depth-first search), reporting each removal."""
     kept = set()

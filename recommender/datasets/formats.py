@@ -20,6 +20,7 @@ import gzip
 import hashlib
 import io
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -190,9 +191,7 @@ def parse_learner(record: Mapping[str, Any]) -> Learner:
         program=_text(record, "program"),
         target_role_id=_text(record, "target_role_id"),
         chinese_level=int(_number(record, "chinese_level")) if record.get("chinese_level") not in (None, "") else 0,
-        weekly_minutes=int(_number(record, "weekly_minutes"))
-        if record.get("weekly_minutes") not in (None, "")
-        else 0,
+        weekly_minutes=int(_number(record, "weekly_minutes")) if record.get("weekly_minutes") not in (None, "") else 0,
         attributes=attributes,
     )
 
@@ -252,6 +251,6 @@ def _number(record: Mapping[str, Any], key: str, *, required: bool = False) -> f
         number = float(value)
     except (TypeError, ValueError) as exc:
         raise RowError(key, f"{value!r} is not a number") from exc
-    if number != number or number in (float("inf"), float("-inf")):
+    if not math.isfinite(number):
         raise RowError(key, "must be finite")
     return number

@@ -90,9 +90,10 @@ def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, Float
             decayed = floor + (mm - floor) * np.exp(-forget[:n] * seqs.gap_days[sl])
             mm = np.where(mm > floor, decayed, mm)
         g, s, o = guess[:n], slip[:n], seqs.obs[sl]
-        pred[sl] = mm * (1 - s) + (1 - mm) * g
-        e0, e1 = _emissions(o, g, s)
-        post = mm * e1 / (mm * e1 + (1 - mm) * e0)
+        right = mm * (1 - s) + (1 - mm) * g
+        pred[sl] = right
+        # partial credit mixes the two posteriors, exactly as the online update (bkt.posterior)
+        post = o * (mm * (1 - s) / right) + (1 - o) * (mm * s / (1 - right))
         m[:n] = post + (1 - post) * learn[:n]
     return pred, m
 
@@ -100,7 +101,7 @@ def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, Float
 def log_likelihood_by_skill(seqs: Sequences, p: ParamArrays, n_skills: int) -> FloatArray:
     pred = np.clip(filter_predictions(seqs, p), 1e-6, 1 - 1e-6)
     ll = seqs.obs * np.log(pred) + (1 - seqs.obs) * np.log(1 - pred)
-    return np.bincount(seqs.skill[_flat_index(seqs)], weights=ll, minlength=n_skills)
+    return np.bincount(seqs.skill[_flat_index(seqs)], weights=ll, minlength=n_skills).astype(np.float64)
 
 
 def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArrays, float]:
@@ -127,11 +128,11 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
         n_next, sl, nxt = int(seqs.n_active[t + 1]), seqs.at(t), seqs.at(t + 1)
         cur = slice(sl.start, sl.start + n_next)
         e0, e1, c = e0_all[nxt], e1_all[nxt], scale[nxt]
-        l = learn[:n_next]
+        rate = learn[:n_next]
         w0, w1 = e0 * b0[nxt] / c, e1 * b1[nxt] / c
-        b0[cur] = (1 - l) * w0 + l * w1
+        b0[cur] = (1 - rate) * w0 + rate * w1
         b1[cur] = w1
-        xi01[cur] = (1 - a1[cur]) * l * w1
+        xi01[cur] = (1 - a1[cur]) * rate * w1
     gamma1 = a1 * b1
     gamma0 = (1 - a1) * b0
     total = gamma0 + gamma1
@@ -140,15 +141,13 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
     first = seqs.at(0)
 
     def per_skill(weights: FloatArray, skills: npt.NDArray[np.int64] = flat_skill) -> FloatArray:
-        return np.bincount(skills, weights=weights, minlength=n_skills)
+        return np.bincount(skills, weights=weights, minlength=n_skills).astype(np.float64)
 
     not_last = np.zeros(n_rows, dtype=bool)
     for t in range(seqs.steps - 1):
         sl = seqs.at(t)
         not_last[sl.start : sl.start + int(seqs.n_active[t + 1])] = True
-    new_prior = per_skill(gamma1[first], k[: int(seqs.n_active[0])]) / np.maximum(
-        np.bincount(k, minlength=n_skills), 1
-    )
+    new_prior = per_skill(gamma1[first], k[: int(seqs.n_active[0])]) / np.maximum(np.bincount(k, minlength=n_skills), 1)
     new_learn = per_skill(xi01) / np.maximum(per_skill(gamma0 * not_last), 1e-12)
     new_guess = per_skill(gamma0 * seqs.obs) / np.maximum(per_skill(gamma0), 1e-12)
     new_slip = per_skill(gamma1 * (1 - seqs.obs)) / np.maximum(per_skill(gamma1), 1e-12)

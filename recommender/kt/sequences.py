@@ -34,9 +34,7 @@ class Sequences:
         return slice(int(self.offset[t]), int(self.offset[t]) + int(self.n_active[t]))
 
 
-def build_sequences(
-    learner: IntArray, skill: IntArray, score: FloatArray, days: FloatArray
-) -> Sequences:
+def build_sequences(learner: IntArray, skill: IntArray, score: FloatArray, days: FloatArray) -> Sequences:
     """Rows must already be in time order within each learner (ties keep input order)."""
     n = len(learner)
     if n == 0:

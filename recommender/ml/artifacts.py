@@ -33,8 +33,9 @@ def save_model(model: HybridModel, directory: Path, extra_meta: Mapping[str, Any
     directory.parent.mkdir(parents=True, exist_ok=True)
     skills = sorted(model.bkt.params)
     arrays: dict[str, np.ndarray] = {
-        "bkt": np.array([[getattr(model.bkt.params[s], f) for f in _BKT_FIELDS] for s in skills], dtype=np.float64)
-        .reshape(len(skills), len(_BKT_FIELDS)),
+        "bkt": np.array(
+            [[getattr(model.bkt.params[s], f) for f in _BKT_FIELDS] for s in skills], dtype=np.float64
+        ).reshape(len(skills), len(_BKT_FIELDS)),
     }
     for name, factors in (("success", model.success), ("ranking", model.ranking)):
         for field in _FACTORS:
@@ -82,7 +83,7 @@ def read_meta(directory: Path) -> dict[str, Any]:
 def load_model(directory: Path) -> HybridModel:
     meta = read_meta(directory)
     try:
-        with np.load(directory / ARRAYS, allow_pickle=False) as npz:
+        with (directory / ARRAYS).open("rb") as handle, np.load(handle, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError as exc:
         raise ModelArtifactError(f"{directory}: {ARRAYS} is missing") from exc
@@ -96,7 +97,10 @@ def load_model(directory: Path) -> HybridModel:
         bkt = arrays["bkt"]
         if bkt.shape != (len(skills), len(_BKT_FIELDS)) or not np.isfinite(bkt).all():
             raise ModelArtifactError(f"bkt array has shape {bkt.shape}, expected {(len(skills), len(_BKT_FIELDS))}")
-        params = {s: SkillParams(**{f: float(v) for f, v in zip(_BKT_FIELDS, row, strict=True)}) for s, row in zip(skills, bkt, strict=True)}
+        params = {
+            s: SkillParams(**{f: float(v) for f, v in zip(_BKT_FIELDS, row, strict=True)})
+            for s, row in zip(skills, bkt, strict=True)
+        }
     except ModelArtifactError as exc:
         raise ModelArtifactError(f"{directory}: {exc}") from exc
     except (KeyError, TypeError, ValueError) as exc:
@@ -128,7 +132,7 @@ def _factors(arrays: Mapping[str, np.ndarray], name: str, n_user: int, n_item: i
             raise ModelArtifactError(f"{name}_{field} has shape {array.shape} {array.dtype}, expected {shape} float")
         if not np.isfinite(array).all():
             raise ModelArtifactError(f"{name}_{field} holds NaN or infinite values")
-    return FactorModel(**{f: np.asarray(v, dtype=np.float32) for f, v in got.items()})  # type: ignore[arg-type]
+    return FactorModel(**{f: np.asarray(v, dtype=np.float32) for f, v in got.items()})
 
 
 def finite_metrics(metrics: Mapping[str, float]) -> dict[str, float]:

@@ -58,7 +58,7 @@ def cold_split(table: EventTable, fraction: float = 0.2, seed: int = 0) -> Split
     rng = np.random.default_rng(seed)
     n_learners = len(table.learner_ids)
     cold_learners = np.zeros(n_learners, dtype=bool)
-    cold_learners[rng.permutation(n_learners)[: int(round(n_learners * fraction))]] = True
+    cold_learners[rng.permutation(n_learners)[: round(n_learners * fraction)]] = True
     cold = cold_learners[table.learner]
     warm_part = temporal_split(table, fraction)
     warm_test = warm_part.warm_test & ~cold
@@ -116,12 +116,13 @@ Progress = Callable[[str, float], None]
 def evaluate(
     data: TrainingData,
     split: Split,
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig | None = None,
     progress: Progress | None = None,
 ) -> tuple[Evaluation, HybridModel]:
     """Train on split.train, score every baseline on the same test events; also returns the
     trained model (for promote-if-better comparisons)."""
     report = progress or (lambda _m, _f: None)
+    config = config or TrainConfig()
     catalog, table = data.catalog, data.events
     train_table = table.subset(split.train)
     train_data = replace(data, events=train_table)
@@ -207,7 +208,6 @@ class _Scorer:
         return self.stackers[name]
 
     def _stack_features(self, model: HybridModel, rows: BoolArray, cold: bool, leave_one_out: bool) -> FloatArray:
-        table = self.data.events
         item_rate = self.item_rate(rows, leave_one_out)
         return np.column_stack(
             [np.ones(int(rows.sum())), _logit(self.bkt_pred[rows]), _logit(self._success_prob(model, rows, cold)),
@@ -223,7 +223,11 @@ class _Scorer:
         rng = np.random.default_rng(7)
 
         def kt(pred: FloatArray) -> dict[str, float]:
-            return {"auc": auc(labels, pred), "rmse": rmse(targets, pred), "ece": expected_calibration_error(labels, pred)}
+            return {
+                "auc": auc(labels, pred),
+                "rmse": rmse(targets, pred),
+                "ece": expected_calibration_error(labels, pred),
+            }
 
         stacked = self._stack_features(model, rows, cold, leave_one_out=False) @ self._stacker(model, str(id(model)))
         results = {"luban": kt(_sigmoid(stacked))}
@@ -337,9 +341,7 @@ def _bkt_predictions(table: EventTable, bkt: ParamArrays) -> FloatArray:
     return np.bincount(rows, weights=per_skill_row, minlength=len(table)) / np.maximum(counts, 1)
 
 
-def _success_rates(
-    table: EventTable, train: BoolArray
-) -> tuple[Callable[[BoolArray, bool], FloatArray], FloatArray]:
+def _success_rates(table: EventTable, train: BoolArray) -> tuple[Callable[[BoolArray, bool], FloatArray], FloatArray]:
     """Smoothed success rate per item (shrunk toward its module's rate) from training events only;
     training rows may ask for leave-one-out rates so their own outcome does not leak."""
     y = (table.score >= PASS_SCORE).astype(np.float64)

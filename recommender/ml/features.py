@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 from scipy import sparse
 
 from recommender.domain.catalog import Module
@@ -120,7 +119,6 @@ def module_tokens(module: Module, *, identity: bool, use_features: bool = True) 
     return _with_identity(tokens, f"id:{module.module_id}", identity, "bias:module")
 
 
-def as_float32(matrix: sparse.spmatrix) -> sparse.csr_matrix:
-    return sparse.csr_matrix(matrix, dtype=np.float32)
-
-
+def as_float32(matrix: sparse.csr_matrix) -> sparse.csr_matrix:
+    converted: sparse.csr_matrix = matrix.astype(np.float32)
+    return converted

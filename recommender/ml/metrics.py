@@ -41,7 +41,7 @@ def ranking_at_k(
     """precision@k, recall@k, ndcg@k averaged over rows with any relevant item, and catalog
     coverage of all top-k lists. scores, candidates, relevant: (n_learners, n_modules)."""
     masked = np.where(candidates, scores, -np.inf)
-    k = min(k, scores.shape[1])
+    name, k = k, min(k, scores.shape[1])  # a catalog smaller than k still reports "@k"
     top = np.argpartition(-masked, k - 1, axis=1)[:, :k]
     order = np.take_along_axis(masked, top, axis=1).argsort(axis=1)[:, ::-1]
     top = np.take_along_axis(top, order, axis=1)
@@ -51,13 +51,15 @@ def ranking_at_k(
     rows = n_relevant > 0
     discounts = 1.0 / np.log2(np.arange(2, k + 2))
     dcg = (hits * discounts).sum(axis=1)
-    ideal = np.array([discounts[: min(int(n), k)].sum() for n in n_relevant])
+    ideal = discounts.cumsum()[np.clip(n_relevant, 1, k) - 1] * (n_relevant > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         ndcg = np.where(ideal > 0, dcg / ideal, 0.0)
     covered = np.unique(top[rows][valid[rows]]) if rows.any() else np.zeros(0)
     return {
-        f"precision@{k}": float((hits.sum(axis=1) / k)[rows].mean()) if rows.any() else float("nan"),
-        f"recall@{k}": float((hits.sum(axis=1) / np.maximum(n_relevant, 1))[rows].mean()) if rows.any() else float("nan"),
-        f"ndcg@{k}": float(ndcg[rows].mean()) if rows.any() else float("nan"),
+        f"precision@{name}": float((hits.sum(axis=1) / name)[rows].mean()) if rows.any() else float("nan"),
+        f"recall@{name}": float((hits.sum(axis=1) / np.maximum(n_relevant, 1))[rows].mean())
+        if rows.any()
+        else float("nan"),
+        f"ndcg@{name}": float(ndcg[rows].mean()) if rows.any() else float("nan"),
         "coverage": float(len(covered) / scores.shape[1]),
     }

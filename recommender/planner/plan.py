@@ -180,12 +180,14 @@ def _expected_success(
 def _expected_update(
     m: FloatArray, success: FloatArray, kt: SkillParamArrays, idx: npt.NDArray[np.intp] | slice
 ) -> FloatArray:
-    """BKT posterior at the expected score, then the learning transition."""
+    """Expected mastery after studying: the BKT update at the expected score, but never less than
+    practice alone gives (m + (1 - m) learn). A low predicted score would lower the *estimate*;
+    studying still teaches, and the plan is about learning, not about the estimate."""
     guess, slip, learn = kt.guess[idx], kt.slip[idx], kt.learn[idx]
     p_right = m * (1 - slip) + (1 - m) * guess
     p_wrong = m * slip + (1 - m) * (1 - guess)
     post = success * (m * (1 - slip) / p_right) + (1 - success) * (m * slip / p_wrong)
-    return np.asarray(post + (1.0 - post) * learn, dtype=np.float64)
+    return np.asarray(np.maximum(post + (1.0 - post) * learn, m + (1.0 - m) * learn), dtype=np.float64)
 
 
 def _unlock_value(

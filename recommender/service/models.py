@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -38,9 +39,8 @@ from recommender.storage.store import Store
 
 log = logging.getLogger("recommender.models")
 COMPARE_ON = ("auc", "ndcg@10")
+MIN_EVENTS = 10
 Progress = Callable[[str, float], None]
-
-
 
 
 @dataclass(frozen=True)
@@ -243,9 +243,9 @@ class TrainingService:
         if data is None:
             report("reading the store", 0.0)
             data = training_data_from_store(self._store, self._catalogs.require())
-        if len(data.events) < 10:
+        if len(data.events) < MIN_EVENTS:
             raise PreconditionFailed(
-                f"{len(data.events)} usable events; at least 10 are needed to train", subject="training data"
+                f"{len(data.events)} usable events; at least {MIN_EVENTS} are needed to train", subject="training data"
             )
         split = make_split("temporal", data.events, seed=config.seed)
         evaluation, _ = evaluate(data, split, config, progress=lambda m, f: report(f"evaluate: {m}", 0.05 + 0.5 * f))
@@ -258,7 +258,11 @@ class TrainingService:
         report("training on all events", 0.65)
         model = train_hybrid(data, config, progress=lambda m, f: report(f"final: {m}", 0.65 + 0.3 * f))
         now = self._clock()
-        version = f"{now:%Y%m%dT%H%M%S}-{model.meta['data_fingerprint'][:8]}-s{config.seed}"
+        base = f"{now:%Y%m%dT%H%M%S}-{model.meta['data_fingerprint'][:8]}-s{config.seed}"
+        version, n = base, 1
+        while (self._registry.models_dir / version).exists():  # same second, data and seed
+            n += 1
+            version = f"{base}-{n}"
         save_model(
             replace(model, version=version),
             self._registry.models_dir / version,
@@ -286,6 +290,11 @@ class TrainingService:
 
     # background jobs ------------------------------------------------------------------------
     def start_job(self, config: TrainConfig, *, force: bool) -> TrainingJob:
+        """Start training on the store's data in the background; refuse at once what would fail."""
+        self._catalogs.require()
+        events = self._store.count_events()
+        if events < MIN_EVENTS:
+            raise PreconditionFailed(f"the store holds {events} events; at least {MIN_EVENTS} are needed to train")
         with self._lock:
             running = self._jobs.get(self._running)
             if running is not None and running.state in ("queued", "running"):
@@ -296,7 +305,9 @@ class TrainingService:
             job = TrainingJob(job_id=uuid.uuid4().hex[:16], started_at=self._clock())
             self._jobs[job.job_id] = job
             self._running = job.job_id
-        threading.Thread(target=self._run_job, args=(job, config, force), name=f"train-{job.job_id}", daemon=True).start()
+        threading.Thread(
+            target=self._run_job, args=(job, config, force), name=f"train-{job.job_id}", daemon=True
+        ).start()
         return job
 
     def _run_job(self, job: TrainingJob, config: TrainConfig, force: bool) -> None:
@@ -345,7 +356,7 @@ def _beats(new: Mapping[str, float], old: Mapping[str, float]) -> bool:
     """Better on the first metric that differs (AUC, then NDCG@10); ties keep the active model."""
     for key in COMPARE_ON:
         a, b = new.get(key, float("nan")), old.get(key, float("nan"))
-        if a != a or b != b:
+        if math.isnan(a) or math.isnan(b):
             continue
         if abs(a - b) > 1e-9:
             return a > b

@@ -119,7 +119,8 @@ def test_planner_invariants_on_random_catalogs(world: tuple[Catalog, LearnerStat
     try:
         path = plan(catalog, state, options)
     except PreconditionFailed as exc:
-        assert str(exc)
+        message = str(exc)
+        assert message, "a failed plan names its blocking constraint"
         return
     check_invariants(catalog, state, options, path)
     again = plan(catalog, state, options)

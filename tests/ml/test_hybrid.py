@@ -1,0 +1,116 @@
+"""The hybrid model on a world with a known answer; artifacts that round-trip and refuse tampering."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import zipfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recommender.domain.learner import Learner
+from recommender.errors import ModelArtifactError
+from recommender.ml.artifacts import load_model, save_model
+from recommender.ml.evaluate import evaluate, make_split
+from recommender.ml.metrics import auc
+from recommender.ml.model import HybridModel
+from recommender.ml.train import TrainConfig, train_hybrid
+from tests.ml.world import world
+
+CONFIG = TrainConfig(seed=3, epochs=10, components=8)
+
+
+@pytest.fixture(scope="module")
+def trained() -> HybridModel:
+    data, _ = world()
+    return train_hybrid(data, CONFIG, version="test-v1")
+
+
+def test_new_learners_are_scored_from_features_alone(trained: HybridModel) -> None:
+    data, _ = world()
+    catalog = data.catalog
+    newcomers = [Learner("new-aa", country="AA", languages=("en",)), Learner("new-bb", country="BB", languages=("en",))]
+    vectors, _ = trained.learner_vectors(newcomers, [x.learner_id for x in newcomers], [{}, {}])
+    p = trained.success_probability(vectors, catalog)
+    x_cols = [catalog.module_index[m] for m in catalog.module_ids if m.startswith("x")]
+    y_cols = [catalog.module_index[m] for m in catalog.module_ids if m.startswith("y")]
+    assert p[0, x_cols].min() > p[0, y_cols].max(), "AA newcomers are predicted to pass x, not y"
+    assert p[1, y_cols].min() > p[1, x_cols].max()
+    labels = np.r_[np.ones(5), np.zeros(5), np.zeros(5), np.ones(5)].astype(bool)
+    assert auc(labels, np.r_[p[0, x_cols], p[0, y_cols], p[1, x_cols], p[1, y_cols]]) >= 0.95
+
+
+def test_quality_floor_on_the_cold_split() -> None:
+    data, _ = world(400, seed=1)
+    evaluation, _ = evaluate(data, make_split("cold", data.events, seed=2), CONFIG)
+    luban, popularity = evaluation.models["luban"], evaluation.models["popularity"]
+    assert luban["auc"] >= 0.85, evaluation.table()
+    assert luban["auc"] > popularity["auc"] + 0.2
+    assert luban["auc"] > evaluation.models["cf_only"]["auc"], "features beat identity alone for cold learners"
+    assert evaluation.warm is not None and evaluation.warm["luban"]["auc"] >= 0.85
+
+
+def test_training_is_deterministic_given_the_seed() -> None:
+    data, _ = world(120)
+    a, b = train_hybrid(data, CONFIG), train_hybrid(data, CONFIG)
+    np.testing.assert_array_equal(a.success.user_embeddings, b.success.user_embeddings)
+    np.testing.assert_array_equal(a.ranking.item_biases, b.ranking.item_biases)
+
+
+def test_artifact_round_trip_scores_identically(trained: HybridModel, tmp_path: Path) -> None:
+    data, _ = world()
+    folder = save_model(trained, tmp_path / "v1")
+    loaded = load_model(folder)
+    ids = list(data.events.learner_ids[:20])
+    learners = [data.learners[i] for i in ids]
+    before, _ = trained.learner_vectors(learners, ids, [{}] * 20)
+    after, _ = loaded.learner_vectors(learners, ids, [{}] * 20)
+    np.testing.assert_array_equal(
+        trained.success_probability(before, data.catalog), loaded.success_probability(after, data.catalog)
+    )
+    assert loaded.bkt == trained.bkt and loaded.version == "test-v1"
+
+
+def test_pickle_bearing_artifact_is_refused(trained: HybridModel, tmp_path: Path) -> None:
+    folder = save_model(trained, tmp_path / "v1")
+    with np.load(folder / "arrays.npz") as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["success_user_biases"] = np.array([object()] * len(arrays["success_user_biases"]), dtype=object)
+    np.savez(folder / "arrays.npz", **arrays)
+    with pytest.raises(ModelArtifactError, match=r"non-numeric|corrupt"):
+        load_model(folder)
+    # a raw pickle in place of the arrays is refused too
+    (folder / "arrays.npz").write_bytes(pickle.dumps({"boom": 1}))
+    with pytest.raises(ModelArtifactError):
+        load_model(folder)
+
+
+def test_truncated_or_incompatible_artifact_is_refused(trained: HybridModel, tmp_path: Path) -> None:
+    folder = save_model(trained, tmp_path / "v1")
+    data = (folder / "arrays.npz").read_bytes()
+    (folder / "arrays.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelArtifactError, match="corrupt"):
+        load_model(folder)
+    other = save_model(trained, tmp_path / "v2")
+    meta = json.loads((other / "meta.json").read_text())
+    meta["schema_version"] = 99
+    (other / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelArtifactError, match="schema 99"):
+        load_model(other)
+    third = save_model(trained, tmp_path / "v3")
+    meta = json.loads((third / "meta.json").read_text())
+    meta["user_features"] = meta["user_features"][:-1]
+    (third / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelArtifactError, match="shape"):
+        load_model(third)
+
+
+def test_npz_is_a_plain_zip_of_npy_files(trained: HybridModel, tmp_path: Path) -> None:
+    folder = save_model(replace(trained, version="v"), tmp_path / "v")
+    with zipfile.ZipFile(folder / "arrays.npz") as archive:
+        for name in archive.namelist():
+            header = archive.read(name)[:128]
+            assert b"'O'" not in header and b"|O" not in header, f"{name} holds objects"
