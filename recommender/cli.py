@@ -63,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", choices=["temporal", "cold"], default="temporal")
     ev.add_argument("--json", type=Path, dest="json_out", help="also write the results as JSON")
 
+    sim = sub.add_parser("simulate", help="adaptive paths vs fixed syllabus vs popularity on simulated learners")
+    sim.add_argument("--world", choices=["demo", "junyi"], default="demo")
+    sim.add_argument("--catalog", type=Path, help="catalog JSON (junyi: the converted Junyi catalog)")
+    sim.add_argument("--learners", type=int, default=100)
+    sim.add_argument("--max-modules", type=int, default=100)
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--json", type=Path, dest="json_out", help="also write the report as JSON")
+
     models = sub.add_parser("models", help="model registry")
     models_sub = models.add_subparsers(dest="models_command", required=True)
     models_sub.add_parser("list", help="stored versions, newest first")
@@ -117,6 +125,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.command == "convert":
         return _convert(args)
+    if args.command == "simulate":
+        return _simulate(args)
     if args.command == "serve":
         from recommender.server import serve
 
@@ -247,6 +257,40 @@ def _print_comparison(outcome: Any) -> None:
             print(f"{key:<14}{new.get(key, float('nan')):>40.4f}{old:>40.4f}")
     state = "activated" if outcome.activated else "saved, not activated (not better; --force to activate)"
     print(f"\nmodel {outcome.version}: {state} ({outcome.seconds:.1f} s)")
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from recommender.domain.catalog import build_catalog
+    from recommender.domain.codec import catalog_parts_from_dict
+    from recommender.service.demo import demo_catalog_path
+    from recommender.service.simulate import cohort_for, historical_popularity, simulate
+
+    if args.world == "junyi" and not args.catalog:
+        print("error: --world junyi needs --catalog (recommender convert junyi SRC OUT)", file=sys.stderr)
+        return 2
+    path = args.catalog or demo_catalog_path()
+    catalog = build_catalog(*catalog_parts_from_dict(json.loads(path.read_text(encoding="utf-8-sig"))))
+    cohort = cohort_for(catalog, args.world, args.learners, args.seed)
+    with tqdm(total=3 * len(cohort), unit="learner", desc="simulate", disable=None) as bar:
+
+        def advance(n: int) -> None:
+            bar.update(n)
+
+        report = simulate(
+            catalog,
+            cohort,
+            world_name=args.world,
+            seed=args.seed,
+            max_modules=args.max_modules,
+            popularity=historical_popularity(catalog, args.seed),
+            progress=advance,
+        )
+    print(report.table())
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(report.to_json(), indent=1) + "\n")
+        print(f"wrote {args.json_out}")
+    return 0
 
 
 def _models(app: App, args: argparse.Namespace) -> int:

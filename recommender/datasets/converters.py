@@ -318,7 +318,11 @@ def convert_junyi(src: Path, out: Path) -> ConversionReport:
     report = ConversionReport("junyi")
     rows: list[dict[str, str]] = []
     with open_text(_find(src, "junyi_Exercise_table.csv")) as handle:
-        rows = list(csv.DictReader(handle))
+        for row in csv.DictReader(handle):
+            if any(r["name"] == row["name"] for r in rows):
+                report.notes.append(f"dropped a repeated row of exercise {row['name']} (first one kept)")
+                continue
+            rows.append(row)
     names = [r["name"] for r in rows]
     known = set(names)
     edges: set[tuple[str, str]] = set()
@@ -333,8 +337,19 @@ def convert_junyi(src: Path, out: Path) -> ConversionReport:
     for p, e in sorted(kept):
         prereqs[e].append(p)
 
+    idents: dict[str, str] = {}
+    for name in [*names, *(f"topic-{r['topic'] or 'misc'}" for r in rows)]:
+        if name in idents:
+            continue
+        base = "jy-" + "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in name)
+        candidate, n = base, 1
+        while candidate in idents.values():  # two names that sanitize alike stay distinct
+            n += 1
+            candidate = f"{base}-{n}"
+        idents[name] = candidate
+
     def ident(name: str) -> str:
-        return "jy-" + "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+        return idents[name]
 
     skills = [
         {"skill_id": ident(r["name"]), "names": {"zh": r["pretty_display_name"], "en": r["name"]}, "domain": r["area"]}

@@ -30,6 +30,7 @@ class CatalogArrays:
     difficulty: FloatArray  # (n_modules,)
     min_chinese_level: npt.NDArray[np.int64]  # (n_modules,)
     taught_in: dict[str, BoolArray]  # primary language subtag -> (n_modules,) mask
+    depth: int  # modules on the longest prerequisite chain
 
     @classmethod
     def build(cls, catalog: Catalog) -> CatalogArrays:
@@ -55,6 +56,10 @@ class CatalogArrays:
                 key = primary_language(lang)
                 taught_in.setdefault(key, np.zeros(n_modules, dtype=bool))[j] = True
         modules = [catalog.modules[m] for m in catalog.module_ids]
+        chain: dict[str, int] = {}
+        for module_id in catalog.topological_order:
+            prereqs = catalog.modules[module_id].prerequisite_module_ids
+            chain[module_id] = 1 + max((chain[p] for p in prereqs), default=0)
         return cls(
             catalog=catalog,
             weights=weights,
@@ -66,6 +71,7 @@ class CatalogArrays:
             difficulty=np.array([m.difficulty for m in modules], dtype=np.float64),
             min_chinese_level=np.array([m.min_chinese_level for m in modules], dtype=np.int64),
             taught_in=taught_in,
+            depth=max(chain.values(), default=0),
         )
 
     def language_mask(self, languages: tuple[str, ...], chinese_level: int) -> BoolArray:

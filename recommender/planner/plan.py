@@ -32,7 +32,6 @@ TARGET_SUCCESS = 0.7
 ZPD_WIDTH = 0.25
 ZPD_FLOOR = 0.4
 UNLOCK_WEIGHT = 0.5
-UNLOCK_DEPTH = 8
 SIMILAR_LEARNERS_MIN_SUCCESS = 0.6
 EPS = 1e-9
 
@@ -45,7 +44,8 @@ class PlanOptions:
     time_budget_minutes: int = 0
     exclude_module_ids: frozenset[str] = frozenset()
     locale: str = "en"
-    mastery_threshold: float = 0.85
+    mastery_threshold: float = 0.6
+    confidence_margin: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,10 @@ def plan_path(
     catalog = arrays.catalog
     role = catalog.roles[options.target_role_id]
     req_idx = np.array([catalog.skill_index[r.skill_id] for r in role.requirements])
-    level = np.array([r.level for r in role.requirements])
+    # mastery is P(skill mastered): a requirement counts as met with confidence halfway between the
+    # required level and certainty, so an optimistic estimate does not end a path too early
+    required = np.array([r.level for r in role.requirements])
+    level = required + options.confidence_margin * (1.0 - required)
     weight = np.array([r.weight for r in role.requirements])
     weight = weight / weight.sum()
     role_weights = arrays.weights[:, req_idx]  # (n_modules, n_requirements)
@@ -123,7 +126,7 @@ def plan_path(
         updated = _expected_update(m_role, success[:, None], kt, req_idx)
         projected = np.maximum(m_role + role_weights * (updated - m_role), m_role)
         gain = (np.minimum(projected / level, 1.0) - np.minimum(m_role / level, 1.0)) @ weight
-        unlock = _unlock_value(arrays, role_weights, m_role, level, weight, satisfied) * ~satisfied
+        unlock = _unlock_value(arrays, role_weights, m_role, level, weight, walk.placed) * ~satisfied
         value = gain + UNLOCK_WEIGHT * unlock
         candidates = eligible & (value > EPS)
         if options.time_budget_minutes > 0:
@@ -196,15 +199,20 @@ def _unlock_value(
     m_role: FloatArray,
     level: FloatArray,
     weight: FloatArray,
-    satisfied: BoolArray,
+    placed: BoolArray,
 ) -> FloatArray:
     """How much of the remaining role gap lies behind each module, propagated backwards along
-    prerequisite edges (shared among a module's prerequisites, discounted per level)."""
+    prerequisite edges (shared among a module's prerequisites, discounted per level). A module
+    mastered to the prerequisite threshold can still be far from the role's level: it keeps its
+    value as a target until it is placed in the path."""
     need = np.maximum(level - m_role, 0.0) / level * weight  # (n_requirements,)
-    direct = (role_weights > 0).astype(np.float64) @ need * ~satisfied
+    direct = (role_weights > 0).astype(np.float64) @ need * ~placed
     behind = np.zeros_like(direct)
-    for _ in range(UNLOCK_DEPTH):
-        behind = arrays.unlock_share @ (direct + 0.5 * behind)
+    for _ in range(arrays.depth):  # one level of the prerequisite graph per pass
+        deeper = arrays.unlock_share @ (direct + 0.5 * behind)
+        if np.array_equal(deeper, behind):
+            break
+        behind = deeper
     return np.asarray(behind, dtype=np.float64)
 
 

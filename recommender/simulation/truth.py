@@ -107,7 +107,7 @@ def sample_learners(
                 learner=learner,
                 ability=float(rng.normal(0.0, 1.0)),
                 learn_rate=float(rng.uniform(0.6, 1.4)),
-                forget_per_day=float(rng.uniform(0.002, 0.02)),
+                forget_per_day=float(rng.uniform(0.001, 0.006)),
                 initial_mastery=mastery,
             )
         )
