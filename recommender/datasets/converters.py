@@ -363,8 +363,8 @@ def convert_junyi(src: Path, out: Path) -> ConversionReport:
             depth[name] = 1 + max((level(p) for p in prereqs.get(name, [])), default=-1)
         return depth[name]
 
-    for n in names:
-        level(n)
+    for name in names:
+        level(name)
     deepest = max(depth.values()) or 1
     modules = [
         {

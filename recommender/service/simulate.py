@@ -100,7 +100,10 @@ class SimulationReport:
 
     def table(self) -> str:
         doc = self.to_json()
-        head = f"{'policy':<12}{'reached':>9}{'modules':>9}{'median':>8}{'minutes':>10}{'gain/step':>11}{'prereq viol.':>14}"
+        head = (
+            f"{'policy':<12}{'reached':>9}{'modules':>9}{'median':>8}{'minutes':>10}{'gain/step':>11}"
+            f"{'prereq viol.':>14}"
+        )
         lines = [
             f"world {self.world}: {self.learners} learners, cap {self.max_modules} modules, seed {self.seed}",
             head,
