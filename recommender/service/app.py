@@ -43,12 +43,7 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
         future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
     )
     paths = PathService(
-        store,
-        catalogs,
-        bkt=registry.bkt,
-        clock=clock,
-        mastery_threshold=settings.mastery_threshold,
-        predictor=registry.predict_success,
+        store, catalogs, model=registry.active, clock=clock, mastery_threshold=settings.mastery_threshold
     )
     return App(
         settings=settings,

@@ -13,13 +13,11 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from recommender.datasets.formats import BadRow, read_events, read_learners
 from recommender.domain.catalog import Catalog, build_catalog
@@ -133,22 +131,6 @@ class ModelRegistry:
             if version != current:
                 return self.activate(version)
         raise PreconditionFailed("no earlier model version to roll back to", subject="model")
-
-    # planner --------------------------------------------------------------------------------
-    def predict_success(
-        self,
-        catalog: Catalog,
-        keys: Sequence[str],
-        learners: Sequence[Learner],
-        masteries: Sequence[Mapping[str, float]],
-    ) -> tuple[np.ndarray, str] | None:
-        """(n_learners, n_modules) P(success) from the active model, or None without one.
-        `masteries`: current mastery of the skills each learner has practiced."""
-        model = self._active
-        if model is None:
-            return None
-        vectors, _ = model.learner_vectors(learners, keys, masteries)
-        return model.success_probability(vectors, catalog), model.version
 
 
 _DEFAULT_BKT = BKTModel()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,6 +17,7 @@ from recommender.domain.path import LearningPath
 from recommender.domain.profile import SkillState
 from recommender.errors import FieldViolation, InvalidInput, LubanError, NotFound
 from recommender.kt.bkt import SECONDS_PER_DAY, BKTModel, mastery_now
+from recommender.ml.model import HybridModel
 from recommender.planner.arrays import CatalogArrays, SkillParamArrays
 from recommender.planner.plan import LearnerState, ModelOpinion, PlanOptions, plan_path
 from recommender.service.catalog import CatalogService
@@ -45,73 +46,53 @@ class PathRequest:
     locale: str = ""
 
 
-# The active hybrid model's P(success) per module for learners (model keys, learners, mastery of
-# practiced skills) -> ((n_learners, n_modules), version), or None when no model is active.
-Predictor = Callable[
-    [Catalog, Sequence[str], Sequence[Learner], Sequence[Mapping[str, float]]], tuple[np.ndarray, str] | None
-]
+@dataclass(frozen=True)
+class Planner:
+    """Everything planning needs, with no I/O: picklable, so batch jobs ship it to workers once."""
 
+    catalog: Catalog
+    arrays: CatalogArrays
+    kt: SkillParamArrays
+    bkt: BKTModel
+    model: HybridModel | None
+    mastery_threshold: float
 
-class PathService:
-    def __init__(
-        self,
-        store: Store,
-        catalogs: CatalogService,
-        bkt: Callable[[], BKTModel],
-        clock: Clock,
-        mastery_threshold: float,
-        predictor: Predictor | None = None,
-    ) -> None:
-        self.store = store
-        self.catalogs = catalogs
-        self._bkt = bkt
-        self._clock = clock
-        self._threshold = mastery_threshold
-        self._predictor = predictor
-        self._lock = threading.Lock()
-        self._cache: tuple[int, BKTModel, CatalogArrays, SkillParamArrays] | None = None
+    @classmethod
+    def build(cls, catalog: Catalog, model: HybridModel | None, mastery_threshold: float) -> Planner:
+        bkt = model.bkt if model is not None else DEFAULT_BKT
+        return cls(
+            catalog,
+            CatalogArrays.build(catalog),
+            SkillParamArrays.build(catalog, bkt),
+            bkt,
+            model,
+            mastery_threshold,
+        )
 
-    def arrays(self, catalog: Catalog) -> tuple[CatalogArrays, SkillParamArrays]:
-        """Planner arrays for this catalog revision and BKT model, built once."""
-        model = self._bkt()
-        cached = self._cache
-        if cached is not None and cached[0] == catalog.revision and cached[1] is model:
-            return cached[2], cached[3]
-        with self._lock:
-            built = (catalog.revision, model, CatalogArrays.build(catalog), SkillParamArrays.build(catalog, model))
-            self._cache = built
-        return built[2], built[3]
-
-    def recommend(self, tenant: str, request: PathRequest) -> LearningPath:
-        catalog = self.catalogs.require()
-        learner = self.store.get_learner(tenant, request.learner_id)
-        if learner is None:
-            raise NotFound("learner", request.learner_id, field="learner_id")
-        options = self.options_for(catalog, learner, request)
-        found = self.store.get_skill_states(tenant, learner.learner_id)
-        states = found[0] if found else []
-        return self.plan(catalog, model_key(tenant, learner.learner_id), learner, states, options)
+    @property
+    def model_version(self) -> str:
+        return self.model.version if self.model is not None else ""
 
     def plan(
-        self, catalog: Catalog, key: str, learner: Learner, states: Sequence[SkillState], options: PlanOptions
+        self, key: str, learner: Learner, states: Sequence[SkillState], options: PlanOptions, now: datetime
     ) -> LearningPath:
-        arrays, kt = self.arrays(catalog)
-        now = self._clock()
-        state = learner_state(catalog, learner, states, kt, self._bkt(), now)
+        catalog = self.catalog
+        state = learner_state(catalog, learner, states, self.kt, self.bkt, now)
         opinion = None
-        if self._predictor is not None:
+        if self.model is not None:
             practiced = {
                 s.skill_id: float(state.mastery[catalog.skill_index[s.skill_id]])
                 for s in states
                 if s.skill_id in catalog.skill_index
             }
-            predicted = self._predictor(catalog, [key], [learner], [practiced])
-            if predicted is not None:
-                opinion = ModelOpinion(success=predicted[0][0], version=predicted[1])
-        return plan_path(arrays, kt, state, options, now, opinion)
+            vectors, _ = self.model.learner_vectors([learner], [key], [practiced])
+            success = self.model.success_probability(vectors, catalog)[0]
+            opinion = ModelOpinion(success=success, version=self.model.version)
+        return plan_path(self.arrays, self.kt, state, options, now, opinion)
 
-    def options_for(self, catalog: Catalog, learner: Learner, request: PathRequest) -> PlanOptions:
+    def options_for(self, learner: Learner, request: PathRequest) -> PlanOptions:
         """Validate the request against the learner and catalog; defaults come from the learner."""
+        catalog = self.catalog
         problems: list[FieldViolation] = []
         steps = request.max_steps or DEFAULT_STEPS
         if not 1 <= steps <= MAX_STEPS:
@@ -145,8 +126,55 @@ class PathService:
             time_budget_minutes=request.time_budget_minutes,
             exclude_module_ids=frozenset(request.exclude_module_ids),
             locale=request.locale or "en",
-            mastery_threshold=self._threshold,
+            mastery_threshold=self.mastery_threshold,
         )
+
+
+DEFAULT_BKT = BKTModel()
+
+
+class PathService:
+    def __init__(
+        self,
+        store: Store,
+        catalogs: CatalogService,
+        model: Callable[[], HybridModel | None],
+        clock: Clock,
+        mastery_threshold: float,
+    ) -> None:
+        self.store = store
+        self.catalogs = catalogs
+        self._model = model
+        self._clock = clock
+        self._threshold = mastery_threshold
+        self._lock = threading.Lock()
+        self._cached: tuple[int, HybridModel | None, Planner] | None = None
+
+    def planner(self, catalog: Catalog | None = None) -> Planner:
+        """The planner for the current catalog revision and active model, built once per pair;
+        a request reads the model once, so a model swap never splits one request."""
+        catalog = catalog or self.catalogs.require()
+        model = self._model()
+        cached = self._cached
+        if cached is not None and cached[0] == catalog.revision and cached[1] is model:
+            return cached[2]
+        with self._lock:
+            planner = Planner.build(catalog, model, self._threshold)
+            self._cached = (catalog.revision, model, planner)
+        return planner
+
+    def recommend(self, tenant: str, request: PathRequest) -> LearningPath:
+        planner = self.planner()
+        learner = self.store.get_learner(tenant, request.learner_id)
+        if learner is None:
+            raise NotFound("learner", request.learner_id, field="learner_id")
+        options = planner.options_for(learner, request)
+        found = self.store.get_skill_states(tenant, learner.learner_id)
+        states = found[0] if found else []
+        return planner.plan(model_key(tenant, learner.learner_id), learner, states, options, self._clock())
+
+    def now(self) -> datetime:
+        return self._clock()
 
 
 def learner_state(
@@ -194,7 +222,9 @@ def plan_cohort(
 ) -> Iterator[CohortOutcome]:
     """Paths for many learners in input order; per-learner errors are outcomes, not failures.
     Learners already stored under the tenant are planned from their stored profiles."""
-    catalog = service.catalogs.require()
+    planner = service.planner()
+    catalog = planner.catalog
+    now = service.now()
     valid: dict[int, Learner] = {}
     errors: dict[int, LubanError] = {}
     for i, raw in enumerate(learners):
@@ -213,9 +243,9 @@ def plan_cohort(
             continue
         learner = valid[i]
         try:
-            options = service.options_for(catalog, learner, PathRequest(learner.learner_id, max_steps, locale=locale))
+            options = planner.options_for(learner, PathRequest(learner.learner_id, max_steps, locale=locale))
             key = model_key(tenant, learner.learner_id)
-            path = service.plan(catalog, key, learner, states.get(learner.learner_id, []), options)
+            path = planner.plan(key, learner, states.get(learner.learner_id, []), options, now)
             yield CohortOutcome(i, learner.learner_id, path=path)
         except LubanError as exc:
             yield CohortOutcome(i, learner.learner_id, error=exc)
