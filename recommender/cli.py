@@ -71,6 +71,20 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--json", type=Path, dest="json_out", help="also write the report as JSON")
 
+    paths = sub.add_parser("paths", help="plan first paths for a whole cohort from a file")
+    paths.add_argument("--cohort", type=Path, required=True, help="learners: CSV, JSONL or Parquet")
+    paths.add_argument("--out", type=Path, required=True, help="output: .jsonl, .csv or .parquet")
+    paths.add_argument("--events", type=Path, help="prior assessment results (generic event format)")
+    paths.add_argument("--steps", type=int, default=10)
+    paths.add_argument("--model", help="model version (default: the active one)")
+    paths.add_argument("--locale", default="en")
+    paths.add_argument("--workers", type=int, default=1, help="local worker processes")
+    paths.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
+    paths.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    paths.add_argument("--persist", action="store_true", help="also store the learners (tenant 'default')")
+    paths.add_argument("--as-of", help="plan as of this ISO 8601 time (default: now)")
+    paths.add_argument("--chunk-size", type=int, default=2000, help="learners per task and per resumable part")
+
     models = sub.add_parser("models", help="model registry")
     models_sub = models.add_subparsers(dest="models_command", required=True)
     models_sub.add_parser("list", help="stored versions, newest first")
@@ -151,6 +165,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return _train_or_evaluate(app, args)
         if args.command == "models":
             return _models(app, args)
+        if args.command == "paths":
+            return _paths(app, args)
         if args.command == "catalog" and args.catalog_command == "load":
             catalog = app.catalogs.load_file(args.file, replace=not args.merge)
             print(
@@ -257,6 +273,77 @@ def _print_comparison(outcome: Any) -> None:
             print(f"{key:<14}{new.get(key, float('nan')):>40.4f}{old:>40.4f}")
     state = "activated" if outcome.activated else "saved, not activated (not better; --force to activate)"
     print(f"\nmodel {outcome.version}: {state} ({outcome.seconds:.1f} s)")
+
+
+def _paths(app: App, args: argparse.Namespace) -> int:
+    import time
+    from datetime import UTC, datetime
+
+    from recommender.api.export import encoder_for
+    from recommender.domain.learner import validate_learner
+    from recommender.ml.artifacts import load_model
+    from recommender.service.cohort import CohortOptions, DaskRunner, LocalRunner, prior_states, run_cohort
+    from recommender.service.paths import Planner
+
+    try:
+        encode, finish = encoder_for(args.out)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not 1 <= args.steps <= 50:
+        print("error: --steps must be in [1, 50]", file=sys.stderr)
+        return 2
+    catalog = app.catalogs.require()
+    model = load_model(app.settings.models_dir / args.model) if args.model else app.models.active()
+    planner = Planner.build(catalog, model, app.settings.mastery_threshold)
+    now = datetime.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    problems: list[str] = []
+    states = prior_states(args.events, planner, problems)
+    for problem in problems[:20]:
+        print(f"skipped {problem}", file=sys.stderr)
+    options = CohortOptions(steps=args.steps, locale=args.locale)
+    if args.scheduler:
+        runner: Any = DaskRunner(args.scheduler, planner, options, now, encode)
+    else:
+        runner = LocalRunner(planner, options, now, encode, args.workers)
+    persist = None
+    if args.persist:
+
+        def persist(learners: list[Any]) -> None:
+            app.learners.upsert_many("default", learners)
+
+    started = time.perf_counter()
+    with tqdm(total=_count_rows(args.cohort), unit="learner", desc="paths", disable=None) as bar:
+
+        def advance(n: int) -> None:
+            bar.update(n)
+
+        summary = run_cohort(
+            args.cohort, args.out, runner, finish=finish, states=states, resume=args.resume, persist=persist,
+            catalog_check=lambda x: validate_learner(x, catalog), progress=advance, chunk_size=args.chunk_size,
+        )  # fmt: skip
+    seconds = time.perf_counter() - started
+    print(
+        f"{summary.learners} learners: {summary.planned} paths written to {args.out}, {summary.rejected} rejected "
+        f"(see {summary.errors_file}); {summary.learners / max(seconds, 1e-9):.0f} learners/s"
+        + (f", {summary.chunks_resumed} chunks resumed" if summary.chunks_resumed else "")
+    )
+    return 1 if summary.rejected and not summary.planned else 0
+
+
+def _count_rows(path: Path) -> int | None:
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        return int(pq.ParquetFile(path).metadata.num_rows)
+    if name.endswith(".gz"):
+        return None
+    with path.open("rb") as handle:
+        lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
+    return lines - 1 if name.endswith(".csv") else lines
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -1,0 +1,134 @@
+"""Cohort output encoders: JSONL (one LearningPath per line in protobuf's JSON mapping, field names
+as in the .proto), CSV and Parquet (one row per step; a learner with no step gets one row with
+position 0). Parts are encoded by workers and assembled here in input order."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+
+from recommender.api import mapping
+from recommender.domain.path import LearningPath
+
+STEP_COLUMNS = [
+    "learner_id", "target_role_id", "position", "module_id", "score", "expected_success", "estimated_minutes",
+    "review", "reasons", "reason_texts", "readiness_now", "readiness_after", "stop_reason",
+    "unreachable_skill_ids", "model_version", "generated_at",
+]  # fmt: skip
+
+
+def path_json(path: LearningPath) -> dict[str, Any]:
+    return json_format.MessageToDict(
+        mapping.path_to_proto(path), preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def step_rows(path: LearningPath) -> list[dict[str, Any]]:
+    common = {
+        "learner_id": path.learner_id,
+        "target_role_id": path.target_role_id,
+        "readiness_now": round(path.readiness_now, 6),
+        "readiness_after": round(path.readiness_after, 6),
+        "stop_reason": path.stop_reason.value,
+        "unreachable_skill_ids": ";".join(path.unreachable_skill_ids),
+        "model_version": path.model_version,
+        "generated_at": path.generated_at.isoformat() if path.generated_at else "",
+    }
+    if not path.steps:
+        return [{**common, "position": 0, "module_id": "", "score": None, "expected_success": None,
+                 "estimated_minutes": 0, "review": False, "reasons": "", "reason_texts": ""}]  # fmt: skip
+    return [
+        {
+            **common,
+            "position": s.position,
+            "module_id": s.module_id,
+            "score": round(s.score, 6),
+            "expected_success": round(s.expected_success, 6),
+            "estimated_minutes": s.estimated_minutes,
+            "review": s.review,
+            "reasons": ";".join(r.code.value for r in s.reasons),
+            "reason_texts": " | ".join(r.text for r in s.reasons),
+        }
+        for s in path.steps
+    ]
+
+
+def encode_jsonl(paths: Sequence[LearningPath], first_part: bool) -> bytes:
+    # sorted keys: protobuf map order follows the process's hash seed; the output must not
+    return "".join(json.dumps(path_json(p), ensure_ascii=False, sort_keys=True) + "\n" for p in paths).encode()
+
+
+def encode_csv(paths: Sequence[LearningPath], first_part: bool) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=STEP_COLUMNS, lineterminator="\n")
+    if first_part:
+        writer.writeheader()
+    for p in paths:
+        writer.writerows(step_rows(p))
+    return buffer.getvalue().encode()
+
+
+def encode_parquet(paths: Sequence[LearningPath], first_part: bool) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [r for p in paths for r in step_rows(p)]
+    table = pa.Table.from_pylist(rows, schema=_parquet_schema())
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _parquet_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("learner_id", pa.string()), ("target_role_id", pa.string()), ("position", pa.int32()),
+            ("module_id", pa.string()), ("score", pa.float64()), ("expected_success", pa.float64()),
+            ("estimated_minutes", pa.int32()), ("review", pa.bool_()), ("reasons", pa.string()),
+            ("reason_texts", pa.string()), ("readiness_now", pa.float64()), ("readiness_after", pa.float64()),
+            ("stop_reason", pa.string()), ("unreachable_skill_ids", pa.string()), ("model_version", pa.string()),
+            ("generated_at", pa.string()),
+        ]
+    )  # fmt: skip
+
+
+def concatenate(out: Path, parts: list[Path]) -> None:
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("wb") as handle:
+        for part in parts:
+            with part.open("rb") as source:
+                while block := source.read(1 << 20):
+                    handle.write(block)
+    os.replace(tmp, out)
+
+
+def merge_parquet(out: Path, parts: list[Path]) -> None:
+    import pyarrow.parquet as pq
+
+    tmp = out.with_name(out.name + ".tmp")
+    with pq.ParquetWriter(tmp, _parquet_schema()) as writer:
+        for part in parts:
+            writer.write_table(pq.read_table(part))
+    os.replace(tmp, out)
+
+
+def encoder_for(
+    out: Path,
+) -> tuple[Callable[[Sequence[LearningPath], bool], bytes], Callable[[Path, list[Path]], None]]:
+    name = out.name.lower()
+    if name.endswith(".jsonl") or name.endswith(".json"):
+        return encode_jsonl, concatenate
+    if name.endswith(".csv"):
+        return encode_csv, concatenate
+    if name.endswith(".parquet"):
+        return encode_parquet, merge_parquet
+    raise ValueError(f"{out}: unknown output format; use .jsonl, .csv or .parquet")

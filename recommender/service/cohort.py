@@ -1,0 +1,292 @@
+"""Batch paths for a cohort (`recommender paths`): files in, files out, locally or on Dask.
+
+The input is cut into fixed chunks of CHUNK rows; each chunk is planned by a pure task
+(`plan_chunk`) that returns its encoded output and error rows, and is written as a part file in
+`<out>.work/`. A part appears atomically, so `--resume` redoes only chunks without one, and the
+final output is the parts concatenated in input order: identical whatever the number of workers
+or where they ran. Memory stays flat: only a bounded window of chunks is in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from recommender.datasets.formats import BadRow, parse_learner, read_events, read_records
+from recommender.domain.assessment import AssessmentEvent
+from recommender.domain.learner import Learner, validate_learner
+from recommender.domain.path import LearningPath
+from recommender.domain.profile import SkillState
+from recommender.errors import InvalidInput, LubanError
+from recommender.kt.bkt import profile_updater
+from recommender.service.paths import PathRequest, Planner, model_key
+
+CHUNK = 2000
+ERROR_COLUMNS = ["line", "learner_id", "field", "reason"]
+
+
+# Turns planned learners into one output part (bytes) in the output's format; the flag says
+# whether this is the first part (CSV writes its header there).
+Encoder = Callable[[Sequence[LearningPath], bool], bytes]
+
+
+@dataclass(frozen=True)
+class ChunkTask:
+    index: int
+    rows: list[tuple[int, Mapping[str, Any]]]  # (line number, record)
+    states: dict[str, list[SkillState]]
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    index: int
+    output: bytes
+    errors: list[tuple[int, str, str, str]]
+    planned: int
+
+
+@dataclass(frozen=True)
+class CohortOptions:
+    steps: int = 10
+    locale: str = "en"
+    tenant: str = "default"
+
+
+def plan_chunk(
+    planner: Planner, task: ChunkTask, options: CohortOptions, now: datetime, encode: Encoder
+) -> ChunkResult:
+    """Pure: the same task gives the same bytes, on any worker."""
+    paths: list[LearningPath] = []
+    errors: list[tuple[int, str, str, str]] = []
+    for line, record in task.rows:
+        learner_id = str(record.get("learner_id") or "")
+        try:
+            learner = validate_learner(parse_learner(record), planner.catalog)
+            request = PathRequest(learner.learner_id, options.steps, locale=options.locale)
+            opts = planner.options_for(learner, request)
+            key = model_key(options.tenant, learner.learner_id)
+            paths.append(planner.plan(key, learner, task.states.get(learner.learner_id, []), opts, now))
+        except (LubanError, ValueError) as exc:
+            field = ""
+            if isinstance(exc, InvalidInput) and exc.violations:
+                field = exc.violations[0].field
+            field = field or str(getattr(exc, "field", ""))
+            errors.append((line, learner_id, field, str(exc)))
+    return ChunkResult(task.index, encode(paths, task.index == 0), errors, len(paths))
+
+
+@dataclass
+class CohortSummary:
+    learners: int = 0
+    planned: int = 0
+    rejected: int = 0
+    chunks_resumed: int = 0
+    errors_file: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner(Protocol):
+    """Runs plan_chunk tasks: in-process, in a process pool, or on a Dask cluster."""
+
+    def submit(self, task: ChunkTask) -> Future[ChunkResult]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalRunner:
+    def __init__(self, planner: Planner, options: CohortOptions, now: datetime, encode: Encoder, workers: int) -> None:
+        self._args = (planner, options, now, encode)
+        self._pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+
+    def submit(self, task: ChunkTask) -> Future[ChunkResult]:
+        planner, options, now, encode = self._args
+        if self._pool is not None:
+            return self._pool.submit(plan_chunk, planner, task, options, now, encode)
+        future: Future[ChunkResult] = Future()
+        future.set_result(plan_chunk(planner, task, options, now, encode))
+        return future
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+
+
+class DaskRunner:
+    """The same tasks on a Dask distributed cluster; the planner is broadcast to workers once."""
+
+    def __init__(self, address: str, planner: Planner, options: CohortOptions, now: datetime, encode: Encoder) -> None:
+        from distributed import Client
+
+        self._client = Client(address)
+        [self._planner] = self._client.scatter([planner], broadcast=True)
+        self._args = (options, now, encode)
+
+    def submit(self, task: ChunkTask) -> Future[ChunkResult]:
+        options, now, encode = self._args
+        dask_future = self._client.submit(plan_chunk, self._planner, task, options, now, encode, pure=False)
+        future: Future[ChunkResult] = Future()
+
+        def done(f: Any) -> None:
+            try:
+                future.set_result(f.result())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        dask_future.add_done_callback(done)
+        return future
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def prior_states(events_file: Path | None, planner: Planner, problems: list[str]) -> dict[str, list[SkillState]]:
+    """Skill states from a prior-results file (the generic event format), replayed in time order."""
+    if events_file is None:
+        return {}
+    by_learner: dict[str, list[AssessmentEvent]] = {}
+    for item in read_events(events_file):
+        if isinstance(item, BadRow):
+            problems.append(f"{events_file}:{item.line}: {item.error}")
+            continue
+        event = item[1]
+        if event.module_id not in planner.catalog.modules:
+            problems.append(f"{events_file}:{item[0]}: unknown module {event.module_id!r}")
+            continue
+        if not event.skill_ids:
+            from dataclasses import replace
+
+            event = replace(event, skill_ids=planner.catalog.modules[event.module_id].skill_ids)
+        by_learner.setdefault(event.learner_id, []).append(event)
+    update = profile_updater(planner.bkt)
+    states: dict[str, list[SkillState]] = {}
+    for learner_id, events in by_learner.items():
+        current: dict[str, SkillState] = {}
+        for e in sorted(events, key=lambda e: e.occurred_at):
+            for s in update(current, e):
+                current[s.skill_id] = s
+        states[learner_id] = sorted(current.values(), key=lambda s: s.skill_id)
+    return states
+
+
+def run_cohort(
+    cohort: Path,
+    out: Path,
+    runner: Runner,
+    *,
+    finish: Callable[[Path, list[Path]], None],
+    states: Mapping[str, list[SkillState]],
+    resume: bool = False,
+    persist: Callable[[list[Learner]], None] | None = None,
+    catalog_check: Callable[[Learner], Learner] | None = None,
+    progress: Callable[[int], None] | None = None,
+    window: int = 4,
+    chunk_size: int = CHUNK,
+) -> CohortSummary:
+    """Plan every row of `cohort` into `out` (format by extension, `finish` assembles the parts)."""
+    work = Path(f"{out}.work")
+    if work.exists() and not resume:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    job = {"cohort": str(cohort.resolve()), "out": str(out.resolve()), "chunk_size": chunk_size}
+    job_file = work / "job.json"
+    if resume and job_file.exists() and json.loads(job_file.read_text()) != job:
+        raise InvalidInput.of(
+            "resume", f"{work} belongs to another job ({job_file.read_text()}); rerun without --resume"
+        )
+    job_file.write_text(json.dumps(job))
+    summary = CohortSummary()
+    pending: dict[int, Future[ChunkResult]] = {}
+    lock = threading.Lock()
+    n_chunks = 0
+
+    def collect(result: ChunkResult) -> None:
+        part = work / f"part-{result.index:08d}"
+        tmp = part.with_suffix(".tmp")
+        tmp.write_bytes(result.output)
+        errors = "".join(
+            json.dumps(dict(zip(ERROR_COLUMNS, e, strict=True)), ensure_ascii=False) + "\n" for e in result.errors
+        )
+        (work / f"errors-{result.index:08d}.jsonl").write_text(errors, encoding="utf-8")
+        (work / f"count-{result.index:08d}").write_text(str(result.planned))
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, part)  # the part's existence marks the chunk done
+        with lock:
+            summary.planned += result.planned
+            summary.rejected += len(result.errors)
+        if progress:
+            progress(result.planned + len(result.errors))
+
+    def drain(keep: int) -> None:
+        while len(pending) > keep:
+            index = min(pending)
+            collect(pending.pop(index).result())
+
+    for index, rows in enumerate(_chunks(read_records(cohort), chunk_size)):
+        n_chunks = index + 1
+        summary.learners += len(rows)
+        if (work / f"part-{index:08d}").exists():
+            summary.chunks_resumed += 1
+            done = _count_done(work, index)
+            summary.planned += done[0]
+            summary.rejected += done[1]
+            if progress:
+                progress(len(rows))
+            continue
+        if persist is not None and catalog_check is not None:
+            valid = []
+            for _, record in rows:
+                try:
+                    valid.append(catalog_check(parse_learner(record)))
+                except (LubanError, ValueError):
+                    continue
+            persist(valid)
+        task_states = {str(r.get("learner_id")): list(states.get(str(r.get("learner_id")), [])) for _, r in rows}
+        pending[index] = runner.submit(ChunkTask(index, rows, {k: v for k, v in task_states.items() if v}))
+        drain(window)
+    drain(0)
+    runner.close()
+    parts = [work / f"part-{i:08d}" for i in range(n_chunks)]
+    finish(out, parts)
+    errors_file = Path(f"{out}.errors.csv")
+    _write_errors(errors_file, [work / f"errors-{i:08d}.jsonl" for i in range(n_chunks)])
+    summary.errors_file = errors_file
+    shutil.rmtree(work)
+    return summary
+
+
+def _count_done(work: Path, index: int) -> tuple[int, int]:
+    errors = (work / f"errors-{index:08d}.jsonl").read_text(encoding="utf-8").count("\n")
+    return int((work / f"count-{index:08d}").read_text()), errors
+
+
+def _write_errors(path: Path, parts: Iterable[Path]) -> None:
+    import csv
+
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=ERROR_COLUMNS)
+        writer.writeheader()
+        for part in parts:
+            for line in part.read_text(encoding="utf-8").splitlines():
+                writer.writerow(json.loads(line))
+
+
+def _chunks(
+    records: Iterator[tuple[int, Mapping[str, Any]]], size: int
+) -> Iterator[list[tuple[int, Mapping[str, Any]]]]:
+    chunk: list[tuple[int, Mapping[str, Any]]] = []
+    for item in records:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,135 @@
+"""`recommender paths` end to end: formats, bad rows, resume after SIGKILL, workers and Dask give
+identical output."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from recommender.cli import main
+from recommender.domain.catalog import build_catalog
+from recommender.domain.codec import catalog_parts_from_dict
+from recommender.service.demo import demo_catalog_path
+from recommender.simulation.truth import sample_learners
+
+AS_OF = "2026-11-01T00:00:00+00:00"
+COLUMNS = ["learner_id", "cohort_id", "country", "languages", "program", "target_role_id", "chinese_level",
+           "weekly_minutes", "experience_years"]  # fmt: skip
+
+
+def write_cohort(path: Path, n: int, seed: int = 4) -> None:
+    catalog = build_catalog(*catalog_parts_from_dict(json.loads(demo_catalog_path().read_text(encoding="utf-8"))))
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for i, h in enumerate(sample_learners(catalog, n, np.random.default_rng(seed), prefix="c")):
+            x = h.learner
+            writer.writerow([x.learner_id, "2027", x.country, ";".join(x.languages), x.program, x.target_role_id,
+                             x.chinese_level, x.weekly_minutes, x.attributes["experience_years"]])  # fmt: skip
+            if i == 3:
+                writer.writerow(["bad id!", "2027", "RW", "fr", "", "astronaut", 9, 0, 0])
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(path.read_text(encoding="utf-8").splitlines()))
+
+
+@pytest.fixture
+def store_args(tmp_path: Path) -> list[str]:
+    args = ["--store-url", f"sqlite:///{tmp_path / 's.db'}", "--models-dir", str(tmp_path / "models")]
+    assert main([*args, "catalog", "load", str(demo_catalog_path())]) == 0
+    return args
+
+
+def run_paths(store_args: list[str], cohort: Path, out: Path, *extra: str) -> int:
+    return main([*store_args, "paths", "--cohort", str(cohort), "--out", str(out), "--as-of", AS_OF, *extra])
+
+
+def test_jsonl_csv_parquet_and_bad_rows(tmp_path: Path, store_args: list[str]) -> None:
+    cohort = tmp_path / "cohort.csv"
+    write_cohort(cohort, 40)
+    assert run_paths(store_args, cohort, tmp_path / "p.jsonl", "--steps", "5", "--locale", "zh") == 0
+    lines = (tmp_path / "p.jsonl").read_text(encoding="utf-8").splitlines()
+    first = json.loads(lines[0])
+    assert first["learner_id"] == "c-0000" and "steps" in first and "readiness_now" in first
+    assert len(first["steps"]) <= 5 and first["steps"][0]["reasons"][0]["code"].startswith("REASON_CODE_")
+    assert any("要求" in r["text"] or "授课" in r["text"] for r in first["steps"][0]["reasons"])
+    errors = read_csv(tmp_path / "p.jsonl.errors.csv")
+    bad = [e for e in errors if e["learner_id"] == "bad id!"]
+    assert bad and bad[0]["line"] == "6" and bad[0]["field"] == "learner.learner_id"
+    assert len(lines) + len(errors) == 41
+    assert run_paths(store_args, cohort, tmp_path / "p.csv") == 0
+    rows = read_csv(tmp_path / "p.csv")
+    assert {r["learner_id"] for r in rows} == {json.loads(x)["learner_id"] for x in lines}
+    assert run_paths(store_args, cohort, tmp_path / "p.parquet") == 0
+    table = pq.read_table(tmp_path / "p.parquet").to_pylist()
+    assert [(r["learner_id"], r["module_id"]) for r in table] == [(r["learner_id"], r["module_id"]) for r in rows]
+    assert run_paths(store_args, cohort, tmp_path / "p.txt") == 2
+
+
+def test_workers_and_chunking_do_not_change_the_output(tmp_path: Path, store_args: list[str]) -> None:
+    cohort = tmp_path / "cohort.csv"
+    write_cohort(cohort, 60)
+    assert run_paths(store_args, cohort, tmp_path / "one.jsonl") == 0
+    assert run_paths(store_args, cohort, tmp_path / "two.jsonl", "--workers", "2", "--chunk-size", "7") == 0
+    assert (tmp_path / "one.jsonl").read_bytes() == (tmp_path / "two.jsonl").read_bytes()
+    assert (tmp_path / "one.jsonl.errors.csv").read_text() == (tmp_path / "two.jsonl.errors.csv").read_text()
+
+
+def test_dask_local_cluster_gives_the_same_output(tmp_path: Path, store_args: list[str]) -> None:
+    from distributed import LocalCluster
+
+    cohort = tmp_path / "cohort.csv"
+    write_cohort(cohort, 30)
+    assert run_paths(store_args, cohort, tmp_path / "local.jsonl") == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        assert run_paths(store_args, cohort, tmp_path / "dask.jsonl", "--scheduler", cluster.scheduler_address,
+                         "--chunk-size", "8") == 0  # fmt: skip
+    assert (tmp_path / "local.jsonl").read_bytes() == (tmp_path / "dask.jsonl").read_bytes()
+
+
+def test_resume_after_a_killed_run_matches_an_uninterrupted_one(tmp_path: Path, store_args: list[str]) -> None:
+    cohort = tmp_path / "cohort.csv"
+    write_cohort(cohort, 400)
+    assert run_paths(store_args, cohort, tmp_path / "full.jsonl", "--chunk-size", "20") == 0
+    out = tmp_path / "killed.jsonl"
+    command = [sys.executable, "-m", "recommender", *store_args, "paths", "--cohort", str(cohort), "--out", str(out),
+               "--as-of", AS_OF, "--chunk-size", "20"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work = Path(f"{out}.work")
+    deadline = time.monotonic() + 60
+    while len(list(work.glob("part-*"))) < 3:
+        assert process.poll() is None, "the run finished before it could be killed; make the cohort larger"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not out.exists()
+    done_before = len(list(work.glob("part-*")))
+    assert run_paths(store_args, cohort, out, "--chunk-size", "20", "--resume") == 0
+    assert out.read_bytes() == (tmp_path / "full.jsonl").read_bytes()
+    assert (tmp_path / "full.jsonl.errors.csv").read_text() == Path(f"{out}.errors.csv").read_text()
+    assert done_before >= 3 and not work.exists()
+
+
+def test_persist_stores_the_cohort(tmp_path: Path, store_args: list[str]) -> None:
+    from recommender.service.app import build_app
+    from tests.conftest import make_settings
+
+    cohort = tmp_path / "cohort.csv"
+    write_cohort(cohort, 10)
+    assert run_paths(store_args, cohort, tmp_path / "p.jsonl", "--persist") == 0
+    app = build_app(make_settings(store_args[1], tmp_path))
+    assert app.store.count_learners() == 10
+    assert app.store.get_learner("default", "c-0003") is not None
+    app.close()
