@@ -33,3 +33,13 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="how often a server re-checks the catalog revision"
     )
     grace_seconds: float = Field(default=10.0, ge=0, description="graceful shutdown period")
+    auth_tokens_file: Path | None = Field(
+        default=None, description="JSON list of {token, tenant, roles}; auth is on when set"
+    )
+    metrics_address: str | None = Field(default=None, description="host:port for Prometheus /metrics")
+    tls_cert_file: Path | None = Field(default=None, description="server certificate (PEM); TLS when set")
+    tls_key_file: Path | None = Field(default=None, description="server private key (PEM)")
+    tls_client_ca_file: Path | None = Field(
+        default=None, description="CA bundle for client certificates; mTLS (required) when set"
+    )
+    log_format: str = Field(default="json", pattern="^(json|text)$", description="json or text")

@@ -14,7 +14,21 @@ from recommender.service.app import App, build_app
 log = logging.getLogger("recommender.server")
 
 
+def configure_logging(settings: Settings, verbose: bool = False) -> None:
+    from recommender.api.interceptors import JsonFormatter
+
+    handler = logging.StreamHandler()
+    if settings.log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
 def serve(settings: Settings, app: App | None = None) -> None:
+    configure_logging(settings)
     app = app or build_app(settings)
     running = create_server(app)
     running.start()

@@ -6,11 +6,16 @@ import logging
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
+from recommender.api.interceptors import AuthInterceptor, Metrics, TelemetryInterceptor, TokenBook
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.api.servicer import LearningPathServicer
@@ -30,11 +35,19 @@ class RunningServer:
     port: int
     health: health.HealthServicer
     app: App
+    metrics: Metrics
     health_interval: float = 1.0
+    metrics_port: int = 0
     _stopping: threading.Event = field(default_factory=threading.Event)
     _watcher: threading.Thread | None = None
+    _metrics_server: Any = None
 
     def start(self) -> None:
+        address = self.app.settings.metrics_address
+        if address:
+            host, _, port = address.rpartition(":")
+            self._metrics_server, _ = start_http_server(int(port), host or "127.0.0.1", registry=self.metrics.registry)
+            self.metrics_port = self._metrics_server.server_port
         self.server.start()
         self.refresh_health()
         self._watcher = threading.Thread(target=self._watch, name="health-watch", daemon=True)
@@ -65,6 +78,9 @@ class RunningServer:
         self.server.stop(grace).wait()
         if self._watcher is not None:
             self._watcher.join()
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
 
     def wait(self) -> None:
         self.server.wait_for_termination()
@@ -73,8 +89,17 @@ class RunningServer:
 def create_server(app: App, address: str | None = None) -> RunningServer:
     """Bind (not start) a server; port 0 picks a free port, returned in RunningServer.port."""
     settings = app.settings
+    metrics = Metrics.create()
+    metrics.registry.register(AppCollector(app))
+    interceptors: list[grpc.ServerInterceptor] = [TelemetryInterceptor(metrics)]  # type: ignore[type-arg]
+    if settings.auth_tokens_file is not None:
+        interceptors.append(AuthInterceptor(TokenBook.load(settings.auth_tokens_file)))
+    else:
+        log.warning("AUTHENTICATION IS OFF: every caller acts as tenant 'default' with every role; "
+                    "set LUBAN_AUTH_TOKENS_FILE for anything but local development")  # fmt: skip
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
+        interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -88,7 +113,36 @@ def create_server(app: App, address: str | None = None) -> RunningServer:
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(address or settings.address)
+    target = address or settings.address
+    if settings.tls_cert_file is not None:
+        if settings.tls_key_file is None:
+            raise OSError("LUBAN_TLS_CERT_FILE needs LUBAN_TLS_KEY_FILE")
+        client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
+        credentials = grpc.ssl_server_credentials(
+            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
+            root_certificates=client_ca,
+            require_client_auth=client_ca is not None,
+        )
+        port = server.add_secure_port(target, credentials)
+    else:
+        port = server.add_insecure_port(target)
     if port == 0:
-        raise OSError(f"cannot bind {address or settings.address}")
-    return RunningServer(server=server, port=port, health=health_servicer, app=app)
+        raise OSError(f"cannot bind {target}")
+    return RunningServer(server=server, port=port, health=health_servicer, app=app, metrics=metrics)
+
+
+class AppCollector(Collector):
+    """Scrape-time gauges read from the service: active model and training jobs."""
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+
+    def collect(self) -> Any:
+        model = GaugeMetricFamily("luban_active_model_info", "The model version serving (1)", labels=["version"])
+        active = self._app.models.active()
+        model.add_metric([active.version if active else ""], 1.0)
+        yield model
+        jobs = GaugeMetricFamily("luban_training_jobs", "Training jobs by state", labels=["state"])
+        for state, count in self._app.training.job_counts().items():
+            jobs.add_metric([state], float(count))
+        yield jobs

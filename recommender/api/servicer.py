@@ -7,17 +7,18 @@ from collections.abc import Iterator
 import grpc
 
 from recommender.api import mapping
+from recommender.api.interceptors import TENANT
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.api.status import code_of, field_of, translated, translated_stream
 from recommender.errors import InvalidInput, LubanError
 from recommender.service.app import App
 from recommender.service.paths import plan_cohort
-from recommender.storage.store import DEFAULT_TENANT
 
 
 def tenant_of(context: grpc.ServicerContext) -> str:
-    return DEFAULT_TENANT
+    """The caller's tenant, set by the auth interceptor (the default tenant when auth is off)."""
+    return TENANT.get()
 
 
 class LearningPathServicer(pb_grpc.LearningPathServiceServicer):

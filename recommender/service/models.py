@@ -314,6 +314,12 @@ class TrainingService:
         finally:
             job.finished_at = self._clock()
 
+    def job_counts(self) -> dict[str, int]:
+        counts = dict.fromkeys(("queued", "running", "succeeded", "failed"), 0)
+        for job in list(self._jobs.values()):
+            counts[job.state] += 1
+        return counts
+
     def job(self, job_id: str) -> TrainingJob:
         job = self._jobs.get(job_id)
         if job is None:

@@ -1,0 +1,277 @@
+"""Server interceptors: telemetry (request id, JSON access log, Prometheus metrics) and
+authentication (bearer tokens -> tenant and roles). Both wrap the real handlers, so every
+method, including streaming ones, is covered the same way."""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from recommender.storage.store import DEFAULT_TENANT
+
+log = logging.getLogger("recommender.access")
+
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
+TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", default=DEFAULT_TENANT)
+SERVICE_PREFIX = "/luban.path.v1.LearningPathService/"
+
+# Which role may call which method; methods not listed (health, reflection) need no token.
+ROLES_FOR_METHOD: dict[str, frozenset[str]] = {
+    **{m: frozenset({"platform"}) for m in (
+        "UpsertLearner", "GetLearner", "RecordAssessment", "RecordAssessments", "GetSkillProfile",
+        "RecommendPath", "GeneratePaths")},
+    **{m: frozenset({"ml"}) for m in ("ListModels", "ActivateModel", "TrainModel", "GetTrainingJob")},
+    **{m: frozenset({"admin"}) for m in ("UpsertCatalog", "DeleteLearner")},
+    "GetCatalog": frozenset({"platform", "ml", "admin"}),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant: str
+    roles: frozenset[str]
+
+
+class TokenBook:
+    """Bearer tokens from LUBAN_AUTH_TOKENS_FILE, kept only as SHA-256 hashes in memory."""
+
+    def __init__(self, entries: Mapping[str, Principal]) -> None:
+        self._by_hash = dict(entries)
+
+    @staticmethod
+    def digest(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def load(cls, path: Path) -> TokenBook:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read the token file {path}: {exc}") from exc
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: expected a JSON list of {{token, tenant, roles}}")
+        entries: dict[str, Principal] = {}
+        for i, item in enumerate(data):
+            token, tenant, roles = item.get("token"), item.get("tenant"), item.get("roles")
+            if not (isinstance(token, str) and len(token) >= 16 and isinstance(tenant, str) and tenant):
+                raise ValueError(f"{path}[{i}]: token (16+ characters) and tenant are required")
+            if not (isinstance(roles, list) and set(roles) <= {"platform", "ml", "admin"}):
+                raise ValueError(f"{path}[{i}]: roles must be a list of platform, ml, admin")
+            entries[cls.digest(token)] = Principal(tenant, frozenset(roles))
+        return cls(entries)
+
+    def principal(self, token: str) -> Principal | None:
+        return self._by_hash.get(self.digest(token))
+
+
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    calls: Counter
+    latency: Histogram
+    in_flight: Gauge
+    store_errors: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+        registry = registry or CollectorRegistry()
+        return cls(
+            registry=registry,
+            calls=Counter("luban_rpc", "RPCs by method and status code", ["method", "code"], registry=registry),
+            latency=Histogram("luban_rpc_seconds", "RPC latency", ["method"], registry=registry, buckets=BUCKETS),
+            in_flight=Gauge("luban_rpc_in_flight", "RPCs being served", registry=registry),
+            store_errors=Counter(
+                "luban_store_errors", "RPCs failed because the store was unavailable", registry=registry
+            ),
+        )
+
+
+def _method(details: grpc.HandlerCallDetails) -> str:
+    full: str = details.method  # type: ignore[attr-defined]
+    return full.removeprefix(SERVICE_PREFIX) if full.startswith(SERVICE_PREFIX) else full
+
+
+def _metadata(details: grpc.HandlerCallDetails) -> dict[str, str]:
+    return {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}  # type: ignore[attr-defined]
+
+
+def _wrap(handler: grpc.RpcMethodHandler, around: Callable[[Callable[..., Any], bool], Callable[..., Any]]) -> Any:
+    """The same handler with its behaviour wrapped (streaming responses stay lazy)."""
+    if handler.unary_unary:
+        return grpc.unary_unary_rpc_method_handler(
+            around(handler.unary_unary, False), handler.request_deserializer, handler.response_serializer
+        )
+    if handler.unary_stream:
+        return grpc.unary_stream_rpc_method_handler(
+            around(handler.unary_stream, True), handler.request_deserializer, handler.response_serializer
+        )
+    if handler.stream_unary:
+        return grpc.stream_unary_rpc_method_handler(
+            around(handler.stream_unary, False), handler.request_deserializer, handler.response_serializer
+        )
+    return grpc.stream_stream_rpc_method_handler(
+        around(handler.stream_stream, True),  # type: ignore[arg-type]
+        handler.request_deserializer,
+        handler.response_serializer,
+    )
+
+
+class TelemetryInterceptor(grpc.ServerInterceptor):
+    """Request id (x-request-id or a new one), one JSON access-log line and metrics per call."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:  # fmt: skip
+        handler = continuation(details)
+        if handler is None:
+            return None
+        method = _method(details)
+        request_id = _metadata(details).get("x-request-id", "")[:64] or uuid.uuid4().hex
+        metrics = self._metrics
+
+        def around(behaviour: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
+            def finish(context: grpc.ServicerContext, started: float) -> None:
+                code = _code_name(context)
+                elapsed = time.perf_counter() - started
+                metrics.calls.labels(method, code).inc()
+                if code == "UNAVAILABLE":
+                    metrics.store_errors.inc()
+                metrics.latency.labels(method).observe(elapsed)
+                metrics.in_flight.dec()
+                log.info(
+                    "rpc",
+                    extra={"rpc": {"method": method, "code": code, "ms": round(elapsed * 1000, 3),
+                                   "tenant": TENANT.get()}},
+                )  # fmt: skip
+
+            if streaming:
+
+                def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                    REQUEST_ID.set(request_id)
+                    context.set_trailing_metadata((("x-request-id", request_id),))
+                    started = time.perf_counter()
+                    metrics.in_flight.inc()
+                    try:
+                        yield from behaviour(request, context)
+                    finally:
+                        finish(context, started)
+
+                return stream
+
+            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                REQUEST_ID.set(request_id)
+                context.set_trailing_metadata((("x-request-id", request_id),))
+                started = time.perf_counter()
+                metrics.in_flight.inc()
+                try:
+                    return behaviour(request, context)
+                finally:
+                    finish(context, started)
+
+            return unary
+
+        return _wrap(handler, around)  # type: ignore[no-any-return]
+
+
+def _code_name(context: grpc.ServicerContext) -> str:
+    code = context.code() if hasattr(context, "code") else None  # type: ignore[attr-defined]
+    if code is None:
+        return "OK"
+    return str(code.name if isinstance(code, grpc.StatusCode) else code)
+
+
+class AuthInterceptor(grpc.ServerInterceptor):
+    """UNAUTHENTICATED without a known bearer token, PERMISSION_DENIED without the method's role;
+    the caller's tenant scopes everything the call does."""
+
+    def __init__(self, tokens: TokenBook) -> None:
+        self._tokens = tokens
+
+    def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:  # fmt: skip
+        method = _method(details)
+        needed = ROLES_FOR_METHOD.get(method)
+        handler = continuation(details)
+        if needed is None or handler is None:
+            return handler
+        header = _metadata(details).get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        principal = self._tokens.principal(token.strip()) if scheme.lower() == "bearer" else None
+        if principal is None:
+            return _refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "missing or unknown bearer token")
+        if not principal.roles & needed:
+            return _refuse(
+                handler, grpc.StatusCode.PERMISSION_DENIED,
+                f"{method} needs the role {' or '.join(sorted(needed))}",
+            )  # fmt: skip
+        tenant = principal.tenant
+
+        def around(behaviour: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
+            if streaming:
+
+                def stream(request: Any, context: grpc.ServicerContext) -> Iterable[Any]:
+                    TENANT.set(tenant)
+                    yield from behaviour(request, context)
+
+                return stream
+
+            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                TENANT.set(tenant)
+                return behaviour(request, context)
+
+            return unary
+
+        return _wrap(handler, around)  # type: ignore[no-any-return]
+
+
+def _refuse(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
+    def around(behaviour: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
+        def deny(request: Any, context: grpc.ServicerContext) -> Any:
+            context.abort(code, message)
+
+        return deny
+
+    refused: grpc.RpcMethodHandler = _wrap(handler, around)
+    return refused
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the request id of the call that logged it. Messages carry
+    ids and codes, never learner attributes."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        request_id = REQUEST_ID.get()
+        if request_id:
+            doc["request_id"] = request_id
+        rpc = getattr(record, "rpc", None)
+        if isinstance(rpc, dict):
+            doc.update(rpc)
+        if record.exc_info:
+            doc["error"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False)
