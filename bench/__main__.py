@@ -1,0 +1,254 @@
+"""`make bench`: speed and learning quality side by side; writes BENCHMARKS.md,
+bench/out/results.json and plots under docs/bench/. `python -m bench [--quick]`.
+
+Every speed figure is reported with a reference measured in the same run (the bare grpcio echo
+server), as medians of repeated runs with min-max, because this machine is shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+OUT = ROOT / "bench" / "out"
+PLOTS = ROOT / "docs" / "bench"
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 900) -> tuple[str, float, int]:
+    """(stdout, seconds, peak RSS of the child in MB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    done = subprocess.run(args, check=False, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout,
+                          cwd=ROOT)  # fmt: skip
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return done.stdout, seconds, max(peak, before) // 1024
+
+
+def recommender(work: Path, *args: str, timeout: float = 900) -> tuple[str, float, int]:
+    return run([PY, "-m", "recommender", "--store-url", f"sqlite:///{work / 'bench.db'}",
+                "--models-dir", str(work / "models"), *args], timeout=timeout)  # fmt: skip
+
+
+class Server:
+    def __init__(self, args: list[str], port: int, env: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.process = subprocess.Popen(args, env={**os.environ, **(env or {})}, cwd=ROOT,
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        import grpc
+
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def load(port: int, mode: str, concurrency: int, requests: int) -> dict[str, Any]:
+    out, _, _ = run([PY, "-m", "bench.load", f"127.0.0.1:{port}", mode, str(concurrency), str(requests)])
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def median_of(runs: list[dict[str, Any]], key: str) -> dict[str, float]:
+    values = [float(r[key]) for r in runs]
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def serving(work: Path, quick: bool) -> dict[str, Any]:
+    luban_port, echo_port = free_port(), free_port()
+    env = {"LUBAN_STORE_URL": f"sqlite:///{work / 'bench.db'}", "LUBAN_ADDRESS": f"127.0.0.1:{luban_port}",
+           "LUBAN_MODELS_DIR": str(work / "models"), "LUBAN_LOG_FORMAT": "text"}  # fmt: skip
+    luban = Server([PY, "-m", "recommender", "serve"], luban_port, env)
+    echo = Server([PY, "-m", "bench.echo", str(echo_port)], echo_port)
+    repeats = 2 if quick else 3
+    requests = 600 if quick else 3000
+    results: dict[str, Any] = {}
+    try:
+        for concurrency in (1, 8, 32):
+            for mode, port in (("echo", echo_port), ("recommend", luban_port), ("record", luban_port),
+                               ("profile", luban_port)):  # fmt: skip
+                n = requests // (4 if concurrency == 1 else 1)
+                runs = [load(port, mode, concurrency, n) for _ in range(repeats)]
+                results[f"{mode}@{concurrency}"] = {
+                    "qps": median_of(runs, "qps"), "p50_ms": median_of(runs, "p50_ms"),
+                    "p99_ms": median_of(runs, "p99_ms"), "errors": sum(r["errors"] for r in runs),
+                }  # fmt: skip
+        for batch in (100, 1000):
+            events = 20_000 if quick else 100_000
+            runs = [load(luban_port, f"ingest{batch}", 1, events) for _ in range(repeats)]
+            results[f"ingest{batch}"] = {"events_per_s": median_of(runs, "events_per_s"),
+                                         "rejected": sum(r["rejected"] for r in runs)}  # fmt: skip
+    finally:
+        luban.stop()
+        echo.stop()
+    return results
+
+
+def planning_cost(quick: bool) -> dict[str, Any]:
+    """In-process planning cost of a 10-step path on a generated 1,000-module catalog."""
+    code = r"""
+import json, time, numpy as np
+from datetime import datetime, UTC
+from recommender.domain.catalog import Module, Skill, SkillWeight, SkillRequirement, TargetRole, build_catalog
+from recommender.domain.learner import Learner
+from recommender.kt.bkt import BKTModel
+from recommender.planner.arrays import CatalogArrays, SkillParamArrays
+from recommender.planner.plan import LearnerState, PlanOptions, plan_path
+rng = np.random.default_rng(0)
+skills = [Skill(f"s{i}") for i in range(200)]
+modules = []
+for j in range(1000):
+    prereqs = tuple(f"m{p:04d}" for p in rng.choice(j, size=min(j, int(rng.integers(0, 3))), replace=False)) if j else ()
+    modules.append(Module(f"m{j:04d}", skills=(SkillWeight(f"s{int(rng.integers(200))}"),), prerequisite_module_ids=prereqs,
+                          languages=("en",), difficulty=float(rng.random()), estimated_minutes=int(rng.integers(30, 240))))
+roles = [TargetRole("r", requirements=tuple(SkillRequirement(f"s{i}", 0.8) for i in range(0, 200, 10)))]
+catalog = build_catalog(skills, modules, roles)
+arrays, kt = CatalogArrays.build(catalog), SkillParamArrays.build(catalog, BKTModel())
+n = len(catalog.skill_ids)
+times = []
+for k in range(N):
+    m = rng.random(n) * 0.5
+    state = LearnerState(Learner("x", languages=("en",)), m, m.copy(), np.full(n, 3.0))
+    t0 = time.perf_counter()
+    plan_path(arrays, kt, state, PlanOptions("r", ("en",), max_steps=10), datetime.now(UTC))
+    times.append((time.perf_counter() - t0) * 1000)
+print(json.dumps({"median_ms": float(np.median(times)), "p90_ms": float(np.percentile(times, 90)), "n": N}))
+""".replace("N)", f"{30 if quick else 200})").replace('"n": N', f'"n": {30 if quick else 200}')
+    out, _, _ = run([PY, "-c", code])
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def batch(work: Path, quick: bool) -> dict[str, Any]:
+    sizes = [2000] if quick else [10_000, 100_000]
+    results: dict[str, Any] = {}
+    for size in sizes:
+        cohort = work / f"cohort-{size}.csv"
+        run([PY, "-c", f"from tests.service.test_cohort import write_cohort; from pathlib import Path; "
+                       f"write_cohort(Path('{cohort}'), {size})"])  # fmt: skip
+        for label, extra in (("local", []), ("workers2", ["--workers", "2"])):
+            if size >= 100_000 and label == "local":
+                continue
+            _, seconds, peak = recommender(work, "paths", "--cohort", str(cohort), "--out", str(work / "p.jsonl"),
+                                           "--as-of", "2026-11-01T00:00:00+00:00", *extra, timeout=3600)  # fmt: skip
+            results[f"{size}:{label}"] = {"learners_per_s": size / seconds, "seconds": seconds, "peak_rss_mb": peak}
+        if size == sizes[0]:
+            code = ("from distributed import LocalCluster; import subprocess, sys, time\n"
+                    "with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:\n"
+                    f"    t=time.perf_counter(); subprocess.run([sys.executable,'-m','recommender','--store-url','sqlite:///{work / 'bench.db'}',"
+                    f"'--models-dir','{work / 'models'}','paths','--cohort','{cohort}','--out','{work / 'd.jsonl'}',"
+                    "'--as-of','2026-11-01T00:00:00+00:00','--scheduler',c.scheduler_address],check=True,capture_output=True)\n"
+                    "    print(time.perf_counter()-t)\n")  # fmt: skip
+            out, _, _ = run([PY, "-c", code], timeout=3600)
+            seconds = float(out.strip().splitlines()[-1])
+            results[f"{size}:dask2"] = {"learners_per_s": size / seconds, "seconds": seconds}
+            same = (work / "p.jsonl").read_bytes() == (work / "d.jsonl").read_bytes()
+            results[f"{size}:dask_identical_to_local"] = same
+    return results
+
+
+def quality(work: Path, quick: bool) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    datasets = [("assistments", "assistments2009_skill_builder", "temporal"), ("oulad", "oulad", "cold")]
+    for name, folder, split in datasets:
+        src = SHARED / folder
+        if not src.exists():
+            results[name] = {"skipped": f"{src} is absent"}
+            continue
+        data = work / name
+        recommender(work, "convert", name, str(src), str(data))
+        files = ["--events", str(data / "events.csv"), "--catalog", str(data / "catalog.json")]
+        if (data / "learners.csv").exists():
+            files += ["--learners", str(data / "learners.csv")]
+        report = work / f"{name}-eval.json"
+        _, seconds, _ = recommender(work, "evaluate", *files, "--split", split, "--json", str(report))
+        _, train_seconds, peak = recommender(work, "train", *files, "--no-activate")
+        results[name] = {"split": split, "evaluation": json.loads(report.read_text()), "evaluate_seconds": seconds,
+                         "train_seconds": train_seconds, "train_peak_rss_mb": peak}  # fmt: skip
+    return results
+
+
+def simulation(work: Path, quick: bool) -> dict[str, Any]:
+    learners = "10" if quick else "60"
+    out = work / "sim-demo.json"
+    recommender(work, "simulate", "--learners", learners, "--max-modules", "100", "--json", str(out), timeout=3600)
+    results = {"demo": json.loads(out.read_text())}
+    junyi = SHARED / "junyi2015_exercise_graph"
+    if junyi.exists():
+        recommender(work, "convert", "junyi", str(junyi), str(work / "junyi"))
+        out = work / "sim-junyi.json"
+        recommender(work, "simulate", "--world", "junyi", "--catalog", str(work / "junyi" / "catalog.json"),
+                    "--learners", "10" if quick else "30", "--max-modules", "60", "--json", str(out), timeout=3600)  # fmt: skip
+        results["junyi"] = json.loads(out.read_text())
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="luban-bench-"))
+    results: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "command": "make bench-quick" if args.quick else "make bench",
+    }
+    try:
+        print("demo world and model ...", flush=True)
+        _, results["demo_load_seconds"], _ = recommender(work, "demo")
+        out, seconds, _ = recommender(work, "train", "--force")
+        results["demo_train_seconds"] = seconds
+        steps = [("planning", lambda: planning_cost(args.quick)), ("serving", lambda: serving(work, args.quick)),
+                 ("batch", lambda: batch(work, args.quick)), ("quality", lambda: quality(work, args.quick)),
+                 ("simulation", lambda: simulation(work, args.quick))]  # fmt: skip
+        for name, step in steps:
+            print(f"{name} ...", flush=True)
+            t0 = time.perf_counter()
+            try:
+                results[name] = step()
+            except Exception as exc:  # a failed section is reported, the others still run
+                results[name] = {"error": str(exc)[-2000:]}
+            print(f"  {name}: {time.perf_counter() - t0:.0f} s", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["total_seconds"] = time.perf_counter() - started
+    (OUT / "results.json").write_text(json.dumps(results, indent=1))
+    from bench.report import write_report
+
+    write_report(results, ROOT / "BENCHMARKS.md", PLOTS)
+    print(f"wrote BENCHMARKS.md and {OUT / 'results.json'} in {results['total_seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
