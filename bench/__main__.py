@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,9 @@ def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 900
     """(stdout, seconds, peak RSS of the child in MB)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     t0 = time.perf_counter()
-    done = subprocess.run(args, check=False, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout,
-                          cwd=ROOT)  # fmt: skip
+    done = subprocess.run(
+        args, check=False, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout, cwd=ROOT
+    )
     seconds = time.perf_counter() - t0
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
@@ -51,15 +53,27 @@ def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 900
 
 
 def recommender(work: Path, *args: str, timeout: float = 900) -> tuple[str, float, int]:
-    return run([PY, "-m", "recommender", "--store-url", f"sqlite:///{work / 'bench.db'}",
-                "--models-dir", str(work / "models"), *args], timeout=timeout)  # fmt: skip
+    return run(
+        [
+            PY,
+            "-m",
+            "recommender",
+            "--store-url",
+            f"sqlite:///{work / 'bench.db'}",
+            "--models-dir",
+            str(work / "models"),
+            *args,
+        ],
+        timeout=timeout,
+    )
 
 
 class Server:
     def __init__(self, args: list[str], port: int, env: dict[str, str] | None = None) -> None:
         self.port = port
-        self.process = subprocess.Popen(args, env={**os.environ, **(env or {})}, cwd=ROOT,
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        self.process = subprocess.Popen(
+            args, env={**os.environ, **(env or {})}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         import grpc
 
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
@@ -85,8 +99,12 @@ def median_of(runs: list[dict[str, Any]], key: str) -> dict[str, float]:
 
 def serving(work: Path, quick: bool) -> dict[str, Any]:
     luban_port, echo_port = free_port(), free_port()
-    env = {"LUBAN_STORE_URL": f"sqlite:///{work / 'bench.db'}", "LUBAN_ADDRESS": f"127.0.0.1:{luban_port}",
-           "LUBAN_MODELS_DIR": str(work / "models"), "LUBAN_LOG_FORMAT": "text"}  # fmt: skip
+    env = {
+        "LUBAN_STORE_URL": f"sqlite:///{work / 'bench.db'}",
+        "LUBAN_ADDRESS": f"127.0.0.1:{luban_port}",
+        "LUBAN_MODELS_DIR": str(work / "models"),
+        "LUBAN_LOG_FORMAT": "text",
+    }
     luban = Server([PY, "-m", "recommender", "serve"], luban_port, env)
     echo = Server([PY, "-m", "bench.echo", str(echo_port)], echo_port)
     repeats = 2 if quick else 3
@@ -94,19 +112,27 @@ def serving(work: Path, quick: bool) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         for concurrency in (1, 8, 32):
-            for mode, port in (("echo", echo_port), ("recommend", luban_port), ("record", luban_port),
-                               ("profile", luban_port)):  # fmt: skip
+            for mode, port in (
+                ("echo", echo_port),
+                ("recommend", luban_port),
+                ("record", luban_port),
+                ("profile", luban_port),
+            ):
                 n = requests // (4 if concurrency == 1 else 1)
                 runs = [load(port, mode, concurrency, n) for _ in range(repeats)]
                 results[f"{mode}@{concurrency}"] = {
-                    "qps": median_of(runs, "qps"), "p50_ms": median_of(runs, "p50_ms"),
-                    "p99_ms": median_of(runs, "p99_ms"), "errors": sum(r["errors"] for r in runs),
-                }  # fmt: skip
+                    "qps": median_of(runs, "qps"),
+                    "p50_ms": median_of(runs, "p50_ms"),
+                    "p99_ms": median_of(runs, "p99_ms"),
+                    "errors": sum(r["errors"] for r in runs),
+                }
         for batch in (100, 1000):
             events = 20_000 if quick else 100_000
             runs = [load(luban_port, f"ingest{batch}", 1, events) for _ in range(repeats)]
-            results[f"ingest{batch}"] = {"events_per_s": median_of(runs, "events_per_s"),
-                                         "rejected": sum(r["rejected"] for r in runs)}  # fmt: skip
+            results[f"ingest{batch}"] = {
+                "events_per_s": median_of(runs, "events_per_s"),
+                "rejected": sum(r["rejected"] for r in runs),
+            }
     finally:
         luban.stop()
         echo.stop()
@@ -152,21 +178,39 @@ def batch(work: Path, quick: bool) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for size in sizes:
         cohort = work / f"cohort-{size}.csv"
-        run([PY, "-c", f"from tests.service.test_cohort import write_cohort; from pathlib import Path; "
-                       f"write_cohort(Path('{cohort}'), {size})"])  # fmt: skip
+        run(
+            [
+                PY,
+                "-c",
+                f"from tests.service.test_cohort import write_cohort; from pathlib import Path; "
+                f"write_cohort(Path('{cohort}'), {size})",
+            ]
+        )
         for label, extra in (("local", []), ("workers2", ["--workers", "2"])):
             if size >= 100_000 and label == "local":
                 continue
-            _, seconds, peak = recommender(work, "paths", "--cohort", str(cohort), "--out", str(work / "p.jsonl"),
-                                           "--as-of", "2026-11-01T00:00:00+00:00", *extra, timeout=3600)  # fmt: skip
+            _, seconds, peak = recommender(
+                work,
+                "paths",
+                "--cohort",
+                str(cohort),
+                "--out",
+                str(work / "p.jsonl"),
+                "--as-of",
+                "2026-11-01T00:00:00+00:00",
+                *extra,
+                timeout=3600,
+            )
             results[f"{size}:{label}"] = {"learners_per_s": size / seconds, "seconds": seconds, "peak_rss_mb": peak}
         if size == sizes[0]:
-            code = ("from distributed import LocalCluster; import subprocess, sys, time\n"
-                    "with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:\n"
-                    f"    t=time.perf_counter(); subprocess.run([sys.executable,'-m','recommender','--store-url','sqlite:///{work / 'bench.db'}',"
-                    f"'--models-dir','{work / 'models'}','paths','--cohort','{cohort}','--out','{work / 'd.jsonl'}',"
-                    "'--as-of','2026-11-01T00:00:00+00:00','--scheduler',c.scheduler_address],check=True,capture_output=True)\n"
-                    "    print(time.perf_counter()-t)\n")  # fmt: skip
+            code = (
+                "from distributed import LocalCluster; import subprocess, sys, time\n"
+                "with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:\n"
+                f"    t=time.perf_counter(); subprocess.run([sys.executable,'-m','recommender','--store-url','sqlite:///{work / 'bench.db'}',"
+                f"'--models-dir','{work / 'models'}','paths','--cohort','{cohort}','--out','{work / 'd.jsonl'}',"
+                "'--as-of','2026-11-01T00:00:00+00:00','--scheduler',c.scheduler_address],check=True,capture_output=True)\n"
+                "    print(time.perf_counter()-t)\n"
+            )
             out, _, _ = run([PY, "-c", code], timeout=3600)
             seconds = float(out.strip().splitlines()[-1])
             results[f"{size}:dask2"] = {"learners_per_s": size / seconds, "seconds": seconds}
@@ -191,8 +235,13 @@ def quality(work: Path, quick: bool) -> dict[str, Any]:
         report = work / f"{name}-eval.json"
         _, seconds, _ = recommender(work, "evaluate", *files, "--split", split, "--json", str(report))
         _, train_seconds, peak = recommender(work, "train", *files, "--no-activate")
-        results[name] = {"split": split, "evaluation": json.loads(report.read_text()), "evaluate_seconds": seconds,
-                         "train_seconds": train_seconds, "train_peak_rss_mb": peak}  # fmt: skip
+        results[name] = {
+            "split": split,
+            "evaluation": json.loads(report.read_text()),
+            "evaluate_seconds": seconds,
+            "train_seconds": train_seconds,
+            "train_peak_rss_mb": peak,
+        }
     return results
 
 
@@ -205,8 +254,21 @@ def simulation(work: Path, quick: bool) -> dict[str, Any]:
     if junyi.exists():
         recommender(work, "convert", "junyi", str(junyi), str(work / "junyi"))
         out = work / "sim-junyi.json"
-        recommender(work, "simulate", "--world", "junyi", "--catalog", str(work / "junyi" / "catalog.json"),
-                    "--learners", "10" if quick else "30", "--max-modules", "60", "--json", str(out), timeout=3600)  # fmt: skip
+        recommender(
+            work,
+            "simulate",
+            "--world",
+            "junyi",
+            "--catalog",
+            str(work / "junyi" / "catalog.json"),
+            "--learners",
+            "10" if quick else "30",
+            "--max-modules",
+            "60",
+            "--json",
+            str(out),
+            timeout=3600,
+        )
         results["junyi"] = json.loads(out.read_text())
     return results
 
@@ -227,11 +289,15 @@ def main() -> None:
     try:
         print("demo world and model ...", flush=True)
         _, results["demo_load_seconds"], _ = recommender(work, "demo")
-        out, seconds, _ = recommender(work, "train", "--force")
+        _, seconds, _ = recommender(work, "train", "--force")
         results["demo_train_seconds"] = seconds
-        steps = [("planning", lambda: planning_cost(args.quick)), ("serving", lambda: serving(work, args.quick)),
-                 ("batch", lambda: batch(work, args.quick)), ("quality", lambda: quality(work, args.quick)),
-                 ("simulation", lambda: simulation(work, args.quick))]  # fmt: skip
+        steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+            ("planning", lambda: planning_cost(args.quick)),
+            ("serving", lambda: serving(work, args.quick)),
+            ("batch", lambda: batch(work, args.quick)),
+            ("quality", lambda: quality(work, args.quick)),
+            ("simulation", lambda: simulation(work, args.quick)),
+        ]
         for name, step in steps:
             print(f"{name} ...", flush=True)
             t0 = time.perf_counter()

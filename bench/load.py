@@ -12,6 +12,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -37,20 +38,28 @@ def body(mode: str, i: int, learners: int, run: str) -> bytes:
         return pb.RecommendPathRequest(learner_id=learner, max_steps=10).SerializeToString()
     if mode == "profile":
         return pb.GetSkillProfileRequest(learner_id=learner).SerializeToString()
-    result = pb.AssessmentResult(event_id=f"bench-{run}-{i}", learner_id=learner, module_id="cross-cultural-101",
-                                 score=float(i % 2), occurred_at=_at(i))  # fmt: skip
+    result = pb.AssessmentResult(
+        event_id=f"bench-{run}-{i}",
+        learner_id=learner,
+        module_id="cross-cultural-101",
+        score=float(i % 2),
+        occurred_at=_at(i),
+    )
     return pb.RecordAssessmentRequest(result=result).SerializeToString()
 
 
 async def unary(target: str, mode: str, concurrency: int, requests: int, learners: int) -> dict[str, object]:
-    method = "/bench.Echo/Echo" if mode == "echo" else SERVICE + {
-        "recommend": "RecommendPath", "record": "RecordAssessment", "profile": "GetSkillProfile"}[mode]  # fmt: skip
+    method = (
+        "/bench.Echo/Echo"
+        if mode == "echo"
+        else SERVICE + {"recommend": "RecommendPath", "record": "RecordAssessment", "profile": "GetSkillProfile"}[mode]
+    )
     run = str(time.time_ns())
     bodies = [body(mode, i, learners, run) for i in range(requests)]
     latencies: list[float] = []
     errors = 0
     async with grpc.aio.insecure_channel(target) as channel:
-        call = channel.unary_unary(method)
+        call = channel.unary_unary(method, None, None)
         await call(bodies[0])  # warm the connection
         next_index = 0
 
@@ -70,9 +79,16 @@ async def unary(target: str, mode: str, concurrency: int, requests: int, learner
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         seconds = time.perf_counter() - started
     lat = np.array(latencies) * 1000
-    return {"mode": mode, "concurrency": concurrency, "requests": requests, "errors": errors,
-            "seconds": seconds, "qps": requests / seconds, "p50_ms": float(np.percentile(lat, 50)),
-            "p99_ms": float(np.percentile(lat, 99))}  # fmt: skip
+    return {
+        "mode": mode,
+        "concurrency": concurrency,
+        "requests": requests,
+        "errors": errors,
+        "seconds": seconds,
+        "qps": requests / seconds,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p99_ms": float(np.percentile(lat, 99)),
+    }
 
 
 async def ingest(target: str, batch: int, events: int, learners: int) -> dict[str, object]:
@@ -80,24 +96,35 @@ async def ingest(target: str, batch: int, events: int, learners: int) -> dict[st
     messages = []
     for start in range(0, events, batch):
         results = [
-            pb.AssessmentResult(event_id=f"ing-{run}-{i}", learner_id=f"demo-{i % learners:04d}",
-                                module_id="cross-cultural-101", score=float(i % 2), occurred_at=_at(i))
+            pb.AssessmentResult(
+                event_id=f"ing-{run}-{i}",
+                learner_id=f"demo-{i % learners:04d}",
+                module_id="cross-cultural-101",
+                score=float(i % 2),
+                occurred_at=_at(i),
+            )
             for i in range(start, min(start + batch, events))
-        ]  # fmt: skip
+        ]
         messages.append(pb.RecordAssessmentsRequest(results=results).SerializeToString())
     async with grpc.aio.insecure_channel(target) as channel:
-        call = channel.stream_unary(SERVICE + "RecordAssessments")
+        call = channel.stream_unary(SERVICE + "RecordAssessments", None, None)
         started = time.perf_counter()
 
-        async def stream():  # type: ignore[no-untyped-def]
+        async def stream() -> AsyncIterator[bytes]:
             for m in messages:
                 yield m
 
         raw = await call(stream(), timeout=600)
         seconds = time.perf_counter() - started
     summary = pb.IngestSummary.FromString(raw)
-    return {"mode": f"ingest{batch}", "events": events, "accepted": summary.accepted,
-            "rejected": len(summary.rejected), "seconds": seconds, "events_per_s": events / seconds}  # fmt: skip
+    return {
+        "mode": f"ingest{batch}",
+        "events": events,
+        "accepted": summary.accepted,
+        "rejected": len(summary.rejected),
+        "seconds": seconds,
+        "events_per_s": events / seconds,
+    }
 
 
 def main() -> None:

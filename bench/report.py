@@ -33,27 +33,40 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
     targets: list[tuple[str, str, str]] = []
     serving = results.get("serving", {})
     if "echo@8" in serving:
-        lines += ["## Serving (separate load-generator process, grpc.aio, bounded request counts)", "",
-                  "| call | concurrency | QPS | p50 ms | p99 ms | QPS / echo | errors |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "## Serving (separate load-generator process, grpc.aio, bounded request counts)",
+            "",
+            "| call | concurrency | QPS | p50 ms | p99 ms | QPS / echo | errors |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for c in (1, 8, 32):
             echo = serving[f"echo@{c}"]
             for mode in ("echo", "recommend", "record", "profile"):
                 r = serving[f"{mode}@{c}"]
                 ratio = r["qps"]["median"] / echo["qps"]["median"]
-                lines.append(f"| {mode} | {c} | {_range(r['qps'], 0)} | {_range(r['p50_ms'], 2)} | "
-                             f"{_range(r['p99_ms'], 2)} | {ratio:.2f} | {r['errors']} |")  # fmt: skip
+                lines.append(
+                    f"| {mode} | {c} | {_range(r['qps'], 0)} | {_range(r['p50_ms'], 2)} | "
+                    f"{_range(r['p99_ms'], 2)} | {ratio:.2f} | {r['errors']} |"
+                )
         lines.append("")
         for mode, label in (("recommend", "RecommendPath"), ("record", "RecordAssessment (durable)")):
             r, e = serving[f"{mode}@8"], serving["echo@8"]
             ratio = r["qps"]["median"] / e["qps"]["median"]
             p99 = r["p99_ms"]["median"] / e["p99_ms"]["median"]
-            targets.append((f"{label} >= 0.5x echo QPS at concurrency 8, p99 <= 2x echo p99",
-                            f"{ratio:.2f}x QPS, p99 {p99:.1f}x", "yes" if ratio >= 0.5 and p99 <= 2 else "no"))  # fmt: skip
+            targets.append(
+                (
+                    f"{label} >= 0.5x echo QPS at concurrency 8, p99 <= 2x echo p99",
+                    f"{ratio:.2f}x QPS, p99 {p99:.1f}x",
+                    "yes" if ratio >= 0.5 and p99 <= 2 else "no",
+                )
+            )
         for batch in (100, 1000):
             r = serving.get(f"ingest{batch}")
             if r:
-                lines.append(f"- RecordAssessments, {batch} results per message: "
-                             f"{_range(r['events_per_s'], 0)} events/s durable on SQLite ({r['rejected']} rejected)")  # fmt: skip
+                lines.append(
+                    f"- RecordAssessments, {batch} results per message: "
+                    f"{_range(r['events_per_s'], 0)} events/s durable on SQLite ({r['rejected']} rejected)"
+                )
         if "ingest1000" in serving:
             v = serving["ingest1000"]["events_per_s"]["median"]
             targets.append(
@@ -62,27 +75,47 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
         lines.append("")
     planning = results.get("planning", {})
     if "median_ms" in planning:
-        lines += ["## Planning cost in process", "",
-                  f"10-step path on a generated 1,000-module catalog: median {planning['median_ms']:.2f} ms, "
-                  f"p90 {planning['p90_ms']:.2f} ms over {planning['n']} learners.", ""]  # fmt: skip
-        targets.append(("RecommendPath planning <= 2 ms median (1,000 modules)", f"{planning['median_ms']:.2f} ms",
-                        "yes" if planning["median_ms"] <= 2 else "no"))  # fmt: skip
+        lines += [
+            "## Planning cost in process",
+            "",
+            f"10-step path on a generated 1,000-module catalog: median {planning['median_ms']:.2f} ms, "
+            f"p90 {planning['p90_ms']:.2f} ms over {planning['n']} learners.",
+            "",
+        ]
+        targets.append(
+            (
+                "RecommendPath planning <= 2 ms median (1,000 modules)",
+                f"{planning['median_ms']:.2f} ms",
+                "yes" if planning["median_ms"] <= 2 else "no",
+            )
+        )
     batch = results.get("batch", {})
     if batch and "error" not in batch:
-        lines += ["## Batch paths (`recommender paths`)", "", "| cohort | runner | learners/s | seconds | peak RSS MB |",
-                  "|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "## Batch paths (`recommender paths`)",
+            "",
+            "| cohort | runner | learners/s | seconds | peak RSS MB |",
+            "|---|---|---|---|---|",
+        ]
         for key, r in batch.items():
             if isinstance(r, dict):
                 size, runner = key.split(":")
-                lines.append(f"| {int(size):,} | {runner} | {r['learners_per_s']:.0f} | {r['seconds']:.1f} | "
-                             f"{r.get('peak_rss_mb', '-')} |")  # fmt: skip
+                lines.append(
+                    f"| {int(size):,} | {runner} | {r['learners_per_s']:.0f} | {r['seconds']:.1f} | "
+                    f"{r.get('peak_rss_mb', '-')} |"
+                )
             else:
                 lines.append(f"- Dask output identical to the local run: {r}")
         local = next((r for k, r in batch.items() if k.endswith(":local")), None)
         dask = next((r for k, r in batch.items() if k.endswith(":dask2")), None)
         if local:
-            targets.append(("batch >= 5,000 learners/s local", f"{local['learners_per_s']:.0f}/s",
-                            "yes" if local["learners_per_s"] >= 5000 else "no"))  # fmt: skip
+            targets.append(
+                (
+                    "batch >= 5,000 learners/s local",
+                    f"{local['learners_per_s']:.0f}/s",
+                    "yes" if local["learners_per_s"] >= 5000 else "no",
+                )
+            )
         if local and dask:
             ratio = local["learners_per_s"] / dask["learners_per_s"]
             targets.append(
@@ -97,15 +130,23 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
                 lines.append(f"- {name}: {q.get('skipped') or q.get('error')}")
                 continue
             ev = q["evaluation"]
-            lines += [f"### {name}, {q['split']} split", "", "| model | AUC | RMSE | ECE | P@10 | R@10 | NDCG@10 | coverage |",
-                      "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+            lines += [
+                f"### {name}, {q['split']} split",
+                "",
+                "| model | AUC | RMSE | ECE | P@10 | R@10 | NDCG@10 | coverage |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
             for model, m in ev["models"].items():
                 cells = [
                     m.get(k, "-") for k in ("auc", "rmse", "ece", "precision@10", "recall@10", "ndcg@10", "coverage")
                 ]
                 lines.append(f"| {model} | " + " | ".join(_fmt(c, 4) for c in cells) + " |")
-            lines += ["", f"Training (BKT fit + both LightFM models, evaluation included): {q['train_seconds']:.1f} s, "
-                      f"peak RSS {q['train_peak_rss_mb']} MB.", ""]  # fmt: skip
+            lines += [
+                "",
+                f"Training (BKT fit + both LightFM models, evaluation included): {q['train_seconds']:.1f} s, "
+                f"peak RSS {q['train_peak_rss_mb']} MB.",
+                "",
+            ]
             targets.append(
                 (
                     f"training on {name} < 60 s",
@@ -122,18 +163,27 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
     for world, doc in sim.items():
         if not isinstance(doc, dict) or "policies" not in doc:
             continue
-        lines += [f"## Simulator, {world} world ({doc['learners']} learners, cap {doc['max_modules']} modules)", "",
-                  "| policy | reached readiness | modules (mean) | minutes (mean) | gain/step | prerequisite violations |",
-                  "|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            f"## Simulator, {world} world ({doc['learners']} learners, cap {doc['max_modules']} modules)",
+            "",
+            "| policy | reached readiness | modules (mean) | minutes (mean) | gain/step | prerequisite violations |",
+            "|---|---|---|---|---|---|",
+        ]
         for name, p in doc["policies"].items():
-            lines.append(f"| {name} | {p['reached_share']:.0%} | {p['modules_mean']:.1f} | {p['minutes_mean']:.0f} | "
-                         f"{p['gain_per_step']:.3f} | {p['prerequisite_violations']} |")  # fmt: skip
+            lines.append(
+                f"| {name} | {p['reached_share']:.0%} | {p['modules_mean']:.1f} | {p['minutes_mean']:.0f} | "
+                f"{p['gain_per_step']:.3f} | {p['prerequisite_violations']} |"
+            )
         reduction = doc["adaptive_vs_syllabus_module_reduction"]
         lines += ["", f"Adaptive vs syllabus: {reduction:.1%} fewer modules.", ""]
         if world == "demo":
-            targets.append(("simulator: >= 30 % fewer modules than the syllabus, zero violations",
-                            f"{reduction:.1%}, {doc['policies']['adaptive']['prerequisite_violations']} violations",
-                            "yes" if reduction >= 0.3 and doc["policies"]["adaptive"]["prerequisite_violations"] == 0 else "no"))  # fmt: skip
+            targets.append(
+                (
+                    "simulator: >= 30 % fewer modules than the syllabus, zero violations",
+                    f"{reduction:.1%}, {doc['policies']['adaptive']['prerequisite_violations']} violations",
+                    "yes" if reduction >= 0.3 and doc["policies"]["adaptive"]["prerequisite_violations"] == 0 else "no",
+                )
+            )
     plot_links = _plots(results, plots)
     lines += ["## Targets", "", TARGETS.rstrip()] + [f"| {a} | {b} | {c} |" for a, b, c in targets] + [""]
     lines += plot_links
@@ -158,8 +208,12 @@ def _plots(results: dict[str, Any], folder: Path) -> list[str]:
         fig, ax = plt.subplots(figsize=(7, 3.5))
         modes = ["echo", "recommend", "record", "profile"]
         for i, c in enumerate((1, 8, 32)):
-            ax.bar([x + i * 0.25 for x in range(4)], [serving[f"{m}@{c}"]["p99_ms"]["median"] for m in modes], 0.25,
-                   label=f"concurrency {c}")  # fmt: skip
+            ax.bar(
+                [x + i * 0.25 for x in range(4)],
+                [serving[f"{m}@{c}"]["p99_ms"]["median"] for m in modes],
+                0.25,
+                label=f"concurrency {c}",
+            )
         ax.set_xticks([x + 0.25 for x in range(4)], modes)
         ax.set_ylabel("p99 latency (ms)")
         ax.legend()

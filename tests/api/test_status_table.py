@@ -51,5 +51,5 @@ def test_oversized_message_is_refused(served: Served) -> None:
     huge = pb.UpsertLearnerRequest(learner=pb.Learner(learner_id="x", program="p" * (limit + 10)))
     with pytest.raises(grpc.RpcError) as exc:
         served.stub.UpsertLearner(huge, timeout=30)
-    assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+    assert exc.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert served.app.store.count_learners() == 0
