@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -31,6 +31,7 @@ class CatalogArrays:
     min_chinese_level: npt.NDArray[np.int64]  # (n_modules,)
     taught_in: dict[str, BoolArray]  # primary language subtag -> (n_modules,) mask
     depth: int  # modules on the longest prerequisite chain
+    _views: dict[str, ModuleView] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, catalog: Catalog) -> CatalogArrays:
@@ -74,6 +75,62 @@ class CatalogArrays:
             depth=max(chain.values(), default=0),
         )
 
+    def role_view(self, role_id: str) -> ModuleView:
+        """The modules that can matter for a role: those teaching its skills and every module
+        they (transitively) require. Planning never needs the others, so each step works on this
+        subset; built once per role."""
+        view = self._views.get(role_id)
+        if view is not None:
+            return view
+        catalog = self.catalog
+        needed = [catalog.skill_index[r.skill_id] for r in catalog.roles[role_id].requirements]
+        relevant = set(np.flatnonzero((self.weights[:, needed] > 0).any(axis=1)).tolist())
+        stack = list(relevant)
+        while stack:
+            j = stack.pop()
+            for p in catalog.modules[catalog.module_ids[j]].prerequisite_module_ids:
+                k = catalog.module_index[p]
+                if k not in relevant:
+                    relevant.add(k)
+                    stack.append(k)
+        modules = np.array(sorted(relevant), dtype=np.intp)  # ascending: ties still go to the smaller id
+        unlock = self.unlock_share[modules][:, modules].toarray()
+        # what lies behind each module, all prerequisite levels at once:
+        # behind = U (direct + behind / 2)  =>  behind = (I - U / 2)^-1 U direct
+        behind = np.linalg.solve(np.eye(len(modules)) - 0.5 * unlock, unlock) if len(modules) else unlock
+        prereqs = self.prerequisites[modules][:, modules].tolil().rows
+        width = max((len(r) for r in prereqs), default=0)
+        prereq_pad = np.full((len(modules), max(width, 1)), len(modules), dtype=np.intp)
+        dependents: list[list[int]] = [[] for _ in modules]
+        for i, row in enumerate(prereqs):
+            prereq_pad[i, : len(row)] = row
+            for p in row:
+                dependents[p].append(i)
+        taught = [np.flatnonzero(self.weights[j]) for j in modules]
+        skill_width = max((len(t) for t in taught), default=1)
+        skill_pad = np.full((len(modules), skill_width), len(catalog.skill_ids), dtype=np.intp)
+        for i, t in enumerate(taught):
+            skill_pad[i, : len(t)] = t
+        view = ModuleView(
+            modules=modules,
+            module_ids=tuple(catalog.module_ids[j] for j in modules),
+            weights=self.weights[modules],
+            weight_share=self.weight_share[modules],
+            teaches=sparse.csr_matrix(self.teaches[modules]),
+            prerequisites=sparse.csr_matrix(self.prerequisites[modules][:, modules]),
+            unlock_share=sparse.csr_matrix(self.unlock_share[modules][:, modules]),
+            minutes=self.minutes[modules],
+            difficulty=self.difficulty[modules],
+            depth=self.depth,
+            behind=behind,
+            prereq_pad=prereq_pad,
+            skill_pad=skill_pad,
+            pad_weights=np.take_along_axis(np.c_[self.weights[modules], np.zeros(len(modules))], skill_pad, axis=1),
+            dependents=tuple(tuple(sorted(d)) for d in dependents),
+        )
+        self._views[role_id] = view
+        return view
+
     def language_mask(self, languages: tuple[str, ...], chinese_level: int) -> BoolArray:
         """Modules the learner can follow: taught in one of their languages, and when Chinese is
         the only such language, their HSK level meets the module's minimum."""
@@ -89,6 +146,36 @@ class CatalogArrays:
                 other_match |= mask
         chinese_only = any_match & ~other_match
         return np.asarray(any_match & (~chinese_only | (self.min_chinese_level <= chinese_level)))
+
+
+@dataclass(frozen=True)
+class ModuleView:
+    """A subset of the catalog's modules (indexes into it in `modules`), with the same arrays."""
+
+    modules: npt.NDArray[np.intp]
+    module_ids: tuple[str, ...]
+    weights: FloatArray
+    weight_share: FloatArray
+    teaches: sparse.csr_matrix
+    prerequisites: sparse.csr_matrix
+    unlock_share: sparse.csr_matrix
+    minutes: FloatArray
+    difficulty: FloatArray
+    depth: int
+    behind: FloatArray  # (r, r): discounted share of each later module's value behind each module
+    prereq_pad: npt.NDArray[np.intp]  # (r, max prerequisites), padded with r (an always-satisfied slot)
+    skill_pad: npt.NDArray[np.intp]  # (r, max skills per module), padded with n_skills
+    pad_weights: FloatArray  # (r, max skills per module): the weight taught, 0 in padding
+    dependents: tuple[tuple[int, ...], ...]  # modules (view indexes) each module is a prerequisite of
+
+    def unmet_prerequisites(self, satisfied: BoolArray) -> BoolArray:
+        padded = np.append(satisfied, True)
+        return np.asarray(~padded[self.prereq_pad].all(axis=1))
+
+    def mastered(self, mastery: FloatArray, threshold: float) -> BoolArray:
+        """Modules all of whose skills are at or above the threshold."""
+        padded = np.append(mastery, np.inf)
+        return np.asarray((padded[self.skill_pad] >= threshold).all(axis=1))
 
 
 @dataclass(frozen=True)

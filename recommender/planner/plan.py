@@ -18,11 +18,11 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from recommender.domain.catalog import TargetRole
+from recommender.domain.catalog import Catalog, TargetRole
 from recommender.domain.learner import Learner
 from recommender.domain.path import LearningPath, PathStep, Reason, ReasonCode, SkillGain, StopReason
 from recommender.errors import PreconditionFailed
-from recommender.planner.arrays import CatalogArrays, SkillParamArrays, primary_language
+from recommender.planner.arrays import CatalogArrays, ModuleView, SkillParamArrays, primary_language
 from recommender.planner.reasons import render
 
 FloatArray = npt.NDArray[np.float64]
@@ -91,22 +91,35 @@ def plan_path(
     level = required + options.confidence_margin * (1.0 - required)
     weight = np.array([r.weight for r in role.requirements])
     weight = weight / weight.sum()
-    role_weights = arrays.weights[:, req_idx]  # (n_modules, n_requirements)
+    view = arrays.role_view(role.role_id)  # every per-step array below is over this subset
     threshold = options.mastery_threshold
 
-    excluded = np.array([m in options.exclude_module_ids for m in catalog.module_ids], dtype=bool)
-    language_ok = arrays.language_mask(options.languages, state.learner.chinese_level)
+    excluded = np.array([m in options.exclude_module_ids for m in view.module_ids], dtype=bool)
+    language_ok = arrays.language_mask(options.languages, state.learner.chinese_level)[view.modules]
     allowed = language_ok & ~excluded
 
     def readiness(m: FloatArray) -> float:
         return float(np.minimum(m[req_idx] / level, 1.0) @ weight)
 
     def mastered_modules(m: FloatArray) -> BoolArray:
-        return np.asarray(arrays.teaches @ (m < threshold).astype(np.float64) == 0)
+        return view.mastered(m, threshold)
 
-    walk = _Walk(mastery=state.mastery.copy(), placed=np.zeros(len(catalog.module_ids), dtype=bool))
+    walk = _Walk(mastery=state.mastery.copy(), placed=np.zeros(len(view.module_ids), dtype=bool))
+    module_guess, module_slip = view.weight_share @ kt.guess, view.weight_share @ kt.slip
+    # Each module teaches few skills: per-step work runs over (module, its skills) pairs, padded.
+    pad = view.skill_pad
+    requirement_of = np.full(len(catalog.skill_ids) + 1, len(req_idx), dtype=np.intp)
+    requirement_of[req_idx] = np.arange(len(req_idx))
+    pad_req = requirement_of[pad]  # requirement index, or len(req_idx) for skills the role does not need
+    pad_level = np.append(level, 1.0)[pad_req]
+    pad_weight = np.append(weight, 0.0)[pad_req]
+    pad_teaches = np.append(np.ones(len(req_idx)), 0.0)[pad_req]
+    pad_share = view.pad_weights
+    pad_guess, pad_slip, pad_learn = (np.append(a, 0.0)[pad] for a in (kt.guess, kt.slip, kt.learn))
     readiness_now = readiness(walk.mastery)
-    unreachable = _unreachable_skills(arrays, allowed, mastered_modules(walk.mastery), walk.mastery, req_idx, level)
+    unreachable = _unreachable_skills(
+        catalog, view, allowed, mastered_modules(walk.mastery), walk.mastery, req_idx, level
+    )
     stop = StopReason.MAX_STEPS
     review_due = (state.peak[req_idx] >= level) & (state.mastery[req_idx] < level)
 
@@ -118,19 +131,21 @@ def plan_path(
             stop = StopReason.MAX_STEPS
             break
         satisfied = mastered_modules(walk.mastery) | walk.placed
-        unmet = arrays.prerequisites @ (~satisfied).astype(np.float64)
-        eligible = allowed & (unmet == 0) & ~walk.placed
-        success = _expected_success(arrays, kt, walk.mastery, model)
-        # projected mastery of the role's skills after each module (n_modules, n_requirements)
+        eligible = allowed & ~view.unmet_prerequisites(satisfied) & ~walk.placed
+        success = _expected_success(view, module_guess, module_slip, walk.mastery, model)
+        # projected mastery of each module's skills after studying it (n_modules, skills per module)
+        m_pad = np.append(walk.mastery, 0.0)[pad]
+        updated = _expected_update_of(m_pad, success[:, None], pad_guess, pad_slip, pad_learn)
+        projected = np.maximum(m_pad + pad_share * (updated - m_pad), m_pad)
+        gain = (pad_weight * (np.minimum(projected / pad_level, 1.0) - np.minimum(m_pad / pad_level, 1.0))).sum(axis=1)
         m_role = walk.mastery[req_idx]
-        updated = _expected_update(m_role, success[:, None], kt, req_idx)
-        projected = np.maximum(m_role + role_weights * (updated - m_role), m_role)
-        gain = (np.minimum(projected / level, 1.0) - np.minimum(m_role / level, 1.0)) @ weight
-        unlock = _unlock_value(arrays, role_weights, m_role, level, weight, walk.placed) * ~satisfied
+        need = np.append(np.maximum(level - m_role, 0.0) / level * weight, 0.0)
+        direct = (pad_teaches * need[pad_req]).sum(axis=1) * ~walk.placed
+        unlock = (view.behind @ direct) * ~satisfied
         value = gain + UNLOCK_WEIGHT * unlock
         candidates = eligible & (value > EPS)
         if options.time_budget_minutes > 0:
-            fits = walk.minutes_used + arrays.minutes <= options.time_budget_minutes
+            fits = walk.minutes_used + view.minutes <= options.time_budget_minutes
             if candidates.any() and not (candidates & fits).any():
                 stop = StopReason.TIME_BUDGET
                 break
@@ -139,16 +154,16 @@ def plan_path(
             stop = StopReason.NO_ELIGIBLE_MODULE
             break
         zpd = np.exp(-(((success - TARGET_SUCCESS) / ZPD_WIDTH) ** 2))
-        score = value * (ZPD_FLOOR + (1.0 - ZPD_FLOOR) * zpd) / np.sqrt(arrays.minutes / 60.0)
+        score = value * (ZPD_FLOOR + (1.0 - ZPD_FLOOR) * zpd) / np.sqrt(view.minutes / 60.0)
         choice = int(np.argmax(np.where(candidates, score, -np.inf)))  # first max = smallest id
         walk.steps.append(
-            _step(arrays, kt, state, options, role, walk, choice, float(score[choice]), success,
+            _step(catalog, view, kt, state, options, role, walk, choice, float(score[choice]), success,
                   unlock, satisfied, review_due, req_idx, level, model)
         )  # fmt: skip
 
     if not walk.steps and stop is not StopReason.ROLE_READY:
         raise PreconditionFailed(
-            _blocking_constraint(arrays, state, options, excluded, language_ok, req_idx, level),
+            _blocking_constraint(arrays, state, options, req_idx, level),
             subject="path",
         )
     return LearningPath(
@@ -165,59 +180,40 @@ def plan_path(
 
 
 def _expected_success(
-    arrays: CatalogArrays, kt: SkillParamArrays, mastery: FloatArray, model: ModelOpinion | None
+    view: ModuleView, guess: FloatArray, slip: FloatArray, mastery: FloatArray, model: ModelOpinion | None
 ) -> FloatArray:
     """P(success) per module: BKT's prediction from mastery, shifted by difficulty, blended in
-    logit space with the hybrid model's prediction when one is active."""
-    known = arrays.weight_share @ mastery
-    guess = arrays.weight_share @ kt.guess
-    slip = arrays.weight_share @ kt.slip
+    logit space with the hybrid model's prediction when one is active. guess, slip: per module."""
+    known = view.weight_share @ mastery
     content = np.clip(known * (1.0 - slip) + (1.0 - known) * guess, 1e-4, 1 - 1e-4)
-    logit = np.log(content / (1.0 - content)) + 2.0 * (0.5 - arrays.difficulty)
+    logit = np.log(content / (1.0 - content)) + 2.0 * (0.5 - view.difficulty)
     if model is not None:
-        p = np.clip(model.success, 1e-4, 1 - 1e-4)
+        p = np.clip(model.success[view.modules], 1e-4, 1 - 1e-4)
         logit = 0.5 * logit + 0.5 * np.log(p / (1.0 - p))
     return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=np.float64)
 
 
-def _expected_update(
-    m: FloatArray, success: FloatArray, kt: SkillParamArrays, idx: npt.NDArray[np.intp] | slice
+def _expected_update(m: FloatArray, success: FloatArray, kt: SkillParamArrays, idx: npt.NDArray[np.intp]) -> FloatArray:
+    return _expected_update_of(m, success, kt.guess[idx], kt.slip[idx], kt.learn[idx])
+
+
+def _expected_update_of(
+    m: FloatArray, success: FloatArray, guess: FloatArray, slip: FloatArray, learn: FloatArray
 ) -> FloatArray:
     """Expected mastery after studying: the BKT update at the expected score, but never less than
     practice alone gives (m + (1 - m) learn). A low predicted score would lower the *estimate*;
     studying still teaches, and the plan is about learning, not about the estimate."""
-    guess, slip, learn = kt.guess[idx], kt.slip[idx], kt.learn[idx]
     p_right = m * (1 - slip) + (1 - m) * guess
     p_wrong = m * slip + (1 - m) * (1 - guess)
-    post = success * (m * (1 - slip) / p_right) + (1 - success) * (m * slip / p_wrong)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        post = success * (m * (1 - slip) / p_right) + (1 - success) * (m * slip / p_wrong)
+    post = np.nan_to_num(post, nan=0.0)
     return np.asarray(np.maximum(post + (1.0 - post) * learn, m + (1.0 - m) * learn), dtype=np.float64)
 
 
-def _unlock_value(
-    arrays: CatalogArrays,
-    role_weights: FloatArray,
-    m_role: FloatArray,
-    level: FloatArray,
-    weight: FloatArray,
-    placed: BoolArray,
-) -> FloatArray:
-    """How much of the remaining role gap lies behind each module, propagated backwards along
-    prerequisite edges (shared among a module's prerequisites, discounted per level). A module
-    mastered to the prerequisite threshold can still be far from the role's level: it keeps its
-    value as a target until it is placed in the path."""
-    need = np.maximum(level - m_role, 0.0) / level * weight  # (n_requirements,)
-    direct = (role_weights > 0).astype(np.float64) @ need * ~placed
-    behind = np.zeros_like(direct)
-    for _ in range(arrays.depth):  # one level of the prerequisite graph per pass
-        deeper = arrays.unlock_share @ (direct + 0.5 * behind)
-        if np.array_equal(deeper, behind):
-            break
-        behind = deeper
-    return np.asarray(behind, dtype=np.float64)
-
-
 def _step(
-    arrays: CatalogArrays,
+    catalog: Catalog,
+    view: ModuleView,
     kt: SkillParamArrays,
     state: LearnerState,
     options: PlanOptions,
@@ -233,15 +229,14 @@ def _step(
     level: FloatArray,
     model: ModelOpinion | None,
 ) -> PathStep:
-    catalog = arrays.catalog
-    module = catalog.modules[catalog.module_ids[j]]
-    skill_idx = np.flatnonzero(arrays.weights[j])
+    module = catalog.modules[view.module_ids[j]]
+    skill_idx = np.flatnonzero(view.weights[j])
     before = walk.mastery[skill_idx].copy()
     updated = _expected_update(before, np.full(len(skill_idx), success[j]), kt, skill_idx)
-    after = np.maximum(before + arrays.weights[j, skill_idx] * (updated - before), before)
+    after = np.maximum(before + view.weights[j, skill_idx] * (updated - before), before)
     walk.mastery[skill_idx] = after
     walk.placed[j] = True
-    walk.minutes_used += arrays.minutes[j]
+    walk.minutes_used += view.minutes[j]
 
     reasons: list[Reason] = []
     review = False
@@ -249,22 +244,27 @@ def _step(
     def add(code: ReasonCode, **params: str) -> None:
         reasons.append(render(code, params, catalog, options.locale))
 
+    mastery_before = {int(s): float(b) for s, b in zip(skill_idx, before, strict=True)}
     for r, s in enumerate(req_idx):
-        if s in skill_idx and before[list(skill_idx).index(s)] < level[r]:
+        if int(s) in mastery_before and mastery_before[int(s)] < level[r]:
             skill_id = catalog.skill_ids[s]
             if review_due[r]:
                 review = True
                 days = state.days_since_practice[s]
                 add(ReasonCode.REVIEW_DUE, skill_id=skill_id, days_since_practice=f"{days:.0f}")
-            add(ReasonCode.SKILL_GAP, skill_id=skill_id, mastery=f"{walk_before(before, skill_idx, s):.2f}",
-                required=f"{level[r]:.2f}")  # fmt: skip
+            add(
+                ReasonCode.SKILL_GAP,
+                skill_id=skill_id,
+                mastery=f"{mastery_before[int(s)]:.2f}",
+                required=f"{level[r]:.2f}",
+            )
             add(ReasonCode.ROLE_REQUIRES, role_id=role.role_id, skill_id=skill_id)
     if unlock[j] > EPS:
-        unlocked = _best_unlocked(arrays, j, satisfied, req_idx)
+        unlocked = _best_unlocked(view, j, satisfied, req_idx)
         if unlocked is not None:
             add(ReasonCode.PREREQUISITE_FOR, module_id=unlocked)
-    if model is not None and model.success[j] >= SIMILAR_LEARNERS_MIN_SUCCESS:
-        add(ReasonCode.SIMILAR_LEARNERS_SUCCEEDED, expected_success=f"{model.success[j]:.2f}")
+    if model is not None and model.success[view.modules[j]] >= SIMILAR_LEARNERS_MIN_SUCCESS:
+        add(ReasonCode.SIMILAR_LEARNERS_SUCCEEDED, expected_success=f"{model.success[view.modules[j]]:.2f}")
     language = _language_of(module.languages, options.languages)
     add(ReasonCode.LANGUAGE_MATCH, language=language)
     return PathStep(
@@ -282,19 +282,14 @@ def _step(
     )
 
 
-def walk_before(before: FloatArray, skill_idx: npt.NDArray[np.intp], s: int) -> float:
-    return float(before[list(skill_idx).index(s)])
-
-
-def _best_unlocked(arrays: CatalogArrays, j: int, satisfied: BoolArray, req_idx: npt.NDArray[np.intp]) -> str | None:
+def _best_unlocked(view: ModuleView, j: int, satisfied: BoolArray, req_idx: npt.NDArray[np.intp]) -> str | None:
     """The module j is a prerequisite of that teaches the most role skills (smallest id on ties)."""
-    dependents = arrays.unlock_share.getrow(j).indices
     best: tuple[float, str] | None = None
-    for k in sorted(dependents):
+    for k in view.dependents[j]:
         if satisfied[k]:
             continue
-        relevance = float(arrays.weights[k, req_idx].sum())
-        module_id = arrays.catalog.module_ids[k]
+        relevance = float(view.weights[k, req_idx].sum())
+        module_id = view.module_ids[k]
         if best is None or relevance > best[0]:
             best = (relevance, module_id)
     return best[1] if best else None
@@ -309,7 +304,8 @@ def _language_of(module_languages: tuple[str, ...], preferred: tuple[str, ...]) 
 
 
 def _unreachable_skills(
-    arrays: CatalogArrays,
+    catalog: Catalog,
+    view: ModuleView,
     allowed: BoolArray,
     mastered: BoolArray,
     mastery: FloatArray,
@@ -318,28 +314,27 @@ def _unreachable_skills(
 ) -> tuple[str, ...]:
     """Role skills still below level that no module reachable under the constraints teaches."""
     reachable = np.zeros_like(allowed)
-    for _ in range(len(allowed) + 1):
-        unmet = arrays.prerequisites @ (~(mastered | reachable)).astype(np.float64)
-        grown = allowed & (unmet == 0)
+    for _ in range(view.depth + 1):
+        grown = allowed & ~view.unmet_prerequisites(mastered | reachable)
         if (grown == reachable).all():
             break
         reachable = grown
-    taught = np.asarray(arrays.teaches[reachable].sum(axis=0)).ravel() > 0
+    taught: BoolArray = np.asarray((view.weights[reachable][:, req_idx] > 0).any(axis=0))
     gap = mastery[req_idx] < level
-    return tuple(arrays.catalog.skill_ids[s] for s, g in zip(req_idx, gap, strict=True) if g and not taught[s])
+    return tuple(catalog.skill_ids[s] for s, g, t in zip(req_idx, gap, taught, strict=True) if g and not t)
 
 
 def _blocking_constraint(
     arrays: CatalogArrays,
     state: LearnerState,
     options: PlanOptions,
-    excluded: BoolArray,
-    language_ok: BoolArray,
     req_idx: npt.NDArray[np.intp],
     level: FloatArray,
 ) -> str:
-    """Name what stops every module that would close the role gap."""
+    """Name what stops every module that would close the role gap (whole catalog; failures only)."""
     catalog = arrays.catalog
+    excluded = np.array([m in options.exclude_module_ids for m in catalog.module_ids], dtype=bool)
+    language_ok = arrays.language_mask(options.languages, state.learner.chinese_level)
     gap_skills = [catalog.skill_ids[s] for s, lv in zip(req_idx, level, strict=True) if state.mastery[s] < lv]
     teaching = np.asarray(arrays.teaches[:, [catalog.skill_index[s] for s in gap_skills]].sum(axis=1)).ravel() > 0
     langs = ", ".join(options.languages) or "none"
