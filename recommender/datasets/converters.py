@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from recommender.datasets.formats import EVENT_COLUMNS, LEARNER_COLUMNS, open_text, write_csv
+from recommender.domain.catalog import graph_cycle
 
 
 @dataclass
@@ -284,32 +285,10 @@ def break_cycles(nodes: list[str], edges: set[tuple[str, str]], note: Callable[[
 
 
 def _find_cycle(nodes: list[str], edges: set[tuple[str, str]]) -> list[str]:
-    successors: dict[str, list[str]] = defaultdict(list)
-    for a, b in sorted(edges):
+    successors: dict[str, list[str]] = {n: [] for n in nodes}
+    for a, b in edges:
         successors[a].append(b)
-    state: dict[str, int] = {}
-    for start in sorted(nodes):
-        if state.get(start):
-            continue
-        stack: list[tuple[str, int]] = [(start, 0)]
-        path: list[str] = []
-        while stack:
-            node, i = stack.pop()
-            if i == 0:
-                state[node] = 1
-                path.append(node)
-            nxt = successors.get(node, [])
-            if i < len(nxt):
-                stack.append((node, i + 1))
-                child = nxt[i]
-                if state.get(child) == 1:
-                    return path[path.index(child) :]
-                if not state.get(child):
-                    stack.append((child, 0))
-            else:
-                state[node] = 2
-                path.pop()
-    return []
+    return graph_cycle(successors)
 
 
 def convert_junyi(src: Path, out: Path) -> ConversionReport:

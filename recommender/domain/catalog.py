@@ -180,9 +180,18 @@ def merge_catalog(
 
 def find_cycle(modules: Mapping[str, Module]) -> list[str]:
     """One prerequisite cycle as a list of module ids (empty when the graph is acyclic)."""
+    return graph_cycle(
+        {m: [p for p in module.prerequisite_module_ids if p in modules] for m, module in modules.items()}
+    )
+
+
+def graph_cycle(edges: Mapping[str, Iterable[str]]) -> list[str]:
+    """One cycle of a directed graph (node -> next nodes) as a list of nodes, found by a
+    deterministic iterative depth-first search (sorted order); empty when there is none."""
     white, grey, black = 0, 1, 2
-    color = dict.fromkeys(modules, white)
-    for start in sorted(modules):
+    successors = {node: sorted(set(nexts)) for node, nexts in edges.items()}
+    color = dict.fromkeys(successors, white)
+    for start in sorted(successors):
         if color[start] != white:
             continue
         stack: list[tuple[str, int]] = [(start, 0)]
@@ -192,13 +201,15 @@ def find_cycle(modules: Mapping[str, Module]) -> list[str]:
             if i == 0:
                 color[node] = grey
                 path.append(node)
-            prereqs = sorted(p for p in modules[node].prerequisite_module_ids if p in modules)
-            if i < len(prereqs):
+            nexts = successors.get(node, [])
+            if i < len(nexts):
                 stack.append((node, i + 1))
-                nxt = prereqs[i]
-                if color[nxt] == grey:
+                nxt = nexts[i]
+                if color.get(nxt, white) == grey:
                     return path[path.index(nxt) :]
-                if color[nxt] == white:
+                if color.get(nxt, white) == white:
+                    color.setdefault(nxt, white)
+                    successors.setdefault(nxt, [])
                     stack.append((nxt, 0))
             else:
                 color[node] = black

@@ -6,9 +6,10 @@ Learners that events mention but no learner file registered are created with the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from recommender.datasets.formats import BadRow, read_events, read_learners
 from recommender.domain.assessment import AssessmentEvent
@@ -20,6 +21,7 @@ from recommender.service.learners import LearnerService
 from recommender.storage.store import Store
 
 BATCH = 5000
+T = TypeVar("T")
 
 
 @dataclass
@@ -59,9 +61,7 @@ class Importer:
         return report
 
     def _import_learners(self, tenant: str, path: Path, report: ImportReport) -> None:
-        batch: list[tuple[int, Learner]] = []
-
-        def flush() -> None:
+        def flush(batch: list[tuple[int, Learner]]) -> None:
             try:
                 self._learners.upsert_many(tenant, [x for _, x in batch])
                 report.learners += len(batch)
@@ -72,24 +72,14 @@ class Importer:
                         report.learners += 1
                     except LubanError as exc:
                         report.problems.append(f"{path}:{line}: {exc}")
-            batch.clear()
 
-        for item in read_learners(path):
-            if isinstance(item, BadRow):
-                report.problems.append(f"{path}:{item.line}: {item.error}")
-                continue
-            batch.append(item)
-            if len(batch) >= BATCH:
-                flush()
-        if batch:
-            flush()
+        for batch in _batches(read_learners(path), path, report):
+            flush(batch)
 
     def _import_events(
         self, tenant: str, path: Path, report: ImportReport, progress: Callable[[int], None] | None
     ) -> None:
-        batch: list[tuple[int, AssessmentEvent]] = []
-
-        def flush() -> None:
+        def flush(batch: list[tuple[int, AssessmentEvent]]) -> None:
             ids = sorted({e.learner_id for _, e in batch})
             known = self._store.get_learners(tenant, ids)
             # bad ids are left to record_batch, which rejects their rows with the reason
@@ -104,14 +94,23 @@ class Importer:
                 report.problems.append(f"{path}:{batch[rejection.index][0]}: {rejection.error}")
             if progress:
                 progress(len(batch))
-            batch.clear()
 
-        for item in read_events(path):
-            if isinstance(item, BadRow):
-                report.problems.append(f"{path}:{item.line}: {item.error}")
-                continue
-            batch.append(item)
-            if len(batch) >= BATCH:
-                flush()
-        if batch:
-            flush()
+        for batch in _batches(read_events(path), path, report):
+            flush(batch)
+
+
+def _batches(
+    items: Iterable[tuple[int, T] | BadRow], path: Path, report: ImportReport
+) -> Iterator[list[tuple[int, T]]]:
+    """Good rows in batches of BATCH; bad rows go to the report with their line number."""
+    batch: list[tuple[int, T]] = []
+    for item in items:
+        if isinstance(item, BadRow):
+            report.problems.append(f"{path}:{item.line}: {item.error}")
+            continue
+        batch.append(item)
+        if len(batch) >= BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -12,6 +12,7 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -461,19 +462,7 @@ _UPGRADES: dict[int, Any] = {}  # schema step N -> function(Connection) upgradin
 
 def _learner_from_row(row: Any) -> Learner:
     learner = learner_from_dict(json.loads(row.body))
-    return Learner(
-        learner_id=learner.learner_id,
-        cohort_id=learner.cohort_id,
-        country=learner.country,
-        languages=learner.languages,
-        program=learner.program,
-        target_role_id=learner.target_role_id,
-        chinese_level=learner.chinese_level,
-        weekly_minutes=learner.weekly_minutes,
-        attributes=learner.attributes,
-        created_at=from_micros(row.created_us),
-        updated_at=from_micros(row.updated_us),
-    )
+    return replace(learner, created_at=from_micros(row.created_us), updated_at=from_micros(row.updated_us))
 
 
 def _event_row(tenant: str, e: AssessmentEvent, fingerprint: str, now_us: int) -> dict[str, Any]:
