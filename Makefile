@@ -8,7 +8,7 @@ PB := $(PB_DIR)/luban/path/v1/learning_path_pb2.py
 PROTO := proto/luban/path/v1/learning_path.proto
 PYTEST_ARGS ?=
 
-.PHONY: run test lint proto bench bench-quick clean serve demo
+.PHONY: run test lint proto bench bench-quick clean serve demo pybkt
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,11 +49,25 @@ lint: $(PB) node_modules/.bin/buf
 
 bench: $(PB)
 	$(BIN)/python -m pip install -q -e '.[dev,dask,bench]'
+	-$(MAKE) pybkt
 	$(BIN)/python -m bench
 
 bench-quick: $(PB)
 	$(BIN)/python -m pip install -q -e '.[dev,dask,bench]'
+	-$(MAKE) pybkt
 	$(BIN)/python -m bench --quick
 
 clean:
 	rm -rf $(VENV) $(PB_DIR)/luban node_modules .mypy_cache .pytest_cache .ruff_cache
+
+# pyBKT gets a virtual environment of its own: it needs scikit-learn < 1.8, and its C++ build
+# (fast) must be compiled from the sdist with numpy already present.
+PYBKT_VENV := bench/.venv-pybkt
+$(PYBKT_VENV)/.installed:
+	$(PYTHON) -m venv $(PYBKT_VENV)
+	$(PYBKT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(PYBKT_VENV)/bin/python -m pip install -q numpy pandas 'scikit-learn<1.8' setuptools wheel
+	$(PYBKT_VENV)/bin/python -m pip install -q --no-binary pybkt --no-build-isolation pybkt==1.4.3
+	touch $@
+
+pybkt: $(PYBKT_VENV)/.installed

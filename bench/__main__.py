@@ -108,7 +108,7 @@ def serving(work: Path, quick: bool) -> dict[str, Any]:
     luban = Server([PY, "-m", "recommender", "serve"], luban_port, env)
     echo = Server([PY, "-m", "bench.echo", str(echo_port)], echo_port)
     repeats = 2 if quick else 3
-    requests = 600 if quick else 3000
+    requests = 600 if quick else 1200
     results: dict[str, Any] = {}
     try:
         for concurrency in (1, 8, 32):
@@ -235,6 +235,11 @@ def quality(work: Path, quick: bool) -> dict[str, Any]:
         report = work / f"{name}-eval.json"
         _, seconds, _ = recommender(work, "evaluate", *files, "--split", split, "--json", str(report))
         _, train_seconds, peak = recommender(work, "train", *files, "--no-activate")
+        pybkt = pybkt_row(work, data, split)
+        if pybkt:
+            evaluation = json.loads(report.read_text())
+            evaluation["models"]["pybkt"] = pybkt
+            report.write_text(json.dumps(evaluation))
         results[name] = {
             "split": split,
             "evaluation": json.loads(report.read_text()),
@@ -243,6 +248,42 @@ def quality(work: Path, quick: bool) -> dict[str, Any]:
             "train_peak_rss_mb": peak,
         }
     return results
+
+
+PYBKT = ROOT / "bench" / ".venv-pybkt" / "bin" / "python"
+
+
+def pybkt_row(work: Path, data: Path, split: str) -> dict[str, Any] | None:
+    """pyBKT fitted and scored on exactly the same split, through files (its own venv)."""
+    if not PYBKT.exists():
+        return None
+    exchange = work / f"pybkt-{data.name}"
+    run(
+        [
+            PY,
+            "-m",
+            "bench.pybkt_split",
+            "export",
+            str(data / "events.csv"),
+            str(data / "catalog.json"),
+            split,
+            str(exchange),
+        ]
+    )
+    out, seconds, _ = run(
+        [
+            str(PYBKT),
+            str(ROOT / "bench" / "pybkt_eval.py"),
+            str(exchange / "train.csv"),
+            str(exchange / "test.csv"),
+            str(exchange / "pred.csv"),
+        ],
+        timeout=1800,
+    )
+    scored, _, _ = run([PY, "-m", "bench.pybkt_split", "score", str(exchange), str(exchange / "pred.csv")])
+    row = dict(json.loads(scored.strip().splitlines()[-1]))
+    row["fit_and_predict_seconds"] = seconds
+    return row
 
 
 def simulation(work: Path, quick: bool) -> dict[str, Any]:

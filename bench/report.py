@@ -155,8 +155,9 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
                 )
             )
         lines += [
-            "pyBKT is not in this table yet: its own virtual environment under `bench/` is not built by "
-            "`make bench` (see the closing notes).",
+            "pyBKT (C++ build) is fitted and scored on exactly the same split, from its own virtual environment "
+            "(`make pybkt`, files exchanged by `bench/pybkt_split.py`); its row is absent when that environment "
+            "could not be built. pyBKT sees one skill per row (a collapsed multi-skill problem under its first skill).",
             "",
         ]
     sim = results.get("simulation", {})
