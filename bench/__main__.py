@@ -270,7 +270,7 @@ def pybkt_row(work: Path, data: Path, split: str) -> dict[str, Any] | None:
             str(exchange),
         ]
     )
-    out, seconds, _ = run(
+    _, seconds, _ = run(
         [
             str(PYBKT),
             str(ROOT / "bench" / "pybkt_eval.py"),
