@@ -49,6 +49,11 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
                     f"{_range(r['p99_ms'], 2)} | {ratio:.2f} | {r['errors']} |"
                 )
         lines.append("")
+        lines.append(
+            "Errors on `recommend` are FAILED_PRECONDITION answers for demo learners whose role cannot be "
+            "reached in their languages (the load generator cycles through all 2,000 demo learners)."
+        )
+        lines.append("")
         for mode, label in (("recommend", "RecommendPath"), ("record", "RecordAssessment (durable)")):
             r, e = serving[f"{mode}@8"], serving["echo@8"]
             ratio = r["qps"]["median"] / e["qps"]["median"]
