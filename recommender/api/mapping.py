@@ -215,6 +215,16 @@ _REASON = {
     ReasonCode.LANGUAGE_MATCH: pb.REASON_CODE_LANGUAGE_MATCH,
 }
 
+STOP_REASON_NAMES = {k: pb.StopReason.Name(v) for k, v in _STOP.items()}
+REASON_CODE_NAMES = {k: pb.ReasonCode.Name(v) for k, v in _REASON.items()}
+
+
+def timestamp_json(moment: datetime) -> str:
+    """RFC 3339 as protobuf's JSON mapping writes a Timestamp."""
+    ts = timestamp(moment)
+    assert ts is not None
+    return ts.ToJsonString()
+
 
 def path_request_from_proto(msg: pb.RecommendPathRequest) -> PathRequest:
     return PathRequest(

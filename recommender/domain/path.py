@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -61,4 +61,3 @@ class LearningPath:
     unreachable_skill_ids: tuple[str, ...] = ()
     model_version: str = ""
     generated_at: datetime | None = None
-    notes: tuple[str, ...] = field(default=())

@@ -41,17 +41,23 @@ class FeatureSpace:
         return cls(tuple(sorted({name for tokens in token_lists for name, _ in tokens})))
 
     def matrix(self, token_lists: Sequence[Tokens]) -> sparse.csr_matrix:
+        """One row per token list, weights normalized to sum 1 (repeated names add up)."""
         index = self.index
-        rows, cols, vals = [], [], []
-        for r, tokens in enumerate(token_lists):
-            known = [(index[n], w) for n, w in tokens if n in index and w > 0]
-            total = sum(w for _, w in known)
-            for c, w in known:
-                rows.append(r)
+        indptr, cols, vals = [0], [], []
+        for tokens in token_lists:
+            row: dict[int, float] = {}
+            for n, w in tokens:
+                c = index.get(n)
+                if c is not None and w > 0:
+                    row[c] = row.get(c, 0.0) + w
+            total = sum(row.values())
+            for c in sorted(row):
                 cols.append(c)
-                vals.append(w / total)
+                vals.append(row[c] / total)
+            indptr.append(len(cols))
         return sparse.csr_matrix(
-            (np.asarray(vals, dtype=np.float32), (rows, cols)), shape=(len(token_lists), len(self.names))
+            (np.asarray(vals, dtype=np.float32), np.asarray(cols, dtype=np.int32), np.asarray(indptr, dtype=np.int32)),
+            shape=(len(token_lists), len(self.names)),
         )
 
 

@@ -18,7 +18,7 @@ from scipy import sparse
 from recommender.domain.catalog import Catalog
 from recommender.domain.learner import Learner
 from recommender.kt.bkt import BKTModel
-from recommender.ml.features import FeatureSpace, identity_heavy, learner_tokens, module_tokens
+from recommender.ml.features import FeatureSpace, Tokens, identity_heavy, learner_tokens, module_tokens
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -73,6 +73,10 @@ class HybridModel:
             self._module_cache[key] = cached
         return cached
 
+    def knows_learner(self, learner_id: str) -> bool:
+        """Whether training saw this learner (their identity feature shapes their vectors)."""
+        return f"id:{learner_id}" in self.user_space.index
+
     def learner_vectors(
         self,
         learners: Sequence[Learner | None],
@@ -83,15 +87,32 @@ class HybridModel:
     ) -> tuple[FloatArray, FloatArray]:
         """(success, ranking) learner vectors. A learner the model never saw (or `cold`) has no
         identity feature, so they are scored from their features and mastery alone."""
-        index = self.user_space.index
-        tokens = [
-            learner_tokens(x, lid, m, identity=not cold and f"id:{lid}" in index, use_features=self.use_features)
-            for x, lid, m in zip(learners, learner_ids, masteries, strict=True)
-        ]
+        tokens = self._learner_tokens(learners, learner_ids, masteries, cold)
         return (
             self.success.learner_vectors(self.user_space.matrix(tokens)),
             self.ranking.learner_vectors(self.user_space.matrix([identity_heavy(t) for t in tokens])),
         )
+
+    def success_vectors(
+        self, learners: Sequence[Learner | None], learner_ids: Sequence[str], masteries: Sequence[Mapping[str, float]]
+    ) -> FloatArray:
+        """The success side of learner_vectors alone (planning needs no ranking vectors)."""
+        return self.success.learner_vectors(
+            self.user_space.matrix(self._learner_tokens(learners, learner_ids, masteries, False))
+        )
+
+    def _learner_tokens(
+        self,
+        learners: Sequence[Learner | None],
+        learner_ids: Sequence[str],
+        masteries: Sequence[Mapping[str, float]],
+        cold: bool,
+    ) -> list[Tokens]:
+        index = self.user_space.index
+        return [
+            learner_tokens(x, lid, m, identity=not cold and f"id:{lid}" in index, use_features=self.use_features)
+            for x, lid, m in zip(learners, learner_ids, masteries, strict=True)
+        ]
 
     def success_probability(self, learner_vectors: FloatArray, catalog: Catalog) -> FloatArray:
         """(n_learners, n_modules) P(success) from success learner vectors."""

@@ -11,6 +11,7 @@ from scipy import sparse
 
 from recommender.domain.catalog import Catalog
 from recommender.kt.bkt import BKTModel
+from recommender.planner.reasons import Renderer, locale_key
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -32,6 +33,7 @@ class CatalogArrays:
     taught_in: dict[str, BoolArray]  # primary language subtag -> (n_modules,) mask
     depth: int  # modules on the longest prerequisite chain
     _views: dict[str, ModuleView] = field(default_factory=dict, compare=False, repr=False)
+    _renderers: dict[str, Renderer] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, catalog: Catalog) -> CatalogArrays:
@@ -111,6 +113,7 @@ class CatalogArrays:
         skill_pad = np.full((len(modules), skill_width), len(catalog.skill_ids), dtype=np.intp)
         for i, t in enumerate(taught):
             skill_pad[i, : len(t)] = t
+        share_ext = np.c_[self.weight_share[modules], np.zeros(len(modules))]
         view = ModuleView(
             modules=modules,
             module_ids=tuple(catalog.module_ids[j] for j in modules),
@@ -127,9 +130,23 @@ class CatalogArrays:
             skill_pad=skill_pad,
             pad_weights=np.take_along_axis(np.c_[self.weights[modules], np.zeros(len(modules))], skill_pad, axis=1),
             dependents=tuple(tuple(sorted(d)) for d in dependents),
+            pad_share=np.take_along_axis(share_ext, skill_pad, axis=1),
+            role_relevance=self.weights[modules][:, needed].sum(axis=1),
+            primary_languages=tuple(
+                frozenset(primary_language(x) for x in catalog.modules[catalog.module_ids[j]].languages)
+                for j in modules
+            ),
+            position={catalog.module_ids[j]: i for i, j in enumerate(modules)},
         )
         self._views[role_id] = view
         return view
+
+    def renderer(self, locale: str) -> Renderer:
+        key = locale_key(locale)
+        found = self._renderers.get(key)
+        if found is None:
+            found = self._renderers[key] = Renderer(self.catalog, key)
+        return found
 
     def language_mask(self, languages: tuple[str, ...], chinese_level: int) -> BoolArray:
         """Modules the learner can follow: taught in one of their languages, and when Chinese is
@@ -167,6 +184,10 @@ class ModuleView:
     skill_pad: npt.NDArray[np.intp]  # (r, max skills per module), padded with n_skills
     pad_weights: FloatArray  # (r, max skills per module): the weight taught, 0 in padding
     dependents: tuple[tuple[int, ...], ...]  # modules (view indexes) each module is a prerequisite of
+    pad_share: FloatArray  # (r, max skills per module): weight_share in skill_pad layout, 0 in padding
+    role_relevance: FloatArray  # (r,) total weight of the role's skills each module teaches
+    primary_languages: tuple[frozenset[str], ...]  # primary language subtags each module is taught in
+    position: dict[str, int]  # module id -> view index
 
     def unmet_prerequisites(self, satisfied: BoolArray) -> BoolArray:
         padded = np.append(satisfied, True)

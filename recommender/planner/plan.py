@@ -23,7 +23,7 @@ from recommender.domain.learner import Learner
 from recommender.domain.path import LearningPath, PathStep, Reason, ReasonCode, SkillGain, StopReason
 from recommender.errors import PreconditionFailed
 from recommender.planner.arrays import CatalogArrays, ModuleView, SkillParamArrays, primary_language
-from recommender.planner.reasons import render
+from recommender.planner.reasons import Renderer
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -34,6 +34,7 @@ ZPD_FLOOR = 0.4
 UNLOCK_WEIGHT = 0.5
 SIMILAR_LEARNERS_MIN_SUCCESS = 0.6
 EPS = 1e-9
+TINY = 1e-300
 
 
 @dataclass(frozen=True)
@@ -92,36 +93,52 @@ def plan_path(
     weight = np.array([r.weight for r in role.requirements])
     weight = weight / weight.sum()
     view = arrays.role_view(role.role_id)  # every per-step array below is over this subset
+    n_skills, n_view = len(catalog.skill_ids), len(view.module_ids)
     threshold = options.mastery_threshold
 
-    excluded = np.array([m in options.exclude_module_ids for m in view.module_ids], dtype=bool)
-    language_ok = arrays.language_mask(options.languages, state.learner.chinese_level)[view.modules]
-    allowed = language_ok & ~excluded
+    allowed = arrays.language_mask(options.languages, state.learner.chinese_level)[view.modules]
+    for module_id in options.exclude_module_ids:
+        if module_id in view.position:
+            allowed[view.position[module_id]] = False
 
     def readiness(m: FloatArray) -> float:
         return float(np.minimum(m[req_idx] / level, 1.0) @ weight)
 
-    def mastered_modules(m: FloatArray) -> BoolArray:
-        return view.mastered(m, threshold)
-
-    walk = _Walk(mastery=state.mastery.copy(), placed=np.zeros(len(view.module_ids), dtype=bool))
-    module_guess, module_slip = view.weight_share @ kt.guess, view.weight_share @ kt.slip
-    # Each module teaches few skills: per-step work runs over (module, its skills) pairs, padded.
+    # Per-step work runs over (module, its skills) pairs, padded: `pad` indexes skills, and its
+    # padding points at a sentinel skill slot (index n_skills) that is always mastered (1.0) and
+    # weighs nothing, so no step needs a copy or a mask.
+    mastery = np.append(state.mastery, 1.0)
+    walk = _Walk(mastery=mastery, placed=np.zeros(n_view, dtype=bool))
     pad = view.skill_pad
-    requirement_of = np.full(len(catalog.skill_ids) + 1, len(req_idx), dtype=np.intp)
+    requirement_of = np.full(n_skills + 1, len(req_idx), dtype=np.intp)
     requirement_of[req_idx] = np.arange(len(req_idx))
     pad_req = requirement_of[pad]  # requirement index, or len(req_idx) for skills the role does not need
     pad_level = np.append(level, 1.0)[pad_req]
     pad_weight = np.append(weight, 0.0)[pad_req]
     pad_teaches = np.append(np.ones(len(req_idx)), 0.0)[pad_req]
-    pad_share = view.pad_weights
-    pad_guess, pad_slip, pad_learn = (np.append(a, 0.0)[pad] for a in (kt.guess, kt.slip, kt.learn))
+    pad_weights = view.pad_weights
+    # padding gets guess = slip = 0.5 so the BKT update stays finite there (its weight is 0)
+    pad_guess, pad_slip = (np.append(a, 0.5)[pad] for a in (kt.guess, kt.slip))
+    pad_learn = np.append(kt.learn, 0.0)[pad]
+    module_guess = (view.pad_share * pad_guess).sum(axis=1)
+    module_slip = (view.pad_share * pad_slip).sum(axis=1)
+    content_shift = 2.0 * (0.5 - view.difficulty)
+    model_logit = None
+    if model is not None:
+        p = np.clip(model.success[view.modules], 1e-4, 1 - 1e-4)
+        model_logit = np.log(p / (1.0 - p))
+    hours_penalty = 1.0 / np.sqrt(view.minutes / 60.0)
+    renderer = arrays.renderer(options.locale)
+    satisfied_ext = np.ones(n_view + 1, dtype=bool)  # the last slot pads prerequisite lists
+
     readiness_now = readiness(walk.mastery)
     unreachable = _unreachable_skills(
-        catalog, view, allowed, mastered_modules(walk.mastery), walk.mastery, req_idx, level
+        catalog, view, allowed, view.mastered(walk.mastery[:n_skills], threshold), walk.mastery, req_idx, level
     )
     stop = StopReason.MAX_STEPS
     review_due = (state.peak[req_idx] >= level) & (state.mastery[req_idx] < level)
+    direct = np.zeros(n_view)
+    unlock = np.zeros(n_view)
 
     while True:
         if readiness(walk.mastery) >= 1.0 - EPS:
@@ -130,19 +147,32 @@ def plan_path(
         if len(walk.steps) >= options.max_steps:
             stop = StopReason.MAX_STEPS
             break
-        satisfied = mastered_modules(walk.mastery) | walk.placed
-        eligible = allowed & ~view.unmet_prerequisites(satisfied) & ~walk.placed
-        success = _expected_success(view, module_guess, module_slip, walk.mastery, model)
+        m_pad = walk.mastery[pad]
+        satisfied = (m_pad >= threshold).all(axis=1) | walk.placed
+        satisfied_ext[:n_view] = satisfied
+        eligible = allowed & satisfied_ext[view.prereq_pad].all(axis=1) & ~walk.placed
+        # P(success) per module: BKT's prediction shifted by difficulty, blended in logit space
+        # with the hybrid model's prediction when one is active
+        known = (view.pad_share * m_pad).sum(axis=1)
+        content = np.clip(known * (1.0 - module_slip) + (1.0 - known) * module_guess, 1e-4, 1 - 1e-4)
+        logit = np.log(content / (1.0 - content)) + content_shift
+        if model_logit is not None:
+            logit = 0.5 * logit + 0.5 * model_logit
+        success = 1.0 / (1.0 + np.exp(-logit))
         # projected mastery of each module's skills after studying it (n_modules, skills per module)
-        m_pad = np.append(walk.mastery, 0.0)[pad]
         updated = _expected_update_of(m_pad, success[:, None], pad_guess, pad_slip, pad_learn)
-        projected = np.maximum(m_pad + pad_share * (updated - m_pad), m_pad)
+        projected = np.maximum(m_pad + pad_weights * (updated - m_pad), m_pad)
         gain = (pad_weight * (np.minimum(projected / pad_level, 1.0) - np.minimum(m_pad / pad_level, 1.0))).sum(axis=1)
         m_role = walk.mastery[req_idx]
         need = np.append(np.maximum(level - m_role, 0.0) / level * weight, 0.0)
-        direct = (pad_teaches * need[pad_req]).sum(axis=1) * ~walk.placed
-        unlock = (view.behind @ direct) * ~satisfied
-        value = gain + UNLOCK_WEIGHT * unlock
+        fresh = (pad_teaches * need[pad_req]).sum(axis=1) * ~walk.placed
+        # what each module unlocks: behind @ direct, updated where `direct` changed (a step
+        # changes a few modules' direct value, so this is a few columns, not a matrix product)
+        changed = np.flatnonzero(fresh != direct)
+        if len(changed):
+            unlock += view.behind[:, changed] @ (fresh[changed] - direct[changed])
+            direct = fresh
+        value = gain + UNLOCK_WEIGHT * np.maximum(unlock, 0.0) * ~satisfied
         candidates = eligible & (value > EPS)
         if options.time_budget_minutes > 0:
             fits = walk.minutes_used + view.minutes <= options.time_budget_minutes
@@ -154,11 +184,11 @@ def plan_path(
             stop = StopReason.NO_ELIGIBLE_MODULE
             break
         zpd = np.exp(-(((success - TARGET_SUCCESS) / ZPD_WIDTH) ** 2))
-        score = value * (ZPD_FLOOR + (1.0 - ZPD_FLOOR) * zpd) / np.sqrt(view.minutes / 60.0)
+        score = value * (ZPD_FLOOR + (1.0 - ZPD_FLOOR) * zpd) * hours_penalty
         choice = int(np.argmax(np.where(candidates, score, -np.inf)))  # first max = smallest id
         walk.steps.append(
             _step(catalog, view, kt, state, options, role, walk, choice, float(score[choice]), success,
-                  unlock, satisfied, review_due, req_idx, level, model)
+                  float(unlock[choice]), satisfied, review_due, requirement_of, level, model, renderer)
         )  # fmt: skip
 
     if not walk.steps and stop is not StopReason.ROLE_READY:
@@ -179,35 +209,16 @@ def plan_path(
     )
 
 
-def _expected_success(
-    view: ModuleView, guess: FloatArray, slip: FloatArray, mastery: FloatArray, model: ModelOpinion | None
-) -> FloatArray:
-    """P(success) per module: BKT's prediction from mastery, shifted by difficulty, blended in
-    logit space with the hybrid model's prediction when one is active. guess, slip: per module."""
-    known = view.weight_share @ mastery
-    content = np.clip(known * (1.0 - slip) + (1.0 - known) * guess, 1e-4, 1 - 1e-4)
-    logit = np.log(content / (1.0 - content)) + 2.0 * (0.5 - view.difficulty)
-    if model is not None:
-        p = np.clip(model.success[view.modules], 1e-4, 1 - 1e-4)
-        logit = 0.5 * logit + 0.5 * np.log(p / (1.0 - p))
-    return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=np.float64)
-
-
-def _expected_update(m: FloatArray, success: FloatArray, kt: SkillParamArrays, idx: npt.NDArray[np.intp]) -> FloatArray:
-    return _expected_update_of(m, success, kt.guess[idx], kt.slip[idx], kt.learn[idx])
-
-
 def _expected_update_of(
-    m: FloatArray, success: FloatArray, guess: FloatArray, slip: FloatArray, learn: FloatArray
+    m: FloatArray, success: FloatArray | float, guess: FloatArray, slip: FloatArray, learn: FloatArray
 ) -> FloatArray:
     """Expected mastery after studying: the BKT update at the expected score, but never less than
     practice alone gives (m + (1 - m) learn). A low predicted score would lower the *estimate*;
-    studying still teaches, and the plan is about learning, not about the estimate."""
-    p_right = m * (1 - slip) + (1 - m) * guess
-    p_wrong = m * slip + (1 - m) * (1 - guess)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        post = success * (m * (1 - slip) / p_right) + (1 - success) * (m * slip / p_wrong)
-    post = np.nan_to_num(post, nan=0.0)
+    studying still teaches, and the plan is about learning, not about the estimate.
+    (A zero denominator comes with a zero numerator: the posterior is then 0.)"""
+    p_right = np.maximum(m * (1 - slip) + (1 - m) * guess, TINY)
+    p_wrong = np.maximum(m * slip + (1 - m) * (1 - guess), TINY)
+    post = success * (m * (1 - slip) / p_right) + (1 - success) * (m * slip / p_wrong)
     return np.asarray(np.maximum(post + (1.0 - post) * learn, m + (1.0 - m) * learn), dtype=np.float64)
 
 
@@ -222,17 +233,21 @@ def _step(
     j: int,
     score: float,
     success: FloatArray,
-    unlock: FloatArray,
+    unlock: float,
     satisfied: BoolArray,
     review_due: BoolArray,
-    req_idx: npt.NDArray[np.intp],
+    requirement_of: npt.NDArray[np.intp],
     level: FloatArray,
     model: ModelOpinion | None,
+    renderer: Renderer,
 ) -> PathStep:
+    """Place view module j: project its mastery gains, advance the walk, and say why."""
     module = catalog.modules[view.module_ids[j]]
-    skill_idx = np.flatnonzero(view.weights[j])
+    taught = view.skill_pad[j]
+    skill_idx = taught[taught < len(catalog.skill_ids)]
     before = walk.mastery[skill_idx].copy()
-    updated = _expected_update(before, np.full(len(skill_idx), success[j]), kt, skill_idx)
+    success_j = float(success[j])
+    updated = _expected_update_of(before, success_j, kt.guess[skill_idx], kt.slip[skill_idx], kt.learn[skill_idx])
     after = np.maximum(before + view.weights[j, skill_idx] * (updated - before), before)
     walk.mastery[skill_idx] = after
     walk.placed[j] = True
@@ -242,36 +257,36 @@ def _step(
     review = False
 
     def add(code: ReasonCode, **params: str) -> None:
-        reasons.append(render(code, params, catalog, options.locale))
+        reasons.append(renderer.reason(code, params))
 
-    mastery_before = {int(s): float(b) for s, b in zip(skill_idx, before, strict=True)}
-    for r, s in enumerate(req_idx):
-        if int(s) in mastery_before and mastery_before[int(s)] < level[r]:
-            skill_id = catalog.skill_ids[s]
-            if review_due[r]:
-                review = True
-                days = state.days_since_practice[s]
-                add(ReasonCode.REVIEW_DUE, skill_id=skill_id, days_since_practice=f"{days:.0f}")
-            add(
-                ReasonCode.SKILL_GAP,
-                skill_id=skill_id,
-                mastery=f"{mastery_before[int(s)]:.2f}",
-                required=f"{level[r]:.2f}",
-            )
-            add(ReasonCode.ROLE_REQUIRES, role_id=role.role_id, skill_id=skill_id)
-    if unlock[j] > EPS:
-        unlocked = _best_unlocked(view, j, satisfied, req_idx)
+    # the role's skills this module teaches that are still short of their level, in role order
+    gaps = sorted(
+        (int(requirement_of[s]), int(s), float(b))
+        for s, b in zip(skill_idx, before, strict=True)
+        if requirement_of[s] < len(level) and b < level[requirement_of[s]]
+    )
+    for r, s, b in gaps:
+        skill_id = catalog.skill_ids[s]
+        if review_due[r]:
+            review = True
+            days = state.days_since_practice[s]
+            add(ReasonCode.REVIEW_DUE, skill_id=skill_id, days_since_practice=f"{days:.0f}")
+        add(ReasonCode.SKILL_GAP, skill_id=skill_id, mastery=f"{b:.2f}", required=f"{level[r]:.2f}")
+        add(ReasonCode.ROLE_REQUIRES, role_id=role.role_id, skill_id=skill_id)
+    if unlock > EPS and not satisfied[j]:
+        unlocked = _best_unlocked(view, j, satisfied)
         if unlocked is not None:
             add(ReasonCode.PREREQUISITE_FOR, module_id=unlocked)
     if model is not None and model.success[view.modules[j]] >= SIMILAR_LEARNERS_MIN_SUCCESS:
         add(ReasonCode.SIMILAR_LEARNERS_SUCCEEDED, expected_success=f"{model.success[view.modules[j]]:.2f}")
-    language = _language_of(module.languages, options.languages)
-    add(ReasonCode.LANGUAGE_MATCH, language=language)
+    add(
+        ReasonCode.LANGUAGE_MATCH, language=_language_of(view.primary_languages[j], module.languages, options.languages)
+    )
     return PathStep(
         position=len(walk.steps) + 1,
         module_id=module.module_id,
         score=score,
-        expected_success=float(success[j]),
+        expected_success=success_j,
         gains=tuple(
             SkillGain(catalog.skill_ids[s], float(b), float(a))
             for s, b, a in zip(skill_idx, before, after, strict=True)
@@ -282,21 +297,19 @@ def _step(
     )
 
 
-def _best_unlocked(view: ModuleView, j: int, satisfied: BoolArray, req_idx: npt.NDArray[np.intp]) -> str | None:
+def _best_unlocked(view: ModuleView, j: int, satisfied: BoolArray) -> str | None:
     """The module j is a prerequisite of that teaches the most role skills (smallest id on ties)."""
     best: tuple[float, str] | None = None
     for k in view.dependents[j]:
         if satisfied[k]:
             continue
-        relevance = float(view.weights[k, req_idx].sum())
-        module_id = view.module_ids[k]
+        relevance = float(view.role_relevance[k])
         if best is None or relevance > best[0]:
-            best = (relevance, module_id)
+            best = (relevance, view.module_ids[k])
     return best[1] if best else None
 
 
-def _language_of(module_languages: tuple[str, ...], preferred: tuple[str, ...]) -> str:
-    taught = {primary_language(x) for x in module_languages}
+def _language_of(taught: frozenset[str], module_languages: tuple[str, ...], preferred: tuple[str, ...]) -> str:
     for lang in preferred:
         if primary_language(lang) in taught:
             return primary_language(lang)

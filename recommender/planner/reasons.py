@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from recommender.domain.catalog import Catalog
 from recommender.domain.path import Reason, ReasonCode
@@ -43,18 +44,29 @@ def locale_key(locale: str) -> str:
 
 
 def render(code: ReasonCode, params: Mapping[str, str], catalog: Catalog, locale: str) -> Reason:
-    key = locale_key(locale)
-    values = dict(params)
-    if "skill_id" in params:
-        values["skill"] = _name(catalog.skills[params["skill_id"]].names, key, params["skill_id"])
-    if "module_id" in params:
-        values["module"] = _name(catalog.modules[params["module_id"]].titles, key, params["module_id"])
-    if "role_id" in params:
-        values["role"] = _name(catalog.roles[params["role_id"]].names, key, params["role_id"])
-    if "language" in params:
-        values["language_name"] = LANGUAGE_NAMES[key].get(params["language"], params["language"])
-    values.setdefault("days", params.get("days_since_practice", ""))
-    return Reason(code=code, params=dict(params), text=TEMPLATES[key][code].format(**values))
+    return Renderer(catalog, locale_key(locale)).reason(code, params)
+
+
+@dataclass(frozen=True)
+class Renderer:
+    """Reason texts for one catalog in one locale (resolved once per plan, not once per reason)."""
+
+    catalog: Catalog
+    key: str
+
+    def reason(self, code: ReasonCode, params: Mapping[str, str]) -> Reason:
+        catalog, key = self.catalog, self.key
+        values = dict(params)
+        if "skill_id" in params:
+            values["skill"] = _name(catalog.skills[params["skill_id"]].names, key, params["skill_id"])
+        if "module_id" in params:
+            values["module"] = _name(catalog.modules[params["module_id"]].titles, key, params["module_id"])
+        if "role_id" in params:
+            values["role"] = _name(catalog.roles[params["role_id"]].names, key, params["role_id"])
+        if "language" in params:
+            values["language_name"] = LANGUAGE_NAMES[key].get(params["language"], params["language"])
+        values.setdefault("days", params.get("days_since_practice", ""))
+        return Reason(code=code, params=params, text=TEMPLATES[key][code].format(**values))
 
 
 def _name(names: Mapping[str, str], locale: str, fallback: str) -> str:

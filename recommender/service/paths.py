@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 
 import numpy as np
@@ -46,9 +47,20 @@ class PathRequest:
     locale: str = ""
 
 
+# Learner fields that neither the planner nor the model reads: learners differing only in these
+# (and in learner_id) get the same path. Every other field, present or future, is part of the key.
+PLAN_IRRELEVANT_FIELDS = frozenset({"learner_id", "cohort_id", "weekly_minutes", "created_at", "updated_at"})
+MEMO_LIMIT = 20_000
+
+
 @dataclass(frozen=True)
 class Planner:
-    """Everything planning needs, with no I/O: picklable, so batch jobs ship it to workers once."""
+    """Everything planning needs, with no I/O: picklable, so batch jobs ship it to workers once.
+
+    Planning is a pure function of (learner features, skill states, options, time), so paths of
+    learners with no history whom the model does not know by identity (a new cohort: many share
+    country, languages, role and HSK level) are memoized by those inputs: planned once, copied with
+    the learner id. The memo is bounded and is never pickled."""
 
     catalog: Catalog
     arrays: CatalogArrays
@@ -56,6 +68,13 @@ class Planner:
     bkt: BKTModel
     model: HybridModel | None
     mastery_threshold: float
+    _memo: PathMemo = field(default_factory=lambda: PathMemo(MEMO_LIMIT), compare=False, repr=False)
+
+    def __getstate__(self) -> dict[str, object]:
+        return {k: v for k, v in self.__dict__.items() if k != "_memo"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state, _memo=PathMemo(MEMO_LIMIT))
 
     @classmethod
     def build(cls, catalog: Catalog, model: HybridModel | None, mastery_threshold: float) -> Planner:
@@ -76,6 +95,33 @@ class Planner:
     def plan(
         self, key: str, learner: Learner, states: Sequence[SkillState], options: PlanOptions, now: datetime
     ) -> LearningPath:
+        memo_key = self._memo_key(key, learner, states, options)
+        if memo_key is not None:
+            hit = self._memo.get(memo_key)
+            if hit is not None:
+                return replace(hit, learner_id=learner.learner_id, generated_at=now)
+        path = self._plan(key, learner, states, options, now)
+        if memo_key is not None:
+            self._memo.put(memo_key, path)
+        return path
+
+    def _memo_key(
+        self, key: str, learner: Learner, states: Sequence[SkillState], options: PlanOptions
+    ) -> tuple[object, ...] | None:
+        """The inputs a history-less path depends on (time only stamps it), or None when the
+        learner has a history or an identity in the model."""
+        if states or (self.model is not None and self.model.knows_learner(key)):
+            return None
+        features = tuple(
+            tuple(sorted(value.items())) if isinstance(value, Mapping) else value
+            for name, value in ((f.name, getattr(learner, f.name)) for f in fields(learner))
+            if name not in PLAN_IRRELEVANT_FIELDS
+        )
+        return (features, options)
+
+    def _plan(
+        self, key: str, learner: Learner, states: Sequence[SkillState], options: PlanOptions, now: datetime
+    ) -> LearningPath:
         catalog = self.catalog
         state = learner_state(catalog, learner, states, self.kt, self.bkt, now)
         opinion = None
@@ -85,7 +131,7 @@ class Planner:
                 for s in states
                 if s.skill_id in catalog.skill_index
             }
-            vectors, _ = self.model.learner_vectors([learner], [key], [practiced])
+            vectors = self.model.success_vectors([learner], [key], [practiced])
             success = self.model.success_probability(vectors, catalog)[0]
             opinion = ModelOpinion(success=success, version=self.model.version)
         return plan_path(self.arrays, self.kt, state, options, now, opinion)
@@ -131,6 +177,32 @@ class Planner:
 
 
 DEFAULT_BKT = BKTModel()
+
+
+class PathMemo:
+    """A bounded, thread-safe LRU of planned paths (the gRPC server plans on many threads)."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._paths: OrderedDict[tuple[object, ...], LearningPath] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[object, ...]) -> LearningPath | None:
+        with self._lock:
+            path = self._paths.get(key)
+            if path is not None:
+                self._paths.move_to_end(key)
+            return path
+
+    def put(self, key: tuple[object, ...], path: LearningPath) -> None:
+        with self._lock:
+            self._paths[key] = path
+            self._paths.move_to_end(key)
+            while len(self._paths) > self._limit:
+                self._paths.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._paths)
 
 
 class PathService:

@@ -1,0 +1,58 @@
+"""Cohort JSONL is protobuf's JSON mapping of LearningPath: the direct encoder must give exactly
+what json_format gives, for paths with and without steps, model, timestamp, reviews, any locale."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+
+import numpy as np
+
+from recommender.api.export import encode_jsonl, path_json, path_json_via_proto
+from recommender.domain.catalog import build_catalog
+from recommender.domain.codec import catalog_parts_from_dict
+from recommender.domain.path import LearningPath, StopReason
+from recommender.domain.profile import SkillState
+from recommender.errors import LubanError
+from recommender.service.demo import demo_catalog_path
+from recommender.service.paths import PathRequest, Planner
+from recommender.simulation.truth import sample_learners
+from tests.conftest import T0
+
+
+def demo_paths() -> list[LearningPath]:
+    catalog = build_catalog(*catalog_parts_from_dict(json.loads(demo_catalog_path().read_text(encoding="utf-8"))))
+    planner = Planner.build(catalog, None, 0.6)
+    paths = []
+    rng = np.random.default_rng(3)
+    for i, hidden in enumerate(sample_learners(catalog, 60, rng)):
+        learner = hidden.learner
+        states = [
+            SkillState(s, float(rng.choice([rng.random(), 0.99])), 2, T0 - timedelta(days=int(rng.integers(0, 400))))
+            for s in rng.choice(catalog.skill_ids, size=int(rng.integers(0, 12)), replace=False)
+        ]
+        try:
+            options = planner.options_for(
+                learner, PathRequest(learner.learner_id, 1 + i % 12, locale=("zh", "en", "fr")[i % 3])
+            )
+            paths.append(
+                planner.plan(f"t/{learner.learner_id}", learner, states, options, T0 + timedelta(microseconds=i * 1001))
+            )
+        except LubanError:
+            continue
+    assert len(paths) > 40 and any(s.review for p in paths for s in p.steps)
+    return paths
+
+
+def test_direct_json_equals_protobuf_json_mapping() -> None:
+    paths = demo_paths()
+    extra = [
+        replace(paths[0], steps=(), stop_reason=StopReason.ROLE_READY, unreachable_skill_ids=("a", "b")),
+        replace(paths[1], generated_at=None, model_version="v1", readiness_now=0.0, readiness_after=1.0),
+    ]
+    for p in paths + extra:
+        assert path_json(p) == path_json_via_proto(p)
+    lines = encode_jsonl(paths + extra, True).decode().splitlines()
+    expected = [json.dumps(path_json_via_proto(p), ensure_ascii=False, sort_keys=True) for p in paths + extra]
+    assert lines == expected
