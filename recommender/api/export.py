@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -101,20 +102,45 @@ def step_rows(path: LearningPath) -> list[dict[str, Any]]:
     ]
 
 
-def encode_jsonl(paths: Sequence[LearningPath], first_part: bool) -> bytes:
-    """One JSON object per line, keys sorted (the output must not depend on dict order), exactly
-    json.dumps(path_json(p), ensure_ascii=False, sort_keys=True). Learners planned from the same
-    inputs share their steps (the planner's memo), so each distinct steps tuple is encoded once."""
-    encoded_steps: dict[int, str] = {}
-    lines = []
-    for p in paths:
-        steps = encoded_steps.get(id(p.steps))
-        if steps is None:
-            steps = encoded_steps[id(p.steps)] = _dumps([_step_json(s) for s in p.steps])
-        items = {k: _dumps(v) for k, v in _path_fields(p).items()}
+class JsonlEncoder:
+    """One JSON object per line, keys sorted (the output must not depend on dict order): exactly
+    json.dumps(path_json(p), ensure_ascii=False, sort_keys=True) per path.
+
+    Learners planned from the same inputs share one steps tuple (the planner's memo), so the
+    encoded steps are kept for the most recent STEPS_KEPT tuples, keyed by identity; each entry
+    holds its tuple, so an id cannot be reused while cached. Not pickled: workers start empty."""
+
+    STEPS_KEPT = 20_000
+
+    def __init__(self) -> None:
+        self._steps: OrderedDict[int, tuple[tuple[PathStep, ...], str]] = OrderedDict()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._steps = OrderedDict()
+
+    def __call__(self, paths: Sequence[LearningPath], first_part: bool) -> bytes:
+        return "".join(self.line(p) for p in paths).encode()
+
+    def line(self, path: LearningPath) -> str:
+        cached = self._steps.get(id(path.steps))
+        if cached is not None and cached[0] is path.steps:
+            self._steps.move_to_end(id(path.steps))
+            steps = cached[1]
+        else:
+            steps = _dumps([_step_json(s) for s in path.steps])
+            self._steps[id(path.steps)] = (path.steps, steps)
+            if len(self._steps) > self.STEPS_KEPT:
+                self._steps.popitem(last=False)
+        items = {k: _dumps(v) for k, v in _path_fields(path).items()}
         items["steps"] = steps
-        lines.append("{" + ", ".join(f"{_dumps(k)}: {items[k]}" for k in sorted(items)) + "}\n")
-    return "".join(lines).encode()
+        return "{" + ", ".join(f"{_dumps(k)}: {items[k]}" for k in sorted(items)) + "}\n"
+
+
+def encode_jsonl(paths: Sequence[LearningPath], first_part: bool) -> bytes:
+    return JsonlEncoder()(paths, first_part)
 
 
 def _dumps(value: Any) -> str:
@@ -182,7 +208,7 @@ def encoder_for(
 ) -> tuple[Callable[[Sequence[LearningPath], bool], bytes], Callable[[Path, list[Path]], None]]:
     name = out.name.lower()
     if name.endswith(".jsonl") or name.endswith(".json"):
-        return encode_jsonl, concatenate
+        return JsonlEncoder(), concatenate
     if name.endswith(".csv"):
         return encode_csv, concatenate
     if name.endswith(".parquet"):

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from recommender.api.export import encode_jsonl, path_json, path_json_via_proto
+from recommender.api.export import JsonlEncoder, encode_jsonl, path_json, path_json_via_proto
 from recommender.domain.catalog import build_catalog
 from recommender.domain.codec import catalog_parts_from_dict
 from recommender.domain.path import LearningPath, StopReason
@@ -56,3 +56,17 @@ def test_direct_json_equals_protobuf_json_mapping() -> None:
     lines = encode_jsonl(paths + extra, True).decode().splitlines()
     expected = [json.dumps(path_json_via_proto(p), ensure_ascii=False, sort_keys=True) for p in paths + extra]
     assert lines == expected
+
+
+def test_encoder_reuses_shared_steps_across_parts_and_stays_exact() -> None:
+    paths = demo_paths()[:10]
+    shared = [replace(p, learner_id=f"twin-{i}") for i, p in enumerate(paths)]  # same steps tuples
+    encoder = JsonlEncoder()
+    JsonlEncoder.STEPS_KEPT, kept = 4, JsonlEncoder.STEPS_KEPT  # force evictions too
+    try:
+        parts = [encoder(paths, True), encoder(shared, False), encoder(paths[::-1], False)]
+    finally:
+        JsonlEncoder.STEPS_KEPT = kept
+    expected = [encode_jsonl(paths, True), encode_jsonl(shared, False), encode_jsonl(paths[::-1], False)]
+    assert parts == expected
+    assert b'"learner_id": "twin-3"' in parts[1]
