@@ -26,6 +26,7 @@ class App:
     clock: Clock
 
     def close(self) -> None:
+        self.learners.close()
         self.store.close()
 
 

@@ -13,6 +13,7 @@ from recommender.errors import AlreadyExists, InvalidInput, LubanError, NotFound
 from recommender.kt.bkt import BKTModel, mastery_now, profile_updater
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
+from recommender.service.commit import GroupCommitter
 from recommender.storage.store import EventOutcome, Store
 
 
@@ -57,6 +58,10 @@ class LearnerService:
         self._bkt = bkt
         self._clock = clock
         self._future_tolerance = future_tolerance
+        self._committer = GroupCommitter(store, lambda: profile_updater(self._bkt()), clock)
+
+    def close(self) -> None:
+        self._committer.close()
 
     # learners -------------------------------------------------------------------------------
     def upsert(self, tenant: str, learner: Learner) -> Learner:
@@ -82,15 +87,16 @@ class LearnerService:
         """Store one result and update the profile: (profile now, duplicate)."""
         now = self._clock()
         event = validate_event(event, self._catalogs.require(), now, self._future_tolerance)
-        outcome = self._store.record_events(tenant, [event], profile_updater(self._bkt()), now)[0]
-        if outcome is EventOutcome.UNKNOWN_LEARNER:
+        committed = self._committer.record(tenant, event)
+        if committed.outcome is EventOutcome.UNKNOWN_LEARNER or committed.states is None:
             raise NotFound("learner", event.learner_id, field="result.learner_id")
-        if outcome is EventOutcome.CONFLICT:
+        if committed.outcome is EventOutcome.CONFLICT:
             raise AlreadyExists(
                 f"event {event.event_id!r} was already recorded with a different payload",
                 field="result.event_id",
             )
-        return self.profile(tenant, event.learner_id), outcome is EventOutcome.DUPLICATE
+        profile = project_profile(event.learner_id, committed.states, committed.updated_at, self._bkt(), now)
+        return profile, committed.outcome is EventOutcome.DUPLICATE
 
     def record_batch(self, tenant: str, events: Sequence[AssessmentEvent], first_index: int = 0) -> IngestResult:
         """Store a batch in one transaction; each bad result is rejected alone."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -40,7 +41,7 @@ from recommender.domain.learner import Learner
 from recommender.domain.profile import SkillState
 from recommender.errors import Conflict, PreconditionFailed, StoreUnavailable
 from recommender.storage import schema as t
-from recommender.storage.store import EventOutcome, Updater
+from recommender.storage.store import EventOutcome, RecordedGroup, Updater
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +104,22 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        # SQLite has one writer at a time; in-process writers queue on a lock (woken at once)
+        # rather than in SQLite's busy handler (which sleeps with backoff: seconds of tail latency)
+        self._write_lock: AbstractContextManager[object] = (
+            threading.RLock() if self.dialect == "sqlite" else nullcontext()
+        )
 
     # plumbing -------------------------------------------------------------------------------
     @contextmanager
     def _tx(self, *, write: bool) -> Iterator[Connection]:
         options = {} if write else {"luban_read_only": True}
         try:
-            with self.engine.connect().execution_options(**options) as conn, conn.begin():
+            with (
+                self._write_lock if write else nullcontext(),
+                self.engine.connect().execution_options(**options) as conn,
+                conn.begin(),
+            ):
                 yield conn
         except sa_exc.IntegrityError as exc:
             raise Conflict(f"a concurrent write conflicted; retry ({_short(exc)})") from exc
@@ -289,64 +299,106 @@ class SqlStore:
             )
         return bool(existed), int(events_deleted)
 
-    def _lock_learners(self, c: Connection, tenant: str, learner_ids: Sequence[str]) -> set[str]:
-        """Lock the learners' rows in id order (PostgreSQL) and return those that exist."""
-        known: set[str] = set()
+    def _lock_learners(self, c: Connection, tenant: str, learner_ids: Sequence[str]) -> dict[str, int | None]:
+        """Lock the learners' rows in id order (PostgreSQL); those that exist, with the time
+        their profile was last updated (microseconds)."""
+        known: dict[str, int | None] = {}
         for chunk in _chunks(sorted(set(learner_ids))):
             query = (
-                sa.select(t.learners.c.learner_id)
+                sa.select(t.learners.c.learner_id, t.learners.c.profile_updated_us)
                 .where(t.learners.c.tenant_id == tenant)
                 .where(t.learners.c.learner_id.in_(chunk))
                 .order_by(t.learners.c.learner_id)
                 .with_for_update()
             )
-            known.update(c.execute(query).scalars())
+            known.update({row.learner_id: row.profile_updated_us for row in c.execute(query)})
         return known
 
     # assessments ----------------------------------------------------------------------------
     def record_events(
         self, tenant: str, events: Sequence[AssessmentEvent], updater: Updater, now: datetime
     ) -> list[EventOutcome]:
-        if not events:
-            return []
+        return self.record_event_groups([(tenant, events)], updater, now)[0].outcomes
+
+    def record_event_groups(
+        self,
+        groups: Sequence[tuple[str, Sequence[AssessmentEvent]]],
+        updater: Updater,
+        now: datetime,
+        *,
+        with_profiles: bool = False,
+    ) -> list[RecordedGroup]:
+        results = [RecordedGroup([EventOutcome.ACCEPTED] * len(events), {}) for _, events in groups]
+        by_tenant: dict[str, list[tuple[int, int, AssessmentEvent]]] = {}
+        for g, (tenant, events) in enumerate(groups):
+            by_tenant.setdefault(tenant, []).extend((g, i, e) for i, e in enumerate(events))
+        if not by_tenant:
+            return results
         now_us = to_micros(now)
         with self._tx(write=True) as c:
-            known = self._lock_learners(c, tenant, [e.learner_id for e in events])
-            fingerprints = self._fingerprints(c, tenant, [e.event_id for e in events])
-            touched_skills = sorted({s for e in events if e.learner_id in known for s in e.skill_ids})
-            states = self._states(c, tenant, sorted(known), touched_skills)
-            outcomes: list[EventOutcome] = []
-            new_rows: list[dict[str, Any]] = []
-            dirty: dict[tuple[str, str], SkillState] = {}
-            for e in events:
-                fingerprint = e.fingerprint()
-                previous = fingerprints.get(e.event_id)
-                if previous is not None:
-                    same = previous == fingerprint
-                    outcomes.append(EventOutcome.DUPLICATE if same else EventOutcome.CONFLICT)
-                    continue
-                if e.learner_id not in known:
-                    outcomes.append(EventOutcome.UNKNOWN_LEARNER)
-                    continue
-                fingerprints[e.event_id] = fingerprint
-                current = states.setdefault(e.learner_id, {})
-                touched = {s: current[s] for s in e.skill_ids if s in current}
-                for state in updater(touched, e):
-                    current[state.skill_id] = state
-                    dirty[(e.learner_id, state.skill_id)] = state
-                new_rows.append(_event_row(tenant, e, fingerprint, now_us))
-                outcomes.append(EventOutcome.ACCEPTED)
-            if new_rows:
-                c.execute(t.events.insert(), new_rows)
-                self._upsert_states(c, tenant, dirty)
-                for chunk in _chunks(sorted({k[0] for k in dirty})):
-                    c.execute(
-                        t.learners.update()
-                        .where(t.learners.c.tenant_id == tenant)
-                        .where(t.learners.c.learner_id.in_(chunk))
-                        .values(profile_updated_us=now_us)
-                    )
-        return outcomes
+            for tenant in sorted(by_tenant):  # one lock order for every writer (PostgreSQL)
+                placed = by_tenant[tenant]
+                found, profiles = self._record(c, tenant, [e for _, _, e in placed], updater, now_us, with_profiles)
+                for (g, i, e), outcome in zip(placed, found, strict=True):
+                    results[g].outcomes[i] = outcome
+                    if e.learner_id in profiles:
+                        results[g].profiles[e.learner_id] = profiles[e.learner_id]
+        return results
+
+    def _record(
+        self,
+        c: Connection,
+        tenant: str,
+        events: Sequence[AssessmentEvent],
+        updater: Updater,
+        now_us: int,
+        with_profiles: bool,
+    ) -> tuple[list[EventOutcome], dict[str, tuple[list[SkillState], datetime | None]]]:
+        known = self._lock_learners(c, tenant, [e.learner_id for e in events])
+        fingerprints = self._fingerprints(c, tenant, [e.event_id for e in events])
+        touched_skills = sorted({s for e in events if e.learner_id in known for s in e.skill_ids})
+        states = self._states(c, tenant, sorted(known), None if with_profiles else touched_skills)
+        outcomes: list[EventOutcome] = []
+        new_rows: list[dict[str, Any]] = []
+        dirty: dict[tuple[str, str], SkillState] = {}
+        for e in events:
+            fingerprint = e.fingerprint()
+            previous = fingerprints.get(e.event_id)
+            if previous is not None:
+                same = previous == fingerprint
+                outcomes.append(EventOutcome.DUPLICATE if same else EventOutcome.CONFLICT)
+                continue
+            if e.learner_id not in known:
+                outcomes.append(EventOutcome.UNKNOWN_LEARNER)
+                continue
+            fingerprints[e.event_id] = fingerprint
+            current = states.setdefault(e.learner_id, {})
+            touched = {s: current[s] for s in e.skill_ids if s in current}
+            for state in updater(touched, e):
+                current[state.skill_id] = state
+                dirty[(e.learner_id, state.skill_id)] = state
+            new_rows.append(_event_row(tenant, e, fingerprint, now_us))
+            outcomes.append(EventOutcome.ACCEPTED)
+        if new_rows:
+            c.execute(t.events.insert(), new_rows)
+            self._upsert_states(c, tenant, dirty)
+            for chunk in _chunks(sorted({k[0] for k in dirty})):
+                c.execute(
+                    t.learners.update()
+                    .where(t.learners.c.tenant_id == tenant)
+                    .where(t.learners.c.learner_id.in_(chunk))
+                    .values(profile_updated_us=now_us)
+                )
+        profiles: dict[str, tuple[list[SkillState], datetime | None]] = {}
+        if with_profiles:
+            updated_learners = {k[0] for k in dirty}
+            for learner_id, updated_us in known.items():
+                at = now_us if learner_id in updated_learners else updated_us
+                profiles[learner_id] = (
+                    sorted(states.get(learner_id, {}).values(), key=lambda s: s.skill_id),
+                    from_micros(at) if at is not None else None,
+                )
+        return outcomes, profiles
 
     def _fingerprints(self, c: Connection, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}

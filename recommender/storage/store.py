@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
@@ -24,6 +25,13 @@ class EventOutcome(enum.Enum):
     DUPLICATE = "duplicate"  # same event id, same payload: nothing changed
     CONFLICT = "conflict"  # same event id, different payload: nothing changed
     UNKNOWN_LEARNER = "unknown_learner"
+
+
+@dataclass(frozen=True)
+class RecordedGroup:
+    outcomes: list[EventOutcome]
+    # learner id -> (states sorted by skill, profile updated_at), when asked for
+    profiles: dict[str, tuple[list[SkillState], datetime | None]]
 
 
 class Store(Protocol):
@@ -69,6 +77,19 @@ class Store(Protocol):
     ) -> list[EventOutcome]:
         """Store events and apply `updater` to their learners' states, all in one transaction,
         serialized per learner. Events of the batch are applied in the order given."""
+
+    def record_event_groups(
+        self,
+        groups: Sequence[tuple[str, Sequence[AssessmentEvent]]],
+        updater: Updater,
+        now: datetime,
+        *,
+        with_profiles: bool = False,
+    ) -> list[RecordedGroup]:
+        """record_events for several (tenant, events) groups in one transaction (group commit:
+        one durable sync for many callers); a result per group, in order. Events are applied in
+        group order; a failure fails every group. `with_profiles`: each result also carries its
+        learners' whole states as committed (what get_skill_states would return next)."""
 
     def get_skill_states(self, tenant: str, learner_id: str) -> tuple[list[SkillState], datetime | None] | None:
         """(states sorted by skill, profile updated_at), or None for an unknown learner."""

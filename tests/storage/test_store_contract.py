@@ -75,6 +75,38 @@ def test_record_events_idempotency_conflict_and_unknown_learner(store: SqlStore)
     assert store.record_events("t2", [event("e1")], UPDATE, T0) == [EventOutcome.ACCEPTED]
 
 
+def test_event_groups_commit_together_with_outcomes_per_group(store: SqlStore) -> None:
+    for tenant in ("t1", "t2"):
+        store.upsert_learner(tenant, Learner("ana"), T0)
+    groups = [
+        ("t2", [event("e1")]),
+        ("t1", [event("e1"), event("e2", learner="bob")]),
+        ("t1", [event("e1")]),  # the same id again, later in the same tenant: a replay
+        ("t1", [event("e3", score=0.0)]),
+        ("t2", [event("e1", score=0.0)]),  # same id, other payload, in t2: a conflict
+        ("t1", []),
+    ]
+    results = store.record_event_groups(groups, UPDATE, T0 + timedelta(hours=1), with_profiles=True)
+    assert [r.outcomes for r in results] == [
+        [EventOutcome.ACCEPTED],
+        [EventOutcome.ACCEPTED, EventOutcome.UNKNOWN_LEARNER],
+        [EventOutcome.DUPLICATE],
+        [EventOutcome.ACCEPTED],
+        [EventOutcome.CONFLICT],
+        [],
+    ]
+    assert [e.event_id for e in store.events_of("t1", "ana")] == ["e1", "e3"]
+    assert [e.event_id for e in store.events_of("t2", "ana")] == ["e1"]
+    found = store.get_skill_states("t1", "ana")
+    assert found is not None
+    assert {s.skill_id: s for s in found[0]} == replay(BKTModel(), [event("e1"), event("e3", score=0.0)])
+    # each group carries its learners' profiles as committed: what a read returns next
+    assert results[1].profiles == {"ana": found}
+    assert results[3].profiles == {"ana": found} and results[5].profiles == {}
+    assert results[4].profiles == {"ana": store.get_skill_states("t2", "ana")}
+    assert found[1] == T0 + timedelta(hours=1)
+
+
 def test_states_equal_a_replay_of_the_events(store: SqlStore) -> None:
     store.upsert_learner("t1", Learner("ana"), T0)
     events = [

@@ -1,0 +1,105 @@
+"""Group commit for single assessment results.
+
+A durable commit costs one fsync (SQLite FULL sync, PostgreSQL WAL flush), and on SQLite writers
+take turns. So concurrent RecordAssessment calls do not each commit: they queue, and one writer
+thread commits everything queued so far in one transaction (Store.record_event_groups), then
+wakes each caller with its own outcome. Under load a commit carries many results; alone, a result
+commits at once. Nothing is acknowledged before its transaction has committed.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime
+
+from recommender.domain.assessment import AssessmentEvent
+from recommender.domain.profile import SkillState
+from recommender.errors import StoreUnavailable
+from recommender.service.clock import Clock
+from recommender.storage.store import EventOutcome, Store, Updater
+
+MAX_GROUP_EVENTS = 256
+
+
+@dataclass(frozen=True)
+class Committed:
+    """A result's outcome, and its learner's states as committed (none for an unknown learner)."""
+
+    outcome: EventOutcome
+    states: list[SkillState] | None
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class _Pending:
+    tenant: str
+    event: AssessmentEvent
+    outcome: Future[Committed]
+
+
+class GroupCommitter:
+    def __init__(self, store: Store, updater: Callable[[], Updater], clock: Clock) -> None:
+        self._store = store
+        self._updater = updater
+        self._clock = clock
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    def record(self, tenant: str, event: AssessmentEvent) -> Committed:
+        """Blocks until the result's transaction has committed (or failed: the error is raised)."""
+        pending = _Pending(tenant, event, Future())
+        with self._lock:
+            if self._closed:
+                raise StoreUnavailable("the service is shutting down")
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="luban-group-commit", daemon=True)
+                self._thread.start()
+            self._queue.put(pending)
+        return pending.outcome.result()
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the writer thread."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+            if thread is not None:
+                self._queue.put(None)
+        if thread is not None:
+            thread.join()
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            group = [first]
+            while len(group) < MAX_GROUP_EVENTS:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                group.append(item)
+            self._commit(group)
+
+    def _commit(self, group: list[_Pending]) -> None:
+        try:
+            results = self._store.record_event_groups(
+                [(p.tenant, [p.event]) for p in group], self._updater(), self._clock(), with_profiles=True
+            )
+        except BaseException as exc:  # every caller of the group learns of the failure
+            for p in group:
+                p.outcome.set_exception(exc)
+            return
+        for p, found in zip(group, results, strict=True):
+            states, updated_at = found.profiles.get(p.event.learner_id, (None, None))
+            p.outcome.set_result(Committed(found.outcomes[0], states, updated_at))
