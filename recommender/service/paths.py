@@ -237,12 +237,11 @@ class PathService:
 
     def recommend(self, tenant: str, request: PathRequest) -> LearningPath:
         planner = self.planner()
-        learner = self.store.get_learner(tenant, request.learner_id)
-        if learner is None:
+        found = self.store.get_learner_with_states(tenant, request.learner_id)
+        if found is None:
             raise NotFound("learner", request.learner_id, field="learner_id")
+        learner, states = found
         options = planner.options_for(learner, request)
-        found = self.store.get_skill_states(tenant, learner.learner_id)
-        states = found[0] if found else []
         return planner.plan(model_key(tenant, learner.learner_id), learner, states, options, self._clock())
 
     def now(self) -> datetime:

@@ -261,6 +261,18 @@ class SqlStore:
                     found[row.learner_id] = _learner_from_row(row)
         return found
 
+    def get_learner_with_states(self, tenant: str, learner_id: str) -> tuple[Learner, list[SkillState]] | None:
+        with self._tx(write=False) as c:
+            row = c.execute(
+                sa.select(t.learners)
+                .where(t.learners.c.tenant_id == tenant)
+                .where(t.learners.c.learner_id == learner_id)
+            ).first()
+            if row is None:
+                return None
+            states = self._states(c, tenant, [learner_id], None).get(learner_id, {})
+        return _learner_from_row(row), sorted(states.values(), key=lambda s: s.skill_id)
+
     def iter_learners(self, tenant: str | None = None) -> Iterator[tuple[str, Learner]]:
         after = ("", "")
         while True:

@@ -63,6 +63,9 @@ class Store(Protocol):
 
     def get_learners(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, Learner]: ...
 
+    def get_learner_with_states(self, tenant: str, learner_id: str) -> tuple[Learner, list[SkillState]] | None:
+        """The learner and their states (sorted by skill) read together, or None if unknown."""
+
     def iter_learners(self, tenant: str | None = None) -> Iterator[tuple[str, Learner]]:
         """(tenant, learner) pairs, by tenant then id."""
 

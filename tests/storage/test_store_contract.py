@@ -75,6 +75,17 @@ def test_record_events_idempotency_conflict_and_unknown_learner(store: SqlStore)
     assert store.record_events("t2", [event("e1")], UPDATE, T0) == [EventOutcome.ACCEPTED]
 
 
+def test_learner_with_states_reads_both_together(store: SqlStore) -> None:
+    assert store.get_learner_with_states("t1", "ana") is None
+    ana = store.upsert_learner("t1", Learner("ana", country="TH", languages=("th",)), T0)
+    assert store.get_learner_with_states("t1", "ana") == (ana, [])
+    store.record_events("t1", [event("e1", skills=("welding", "safety"))], UPDATE, T0)
+    found = store.get_skill_states("t1", "ana")
+    assert found is not None
+    assert store.get_learner_with_states("t1", "ana") == (ana, found[0])
+    assert store.get_learner_with_states("t2", "ana") is None
+
+
 def test_event_groups_commit_together_with_outcomes_per_group(store: SqlStore) -> None:
     for tenant in ("t1", "t2"):
         store.upsert_learner(tenant, Learner("ana"), T0)
