@@ -6,6 +6,8 @@ same learners and the same hidden truth:
   role is reached but the learner truly is not, the learner sits a readiness check (one assessment
   per role skill, counted as one module and CHECK_MINUTES): the platform's certification step, whose
   results correct the estimates through the same service code;
+- oracle: the same planner fed the hidden true mastery instead of the service's estimate (a
+  diagnostic: what perfect knowledge tracing would give; the rest of the gap is the planner's);
 - syllabus: the role's modules in prerequisite order (fixed, the same for everyone);
 - popularity: the modules most taken in the demo histories first, whatever the prerequisites.
 
@@ -31,6 +33,7 @@ from recommender.config import Settings
 from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.catalog import Catalog
 from recommender.errors import LubanError
+from recommender.planner.plan import LearnerState, plan_path
 from recommender.service.app import App, build_app
 from recommender.service.clock import ManualClock
 from recommender.service.paths import PathRequest
@@ -47,7 +50,7 @@ from recommender.simulation.truth import (
 )
 from recommender.storage.store import DEFAULT_TENANT
 
-POLICIES = ("adaptive", "syllabus", "popularity")
+POLICIES = ("adaptive", "oracle", "syllabus", "popularity")
 CHECK_MINUTES = 60
 MASTERED = 0.85
 READY = 1.0 - 1e-9
@@ -86,15 +89,20 @@ class SimulationReport:
 
     def to_json(self) -> dict[str, Any]:
         policies = {name: r.summary() for name, r in self.results.items()}
-        adaptive, syllabus = policies.get("adaptive"), policies.get("syllabus")
-        reduction = 1 - adaptive["modules_mean"] / syllabus["modules_mean"] if adaptive and syllabus else float("nan")
+        syllabus = policies.get("syllabus")
+
+        def reduction(name: str) -> float:
+            other = policies.get(name)
+            return 1 - other["modules_mean"] / syllabus["modules_mean"] if other and syllabus else float("nan")
+
         return {
             "world": self.world,
             "learners": self.learners,
             "max_modules": self.max_modules,
             "seed": self.seed,
             "policies": policies,
-            "adaptive_vs_syllabus_module_reduction": reduction,
+            "adaptive_vs_syllabus_module_reduction": reduction("adaptive"),
+            "oracle_vs_syllabus_module_reduction": reduction("oracle"),
             "curves": {name: r.curve for name, r in self.results.items()},
         }
 
@@ -115,6 +123,7 @@ class SimulationReport:
             )
         lines.append(
             f"adaptive needs {doc['adaptive_vs_syllabus_module_reduction']:.1%} fewer modules than the syllabus"
+            f" (oracle, the planner fed true mastery: {doc['oracle_vs_syllabus_module_reduction']:.1%})"
         )
         return "\n".join(lines)
 
@@ -181,7 +190,7 @@ def _run_learner(
     curve = [readiness]
     checked_since_progress = False
     while readiness < READY and len(taken) < max_modules:
-        module_id = _next_module(app, who, policy, taken, syllabus, ranked)
+        module_id = _next_module(app, who, policy, taken, syllabus, ranked, mastery)
         if module_id is None and policy == "adaptive" and not checked_since_progress:
             _readiness_check(app, clock, world, who, mastery, len(taken), rng)
             checked_since_progress = True
@@ -260,13 +269,29 @@ def _readiness_check(
 
 
 def _next_module(
-    app: App, who: HiddenLearner, policy: str, taken: list[str], syllabus: list[str], ranked: list[str]
+    app: App,
+    who: HiddenLearner,
+    policy: str,
+    taken: list[str],
+    syllabus: list[str],
+    ranked: list[str],
+    true_mastery: np.ndarray,
 ) -> str | None:
-    if policy == "adaptive":
-        try:
-            path = app.paths.recommend(DEFAULT_TENANT, PathRequest(who.learner.learner_id, max_steps=1))
-        except LubanError:
-            return None
+    request = PathRequest(who.learner.learner_id, max_steps=1)
+    try:
+        if policy == "adaptive":
+            path = app.paths.recommend(DEFAULT_TENANT, request)
+        elif policy == "oracle":
+            planner = app.paths.planner()
+            truth = np.asarray(true_mastery, dtype=np.float64)
+            state = LearnerState(who.learner, truth.copy(), truth.copy(), np.full(len(truth), 1.0))
+            options = replace(planner.options_for(who.learner, request), confidence_margin=0.0)
+            path = plan_path(planner.arrays, planner.kt, state, options, app.clock())
+        else:
+            path = None
+    except LubanError:
+        return None
+    if path is not None:
         return path.steps[0].module_id if path.steps else None
     # fixed orders are followed again from the start once finished (the learner re-studies)
     pool = syllabus if policy == "syllabus" else ranked

@@ -21,15 +21,18 @@ def test_policies_run_on_the_same_learners_and_respect_prerequisites(tmp_path: P
         popularity=historical_popularity(catalog, 3, learners=30), workdir=tmp_path,
     )  # fmt: skip
     doc = report.to_json()
-    assert set(doc["policies"]) == {"adaptive", "syllabus", "popularity"}
+    assert set(doc["policies"]) == {"adaptive", "oracle", "syllabus", "popularity"}
     for name, summary in doc["policies"].items():
         assert summary["learners"] == 6, name
         assert 0 <= summary["reached_share"] <= 1
         assert len(doc["curves"][name]) == 26
     assert doc["policies"]["adaptive"]["prerequisite_violations"] == 0
     assert doc["policies"]["syllabus"]["prerequisite_violations"] == 0, "the syllabus follows prerequisite order"
-    curve = doc["curves"]["adaptive"]
-    assert curve[-1] >= curve[0], "adaptive learners end at least as ready as they started"
+    for name in ("adaptive", "oracle"):
+        curve = doc["curves"][name]
+        assert curve[-1] >= curve[0], f"{name} learners end at least as ready as they started"
+    oracle = doc["policies"]["oracle"]
+    assert oracle["reached_share"] >= doc["policies"]["adaptive"]["reached_share"], "true mastery plans no worse"
     again = simulate(
         catalog, cohort, world_name="tiny", seed=3, max_modules=25,
         popularity=historical_popularity(catalog, 3, learners=30), workdir=tmp_path,
