@@ -8,7 +8,7 @@ PB := $(PB_DIR)/luban/path/v1/learning_path_pb2.py
 PROTO := proto/luban/path/v1/learning_path.proto
 PYTEST_ARGS ?=
 
-.PHONY: run test lint proto bench bench-quick clean serve demo pybkt
+.PHONY: run test lint proto bench bench-quick clean serve demo pybkt h2load
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,13 +49,18 @@ lint: $(PB) node_modules/.bin/buf
 
 bench: $(PB)
 	$(BIN)/python -m pip install -q -e '.[dev,dask,bench]'
-	-$(MAKE) pybkt
+	-$(MAKE) pybkt h2load
 	$(BIN)/python -m bench
 
 bench-quick: $(PB)
 	$(BIN)/python -m pip install -q -e '.[dev,dask,bench]'
-	-$(MAKE) pybkt
+	-$(MAKE) pybkt h2load
 	$(BIN)/python -m bench --quick
+
+# h2load (Debian's nghttp2-client): the C load generator beside the Python one; optional
+h2load:
+	command -v h2load >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q nghttp2-client >/dev/null; } \
+		|| { command -v sudo >/dev/null && sudo -n apt-get install -y -q nghttp2-client >/dev/null; }
 
 clean:
 	rm -rf $(VENV) $(PB_DIR)/luban node_modules .mypy_cache .pytest_cache .ruff_cache

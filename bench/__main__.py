@@ -126,6 +126,7 @@ def serving(work: Path, quick: bool) -> dict[str, Any]:
                     "p99_ms": median_of(runs, "p99_ms"),
                     "errors": sum(r["errors"] for r in runs),
                 }
+        results["h2load"] = h2load_runs(work, echo_port, luban_port, requests, repeats)
         for batch in (100, 1000):
             events = 20_000 if quick else 100_000
             runs = [load(luban_port, f"ingest{batch}", 1, events) for _ in range(repeats)]
@@ -137,6 +138,70 @@ def serving(work: Path, quick: bool) -> dict[str, Any]:
         luban.stop()
         echo.stop()
     return results
+
+
+H2LOAD_MODES = {
+    "echo": "/bench.Echo/Echo",
+    "recommend": "/luban.path.v1.LearningPathService/RecommendPath",
+    "profile": "/luban.path.v1.LearningPathService/GetSkillProfile",
+}
+
+
+def h2load_runs(work: Path, echo_port: int, luban_port: int, requests: int, repeats: int) -> dict[str, Any]:
+    """The same unary calls driven by h2load (nghttp2's C load generator, one connection, N
+    concurrent streams), which costs the shared cores far less than a Python client. One
+    pre-encoded body per method (h2load repeats it): the same learner every call, so RecordAssessment
+    is not driven this way (every call after the first would be a replay, not a durable write)."""
+    exe = shutil.which("h2load")
+    if exe is None:
+        return {"skipped": "h2load not found (Debian package nghttp2-client; `make bench` tries to install it)"}
+    import struct
+
+    from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
+
+    bodies = {
+        "echo": pb.RecommendPathRequest(learner_id="demo-0001", max_steps=10),
+        "recommend": pb.RecommendPathRequest(learner_id="demo-0001", max_steps=10),
+        "profile": pb.GetSkillProfileRequest(learner_id="demo-0001"),
+    }
+    out: dict[str, Any] = {}
+    for concurrency in (1, 8, 32):
+        for mode, method in H2LOAD_MODES.items():
+            body = work / f"h2load-{mode}.bin"
+            message = bodies[mode].SerializeToString()
+            body.write_bytes(b"\x00" + struct.pack(">I", len(message)) + message)
+            port = echo_port if mode == "echo" else luban_port
+            n = requests // (4 if concurrency == 1 else 1)
+            runs = []
+            for _ in range(repeats):
+                text, _, _ = run(
+                    [exe, "-n", str(n), "-c", "1", "-m", str(concurrency), f"--data={body}",
+                     "-H", "content-type: application/grpc", "-H", "te: trailers",
+                     f"http://127.0.0.1:{port}{method}"]
+                )  # fmt: skip
+                runs.append(parse_h2load(text))
+            out[f"{mode}@{concurrency}"] = {
+                "qps": median_of(runs, "qps"),
+                "mean_ms": median_of(runs, "mean_ms"),
+                "failed": sum(int(r["failed"]) for r in runs),
+            }
+    return out
+
+
+def parse_h2load(text: str) -> dict[str, float]:
+    import re
+
+    qps = re.search(r"finished in [\d.]+m?s, ([\d.]+) req/s", text)
+    mean = re.search(r"time for request:\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", text)
+    done = re.search(r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded", text)
+    if not (qps and mean and done):
+        raise RuntimeError(f"unexpected h2load output:\n{text[-1500:]}")
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[mean.group(2)]
+    return {
+        "qps": float(qps.group(1)),
+        "mean_ms": float(mean.group(1)) * scale,
+        "failed": float(int(done.group(1)) - int(done.group(2))),
+    }
 
 
 def planning_cost(quick: bool) -> dict[str, Any]:

@@ -54,6 +54,28 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
             "reached in their languages (the load generator cycles through all 2,000 demo learners)."
         )
         lines.append("")
+        h2 = serving.get("h2load", {})
+        if "echo@8" in h2:
+            lines += [
+                "Second measurement: the same calls driven by `h2load` (nghttp2's C load generator; one connection, "
+                "N concurrent streams, one pre-encoded request repeated, so the same learner every call; h2load "
+                "reports the mean latency, not percentiles, and counts HTTP status only, not gRPC status).",
+                "",
+                "| call | concurrency | QPS | mean ms | QPS / echo | failed |",
+                "|---|---|---|---|---|---|",
+            ]
+            for c in (1, 8, 32):
+                echo = h2[f"echo@{c}"]
+                for mode in ("echo", "recommend", "profile"):
+                    r = h2[f"{mode}@{c}"]
+                    ratio = r["qps"]["median"] / echo["qps"]["median"]
+                    lines.append(
+                        f"| {mode} | {c} | {_range(r['qps'], 0)} | {_range(r['mean_ms'], 2)} | {ratio:.2f} | "
+                        f"{r['failed']} |"
+                    )
+            lines.append("")
+        elif "skipped" in h2:
+            lines += [f"h2load measurement skipped: {h2['skipped']}.", ""]
         for mode, label in (("recommend", "RecommendPath"), ("record", "RecordAssessment (durable)")):
             r, e = serving[f"{mode}@8"], serving["echo@8"]
             ratio = r["qps"]["median"] / e["qps"]["median"]

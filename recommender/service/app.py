@@ -44,7 +44,12 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
         future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
     )
     paths = PathService(
-        store, catalogs, model=registry.active, clock=clock, mastery_threshold=settings.mastery_threshold
+        store,
+        catalogs,
+        model=registry.active,
+        clock=clock,
+        mastery_threshold=settings.mastery_threshold,
+        planning_threads=settings.planning_threads,
     )
     return App(
         settings=settings,

@@ -213,6 +213,7 @@ class PathService:
         model: Callable[[], HybridModel | None],
         clock: Clock,
         mastery_threshold: float,
+        planning_threads: int = 1,
     ) -> None:
         self.store = store
         self.catalogs = catalogs
@@ -221,6 +222,7 @@ class PathService:
         self._threshold = mastery_threshold
         self._lock = threading.Lock()
         self._cached: tuple[int, HybridModel | None, Planner] | None = None
+        self._planning_slots = threading.BoundedSemaphore(planning_threads)
 
     def planner(self, catalog: Catalog | None = None) -> Planner:
         """The planner for the current catalog revision and active model, built once per pair;
@@ -242,7 +244,8 @@ class PathService:
             raise NotFound("learner", request.learner_id, field="learner_id")
         learner, states = found
         options = planner.options_for(learner, request)
-        return planner.plan(model_key(tenant, learner.learner_id), learner, states, options, self._clock())
+        with self._planning_slots:  # CPU-bound: a few threads at a time, not every handler thread
+            return planner.plan(model_key(tenant, learner.learner_id), learner, states, options, self._clock())
 
     def now(self) -> datetime:
         return self._clock()
