@@ -45,7 +45,7 @@ class Module:
     estimated_minutes: int = 60
     min_chinese_level: int = 0
 
-    @property
+    @cached_property
     def skill_ids(self) -> tuple[str, ...]:
         return tuple(s.skill_id for s in self.skills)
 

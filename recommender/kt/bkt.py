@@ -12,6 +12,7 @@ correct answer never lowers the mastery of the skills it touches at the same ins
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -103,7 +104,7 @@ def elapsed_days(since: datetime, until: datetime) -> float:
 
 
 def mastery_now(state: SkillState, params: SkillParams, now: datetime) -> float:
-    return float(decay(state.mastery, elapsed_days(state.last_practiced_at, now), params.forget_per_day, params.floor))
+    return _decay1(state.mastery, elapsed_days(state.last_practiced_at, now), params.forget_per_day, params.floor)
 
 
 def apply_result(
@@ -115,13 +116,30 @@ def apply_result(
     else:
         prior = mastery_now(state, params, at)
         last, attempts = max(state.last_practiced_at, at), state.attempts
-    observed = posterior(prior, score, params.guess, params.slip)
+    observed = _posterior1(prior, score, params.guess, params.slip)
     return SkillState(
         skill_id=skill_id,
-        mastery=float(learn(observed, params.learn)),
+        mastery=min(max(observed + (1.0 - observed) * params.learn, 0.0), 1.0),
         attempts=attempts + 1,
         last_practiced_at=last,
     )
+
+
+# Scalar twins of decay() and posterior(): one result updates a few skills, and numpy's per-call
+# overhead on scalars was a third of ingest time. A test holds each twin equal to its array form.
+def _decay1(m: float, days: float, forget_per_day: float, floor: float) -> float:
+    if m <= floor:
+        return min(max(m, 0.0), 1.0)
+    keep = math.exp(-forget_per_day * max(days, 0.0))
+    return min(max(floor + (m - floor) * keep, 0.0), 1.0)
+
+
+def _posterior1(m: float, s: float, guess: float, slip: float) -> float:
+    p_correct = m * (1.0 - slip) + (1.0 - m) * guess
+    p_wrong = m * slip + (1.0 - m) * (1.0 - guess)
+    post_correct = m * (1.0 - slip) / p_correct if p_correct > 0 else m
+    post_wrong = m * slip / p_wrong if p_wrong > 0 else m
+    return min(max(s * post_correct + (1.0 - s) * post_wrong, 0.0), 1.0)
 
 
 def profile_updater(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from datetime import datetime
@@ -104,6 +104,7 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._compiled: dict[str, Any] = {}
         # SQLite has one writer at a time; in-process writers queue on a lock (woken at once)
         # rather than in SQLite's busy handler (which sleeps with backoff: seconds of tail latency)
         self._write_lock: AbstractContextManager[object] = (
@@ -130,6 +131,20 @@ class SqlStore:
             raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
         except sa_exc.SQLAlchemyError as exc:
             raise StoreUnavailable(f"store error: {_short(exc)}") from exc
+
+    def _executemany(self, c: Connection, name: str, statement: Callable[[], Any], rows: list[dict[str, Any]]) -> None:
+        """Bulk writes straight to the driver's executemany: `statement` is built and compiled
+        once per store (cached under `name`) and the rows (plain str/int/float values) skip
+        SQLAlchemy's per-row parameter processing, which was a seventh of ingest time."""
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            # the rows' keys are the statement's columns (the same for every call under `name`)
+            compiled = self._compiled[name] = statement().compile(dialect=c.dialect, column_keys=list(rows[0]))
+        if compiled.positional:
+            order = compiled.positiontup
+            c.exec_driver_sql(compiled.string, [tuple(row[k] for k in order) for row in rows])
+        else:
+            c.exec_driver_sql(compiled.string, rows)
 
     def _insert(self, table: sa.Table) -> Any:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
@@ -392,7 +407,7 @@ class SqlStore:
             new_rows.append(_event_row(tenant, e, fingerprint, now_us))
             outcomes.append(EventOutcome.ACCEPTED)
         if new_rows:
-            c.execute(t.events.insert(), new_rows)
+            self._executemany(c, "insert events", t.events.insert, new_rows)
             self._upsert_states(c, tenant, dirty)
             for chunk in _chunks(sorted({k[0] for k in dirty})):
                 c.execute(
@@ -442,15 +457,17 @@ class SqlStore:
         return states
 
     def _upsert_states(self, c: Connection, tenant: str, dirty: dict[tuple[str, str], SkillState]) -> None:
-        stmt = self._insert(t.skill_states)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["tenant_id", "learner_id", "skill_id"],
-            set_={
-                "mastery": stmt.excluded.mastery,
-                "attempts": stmt.excluded.attempts,
-                "last_practiced_us": stmt.excluded.last_practiced_us,
-            },
-        )
+        def upsert() -> Any:
+            stmt = self._insert(t.skill_states)
+            return stmt.on_conflict_do_update(
+                index_elements=["tenant_id", "learner_id", "skill_id"],
+                set_={
+                    "mastery": stmt.excluded.mastery,
+                    "attempts": stmt.excluded.attempts,
+                    "last_practiced_us": stmt.excluded.last_practiced_us,
+                },
+            )
+
         rows = [
             {
                 "tenant_id": tenant,
@@ -462,7 +479,7 @@ class SqlStore:
             }
             for (learner_id, skill_id), state in sorted(dirty.items())
         ]
-        c.execute(stmt, rows)
+        self._executemany(c, "upsert skill states", upsert, rows)
 
     def get_skill_states(self, tenant: str, learner_id: str) -> tuple[list[SkillState], datetime | None] | None:
         with self._tx(write=False) as c:
