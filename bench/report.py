@@ -16,6 +16,26 @@ def _fmt(x: Any, digits: int = 1) -> str:
     return f"{x:,.{digits}f}" if isinstance(x, int | float) else str(x)
 
 
+def _serving_rows(table: dict[str, Any], modes: tuple[str, ...], latencies: tuple[str, ...], bad: str) -> list[str]:
+    """Markdown rows: QPS, the latency columns, the ratio to echo at the same concurrency, failures."""
+    rows = []
+    for c in (1, 8, 32):
+        echo = table[f"echo@{c}"]
+        for mode in modes:
+            r = table[f"{mode}@{c}"]
+            ratio = r["qps"]["median"] / echo["qps"]["median"]
+            cells = [
+                mode,
+                str(c),
+                _range(r["qps"], 0),
+                *(_range(r[k], 2) for k in latencies),
+                f"{ratio:.2f}",
+                str(r[bad]),
+            ]
+            rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
 def _range(d: dict[str, float], digits: int = 1) -> str:
     return f"{_fmt(d['median'], digits)} ({_fmt(d['min'], digits)}-{_fmt(d['max'], digits)})"
 
@@ -39,15 +59,7 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
             "| call | concurrency | QPS | p50 ms | p99 ms | QPS / echo | errors |",
             "|---|---|---|---|---|---|---|",
         ]
-        for c in (1, 8, 32):
-            echo = serving[f"echo@{c}"]
-            for mode in ("echo", "recommend", "record", "profile"):
-                r = serving[f"{mode}@{c}"]
-                ratio = r["qps"]["median"] / echo["qps"]["median"]
-                lines.append(
-                    f"| {mode} | {c} | {_range(r['qps'], 0)} | {_range(r['p50_ms'], 2)} | "
-                    f"{_range(r['p99_ms'], 2)} | {ratio:.2f} | {r['errors']} |"
-                )
+        lines += _serving_rows(serving, ("echo", "recommend", "record", "profile"), ("p50_ms", "p99_ms"), "errors")
         lines.append("")
         lines.append(
             "Errors on `recommend` are FAILED_PRECONDITION answers for demo learners whose role cannot be "
@@ -64,15 +76,7 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
                 "| call | concurrency | QPS | mean ms | QPS / echo | failed |",
                 "|---|---|---|---|---|---|",
             ]
-            for c in (1, 8, 32):
-                echo = h2[f"echo@{c}"]
-                for mode in ("echo", "recommend", "profile"):
-                    r = h2[f"{mode}@{c}"]
-                    ratio = r["qps"]["median"] / echo["qps"]["median"]
-                    lines.append(
-                        f"| {mode} | {c} | {_range(r['qps'], 0)} | {_range(r['mean_ms'], 2)} | {ratio:.2f} | "
-                        f"{r['failed']} |"
-                    )
+            lines += _serving_rows(h2, ("echo", "recommend", "profile"), ("mean_ms",), "failed")
             lines.append("")
         elif "skipped" in h2:
             lines += [f"h2load measurement skipped: {h2['skipped']}.", ""]
@@ -124,25 +128,34 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
             "| cohort | runner | learners/s | seconds | peak RSS MB |",
             "|---|---|---|---|---|",
         ]
+        notes = []
         for key, r in batch.items():
+            size, what = key.split(":")
             if isinstance(r, dict):
-                size, runner = key.split(":")
                 lines.append(
-                    f"| {int(size):,} | {runner} | {r['learners_per_s']:.0f} | {r['seconds']:.1f} | "
+                    f"| {int(size):,} | {what} | {r['learners_per_s']:.0f} | {r['seconds']:.1f} | "
                     f"{r.get('peak_rss_mb', '-')} |"
                 )
+            elif what == "distinct_profiles":
+                notes.append(
+                    f"- {int(size):,}-learner cohort: {r:,} distinct planning inputs (the planner memoizes paths of "
+                    "history-less learners with the same features; a more varied cohort plans more paths)"
+                )
             else:
-                lines.append(f"- Dask output identical to the local run: {r}")
+                notes.append(f"- {int(size):,}-learner cohort: Dask output identical to the local run: {r}")
+        lines += ["", *notes]
         local = next((r for k, r in batch.items() if k.endswith(":local")), None)
         dask = next((r for k, r in batch.items() if k.endswith(":dask2")), None)
-        if local:
-            targets.append(
-                (
-                    "batch >= 5,000 learners/s local",
-                    f"{local['learners_per_s']:.0f}/s",
-                    "yes" if local["learners_per_s"] >= 5000 else "no",
+        for key, r in batch.items():
+            if key.endswith(":local") and isinstance(r, dict):
+                size = int(key.split(":")[0])
+                targets.append(
+                    (
+                        f"batch >= 5,000 learners/s local ({size:,} learners)",
+                        f"{r['learners_per_s']:,.0f}/s, peak RSS {r.get('peak_rss_mb', '-')} MB",
+                        "yes" if r["learners_per_s"] >= 5000 else "no",
+                    )
                 )
-            )
         if local and dask:
             ratio = local["learners_per_s"] / dask["learners_per_s"]
             targets.append(

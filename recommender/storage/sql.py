@@ -277,16 +277,19 @@ class SqlStore:
         return found
 
     def get_learner_with_states(self, tenant: str, learner_id: str) -> tuple[Learner, list[SkillState]] | None:
+        found = self._learner_and_states(tenant, learner_id, t.learners)
+        return (_learner_from_row(found[0]), found[1]) if found else None
+
+    def _learner_and_states(self, tenant: str, learner_id: str, *columns: Any) -> tuple[Any, list[SkillState]] | None:
+        """The learner's row (the given columns) and states sorted by skill, read together."""
         with self._tx(write=False) as c:
             row = c.execute(
-                sa.select(t.learners)
-                .where(t.learners.c.tenant_id == tenant)
-                .where(t.learners.c.learner_id == learner_id)
+                sa.select(*columns).where(t.learners.c.tenant_id == tenant).where(t.learners.c.learner_id == learner_id)
             ).first()
             if row is None:
                 return None
             states = self._states(c, tenant, [learner_id], None).get(learner_id, {})
-        return _learner_from_row(row), sorted(states.values(), key=lambda s: s.skill_id)
+        return row, sorted(states.values(), key=lambda s: s.skill_id)
 
     def iter_learners(self, tenant: str | None = None) -> Iterator[tuple[str, Learner]]:
         after = ("", "")
@@ -482,17 +485,11 @@ class SqlStore:
         self._executemany(c, "upsert skill states", upsert, rows)
 
     def get_skill_states(self, tenant: str, learner_id: str) -> tuple[list[SkillState], datetime | None] | None:
-        with self._tx(write=False) as c:
-            row = c.execute(
-                sa.select(t.learners.c.profile_updated_us)
-                .where(t.learners.c.tenant_id == tenant)
-                .where(t.learners.c.learner_id == learner_id)
-            ).first()
-            if row is None:
-                return None
-            states = self._states(c, tenant, [learner_id], None).get(learner_id, {})
-        updated = from_micros(row.profile_updated_us) if row.profile_updated_us is not None else None
-        return sorted(states.values(), key=lambda s: s.skill_id), updated
+        found = self._learner_and_states(tenant, learner_id, t.learners.c.profile_updated_us)
+        if found is None:
+            return None
+        row, states = found
+        return states, from_micros(row.profile_updated_us) if row.profile_updated_us is not None else None
 
     def get_skill_states_many(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, list[SkillState]]:
         with self._tx(write=False) as c:
