@@ -102,21 +102,41 @@ class Runner(Protocol):
 
 
 class LocalRunner:
+    """In this process, or in a pool of worker processes that each receive the planner once (at
+    start), so a worker's planner memo and encoder cache live across the chunks it plans."""
+
     def __init__(self, planner: Planner, options: CohortOptions, now: datetime, encode: Encoder, workers: int) -> None:
         self._args = (planner, options, now, encode)
-        self._pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+        self._pool = (
+            ProcessPoolExecutor(max_workers=workers, initializer=_install_worker, initargs=self._args)
+            if workers > 1
+            else None
+        )
 
     def submit(self, task: ChunkTask) -> Future[ChunkResult]:
-        planner, options, now, encode = self._args
         if self._pool is not None:
-            return self._pool.submit(plan_chunk, planner, task, options, now, encode)
+            return self._pool.submit(_plan_in_worker, task)
         future: Future[ChunkResult] = Future()
-        future.set_result(plan_chunk(planner, task, options, now, encode))
+        future.set_result(plan_chunk(self._args[0], task, *self._args[1:]))
         return future
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown()
+
+
+# A pool worker's own job, installed once by the pool's initializer; only ever set in worker
+# processes, which run one job each.
+_WORKER_JOB: dict[str, tuple[Planner, CohortOptions, datetime, Encoder]] = {}
+
+
+def _install_worker(planner: Planner, options: CohortOptions, now: datetime, encode: Encoder) -> None:
+    _WORKER_JOB["job"] = (planner, options, now, encode)
+
+
+def _plan_in_worker(task: ChunkTask) -> ChunkResult:
+    planner, options, now, encode = _WORKER_JOB["job"]
+    return plan_chunk(planner, task, options, now, encode)
 
 
 class DaskRunner:
