@@ -109,8 +109,9 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
         lines += [
             "## Planning cost in process",
             "",
-            f"10-step path on a generated 1,000-module catalog: median {planning['median_ms']:.2f} ms, "
-            f"p90 {planning['p90_ms']:.2f} ms over {planning['n']} learners.",
+            f"10-step path on a generated 1,000-module catalog: median {planning['median_ms']:.2f} ms "
+            f"({_range(planning['runs_median_ms'], 2) if 'runs_median_ms' in planning else '-'} over "
+            f"{planning.get('repeats', 1)} processes), p90 {planning['p90_ms']:.2f} ms, {planning['n']} learners each.",
             "",
         ]
         targets.append(
