@@ -110,8 +110,9 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
             "## Planning cost in process",
             "",
             f"10-step path on a generated 1,000-module catalog: median {planning['median_ms']:.2f} ms "
-            f"({_range(planning['runs_median_ms'], 2) if 'runs_median_ms' in planning else '-'} over "
-            f"{planning.get('repeats', 1)} processes), p90 {planning['p90_ms']:.2f} ms, {planning['n']} learners each.",
+            f"(median of {planning.get('repeats', 1)} processes, {planning['n']} learners each; their medians "
+            f"ranged {planning['runs_median_ms']['min']:.2f}-{planning['runs_median_ms']['max']:.2f} ms), "
+            f"p90 {planning['p90_ms']:.2f} ms.",
             "",
         ]
         targets.append(
