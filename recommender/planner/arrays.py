@@ -118,10 +118,6 @@ class CatalogArrays:
             modules=modules,
             module_ids=tuple(catalog.module_ids[j] for j in modules),
             weights=self.weights[modules],
-            weight_share=self.weight_share[modules],
-            teaches=sparse.csr_matrix(self.teaches[modules]),
-            prerequisites=sparse.csr_matrix(self.prerequisites[modules][:, modules]),
-            unlock_share=sparse.csr_matrix(self.unlock_share[modules][:, modules]),
             minutes=self.minutes[modules],
             difficulty=self.difficulty[modules],
             depth=self.depth,
@@ -172,10 +168,6 @@ class ModuleView:
     modules: npt.NDArray[np.intp]
     module_ids: tuple[str, ...]
     weights: FloatArray
-    weight_share: FloatArray
-    teaches: sparse.csr_matrix
-    prerequisites: sparse.csr_matrix
-    unlock_share: sparse.csr_matrix
     minutes: FloatArray
     difficulty: FloatArray
     depth: int

@@ -43,10 +43,6 @@ def locale_key(locale: str) -> str:
     return primary if primary in TEMPLATES else "en"
 
 
-def render(code: ReasonCode, params: Mapping[str, str], catalog: Catalog, locale: str) -> Reason:
-    return Renderer(catalog, locale_key(locale)).reason(code, params)
-
-
 @dataclass(frozen=True)
 class Renderer:
     """Reason texts for one catalog in one locale (resolved once per plan, not once per reason)."""
