@@ -64,38 +64,24 @@ class BKTModel:
         return self.params.get(skill_id, self.default)
 
 
-def decay(
-    mastery: ArrayOrFloat, elapsed_days: ArrayOrFloat, forget_per_day: ArrayOrFloat, floor: ArrayOrFloat
-) -> FloatArray:
-    """Mastery after `elapsed_days` without practice: exponential decay of the excess over floor."""
-    m = np.asarray(mastery, dtype=np.float64)
-    days = np.maximum(np.asarray(elapsed_days, dtype=np.float64), 0.0)
-    keep = np.exp(-np.asarray(forget_per_day, dtype=np.float64) * days)
-    decayed = floor + (m - floor) * keep
-    return np.asarray(np.clip(np.where(m > floor, decayed, m), 0.0, 1.0), dtype=np.float64)
+def decay(mastery: float, elapsed_days: float, forget_per_day: float, floor: float) -> float:
+    """Mastery after `elapsed_days` without practice: exponential decay of the excess over floor.
+    Scalar (math, not numpy): one result updates a few skills, and numpy's per-call overhead on
+    scalars was a third of ingest time; kt/fit.py has the vectorized form for training."""
+    if mastery <= floor:
+        return min(max(mastery, 0.0), 1.0)
+    keep = math.exp(-forget_per_day * max(elapsed_days, 0.0))
+    return min(max(floor + (mastery - floor) * keep, 0.0), 1.0)
 
 
-def posterior(mastery: ArrayOrFloat, score: ArrayOrFloat, guess: ArrayOrFloat, slip: ArrayOrFloat) -> FloatArray:
+def posterior(mastery: float, score: float, guess: float, slip: float) -> float:
     """P(mastered | observed score); a partial score mixes the correct and incorrect posteriors."""
-    m = np.asarray(mastery, dtype=np.float64)
-    s = np.asarray(score, dtype=np.float64)
+    m = mastery
     p_correct = m * (1.0 - slip) + (1.0 - m) * guess
     p_wrong = m * slip + (1.0 - m) * (1.0 - guess)
-    post_correct = np.divide(m * (1.0 - slip), p_correct, out=np.array(m, copy=True), where=p_correct > 0)
-    post_wrong = np.divide(m * slip, p_wrong, out=np.array(m, copy=True), where=p_wrong > 0)
-    return np.clip(s * post_correct + (1.0 - s) * post_wrong, 0.0, 1.0)
-
-
-def learn(mastery: ArrayOrFloat, learn_rate: ArrayOrFloat) -> FloatArray:
-    """The transition after practice: an unmastered skill becomes mastered with P(T)."""
-    m = np.asarray(mastery, dtype=np.float64)
-    return np.asarray(np.clip(m + (1.0 - m) * learn_rate, 0.0, 1.0), dtype=np.float64)
-
-
-def predict_correct(mastery: ArrayOrFloat, guess: ArrayOrFloat, slip: ArrayOrFloat) -> FloatArray:
-    """P(correct answer) given mastery."""
-    m = np.asarray(mastery, dtype=np.float64)
-    return np.asarray(m * (1.0 - np.asarray(slip)) + (1.0 - m) * np.asarray(guess), dtype=np.float64)
+    post_correct = m * (1.0 - slip) / p_correct if p_correct > 0 else m
+    post_wrong = m * slip / p_wrong if p_wrong > 0 else m
+    return min(max(score * post_correct + (1.0 - score) * post_wrong, 0.0), 1.0)
 
 
 def elapsed_days(since: datetime, until: datetime) -> float:
@@ -104,7 +90,7 @@ def elapsed_days(since: datetime, until: datetime) -> float:
 
 
 def mastery_now(state: SkillState, params: SkillParams, now: datetime) -> float:
-    return _decay1(state.mastery, elapsed_days(state.last_practiced_at, now), params.forget_per_day, params.floor)
+    return decay(state.mastery, elapsed_days(state.last_practiced_at, now), params.forget_per_day, params.floor)
 
 
 def apply_result(
@@ -116,30 +102,13 @@ def apply_result(
     else:
         prior = mastery_now(state, params, at)
         last, attempts = max(state.last_practiced_at, at), state.attempts
-    observed = _posterior1(prior, score, params.guess, params.slip)
+    observed = posterior(prior, score, params.guess, params.slip)
     return SkillState(
         skill_id=skill_id,
         mastery=min(max(observed + (1.0 - observed) * params.learn, 0.0), 1.0),
         attempts=attempts + 1,
         last_practiced_at=last,
     )
-
-
-# Scalar twins of decay() and posterior(): one result updates a few skills, and numpy's per-call
-# overhead on scalars was a third of ingest time. A test holds each twin equal to its array form.
-def _decay1(m: float, days: float, forget_per_day: float, floor: float) -> float:
-    if m <= floor:
-        return min(max(m, 0.0), 1.0)
-    keep = math.exp(-forget_per_day * max(days, 0.0))
-    return min(max(floor + (m - floor) * keep, 0.0), 1.0)
-
-
-def _posterior1(m: float, s: float, guess: float, slip: float) -> float:
-    p_correct = m * (1.0 - slip) + (1.0 - m) * guess
-    p_wrong = m * slip + (1.0 - m) * (1.0 - guess)
-    post_correct = m * (1.0 - slip) / p_correct if p_correct > 0 else m
-    post_wrong = m * slip / p_wrong if p_wrong > 0 else m
-    return min(max(s * post_correct + (1.0 - s) * post_wrong, 0.0), 1.0)
 
 
 def profile_updater(

@@ -14,8 +14,6 @@ from recommender.domain.profile import SkillState
 from recommender.kt.bkt import (
     BKTModel,
     SkillParams,
-    _decay1,
-    _posterior1,
     apply_result,
     decay,
     mastery_now,
@@ -106,11 +104,3 @@ def test_replay_applies_events_in_order_per_skill() -> None:
     states = replay(BKTModel(), events)
     assert states["x"].attempts == 1 and states["y"].attempts == 2
     assert states["y"].mastery < states["x"].mastery
-
-
-@given(probability, probability, st.floats(0.0, 2000.0), params())
-def test_scalar_updates_equal_the_array_forms(m: float, s: float, days: float, p: SkillParams) -> None:
-    assert _decay1(m, days, p.forget_per_day, p.floor) == pytest.approx(
-        float(decay(m, days, p.forget_per_day, p.floor)), abs=1e-12
-    )
-    assert _posterior1(m, s, p.guess, p.slip) == pytest.approx(float(posterior(m, s, p.guess, p.slip)), abs=1e-12)
