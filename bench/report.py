@@ -143,8 +143,13 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
                     f"- {int(size):,}-learner cohort: {r:,} distinct planning inputs (the planner memoizes paths of "
                     "history-less learners with the same features; a more varied cohort plans more paths)"
                 )
-            else:
+            elif what == "dask_identical_to_local":
                 notes.append(f"- {int(size):,}-learner cohort: Dask output identical to the local run: {r}")
+        if any(k.endswith(":local+names") for k in batch):
+            notes.append(
+                "- `local+names`: the same cohort file with `full_name` and `email` columns, as a real intake "
+                "file has (they become attributes no model has seen, so they do not split the memo)"
+            )
         lines += ["", *notes]
         local = next((r for k, r in batch.items() if k.endswith(":local")), None)
         dask = next((r for k, r in batch.items() if k.endswith(":dask2")), None)

@@ -77,6 +77,11 @@ class HybridModel:
         """Whether training saw this learner (their identity feature shapes their vectors)."""
         return f"id:{learner_id}" in self.user_space.index
 
+    def cold_signature(self, learner: Learner) -> tuple[tuple[int, float], ...]:
+        """What the model sees of a learner with no history and no identity: equal signatures
+        get equal predictions, whatever else differs (attributes it never saw, such as a name)."""
+        return self.user_space.row(learner_tokens(learner, "", {}, identity=False, use_features=self.use_features))
+
     def learner_vectors(
         self,
         learners: Sequence[Learner | None],

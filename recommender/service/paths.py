@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -47,9 +47,6 @@ class PathRequest:
     locale: str = ""
 
 
-# Learner fields that neither the planner nor the model reads: learners differing only in these
-# (and in learner_id) get the same path. Every other field, present or future, is part of the key.
-PLAN_IRRELEVANT_FIELDS = frozenset({"learner_id", "cohort_id", "weekly_minutes", "created_at", "updated_at"})
 MEMO_LIMIT = 20_000
 
 
@@ -109,15 +106,13 @@ class Planner:
         self, key: str, learner: Learner, states: Sequence[SkillState], options: PlanOptions
     ) -> tuple[object, ...] | None:
         """The inputs a history-less path depends on (time only stamps it), or None when the
-        learner has a history or an identity in the model."""
+        learner has a history or an identity in the model: the model's view of the learner's
+        features, the HSK level and the options (role and languages among them). Columns the model
+        never saw (a name, an e-mail) do not split the memo."""
         if states or (self.model is not None and self.model.knows_learner(key)):
             return None
-        features = tuple(
-            tuple(sorted(value.items())) if isinstance(value, Mapping) else value
-            for name, value in ((f.name, getattr(learner, f.name)) for f in fields(learner))
-            if name not in PLAN_IRRELEVANT_FIELDS
-        )
-        return (features, options)
+        seen_by_model = self.model.cold_signature(learner) if self.model is not None else None
+        return (seen_by_model, learner.chinese_level, options)
 
     def _plan(
         self, key: str, learner: Learner, states: Sequence[SkillState], options: PlanOptions, now: datetime

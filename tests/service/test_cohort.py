@@ -27,15 +27,18 @@ COLUMNS = ["learner_id", "cohort_id", "country", "languages", "program", "target
            "weekly_minutes", "experience_years"]  # fmt: skip
 
 
-def write_cohort(path: Path, n: int, seed: int = 4) -> None:
+def write_cohort(path: Path, n: int, seed: int = 4, *, names: bool = False) -> None:
+    """A generated intake file; `names` adds the columns a real one has (full_name, email), which
+    become attributes that no model has seen."""
     catalog = build_catalog(*catalog_parts_from_dict(json.loads(demo_catalog_path().read_text(encoding="utf-8"))))
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
+        writer.writerow([*COLUMNS, "full_name", "email"] if names else COLUMNS)
         for i, h in enumerate(sample_learners(catalog, n, np.random.default_rng(seed), prefix="c")):
             x = h.learner
-            writer.writerow([x.learner_id, "2027", x.country, ";".join(x.languages), x.program, x.target_role_id,
-                             x.chinese_level, x.weekly_minutes, x.attributes["experience_years"]])  # fmt: skip
+            row = [x.learner_id, "2027", x.country, ";".join(x.languages), x.program, x.target_role_id,
+                   x.chinese_level, x.weekly_minutes, x.attributes["experience_years"]]  # fmt: skip
+            writer.writerow([*row, f"Student {i}", f"s{i}@example.edu"] if names else row)
             if i == 3:
                 writer.writerow(["bad id!", "2027", "RW", "fr", "", "astronaut", 9, 0, 0])
 
