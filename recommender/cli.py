@@ -282,7 +282,7 @@ def _paths(app: App, args: argparse.Namespace) -> int:
     from recommender.api.export import encoder_for
     from recommender.domain.learner import validate_learner
     from recommender.ml.artifacts import load_model
-    from recommender.service.cohort import CohortOptions, DaskRunner, LocalRunner, prior_states, run_cohort
+    from recommender.service.cohort import CohortOptions, DaskRunner, LocalRunner, prior_results, run_cohort
     from recommender.service.paths import Planner
 
     try:
@@ -300,7 +300,7 @@ def _paths(app: App, args: argparse.Namespace) -> int:
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     problems: list[str] = []
-    states = prior_states(args.events, planner, problems)
+    prior = prior_results(args.events, planner, problems)
     for problem in problems[:20]:
         print(f"skipped {problem}", file=sys.stderr)
     options = CohortOptions(steps=args.steps, locale=args.locale)
@@ -321,7 +321,7 @@ def _paths(app: App, args: argparse.Namespace) -> int:
             bar.update(n)
 
         summary = run_cohort(
-            args.cohort, args.out, runner, finish=finish, states=states, resume=args.resume, persist=persist,
+            args.cohort, args.out, runner, finish=finish, prior=prior, resume=args.resume, persist=persist,
             catalog_check=lambda x: validate_learner(x, catalog), progress=advance, chunk_size=args.chunk_size,
         )  # fmt: skip
     seconds = time.perf_counter() - started

@@ -30,7 +30,11 @@ class Settings(BaseSettings):
     max_ids_per_request: int = Field(default=10000, ge=1, description="learners per GeneratePaths")
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     mastery_threshold: float = Field(
-        default=0.6, gt=0, le=1, description="mastery at which a prerequisite module counts as mastered (planner)"
+        default=0.85,
+        gt=0,
+        le=1,
+        description="mastery at which a prerequisite module the learner has not studied counts as mastered "
+        "(planner; a studied prerequisite never blocks)",
     )
     future_tolerance_seconds: float = Field(
         default=300.0, ge=0, description="how far in the future occurred_at may lie (clock skew)"

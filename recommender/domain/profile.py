@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from recommender.domain.learner import Learner
+
 
 @dataclass(frozen=True)
 class SkillState:
@@ -14,6 +16,16 @@ class SkillState:
     mastery: float
     attempts: int
     last_practiced_at: datetime
+
+
+@dataclass(frozen=True)
+class LearnerRecord:
+    """What planning reads of one learner, read together: their features, skill states (sorted
+    by skill) and the modules they have studied (have at least one result for)."""
+
+    learner: Learner
+    states: tuple[SkillState, ...]
+    studied_module_ids: frozenset[str]
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ class PlanOptions:
     time_budget_minutes: int = 0
     exclude_module_ids: frozenset[str] = frozenset()
     locale: str = "en"
-    mastery_threshold: float = 0.6
+    mastery_threshold: float = 0.85
     confidence_margin: float = 0.5
 
 
@@ -57,6 +57,10 @@ class LearnerState:
     mastery: FloatArray  # now, forgetting applied; the BKT prior for never-practiced skills
     peak: FloatArray  # mastery right after the last practice (0 when never practiced)
     days_since_practice: FloatArray  # NaN when never practiced
+    # modules the learner has already studied (has an assessment result for): like a module placed
+    # earlier in the path, a studied prerequisite no longer blocks what depends on it, so a path
+    # the learner followed stays valid the next day even if a result came in low
+    studied: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -131,9 +135,19 @@ def plan_path(
     renderer = arrays.renderer(options.locale)
     satisfied_ext = np.ones(n_view + 1, dtype=bool)  # the last slot pads prerequisite lists
 
+    studied = np.zeros(n_view, dtype=bool)
+    for module_id in state.studied:
+        if module_id in view.position:
+            studied[view.position[module_id]] = True
     readiness_now = readiness(walk.mastery)
     unreachable = _unreachable_skills(
-        catalog, view, allowed, view.mastered(walk.mastery[:n_skills], threshold), walk.mastery, req_idx, level
+        catalog,
+        view,
+        allowed,
+        view.mastered(walk.mastery[:n_skills], threshold) | studied,
+        walk.mastery,
+        req_idx,
+        level,
     )
     stop = StopReason.MAX_STEPS
     review_due = (state.peak[req_idx] >= level) & (state.mastery[req_idx] < level)
@@ -148,7 +162,7 @@ def plan_path(
             stop = StopReason.MAX_STEPS
             break
         m_pad = walk.mastery[pad]
-        satisfied = (m_pad >= threshold).all(axis=1) | walk.placed
+        satisfied = (m_pad >= threshold).all(axis=1) | walk.placed | studied
         satisfied_ext[:n_view] = satisfied
         eligible = allowed & satisfied_ext[view.prereq_pad].all(axis=1) & ~walk.placed
         # P(success) per module: BKT's prediction shifted by difficulty, blended in logit space

@@ -43,6 +43,7 @@ class ChunkTask:
     index: int
     rows: list[tuple[int, Mapping[str, Any]]]  # (line number, record)
     states: dict[str, list[SkillState]]
+    studied: dict[str, frozenset[str]] = field(default_factory=dict)  # modules with prior results
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,10 @@ def plan_chunk(
             request = PathRequest(learner.learner_id, options.steps, locale=options.locale)
             opts = planner.options_for(learner, request)
             key = model_key(options.tenant, learner.learner_id)
-            paths.append(planner.plan(key, learner, task.states.get(learner.learner_id, []), opts, now))
+            history = task.states.get(learner.learner_id, [])
+            paths.append(
+                planner.plan(key, learner, history, opts, now, task.studied.get(learner.learner_id, frozenset()))
+            )
         except (LubanError, ValueError) as exc:
             field = ""
             if isinstance(exc, InvalidInput) and exc.violations:
@@ -167,10 +171,19 @@ class DaskRunner:
         self._client.close()
 
 
-def prior_states(events_file: Path | None, planner: Planner, problems: list[str]) -> dict[str, list[SkillState]]:
-    """Skill states from a prior-results file (the generic event format), replayed in time order."""
+@dataclass(frozen=True)
+class PriorResults:
+    """What a prior-results file says of each learner: skill states and studied modules."""
+
+    states: dict[str, list[SkillState]] = field(default_factory=dict)
+    studied: dict[str, frozenset[str]] = field(default_factory=dict)
+
+
+def prior_results(events_file: Path | None, planner: Planner, problems: list[str]) -> PriorResults:
+    """Skill states and studied modules from a prior-results file (the generic event format),
+    replayed in time order."""
     if events_file is None:
-        return {}
+        return PriorResults()
     by_learner: dict[str, list[AssessmentEvent]] = {}
     for item in read_events(events_file):
         if isinstance(item, BadRow):
@@ -193,7 +206,7 @@ def prior_states(events_file: Path | None, planner: Planner, problems: list[str]
             for s in update(current, e):
                 current[s.skill_id] = s
         states[learner_id] = sorted(current.values(), key=lambda s: s.skill_id)
-    return states
+    return PriorResults(states, {k: frozenset(e.module_id for e in v) for k, v in by_learner.items()})
 
 
 def run_cohort(
@@ -202,7 +215,7 @@ def run_cohort(
     runner: Runner,
     *,
     finish: Callable[[Path, list[Path]], None],
-    states: Mapping[str, list[SkillState]],
+    prior: PriorResults,
     resume: bool = False,
     persist: Callable[[list[Learner]], None] | None = None,
     catalog_check: Callable[[Learner], Learner] | None = None,
@@ -269,8 +282,15 @@ def run_cohort(
                 except (LubanError, ValueError):
                     continue
             persist(valid)
-        task_states = {str(r.get("learner_id")): list(states.get(str(r.get("learner_id")), [])) for _, r in rows}
-        pending[index] = runner.submit(ChunkTask(index, rows, {k: v for k, v in task_states.items() if v}))
+        ids = [str(r.get("learner_id")) for _, r in rows]
+        pending[index] = runner.submit(
+            ChunkTask(
+                index,
+                rows,
+                {k: list(prior.states[k]) for k in ids if prior.states.get(k)},
+                {k: prior.studied[k] for k in ids if prior.studied.get(k)},
+            )
+        )
         drain(window)
     drain(0)
     runner.close()

@@ -90,14 +90,20 @@ class Planner:
         return self.model.version if self.model is not None else ""
 
     def plan(
-        self, key: str, learner: Learner, states: Sequence[SkillState], options: PlanOptions, now: datetime
+        self,
+        key: str,
+        learner: Learner,
+        states: Sequence[SkillState],
+        options: PlanOptions,
+        now: datetime,
+        studied: frozenset[str] = frozenset(),
     ) -> LearningPath:
-        memo_key = self._memo_key(key, learner, states, options)
+        memo_key = self._memo_key(key, learner, states, options) if not studied else None
         if memo_key is not None:
             hit = self._memo.get(memo_key)
             if hit is not None:
                 return replace(hit, learner_id=learner.learner_id, generated_at=now)
-        path = self._plan(key, learner, states, options, now)
+        path = self._plan(key, learner, states, options, now, studied)
         if memo_key is not None:
             self._memo.put(memo_key, path)
         return path
@@ -115,10 +121,16 @@ class Planner:
         return (seen_by_model, learner.chinese_level, options)
 
     def _plan(
-        self, key: str, learner: Learner, states: Sequence[SkillState], options: PlanOptions, now: datetime
+        self,
+        key: str,
+        learner: Learner,
+        states: Sequence[SkillState],
+        options: PlanOptions,
+        now: datetime,
+        studied: frozenset[str],
     ) -> LearningPath:
         catalog = self.catalog
-        state = learner_state(catalog, learner, states, self.kt, self.bkt, now)
+        state = learner_state(catalog, learner, states, self.kt, self.bkt, now, studied)
         opinion = None
         if self.model is not None:
             practiced = {
@@ -234,13 +246,16 @@ class PathService:
 
     def recommend(self, tenant: str, request: PathRequest) -> LearningPath:
         planner = self.planner()
-        found = self.store.get_learner_with_states(tenant, request.learner_id)
+        found = self.store.get_learner_record(tenant, request.learner_id)
         if found is None:
             raise NotFound("learner", request.learner_id, field="learner_id")
-        learner, states = found
+        learner = found.learner
         options = planner.options_for(learner, request)
         with self._planning_slots:  # CPU-bound: a few threads at a time, not every handler thread
-            return planner.plan(model_key(tenant, learner.learner_id), learner, states, options, self._clock())
+            return planner.plan(
+                model_key(tenant, learner.learner_id), learner, found.states, options, self._clock(),
+                found.studied_module_ids,
+            )  # fmt: skip
 
     def now(self) -> datetime:
         return self._clock()
@@ -253,6 +268,7 @@ def learner_state(
     kt: SkillParamArrays,
     model: BKTModel,
     now: datetime,
+    studied: frozenset[str] = frozenset(),
 ) -> LearnerState:
     """Per-skill arrays: mastery now (prior when never practiced), peak and days since practice."""
     mastery = kt.prior.copy()
@@ -265,7 +281,7 @@ def learner_state(
         mastery[i] = mastery_now(s, model.of(s.skill_id), now)
         peak[i] = s.mastery
         days[i] = max((now - s.last_practiced_at).total_seconds(), 0.0) / SECONDS_PER_DAY
-    return LearnerState(learner=learner, mastery=mastery, peak=peak, days_since_practice=days)
+    return LearnerState(learner=learner, mastery=mastery, peak=peak, days_since_practice=days, studied=studied)
 
 
 @dataclass(frozen=True)

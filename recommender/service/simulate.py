@@ -284,7 +284,9 @@ def _next_module(
         elif policy == "oracle":
             planner = app.paths.planner()
             truth = np.asarray(true_mastery, dtype=np.float64)
-            state = LearnerState(who.learner, truth.copy(), truth.copy(), np.full(len(truth), 1.0))
+            days = np.full(len(truth), 1.0)
+            studied = frozenset(m for m in taken if m)  # "" marks a readiness check
+            state = LearnerState(who.learner, truth.copy(), truth.copy(), days, studied)
             options = replace(planner.options_for(who.learner, request), confidence_margin=0.0)
             path = plan_path(planner.arrays, planner.kt, state, options, app.clock())
         else:

@@ -38,7 +38,7 @@ from recommender.domain.codec import (
     skill_to_dict,
 )
 from recommender.domain.learner import Learner
-from recommender.domain.profile import SkillState
+from recommender.domain.profile import LearnerRecord, SkillState
 from recommender.errors import Conflict, PreconditionFailed, StoreUnavailable
 from recommender.storage import schema as t
 from recommender.storage.store import EventOutcome, RecordedGroup, Updater
@@ -105,6 +105,7 @@ class SqlStore:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._compiled: dict[str, Any] = {}
+        self._reads: dict[str, Any] = {}
         # SQLite has one writer at a time; in-process writers queue on a lock (woken at once)
         # rather than in SQLite's busy handler (which sleeps with backoff: seconds of tail latency)
         self._write_lock: AbstractContextManager[object] = (
@@ -276,20 +277,55 @@ class SqlStore:
                     found[row.learner_id] = _learner_from_row(row)
         return found
 
-    def get_learner_with_states(self, tenant: str, learner_id: str) -> tuple[Learner, list[SkillState]] | None:
-        found = self._learner_and_states(tenant, learner_id, t.learners)
-        return (_learner_from_row(found[0]), found[1]) if found else None
+    def get_learner_record(self, tenant: str, learner_id: str) -> LearnerRecord | None:
+        found = self._learner_and_states(tenant, learner_id, "learner", studied=True)
+        if found is None:
+            return None
+        row, states, studied = found
+        return LearnerRecord(_learner_from_row(row), tuple(states), studied)
 
-    def _learner_and_states(self, tenant: str, learner_id: str, *columns: Any) -> tuple[Any, list[SkillState]] | None:
-        """The learner's row (the given columns) and states sorted by skill, read together."""
+    def _read(self, name: str) -> Any:
+        """One learner's reads on the serving path, built once per store with bound parameters
+        (`tenant`, `learner`): building the expression each call cost as much as running it."""
+        statement = self._reads.get(name)
+        if statement is None:
+            tenant: Any = sa.bindparam("tenant")
+            learner: Any = sa.bindparam("learner")
+            x, s, e = t.learners.c, t.skill_states.c, t.events.c
+            statement = {
+                "learner": lambda: sa.select(t.learners).where(x.tenant_id == tenant).where(x.learner_id == learner),
+                "profile_updated": lambda: (
+                    sa.select(x.profile_updated_us).where(x.tenant_id == tenant).where(x.learner_id == learner)
+                ),
+                "states": lambda: (
+                    sa.select(t.skill_states)
+                    .where(s.tenant_id == tenant)
+                    .where(s.learner_id == learner)
+                    .order_by(s.skill_id)
+                ),
+                "studied": lambda: (
+                    sa.select(e.module_id).distinct().where(e.tenant_id == tenant).where(e.learner_id == learner)
+                ),
+            }[name]()
+            self._reads[name] = statement
+        return statement
+
+    def _learner_and_states(
+        self, tenant: str, learner_id: str, columns: str, *, studied: bool = False
+    ) -> tuple[Any, list[SkillState], frozenset[str]] | None:
+        """The learner's row (`columns`: "learner" or "profile_updated"), states sorted by skill
+        and, if asked, the modules they have results for, all read in one transaction."""
+        params = {"tenant": tenant, "learner": learner_id}
         with self._tx(write=False) as c:
-            row = c.execute(
-                sa.select(*columns).where(t.learners.c.tenant_id == tenant).where(t.learners.c.learner_id == learner_id)
-            ).first()
+            row = c.execute(self._read(columns), params).first()
             if row is None:
                 return None
-            states = self._states(c, tenant, [learner_id], None).get(learner_id, {})
-        return row, sorted(states.values(), key=lambda s: s.skill_id)
+            states = [
+                SkillState(r.skill_id, r.mastery, r.attempts, from_micros(r.last_practiced_us))
+                for r in c.execute(self._read("states"), params)
+            ]
+            modules = frozenset(c.execute(self._read("studied"), params).scalars()) if studied else frozenset()
+        return row, states, modules
 
     def iter_learners(self, tenant: str | None = None) -> Iterator[tuple[str, Learner]]:
         after = ("", "")
@@ -485,10 +521,10 @@ class SqlStore:
         self._executemany(c, "upsert skill states", upsert, rows)
 
     def get_skill_states(self, tenant: str, learner_id: str) -> tuple[list[SkillState], datetime | None] | None:
-        found = self._learner_and_states(tenant, learner_id, t.learners.c.profile_updated_us)
+        found = self._learner_and_states(tenant, learner_id, "profile_updated")
         if found is None:
             return None
-        row, states = found
+        row, states, _ = found
         return states, from_micros(row.profile_updated_us) if row.profile_updated_us is not None else None
 
     def get_skill_states_many(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, list[SkillState]]:

@@ -11,7 +11,7 @@ from typing import Protocol
 from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.catalog import Catalog
 from recommender.domain.learner import Learner
-from recommender.domain.profile import SkillState
+from recommender.domain.profile import LearnerRecord, SkillState
 
 DEFAULT_TENANT = "default"
 
@@ -63,8 +63,8 @@ class Store(Protocol):
 
     def get_learners(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, Learner]: ...
 
-    def get_learner_with_states(self, tenant: str, learner_id: str) -> tuple[Learner, list[SkillState]] | None:
-        """The learner and their states (sorted by skill) read together, or None if unknown."""
+    def get_learner_record(self, tenant: str, learner_id: str) -> LearnerRecord | None:
+        """The learner, their states and studied modules, read in one transaction; None if unknown."""
 
     def iter_learners(self, tenant: str | None = None) -> Iterator[tuple[str, Learner]]:
         """(tenant, learner) pairs, by tenant then id."""

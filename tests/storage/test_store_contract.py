@@ -10,6 +10,7 @@ import pytest
 from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.catalog import build_catalog
 from recommender.domain.learner import Learner
+from recommender.domain.profile import LearnerRecord
 from recommender.errors import Conflict
 from recommender.kt.bkt import BKTModel, profile_updater, replay
 from recommender.storage import EventOutcome, SqlStore
@@ -75,15 +76,25 @@ def test_record_events_idempotency_conflict_and_unknown_learner(store: SqlStore)
     assert store.record_events("t2", [event("e1")], UPDATE, T0) == [EventOutcome.ACCEPTED]
 
 
-def test_learner_with_states_reads_both_together(store: SqlStore) -> None:
-    assert store.get_learner_with_states("t1", "ana") is None
+def test_learner_record_reads_learner_states_and_studied_modules_together(store: SqlStore) -> None:
+    assert store.get_learner_record("t1", "ana") is None
     ana = store.upsert_learner("t1", Learner("ana", country="TH", languages=("th",)), T0)
-    assert store.get_learner_with_states("t1", "ana") == (ana, [])
+    assert store.get_learner_record("t1", "ana") == LearnerRecord(ana, (), frozenset())
     store.record_events("t1", [event("e1", skills=("welding", "safety"))], UPDATE, T0)
+    store.record_events("t1", [event("e2", module_id="safety-101", skills=("safety",), score=0.1)], UPDATE, T0)
+    store.record_events("t1", [event("e3", module_id="safety-101", skills=("safety",))], UPDATE, T0)
     found = store.get_skill_states("t1", "ana")
     assert found is not None
-    assert store.get_learner_with_states("t1", "ana") == (ana, found[0])
-    assert store.get_learner_with_states("t2", "ana") is None
+    record = store.get_learner_record("t1", "ana")
+    assert record == LearnerRecord(ana, tuple(found[0]), frozenset({"welding-101", "safety-101"}))
+    assert store.get_learner_record("t2", "ana") is None
+    store.upsert_learner("t2", Learner("ana"), T0)
+    record_t2 = store.get_learner_record("t2", "ana")
+    assert record_t2 is not None and record_t2.studied_module_ids == frozenset(), "tenants never mix"
+    store.delete_learner("t1", "ana")
+    store.upsert_learner("t1", Learner("ana"), T0)
+    again = store.get_learner_record("t1", "ana")
+    assert again is not None and again.studied_module_ids == frozenset(), "erasure forgets what was studied"
 
 
 def test_event_groups_commit_together_with_outcomes_per_group(store: SqlStore) -> None:
