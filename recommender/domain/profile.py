@@ -21,7 +21,8 @@ class SkillState:
 @dataclass(frozen=True)
 class LearnerRecord:
     """What planning reads of one learner, read together: their features, skill states (sorted
-    by skill) and the modules they have studied (have at least one result for)."""
+    by skill) and the modules they have studied (have a module-level result for: no item_id; an
+    item or placement result is evidence about skills, not a completed module)."""
 
     learner: Learner
     states: tuple[SkillState, ...]

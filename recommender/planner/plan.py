@@ -57,7 +57,7 @@ class LearnerState:
     mastery: FloatArray  # now, forgetting applied; the BKT prior for never-practiced skills
     peak: FloatArray  # mastery right after the last practice (0 when never practiced)
     days_since_practice: FloatArray  # NaN when never practiced
-    # modules the learner has already studied (has an assessment result for): like a module placed
+    # modules the learner has already studied (has a module-level result for): like a module placed
     # earlier in the path, a studied prerequisite no longer blocks what depends on it, so a path
     # the learner followed stays valid the next day even if a result came in low
     studied: frozenset[str] = frozenset()

@@ -137,6 +137,8 @@ class SqlStore:
         """Bulk writes straight to the driver's executemany: `statement` is built and compiled
         once per store (cached under `name`) and the rows (plain str/int/float values) skip
         SQLAlchemy's per-row parameter processing, which was a seventh of ingest time."""
+        if not rows:
+            return  # the driver would take an empty list for "no parameters" and fail
         compiled = self._compiled.get(name)
         if compiled is None:
             # the rows' keys are the statement's columns (the same for every call under `name`)
@@ -304,7 +306,11 @@ class SqlStore:
                     .order_by(s.skill_id)
                 ),
                 "studied": lambda: (
-                    sa.select(e.module_id).distinct().where(e.tenant_id == tenant).where(e.learner_id == learner)
+                    sa.select(e.module_id)
+                    .distinct()
+                    .where(e.tenant_id == tenant)
+                    .where(e.learner_id == learner)
+                    .where(e.item_id == "")  # a module-level result: the module was studied
                 ),
             }[name]()
             self._reads[name] = statement

@@ -136,3 +136,29 @@ def test_persist_stores_the_cohort(tmp_path: Path, store_args: list[str]) -> Non
     assert app.store.count_learners() == 10
     assert app.store.get_learner("default", "c-0003") is not None
     app.close()
+
+
+def test_prior_results_file_gives_states_and_studied_modules(tmp_path: Path, store_args: list[str]) -> None:
+    """Three learners alike but for their history: none, a module-level result on a prerequisite
+    (the module is studied), and the same score as an item result (evidence only, not studied)."""
+    cohort = tmp_path / "cohort.csv"
+    with cohort.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for learner_id in ("new", "studied", "item"):
+            writer.writerow([learner_id, "2027", "NG", "en", "manufacturing", "cnc-machine-operator", 0, 600, 0])
+    assert run_paths(store_args, cohort, tmp_path / "before.jsonl") == 0
+    before = {p["learner_id"]: p for p in map(json.loads, (tmp_path / "before.jsonl").read_text().splitlines())}
+    first = before["new"]["steps"][0]["module_id"]
+    assert [s["module_id"] for s in before["studied"]["steps"]] == [s["module_id"] for s in before["new"]["steps"]]
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "event_id,learner_id,module_id,item_id,score,occurred_at\n"
+        f"e1,studied,{first},,0.1,2026-10-30T00:00:00+00:00\n"
+        f"e2,item,{first},q1,0.1,2026-10-30T00:00:00+00:00\n"
+    )
+    assert run_paths(store_args, cohort, tmp_path / "after.jsonl", "--events", str(events)) == 0
+    after = {p["learner_id"]: p for p in map(json.loads, (tmp_path / "after.jsonl").read_text().splitlines())}
+    steps = {k: [s["module_id"] for s in p["steps"]] for k, p in after.items()}
+    assert after["new"] == before["new"]
+    assert steps["studied"] != steps["item"], "the same score, but only a module-level result is a studied module"

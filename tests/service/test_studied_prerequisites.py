@@ -40,3 +40,16 @@ def test_studied_modules_come_from_this_learner_only(tiny_app: App) -> None:
     request = PathRequest("bo", max_steps=3, exclude_module_ids=("safety-101",))
     with pytest.raises(PreconditionFailed):
         tiny_app.paths.recommend(DEFAULT_TENANT, request)
+
+
+def test_an_item_or_placement_result_does_not_make_a_module_studied(tiny_app: App) -> None:
+    """Only the module's own (module-level) result completes it; a failed placement item on a
+    prerequisite says the learner lacks the skill, and must not unlock what needs it."""
+    tiny_app.learners.upsert(DEFAULT_TENANT, Learner("ana", languages=("en",), target_role_id="welder"))
+    placement = AssessmentEvent(
+        "p1", "ana", "safety-101", item_id="placement", score=0.2, occurred_at=T0 - timedelta(hours=1)
+    )
+    tiny_app.learners.record_batch(DEFAULT_TENANT, [placement])
+    request = PathRequest("ana", max_steps=3, exclude_module_ids=("safety-101",))
+    with pytest.raises(PreconditionFailed):
+        tiny_app.paths.recommend(DEFAULT_TENANT, request)

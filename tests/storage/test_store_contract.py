@@ -83,9 +83,12 @@ def test_learner_record_reads_learner_states_and_studied_modules_together(store:
     store.record_events("t1", [event("e1", skills=("welding", "safety"))], UPDATE, T0)
     store.record_events("t1", [event("e2", module_id="safety-101", skills=("safety",), score=0.1)], UPDATE, T0)
     store.record_events("t1", [event("e3", module_id="safety-101", skills=("safety",))], UPDATE, T0)
+    placement = AssessmentEvent("e4", "ana", "inspection-101", item_id="placement", score=0.0, occurred_at=T0)
+    store.record_events("t1", [placement], UPDATE, T0)
     found = store.get_skill_states("t1", "ana")
     assert found is not None
     record = store.get_learner_record("t1", "ana")
+    # an item-level (placement) result is evidence about skills, not a studied module
     assert record == LearnerRecord(ana, tuple(found[0]), frozenset({"welding-101", "safety-101"}))
     assert store.get_learner_record("t2", "ana") is None
     store.upsert_learner("t2", Learner("ana"), T0)
