@@ -102,40 +102,54 @@ def step_rows(path: LearningPath) -> list[dict[str, Any]]:
     ]
 
 
+# Learners planned from the same inputs share one path but for these fields (the planner's memo)
+PER_LEARNER_FIELDS = ("learner_id", "generated_at")
+
+
 class JsonlEncoder:
     """One JSON object per line, keys sorted (the output must not depend on dict order): exactly
     json.dumps(path_json(p), ensure_ascii=False, sort_keys=True) per path.
 
     Learners planned from the same inputs share one steps tuple (the planner's memo), so the
-    encoded steps are kept for the most recent STEPS_KEPT tuples, keyed by identity; each entry
-    holds its tuple, so an id cannot be reused while cached. Not pickled: workers start empty."""
+    encoded fields other than PER_LEARNER_FIELDS are kept for the most recent STEPS_KEPT tuples,
+    keyed by identity and checked against the path's own values; each entry holds its tuple, so an
+    id cannot be reused while cached. Not pickled: workers start empty."""
 
     STEPS_KEPT = 20_000
 
     def __init__(self) -> None:
-        self._steps: OrderedDict[int, tuple[tuple[PathStep, ...], str]] = OrderedDict()
+        self._shared: OrderedDict[int, tuple[tuple[PathStep, ...], tuple[Any, ...], dict[str, str]]] = OrderedDict()
+        self._last_time: tuple[Any, str] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._steps = OrderedDict()
+        self.__init__()  # type: ignore[misc]
 
     def __call__(self, paths: Sequence[LearningPath], first_part: bool) -> bytes:
         return "".join(self.line(p) for p in paths).encode()
 
     def line(self, path: LearningPath) -> str:
-        cached = self._steps.get(id(path.steps))
-        if cached is not None and cached[0] is path.steps:
-            self._steps.move_to_end(id(path.steps))
-            steps = cached[1]
+        key = id(path.steps)
+        values = (path.target_role_id, path.readiness_now, path.readiness_after, path.stop_reason,
+                  path.unreachable_skill_ids, path.model_version)  # fmt: skip
+        cached = self._shared.get(key)
+        if cached is not None and cached[0] is path.steps and cached[1] == values:
+            self._shared.move_to_end(key)
+            shared = cached[2]
         else:
-            steps = _dumps([_step_json(s) for s in path.steps])
-            self._steps[id(path.steps)] = (path.steps, steps)
-            if len(self._steps) > self.STEPS_KEPT:
-                self._steps.popitem(last=False)
-        items = {k: _dumps(v) for k, v in _path_fields(path).items()}
-        items["steps"] = steps
+            fields = _path_fields(path)
+            shared = {k: _dumps(v) for k, v in fields.items() if k not in PER_LEARNER_FIELDS}
+            shared["steps"] = _dumps([_step_json(s) for s in path.steps])
+            self._shared[key] = (path.steps, values, shared)
+            if len(self._shared) > self.STEPS_KEPT:
+                self._shared.popitem(last=False)
+        items = {**shared, "learner_id": _dumps(path.learner_id)}
+        if path.generated_at is not None:
+            if self._last_time is None or self._last_time[0] != path.generated_at:
+                self._last_time = (path.generated_at, _dumps(mapping.timestamp_json(path.generated_at)))
+            items["generated_at"] = self._last_time[1]
         return "{" + ", ".join(f"{_dumps(k)}: {items[k]}" for k in sorted(items)) + "}\n"
 
 
@@ -143,8 +157,12 @@ def encode_jsonl(paths: Sequence[LearningPath], first_part: bool) -> bytes:
     return JsonlEncoder()(paths, first_part)
 
 
+_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+
+
 def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    """json.dumps(value, ensure_ascii=False, sort_keys=True), without building an encoder per call."""
+    return _JSON.encode(value)
 
 
 def encode_csv(paths: Sequence[LearningPath], first_part: bool) -> bytes:

@@ -36,29 +36,33 @@ class FeatureSpace:
             object.__setattr__(self, "_index", cached)
         return cached
 
+    @property
+    def attribute_keys(self) -> frozenset[str]:
+        """Keys of the learner attributes that have a feature (`attr:key=value`)."""
+        cached: frozenset[str] | None = self.__dict__.get("_attribute_keys")
+        if cached is None:
+            cached = frozenset(n[5:].split("=", 1)[0] for n in self.names if n.startswith("attr:"))
+            object.__setattr__(self, "_attribute_keys", cached)
+        return cached
+
     @classmethod
     def of(cls, token_lists: Iterable[Tokens]) -> FeatureSpace:
         return cls(tuple(sorted({name for tokens in token_lists for name, _ in tokens})))
 
-    def row(self, tokens: Tokens) -> tuple[tuple[int, float], ...]:
-        """(column, weight) of the known names, weights normalized to sum 1 (repeats add up):
-        what the model sees of these tokens (two token lists with equal rows score alike)."""
-        index = self.index
-        row: dict[int, float] = {}
-        for n, w in tokens:
-            c = index.get(n)
-            if c is not None and w > 0:
-                row[c] = row.get(c, 0.0) + w
-        total = sum(row.values())
-        return tuple((c, row[c] / total) for c in sorted(row))
-
     def matrix(self, token_lists: Sequence[Tokens]) -> sparse.csr_matrix:
-        """One row per token list (see `row`)."""
+        """One row per token list, weights normalized to sum 1 (repeated names add up)."""
+        index = self.index
         indptr, cols, vals = [0], [], []
         for tokens in token_lists:
-            for c, w in self.row(tokens):
+            row: dict[int, float] = {}
+            for n, w in tokens:
+                c = index.get(n)
+                if c is not None and w > 0:
+                    row[c] = row.get(c, 0.0) + w
+            total = sum(row.values())
+            for c in sorted(row):
                 cols.append(c)
-                vals.append(w)
+                vals.append(row[c] / total)
             indptr.append(len(cols))
         return sparse.csr_matrix(
             (np.asarray(vals, dtype=np.float32), np.asarray(cols, dtype=np.int32), np.asarray(indptr, dtype=np.int32)),

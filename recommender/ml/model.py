@@ -77,10 +77,16 @@ class HybridModel:
         """Whether training saw this learner (their identity feature shapes their vectors)."""
         return f"id:{learner_id}" in self.user_space.index
 
-    def cold_signature(self, learner: Learner) -> tuple[tuple[int, float], ...]:
-        """What the model sees of a learner with no history and no identity: equal signatures
-        get equal predictions, whatever else differs (attributes it never saw, such as a name)."""
-        return self.user_space.row(learner_tokens(learner, "", {}, identity=False, use_features=self.use_features))
+    def cold_signature(self, learner: Learner) -> tuple[object, ...]:
+        """Equal for learners with no history and no identity whom the model sees alike: the
+        fields learner_tokens reads, less the attributes whose key the model never saw (a name, an
+        e-mail). Cheap (no tokens): it is computed for every learner of a batch."""
+        if not self.use_features:
+            return ()
+        known = self.user_space.attribute_keys
+        attributes = tuple(sorted((k, v) for k, v in learner.attributes.items() if k in known))
+        return (learner.country, learner.languages, learner.program, learner.target_role_id,
+                learner.chinese_level, attributes)  # fmt: skip
 
     def learner_vectors(
         self,

@@ -61,12 +61,24 @@ def test_direct_json_equals_protobuf_json_mapping() -> None:
 def test_encoder_reuses_shared_steps_across_parts_and_stays_exact() -> None:
     paths = demo_paths()[:10]
     shared = [replace(p, learner_id=f"twin-{i}") for i, p in enumerate(paths)]  # same steps tuples
+    # same steps tuple, other fields differing: nothing but the steps may be taken from the cache
+    assert paths[0].generated_at is not None
+    later = paths[0].generated_at + timedelta(hours=1)
+    changed = [
+        replace(paths[0], readiness_now=0.123, learner_id="x1"),
+        replace(paths[1], model_version="other", generated_at=later),
+        replace(paths[2], generated_at=None),
+        replace(paths[3], unreachable_skill_ids=("zz",), stop_reason=StopReason.TIME_BUDGET),
+    ]
     encoder = JsonlEncoder()
     JsonlEncoder.STEPS_KEPT, kept = 4, JsonlEncoder.STEPS_KEPT  # force evictions too
     try:
-        parts = [encoder(paths, True), encoder(shared, False), encoder(paths[::-1], False)]
+        parts = [encoder(paths, True), encoder(shared, False), encoder(changed, False), encoder(paths[::-1], False)]
     finally:
         JsonlEncoder.STEPS_KEPT = kept
-    expected = [encode_jsonl(paths, True), encode_jsonl(shared, False), encode_jsonl(paths[::-1], False)]
+    expected = [encode_jsonl(ps, first) for ps, first in ((paths, True), (shared, False), (changed, False),
+                                                          (paths[::-1], False))]  # fmt: skip
     assert parts == expected
     assert b'"learner_id": "twin-3"' in parts[1]
+    lines = parts[2].decode().splitlines()
+    assert [json.loads(x) for x in lines] == [path_json_via_proto(p) for p in changed]
