@@ -201,8 +201,8 @@ def plan_path(
         score = value * (ZPD_FLOOR + (1.0 - ZPD_FLOOR) * zpd) * hours_penalty
         choice = int(np.argmax(np.where(candidates, score, -np.inf)))  # first max = smallest id
         walk.steps.append(
-            _step(catalog, view, kt, state, options, role, walk, choice, float(score[choice]), success,
-                  float(unlock[choice]), satisfied, review_due, requirement_of, level, model, renderer)
+            _step(catalog, view, state, options, role, walk, choice, projected[choice], float(score[choice]),
+                  success, float(unlock[choice]), satisfied, review_due, requirement_of, level, model, renderer)
         )  # fmt: skip
 
     if not walk.steps and stop is not StopReason.ROLE_READY:
@@ -239,12 +239,12 @@ def _expected_update_of(
 def _step(
     catalog: Catalog,
     view: ModuleView,
-    kt: SkillParamArrays,
     state: LearnerState,
     options: PlanOptions,
     role: TargetRole,
     walk: _Walk,
     j: int,
+    projected: FloatArray,
     score: float,
     success: FloatArray,
     unlock: float,
@@ -255,14 +255,15 @@ def _step(
     model: ModelOpinion | None,
     renderer: Renderer,
 ) -> PathStep:
-    """Place view module j: project its mastery gains, advance the walk, and say why."""
+    """Place view module j (whose skills' projected mastery the step loop computed, padded):
+    advance the walk and say why."""
     module = catalog.modules[view.module_ids[j]]
     taught = view.skill_pad[j]
-    skill_idx = taught[taught < len(catalog.skill_ids)]
+    real = taught < len(catalog.skill_ids)
+    skill_idx = taught[real]
     before = walk.mastery[skill_idx].copy()
     success_j = float(success[j])
-    updated = _expected_update_of(before, success_j, kt.guess[skill_idx], kt.slip[skill_idx], kt.learn[skill_idx])
-    after = np.maximum(before + view.weights[j, skill_idx] * (updated - before), before)
+    after = projected[real]
     walk.mastery[skill_idx] = after
     walk.placed[j] = True
     walk.minutes_used += view.minutes[j]
