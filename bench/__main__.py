@@ -407,6 +407,8 @@ def simulation(work: Path, quick: bool) -> dict[str, Any]:
             timeout=3600,
         )
         results["junyi"] = json.loads(out.read_text())
+    else:
+        results["junyi"] = {"skipped": f"{junyi} is absent"}
     return results
 
 

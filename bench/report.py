@@ -209,6 +209,8 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
         ]
     sim = results.get("simulation", {})
     for world, doc in sim.items():
+        if isinstance(doc, dict) and "skipped" in doc:
+            lines += [f"## Simulator, {world} world", "", f"Skipped: {doc['skipped']}.", ""]
         if not isinstance(doc, dict) or "policies" not in doc:
             continue
         lines += [
