@@ -103,7 +103,8 @@ class Planner:
             hit = self._memo.get(memo_key)
             if hit is not None:
                 return replace(hit, learner_id=learner.learner_id, generated_at=now)
-        path = self._plan(key, learner, states, options, now, studied)
+        state = learner_state(self.catalog, learner, states, self.kt, self.bkt, now, studied)
+        path = plan_path(self.arrays, self.kt, state, options, now, self._opinion(key, state, states))
         if memo_key is not None:
             self._memo.put(memo_key, path)
         return path
@@ -120,28 +121,19 @@ class Planner:
         seen_by_model = self.model.cold_signature(learner) if self.model is not None else None
         return (seen_by_model, learner.chinese_level, options)
 
-    def _plan(
-        self,
-        key: str,
-        learner: Learner,
-        states: Sequence[SkillState],
-        options: PlanOptions,
-        now: datetime,
-        studied: frozenset[str],
-    ) -> LearningPath:
+    def _opinion(self, key: str, state: LearnerState, states: Sequence[SkillState]) -> ModelOpinion | None:
+        """The active model's predicted success per module for this learner, if a model is active."""
+        if self.model is None:
+            return None
         catalog = self.catalog
-        state = learner_state(catalog, learner, states, self.kt, self.bkt, now, studied)
-        opinion = None
-        if self.model is not None:
-            practiced = {
-                s.skill_id: float(state.mastery[catalog.skill_index[s.skill_id]])
-                for s in states
-                if s.skill_id in catalog.skill_index
-            }
-            vectors = self.model.success_vectors([learner], [key], [practiced])
-            success = self.model.success_probability(vectors, catalog)[0]
-            opinion = ModelOpinion(success=success, version=self.model.version)
-        return plan_path(self.arrays, self.kt, state, options, now, opinion)
+        practiced = {
+            s.skill_id: float(state.mastery[catalog.skill_index[s.skill_id]])
+            for s in states
+            if s.skill_id in catalog.skill_index
+        }
+        vectors = self.model.success_vectors([state.learner], [key], [practiced])
+        success = self.model.success_probability(vectors, catalog)[0]
+        return ModelOpinion(success=success, version=self.model.version)
 
     def options_for(self, learner: Learner, request: PathRequest) -> PlanOptions:
         """Validate the request against the learner and catalog; defaults come from the learner."""

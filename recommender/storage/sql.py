@@ -105,7 +105,7 @@ class SqlStore:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._compiled: dict[str, Any] = {}
-        self._reads: dict[str, Any] = {}
+        self._reads = _serving_reads()  # built once: building them per call cost as much as running them
         # SQLite has one writer at a time; in-process writers queue on a lock (woken at once)
         # rather than in SQLite's busy handler (which sleeps with backoff: seconds of tail latency)
         self._write_lock: AbstractContextManager[object] = (
@@ -286,36 +286,6 @@ class SqlStore:
         row, states, studied = found
         return LearnerRecord(_learner_from_row(row), tuple(states), studied)
 
-    def _read(self, name: str) -> Any:
-        """One learner's reads on the serving path, built once per store with bound parameters
-        (`tenant`, `learner`): building the expression each call cost as much as running it."""
-        statement = self._reads.get(name)
-        if statement is None:
-            tenant: Any = sa.bindparam("tenant")
-            learner: Any = sa.bindparam("learner")
-            x, s, e = t.learners.c, t.skill_states.c, t.events.c
-            statement = {
-                "learner": lambda: sa.select(t.learners).where(x.tenant_id == tenant).where(x.learner_id == learner),
-                "profile_updated": lambda: (
-                    sa.select(x.profile_updated_us).where(x.tenant_id == tenant).where(x.learner_id == learner)
-                ),
-                "states": lambda: (
-                    sa.select(t.skill_states)
-                    .where(s.tenant_id == tenant)
-                    .where(s.learner_id == learner)
-                    .order_by(s.skill_id)
-                ),
-                "studied": lambda: (
-                    sa.select(e.module_id)
-                    .distinct()
-                    .where(e.tenant_id == tenant)
-                    .where(e.learner_id == learner)
-                    .where(e.item_id == "")  # a module-level result: the module was studied
-                ),
-            }[name]()
-            self._reads[name] = statement
-        return statement
-
     def _learner_and_states(
         self, tenant: str, learner_id: str, columns: str, *, studied: bool = False
     ) -> tuple[Any, list[SkillState], frozenset[str]] | None:
@@ -323,14 +293,14 @@ class SqlStore:
         and, if asked, the modules they have results for, all read in one transaction."""
         params = {"tenant": tenant, "learner": learner_id}
         with self._tx(write=False) as c:
-            row = c.execute(self._read(columns), params).first()
+            row = c.execute(self._reads[columns], params).first()
             if row is None:
                 return None
             states = [
                 SkillState(r.skill_id, r.mastery, r.attempts, from_micros(r.last_practiced_us))
-                for r in c.execute(self._read("states"), params)
+                for r in c.execute(self._reads["states"], params)
             ]
-            modules = frozenset(c.execute(self._read("studied"), params).scalars()) if studied else frozenset()
+            modules = frozenset(c.execute(self._reads["studied"], params).scalars()) if studied else frozenset()
         return row, states, modules
 
     def iter_learners(self, tenant: str | None = None) -> Iterator[tuple[str, Learner]]:
@@ -578,6 +548,26 @@ class SqlStore:
 
 
 _UPGRADES: dict[int, Any] = {}  # schema step N -> function(Connection) upgrading N to N + 1
+
+
+def _serving_reads() -> dict[str, Any]:
+    """One learner's reads on the serving path, with bound parameters `tenant` and `learner`."""
+    tenant: Any = sa.bindparam("tenant")
+    learner: Any = sa.bindparam("learner")
+    x, s, e = t.learners.c, t.skill_states.c, t.events.c
+    return {
+        "learner": sa.select(t.learners).where(x.tenant_id == tenant).where(x.learner_id == learner),
+        "profile_updated": sa.select(x.profile_updated_us).where(x.tenant_id == tenant).where(x.learner_id == learner),
+        "states": sa.select(t.skill_states)
+        .where(s.tenant_id == tenant)
+        .where(s.learner_id == learner)
+        .order_by(s.skill_id),
+        "studied": sa.select(e.module_id)
+        .distinct()
+        .where(e.tenant_id == tenant)
+        .where(e.learner_id == learner)
+        .where(e.item_id == ""),  # a module-level result: the module was studied
+    }
 
 
 def _learner_from_row(row: Any) -> Learner:
