@@ -11,7 +11,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from google.protobuf import json_format
 
@@ -206,9 +206,33 @@ def concatenate(out: Path, parts: list[Path]) -> None:
     with tmp.open("wb") as handle:
         for part in parts:
             with part.open("rb") as source:
-                while block := source.read(1 << 20):
-                    handle.write(block)
+                _append(source, handle)
     os.replace(tmp, out)
+
+
+def _append(source: BinaryIO, target: BinaryIO) -> None:
+    """Copy in the kernel where it can (copy_file_range: no user-space copy, a reflink on file
+    systems that share extents; a 100k cohort's JSONL is 1 GB), else through a buffer."""
+    size = os.fstat(source.fileno()).st_size
+    copy_range = getattr(os, "copy_file_range", None)
+    done = 0
+    if copy_range is not None:
+        target.flush()
+        try:
+            while done < size:
+                copied = copy_range(source.fileno(), target.fileno(), size - done)
+                if copied == 0:
+                    break
+                done += copied
+            if done == size:
+                target.seek(0, os.SEEK_END)
+                return
+        except OSError:
+            pass  # not supported between these files: copy what is left through a buffer
+        source.seek(done)
+        target.seek(0, os.SEEK_END)
+    while block := source.read(1 << 20):
+        target.write(block)
 
 
 def merge_parquet(out: Path, parts: list[Path]) -> None:

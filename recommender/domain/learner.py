@@ -74,4 +74,4 @@ def validate_learner(learner: Learner, catalog: Catalog, prefix: str = "learner"
     if problems:
         raise InvalidInput(problems)
     languages = tuple(dict.fromkeys(normalize_language(x) for x in learner.languages))
-    return replace(learner, languages=languages)
+    return learner if languages == learner.languages else replace(learner, languages=languages)

@@ -261,10 +261,11 @@ def _step(
     taught = view.skill_pad[j]
     real = taught < len(catalog.skill_ids)
     skill_idx = taught[real]
-    before = walk.mastery[skill_idx].copy()
+    after_array = projected[real]
+    # plain Python values from here on: per-element numpy scalars were a fifth of a step's cost
+    skills, before, after = skill_idx.tolist(), walk.mastery[skill_idx].tolist(), after_array.tolist()
     success_j = float(success[j])
-    after = projected[real]
-    walk.mastery[skill_idx] = after
+    walk.mastery[skill_idx] = after_array
     walk.placed[j] = True
     walk.minutes_used += view.minutes[j]
 
@@ -275,10 +276,10 @@ def _step(
         reasons.append(renderer.reason(code, params))
 
     # the role's skills this module teaches that are still short of their level, in role order
+    requirement = requirement_of[skill_idx].tolist()
+    levels = level.tolist()
     gaps = sorted(
-        (int(requirement_of[s]), int(s), float(b))
-        for s, b in zip(skill_idx, before, strict=True)
-        if requirement_of[s] < len(level) and b < level[requirement_of[s]]
+        (r, s, b) for r, s, b in zip(requirement, skills, before, strict=True) if r < len(levels) and b < levels[r]
     )
     for r, s, b in gaps:
         skill_id = catalog.skill_ids[s]
@@ -286,7 +287,7 @@ def _step(
             review = True
             days = state.days_since_practice[s]
             add(ReasonCode.REVIEW_DUE, skill_id=skill_id, days_since_practice=f"{days:.0f}")
-        add(ReasonCode.SKILL_GAP, skill_id=skill_id, mastery=f"{b:.2f}", required=f"{level[r]:.2f}")
+        add(ReasonCode.SKILL_GAP, skill_id=skill_id, mastery=f"{b:.2f}", required=f"{levels[r]:.2f}")
         add(ReasonCode.ROLE_REQUIRES, role_id=role.role_id, skill_id=skill_id)
     if unlock > EPS and not satisfied[j]:
         unlocked = _best_unlocked(view, j, satisfied)
@@ -302,10 +303,7 @@ def _step(
         module_id=module.module_id,
         score=score,
         expected_success=success_j,
-        gains=tuple(
-            SkillGain(catalog.skill_ids[s], float(b), float(a))
-            for s, b, a in zip(skill_idx, before, after, strict=True)
-        ),
+        gains=tuple(SkillGain(catalog.skill_ids[s], b, a) for s, b, a in zip(skills, before, after, strict=True)),
         estimated_minutes=module.estimated_minutes,
         review=review,
         reasons=tuple(reasons),

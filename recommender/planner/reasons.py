@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from recommender.domain.catalog import Catalog
 from recommender.domain.path import Reason, ReasonCode
@@ -43,14 +43,29 @@ def locale_key(locale: str) -> str:
     return primary if primary in TEMPLATES else "en"
 
 
+RENDERED_LIMIT = 50_000
+
+
 @dataclass(frozen=True)
 class Renderer:
-    """Reason texts for one catalog in one locale (resolved once per plan, not once per reason)."""
+    """Reason texts for one catalog in one locale (resolved once per plan, not once per reason).
+    Rendered reasons are kept: a cohort's paths repeat the same (code, parameters) pairs, and
+    formatting them was a fifth of planning time. Reasons are frozen, so sharing one is safe."""
 
     catalog: Catalog
     key: str
+    _rendered: dict[tuple[object, ...], Reason] = field(default_factory=dict, compare=False, repr=False)
 
     def reason(self, code: ReasonCode, params: Mapping[str, str]) -> Reason:
+        cache_key = (code, *params.items())
+        found = self._rendered.get(cache_key)
+        if found is None:
+            if len(self._rendered) >= RENDERED_LIMIT:
+                self._rendered.clear()
+            found = self._rendered[cache_key] = self._render(code, params)
+        return found
+
+    def _render(self, code: ReasonCode, params: Mapping[str, str]) -> Reason:
         catalog, key = self.catalog, self.key
         values = dict(params)
         if "skill_id" in params:

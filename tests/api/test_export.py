@@ -4,12 +4,15 @@ what json_format gives, for paths with and without steps, model, timestamp, revi
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
+import pytest
 
-from recommender.api.export import JsonlEncoder, encode_jsonl, path_json, path_json_via_proto
+from recommender.api.export import JsonlEncoder, concatenate, encode_jsonl, path_json, path_json_via_proto
 from recommender.domain.catalog import build_catalog
 from recommender.domain.codec import catalog_parts_from_dict
 from recommender.domain.path import LearningPath, StopReason
@@ -82,3 +85,30 @@ def test_encoder_reuses_shared_steps_across_parts_and_stays_exact() -> None:
     assert b'"learner_id": "twin-3"' in parts[1]
     lines = parts[2].decode().splitlines()
     assert [json.loads(x) for x in lines] == [path_json_via_proto(p) for p in changed]
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False])
+def test_concatenate_keeps_every_byte_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copy: bool
+) -> None:
+    """Parts are joined in the kernel where it can, through a buffer where it cannot (an OSError
+    from copy_file_range, e.g. across file systems): the same bytes either way."""
+    if not kernel_copy:
+
+        def refuse(*args: object) -> int:
+            raise OSError(18, "Invalid cross-device link")
+
+        monkeypatch.setattr(os, "copy_file_range", refuse, raising=False)
+    rng = np.random.default_rng(5)
+    parts, expected = [], b""
+    for i, size in enumerate([0, 1, 3 << 20, 17, 0, (1 << 20) + 5]):
+        data = rng.integers(0, 256, size=size, dtype=np.uint8).tobytes()
+        part = tmp_path / f"part-{i}"
+        part.write_bytes(data)
+        parts.append(part)
+        expected += data
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(b"stale output of an earlier run")
+    concatenate(out, parts)
+    assert out.read_bytes() == expected
+    assert not (tmp_path / "out.jsonl.tmp").exists()
