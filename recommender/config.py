@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         description="mastery at which a prerequisite module the learner has not studied counts as mastered "
         "(planner; a studied prerequisite never blocks)",
     )
+    check_after_studies: int = Field(
+        default=3,
+        ge=0,
+        description="module results on a role skill, since its last item result, after which a skill still "
+        "estimated below the role's level gets a skill-check step first (planner); 0 never plans one",
+    )
     future_tolerance_seconds: float = Field(
         default=300.0, ge=0, description="how far in the future occurred_at may lie (clock skew)"
     )

@@ -21,7 +21,7 @@ from recommender.domain.path import LearningPath, PathStep
 STEP_COLUMNS = [
     "learner_id", "target_role_id", "position", "module_id", "score", "expected_success", "estimated_minutes",
     "review", "reasons", "reason_texts", "readiness_now", "readiness_after", "stop_reason",
-    "unreachable_skill_ids", "model_version", "generated_at",
+    "unreachable_skill_ids", "model_version", "generated_at", "kind", "check_skill_ids",
 ]  # fmt: skip
 
 
@@ -62,6 +62,8 @@ def _step_json(step: PathStep) -> dict[str, Any]:
         "reasons": [
             {"code": mapping.REASON_CODE_NAMES[r.code], "params": dict(r.params), "text": r.text} for r in step.reasons
         ],
+        "kind": mapping.STEP_KIND_NAMES[step.kind],
+        "check_skill_ids": list(step.check_skill_ids),
     }
 
 
@@ -85,7 +87,8 @@ def step_rows(path: LearningPath) -> list[dict[str, Any]]:
     }
     if not path.steps:
         return [{**common, "position": 0, "module_id": "", "score": None, "expected_success": None,
-                 "estimated_minutes": 0, "review": False, "reasons": "", "reason_texts": ""}]  # fmt: skip
+                 "estimated_minutes": 0, "review": False, "reasons": "", "reason_texts": "", "kind": "",
+                 "check_skill_ids": ""}]  # fmt: skip
     return [
         {
             **common,
@@ -97,6 +100,8 @@ def step_rows(path: LearningPath) -> list[dict[str, Any]]:
             "review": s.review,
             "reasons": ";".join(r.code.value for r in s.reasons),
             "reason_texts": " | ".join(r.text for r in s.reasons),
+            "kind": s.kind.value,
+            "check_skill_ids": ";".join(s.check_skill_ids),
         }
         for s in path.steps
     ]
@@ -196,7 +201,7 @@ def _parquet_schema() -> Any:
             ("estimated_minutes", pa.int32()), ("review", pa.bool_()), ("reasons", pa.string()),
             ("reason_texts", pa.string()), ("readiness_now", pa.float64()), ("readiness_after", pa.float64()),
             ("stop_reason", pa.string()), ("unreachable_skill_ids", pa.string()), ("model_version", pa.string()),
-            ("generated_at", pa.string()),
+            ("generated_at", pa.string()), ("kind", pa.string()), ("check_skill_ids", pa.string()),
         ]
     )  # fmt: skip
 

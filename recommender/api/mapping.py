@@ -20,7 +20,7 @@ from recommender.domain.catalog import (
     TargetRole,
 )
 from recommender.domain.learner import Learner
-from recommender.domain.path import LearningPath, ReasonCode, StopReason
+from recommender.domain.path import LearningPath, ReasonCode, StepKind, StopReason
 from recommender.domain.profile import SkillProfile
 from recommender.errors import FieldViolation, InvalidInput
 from recommender.ml.train import TrainConfig
@@ -213,9 +213,13 @@ _REASON = {
     ReasonCode.SIMILAR_LEARNERS_SUCCEEDED: pb.REASON_CODE_SIMILAR_LEARNERS_SUCCEEDED,
     ReasonCode.REVIEW_DUE: pb.REASON_CODE_REVIEW_DUE,
     ReasonCode.LANGUAGE_MATCH: pb.REASON_CODE_LANGUAGE_MATCH,
+    ReasonCode.CHECK_DUE: pb.REASON_CODE_CHECK_DUE,
 }
 
+_KIND = {StepKind.STUDY: pb.STEP_KIND_STUDY, StepKind.SKILL_CHECK: pb.STEP_KIND_SKILL_CHECK}
+
 STOP_REASON_NAMES = {k: pb.StopReason.Name(v) for k, v in _STOP.items()}
+STEP_KIND_NAMES = {k: pb.StepKind.Name(v) for k, v in _KIND.items()}
 REASON_CODE_NAMES = {k: pb.ReasonCode.Name(v) for k, v in _REASON.items()}
 
 
@@ -255,6 +259,8 @@ def path_to_proto(path: LearningPath) -> pb.LearningPath:
                 estimated_minutes=s.estimated_minutes,
                 review=s.review,
                 reasons=[pb.Reason(code=_REASON[r.code], params=dict(r.params), text=r.text) for r in s.reasons],
+                kind=_KIND[s.kind],
+                check_skill_ids=list(s.check_skill_ids),
             )
             for s in path.steps
         ],

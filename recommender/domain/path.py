@@ -22,6 +22,12 @@ class ReasonCode(enum.Enum):
     SIMILAR_LEARNERS_SUCCEEDED = "similar_learners_succeeded"
     REVIEW_DUE = "review_due"
     LANGUAGE_MATCH = "language_match"
+    CHECK_DUE = "check_due"
+
+
+class StepKind(enum.Enum):
+    STUDY = "study"
+    SKILL_CHECK = "skill_check"
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class PathStep:
     estimated_minutes: int
     review: bool
     reasons: tuple[Reason, ...]
+    kind: StepKind = StepKind.STUDY
+    check_skill_ids: tuple[str, ...] = ()  # a skill check's skills (module_id is then empty)
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,16 @@ from recommender.domain.learner import Learner
 
 @dataclass(frozen=True)
 class SkillState:
-    """Mastery of one skill as of `last_practiced_at` (before any forgetting since then)."""
+    """Mastery of one skill as of `last_practiced_at` (before any forgetting since then).
+    `studies_since_check` counts module-level results since the skill's last item result: module
+    scores are weak evidence about one skill, so an estimate that stays low after several studies
+    calls for a skill check (direct evidence) rather than more study."""
 
     skill_id: str
     mastery: float
     attempts: int
     last_practiced_at: datetime
+    studies_since_check: int = 0
 
 
 @dataclass(frozen=True)

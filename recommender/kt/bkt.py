@@ -94,20 +94,28 @@ def mastery_now(state: SkillState, params: SkillParams, now: datetime) -> float:
 
 
 def apply_result(
-    state: SkillState | None, skill_id: str, score: float, at: datetime, params: SkillParams
+    state: SkillState | None,
+    skill_id: str,
+    score: float,
+    at: datetime,
+    params: SkillParams,
+    *,
+    item: bool = False,
 ) -> SkillState:
-    """One skill's state after one result: forget since last practice, observe, learn."""
+    """One skill's state after one result: forget since last practice, observe, learn. An item
+    result (`item`) resets the count of studies since the skill was last checked."""
     if state is None:
-        prior, last, attempts = params.prior, at, 0
+        prior, last, attempts, studies = params.prior, at, 0, 0
     else:
         prior = mastery_now(state, params, at)
-        last, attempts = max(state.last_practiced_at, at), state.attempts
+        last, attempts, studies = max(state.last_practiced_at, at), state.attempts, state.studies_since_check
     observed = posterior(prior, score, params.guess, params.slip)
     return SkillState(
         skill_id=skill_id,
         mastery=min(max(observed + (1.0 - observed) * params.learn, 0.0), 1.0),
         attempts=attempts + 1,
         last_practiced_at=last,
+        studies_since_check=0 if item else studies + 1,
     )
 
 
@@ -117,7 +125,11 @@ def profile_updater(
     """The store's Updater for this model: each touched skill gets one BKT step."""
 
     def update(states: Mapping[str, SkillState], event: AssessmentEvent) -> list[SkillState]:
-        return [apply_result(states.get(s), s, event.score, event.occurred_at, model.of(s)) for s in event.skill_ids]
+        item = bool(event.item_id)
+        return [
+            apply_result(states.get(s), s, event.score, event.occurred_at, model.of(s), item=item)
+            for s in event.skill_ids
+        ]
 
     return update
 

@@ -20,13 +20,14 @@ import numpy.typing as npt
 
 from recommender.domain.catalog import Catalog, TargetRole
 from recommender.domain.learner import Learner
-from recommender.domain.path import LearningPath, PathStep, Reason, ReasonCode, SkillGain, StopReason
+from recommender.domain.path import LearningPath, PathStep, Reason, ReasonCode, SkillGain, StepKind, StopReason
 from recommender.errors import PreconditionFailed
 from recommender.planner.arrays import CatalogArrays, ModuleView, SkillParamArrays, primary_language
 from recommender.planner.reasons import Renderer
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
 
 TARGET_SUCCESS = 0.7
 ZPD_WIDTH = 0.25
@@ -35,6 +36,7 @@ UNLOCK_WEIGHT = 0.5
 SIMILAR_LEARNERS_MIN_SUCCESS = 0.6
 EPS = 1e-9
 TINY = 1e-300
+CHECK_MINUTES_PER_SKILL = 15
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class PlanOptions:
     locale: str = "en"
     mastery_threshold: float = 0.85
     confidence_margin: float = 0.5
+    # studies (module results) after which a role skill still below level gets a skill check
+    # first; 0 never plans one
+    check_after_studies: int = 3
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,8 @@ class LearnerState:
     # earlier in the path, a studied prerequisite no longer blocks what depends on it, so a path
     # the learner followed stays valid the next day even if a result came in low
     studied: frozenset[str] = frozenset()
+    # module-level results per skill since its last item result (None: no skill check is planned)
+    studies_since_check: IntArray | None = None
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,10 @@ def plan_path(
     review_due = (state.peak[req_idx] >= level) & (state.mastery[req_idx] < level)
     direct = np.zeros(n_view)
     unlock = np.zeros(n_view)
+    check = _skill_check(catalog, state, options, role, req_idx, level, renderer)
+    if check is not None:
+        walk.steps.append(check)
+        walk.minutes_used += check.estimated_minutes
 
     while True:
         if readiness(walk.mastery) >= 1.0 - EPS:
@@ -307,6 +318,56 @@ def _step(
         estimated_minutes=module.estimated_minutes,
         review=review,
         reasons=tuple(reasons),
+    )
+
+
+def _skill_check(
+    catalog: Catalog,
+    state: LearnerState,
+    options: PlanOptions,
+    role: TargetRole,
+    req_idx: npt.NDArray[np.intp],
+    level: FloatArray,
+    renderer: Renderer,
+) -> PathStep | None:
+    """A first step that assesses role skills instead of teaching them, when one is due: a role
+    skill studied `check_after_studies` times since its last item result is still estimated below
+    level. A module score is weak evidence about one skill (it mixes the learner's general ability
+    and the module's other skills), so for some learners the estimate stalls while the skill is
+    learned, and more study of it is wasted; an item-level check settles it. The check covers every
+    role skill below level studied since its last check, so one check answers them together."""
+    if options.check_after_studies <= 0 or state.studies_since_check is None:
+        return None
+    studies = state.studies_since_check[req_idx]
+    below = state.mastery[req_idx] < level
+    if not (below & (studies >= options.check_after_studies)).any():
+        return None
+    checked = np.flatnonzero(below & (studies >= 1)).tolist()
+    minutes = CHECK_MINUTES_PER_SKILL * len(checked)
+    if 0 < options.time_budget_minutes < minutes:
+        return None
+    skill_ids = tuple(catalog.skill_ids[int(req_idx[r])] for r in checked)
+    reasons: list[Reason] = []
+    for r, skill_id in zip(checked, skill_ids, strict=True):
+        params = {
+            "skill_id": skill_id,
+            "studies": str(int(studies[r])),
+            "mastery": f"{state.mastery[req_idx[r]]:.2f}",
+            "required": f"{level[r]:.2f}",
+        }
+        reasons.append(renderer.reason(ReasonCode.CHECK_DUE, params))
+        reasons.append(renderer.reason(ReasonCode.ROLE_REQUIRES, {"role_id": role.role_id, "skill_id": skill_id}))
+    return PathStep(
+        position=1,
+        module_id="",
+        score=0.0,
+        expected_success=float(state.mastery[req_idx[checked]].mean()),  # P(passing): the estimate
+        gains=(),
+        estimated_minutes=minutes,
+        review=False,
+        reasons=tuple(reasons),
+        kind=StepKind.SKILL_CHECK,
+        check_skill_ids=skill_ids,
     )
 
 

@@ -50,6 +50,7 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
         clock=clock,
         mastery_threshold=settings.mastery_threshold,
         planning_threads=settings.planning_threads,
+        check_after_studies=settings.check_after_studies,
     )
     return App(
         settings=settings,

@@ -161,6 +161,7 @@ def project_profile(
             mastery_now(s, model.of(s.skill_id), as_of) if as_of > s.last_practiced_at else s.mastery,
             s.attempts,
             s.last_practiced_at,
+            s.studies_since_check,
         )
         for s in states
     )

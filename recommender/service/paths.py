@@ -65,6 +65,7 @@ class Planner:
     bkt: BKTModel
     model: HybridModel | None
     mastery_threshold: float
+    check_after_studies: int = 3
     _memo: PathMemo = field(default_factory=lambda: PathMemo(MEMO_LIMIT), compare=False, repr=False)
 
     def __getstate__(self) -> dict[str, object]:
@@ -74,7 +75,9 @@ class Planner:
         self.__dict__.update(state, _memo=PathMemo(MEMO_LIMIT))
 
     @classmethod
-    def build(cls, catalog: Catalog, model: HybridModel | None, mastery_threshold: float) -> Planner:
+    def build(
+        cls, catalog: Catalog, model: HybridModel | None, mastery_threshold: float, check_after_studies: int = 3
+    ) -> Planner:
         bkt = model.bkt if model is not None else DEFAULT_BKT
         return cls(
             catalog,
@@ -83,6 +86,7 @@ class Planner:
             bkt,
             model,
             mastery_threshold,
+            check_after_studies,
         )
 
     @property
@@ -172,6 +176,7 @@ class Planner:
             exclude_module_ids=frozenset(request.exclude_module_ids),
             locale=request.locale or "en",
             mastery_threshold=self.mastery_threshold,
+            check_after_studies=self.check_after_studies,
         )
 
 
@@ -213,12 +218,14 @@ class PathService:
         clock: Clock,
         mastery_threshold: float,
         planning_threads: int = 1,
+        check_after_studies: int = 3,
     ) -> None:
         self.store = store
         self.catalogs = catalogs
         self._model = model
         self._clock = clock
         self._threshold = mastery_threshold
+        self._check_after = check_after_studies
         self._lock = threading.Lock()
         self._cached: tuple[int, HybridModel | None, Planner] | None = None
         self._planning_slots = threading.BoundedSemaphore(planning_threads)
@@ -232,7 +239,7 @@ class PathService:
         if cached is not None and cached[0] == catalog.revision and cached[1] is model:
             return cached[2]
         with self._lock:
-            planner = Planner.build(catalog, model, self._threshold)
+            planner = Planner.build(catalog, model, self._threshold, self._check_after)
             self._cached = (catalog.revision, model, planner)
         return planner
 
@@ -262,10 +269,12 @@ def learner_state(
     now: datetime,
     studied: frozenset[str] = frozenset(),
 ) -> LearnerState:
-    """Per-skill arrays: mastery now (prior when never practiced), peak and days since practice."""
+    """Per-skill arrays: mastery now (prior when never practiced), peak, days since practice and
+    studies since the last check."""
     mastery = kt.prior.copy()
     peak = np.zeros_like(mastery)
     days = np.full_like(mastery, math.nan)
+    studies = np.zeros(len(mastery), dtype=np.int64)
     for s in states:
         i = catalog.skill_index.get(s.skill_id)
         if i is None:
@@ -273,7 +282,8 @@ def learner_state(
         mastery[i] = mastery_now(s, model.of(s.skill_id), now)
         peak[i] = s.mastery
         days[i] = max((now - s.last_practiced_at).total_seconds(), 0.0) / SECONDS_PER_DAY
-    return LearnerState(learner=learner, mastery=mastery, peak=peak, days_since_practice=days, studied=studied)
+        studies[i] = s.studies_since_check
+    return LearnerState(learner, mastery, peak, days, studied, studies)
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,13 @@
 results are recorded through the same service code as live assessments. Policies compared on the
 same learners and the same hidden truth:
 
-- adaptive: RecommendPath after every result, take its first step. When the planner believes the
-  role is reached but the learner truly is not, the learner sits a readiness check (one assessment
-  per role skill, counted as one module and CHECK_MINUTES): the platform's certification step, whose
-  results correct the estimates through the same service code;
+- adaptive: RecommendPath after every result, take its first step. A skill-check step is taken as
+  an item-level assessment of its skills (CHECK_ITEMS items per skill, each right with a probability
+  that mirrors being truly at the role's level; it teaches nothing) and counted as one module and
+  the step's minutes. When the planner believes the role is reached but the learner truly is not,
+  the learner sits a readiness check (the same assessment of every role skill, counted as one module
+  and CHECK_MINUTES): the platform's certification step. Both report item results through the same
+  service code as live assessments;
 - oracle: the same planner fed the hidden true mastery instead of the service's estimate (a
   diagnostic: what perfect knowledge tracing would give; the rest of the gap is the planner's);
 - syllabus: the role's modules in prerequisite order (fixed, the same for everyone);
@@ -32,6 +35,7 @@ import numpy as np
 from recommender.config import Settings
 from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.catalog import Catalog
+from recommender.domain.path import PathStep, StepKind
 from recommender.errors import LubanError
 from recommender.planner.plan import LearnerState, plan_path
 from recommender.service.app import App, build_app
@@ -52,6 +56,7 @@ from recommender.storage.store import DEFAULT_TENANT
 
 POLICIES = ("adaptive", "oracle", "syllabus", "popularity")
 CHECK_MINUTES = 60
+CHECK_ITEMS = 10
 MASTERED = 0.85
 READY = 1.0 - 1e-9
 
@@ -190,9 +195,17 @@ def _run_learner(
     curve = [readiness]
     checked_since_progress = False
     while readiness < READY and len(taken) < max_modules:
-        module_id = _next_module(app, who, policy, taken, syllabus, ranked, mastery)
+        step = _next_step(app, who, policy, taken, syllabus, ranked, mastery)
+        if step is not None and step.kind is StepKind.SKILL_CHECK:
+            _skill_check(app, clock, world, who, mastery, len(taken), rng, step.check_skill_ids)
+            taken.append("")
+            minutes += step.estimated_minutes
+            curve.append(readiness)
+            continue
+        module_id = step.module_id if step is not None else None
         if module_id is None and policy == "adaptive" and not checked_since_progress:
-            _readiness_check(app, clock, world, who, mastery, len(taken), rng)
+            role_skills = tuple(r.skill_id for r in role.requirements)
+            _skill_check(app, clock, world, who, mastery, len(taken), rng, role_skills)
             checked_since_progress = True
             taken.append("")
             minutes += CHECK_MINUTES
@@ -230,7 +243,7 @@ def _run_learner(
     result.curve = [((n - 1) * old + new) / n for old, new in zip(result.curve or curve, curve, strict=True)]
 
 
-def _readiness_check(
+def _skill_check(
     app: App,
     clock: ManualClock,
     world: HiddenWorld,
@@ -238,12 +251,16 @@ def _readiness_check(
     mastery: np.ndarray,
     step: int,
     rng: np.random.Generator,
+    skill_ids: Sequence[str],
 ) -> None:
-    """One assessment per role skill on the first module teaching it that the learner can take;
-    the score reflects true mastery and teaches nothing."""
+    """CHECK_ITEMS items per role skill among `skill_ids`, filed under the first module teaching it
+    that the learner can take; each item is right with a probability that mirrors being truly at the
+    role's level (ability-free), and the check teaches nothing."""
     catalog = world.catalog
-    events = []
+    events: list[AssessmentEvent] = []
     for r in catalog.roles[who.learner.target_role_id].requirements:
+        if r.skill_id not in skill_ids:
+            continue
         module_id = next(
             (m for m in catalog.topological_order
              if r.skill_id in catalog.modules[m].skill_ids and can_take(catalog.modules[m], who.learner)),
@@ -253,22 +270,23 @@ def _readiness_check(
             continue
         true = float(mastery[catalog.skill_index[r.skill_id]])
         p = 1.0 / (1.0 + np.exp(-8.0 * (true - r.level)))  # passing mirrors being truly at level
-        events.append(
+        events.extend(
             AssessmentEvent(
-                event_id=f"{who.learner.learner_id}-{step:03d}-check-{r.skill_id}",
+                event_id=f"{who.learner.learner_id}-{step:03d}-check-{r.skill_id}-{k}",
                 learner_id=who.learner.learner_id,
                 module_id=module_id,
-                item_id="readiness-check",
+                item_id=f"check-{k}",
                 skill_ids=(r.skill_id,),
-                score=float(rng.binomial(10, p)) / 10.0,
+                score=float(right),
                 occurred_at=clock(),
             )
+            for k, right in enumerate(rng.random(CHECK_ITEMS) < p)
         )
     clock.advance(days=1)
     app.learners.record_batch(DEFAULT_TENANT, events)
 
 
-def _next_module(
+def _next_step(
     app: App,
     who: HiddenLearner,
     policy: str,
@@ -276,7 +294,8 @@ def _next_module(
     syllabus: list[str],
     ranked: list[str],
     true_mastery: np.ndarray,
-) -> str | None:
+) -> PathStep | None:
+    """The policy's next step: a path's first step, or the next module of a fixed order."""
     request = PathRequest(who.learner.learner_id, max_steps=1)
     try:
         if policy == "adaptive":
@@ -294,10 +313,14 @@ def _next_module(
     except LubanError:
         return None
     if path is not None:
-        return path.steps[0].module_id if path.steps else None
+        return path.steps[0] if path.steps else None
     # fixed orders are followed again from the start once finished (the learner re-studies)
     pool = syllabus if policy == "syllabus" else ranked
-    return pool[len(taken) % len(pool)] if pool else None
+    return _study(pool[len(taken) % len(pool)]) if pool else None
+
+
+def _study(module_id: str) -> PathStep:
+    return PathStep(0, module_id, 0.0, 0.0, (), 0, False, ())
 
 
 def _violates(catalog: Catalog, module_id: str, taken: list[str], mastery: np.ndarray) -> bool:

@@ -19,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: skill_states.studies_since_check
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
 SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
@@ -81,6 +81,7 @@ skill_states = Table(
     Column("mastery", Float, nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("last_practiced_us", BigInteger, nullable=False),
+    Column("studies_since_check", Integer, nullable=False, server_default="0"),
 )
 
 model_activations = Table(

@@ -297,7 +297,7 @@ class SqlStore:
             if row is None:
                 return None
             states = [
-                SkillState(r.skill_id, r.mastery, r.attempts, from_micros(r.last_practiced_us))
+                SkillState(r.skill_id, r.mastery, r.attempts, from_micros(r.last_practiced_us), r.studies_since_check)
                 for r in c.execute(self._reads["states"], params)
             ]
             modules = frozenset(c.execute(self._reads["studied"], params).scalars()) if studied else frozenset()
@@ -467,7 +467,7 @@ class SqlStore:
                     query = query.where(s.skill_id.in_(skill_ids))
             for row in c.execute(query):
                 states.setdefault(row.learner_id, {})[row.skill_id] = SkillState(
-                    row.skill_id, row.mastery, row.attempts, from_micros(row.last_practiced_us)
+                    row.skill_id, row.mastery, row.attempts, from_micros(row.last_practiced_us), row.studies_since_check
                 )
         return states
 
@@ -480,6 +480,7 @@ class SqlStore:
                     "mastery": stmt.excluded.mastery,
                     "attempts": stmt.excluded.attempts,
                     "last_practiced_us": stmt.excluded.last_practiced_us,
+                    "studies_since_check": stmt.excluded.studies_since_check,
                 },
             )
 
@@ -491,6 +492,7 @@ class SqlStore:
                 "mastery": state.mastery,
                 "attempts": state.attempts,
                 "last_practiced_us": to_micros(state.last_practiced_at),
+                "studies_since_check": state.studies_since_check,
             }
             for (learner_id, skill_id), state in sorted(dirty.items())
         ]
@@ -547,7 +549,12 @@ class SqlStore:
         return [(r.version, from_micros(r.activated_us)) for r in rows]
 
 
-_UPGRADES: dict[int, Any] = {}  # schema step N -> function(Connection) upgrading N to N + 1
+def _add_studies_since_check(c: Connection) -> None:
+    """1 -> 2: existing states start at 0 studies since a check (no check is due until new studies)."""
+    c.execute(sa.text("ALTER TABLE skill_states ADD COLUMN studies_since_check INTEGER NOT NULL DEFAULT 0"))
+
+
+_UPGRADES: dict[int, Any] = {1: _add_studies_since_check}  # step N -> function(Connection) upgrading N to N + 1
 
 
 def _serving_reads() -> dict[str, Any]:

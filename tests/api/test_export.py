@@ -12,10 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from recommender.api.export import JsonlEncoder, concatenate, encode_jsonl, path_json, path_json_via_proto
+from recommender.api.export import (
+    STEP_COLUMNS,
+    JsonlEncoder,
+    concatenate,
+    encode_jsonl,
+    path_json,
+    path_json_via_proto,
+    step_rows,
+)
 from recommender.domain.catalog import build_catalog
 from recommender.domain.codec import catalog_parts_from_dict
-from recommender.domain.path import LearningPath, StopReason
+from recommender.domain.path import LearningPath, StepKind, StopReason
 from recommender.domain.profile import SkillState
 from recommender.errors import LubanError
 from recommender.service.demo import demo_catalog_path
@@ -32,7 +40,13 @@ def demo_paths() -> list[LearningPath]:
     for i, hidden in enumerate(sample_learners(catalog, 60, rng)):
         learner = hidden.learner
         states = [
-            SkillState(s, float(rng.choice([rng.random(), 0.99])), 2, T0 - timedelta(days=int(rng.integers(0, 400))))
+            SkillState(
+                s,
+                float(rng.choice([rng.random(), 0.99])),
+                2,
+                T0 - timedelta(days=int(rng.integers(0, 400))),
+                int(rng.integers(0, 5)),  # 3 or more on a role skill below level: a skill-check step
+            )
             for s in rng.choice(catalog.skill_ids, size=int(rng.integers(0, 12)), replace=False)
         ]
         try:
@@ -45,6 +59,7 @@ def demo_paths() -> list[LearningPath]:
         except LubanError:
             continue
     assert len(paths) > 40 and any(s.review for p in paths for s in p.steps)
+    assert any(s.kind is StepKind.SKILL_CHECK for p in paths for s in p.steps)
     return paths
 
 
@@ -112,3 +127,13 @@ def test_concatenate_keeps_every_byte_in_order(
     concatenate(out, parts)
     assert out.read_bytes() == expected
     assert not (tmp_path / "out.jsonl.tmp").exists()
+
+
+def test_step_rows_say_what_kind_of_step_and_which_skills_a_check_assesses() -> None:
+    """CSV and Parquet rows carry the step kind and a check's skills (';'-joined)."""
+    path = next(p for p in demo_paths() if p.steps and p.steps[0].kind is StepKind.SKILL_CHECK)
+    rows = step_rows(path)
+    assert rows[0]["kind"] == "skill_check" and rows[0]["module_id"] == ""
+    assert rows[0]["check_skill_ids"] == ";".join(path.steps[0].check_skill_ids) != ""
+    assert all(r["kind"] == "study" and r["module_id"] and r["check_skill_ids"] == "" for r in rows[1:])
+    assert set(rows[0]) == set(STEP_COLUMNS)

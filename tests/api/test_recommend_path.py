@@ -5,9 +5,11 @@ from __future__ import annotations
 import grpc
 import pytest
 
+from recommender.api import mapping
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from tests.api.conftest import Served, violations
 from tests.api.test_core_rpcs import ana, code_of, load_tiny, result
+from tests.conftest import T0
 
 
 @pytest.fixture
@@ -79,3 +81,26 @@ def test_learner_without_role_must_name_one(ready: Served) -> None:
     with pytest.raises(grpc.RpcError) as exc:
         ready.stub.RecommendPath(pb.RecommendPathRequest(learner_id="norole"))
     assert "target_role_id" in violations(exc.value)
+
+
+def test_a_stalled_skill_gets_a_skill_check_until_item_results_answer_it(ready: Served) -> None:
+    """Three module results on welding and its estimate is still below the role's level: the path
+    starts with a skill check of welding (not more welding study); item results answer it."""
+    for i in range(3):
+        ready.stub.RecordAssessment(pb.RecordAssessmentRequest(result=result(f"w{i}", score=0.4)))
+    path = ready.stub.RecommendPath(pb.RecommendPathRequest(learner_id="ana", locale="zh-CN"))
+    first = path.steps[0]
+    assert first.kind == pb.STEP_KIND_SKILL_CHECK and first.module_id == "" and not first.gains
+    assert list(first.check_skill_ids) == ["welding"]
+    due = [r for r in first.reasons if r.code == pb.REASON_CODE_CHECK_DUE]
+    assert len(due) == 1 and due[0].params["skill_id"] == "welding" and due[0].params["studies"] == "3"
+    assert "检测" in due[0].text
+    assert [s.kind for s in path.steps[1:]] == [pb.STEP_KIND_STUDY] * (len(path.steps) - 1)
+    for k in range(5):
+        item = pb.AssessmentResult(
+            event_id=f"check-{k}", learner_id="ana", module_id="welding-101", item_id=f"check-{k}",
+            skill_ids=["welding"], score=1.0, occurred_at=mapping.timestamp(T0),
+        )  # fmt: skip
+        ready.stub.RecordAssessment(pb.RecordAssessmentRequest(result=item))
+    after = ready.stub.RecommendPath(pb.RecommendPathRequest(learner_id="ana"))
+    assert all(s.kind == pb.STEP_KIND_STUDY and s.module_id for s in after.steps)

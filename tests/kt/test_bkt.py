@@ -104,3 +104,15 @@ def test_replay_applies_events_in_order_per_skill() -> None:
     states = replay(BKTModel(), events)
     assert states["x"].attempts == 1 and states["y"].attempts == 2
     assert states["y"].mastery < states["x"].mastery
+
+
+def test_studies_since_check_count_module_results_and_an_item_result_resets_them() -> None:
+    p = SkillParams()
+    state = None
+    for day in range(3):
+        state = apply_result(state, "s", 0.5, T0 + timedelta(days=day), p)
+    assert state is not None and state.studies_since_check == 3 and state.attempts == 3
+    checked = apply_result(state, "s", 1.0, T0 + timedelta(days=4), p, item=True)
+    assert checked.studies_since_check == 0 and checked.attempts == 4
+    assert apply_result(checked, "s", 0.5, T0 + timedelta(days=5), p).studies_since_check == 1
+    assert apply_result(None, "s", 1.0, T0, p, item=True).studies_since_check == 0

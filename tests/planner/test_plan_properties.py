@@ -20,7 +20,7 @@ from recommender.domain.catalog import (
     build_catalog,
 )
 from recommender.domain.learner import Learner
-from recommender.domain.path import LearningPath, StopReason
+from recommender.domain.path import LearningPath, PathStep, ReasonCode, StepKind, StopReason
 from recommender.errors import PreconditionFailed
 from recommender.kt.bkt import BKTModel
 from recommender.planner.arrays import CatalogArrays, SkillParamArrays
@@ -65,7 +65,8 @@ def worlds(draw: st.DrawFn) -> tuple[Catalog, LearnerState, PlanOptions]:
     )
     mastery = np.array([draw(st.floats(0.0, 1.0)) for _ in range(n_skills)])
     studied = frozenset(draw(st.lists(st.sampled_from(list(catalog.module_ids)), max_size=4)))
-    state = LearnerState(learner, mastery, mastery.copy(), np.full(n_skills, 3.0), studied)
+    studies = np.array([draw(st.integers(0, 5)) for _ in range(n_skills)], dtype=np.int64)
+    state = LearnerState(learner, mastery, mastery.copy(), np.full(n_skills, 3.0), studied, studies)
     exclude = frozenset(draw(st.lists(st.sampled_from(list(catalog.module_ids)), max_size=2)))
     options = PlanOptions(
         target_role_id="role",
@@ -73,6 +74,7 @@ def worlds(draw: st.DrawFn) -> tuple[Catalog, LearnerState, PlanOptions]:
         max_steps=draw(st.integers(1, 12)),
         time_budget_minutes=draw(st.sampled_from([0, 0, 200, 600])),
         exclude_module_ids=exclude,
+        check_after_studies=draw(st.sampled_from([0, 1, 3])),
     )
     return catalog, state, options
 
@@ -88,7 +90,13 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
     placed: set[str] = set()
     readiness_floor = path.readiness_now
     minutes = 0
+    role = catalog.roles[options.target_role_id]
     for step in path.steps:
+        if step.kind is StepKind.SKILL_CHECK:
+            check_skill_check(catalog, state, options, role, step)
+            minutes += step.estimated_minutes
+            continue
+        assert not step.check_skill_ids
         module = catalog.modules[step.module_id]
         assert step.module_id not in placed, "no module twice"
         assert step.module_id not in options.exclude_module_ids
@@ -111,6 +119,23 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
     assert path.readiness_after >= readiness_floor - 1e-12, "readiness never decreases"
     assert len(path.steps) <= options.max_steps
     assert 0.0 <= path.readiness_now <= path.readiness_after <= 1.0 + 1e-9
+
+
+def check_skill_check(
+    catalog: Catalog, state: LearnerState, options: PlanOptions, role: TargetRole, step: PathStep
+) -> None:
+    """A check is first, assesses role skills below level studied since their last check, at least
+    one of them due, and says why for each; it teaches nothing."""
+    assert step.position == 1 and not step.module_id and not step.gains
+    assert options.check_after_studies > 0 and state.studies_since_check is not None
+    levels = {r.skill_id: r.level + options.confidence_margin * (1 - r.level) for r in role.requirements}
+    studies = {s: int(state.studies_since_check[catalog.skill_index[s]]) for s in step.check_skill_ids}
+    for skill_id in step.check_skill_ids:
+        assert skill_id in levels and state.mastery[catalog.skill_index[skill_id]] < levels[skill_id]
+        assert studies[skill_id] >= 1
+    assert max(studies.values()) >= options.check_after_studies
+    due = {r.code for r in step.reasons if r.code is ReasonCode.CHECK_DUE}
+    assert due and len([r for r in step.reasons if r.code is ReasonCode.CHECK_DUE]) == len(step.check_skill_ids)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -195,3 +220,36 @@ def test_time_budget_and_max_steps_stop_the_path() -> None:
     assert budget.stop_reason is StopReason.TIME_BUDGET
     short = plan(catalog, state, PlanOptions("welder", ("en",), max_steps=2))
     assert len(short.steps) == 2 and short.stop_reason is StopReason.MAX_STEPS
+
+
+def test_a_stalled_role_skill_gets_a_skill_check_first() -> None:
+    """Three studies of welding since its last item result and the estimate is still low: the path
+    starts with a check of every role skill below level studied since its last check (safety, once),
+    then goes on studying; with two studies, or checks switched off, it just studies."""
+    catalog = build_catalog(*tiny_catalog())
+    learner = Learner("slow", languages=("en",), target_role_id="welder")
+    idx = catalog.skill_index
+    mastery = np.full(4, 0.3)
+    studies = np.zeros(4, dtype=np.int64)
+    studies[idx["welding"]] = 3
+    studies[idx["safety"]] = 1
+    state = LearnerState(learner, mastery, mastery.copy(), np.full(4, 1.0), frozenset({"safety-101"}), studies)
+    path = plan(catalog, state, PlanOptions("welder", ("en",)))
+    first = path.steps[0]
+    assert first.kind is StepKind.SKILL_CHECK and first.module_id == ""
+    assert set(first.check_skill_ids) == {"safety", "welding"}
+    assert first.estimated_minutes == 15 * len(first.check_skill_ids)
+    due = {r.params["skill_id"]: r for r in first.reasons if r.code is ReasonCode.CHECK_DUE}
+    assert due["welding"].params == {"skill_id": "welding", "studies": "3", "mastery": "0.30", "required": "0.90"}
+    assert "3" in due["welding"].text
+    assert all(s.kind is StepKind.STUDY and s.module_id for s in path.steps[1:])
+    check_invariants(catalog, state, PlanOptions("welder", ("en",)), path)
+
+    studies[idx["welding"]] = 2
+    assert all(s.kind is StepKind.STUDY for s in plan(catalog, state, PlanOptions("welder", ("en",))).steps)
+    studies[idx["welding"]] = 3
+    off = PlanOptions("welder", ("en",), check_after_studies=0)
+    assert all(s.kind is StepKind.STUDY for s in plan(catalog, state, off).steps)
+    tight = PlanOptions("welder", ("en",), time_budget_minutes=20)  # a 30-minute check does not fit either
+    with pytest.raises(PreconditionFailed, match="time budget of 20 minutes"):
+        plan(catalog, state, tight)

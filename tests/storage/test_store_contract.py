@@ -83,13 +83,17 @@ def test_learner_record_reads_learner_states_and_studied_modules_together(store:
     store.record_events("t1", [event("e1", skills=("welding", "safety"))], UPDATE, T0)
     store.record_events("t1", [event("e2", module_id="safety-101", skills=("safety",), score=0.1)], UPDATE, T0)
     store.record_events("t1", [event("e3", module_id="safety-101", skills=("safety",))], UPDATE, T0)
-    placement = AssessmentEvent("e4", "ana", "inspection-101", item_id="placement", score=0.0, occurred_at=T0)
+    placement = AssessmentEvent(
+        "e4", "ana", "inspection-101", item_id="placement", skill_ids=("safety",), score=0.0, occurred_at=T0
+    )
     store.record_events("t1", [placement], UPDATE, T0)
     found = store.get_skill_states("t1", "ana")
     assert found is not None
     record = store.get_learner_record("t1", "ana")
     # an item-level (placement) result is evidence about skills, not a studied module
     assert record == LearnerRecord(ana, tuple(found[0]), frozenset({"welding-101", "safety-101"}))
+    # studies since each skill's last item result: after two safety studies the placement checked safety
+    assert {s.skill_id: s.studies_since_check for s in found[0]} == {"safety": 0, "welding": 1}
     assert store.get_learner_record("t2", "ana") is None
     store.upsert_learner("t2", Learner("ana"), T0)
     record_t2 = store.get_learner_record("t2", "ana")
@@ -200,6 +204,32 @@ def test_model_activation_history(store: SqlStore) -> None:
     store.record_activation("v1", T0)
     store.record_activation("v2", T0 + timedelta(seconds=1))
     assert [v for v, _ in store.activation_history()] == ["v1", "v2"]
+
+
+def test_schema_1_is_upgraded_in_place_and_keeps_every_state(store: SqlStore) -> None:
+    """A store written by schema 1 (no studies_since_check) opens under schema 2: the column is
+    added with 0 (no check is due until new studies), and nothing stored is lost."""
+    import sqlalchemy as sa
+
+    store.upsert_learner("t1", Learner("ana"), T0)
+    store.record_events("t1", [event("e1"), event("e2", minutes=5, skills=("welding", "safety"))], UPDATE, T0)
+    with store.engine.begin() as c:
+        c.execute(sa.text("ALTER TABLE skill_states DROP COLUMN studies_since_check"))
+        c.execute(sa.update(t.meta).where(t.meta.c.key == "schema_version").values(value="1"))
+    with store.engine.begin() as c:
+        before = {tuple(r) for r in c.execute(sa.text("SELECT skill_id, mastery, attempts FROM skill_states"))}
+    store.create_schema()
+    assert store.schema_version() == t.SCHEMA_VERSION == 2
+    found = store.get_skill_states("t1", "ana")
+    assert found is not None
+    assert {(s.skill_id, s.mastery, s.attempts, s.studies_since_check) for s in found[0]} == {
+        (*row, 0) for row in before
+    }
+    store.record_events("t1", [event("e3", minutes=10)], UPDATE, T0)
+    after = store.get_skill_states("t1", "ana")
+    assert after is not None
+    assert {s.skill_id: s.studies_since_check for s in after[0]} == {"safety": 0, "welding": 1}
+    assert [e.event_id for e in store.events_of("t1", "ana")] == ["e1", "e2", "e3"]
 
 
 def test_newer_schema_is_refused(store: SqlStore) -> None:
