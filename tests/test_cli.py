@@ -26,6 +26,13 @@ def test_demo_world_loads_once_and_is_idempotent(tmp_path: Path, capsys: pytest.
     assert len({x.country for x in learners}) >= 8
     assert {x.cohort_id for x in learners} == {DEMO_COHORT}
     assert len({x.target_role_id for x in learners}) >= 10
+    # a demo history is modules studied and their own assessments: they count as studied, and
+    # every practiced skill has counted its studies (nothing was checked by item)
+    record = app.store.get_learner_record("default", learners[0].learner_id)
+    assert record is not None and record.states
+    taken = {e.module_id for e in app.store.events_of("default", learners[0].learner_id)}
+    assert record.studied_module_ids == taken
+    assert all(s.studies_since_check == s.attempts for s in record.states)
     app.close()
     assert main(["--store-url", url, "demo"]) == 0
     assert "0 learners added, 0 assessments recorded" in capsys.readouterr().out

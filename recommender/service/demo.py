@@ -69,8 +69,7 @@ def load_demo(
                     AssessmentEvent(
                         event_id=f"{who.learner.learner_id}-e{k:03d}",
                         learner_id=who.learner.learner_id,
-                        module_id=module_id,
-                        item_id=f"{module_id}-quiz",
+                        module_id=module_id,  # the module's own assessment (no item): it was studied
                         score=score,
                         occurred_at=start_day + timedelta(days=day),
                         duration_seconds=float(catalog.modules[module_id].estimated_minutes * 60),
