@@ -216,13 +216,14 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
         lines += [
             f"## Simulator, {world} world ({doc['learners']} learners, cap {doc['max_modules']} modules)",
             "",
-            "| policy | reached readiness | modules (mean) | minutes (mean) | gain/step | prerequisite violations |",
-            "|---|---|---|---|---|---|",
+            "| policy | reached readiness | modules (mean, checks included) | checks (mean) | minutes (mean) | "
+            "gain/step | prerequisite violations |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, p in doc["policies"].items():
             lines.append(
-                f"| {name} | {p['reached_share']:.0%} | {p['modules_mean']:.1f} | {p['minutes_mean']:.0f} | "
-                f"{p['gain_per_step']:.3f} | {p['prerequisite_violations']} |"
+                f"| {name} | {p['reached_share']:.0%} | {p['modules_mean']:.1f} | {p.get('checks_mean', 0.0):.1f} | "
+                f"{p['minutes_mean']:.0f} | {p['gain_per_step']:.3f} | {p['prerequisite_violations']} |"
             )
         reduction = doc["adaptive_vs_syllabus_module_reduction"]
         oracle = doc.get("oracle_vs_syllabus_module_reduction", float("nan"))

@@ -14,10 +14,11 @@ same learners and the same hidden truth:
 - syllabus: the role's modules in prerequisite order (fixed, the same for everyone);
 - popularity: the modules most taken in the demo histories first, whatever the prerequisites.
 
-Reported per policy: modules and minutes until true role readiness (censored at --max-modules),
-the share of learners who reach it, normalized gain per step (true readiness gained / readiness
-missing before the step), and prerequisite violations (a module taken while one of its
-prerequisites was neither taken before nor truly mastered).
+Reported per policy: modules and minutes until true role readiness (censored at --max-modules;
+checks count as modules), the checks among them, the share of learners who reach it, normalized
+gain per step (true readiness gained / readiness missing before the step), and prerequisite
+violations (a module taken while one of its prerequisites was neither taken before nor truly
+mastered).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ READY = 1.0 - 1e-9
 class PolicyResult:
     policy: str
     modules: list[int] = field(default_factory=list)
+    checks: list[int] = field(default_factory=list)  # skill and readiness checks among the modules
     minutes: list[float] = field(default_factory=list)
     reached: list[bool] = field(default_factory=list)
     gains: list[float] = field(default_factory=list)
@@ -78,6 +80,7 @@ class PolicyResult:
             "reached_share": float(np.mean(self.reached)) if self.reached else 0.0,
             "modules_mean": float(modules.mean()) if len(modules) else float("nan"),
             "modules_median": float(np.median(modules)) if len(modules) else float("nan"),
+            "checks_mean": float(np.mean(self.checks)) if self.checks else float("nan"),
             "minutes_mean": float(np.mean(self.minutes)) if self.minutes else float("nan"),
             "gain_per_step": float(np.mean(self.gains)) if self.gains else float("nan"),
             "prerequisite_violations": self.violations,
@@ -114,7 +117,7 @@ class SimulationReport:
     def table(self) -> str:
         doc = self.to_json()
         head = (
-            f"{'policy':<12}{'reached':>9}{'modules':>9}{'median':>8}{'minutes':>10}{'gain/step':>11}"
+            f"{'policy':<12}{'reached':>9}{'modules':>9}{'median':>8}{'checks':>8}{'minutes':>10}{'gain/step':>11}"
             f"{'prereq viol.':>14}"
         )
         lines = [
@@ -124,7 +127,7 @@ class SimulationReport:
         for name, s in doc["policies"].items():
             lines.append(
                 f"{name:<12}{s['reached_share']:>9.1%}{s['modules_mean']:>9.1f}{s['modules_median']:>8.1f}"
-                f"{s['minutes_mean']:>10.0f}{s['gain_per_step']:>11.3f}{s['prerequisite_violations']:>14d}"
+                f"{s['checks_mean']:>8.1f}{s['minutes_mean']:>10.0f}{s['gain_per_step']:>11.3f}{s['prerequisite_violations']:>14d}"
             )
         lines.append(
             f"adaptive needs {doc['adaptive_vs_syllabus_module_reduction']:.1%} fewer modules than the syllabus"
@@ -236,6 +239,7 @@ def _run_learner(
         curve.append(readiness)
     reached = readiness >= READY
     result.modules.append(len(taken) if reached else max_modules)
+    result.checks.append(taken.count(""))
     result.minutes.append(minutes)
     result.reached.append(reached)
     curve += [curve[-1]] * (max_modules + 1 - len(curve))

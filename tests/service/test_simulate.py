@@ -27,6 +27,9 @@ def test_policies_run_on_the_same_learners_and_respect_prerequisites(tmp_path: P
         assert 0 <= summary["reached_share"] <= 1
         assert len(doc["curves"][name]) == 26
     assert doc["policies"]["adaptive"]["prerequisite_violations"] == 0
+    checks = {name: summary["checks_mean"] for name, summary in doc["policies"].items()}
+    assert checks["adaptive"] > 0, "the adaptive learners answer checks (skill or readiness) with item results"
+    assert checks["oracle"] == checks["syllabus"] == checks["popularity"] == 0
     assert doc["policies"]["syllabus"]["prerequisite_violations"] == 0, "the syllabus follows prerequisite order"
     for name in ("adaptive", "oracle"):
         curve = doc["curves"][name]
