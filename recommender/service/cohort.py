@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -144,18 +145,22 @@ def _plan_in_worker(task: ChunkTask) -> ChunkResult:
 
 
 class DaskRunner:
-    """The same tasks on a Dask distributed cluster; the planner is broadcast to workers once."""
+    """The same tasks on a Dask distributed cluster; each worker receives the planner once, as a
+    worker plugin of this job (recommender.service.dask_job says why not a broadcast scatter)."""
 
     def __init__(self, address: str, planner: Planner, options: CohortOptions, now: datetime, encode: Encoder) -> None:
         from distributed import Client
 
+        from recommender.service.dask_job import CohortJob
+
         self._client = Client(address)
-        [self._planner] = self._client.scatter([planner], broadcast=True)
-        self._args = (options, now, encode)
+        self._job = f"luban-cohort-{uuid.uuid4().hex}"
+        self._client.register_plugin(CohortJob(planner, options, now, encode), name=self._job)
 
     def submit(self, task: ChunkTask) -> Future[ChunkResult]:
-        options, now, encode = self._args
-        dask_future = self._client.submit(plan_chunk, self._planner, task, options, now, encode, pure=False)
+        from recommender.service.dask_job import plan_on_worker
+
+        dask_future = self._client.submit(plan_on_worker, self._job, task, pure=False)
         future: Future[ChunkResult] = Future()
 
         def done(f: Any) -> None:
@@ -168,7 +173,10 @@ class DaskRunner:
         return future
 
     def close(self) -> None:
-        self._client.close()
+        try:
+            self._client.unregister_worker_plugin(self._job)
+        finally:
+            self._client.close()
 
 
 @dataclass(frozen=True)

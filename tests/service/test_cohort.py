@@ -90,15 +90,20 @@ def test_workers_and_chunking_do_not_change_the_output(tmp_path: Path, store_arg
 
 
 def test_dask_local_cluster_gives_the_same_output(tmp_path: Path, store_args: list[str]) -> None:
-    from distributed import LocalCluster
+    from distributed import Client, LocalCluster
 
     cohort = tmp_path / "cohort.csv"
     write_cohort(cohort, 30)
     assert run_paths(store_args, cohort, tmp_path / "local.jsonl") == 0
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        assert run_paths(store_args, cohort, tmp_path / "dask.jsonl", "--scheduler", cluster.scheduler_address,
-                         "--chunk-size", "8") == 0  # fmt: skip
+        for name in ("dask.jsonl", "again.jsonl"):  # two jobs on one cluster, one after the other
+            assert run_paths(store_args, cohort, tmp_path / name, "--scheduler", cluster.scheduler_address,
+                             "--chunk-size", "8") == 0  # fmt: skip
+        with Client(cluster) as client:
+            left = client.run(lambda dask_worker: [n for n in dask_worker.plugins if n.startswith("luban-cohort-")])
+        assert left and all(names == [] for names in left.values()), "each job removes its planner from the workers"
     assert (tmp_path / "local.jsonl").read_bytes() == (tmp_path / "dask.jsonl").read_bytes()
+    assert (tmp_path / "dask.jsonl").read_bytes() == (tmp_path / "again.jsonl").read_bytes()
 
 
 def test_resume_after_a_killed_run_matches_an_uninterrupted_one(tmp_path: Path, store_args: list[str]) -> None:
