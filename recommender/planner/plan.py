@@ -7,7 +7,8 @@ Each step picks, among eligible modules, the best of
 where zpd peaks at TARGET_SUCCESS: not trivial, not hopeless (the zone of proximal development).
 After a step the planner projects the learner's expected mastery (a BKT update at the expected
 score), so the next step builds on it; projected mastery never decreases, hence neither does
-readiness along the path.
+readiness along the path. When a role skill's estimate has stalled below level after several
+studies, the first step is a skill check instead (_skill_check).
 """
 
 from __future__ import annotations
