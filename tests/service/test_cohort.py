@@ -167,3 +167,41 @@ def test_prior_results_file_gives_states_and_studied_modules(tmp_path: Path, sto
     steps = {k: [s["module_id"] for s in p["steps"]] for k, p in after.items()}
     assert after["new"] == before["new"]
     assert steps["studied"] != steps["item"], "the same score, but only a module-level result is a studied module"
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv", "parquet"])
+def test_prior_results_that_stall_a_skill_start_the_path_with_a_skill_check(
+    tmp_path: Path, store_args: list[str], suffix: str
+) -> None:
+    """Three low module results on a role skill in the prior results: the learner's batch path
+    starts with a skill check, in every output format; a fresh learner's does not."""
+    cohort = tmp_path / "cohort.csv"
+    with cohort.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for learner_id in ("new", "stalled"):
+            writer.writerow([learner_id, "2027", "NG", "en", "manufacturing", "cnc-machine-operator", 0, 600, 0])
+    events = tmp_path / "events.csv"
+    events.write_text(
+        "event_id,learner_id,module_id,item_id,score,occurred_at\n"
+        + "".join(f"e{i},stalled,workshop-safety-101,,0.3,2026-10-2{i}T00:00:00+00:00\n" for i in range(3))
+    )
+    out = tmp_path / f"paths.{suffix}"
+    assert run_paths(store_args, cohort, out, "--events", str(events)) == 0
+    if suffix == "jsonl":
+        paths = {p["learner_id"]: p for p in map(json.loads, out.read_text().splitlines())}
+        first = paths["stalled"]["steps"][0]
+        assert first["kind"] == "STEP_KIND_SKILL_CHECK" and first["module_id"] == ""
+        assert first["check_skill_ids"] == ["workshop-safety"]
+        assert {s["kind"] for s in paths["new"]["steps"]} == {"STEP_KIND_STUDY"}
+        return
+    if suffix == "csv":
+        rows = read_csv(out)
+    else:
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(out).to_pylist()
+    first_rows = {r["learner_id"]: r for r in rows if int(r["position"]) == 1}
+    assert first_rows["stalled"]["kind"] == "skill_check"
+    assert first_rows["stalled"]["check_skill_ids"] == "workshop-safety"
+    assert {r["kind"] for r in rows if r["learner_id"] == "new"} == {"study"}
