@@ -6,6 +6,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 
 class StopReason(enum.Enum):
@@ -37,15 +38,18 @@ class Reason:
     text: str
 
 
-@dataclass(frozen=True)
-class SkillGain:
+class SkillGain(NamedTuple):
+    """A tuple, not a frozen dataclass: a cohort builds millions of these, and a frozen dataclass
+    costs five times as much to construct."""
+
     skill_id: str
     mastery_before: float
     mastery_after: float
 
 
-@dataclass(frozen=True)
-class PathStep:
+class PathStep(NamedTuple):
+    """A tuple for the same reason as SkillGain."""
+
     position: int
     module_id: str
     score: float

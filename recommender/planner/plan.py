@@ -134,6 +134,8 @@ def plan_path(
     pad_learn = np.append(kt.learn, 0.0)[pad]
     module_guess = (view.pad_share * pad_guess).sum(axis=1)
     module_slip = (view.pad_share * pad_slip).sum(axis=1)
+    module_right = 1.0 - module_slip
+    bkt = _BKTPads(pad_guess, pad_slip, pad_learn)
     content_shift = 2.0 * (0.5 - view.difficulty)
     model_logit = None
     if model is not None:
@@ -161,6 +163,7 @@ def plan_path(
     review_due = (state.peak[req_idx] >= level) & (state.mastery[req_idx] < level)
     direct = np.zeros(n_view)
     unlock = np.zeros(n_view)
+    need = np.zeros(len(req_idx) + 1)
     check = _skill_check(catalog, state, options, role, req_idx, level, renderer)
     if check is not None:
         walk.steps.append(check)
@@ -180,17 +183,18 @@ def plan_path(
         # P(success) per module: BKT's prediction shifted by difficulty, blended in logit space
         # with the hybrid model's prediction when one is active
         known = (view.pad_share * m_pad).sum(axis=1)
-        content = np.clip(known * (1.0 - module_slip) + (1.0 - known) * module_guess, 1e-4, 1 - 1e-4)
+        # np.minimum(np.maximum()) is np.clip, at a fraction of its per-call cost
+        content = np.minimum(np.maximum(known * module_right + (1.0 - known) * module_guess, 1e-4), 1 - 1e-4)
         logit = np.log(content / (1.0 - content)) + content_shift
         if model_logit is not None:
             logit = 0.5 * logit + 0.5 * model_logit
         success = 1.0 / (1.0 + np.exp(-logit))
         # projected mastery of each module's skills after studying it (n_modules, skills per module)
-        updated = _expected_update_of(m_pad, success[:, None], pad_guess, pad_slip, pad_learn)
+        updated = bkt.expected_update(m_pad, success[:, None])
         projected = np.maximum(m_pad + pad_weights * (updated - m_pad), m_pad)
         gain = (pad_weight * (np.minimum(projected / pad_level, 1.0) - np.minimum(m_pad / pad_level, 1.0))).sum(axis=1)
         m_role = walk.mastery[req_idx]
-        need = np.append(np.maximum(level - m_role, 0.0) / level * weight, 0.0)
+        need[:-1] = np.maximum(level - m_role, 0.0) / level * weight  # need[-1] pads: always 0
         fresh = (pad_teaches * need[pad_req]).sum(axis=1) * ~walk.placed
         # what each module unlocks: behind @ direct, updated where `direct` changed (a step
         # changes a few modules' direct value, so this is a few columns, not a matrix product)
@@ -235,17 +239,24 @@ def plan_path(
     )
 
 
-def _expected_update_of(
-    m: FloatArray, success: FloatArray | float, guess: FloatArray, slip: FloatArray, learn: FloatArray
-) -> FloatArray:
-    """Expected mastery after studying: the BKT update at the expected score, but never less than
-    practice alone gives (m + (1 - m) learn). A low predicted score would lower the *estimate*;
-    studying still teaches, and the plan is about learning, not about the estimate.
-    (A zero denominator comes with a zero numerator: the posterior is then 0.)"""
-    p_right = np.maximum(m * (1 - slip) + (1 - m) * guess, TINY)
-    p_wrong = np.maximum(m * slip + (1 - m) * (1 - guess), TINY)
-    post = success * (m * (1 - slip) / p_right) + (1 - success) * (m * slip / p_wrong)
-    return np.asarray(np.maximum(post + (1.0 - post) * learn, m + (1.0 - m) * learn), dtype=np.float64)
+class _BKTPads:
+    """BKT parameters over the padded (module, skill) pairs, with the complements the expected
+    update needs computed once per plan instead of once per step (same arithmetic, same bits)."""
+
+    def __init__(self, guess: FloatArray, slip: FloatArray, learn: FloatArray) -> None:
+        self.guess, self.slip, self.learn = guess, slip, learn
+        self.right, self.wrong_guess = 1 - slip, 1 - guess
+
+    def expected_update(self, m: FloatArray, success: FloatArray) -> FloatArray:
+        """Expected mastery after studying: the BKT update at the expected score, but never less
+        than practice alone gives (m + (1 - m) learn). A low predicted score would lower the
+        *estimate*; studying still teaches, and the plan is about learning, not about the
+        estimate. (A zero denominator comes with a zero numerator: the posterior is then 0.)"""
+        known_right, known_slip, unknown = m * self.right, m * self.slip, 1 - m
+        p_right = np.maximum(known_right + unknown * self.guess, TINY)
+        p_wrong = np.maximum(known_slip + unknown * self.wrong_guess, TINY)
+        post = success * (known_right / p_right) + (1 - success) * (known_slip / p_wrong)
+        return np.asarray(np.maximum(post + (1.0 - post) * self.learn, m + unknown * self.learn), dtype=np.float64)
 
 
 def _step(
