@@ -98,6 +98,7 @@ def profile_to_proto(profile: SkillProfile) -> pb.SkillProfile:
                 mastery=s.mastery,
                 attempts=s.attempts,
                 last_practiced_at=timestamp(s.last_practiced_at),
+                studies_since_check=s.studies_since_check,
             )
             for s in profile.skills
         ],

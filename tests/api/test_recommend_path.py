@@ -88,6 +88,8 @@ def test_a_stalled_skill_gets_a_skill_check_until_item_results_answer_it(ready: 
     starts with a skill check of welding (not more welding study); item results answer it."""
     for i in range(3):
         ready.stub.RecordAssessment(pb.RecordAssessmentRequest(result=result(f"w{i}", score=0.4)))
+    profile = ready.stub.GetSkillProfile(pb.GetSkillProfileRequest(learner_id="ana"))
+    assert {s.skill_id: s.studies_since_check for s in profile.skills} == {"welding": 3}
     path = ready.stub.RecommendPath(pb.RecommendPathRequest(learner_id="ana", locale="zh-CN"))
     first = path.steps[0]
     assert first.kind == pb.STEP_KIND_SKILL_CHECK and first.module_id == "" and not first.gains
@@ -104,3 +106,5 @@ def test_a_stalled_skill_gets_a_skill_check_until_item_results_answer_it(ready: 
         ready.stub.RecordAssessment(pb.RecordAssessmentRequest(result=item))
     after = ready.stub.RecommendPath(pb.RecommendPathRequest(learner_id="ana"))
     assert all(s.kind == pb.STEP_KIND_STUDY and s.module_id for s in after.steps)
+    profile = ready.stub.GetSkillProfile(pb.GetSkillProfileRequest(learner_id="ana"))
+    assert {s.skill_id: s.studies_since_check for s in profile.skills} == {"welding": 0}
