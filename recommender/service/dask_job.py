@@ -30,6 +30,12 @@ class CohortJob(WorkerPlugin):
 
 
 def plan_on_worker(job_name: str, task: ChunkTask) -> ChunkResult:
-    job = get_worker().plugins[job_name]
-    assert isinstance(job, CohortJob), f"{job_name} is not a cohort job on this worker"
+    worker = get_worker()
+    job = worker.plugins.get(job_name)
+    if not isinstance(job, CohortJob):
+        # the chunk fails (and so the run, with this message) instead of waiting for a planner
+        raise RuntimeError(
+            f"cohort job {job_name} is not installed on Dask worker {worker.address}: is the same version "
+            "of Luban Path installed on every worker?"
+        )
     return plan_chunk(job.planner, task, job.options, job.now, job.encode)

@@ -19,6 +19,7 @@ import pytest
 from recommender.cli import main
 from recommender.domain.catalog import build_catalog
 from recommender.domain.codec import catalog_parts_from_dict
+from recommender.service.cohort import ChunkTask
 from recommender.service.demo import demo_catalog_path
 from recommender.simulation.truth import sample_learners
 
@@ -195,13 +196,24 @@ def test_prior_results_that_stall_a_skill_start_the_path_with_a_skill_check(
         assert first["check_skill_ids"] == ["workshop-safety"]
         assert {s["kind"] for s in paths["new"]["steps"]} == {"STEP_KIND_STUDY"}
         return
-    if suffix == "csv":
-        rows = read_csv(out)
-    else:
-        import pyarrow.parquet as pq
-
-        rows = pq.read_table(out).to_pylist()
+    rows = read_csv(out) if suffix == "csv" else pq.read_table(out).to_pylist()
     first_rows = {r["learner_id"]: r for r in rows if int(r["position"]) == 1}
     assert first_rows["stalled"]["kind"] == "skill_check"
     assert first_rows["stalled"]["check_skill_ids"] == "workshop-safety"
     assert {r["kind"] for r in rows if r["learner_id"] == "new"} == {"study"}
+
+
+def test_a_dask_worker_without_the_job_fails_the_chunk_with_a_reason() -> None:
+    """A chunk that lands on a worker where the job's planner is not installed fails, naming the
+    job and the worker, instead of waiting."""
+    from distributed import Client, LocalCluster
+
+    from recommender.service.dask_job import plan_on_worker
+
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        future = client.submit(plan_on_worker, "luban-cohort-missing", ChunkTask(0, [], {}, {}), pure=False)
+        with pytest.raises(RuntimeError, match="luban-cohort-missing is not installed on Dask worker"):
+            future.result(timeout=60)
