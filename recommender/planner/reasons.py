@@ -19,8 +19,8 @@ TEMPLATES: dict[str, dict[ReasonCode, str]] = {
         ReasonCode.REVIEW_DUE: "Review: {skill} was last practiced {days} days ago and has faded.",
         ReasonCode.LANGUAGE_MATCH: "Taught in {language_name}.",
         ReasonCode.CHECK_DUE: (
-            "Check {skill}: studied {studies} times since it was last assessed, estimated mastery is still "
-            "{mastery} of the {required} required; a short assessment shows whether more study is needed."
+            "Check {skill}: studied {studies} times with no check in between, and the estimated mastery is "
+            "still {mastery} of the {required} required; a short assessment shows whether more study is needed."
         ),
     },
     "zh": {
@@ -31,7 +31,7 @@ TEMPLATES: dict[str, dict[ReasonCode, str]] = {
         ReasonCode.REVIEW_DUE: "复习：{skill}已有{days}天未练习，掌握度有所下降。",
         ReasonCode.LANGUAGE_MATCH: "使用{language_name}授课。",
         ReasonCode.CHECK_DUE: (
-            "检测{skill}：自上次测评以来已学习{studies}次，掌握度估计仍为{mastery}（要求{required}）；"
+            "检测{skill}：已学习{studies}次而未做检测，掌握度估计仍为{mastery}（要求{required}）；"
             "做一次简短测评，确认是否还需继续学习。"
         ),
     },
