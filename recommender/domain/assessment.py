@@ -28,6 +28,13 @@ class AssessmentEvent:
     item_id: str = ""
     duration_seconds: float = 0.0
 
+    @property
+    def studies_module(self) -> bool:
+        """A module-level result (no item): the learner studied the module and took its own
+        assessment. An item or placement result is evidence about skills only: it does not make the
+        module studied, and it counts as a check of the skills it touches."""
+        return not self.item_id
+
     def fingerprint(self) -> str:
         """Identity of the payload: a replay with the same fingerprint is a duplicate."""
         text = "\x1f".join(

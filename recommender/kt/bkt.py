@@ -125,7 +125,7 @@ def profile_updater(
     """The store's Updater for this model: each touched skill gets one BKT step."""
 
     def update(states: Mapping[str, SkillState], event: AssessmentEvent) -> list[SkillState]:
-        item = bool(event.item_id)
+        item = not event.studies_module
         return [
             apply_result(states.get(s), s, event.score, event.occurred_at, model.of(s), item=item)
             for s in event.skill_ids

@@ -214,7 +214,7 @@ def prior_results(events_file: Path | None, planner: Planner, problems: list[str
             for s in update(current, e):
                 current[s.skill_id] = s
         states[learner_id] = sorted(current.values(), key=lambda s: s.skill_id)
-    studied = {k: frozenset(e.module_id for e in v if not e.item_id) for k, v in by_learner.items()}
+    studied = {k: frozenset(e.module_id for e in v if e.studies_module) for k, v in by_learner.items()}
     return PriorResults(states, {k: v for k, v in studied.items() if v})
 
 

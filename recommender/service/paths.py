@@ -65,7 +65,7 @@ class Planner:
     bkt: BKTModel
     model: HybridModel | None
     mastery_threshold: float
-    check_after_studies: int = 3
+    check_after_studies: int
     _memo: PathMemo = field(default_factory=lambda: PathMemo(MEMO_LIMIT), compare=False, repr=False)
 
     def __getstate__(self) -> dict[str, object]:
@@ -76,7 +76,7 @@ class Planner:
 
     @classmethod
     def build(
-        cls, catalog: Catalog, model: HybridModel | None, mastery_threshold: float, check_after_studies: int = 3
+        cls, catalog: Catalog, model: HybridModel | None, mastery_threshold: float, check_after_studies: int
     ) -> Planner:
         bkt = model.bkt if model is not None else DEFAULT_BKT
         return cls(
@@ -217,8 +217,8 @@ class PathService:
         model: Callable[[], HybridModel | None],
         clock: Clock,
         mastery_threshold: float,
+        check_after_studies: int,
         planning_threads: int = 1,
-        check_after_studies: int = 3,
     ) -> None:
         self.store = store
         self.catalogs = catalogs

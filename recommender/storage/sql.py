@@ -296,10 +296,7 @@ class SqlStore:
             row = c.execute(self._reads[columns], params).first()
             if row is None:
                 return None
-            states = [
-                SkillState(r.skill_id, r.mastery, r.attempts, from_micros(r.last_practiced_us), r.studies_since_check)
-                for r in c.execute(self._reads["states"], params)
-            ]
+            states = [_state_from_row(r) for r in c.execute(self._reads["states"], params)]
             modules = frozenset(c.execute(self._reads["studied"], params).scalars()) if studied else frozenset()
         return row, states, modules
 
@@ -466,9 +463,7 @@ class SqlStore:
                 if len(skill_ids) <= _IN_CHUNK:
                     query = query.where(s.skill_id.in_(skill_ids))
             for row in c.execute(query):
-                states.setdefault(row.learner_id, {})[row.skill_id] = SkillState(
-                    row.skill_id, row.mastery, row.attempts, from_micros(row.last_practiced_us), row.studies_since_check
-                )
+                states.setdefault(row.learner_id, {})[row.skill_id] = _state_from_row(row)
         return states
 
     def _upsert_states(self, c: Connection, tenant: str, dirty: dict[tuple[str, str], SkillState]) -> None:
@@ -573,8 +568,14 @@ def _serving_reads() -> dict[str, Any]:
         .distinct()
         .where(e.tenant_id == tenant)
         .where(e.learner_id == learner)
-        .where(e.item_id == ""),  # a module-level result: the module was studied
+        .where(e.item_id == ""),  # AssessmentEvent.studies_module, in SQL
     }
+
+
+def _state_from_row(row: Any) -> SkillState:
+    return SkillState(
+        row.skill_id, row.mastery, row.attempts, from_micros(row.last_practiced_us), row.studies_since_check
+    )
 
 
 def _learner_from_row(row: Any) -> Learner:
