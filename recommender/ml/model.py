@@ -22,6 +22,8 @@ from recommender.ml.features import FeatureSpace, Tokens, identity_heavy, learne
 
 FloatArray = npt.NDArray[np.float64]
 
+ROW_BLOCK = 64  # learners per elementwise block in success_by_row (bounds its temporary array)
+
 
 @dataclass(frozen=True)
 class FactorModel:
@@ -129,6 +131,18 @@ class HybridModel:
         """(n_learners, n_modules) P(success) from success learner vectors."""
         modules, _ = self.module_vectors(catalog)
         return _sigmoid(learner_vectors @ modules.T)
+
+    def success_by_row(self, learner_vectors: FloatArray, catalog: Catalog) -> FloatArray:
+        """success_probability with each learner's row computed on its own (elementwise products
+        summed along the row): a row never depends on which other learners share the call, which
+        batch planning relies on. A BLAS product rounds differently with the matrix's shape."""
+        modules, _ = self.module_vectors(catalog)
+        learner_vectors = np.ascontiguousarray(learner_vectors)  # sums along C-ordered rows only
+        logits = np.empty((len(learner_vectors), len(modules)))
+        for start in range(0, len(learner_vectors), ROW_BLOCK):
+            block = learner_vectors[start : start + ROW_BLOCK]
+            logits[start : start + ROW_BLOCK] = (block[:, None, :] * modules[None, :, :]).sum(axis=2)
+        return _sigmoid(logits)
 
     def ranking_scores(self, learner_vectors: FloatArray, catalog: Catalog) -> FloatArray:
         _, modules = self.module_vectors(catalog)

@@ -114,6 +114,7 @@ class CatalogArrays:
         for i, t in enumerate(taught):
             skill_pad[i, : len(t)] = t
         share_ext = np.c_[self.weight_share[modules], np.zeros(len(modules))]
+        teaches_role = (self.weights[modules][:, needed] > 0).astype(np.float64)
         view = ModuleView(
             modules=modules,
             module_ids=tuple(catalog.module_ids[j] for j in modules),
@@ -122,6 +123,8 @@ class CatalogArrays:
             difficulty=self.difficulty[modules],
             depth=self.depth,
             behind=behind,
+            teaches_role=teaches_role,
+            behind_teaches=behind @ teaches_role,
             prereq_pad=prereq_pad,
             skill_pad=skill_pad,
             pad_weights=np.take_along_axis(np.c_[self.weights[modules], np.zeros(len(modules))], skill_pad, axis=1),
@@ -172,6 +175,8 @@ class ModuleView:
     difficulty: FloatArray
     depth: int
     behind: FloatArray  # (r, r): discounted share of each later module's value behind each module
+    teaches_role: FloatArray  # (r, role requirements): 1 where a module teaches a skill the role needs
+    behind_teaches: FloatArray  # (r, role requirements): behind @ teaches_role
     prereq_pad: npt.NDArray[np.intp]  # (r, max prerequisites), padded with r (an always-satisfied slot)
     skill_pad: npt.NDArray[np.intp]  # (r, max skills per module), padded with n_skills
     pad_weights: FloatArray  # (r, max skills per module): the weight taught, 0 in padding
@@ -180,15 +185,6 @@ class ModuleView:
     role_relevance: FloatArray  # (r,) total weight of the role's skills each module teaches
     primary_languages: tuple[frozenset[str], ...]  # primary language subtags each module is taught in
     position: dict[str, int]  # module id -> view index
-
-    def unmet_prerequisites(self, satisfied: BoolArray) -> BoolArray:
-        padded = np.append(satisfied, True)
-        return np.asarray(~padded[self.prereq_pad].all(axis=1))
-
-    def mastered(self, mastery: FloatArray, threshold: float) -> BoolArray:
-        """Modules all of whose skills are at or above the threshold."""
-        padded = np.append(mastery, np.inf)
-        return np.asarray((padded[self.skill_pad] >= threshold).all(axis=1))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""plan_path(): one learner's ordered next modules. Pure and deterministic (ties go to the
-smaller module id), vectorized over modules so a step costs a few numpy operations.
+"""plan_path(): one learner's ordered next modules; plan_paths(): many learners' at once. Pure and
+deterministic (ties go to the smaller module id), vectorized over modules and learners so a step
+costs a few numpy operations for a whole batch.
 
 Each step picks, among eligible modules, the best of
     value = projected readiness gain toward the role + UNLOCK_WEIGHT * what it unlocks toward it
@@ -13,7 +14,8 @@ studies, the first step is a skill check instead (_skill_check).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -79,12 +81,17 @@ class ModelOpinion:
     version: str
 
 
-@dataclass
-class _Walk:
-    mastery: FloatArray
-    placed: BoolArray
-    minutes_used: float = 0.0
-    steps: list[PathStep] = field(default_factory=list)
+@dataclass(frozen=True)
+class PlanInput:
+    """One learner's planning problem."""
+
+    state: LearnerState
+    options: PlanOptions
+    model: ModelOpinion | None = None
+
+
+# learners planned together in one set of array operations; any size gives the same paths
+BATCH = 256
 
 
 def plan_path(
@@ -95,148 +102,252 @@ def plan_path(
     now: datetime,
     model: ModelOpinion | None = None,
 ) -> LearningPath:
+    result = plan_paths(arrays, kt, [PlanInput(state, options, model)], now)[0]
+    if isinstance(result, PreconditionFailed):
+        raise result
+    return result
+
+
+def plan_paths(
+    arrays: CatalogArrays, kt: SkillParamArrays, inputs: Sequence[PlanInput], now: datetime
+) -> list[LearningPath | PreconditionFailed]:
+    """Paths for many learners, in input order; a learner no step can be planned for gets the
+    PreconditionFailed naming the blocking constraint instead. Learners with the same role,
+    thresholds and model presence are planned together, each step one set of numpy operations
+    over all of them, so a cohort pays numpy's per-call cost once per step, not once per learner.
+
+    A learner's path never depends on who else is in the batch: every operation is elementwise or
+    sums along the learner's own rows of a C-ordered array, so batch and single-learner planning
+    agree bit for bit (tested). Hence no BLAS products (their rounding depends on the matrix
+    shapes), and gathers along axis 1 use np.take: m[:, idx] is column-major, and numpy sums the
+    rows of a column-major array in another order than a single row (pairwise from 8 terms)."""
+    results: list[LearningPath | PreconditionFailed | None] = [None] * len(inputs)
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for i, x in enumerate(inputs):
+        o = x.options
+        key = (o.target_role_id, o.mastery_threshold, o.confidence_margin, x.model is not None)
+        groups.setdefault(key, []).append(i)
+    for members in groups.values():
+        for start in range(0, len(members), BATCH):
+            part = members[start : start + BATCH]
+            for i, result in zip(part, _plan_batch(arrays, kt, [inputs[i] for i in part], now), strict=True):
+                results[i] = result
+    return [r for r in results if r is not None]
+
+
+@dataclass(frozen=True)
+class _RoleArrays:
+    """A role's requirements laid out over its view's padded (module, skill) pairs. Padding points
+    at a sentinel skill slot (index n_skills) that is always mastered (1.0) and weighs nothing, so
+    no step needs a copy or a mask."""
+
+    role: TargetRole
+    view: ModuleView
+    req_idx: npt.NDArray[np.intp]  # the role's skills, in requirement order
+    level: FloatArray  # the mastery that counts as meeting each requirement
+    weight: FloatArray  # each requirement's share of readiness
+    requirement_of: npt.NDArray[np.intp]  # skill -> its requirement, or len(req_idx)
+    pad_req: npt.NDArray[np.intp]
+    pad_level: FloatArray
+    pad_weight: FloatArray
+    module_guess: FloatArray
+    module_right: FloatArray
+    bkt: _BKTPads
+    content_shift: FloatArray
+    hours_penalty: FloatArray
+
+    @classmethod
+    def build(
+        cls, arrays: CatalogArrays, kt: SkillParamArrays, role: TargetRole, confidence_margin: float
+    ) -> _RoleArrays:
+        catalog = arrays.catalog
+        view = arrays.role_view(role.role_id)
+        n_skills = len(catalog.skill_ids)
+        req_idx = np.array([catalog.skill_index[r.skill_id] for r in role.requirements], dtype=np.intp)
+        # mastery is P(skill mastered): a requirement counts as met with confidence halfway between
+        # the required level and certainty, so an optimistic estimate does not end a path too early
+        required = np.array([r.level for r in role.requirements])
+        level = required + confidence_margin * (1.0 - required)
+        weight = np.array([r.weight for r in role.requirements])
+        weight = weight / weight.sum()
+        pad = view.skill_pad
+        requirement_of = np.full(n_skills + 1, len(req_idx), dtype=np.intp)
+        requirement_of[req_idx] = np.arange(len(req_idx))
+        pad_req = requirement_of[pad]  # requirement index, or len(req_idx) for skills the role does not need
+        # padding gets guess = slip = 0.5 so the BKT update stays finite there (its weight is 0)
+        pad_guess, pad_slip = (np.append(a, 0.5)[pad] for a in (kt.guess, kt.slip))
+        return cls(
+            role=role,
+            view=view,
+            req_idx=req_idx,
+            level=level,
+            weight=weight,
+            requirement_of=requirement_of,
+            pad_req=pad_req,
+            pad_level=np.append(level, 1.0)[pad_req],
+            pad_weight=np.append(weight, 0.0)[pad_req],
+            module_guess=(view.pad_share * pad_guess).sum(axis=1),
+            module_right=1.0 - (view.pad_share * pad_slip).sum(axis=1),
+            bkt=_BKTPads(pad_guess, pad_slip, np.append(kt.learn, 0.0)[pad]),
+            content_shift=2.0 * (0.5 - view.difficulty),
+            hours_penalty=1.0 / np.sqrt(view.minutes / 60.0),
+        )
+
+    def readiness(self, mastery: FloatArray) -> FloatArray:
+        """Weighted share of requirements met, per row of mastery (learners, skills + sentinel)."""
+        met = np.minimum(np.take(mastery, self.req_idx, axis=1) / self.level, 1.0)
+        return np.asarray((met * self.weight).sum(axis=1))
+
+
+def _plan_batch(
+    arrays: CatalogArrays, kt: SkillParamArrays, inputs: Sequence[PlanInput], now: datetime
+) -> list[LearningPath | PreconditionFailed]:
+    """Learners with the same role, thresholds and model presence, planned step by step together.
+    Arrays are (learners, ...); each step works on the learners still planning (`active`)."""
     catalog = arrays.catalog
-    role = catalog.roles[options.target_role_id]
-    req_idx = np.array([catalog.skill_index[r.skill_id] for r in role.requirements])
-    # mastery is P(skill mastered): a requirement counts as met with confidence halfway between the
-    # required level and certainty, so an optimistic estimate does not end a path too early
-    required = np.array([r.level for r in role.requirements])
-    level = required + options.confidence_margin * (1.0 - required)
-    weight = np.array([r.weight for r in role.requirements])
-    weight = weight / weight.sum()
-    view = arrays.role_view(role.role_id)  # every per-step array below is over this subset
-    n_skills, n_view = len(catalog.skill_ids), len(view.module_ids)
-    threshold = options.mastery_threshold
-
-    allowed = arrays.language_mask(options.languages, state.learner.chinese_level)[view.modules]
-    for module_id in options.exclude_module_ids:
-        if module_id in view.position:
-            allowed[view.position[module_id]] = False
-
-    def readiness(m: FloatArray) -> float:
-        return float(np.minimum(m[req_idx] / level, 1.0) @ weight)
-
-    # Per-step work runs over (module, its skills) pairs, padded: `pad` indexes skills, and its
-    # padding points at a sentinel skill slot (index n_skills) that is always mastered (1.0) and
-    # weighs nothing, so no step needs a copy or a mask.
-    mastery = np.append(state.mastery, 1.0)
-    walk = _Walk(mastery=mastery, placed=np.zeros(n_view, dtype=bool))
+    first = inputs[0].options
+    role = catalog.roles[first.target_role_id]
+    ra = _RoleArrays.build(arrays, kt, role, first.confidence_margin)
+    view = ra.view
+    size, n_skills, n_view = len(inputs), len(catalog.skill_ids), len(view.module_ids)
+    threshold = first.mastery_threshold
     pad = view.skill_pad
-    requirement_of = np.full(n_skills + 1, len(req_idx), dtype=np.intp)
-    requirement_of[req_idx] = np.arange(len(req_idx))
-    pad_req = requirement_of[pad]  # requirement index, or len(req_idx) for skills the role does not need
-    pad_level = np.append(level, 1.0)[pad_req]
-    pad_weight = np.append(weight, 0.0)[pad_req]
-    pad_teaches = np.append(np.ones(len(req_idx)), 0.0)[pad_req]
-    pad_weights = view.pad_weights
-    # padding gets guess = slip = 0.5 so the BKT update stays finite there (its weight is 0)
-    pad_guess, pad_slip = (np.append(a, 0.5)[pad] for a in (kt.guess, kt.slip))
-    pad_learn = np.append(kt.learn, 0.0)[pad]
-    module_guess = (view.pad_share * pad_guess).sum(axis=1)
-    module_slip = (view.pad_share * pad_slip).sum(axis=1)
-    module_right = 1.0 - module_slip
-    bkt = _BKTPads(pad_guess, pad_slip, pad_learn)
-    content_shift = 2.0 * (0.5 - view.difficulty)
-    model_logit = None
-    if model is not None:
-        p = np.clip(model.success[view.modules], 1e-4, 1 - 1e-4)
-        model_logit = np.log(p / (1.0 - p))
-    hours_penalty = 1.0 / np.sqrt(view.minutes / 60.0)
-    renderer = arrays.renderer(options.locale)
-    satisfied_ext = np.ones(n_view + 1, dtype=bool)  # the last slot pads prerequisite lists
 
-    studied = np.zeros(n_view, dtype=bool)
-    for module_id in state.studied:
-        if module_id in view.position:
-            studied[view.position[module_id]] = True
-    readiness_now = readiness(walk.mastery)
-    unreachable = _unreachable_skills(
-        catalog,
-        view,
-        allowed,
-        view.mastered(walk.mastery[:n_skills], threshold) | studied,
-        walk.mastery,
-        req_idx,
-        level,
-    )
-    stop = StopReason.MAX_STEPS
-    review_due = (state.peak[req_idx] >= level) & (state.mastery[req_idx] < level)
-    direct = np.zeros(n_view)
-    unlock = np.zeros(n_view)
-    need = np.zeros(len(req_idx) + 1)
-    check = _skill_check(catalog, state, options, role, req_idx, level, renderer)
-    if check is not None:
-        walk.steps.append(check)
-        walk.minutes_used += check.estimated_minutes
+    mastery = np.ones((size, n_skills + 1))  # the last column is the sentinel skill
+    mastery[:, :n_skills] = np.stack([x.state.mastery for x in inputs])
+    allowed = _allowed(arrays, view, inputs)
+    studied = np.zeros((size, n_view), dtype=bool)
+    for b, x in enumerate(inputs):
+        for module_id in x.state.studied:
+            if module_id in view.position:
+                studied[b, view.position[module_id]] = True
+    readiness_now = ra.readiness(mastery)
+    unreachable = _unreachable_skills(catalog, ra, allowed, (mastery[:, pad] >= threshold).all(axis=2) | studied,
+                                      mastery)  # fmt: skip
+    peak = np.stack([x.state.peak[ra.req_idx] for x in inputs])
+    review_due = (peak >= ra.level) & (mastery[:, ra.req_idx] < ra.level)
+    model_logit = None
+    if inputs[0].model is not None:
+        p = np.clip(np.stack([x.model.success[view.modules] for x in inputs if x.model is not None]), 1e-4, 1 - 1e-4)
+        model_logit = np.log(p / (1.0 - p))
+    renderers = [arrays.renderer(x.options.locale) for x in inputs]
+
+    steps: list[list[PathStep]] = [[] for _ in inputs]
+    minutes_used = np.zeros(size)
+    for b, x in enumerate(inputs):
+        check = _skill_check(catalog, x.state, x.options, role, ra.req_idx, ra.level, renderers[b])
+        if check is not None:
+            steps[b].append(check)
+            minutes_used[b] += check.estimated_minutes
+    taken = np.array([len(s) for s in steps])
+    max_steps = np.array([x.options.max_steps for x in inputs])
+    budget = np.array([x.options.time_budget_minutes for x in inputs], dtype=np.float64)
+    placed = np.zeros((size, n_view), dtype=bool)
+    # what each module unlocks toward the role is behind @ (need taught by each unplaced module);
+    # as need is per requirement, that is (behind @ teaches_role, less the placed modules' rows) @
+    # need: this keeps the first factor per learner, and removes a module's share when it is placed
+    behind_unplaced = np.repeat(view.behind_teaches[None], size, axis=0)
+    stops = [StopReason.MAX_STEPS] * size
+    satisfied_ext = np.ones((size, n_view + 1), dtype=bool)  # the last slot pads prerequisite lists
+    active = np.arange(size)
 
     while True:
-        if readiness(walk.mastery) >= 1.0 - EPS:
-            stop = StopReason.ROLE_READY
+        ready = ra.readiness(mastery[active]) >= 1.0 - EPS
+        for b in active[ready].tolist():
+            stops[b] = StopReason.ROLE_READY
+        active = active[~ready & (taken[active] < max_steps[active])]  # the others stop at MAX_STEPS
+        if not active.size:
             break
-        if len(walk.steps) >= options.max_steps:
-            stop = StopReason.MAX_STEPS
-            break
-        m_pad = walk.mastery[pad]
-        satisfied = (m_pad >= threshold).all(axis=1) | walk.placed | studied
-        satisfied_ext[:n_view] = satisfied
-        eligible = allowed & satisfied_ext[view.prereq_pad].all(axis=1) & ~walk.placed
+        m = mastery[active]
+        m_pad = np.take(m, pad, axis=1)  # (learners, modules, skills per module)
+        placed_a = placed[active]
+        satisfied = (m_pad >= threshold).all(axis=2) | placed_a | studied[active]
+        sat_ext = satisfied_ext[: len(active)]
+        sat_ext[:, :n_view] = satisfied
+        eligible = allowed[active] & sat_ext[:, view.prereq_pad].all(axis=2) & ~placed_a
         # P(success) per module: BKT's prediction shifted by difficulty, blended in logit space
         # with the hybrid model's prediction when one is active
-        known = (view.pad_share * m_pad).sum(axis=1)
+        known = (view.pad_share * m_pad).sum(axis=2)
         # np.minimum(np.maximum()) is np.clip, at a fraction of its per-call cost
-        content = np.minimum(np.maximum(known * module_right + (1.0 - known) * module_guess, 1e-4), 1 - 1e-4)
-        logit = np.log(content / (1.0 - content)) + content_shift
+        content = np.minimum(np.maximum(known * ra.module_right + (1.0 - known) * ra.module_guess, 1e-4), 1 - 1e-4)
+        logit = np.log(content / (1.0 - content)) + ra.content_shift
         if model_logit is not None:
-            logit = 0.5 * logit + 0.5 * model_logit
+            logit = 0.5 * logit + 0.5 * model_logit[active]
         success = 1.0 / (1.0 + np.exp(-logit))
-        # projected mastery of each module's skills after studying it (n_modules, skills per module)
-        updated = bkt.expected_update(m_pad, success[:, None])
-        projected = np.maximum(m_pad + pad_weights * (updated - m_pad), m_pad)
-        gain = (pad_weight * (np.minimum(projected / pad_level, 1.0) - np.minimum(m_pad / pad_level, 1.0))).sum(axis=1)
-        m_role = walk.mastery[req_idx]
-        need[:-1] = np.maximum(level - m_role, 0.0) / level * weight  # need[-1] pads: always 0
-        fresh = (pad_teaches * need[pad_req]).sum(axis=1) * ~walk.placed
-        # what each module unlocks: behind @ direct, updated where `direct` changed (a step
-        # changes a few modules' direct value, so this is a few columns, not a matrix product)
-        changed = np.flatnonzero(fresh != direct)
-        if len(changed):
-            unlock += view.behind[:, changed] @ (fresh[changed] - direct[changed])
-            direct = fresh
+        # projected mastery of each module's skills after studying it
+        updated = ra.bkt.expected_update(m_pad, success[:, :, None])
+        projected = np.maximum(m_pad + view.pad_weights * (updated - m_pad), m_pad)
+        gain = (
+            ra.pad_weight * (np.minimum(projected / ra.pad_level, 1.0) - np.minimum(m_pad / ra.pad_level, 1.0))
+        ).sum(axis=2)
+        need = np.maximum(ra.level - np.take(m, ra.req_idx, axis=1), 0.0) / ra.level * ra.weight
+        unlock = (behind_unplaced[active] * need[:, None, :]).sum(axis=2)
         value = gain + UNLOCK_WEIGHT * np.maximum(unlock, 0.0) * ~satisfied
         candidates = eligible & (value > EPS)
-        if options.time_budget_minutes > 0:
-            fits = walk.minutes_used + view.minutes <= options.time_budget_minutes
-            if candidates.any() and not (candidates & fits).any():
-                stop = StopReason.TIME_BUDGET
-                break
+        over_budget = np.zeros(len(active), dtype=bool)
+        limited = budget[active] > 0
+        if limited.any():
+            fits = ~limited[:, None] | (minutes_used[active, None] + view.minutes <= budget[active, None])
+            over_budget = candidates.any(axis=1) & ~(candidates & fits).any(axis=1)
             candidates &= fits
-        if not candidates.any():
-            stop = StopReason.NO_ELIGIBLE_MODULE
+        stuck = ~candidates.any(axis=1)
+        for b, over in zip(active[stuck].tolist(), over_budget[stuck].tolist(), strict=True):
+            stops[b] = StopReason.TIME_BUDGET if over else StopReason.NO_ELIGIBLE_MODULE
+        going = np.flatnonzero(~stuck)
+        if not going.size:
             break
         zpd = np.exp(-(((success - TARGET_SUCCESS) / ZPD_WIDTH) ** 2))
-        score = value * (ZPD_FLOOR + (1.0 - ZPD_FLOOR) * zpd) * hours_penalty
-        choice = int(np.argmax(np.where(candidates, score, -np.inf)))  # first max = smallest id
-        walk.steps.append(
-            _step(catalog, view, state, options, role, walk, choice, projected[choice], float(score[choice]),
-                  success, float(unlock[choice]), satisfied, review_due, requirement_of, level, model, renderer)
-        )  # fmt: skip
+        score = value * (ZPD_FLOOR + (1.0 - ZPD_FLOOR) * zpd) * ra.hours_penalty
+        choice = np.argmax(np.where(candidates, score, -np.inf), axis=1)  # first max = smallest id
+        for i, b, j in zip(going.tolist(), active[going].tolist(), choice[going].tolist(), strict=True):
+            steps[b].append(
+                _step(catalog, ra, inputs[b], renderers[b], len(steps[b]) + 1, mastery[b], j, projected[i, j],
+                      float(score[i, j]), float(success[i, j]), float(unlock[i, j]), satisfied[i], review_due[b])
+            )  # fmt: skip
+        rows, chosen = active[going], choice[going]
+        placed[rows, chosen] = True
+        minutes_used[rows] += view.minutes[chosen]
+        taken[rows] += 1
+        behind_unplaced[rows] -= view.behind[:, chosen].T[:, :, None] * view.teaches_role[chosen][:, None, :]
+        active = rows
 
-    if not walk.steps and stop is not StopReason.ROLE_READY:
-        raise PreconditionFailed(
-            _blocking_constraint(arrays, state, options, req_idx, level),
-            subject="path",
+    readiness_after = ra.readiness(mastery)
+    results: list[LearningPath | PreconditionFailed] = []
+    for b, x in enumerate(inputs):
+        if not steps[b] and stops[b] is not StopReason.ROLE_READY:
+            blocking = _blocking_constraint(arrays, x.state, x.options, ra.req_idx, ra.level)
+            results.append(PreconditionFailed(blocking, subject="path"))
+            continue
+        results.append(
+            LearningPath(
+                learner_id=x.state.learner.learner_id,
+                target_role_id=role.role_id,
+                steps=tuple(steps[b]),
+                readiness_now=float(readiness_now[b]),
+                readiness_after=float(readiness_after[b]),
+                stop_reason=stops[b],
+                unreachable_skill_ids=unreachable[b],
+                model_version=x.model.version if x.model else "",
+                generated_at=now,
+            )
         )
-    return LearningPath(
-        learner_id=state.learner.learner_id,
-        target_role_id=role.role_id,
-        steps=tuple(walk.steps),
-        readiness_now=readiness_now,
-        readiness_after=readiness(walk.mastery),
-        stop_reason=stop,
-        unreachable_skill_ids=unreachable,
-        model_version=model.version if model else "",
-        generated_at=now,
-    )
+    return results
+
+
+def _allowed(arrays: CatalogArrays, view: ModuleView, inputs: Sequence[PlanInput]) -> BoolArray:
+    """(learners, view modules): taught in the learner's languages at their HSK level, not excluded."""
+    masks: dict[tuple[tuple[str, ...], int], BoolArray] = {}
+    allowed = np.empty((len(inputs), len(view.module_ids)), dtype=bool)
+    for b, x in enumerate(inputs):
+        key = (x.options.languages, x.state.learner.chinese_level)
+        mask = masks.get(key)
+        if mask is None:
+            mask = masks[key] = arrays.language_mask(*key)[view.modules]
+        allowed[b] = mask
+        for module_id in x.options.exclude_module_ids:
+            if module_id in view.position:
+                allowed[b, view.position[module_id]] = False
+    return allowed
 
 
 class _BKTPads:
@@ -261,36 +372,30 @@ class _BKTPads:
 
 def _step(
     catalog: Catalog,
-    view: ModuleView,
-    state: LearnerState,
-    options: PlanOptions,
-    role: TargetRole,
-    walk: _Walk,
+    ra: _RoleArrays,
+    x: PlanInput,
+    renderer: Renderer,
+    position: int,
+    mastery: FloatArray,
     j: int,
     projected: FloatArray,
     score: float,
-    success: FloatArray,
+    success: float,
     unlock: float,
     satisfied: BoolArray,
     review_due: BoolArray,
-    requirement_of: npt.NDArray[np.intp],
-    level: FloatArray,
-    model: ModelOpinion | None,
-    renderer: Renderer,
 ) -> PathStep:
-    """Place view module j (whose skills' projected mastery the step loop computed, padded):
-    advance the walk and say why."""
+    """Place view module j (whose skills' projected mastery the step loop computed, padded): move
+    the learner's mastery row to it and say why."""
+    view = ra.view
     module = catalog.modules[view.module_ids[j]]
     taught = view.skill_pad[j]
     real = taught < len(catalog.skill_ids)
     skill_idx = taught[real]
     after_array = projected[real]
     # plain Python values from here on: per-element numpy scalars were a fifth of a step's cost
-    skills, before, after = skill_idx.tolist(), walk.mastery[skill_idx].tolist(), after_array.tolist()
-    success_j = float(success[j])
-    walk.mastery[skill_idx] = after_array
-    walk.placed[j] = True
-    walk.minutes_used += view.minutes[j]
+    skills, before, after = skill_idx.tolist(), mastery[skill_idx].tolist(), after_array.tolist()
+    mastery[skill_idx] = after_array
 
     reasons: list[Reason] = []
     review = False
@@ -299,8 +404,8 @@ def _step(
         reasons.append(renderer.reason(code, params))
 
     # the role's skills this module teaches that are still short of their level, in role order
-    requirement = requirement_of[skill_idx].tolist()
-    levels = level.tolist()
+    requirement = ra.requirement_of[skill_idx].tolist()
+    levels = ra.level.tolist()
     gaps = sorted(
         (r, s, b) for r, s, b in zip(requirement, skills, before, strict=True) if r < len(levels) and b < levels[r]
     )
@@ -308,24 +413,26 @@ def _step(
         skill_id = catalog.skill_ids[s]
         if review_due[r]:
             review = True
-            days = state.days_since_practice[s]
+            days = x.state.days_since_practice[s]
             add(ReasonCode.REVIEW_DUE, skill_id=skill_id, days_since_practice=f"{days:.0f}")
         add(ReasonCode.SKILL_GAP, skill_id=skill_id, mastery=f"{b:.2f}", required=f"{levels[r]:.2f}")
-        add(ReasonCode.ROLE_REQUIRES, role_id=role.role_id, skill_id=skill_id)
+        add(ReasonCode.ROLE_REQUIRES, role_id=ra.role.role_id, skill_id=skill_id)
     if unlock > EPS and not satisfied[j]:
         unlocked = _best_unlocked(view, j, satisfied)
         if unlocked is not None:
             add(ReasonCode.PREREQUISITE_FOR, module_id=unlocked)
+    model = x.model
     if model is not None and model.success[view.modules[j]] >= SIMILAR_LEARNERS_MIN_SUCCESS:
         add(ReasonCode.SIMILAR_LEARNERS_SUCCEEDED, expected_success=f"{model.success[view.modules[j]]:.2f}")
     add(
-        ReasonCode.LANGUAGE_MATCH, language=_language_of(view.primary_languages[j], module.languages, options.languages)
+        ReasonCode.LANGUAGE_MATCH,
+        language=_language_of(view.primary_languages[j], module.languages, x.options.languages),
     )
     return PathStep(
-        position=len(walk.steps) + 1,
+        position=position,
         module_id=module.module_id,
         score=score,
-        expected_success=success_j,
+        expected_success=success,
         gains=tuple(SkillGain(catalog.skill_ids[s], b, a) for s, b, a in zip(skills, before, after, strict=True)),
         estimated_minutes=module.estimated_minutes,
         review=review,
@@ -403,24 +510,23 @@ def _language_of(taught: frozenset[str], module_languages: tuple[str, ...], pref
 
 
 def _unreachable_skills(
-    catalog: Catalog,
-    view: ModuleView,
-    allowed: BoolArray,
-    mastered: BoolArray,
-    mastery: FloatArray,
-    req_idx: npt.NDArray[np.intp],
-    level: FloatArray,
-) -> tuple[str, ...]:
-    """Role skills still below level that no module reachable under the constraints teaches."""
+    catalog: Catalog, ra: _RoleArrays, allowed: BoolArray, mastered: BoolArray, mastery: FloatArray
+) -> list[tuple[str, ...]]:
+    """Per learner: role skills still below level that no module reachable under the constraints
+    teaches (reachable: allowed, with every prerequisite mastered, studied or itself reachable)."""
+    view = ra.view
+    n_view = len(view.module_ids)
     reachable = np.zeros_like(allowed)
+    satisfied = np.ones((len(allowed), n_view + 1), dtype=bool)
     for _ in range(view.depth + 1):
-        grown = allowed & ~view.unmet_prerequisites(mastered | reachable)
+        satisfied[:, :n_view] = mastered | reachable
+        grown = allowed & satisfied[:, view.prereq_pad].all(axis=2)
         if (grown == reachable).all():
             break
         reachable = grown
-    taught: BoolArray = np.asarray((view.weights[reachable][:, req_idx] > 0).any(axis=0))
-    gap = mastery[req_idx] < level
-    return tuple(catalog.skill_ids[s] for s, g, t in zip(req_idx, gap, taught, strict=True) if g and not t)
+    taught = (reachable[:, :, None] & (view.teaches_role[None] > 0)).any(axis=1)
+    missing = (mastery[:, ra.req_idx] < ra.level) & ~taught
+    return [tuple(catalog.skill_ids[ra.req_idx[r]] for r in np.flatnonzero(row).tolist()) for row in missing]
 
 
 def _blocking_constraint(

@@ -26,9 +26,9 @@ from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.learner import Learner, validate_learner
 from recommender.domain.path import LearningPath
 from recommender.domain.profile import SkillState
-from recommender.errors import InvalidInput, LubanError
+from recommender.errors import InvalidInput, LubanError, PreconditionFailed
 from recommender.kt.bkt import profile_updater
-from recommender.service.paths import PathRequest, Planner, model_key
+from recommender.service.paths import PathRequest, PlanItem, Planner, model_key
 
 CHUNK = 2000
 ERROR_COLUMNS = ["line", "learner_id", "field", "reason"]
@@ -65,27 +65,41 @@ class CohortOptions:
 def plan_chunk(
     planner: Planner, task: ChunkTask, options: CohortOptions, now: datetime, encode: Encoder
 ) -> ChunkResult:
-    """Pure: the same task gives the same bytes, on any worker."""
-    paths: list[LearningPath] = []
+    """Pure: the same task gives the same bytes, on any worker. The chunk's valid rows are planned
+    together (Planner.plan_many); a bad row or a learner no path can be planned for is an error row."""
+    items: list[PlanItem] = []
+    lines: list[int] = []
     errors: list[tuple[int, str, str, str]] = []
     for line, record in task.rows:
-        learner_id = str(record.get("learner_id") or "")
         try:
             learner = validate_learner(parse_learner(record), planner.catalog)
             request = PathRequest(learner.learner_id, options.steps, locale=options.locale)
-            opts = planner.options_for(learner, request)
-            key = model_key(options.tenant, learner.learner_id)
-            history = task.states.get(learner.learner_id, [])
-            paths.append(
-                planner.plan(key, learner, history, opts, now, task.studied.get(learner.learner_id, frozenset()))
+            items.append(
+                PlanItem(
+                    model_key(options.tenant, learner.learner_id),
+                    learner,
+                    task.states.get(learner.learner_id, []),
+                    planner.options_for(learner, request),
+                    task.studied.get(learner.learner_id, frozenset()),
+                )
             )
+            lines.append(line)
         except (LubanError, ValueError) as exc:
-            field = ""
-            if isinstance(exc, InvalidInput) and exc.violations:
-                field = exc.violations[0].field
-            field = field or str(getattr(exc, "field", ""))
-            errors.append((line, learner_id, field, str(exc)))
+            errors.append((line, str(record.get("learner_id") or ""), _error_field(exc), str(exc)))
+    paths: list[LearningPath] = []
+    for line, item, path in zip(lines, items, planner.plan_many(items, now), strict=True):
+        if isinstance(path, PreconditionFailed):
+            errors.append((line, item.learner.learner_id, _error_field(path), str(path)))
+        else:
+            paths.append(path)
+    errors.sort()  # in line order, whichever stage found the problem
     return ChunkResult(task.index, encode(paths, task.index == 0), errors, len(paths))
+
+
+def _error_field(exc: Exception) -> str:
+    if isinstance(exc, InvalidInput) and exc.violations and exc.violations[0].field:
+        return exc.violations[0].field
+    return str(getattr(exc, "field", ""))
 
 
 @dataclass

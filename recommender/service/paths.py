@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import cast
 
 import numpy as np
 
@@ -16,11 +17,11 @@ from recommender.domain.ids import is_language_tag, is_locale
 from recommender.domain.learner import Learner, validate_learner
 from recommender.domain.path import LearningPath
 from recommender.domain.profile import SkillState
-from recommender.errors import FieldViolation, InvalidInput, LubanError, NotFound
+from recommender.errors import FieldViolation, InvalidInput, LubanError, NotFound, PreconditionFailed
 from recommender.kt.bkt import SECONDS_PER_DAY, BKTModel, mastery_now
 from recommender.ml.model import HybridModel
 from recommender.planner.arrays import CatalogArrays, SkillParamArrays
-from recommender.planner.plan import LearnerState, ModelOpinion, PlanOptions, plan_path
+from recommender.planner.plan import LearnerState, ModelOpinion, PlanInput, PlanOptions, plan_paths
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
 from recommender.service.learners import LearnerService
@@ -48,6 +49,17 @@ class PathRequest:
 
 
 MEMO_LIMIT = 20_000
+
+
+@dataclass(frozen=True)
+class PlanItem:
+    """One learner to plan: `key` names them to the model (model_key)."""
+
+    key: str
+    learner: Learner
+    states: Sequence[SkillState]
+    options: PlanOptions
+    studied: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -102,42 +114,65 @@ class Planner:
         now: datetime,
         studied: frozenset[str] = frozenset(),
     ) -> LearningPath:
-        memo_key = self._memo_key(key, learner, states, options) if not studied else None
-        if memo_key is not None:
-            hit = self._memo.get(memo_key)
-            if hit is not None:
-                return replace(hit, learner_id=learner.learner_id, generated_at=now)
-        state = learner_state(self.catalog, learner, states, self.kt, self.bkt, now, studied)
-        path = plan_path(self.arrays, self.kt, state, options, now, self._opinion(key, state, states))
-        if memo_key is not None:
-            self._memo.put(memo_key, path)
+        path = self.plan_many([PlanItem(key, learner, states, options, studied)], now)[0]
+        if isinstance(path, PreconditionFailed):
+            raise path
         return path
 
-    def _memo_key(
-        self, key: str, learner: Learner, states: Sequence[SkillState], options: PlanOptions
-    ) -> tuple[object, ...] | None:
+    def plan_many(self, items: Sequence[PlanItem], now: datetime) -> list[LearningPath | PreconditionFailed]:
+        """Paths in input order (or the PreconditionFailed naming what blocks one). Memo hits are
+        copied; the rest are planned together (plan_paths), each distinct input once, with the
+        model's opinions of all of them computed in one call."""
+        results: list[LearningPath | PreconditionFailed | None] = [None] * len(items)
+        pending: dict[tuple[object, ...], list[int]] = {}  # ("memo", key) or ("own", i) -> items sharing it
+        for i, item in enumerate(items):
+            memo_key = self._memo_key(item) if not item.studied else None
+            if memo_key is not None:
+                hit = self._memo.get(memo_key)
+                if hit is not None:
+                    results[i] = replace(hit, learner_id=item.learner.learner_id, generated_at=now)
+                    continue
+            pending.setdefault(("memo", memo_key) if memo_key is not None else ("own", i), []).append(i)
+        firsts = [items[members[0]] for members in pending.values()]
+        states = [learner_state(self.catalog, x.learner, x.states, self.kt, self.bkt, now, x.studied) for x in firsts]
+        inputs = [
+            PlanInput(state, x.options, opinion)
+            for x, state, opinion in zip(firsts, states, self._opinions(firsts, states), strict=True)
+        ]
+        planned = plan_paths(self.arrays, self.kt, inputs, now)
+        for ((kind, key), members), path in zip(pending.items(), planned, strict=True):
+            if isinstance(path, PreconditionFailed):
+                for i in members:
+                    results[i] = path
+                continue
+            if kind == "memo":
+                self._memo.put(cast(tuple[object, ...], key), path)
+            for i in members:
+                results[i] = path if i == members[0] else replace(path, learner_id=items[i].learner.learner_id)
+        return [r for r in results if r is not None]
+
+    def _memo_key(self, item: PlanItem) -> tuple[object, ...] | None:
         """The inputs a history-less path depends on (time only stamps it), or None when the
         learner has a history or an identity in the model: the model's view of the learner's
         features, the HSK level and the options (role and languages among them). Columns the model
         never saw (a name, an e-mail) do not split the memo."""
-        if states or (self.model is not None and self.model.knows_learner(key)):
+        if item.states or (self.model is not None and self.model.knows_learner(item.key)):
             return None
-        seen_by_model = self.model.cold_signature(learner) if self.model is not None else None
-        return (seen_by_model, learner.chinese_level, options)
+        seen_by_model = self.model.cold_signature(item.learner) if self.model is not None else None
+        return (seen_by_model, item.learner.chinese_level, item.options)
 
-    def _opinion(self, key: str, state: LearnerState, states: Sequence[SkillState]) -> ModelOpinion | None:
-        """The active model's predicted success per module for this learner, if a model is active."""
+    def _opinions(self, items: Sequence[PlanItem], states: Sequence[LearnerState]) -> list[ModelOpinion | None]:
+        """The active model's predicted success per module for each learner, if a model is active."""
         if self.model is None:
-            return None
-        catalog = self.catalog
-        practiced = {
-            s.skill_id: float(state.mastery[catalog.skill_index[s.skill_id]])
-            for s in states
-            if s.skill_id in catalog.skill_index
-        }
-        vectors = self.model.success_vectors([state.learner], [key], [practiced])
-        success = self.model.success_probability(vectors, catalog)[0]
-        return ModelOpinion(success=success, version=self.model.version)
+            return [None] * len(items)
+        index = self.catalog.skill_index
+        practiced = [
+            {s.skill_id: float(state.mastery[index[s.skill_id]]) for s in x.states if s.skill_id in index}
+            for x, state in zip(items, states, strict=True)
+        ]
+        vectors = self.model.success_vectors([s.learner for s in states], [x.key for x in items], practiced)
+        success = self.model.success_by_row(vectors, self.catalog)
+        return [ModelOpinion(success=row, version=self.model.version) for row in success]
 
     def options_for(self, learner: Learner, request: PathRequest) -> PlanOptions:
         """Validate the request against the learner and catalog; defaults come from the learner."""

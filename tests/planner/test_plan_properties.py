@@ -24,20 +24,20 @@ from recommender.domain.path import LearningPath, PathStep, ReasonCode, StepKind
 from recommender.errors import PreconditionFailed
 from recommender.kt.bkt import BKTModel
 from recommender.planner.arrays import CatalogArrays, SkillParamArrays
-from recommender.planner.plan import LearnerState, PlanOptions, plan_path
+from recommender.planner.plan import LearnerState, ModelOpinion, PlanInput, PlanOptions, plan_path, plan_paths
 from tests.conftest import T0, tiny_catalog
 
 LANGS = ["en", "fr", "zh"]
 
 
 @st.composite
-def worlds(draw: st.DrawFn) -> tuple[Catalog, LearnerState, PlanOptions]:
-    n_skills = draw(st.integers(1, 6))
+def worlds(draw: st.DrawFn, max_skills: int = 6, max_taught: int = 2) -> tuple[Catalog, LearnerState, PlanOptions]:
+    n_skills = draw(st.integers(1, max_skills))
     skills = [Skill(f"s{i}") for i in range(n_skills)]
     n_modules = draw(st.integers(1, 14))
     modules = []
     for j in range(n_modules):
-        taught = draw(st.lists(st.integers(0, n_skills - 1), min_size=1, max_size=2, unique=True))
+        taught = draw(st.lists(st.integers(0, n_skills - 1), min_size=1, max_size=max_taught, unique=True))
         prereqs = draw(st.lists(st.integers(0, j - 1), max_size=3, unique=True)) if j else []
         modules.append(
             Module(
@@ -58,8 +58,15 @@ def worlds(draw: st.DrawFn) -> tuple[Catalog, LearnerState, PlanOptions]:
         ),
     )
     catalog = build_catalog(skills, modules, [role])
+    state, options = draw(learners(catalog))
+    return catalog, state, options
+
+
+@st.composite
+def learners(draw: st.DrawFn, catalog: Catalog, learner_id: str = "x") -> tuple[LearnerState, PlanOptions]:
+    n_skills = len(catalog.skill_ids)
     learner = Learner(
-        "x",
+        learner_id,
         languages=tuple(draw(st.lists(st.sampled_from(LANGS), min_size=1, max_size=3, unique=True))),
         chinese_level=draw(st.integers(0, 6)),
     )
@@ -76,7 +83,7 @@ def worlds(draw: st.DrawFn) -> tuple[Catalog, LearnerState, PlanOptions]:
         exclude_module_ids=exclude,
         check_after_studies=draw(st.sampled_from([0, 1, 3])),
     )
-    return catalog, state, options
+    return state, options
 
 
 def plan(catalog: Catalog, state: LearnerState, options: PlanOptions) -> LearningPath:
@@ -151,6 +158,53 @@ def test_planner_invariants_on_random_catalogs(world: tuple[Catalog, LearnerStat
     check_invariants(catalog, state, options, path)
     again = plan(catalog, state, options)
     assert again == path, "planning is deterministic"
+
+
+@st.composite
+def cohorts(draw: st.DrawFn) -> tuple[Catalog, list[PlanInput]]:
+    """One catalog, several learners with their own languages, states, options, locales and (when
+    a model is active for the example) model opinions. Roles and modules reach 8 skills and more,
+    where numpy's sums switch to pairwise summation and memory layout starts to matter."""
+    catalog, _, _ = draw(worlds(max_skills=12, max_taught=10))
+    with_model = draw(st.booleans())
+    inputs: list[PlanInput] = []
+    for i in range(draw(st.integers(1, 7))):
+        again = draw(st.booleans())
+        if inputs and again:  # the same learner again: batches of equal rows
+            learner = replace(inputs[-1].state.learner, learner_id=f"x{i}")
+            inputs.append(replace(inputs[-1], state=replace(inputs[-1].state, learner=learner)))
+            continue
+        state, options = draw(learners(catalog, f"x{i}"))
+        options = replace(
+            options,
+            locale=draw(st.sampled_from(["en", "zh-CN"])),
+            mastery_threshold=draw(st.sampled_from([0.85, 0.85, 0.7])),
+        )
+        opinion = None
+        if with_model:
+            success = np.array([draw(st.floats(0.01, 0.99)) for _ in catalog.module_ids])
+            opinion = ModelOpinion(success, "v1")
+        inputs.append(PlanInput(state, options, opinion))
+    return catalog, inputs
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cohorts())
+def test_batch_planning_equals_planning_one_at_a_time(cohort: tuple[Catalog, list[PlanInput]]) -> None:
+    """Bit for bit, whoever else is in the batch and in whatever order: a cohort's output must not
+    depend on how it was cut into batches, chunks or workers."""
+    catalog, inputs = cohort
+    arrays, kt = CatalogArrays.build(catalog), SkillParamArrays.build(catalog, BKTModel())
+    together = plan_paths(arrays, kt, inputs, T0)
+    reversed_order = plan_paths(arrays, kt, inputs[::-1], T0)[::-1]
+    for x, a, b in zip(inputs, together, reversed_order, strict=True):
+        alone = plan_paths(arrays, kt, [x], T0)[0]
+        for other in (a, b):
+            if isinstance(alone, PreconditionFailed):
+                assert isinstance(other, PreconditionFailed) and str(other) == str(alone)
+            else:
+                assert other == alone and isinstance(other, LearningPath)
+                assert other.learner_id == x.state.learner.learner_id
 
 
 def test_cold_start_learner_follows_prerequisites_in_their_language() -> None:
