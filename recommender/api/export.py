@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 from google.protobuf import json_format
 
 from recommender.api import mapping
-from recommender.domain.path import LearningPath, PathStep
+from recommender.domain.path import LearningPath, PathStep, Reason
 
 STEP_COLUMNS = [
     "learner_id", "target_role_id", "position", "module_id", "score", "expected_success", "estimated_minutes",
@@ -125,6 +125,7 @@ class JsonlEncoder:
     def __init__(self) -> None:
         self._shared: OrderedDict[int, tuple[tuple[PathStep, ...], tuple[Any, ...], dict[str, str]]] = OrderedDict()
         self._last_time: tuple[Any, str] | None = None
+        self._reasons: dict[int, tuple[Reason, str]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {}
@@ -146,7 +147,7 @@ class JsonlEncoder:
         else:
             fields = _path_fields(path)
             shared = {k: _dumps(v) for k, v in fields.items() if k not in PER_LEARNER_FIELDS}
-            shared["steps"] = _dumps([_step_json(s) for s in path.steps])
+            shared["steps"] = "[" + ", ".join(self._step(s) for s in path.steps) + "]"
             self._shared[key] = (path.steps, values, shared)
             if len(self._shared) > self.STEPS_KEPT:
                 self._shared.popitem(last=False)
@@ -156,6 +157,40 @@ class JsonlEncoder:
                 self._last_time = (path.generated_at, _dumps(mapping.timestamp_json(path.generated_at)))
             items["generated_at"] = self._last_time[1]
         return "{" + ", ".join(f"{_dumps(k)}: {items[k]}" for k in sorted(items)) + "}\n"
+
+    def _step(self, step: PathStep) -> str:
+        """_dumps(_step_json(step)), written out: the keys in sorted order, floats as json writes
+        them (float.__repr__), and each reason encoded once (the planner shares Reason objects)."""
+        gains = ", ".join(
+            f'{{"mastery_after": {_float(g.mastery_after)}, "mastery_before": {_float(g.mastery_before)}, '
+            f'"skill_id": {_string(g.skill_id)}}}'
+            for g in step.gains
+        )
+        return (
+            f'{{"check_skill_ids": [{", ".join(map(_string, step.check_skill_ids))}], '
+            f'"estimated_minutes": {int(step.estimated_minutes)}, "expected_success": {_float(step.expected_success)}, '
+            f'"gains": [{gains}], "kind": "{mapping.STEP_KIND_NAMES[step.kind]}", '
+            f'"module_id": {_string(step.module_id)}, "position": {int(step.position)}, '
+            f'"reasons": [{", ".join(map(self._reason, step.reasons))}], '
+            f'"review": {"true" if step.review else "false"}, "score": {_float(step.score)}}}'
+        )
+
+    def _reason(self, reason: Reason) -> str:
+        found = self._reasons.get(id(reason))
+        if found is not None and found[0] is reason:
+            return found[1]
+        code = mapping.REASON_CODE_NAMES[reason.code]
+        text = _dumps({"code": code, "params": dict(reason.params), "text": reason.text})
+        if len(self._reasons) >= self.STEPS_KEPT:
+            self._reasons.clear()
+        self._reasons[id(reason)] = (reason, text)  # holding the reason: its id cannot be reused while kept
+        return text
+
+
+_float = float.__repr__  # a finite float as json writes it (also for numpy's float64, a float subclass)
+
+
+_string = json.encoder.encode_basestring  # what json uses for str when ensure_ascii is False
 
 
 def encode_jsonl(paths: Sequence[LearningPath], first_part: bool) -> bytes:
