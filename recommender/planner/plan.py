@@ -15,7 +15,7 @@ studies, the first step is a skill check instead (_skill_check).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -232,6 +232,7 @@ def _plan_batch(
         model_logit = np.log(p / (1.0 - p))
     renderers = [arrays.renderer(x.options.locale) for x in inputs]
 
+    explain = _Explainer(catalog, ra)
     steps: list[list[PathStep]] = [[] for _ in inputs]
     minutes_used = np.zeros(size)
     for b, x in enumerate(inputs):
@@ -301,8 +302,8 @@ def _plan_batch(
         choice = np.argmax(np.where(candidates, score, -np.inf), axis=1)  # first max = smallest id
         for i, b, j in zip(going.tolist(), active[going].tolist(), choice[going].tolist(), strict=True):
             steps[b].append(
-                _step(catalog, ra, inputs[b], renderers[b], len(steps[b]) + 1, mastery[b], j, projected[i, j],
-                      float(score[i, j]), float(success[i, j]), float(unlock[i, j]), satisfied[i], review_due[b])
+                explain.step(inputs[b], renderers[b], len(steps[b]) + 1, mastery[b], j, projected[i, j],
+                             score.item(i, j), success.item(i, j), unlock.item(i, j), satisfied[i], review_due[b])
             )  # fmt: skip
         rows, chosen = active[going], choice[going]
         placed[rows, chosen] = True
@@ -370,74 +371,90 @@ class _BKTPads:
         return np.asarray(np.maximum(post + (1.0 - post) * self.learn, m + unknown * self.learn), dtype=np.float64)
 
 
-def _step(
-    catalog: Catalog,
-    ra: _RoleArrays,
-    x: PlanInput,
-    renderer: Renderer,
-    position: int,
-    mastery: FloatArray,
-    j: int,
-    projected: FloatArray,
-    score: float,
-    success: float,
-    unlock: float,
-    satisfied: BoolArray,
-    review_due: BoolArray,
-) -> PathStep:
-    """Place view module j (whose skills' projected mastery the step loop computed, padded): move
-    the learner's mastery row to it and say why."""
-    view = ra.view
-    module = catalog.modules[view.module_ids[j]]
-    taught = view.skill_pad[j]
-    real = taught < len(catalog.skill_ids)
-    skill_idx = taught[real]
-    after_array = projected[real]
-    # plain Python values from here on: per-element numpy scalars were a fifth of a step's cost
-    skills, before, after = skill_idx.tolist(), mastery[skill_idx].tolist(), after_array.tolist()
-    mastery[skill_idx] = after_array
+@dataclass
+class _Explainer:
+    """Builds a batch's study steps: moves the learner's mastery row to the step's projection and
+    says why. Per-step work in plain Python values (per-element numpy scalars cost more than the
+    arithmetic), with what does not depend on the learner computed once per batch."""
 
-    reasons: list[Reason] = []
-    review = False
+    catalog: Catalog
+    ra: _RoleArrays
+    levels: list[float] = field(init=False)
+    requirement_of: list[int] = field(init=False)
+    skills: list[list[int]] = field(init=False)  # each view module's skills (no padding)
+    language: dict[tuple[int, tuple[str, ...]], str] = field(init=False, default_factory=dict)
 
-    def add(code: ReasonCode, **params: str) -> None:
-        reasons.append(renderer.reason(code, params))
+    def __post_init__(self) -> None:
+        n_skills = len(self.catalog.skill_ids)
+        self.levels = self.ra.level.tolist()
+        self.requirement_of = self.ra.requirement_of.tolist()
+        self.skills = [[s for s in row if s < n_skills] for row in self.ra.view.skill_pad.tolist()]
 
-    # the role's skills this module teaches that are still short of their level, in role order
-    requirement = ra.requirement_of[skill_idx].tolist()
-    levels = ra.level.tolist()
-    gaps = sorted(
-        (r, s, b) for r, s, b in zip(requirement, skills, before, strict=True) if r < len(levels) and b < levels[r]
-    )
-    for r, s, b in gaps:
-        skill_id = catalog.skill_ids[s]
-        if review_due[r]:
-            review = True
-            days = x.state.days_since_practice[s]
-            add(ReasonCode.REVIEW_DUE, skill_id=skill_id, days_since_practice=f"{days:.0f}")
-        add(ReasonCode.SKILL_GAP, skill_id=skill_id, mastery=f"{b:.2f}", required=f"{levels[r]:.2f}")
-        add(ReasonCode.ROLE_REQUIRES, role_id=ra.role.role_id, skill_id=skill_id)
-    if unlock > EPS and not satisfied[j]:
-        unlocked = _best_unlocked(view, j, satisfied)
-        if unlocked is not None:
-            add(ReasonCode.PREREQUISITE_FOR, module_id=unlocked)
-    model = x.model
-    if model is not None and model.success[view.modules[j]] >= SIMILAR_LEARNERS_MIN_SUCCESS:
-        add(ReasonCode.SIMILAR_LEARNERS_SUCCEEDED, expected_success=f"{model.success[view.modules[j]]:.2f}")
-    add(
-        ReasonCode.LANGUAGE_MATCH,
-        language=_language_of(view.primary_languages[j], module.languages, x.options.languages),
-    )
-    return PathStep(
-        position=position,
-        module_id=module.module_id,
-        score=score,
-        expected_success=success,
-        gains=tuple(SkillGain(catalog.skill_ids[s], b, a) for s, b, a in zip(skills, before, after, strict=True)),
-        estimated_minutes=module.estimated_minutes,
-        review=review,
-        reasons=tuple(reasons),
-    )
+    def step(
+        self,
+        x: PlanInput,
+        renderer: Renderer,
+        position: int,
+        mastery: FloatArray,
+        j: int,
+        projected: FloatArray,
+        score: float,
+        success: float,
+        unlock: float,
+        satisfied: BoolArray,
+        review_due: BoolArray,
+    ) -> PathStep:
+        """Place view module j, whose skills' projected mastery (padded) the step loop computed."""
+        catalog, ra, levels = self.catalog, self.ra, self.levels
+        view = ra.view
+        module = catalog.modules[view.module_ids[j]]
+        skills = self.skills[j]
+        before = [mastery.item(s) for s in skills]
+        after = projected[: len(skills)].tolist()
+        for s, a in zip(skills, after, strict=True):
+            mastery[s] = a
+
+        reasons: list[Reason] = []
+        review = False
+        # the role's skills this module teaches that are still short of their level, in role order
+        gaps = sorted(
+            (r, s, b)
+            for r, s, b in zip([self.requirement_of[s] for s in skills], skills, before, strict=True)
+            if r < len(levels) and b < levels[r]
+        )
+        for r, s, b in gaps:
+            skill_id = catalog.skill_ids[s]
+            if review_due[r]:
+                review = True
+                days = x.state.days_since_practice[s]
+                reasons.append(renderer.reason(ReasonCode.REVIEW_DUE, skill_id, f"{days:.0f}"))
+            reasons.append(renderer.reason(ReasonCode.SKILL_GAP, skill_id, f"{b:.2f}", f"{levels[r]:.2f}"))
+            reasons.append(renderer.reason(ReasonCode.ROLE_REQUIRES, ra.role.role_id, skill_id))
+        if unlock > EPS and not satisfied[j]:
+            unlocked = _best_unlocked(view, j, satisfied)
+            if unlocked is not None:
+                reasons.append(renderer.reason(ReasonCode.PREREQUISITE_FOR, unlocked))
+        if x.model is not None:
+            expected = x.model.success.item(view.modules[j])
+            if expected >= SIMILAR_LEARNERS_MIN_SUCCESS:
+                reasons.append(renderer.reason(ReasonCode.SIMILAR_LEARNERS_SUCCEEDED, f"{expected:.2f}"))
+        key = (j, x.options.languages)
+        language = self.language.get(key)
+        if language is None:
+            language = self.language[key] = _language_of(
+                view.primary_languages[j], module.languages, x.options.languages
+            )
+        reasons.append(renderer.reason(ReasonCode.LANGUAGE_MATCH, language))
+        return PathStep(
+            position=position,
+            module_id=module.module_id,
+            score=score,
+            expected_success=success,
+            gains=tuple(SkillGain(catalog.skill_ids[s], b, a) for s, b, a in zip(skills, before, after, strict=True)),
+            estimated_minutes=module.estimated_minutes,
+            review=review,
+            reasons=tuple(reasons),
+        )
 
 
 def _skill_check(
@@ -468,14 +485,9 @@ def _skill_check(
     skill_ids = tuple(catalog.skill_ids[int(req_idx[r])] for r in checked)
     reasons: list[Reason] = []
     for r, skill_id in zip(checked, skill_ids, strict=True):
-        params = {
-            "skill_id": skill_id,
-            "studies": str(int(studies[r])),
-            "mastery": f"{state.mastery[req_idx[r]]:.2f}",
-            "required": f"{level[r]:.2f}",
-        }
-        reasons.append(renderer.reason(ReasonCode.CHECK_DUE, params))
-        reasons.append(renderer.reason(ReasonCode.ROLE_REQUIRES, {"role_id": role.role_id, "skill_id": skill_id}))
+        mastery, required = f"{state.mastery[req_idx[r]]:.2f}", f"{level[r]:.2f}"
+        reasons.append(renderer.reason(ReasonCode.CHECK_DUE, skill_id, str(int(studies[r])), mastery, required))
+        reasons.append(renderer.reason(ReasonCode.ROLE_REQUIRES, role.role_id, skill_id))
     return PathStep(
         position=1,
         module_id="",

@@ -37,6 +37,17 @@ TEMPLATES: dict[str, dict[ReasonCode, str]] = {
     },
 }
 
+# each reason's parameters, in the order Renderer.reason takes their values
+PARAMETERS: dict[ReasonCode, tuple[str, ...]] = {
+    ReasonCode.SKILL_GAP: ("skill_id", "mastery", "required"),
+    ReasonCode.PREREQUISITE_FOR: ("module_id",),
+    ReasonCode.ROLE_REQUIRES: ("role_id", "skill_id"),
+    ReasonCode.SIMILAR_LEARNERS_SUCCEEDED: ("expected_success",),
+    ReasonCode.REVIEW_DUE: ("skill_id", "days_since_practice"),
+    ReasonCode.LANGUAGE_MATCH: ("language",),
+    ReasonCode.CHECK_DUE: ("skill_id", "studies", "mastery", "required"),
+}
+
 LANGUAGE_NAMES: dict[str, dict[str, str]] = {
     "en": {"zh": "Chinese", "en": "English", "fr": "French", "ar": "Arabic", "th": "Thai",
            "vi": "Vietnamese", "id": "Indonesian", "ru": "Russian"},
@@ -64,12 +75,14 @@ class Renderer:
     key: str
     _rendered: dict[tuple[object, ...], Reason] = field(default_factory=dict, compare=False, repr=False)
 
-    def reason(self, code: ReasonCode, params: Mapping[str, str]) -> Reason:
-        cache_key = (code, *params.items())
+    def reason(self, code: ReasonCode, *values: str) -> Reason:
+        """The reason with PARAMETERS[code] set to `values`, in that order."""
+        cache_key = (code, *values)
         found = self._rendered.get(cache_key)
         if found is None:
             if len(self._rendered) >= RENDERED_LIMIT:
                 self._rendered.clear()
+            params = dict(zip(PARAMETERS[code], values, strict=True))
             found = self._rendered[cache_key] = self._render(code, params)
         return found
 
