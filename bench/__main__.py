@@ -253,8 +253,20 @@ print(json.dumps({"median_ms": float(np.median(times)), "p90_ms": float(np.perce
 
 
 def batch(work: Path, quick: bool) -> dict[str, Any]:
+    """learners/s end to end (the process's wall time, start-up included: ~1 s of imports, store
+    and model loading) and once running (the rate the command itself reports: reading, planning
+    and writing), for history-less cohorts (the memo applies) and for one where every learner
+    has prior results (every path planned)."""
     sizes = [2000] if quick else [10_000, 100_000]
     results: dict[str, Any] = {}
+
+    def paths(label: str, size: int, cohort: Path, *extra: str) -> None:
+        out, seconds, peak = recommender(work, "paths", "--cohort", str(cohort), "--out", str(work / f"{label}.jsonl"),
+                                         "--as-of", "2026-11-01T00:00:00+00:00", *extra, timeout=3600)  # fmt: skip
+        running = float(out.strip().splitlines()[-1].rsplit(";", 1)[1].split()[0])
+        results[f"{size}:{label}"] = {"learners_per_s": size / seconds, "running_learners_per_s": running,
+                                      "seconds": seconds, "peak_rss_mb": peak}  # fmt: skip
+
     for size in sizes:
         cohort = work / f"cohort-{size}.csv"
         run(
@@ -266,29 +278,20 @@ def batch(work: Path, quick: bool) -> dict[str, Any]:
             ]
         )
         results[f"{size}:distinct_profiles"] = distinct_profiles(cohort)
-        for label, extra in (("local", []), ("workers2", ["--workers", "2"])):
-            _, seconds, peak = recommender(
-                work,
-                "paths",
-                "--cohort",
-                str(cohort),
-                "--out",
-                str(work / "p.jsonl"),
-                "--as-of",
-                "2026-11-01T00:00:00+00:00",
-                *extra,
-                timeout=3600,
-            )
-            results[f"{size}:{label}"] = {"learners_per_s": size / seconds, "seconds": seconds, "peak_rss_mb": peak}
+        paths("local", size, cohort)
+        paths("workers2", size, cohort, "--workers", "2")
         if size == sizes[0]:
             # the same learners with the columns a real intake file has (full_name, email): they
             # become attributes no model has seen, and must not make every learner a distinct input
             named = work / f"cohort-{size}-named.csv"
             run([PY, "-c", f"from tests.service.test_cohort import write_cohort; from pathlib import Path; "
                  f"write_cohort(Path('{named}'), {size}, names=True)"])  # fmt: skip
-            _, seconds, peak = recommender(work, "paths", "--cohort", str(named), "--out", str(work / "n.jsonl"),
-                                           "--as-of", "2026-11-01T00:00:00+00:00", timeout=3600)  # fmt: skip
-            results[f"{size}:local+names"] = {"learners_per_s": size / seconds, "seconds": seconds, "peak_rss_mb": peak}
+            paths("local+names", size, named)
+            # every learner with two prior module results: no two plan from the same inputs
+            events = work / f"prior-{size}.csv"
+            write_prior_results(cohort, events)
+            paths("local+prior", size, cohort, "--events", str(events))
+            paths("workers2+prior", size, cohort, "--events", str(events), "--workers", "2")
             code = (
                 "from distributed import LocalCluster; import subprocess, sys, time\n"
                 "with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:\n"
@@ -300,9 +303,31 @@ def batch(work: Path, quick: bool) -> dict[str, Any]:
             out, _, _ = run([PY, "-c", code], timeout=900)  # a hung cluster fails the bench, not an hour later
             seconds = float(out.strip().splitlines()[-1])
             results[f"{size}:dask2"] = {"learners_per_s": size / seconds, "seconds": seconds}
-            same = (work / "p.jsonl").read_bytes() == (work / "d.jsonl").read_bytes()
+            same = (work / "local.jsonl").read_bytes() == (work / "d.jsonl").read_bytes()
             results[f"{size}:dask_identical_to_local"] = same
+            same = (work / "local+prior.jsonl").read_bytes() == (work / "workers2+prior.jsonl").read_bytes()
+            results[f"{size}:prior_workers2_identical_to_local"] = same
     return results
+
+
+def write_prior_results(cohort: Path, events: Path, seed: int = 5) -> None:
+    """Two module-level results per learner (the generic event format), on modules of the demo
+    catalog, with random scores: each learner's skill states differ."""
+    import csv
+
+    import numpy as np
+
+    from recommender.service.demo import demo_catalog_path
+
+    modules = sorted(m["module_id"] for m in json.loads(demo_catalog_path().read_text(encoding="utf-8"))["modules"])
+    rng = np.random.default_rng(seed)
+    with cohort.open(newline="") as source, events.open("w", newline="") as sink:
+        writer = csv.writer(sink)
+        writer.writerow(["event_id", "learner_id", "module_id", "item_id", "score", "occurred_at"])
+        for row in csv.DictReader(source):
+            for k, module in enumerate(rng.choice(modules, size=2, replace=False)):
+                writer.writerow([f"{row['learner_id']}-{k}", row["learner_id"], module, "",
+                                 f"{rng.random():.3f}", f"2026-10-{10 + k}T09:00:00+00:00"])  # fmt: skip
 
 
 def distinct_profiles(cohort: Path) -> int:

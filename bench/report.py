@@ -127,15 +127,21 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
         lines += [
             "## Batch paths (`recommender paths`)",
             "",
-            "| cohort | runner | learners/s | seconds | peak RSS MB |",
-            "|---|---|---|---|---|",
+            "| cohort | runner | learners/s end to end | learners/s once running | seconds | peak RSS MB |",
+            "|---|---|---|---|---|---|",
         ]
-        notes = []
+        notes = [
+            "- end to end: cohort size / the command's wall time, process start-up included (about 1 s of "
+            "imports, store and model loading); once running: the rate the command reports (reading, "
+            "planning, writing)"
+        ]
         for key, r in batch.items():
             size, what = key.split(":")
             if isinstance(r, dict):
+                running = r.get("running_learners_per_s")
                 lines.append(
-                    f"| {int(size):,} | {what} | {r['learners_per_s']:.0f} | {r['seconds']:.1f} | "
+                    f"| {int(size):,} | {what} | {r['learners_per_s']:.0f} | "
+                    f"{f'{running:.0f}' if running is not None else '-'} | {r['seconds']:.1f} | "
                     f"{r.get('peak_rss_mb', '-')} |"
                 )
             elif what == "distinct_profiles":
@@ -145,6 +151,15 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
                 )
             elif what == "dask_identical_to_local":
                 notes.append(f"- {int(size):,}-learner cohort: Dask output identical to the local run: {r}")
+            elif what == "prior_workers2_identical_to_local":
+                notes.append(f"- {int(size):,}-learner cohort with prior results: `--workers 2` output identical "
+                             f"to the local run: {r}")  # fmt: skip
+        if any(k.endswith(":local+prior") for k in batch):
+            notes.append(
+                "- `+prior`: the same cohort with a prior-results file giving every learner two module "
+                "results (`--events`): no two learners plan from the same inputs, so every path is planned "
+                "(the memo never applies); the hardest case"
+            )
         if any(k.endswith(":local+names") for k in batch):
             notes.append(
                 "- `local+names`: the same cohort file with `full_name` and `email` columns, as a real intake "
@@ -156,11 +171,13 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
         for key, r in batch.items():
             if key.endswith(":local") and isinstance(r, dict):
                 size = int(key.split(":")[0])
+                running = r.get("running_learners_per_s", 0.0)
                 targets.append(
                     (
                         f"batch >= 5,000 learners/s local ({size:,} learners)",
-                        f"{r['learners_per_s']:,.0f}/s, peak RSS {r.get('peak_rss_mb', '-')} MB",
-                        "yes" if r["learners_per_s"] >= 5000 else "no",
+                        f"{r['learners_per_s']:,.0f}/s end to end, {running:,.0f}/s once running, "
+                        f"peak RSS {r.get('peak_rss_mb', '-')} MB",
+                        "yes" if r["learners_per_s"] >= 5000 else ("once running" if running >= 5000 else "no"),
                     )
                 )
         if local and dask:
