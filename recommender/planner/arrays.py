@@ -127,6 +127,7 @@ class CatalogArrays:
             behind_teaches=behind @ teaches_role,
             prereq_pad=prereq_pad,
             skill_pad=skill_pad,
+            skill_lists=tuple(tuple(t.tolist()) for t in taught),
             pad_weights=np.take_along_axis(np.c_[self.weights[modules], np.zeros(len(modules))], skill_pad, axis=1),
             dependents=tuple(tuple(sorted(d)) for d in dependents),
             pad_share=np.take_along_axis(share_ext, skill_pad, axis=1),
@@ -179,6 +180,7 @@ class ModuleView:
     behind_teaches: FloatArray  # (r, role requirements): behind @ teaches_role
     prereq_pad: npt.NDArray[np.intp]  # (r, max prerequisites), padded with r (an always-satisfied slot)
     skill_pad: npt.NDArray[np.intp]  # (r, max skills per module), padded with n_skills
+    skill_lists: tuple[tuple[int, ...], ...]  # each module's skills, unpadded (skill_pad's leading entries)
     pad_weights: FloatArray  # (r, max skills per module): the weight taught, 0 in padding
     dependents: tuple[tuple[int, ...], ...]  # modules (view indexes) each module is a prerequisite of
     pad_share: FloatArray  # (r, max skills per module): weight_share in skill_pad layout, 0 in padding

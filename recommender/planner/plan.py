@@ -381,14 +381,11 @@ class _Explainer:
     ra: _RoleArrays
     levels: list[float] = field(init=False)
     requirement_of: list[int] = field(init=False)
-    skills: list[list[int]] = field(init=False)  # each view module's skills (no padding)
     language: dict[tuple[int, tuple[str, ...]], str] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        n_skills = len(self.catalog.skill_ids)
         self.levels = self.ra.level.tolist()
         self.requirement_of = self.ra.requirement_of.tolist()
-        self.skills = [[s for s in row if s < n_skills] for row in self.ra.view.skill_pad.tolist()]
 
     def step(
         self,
@@ -408,7 +405,7 @@ class _Explainer:
         catalog, ra, levels = self.catalog, self.ra, self.levels
         view = ra.view
         module = catalog.modules[view.module_ids[j]]
-        skills = self.skills[j]
+        skills = view.skill_lists[j]
         before = [mastery.item(s) for s in skills]
         after = projected[: len(skills)].tolist()
         for s, a in zip(skills, after, strict=True):
