@@ -34,6 +34,9 @@ class CatalogArrays:
     depth: int  # modules on the longest prerequisite chain
     _views: dict[str, ModuleView] = field(default_factory=dict, compare=False, repr=False)
     _renderers: dict[str, Renderer] = field(default_factory=dict, compare=False, repr=False)
+    # values the planner derives from these arrays and keeps (per-role planning arrays), keyed by
+    # what else they depend on
+    derived: dict[tuple[object, ...], object] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(cls, catalog: Catalog) -> CatalogArrays:

@@ -143,6 +143,7 @@ class _RoleArrays:
 
     role: TargetRole
     view: ModuleView
+    kt: SkillParamArrays
     req_idx: npt.NDArray[np.intp]  # the role's skills, in requirement order
     level: FloatArray  # the mastery that counts as meeting each requirement
     weight: FloatArray  # each requirement's share of readiness
@@ -155,6 +156,17 @@ class _RoleArrays:
     bkt: _BKTPads
     content_shift: FloatArray
     hours_penalty: FloatArray
+
+    @classmethod
+    def of(cls, arrays: CatalogArrays, kt: SkillParamArrays, role: TargetRole, confidence_margin: float) -> _RoleArrays:
+        """Built once per role, margin and BKT parameters, then kept with the catalog arrays."""
+        key = ("role-arrays", role.role_id, confidence_margin)
+        found = arrays.derived.get(key)
+        if isinstance(found, _RoleArrays) and found.kt is kt and found.role is role:
+            return found
+        built = cls.build(arrays, kt, role, confidence_margin)
+        arrays.derived[key] = built
+        return built
 
     @classmethod
     def build(
@@ -179,6 +191,7 @@ class _RoleArrays:
         return cls(
             role=role,
             view=view,
+            kt=kt,
             req_idx=req_idx,
             level=level,
             weight=weight,
@@ -195,8 +208,11 @@ class _RoleArrays:
 
     def readiness(self, mastery: FloatArray) -> FloatArray:
         """Weighted share of requirements met, per row of mastery (learners, skills + sentinel)."""
-        met = np.minimum(np.take(mastery, self.req_idx, axis=1) / self.level, 1.0)
-        return np.asarray((met * self.weight).sum(axis=1))
+        return self.readiness_of(np.take(mastery, self.req_idx, axis=1))
+
+    def readiness_of(self, role_mastery: FloatArray) -> FloatArray:
+        """readiness() from the mastery of the role's skills (learners, requirements)."""
+        return np.asarray((np.minimum(role_mastery / self.level, 1.0) * self.weight).sum(axis=1))
 
 
 def _plan_batch(
@@ -207,7 +223,7 @@ def _plan_batch(
     catalog = arrays.catalog
     first = inputs[0].options
     role = catalog.roles[first.target_role_id]
-    ra = _RoleArrays.build(arrays, kt, role, first.confidence_margin)
+    ra = _RoleArrays.of(arrays, kt, role, first.confidence_margin)
     view = ra.view
     size, n_skills, n_view = len(inputs), len(catalog.skill_ids), len(view.module_ids)
     threshold = first.mastery_threshold
@@ -240,40 +256,64 @@ def _plan_batch(
         if check is not None:
             steps[b].append(check)
             minutes_used[b] += check.estimated_minutes
-    taken = np.array([len(s) for s in steps])
-    max_steps = np.array([x.options.max_steps for x in inputs])
-    budget = np.array([x.options.time_budget_minutes for x in inputs], dtype=np.float64)
-    placed = np.zeros((size, n_view), dtype=bool)
     # what each module unlocks toward the role is behind @ (need taught by each unplaced module);
     # as need is per requirement, that is (behind @ teaches_role, less the placed modules' rows) @
-    # need: this keeps the first factor per learner, and removes a module's share when it is placed
-    behind_unplaced = np.repeat(view.behind_teaches[None], size, axis=0)
+    # need. The first factor is kept per learner (a last column, never needed, takes the updates
+    # of skills the role does not require); a step then computes it only for the modules where
+    # it counts (eligible, not yet mastered) and updates only the columns of the placed module's
+    # skills, so a step costs O(modules x skills per module), not O(modules x requirements).
+    n_req = len(ra.req_idx)
+    behind_unplaced = np.zeros((size, n_view, n_req + 1))
+    behind_unplaced[:, :, :n_req] = view.behind_teaches
+    work = _Work(
+        ids=np.arange(size),
+        mastery=mastery,
+        placed=np.zeros((size, n_view), dtype=bool),
+        studied=studied,
+        allowed=allowed,
+        model_logit=model_logit,
+        behind_unplaced=behind_unplaced,
+        minutes_used=minutes_used,
+        taken=np.array([len(s) for s in steps]),
+        max_steps=np.array([x.options.max_steps for x in inputs]),
+        budget=np.array([x.options.time_budget_minutes for x in inputs], dtype=np.float64),
+    )
     stops = [StopReason.MAX_STEPS] * size
+    readiness_after = np.zeros(size)
+    need_ext = np.zeros((size, n_req + 1))  # the last column pads: always 0
     satisfied_ext = np.ones((size, n_view + 1), dtype=bool)  # the last slot pads prerequisite lists
-    active = np.arange(size)
+    everyone = np.arange(size)
+
+    def finish(done: BoolArray) -> _Work:
+        """Record the final readiness of the learners in `done` and go on without them."""
+        readiness_after[work.ids[done]] = ra.readiness(work.mastery[done])
+        return work.keep(~done)
 
     while True:
-        ready = ra.readiness(mastery[active]) >= 1.0 - EPS
-        for b in active[ready].tolist():
-            stops[b] = StopReason.ROLE_READY
-        active = active[~ready & (taken[active] < max_steps[active])]  # the others stop at MAX_STEPS
-        if not active.size:
+        m_role = np.take(work.mastery, ra.req_idx, axis=1)
+        ready = ra.readiness_of(m_role) >= 1.0 - EPS
+        done = ready | (work.taken >= work.max_steps)  # the others stop at MAX_STEPS
+        if done.any():
+            for b in work.ids[ready].tolist():
+                stops[b] = StopReason.ROLE_READY
+            work, m_role = finish(done), m_role[~done]
+        k = len(work.ids)
+        if not k:
             break
-        m = mastery[active]
+        m = work.mastery
         m_pad = np.take(m, pad, axis=1)  # (learners, modules, skills per module)
-        placed_a = placed[active]
-        satisfied = (m_pad >= threshold).all(axis=2) | placed_a | studied[active]
-        sat_ext = satisfied_ext[: len(active)]
+        satisfied = (m_pad >= threshold).all(axis=2) | work.placed | work.studied
+        sat_ext = satisfied_ext[:k]
         sat_ext[:, :n_view] = satisfied
-        eligible = allowed[active] & sat_ext[:, view.prereq_pad].all(axis=2) & ~placed_a
+        eligible = work.allowed & sat_ext[:, view.prereq_pad].all(axis=2) & ~work.placed
         # P(success) per module: BKT's prediction shifted by difficulty, blended in logit space
         # with the hybrid model's prediction when one is active
         known = (view.pad_share * m_pad).sum(axis=2)
         # np.minimum(np.maximum()) is np.clip, at a fraction of its per-call cost
         content = np.minimum(np.maximum(known * ra.module_right + (1.0 - known) * ra.module_guess, 1e-4), 1 - 1e-4)
         logit = np.log(content / (1.0 - content)) + ra.content_shift
-        if model_logit is not None:
-            logit = 0.5 * logit + 0.5 * model_logit[active]
+        if work.model_logit is not None:
+            logit = 0.5 * logit + 0.5 * work.model_logit
         success = 1.0 / (1.0 + np.exp(-logit))
         # projected mastery of each module's skills after studying it
         updated = ra.bkt.expected_update(m_pad, success[:, :, None])
@@ -281,38 +321,46 @@ def _plan_batch(
         gain = (
             ra.pad_weight * (np.minimum(projected / ra.pad_level, 1.0) - np.minimum(m_pad / ra.pad_level, 1.0))
         ).sum(axis=2)
-        need = np.maximum(ra.level - np.take(m, ra.req_idx, axis=1), 0.0) / ra.level * ra.weight
-        unlock = (behind_unplaced[active] * need[:, None, :]).sum(axis=2)
+        need = need_ext[:k]
+        need[:, :n_req] = np.maximum(ra.level - m_role, 0.0) / ra.level * ra.weight
+        flat_unlock = np.zeros(k * n_view)  # (learner, module) pairs, flat
+        frontier = np.flatnonzero(eligible & ~satisfied)
+        if frontier.size:
+            behind = np.take(work.behind_unplaced.reshape(k * n_view, n_req + 1), frontier, axis=0)
+            flat_unlock[frontier] = (behind * np.take(need, frontier // n_view, axis=0)).sum(axis=1)
+        unlock = flat_unlock.reshape(k, n_view)
         value = gain + UNLOCK_WEIGHT * np.maximum(unlock, 0.0) * ~satisfied
         candidates = eligible & (value > EPS)
-        over_budget = np.zeros(len(active), dtype=bool)
-        limited = budget[active] > 0
+        over_budget = np.zeros(k, dtype=bool)
+        limited = work.budget > 0
         if limited.any():
-            fits = ~limited[:, None] | (minutes_used[active, None] + view.minutes <= budget[active, None])
+            fits = ~limited[:, None] | (work.minutes_used[:, None] + view.minutes <= work.budget[:, None])
             over_budget = candidates.any(axis=1) & ~(candidates & fits).any(axis=1)
             candidates &= fits
         stuck = ~candidates.any(axis=1)
-        for b, over in zip(active[stuck].tolist(), over_budget[stuck].tolist(), strict=True):
-            stops[b] = StopReason.TIME_BUDGET if over else StopReason.NO_ELIGIBLE_MODULE
-        going = np.flatnonzero(~stuck)
-        if not going.size:
-            break
-        zpd = np.exp(-(((success - TARGET_SUCCESS) / ZPD_WIDTH) ** 2))
-        score = value * (ZPD_FLOOR + (1.0 - ZPD_FLOOR) * zpd) * ra.hours_penalty
-        choice = np.argmax(np.where(candidates, score, -np.inf), axis=1)  # first max = smallest id
-        for i, b, j in zip(going.tolist(), active[going].tolist(), choice[going].tolist(), strict=True):
-            steps[b].append(
-                explain.step(inputs[b], renderers[b], len(steps[b]) + 1, mastery[b], j, projected[i, j],
-                             score.item(i, j), success.item(i, j), unlock.item(i, j), satisfied[i], review_due[b])
-            )  # fmt: skip
-        rows, chosen = active[going], choice[going]
-        placed[rows, chosen] = True
-        minutes_used[rows] += view.minutes[chosen]
-        taken[rows] += 1
-        behind_unplaced[rows] -= view.behind[:, chosen].T[:, :, None] * view.teaches_role[chosen][:, None, :]
-        active = rows
+        some_stuck = bool(stuck.any())
+        going = np.flatnonzero(~stuck) if some_stuck else everyone[:k]
+        if going.size:  # then some module is a candidate (and the view is not empty)
+            zpd = np.exp(-(((success - TARGET_SUCCESS) / ZPD_WIDTH) ** 2))
+            score = value * (ZPD_FLOOR + (1.0 - ZPD_FLOOR) * zpd) * ra.hours_penalty
+            choice = np.argmax(np.where(candidates, score, -np.inf), axis=1)  # first max = smallest id
+            for i, j in zip(going.tolist(), choice[going].tolist(), strict=True):
+                b = int(work.ids[i])
+                steps[b].append(
+                    explain.step(inputs[b], renderers[b], len(steps[b]) + 1, work.mastery[i], j, projected[i, j],
+                                 score.item(i, j), success.item(i, j), unlock.item(i, j), satisfied[i], review_due[b])
+                )  # fmt: skip
+            chosen = choice[going] if some_stuck else choice
+            rows = going if some_stuck else slice(None)  # the same rows, without a gather
+            work.placed[going, chosen] = True
+            work.minutes_used[rows] += view.minutes[chosen]
+            work.taken[rows] += 1
+            work.behind_unplaced[going[:, None], :, ra.pad_req[chosen]] -= view.behind.T[chosen][:, None, :]
+        if some_stuck:
+            for b, over in zip(work.ids[stuck].tolist(), over_budget[stuck].tolist(), strict=True):
+                stops[b] = StopReason.TIME_BUDGET if over else StopReason.NO_ELIGIBLE_MODULE
+            work = finish(stuck)
 
-    readiness_after = ra.readiness(mastery)
     results: list[LearningPath | PreconditionFailed] = []
     for b, x in enumerate(inputs):
         if not steps[b] and stops[b] is not StopReason.ROLE_READY:
@@ -333,6 +381,30 @@ def _plan_batch(
             )
         )
     return results
+
+
+@dataclass(frozen=True)
+class _Work:
+    """The learners of a batch still planning, a row each (ids: their index in the batch). Rows
+    of learners who stop are dropped, so a step never gathers the active rows of every array."""
+
+    ids: npt.NDArray[np.intp]
+    mastery: FloatArray  # (learners, skills + sentinel), projected along the path
+    placed: BoolArray
+    studied: BoolArray
+    allowed: BoolArray
+    model_logit: FloatArray | None
+    behind_unplaced: FloatArray
+    minutes_used: FloatArray
+    taken: npt.NDArray[np.int64]
+    max_steps: npt.NDArray[np.int64]
+    budget: FloatArray
+
+    def keep(self, rows: BoolArray) -> _Work:
+        logit = None if self.model_logit is None else self.model_logit[rows]
+        return _Work(self.ids[rows], self.mastery[rows], self.placed[rows], self.studied[rows], self.allowed[rows],
+                     logit, self.behind_unplaced[rows], self.minutes_used[rows], self.taken[rows],
+                     self.max_steps[rows], self.budget[rows])  # fmt: skip
 
 
 def _allowed(arrays: CatalogArrays, view: ModuleView, inputs: Sequence[PlanInput]) -> BoolArray:
@@ -357,7 +429,7 @@ class _BKTPads:
 
     def __init__(self, guess: FloatArray, slip: FloatArray, learn: FloatArray) -> None:
         self.guess, self.slip, self.learn = guess, slip, learn
-        self.right, self.wrong_guess = 1 - slip, 1 - guess
+        self.right, self.wrong_guess, self.keep = 1 - slip, 1 - guess, 1 - learn
 
     def expected_update(self, m: FloatArray, success: FloatArray) -> FloatArray:
         """Expected mastery after studying: the BKT update at the expected score, but never less
@@ -368,7 +440,8 @@ class _BKTPads:
         p_right = np.maximum(known_right + unknown * self.guess, TINY)
         p_wrong = np.maximum(known_slip + unknown * self.wrong_guess, TINY)
         post = success * (known_right / p_right) + (1 - success) * (known_slip / p_wrong)
-        return np.asarray(np.maximum(post + (1.0 - post) * self.learn, m + unknown * self.learn), dtype=np.float64)
+        # max(post + (1 - post) learn, m + (1 - m) learn), as both are x (1 - learn) + learn
+        return np.asarray(np.maximum(post, m) * self.keep + self.learn, dtype=np.float64)
 
 
 @dataclass
