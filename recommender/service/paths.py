@@ -361,7 +361,8 @@ def plan_cohort(
             errors[i] = exc
     if persist and valid:
         learner_service.upsert_many(tenant, list(valid.values()))
-    states = service.store.get_skill_states_many(tenant, [x.learner_id for x in valid.values()])
+    # learners already stored are planned from their states and studied modules, like RecommendPath
+    stored = service.store.get_learner_records(tenant, [x.learner_id for x in valid.values()])
     for start in range(0, len(learners), STREAM_BATCH):
         if not keep_going():
             return
@@ -379,7 +380,11 @@ def plan_cohort(
                 early[i] = exc
                 continue
             key = model_key(tenant, learner.learner_id)
-            items.append(PlanItem(key, learner, states.get(learner.learner_id, []), options))
+            record = stored.get(learner.learner_id)
+            if record is None:
+                items.append(PlanItem(key, learner, (), options))
+            else:
+                items.append(PlanItem(key, learner, record.states, options, record.studied_module_ids))
         planned = iter(planner.plan_many(items, now))
         for i in block:
             if not keep_going():

@@ -286,6 +286,34 @@ class SqlStore:
         row, states, studied = found
         return LearnerRecord(_learner_from_row(row), tuple(states), studied)
 
+    def get_learner_records(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, LearnerRecord]:
+        ids = sorted(set(learner_ids))
+        x, e = t.learners.c, t.events.c
+        learners: dict[str, Learner] = {}
+        studied: dict[str, set[str]] = {}
+        with self._tx(write=False) as c:
+            for chunk in _chunks(ids):
+                for row in c.execute(sa.select(t.learners).where(x.tenant_id == tenant).where(x.learner_id.in_(chunk))):
+                    learners[row.learner_id] = _learner_from_row(row)
+                modules = (
+                    sa.select(e.learner_id, e.module_id)
+                    .distinct()
+                    .where(e.tenant_id == tenant)
+                    .where(e.learner_id.in_(chunk))
+                    .where(e.item_id == "")  # AssessmentEvent.studies_module, in SQL
+                )
+                for learner_id, module_id in c.execute(modules):
+                    studied.setdefault(learner_id, set()).add(module_id)
+            states = self._states(c, tenant, ids, None)
+        return {
+            learner_id: LearnerRecord(
+                learner,
+                tuple(sorted(states.get(learner_id, {}).values(), key=lambda s: s.skill_id)),
+                frozenset(studied.get(learner_id, ())),
+            )
+            for learner_id, learner in learners.items()
+        }
+
     def _learner_and_states(
         self, tenant: str, learner_id: str, columns: str, *, studied: bool = False
     ) -> tuple[Any, list[SkillState], frozenset[str]] | None:

@@ -66,6 +66,9 @@ class Store(Protocol):
     def get_learner_record(self, tenant: str, learner_id: str) -> LearnerRecord | None:
         """The learner, their states and studied modules, read in one transaction; None if unknown."""
 
+    def get_learner_records(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, LearnerRecord]:
+        """get_learner_record for many learners, all read in one transaction; unknown ids are absent."""
+
     def iter_learners(self, tenant: str | None = None) -> Iterator[tuple[str, Learner]]:
         """(tenant, learner) pairs, by tenant then id."""
 

@@ -241,3 +241,20 @@ def test_newer_schema_is_refused(store: SqlStore) -> None:
         c.execute(sa.update(t.meta).where(t.meta.c.key == "schema_version").values(value="999"))
     with pytest.raises(PreconditionFailed, match="newer than this code"):
         store.create_schema()
+
+
+def test_learner_records_read_many_learners_like_one(store: SqlStore) -> None:
+    ana = store.upsert_learner("t1", Learner("ana", languages=("en",)), T0)
+    store.upsert_learner("t1", Learner("bo", languages=("fr",)), T0)
+    store.upsert_learner("t2", Learner("cy"), T0)
+    store.record_events("t1", [event("e1", skills=("welding", "safety"))], UPDATE, T0)
+    placement = AssessmentEvent(
+        "e2", "ana", "inspection-101", item_id="placement", skill_ids=("safety",), score=0.0, occurred_at=T0
+    )
+    store.record_events("t1", [placement], UPDATE, T0)
+    records = store.get_learner_records("t1", ["ana", "bo", "cy", "nobody", "ana"])
+    assert set(records) == {"ana", "bo"}, "unknown ids and other tenants' learners are absent"
+    assert records["ana"] == store.get_learner_record("t1", "ana")
+    assert records["ana"].learner == ana and records["ana"].studied_module_ids == frozenset({"welding-101"})
+    assert records["bo"] == store.get_learner_record("t1", "bo")
+    assert store.get_learner_records("t1", []) == {}
