@@ -43,17 +43,23 @@ def test_too_many_learners_is_rejected_whole(served: Served) -> None:
     assert code_of(exc.value) == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_cancellation_stops_the_work(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
-    load_tiny(served)
+def slow_planning(monkeypatch: pytest.MonkeyPatch, seconds_per_learner: float) -> list[int]:
+    """Make planning take this long per learner; the list counts the learners planned so far."""
     planned = [0]
     original = Planner.plan_many
 
-    def counting(self: Planner, items: list[PlanItem], now: datetime):  # type: ignore[no-untyped-def]
+    def slow(self: Planner, items: list[PlanItem], now: datetime):  # type: ignore[no-untyped-def]
         planned[0] += len(items)
-        time.sleep(0.002 * len(items))
+        time.sleep(seconds_per_learner * len(items))
         return original(self, items, now)
 
-    monkeypatch.setattr(Planner, "plan_many", counting)
+    monkeypatch.setattr(Planner, "plan_many", slow)
+    return planned
+
+
+def test_cancellation_stops_the_work(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    load_tiny(served)
+    planned = slow_planning(monkeypatch, 0.002)
     call = served.stub.GeneratePaths(pb.GeneratePathsRequest(learners=learners(3000)))
     first = next(iter(call))
     assert first.index == 0
@@ -67,15 +73,7 @@ def test_cancellation_stops_the_work(served: Served, monkeypatch: pytest.MonkeyP
 
 def test_deadline_is_honoured(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
     load_tiny(served)
-    planned = [0]
-    original = Planner.plan_many
-
-    def slow(self: Planner, items: list[PlanItem], now: datetime):  # type: ignore[no-untyped-def]
-        planned[0] += len(items)
-        time.sleep(0.01 * len(items))
-        return original(self, items, now)
-
-    monkeypatch.setattr(Planner, "plan_many", slow)
+    planned = slow_planning(monkeypatch, 0.01)
     with pytest.raises(grpc.RpcError) as exc:
         list(served.stub.GeneratePaths(pb.GeneratePathsRequest(learners=learners(2000)), timeout=0.3))
     assert code_of(exc.value) == grpc.StatusCode.DEADLINE_EXCEEDED
