@@ -121,7 +121,7 @@ def plan_paths(
     agree bit for bit (tested). Hence no BLAS products (their rounding depends on the matrix
     shapes), and gathers along axis 1 use np.take: m[:, idx] is column-major, and numpy sums the
     rows of a column-major array in another order than a single row (pairwise from 8 terms)."""
-    results: list[LearningPath | PreconditionFailed | None] = [None] * len(inputs)
+    results: dict[int, LearningPath | PreconditionFailed] = {}
     groups: dict[tuple[object, ...], list[int]] = {}
     for i, x in enumerate(inputs):
         o = x.options
@@ -132,7 +132,7 @@ def plan_paths(
             part = members[start : start + BATCH]
             for i, result in zip(part, _plan_batch(arrays, kt, [inputs[i] for i in part], now), strict=True):
                 results[i] = result
-    return [r for r in results if r is not None]
+    return [results[i] for i in range(len(inputs))]
 
 
 @dataclass(frozen=True)

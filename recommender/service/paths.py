@@ -123,7 +123,7 @@ class Planner:
         """Paths in input order (or the PreconditionFailed naming what blocks one). Memo hits are
         copied; the rest are planned together (plan_paths), each distinct input once, with the
         model's opinions of all of them computed in one call."""
-        results: list[LearningPath | PreconditionFailed | None] = [None] * len(items)
+        results: dict[int, LearningPath | PreconditionFailed] = {}
         pending: dict[tuple[object, ...], list[int]] = {}  # ("memo", key) or ("own", i) -> items sharing it
         for i, item in enumerate(items):
             memo_key = self._memo_key(item) if not item.studied else None
@@ -149,7 +149,7 @@ class Planner:
                 self._memo.put(cast(tuple[object, ...], key), path)
             for i in members:
                 results[i] = path if i == members[0] else replace(path, learner_id=items[i].learner.learner_id)
-        return [r for r in results if r is not None]
+        return [results[i] for i in range(len(items))]
 
     def _memo_key(self, item: PlanItem) -> tuple[object, ...] | None:
         """The inputs a history-less path depends on (time only stamps it), or None when the
