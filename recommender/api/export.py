@@ -123,8 +123,8 @@ class JsonlEncoder:
     STEPS_KEPT = 20_000
 
     def __init__(self) -> None:
-        self._shared: OrderedDict[int, tuple[tuple[PathStep, ...], tuple[Any, ...], dict[str, str]]] = OrderedDict()
-        self._last_time: tuple[Any, str] | None = None
+        self._shared: OrderedDict[int, tuple[tuple[PathStep, ...], tuple[Any, ...], bytes]] = OrderedDict()
+        self._last_time: tuple[Any, bytes] | None = None
         self._reasons: dict[int, tuple[Reason, str]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -134,29 +134,35 @@ class JsonlEncoder:
         self.__init__()  # type: ignore[misc]
 
     def __call__(self, paths: Sequence[LearningPath], first_part: bool) -> bytes:
-        return "".join(self.line(p) for p in paths).encode()
+        return b"".join(map(self.line, paths))
 
-    def line(self, path: LearningPath) -> str:
+    def line(self, path: LearningPath) -> bytes:
+        """One path's line, as bytes. With sorted keys the per-learner fields come first
+        (generated_at, learner_id), so a line is their values followed by the shared rest, encoded
+        once per steps tuple."""
         key = id(path.steps)
         values = (path.target_role_id, path.readiness_now, path.readiness_after, path.stop_reason,
                   path.unreachable_skill_ids, path.model_version)  # fmt: skip
         cached = self._shared.get(key)
         if cached is not None and cached[0] is path.steps and cached[1] == values:
             self._shared.move_to_end(key)
-            shared = cached[2]
+            rest = cached[2]
         else:
             fields = _path_fields(path)
             shared = {k: _dumps(v) for k, v in fields.items() if k not in PER_LEARNER_FIELDS}
             shared["steps"] = "[" + ", ".join(self._step(s) for s in path.steps) + "]"
-            self._shared[key] = (path.steps, values, shared)
+            assert min(shared) > max(PER_LEARNER_FIELDS), "the per-learner fields must sort first"
+            rest = ", ".join(f"{_dumps(k)}: {shared[k]}" for k in sorted(shared)).encode()
+            self._shared[key] = (path.steps, values, rest)
             if len(self._shared) > self.STEPS_KEPT:
                 self._shared.popitem(last=False)
-        items = {**shared, "learner_id": _dumps(path.learner_id)}
-        if path.generated_at is not None:
-            if self._last_time is None or self._last_time[0] != path.generated_at:
-                self._last_time = (path.generated_at, _dumps(mapping.timestamp_json(path.generated_at)))
-            items["generated_at"] = self._last_time[1]
-        return "{" + ", ".join(f"{_dumps(k)}: {items[k]}" for k in sorted(items)) + "}\n"
+        learner = b'{"learner_id": ' + _dumps(path.learner_id).encode() + b", "
+        if path.generated_at is None:
+            return learner + rest + b"}\n"
+        if self._last_time is None or self._last_time[0] != path.generated_at:
+            stamp = _dumps(mapping.timestamp_json(path.generated_at)).encode()
+            self._last_time = (path.generated_at, b'{"generated_at": ' + stamp + b', "learner_id": ')
+        return self._last_time[1] + learner[len(b'{"learner_id": ') :] + rest + b"}\n"
 
     def _step(self, step: PathStep) -> str:
         """_dumps(_step_json(step)), written out: the keys in sorted order, floats as json writes
