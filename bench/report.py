@@ -154,6 +154,12 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
             elif what == "prior_workers2_identical_to_local":
                 notes.append(f"- {int(size):,}-learner cohort with prior results: `--workers 2` output identical "
                              f"to the local run: {r}")  # fmt: skip
+        if any(k.endswith(":dask2-cold") for k in batch):
+            notes.append(
+                "- `dask2-cold`: the first job on a fresh two-worker `LocalCluster` (the workers import "
+                "everything first); `dask2`: the same job again on the same cluster, as on one already "
+                "up; the Dask target below compares `dask2` with `local`"
+            )
         if any(k.endswith(":local+prior") for k in batch):
             notes.append(
                 "- `+prior`: the same cohort with a prior-results file giving every learner two module "

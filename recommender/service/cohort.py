@@ -163,11 +163,16 @@ class DaskRunner:
     worker plugin of this job (recommender.service.dask_job says why not a broadcast scatter)."""
 
     def __init__(self, address: str, planner: Planner, options: CohortOptions, now: datetime, encode: Encoder) -> None:
+        import dask
         from distributed import Client
 
         from recommender.service.dask_job import CohortJob
 
-        self._client = Client(address)
+        # a chunk's output is tens of MB: fetch it straight from the worker, not through the
+        # scheduler (Dask's default outside a worker), unless Dask's own setting says otherwise
+        # (DASK_DISTRIBUTED__CLIENT__DIRECT_TO_WORKERS=false where the client cannot reach workers)
+        direct = dask.config.get("distributed.client.direct-to-workers", None)
+        self._client = Client(address, direct_to_workers=True if direct is None else bool(direct))
         self._job = f"luban-cohort-{uuid.uuid4().hex}"
         self._client.register_plugin(CohortJob(planner, options, now, encode), name=self._job)
 
