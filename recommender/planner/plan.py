@@ -219,7 +219,7 @@ def _plan_batch(
     arrays: CatalogArrays, kt: SkillParamArrays, inputs: Sequence[PlanInput], now: datetime
 ) -> list[LearningPath | PreconditionFailed]:
     """Learners with the same role, thresholds and model presence, planned step by step together.
-    Arrays are (learners, ...); each step works on the learners still planning (`active`)."""
+    Arrays are (learners, ...); each step works on the learners still planning (`work`)."""
     catalog = arrays.catalog
     first = inputs[0].options
     role = catalog.roles[first.target_role_id]

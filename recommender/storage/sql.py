@@ -267,16 +267,15 @@ class SqlStore:
         return self.get_learners(tenant, [learner_id]).get(learner_id)
 
     def get_learners(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, Learner]:
-        found: dict[str, Learner] = {}
         with self._tx(write=False) as c:
-            for chunk in _chunks(sorted(set(learner_ids))):
-                rows = c.execute(
-                    sa.select(t.learners)
-                    .where(t.learners.c.tenant_id == tenant)
-                    .where(t.learners.c.learner_id.in_(chunk))
-                )
-                for row in rows:
-                    found[row.learner_id] = _learner_from_row(row)
+            return self._learners(c, tenant, sorted(set(learner_ids)))
+
+    def _learners(self, c: Connection, tenant: str, learner_ids: Sequence[str]) -> dict[str, Learner]:
+        found: dict[str, Learner] = {}
+        x = t.learners.c
+        for chunk in _chunks(learner_ids):
+            for row in c.execute(sa.select(t.learners).where(x.tenant_id == tenant).where(x.learner_id.in_(chunk))):
+                found[row.learner_id] = _learner_from_row(row)
         return found
 
     def get_learner_record(self, tenant: str, learner_id: str) -> LearnerRecord | None:
@@ -288,13 +287,11 @@ class SqlStore:
 
     def get_learner_records(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, LearnerRecord]:
         ids = sorted(set(learner_ids))
-        x, e = t.learners.c, t.events.c
-        learners: dict[str, Learner] = {}
+        e = t.events.c
         studied: dict[str, set[str]] = {}
         with self._tx(write=False) as c:
+            learners = self._learners(c, tenant, ids)
             for chunk in _chunks(ids):
-                for row in c.execute(sa.select(t.learners).where(x.tenant_id == tenant).where(x.learner_id.in_(chunk))):
-                    learners[row.learner_id] = _learner_from_row(row)
                 modules = (
                     sa.select(e.learner_id, e.module_id)
                     .distinct()
