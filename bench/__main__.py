@@ -416,6 +416,11 @@ def simulation(work: Path, quick: bool) -> dict[str, Any]:
     out = work / "sim-demo.json"
     recommender(work, "simulate", "--learners", learners, "--max-modules", "100", "--json", str(out), timeout=3600)
     results = {"demo": json.loads(out.read_text())}
+    # the service as `make run` deploys it: a model trained on past learners' results active
+    out = work / "sim-demo-trained.json"
+    recommender(work, "simulate", "--learners", learners, "--max-modules", "100", "--history", "200" if quick else "2000",
+                "--json", str(out), timeout=3600)  # fmt: skip
+    results["demo-trained"] = json.loads(out.read_text())
     junyi = SHARED / "junyi2015_exercise_graph"
     if junyi.exists():
         recommender(work, "convert", "junyi", str(junyi), str(work / "junyi"))

@@ -239,8 +239,13 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
             lines += [f"## Simulator, {world} world", "", f"Skipped: {doc['skipped']}.", ""]
         if not isinstance(doc, dict) or "policies" not in doc:
             continue
+        trained = (
+            f", the service with a model trained on {doc['history_learners']} past learners of the same world"
+            if doc.get("model_version")
+            else ""
+        )
         lines += [
-            f"## Simulator, {world} world ({doc['learners']} learners, cap {doc['max_modules']} modules)",
+            f"## Simulator, {doc['world']} world ({doc['learners']} learners, cap {doc['max_modules']} modules{trained})",
             "",
             "| policy | reached readiness | modules (mean, checks included) | checks (mean) | minutes (mean) | "
             "gain/step | prerequisite violations |",
@@ -253,11 +258,12 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
             )
         reduction = doc["adaptive_vs_syllabus_module_reduction"]
         oracle = doc.get("oracle_vs_syllabus_module_reduction", float("nan"))
+
         lines += [
             "",
-            f"Adaptive vs syllabus: {reduction:.1%} fewer modules. Oracle (the same planner fed the hidden true "
-            f"mastery): {oracle:.1%}. What the oracle misses is the planner's own model of learning; what adaptive "
-            "misses beyond it is knowledge tracing.",
+            f"Adaptive vs syllabus: {reduction:.1%} fewer modules{_interval(doc, 'adaptive')}. Oracle (the same planner fed the "
+            f"hidden true mastery): {oracle:.1%}{_interval(doc, 'oracle')}. What the oracle misses is the planner's own model of "
+            "learning; what adaptive misses beyond it is knowledge tracing.",
             "",
         ]
         if world == "demo":
@@ -275,6 +281,11 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
         if isinstance(results.get(name), dict) and "error" in results[name]:
             lines += [f"**{name} failed in this run:**", "", "```", results[name]["error"][-1500:], "```", ""]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _interval(doc: dict[str, Any], name: str) -> str:
+    low, high = doc.get(f"{name}_vs_syllabus_module_reduction_ci95", [float("nan")] * 2)
+    return f" (95 % CI {low:.1%} to {high:.1%}, paired bootstrap over learners)"
 
 
 def _plots(results: dict[str, Any], folder: Path) -> list[str]:

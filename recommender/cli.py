@@ -70,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--max-modules", type=int, default=100)
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--json", type=Path, dest="json_out", help="also write the report as JSON")
+    sim.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first train a model on N past learners' results in the same hidden world (as `make run` trains on "
+        "the demo's) and plan with it active; 0 (default): the service has no model",
+    )
 
     paths = sub.add_parser("paths", help="plan first paths for a whole cohort from a file")
     paths.add_argument("--cohort", type=Path, required=True, help="learners: CSV, JSONL or Parquet")
@@ -357,8 +365,14 @@ def _simulate(args: argparse.Namespace) -> int:
         return 2
     path = args.catalog or demo_catalog_path()
     catalog = build_catalog(*catalog_parts_from_dict(json.loads(path.read_text(encoding="utf-8-sig"))))
+    if args.history < 0:
+        print("error: --history must be >= 0", file=sys.stderr)
+        return 2
     cohort = cohort_for(catalog, args.world, args.learners, args.seed)
-    with tqdm(total=3 * len(cohort), unit="learner", desc="simulate", disable=None) as bar:
+    past = cohort_for(catalog, args.world, args.history, args.seed, past=True)
+    if past:
+        print(f"training a model on {len(past)} past learners' results first")
+    with tqdm(total=4 * len(cohort), unit="learner", desc="simulate", disable=None) as bar:
 
         def advance(n: int) -> None:
             bar.update(n)
@@ -371,6 +385,7 @@ def _simulate(args: argparse.Namespace) -> int:
             max_modules=args.max_modules,
             popularity=historical_popularity(catalog, args.seed),
             progress=advance,
+            history=past,
         )
     print(report.table())
     if args.json_out:

@@ -3,7 +3,7 @@ hidden-truth simulator, recorded through the same code path as live assessments.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import resources
@@ -13,7 +13,14 @@ import numpy as np
 
 from recommender.domain.assessment import AssessmentEvent
 from recommender.service.app import App
-from recommender.simulation.truth import history, make_world, role_syllabus, sample_learners
+from recommender.simulation.truth import (
+    HiddenLearner,
+    HiddenWorld,
+    history,
+    make_world,
+    role_syllabus,
+    sample_learners,
+)
 from recommender.storage.store import DEFAULT_TENANT
 
 DEMO_SEED = 20261128
@@ -51,10 +58,27 @@ def load_demo(
     cohort = sample_learners(catalog, learners, np.random.default_rng([seed, 1]), prefix="demo", cohort_id=DEMO_COHORT)
     existing = app.store.get_learners(tenant, [h.learner.learner_id for h in cohort])
     missing = [(i, h) for i, h in enumerate(cohort) if h.learner.learner_id not in existing]
+    accepted = record_histories(app, world, missing, seed, tenant=tenant, progress=progress)
+    return DemoSummary(catalog_loaded, len(missing), accepted)
+
+
+def record_histories(
+    app: App,
+    world: HiddenWorld,
+    learners: Sequence[tuple[int, HiddenLearner]],
+    seed: int,
+    *,
+    tenant: str = DEFAULT_TENANT,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Store the learners and their past results, ending the day before the app's clock: each
+    (index, learner) works through a prefix of their role's syllabus (a module skipped now and
+    then) in the hidden world. The index seeds the learner's draws. Returns the results accepted."""
+    catalog = world.catalog
     end = app.clock() - timedelta(days=1)
     accepted = 0
-    for start in range(0, len(missing), 250):
-        chunk = missing[start : start + 250]
+    for start in range(0, len(learners), 250):
+        chunk = learners[start : start + 250]
         events: list[AssessmentEvent] = []
         for i, who in chunk:
             rng = np.random.default_rng([seed, 2, i])
@@ -80,4 +104,4 @@ def load_demo(
         accepted += app.learners.record_batch(tenant, events).accepted
         if progress:
             progress(len(chunk))
-    return DemoSummary(catalog_loaded, len(missing), accepted)
+    return accepted

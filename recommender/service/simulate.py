@@ -38,9 +38,11 @@ from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.catalog import Catalog
 from recommender.domain.path import PathStep, StepKind
 from recommender.errors import LubanError
+from recommender.ml.train import TrainConfig
 from recommender.planner.plan import LearnerState, plan_path
 from recommender.service.app import App, build_app
 from recommender.service.clock import ManualClock
+from recommender.service.demo import record_histories
 from recommender.service.paths import PathRequest
 from recommender.simulation.truth import (
     HiddenLearner,
@@ -60,6 +62,7 @@ CHECK_MINUTES = 60
 CHECK_ITEMS = 10
 MASTERED = 0.85
 READY = 1.0 - 1e-9
+BOOTSTRAP_RESAMPLES = 2000
 
 
 @dataclass
@@ -72,6 +75,7 @@ class PolicyResult:
     gains: list[float] = field(default_factory=list)
     violations: int = 0
     curve: list[float] = field(default_factory=list)  # mean true readiness after step k
+    model_version: str = ""  # the model active in this policy's service
 
     def summary(self) -> dict[str, float]:
         modules = np.array(self.modules, dtype=float)
@@ -94,6 +98,8 @@ class SimulationReport:
     max_modules: int
     seed: int
     results: dict[str, PolicyResult]
+    model_version: str = ""  # the services' active model; "" when they plan without one
+    history_learners: int = 0  # past learners the model was trained on
 
     def to_json(self) -> dict[str, Any]:
         policies = {name: r.summary() for name, r in self.results.items()}
@@ -103,14 +109,25 @@ class SimulationReport:
             other = policies.get(name)
             return 1 - other["modules_mean"] / syllabus["modules_mean"] if other and syllabus else float("nan")
 
+        def interval(name: str) -> list[float]:
+            if name not in self.results or "syllabus" not in self.results:
+                return [float("nan"), float("nan")]
+            return list(
+                paired_reduction_interval(self.results[name].modules, self.results["syllabus"].modules, self.seed)
+            )
+
         return {
             "world": self.world,
             "learners": self.learners,
             "max_modules": self.max_modules,
             "seed": self.seed,
+            "model_version": self.model_version,
+            "history_learners": self.history_learners,
             "policies": policies,
             "adaptive_vs_syllabus_module_reduction": reduction("adaptive"),
+            "adaptive_vs_syllabus_module_reduction_ci95": interval("adaptive"),
             "oracle_vs_syllabus_module_reduction": reduction("oracle"),
+            "oracle_vs_syllabus_module_reduction_ci95": interval("oracle"),
             "curves": {name: r.curve for name, r in self.results.items()},
         }
 
@@ -129,11 +146,34 @@ class SimulationReport:
                 f"{name:<12}{s['reached_share']:>9.1%}{s['modules_mean']:>9.1f}{s['modules_median']:>8.1f}"
                 f"{s['checks_mean']:>8.1f}{s['minutes_mean']:>10.0f}{s['gain_per_step']:>11.3f}{s['prerequisite_violations']:>14d}"
             )
+        a_lo, a_hi = doc["adaptive_vs_syllabus_module_reduction_ci95"]
+        o_lo, o_hi = doc["oracle_vs_syllabus_module_reduction_ci95"]
         lines.append(
             f"adaptive needs {doc['adaptive_vs_syllabus_module_reduction']:.1%} fewer modules than the syllabus"
-            f" (oracle, the planner fed true mastery: {doc['oracle_vs_syllabus_module_reduction']:.1%})"
+            f" (95% CI {a_lo:.1%} to {a_hi:.1%}; oracle, the planner fed true mastery:"
+            f" {doc['oracle_vs_syllabus_module_reduction']:.1%}, {o_lo:.1%} to {o_hi:.1%})"
         )
+        if self.model_version:
+            lines.append(
+                f"the services' active model: {self.model_version}, trained on {self.history_learners} past learners"
+                " in this world"
+            )
         return "\n".join(lines)
+
+
+def paired_reduction_interval(
+    modules: Sequence[int], baseline: Sequence[int], seed: int, resamples: int = BOOTSTRAP_RESAMPLES
+) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of 1 - mean(modules) / mean(baseline), resampling
+    learners (both policies ran on the same learners, so a resample keeps each learner's pair):
+    with tens of learners the point estimate moves by several points from cohort to cohort."""
+    ours, theirs = np.asarray(modules, dtype=np.float64), np.asarray(baseline, dtype=np.float64)
+    if not len(ours) or len(ours) != len(theirs):
+        return float("nan"), float("nan")
+    picks = np.random.default_rng([seed, 31]).integers(len(ours), size=(resamples, len(ours)))
+    reductions = 1.0 - ours[picks].mean(axis=1) / theirs[picks].mean(axis=1)
+    low, high = np.percentile(reductions, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def simulate(
@@ -147,21 +187,29 @@ def simulate(
     policies: Sequence[str] = POLICIES,
     workdir: Path | None = None,
     progress: Callable[[int], None] | None = None,
+    history: Sequence[HiddenLearner] = (),
 ) -> SimulationReport:
+    """Every policy on the same learners and hidden world. With `history`, those learners' past
+    results in the world train a model first, and every policy's service runs with it active."""
     world = make_world(catalog, np.random.default_rng([seed, 99]))
     results: dict[str, PolicyResult] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        models_dir = Path(tmp) / "m"
+        version = _train_on_histories(world, history, seed, Path(tmp), models_dir) if history else ""
         for policy in policies:
             clock = ManualClock(_START)
-            settings = Settings(store_url=f"sqlite:///{Path(tmp) / (policy + '.db')}", models_dir=Path(tmp) / "m",
+            settings = Settings(store_url=f"sqlite:///{Path(tmp) / (policy + '.db')}", models_dir=models_dir,
                                 catalog_refresh_seconds=0)  # fmt: skip
             app = build_app(settings, clock=clock)
             try:
                 app.catalogs.upsert(
                     catalog.skills.values(), catalog.modules.values(), catalog.roles.values(), replace=True
                 )
+                if version:
+                    app.models.activate(version)
                 app.learners.upsert_many(DEFAULT_TENANT, [h.learner for h in cohort])
-                result = PolicyResult(policy)
+                active = app.models.active()
+                result = PolicyResult(policy, model_version=active.version if active else "")
                 for i, who in enumerate(cohort):
                     rng = np.random.default_rng([seed, i])  # same draws for every policy
                     _run_learner(app, clock, world, who, policy, popularity, max_modules, rng, result)
@@ -170,10 +218,29 @@ def simulate(
                 results[policy] = result
             finally:
                 app.close()
-    return SimulationReport(world_name, len(cohort), max_modules, seed, results)
+    return SimulationReport(world_name, len(cohort), max_modules, seed, results, version, len(history))
 
 
 _START = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def _train_on_histories(
+    world: HiddenWorld, history: Sequence[HiddenLearner], seed: int, tmp: Path, models_dir: Path
+) -> str:
+    """The service as deployed: past learners' results in the same hidden world, then a model
+    trained on them (BKT fit and LightFM, as `make run` trains on the demo's), ending the day
+    before the simulated learners start. Returns the model version."""
+    app = build_app(
+        Settings(store_url=f"sqlite:///{tmp / 'history.db'}", models_dir=models_dir, catalog_refresh_seconds=0),
+        clock=ManualClock(_START),
+    )
+    try:
+        catalog = world.catalog
+        app.catalogs.upsert(catalog.skills.values(), catalog.modules.values(), catalog.roles.values(), replace=True)
+        record_histories(app, world, list(enumerate(history)), seed)
+        return app.training.train(TrainConfig(), force=True).version
+    finally:
+        app.close()
 
 
 def _run_learner(
@@ -352,9 +419,11 @@ def historical_popularity(catalog: Catalog, seed: int, learners: int = 500) -> l
     return popularity_order(counts, catalog)
 
 
-def cohort_for(catalog: Catalog, world: str, learners: int, seed: int) -> list[HiddenLearner]:
-    """Simulated learners; on a Chinese-only catalog (Junyi) they all study in Chinese."""
-    cohort = sample_learners(catalog, learners, np.random.default_rng([seed, 5]), prefix="sim")
+def cohort_for(catalog: Catalog, world: str, learners: int, seed: int, *, past: bool = False) -> list[HiddenLearner]:
+    """Simulated learners; on a Chinese-only catalog (Junyi) they all study in Chinese. `past`:
+    other learners (their own ids and draws), whose histories train the model."""
+    rng = np.random.default_rng([seed, 6] if past else [seed, 5])
+    cohort = sample_learners(catalog, learners, rng, prefix="past" if past else "sim")
     if world == "junyi":
         cohort = [replace(h, learner=replace(h.learner, languages=("zh",), chinese_level=6)) for h in cohort]
     return cohort

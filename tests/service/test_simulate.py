@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recommender.cli import main
 from recommender.domain.catalog import build_catalog
-from recommender.service.simulate import cohort_for, historical_popularity, simulate
+from recommender.service.simulate import cohort_for, historical_popularity, paired_reduction_interval, simulate
 from tests.conftest import tiny_catalog
 
 
@@ -49,3 +50,39 @@ def test_simulate_command_writes_json(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "adaptive" in capsys.readouterr().out
     assert json.loads(out.read_text())["world"] == "demo"
     assert main(["simulate", "--world", "junyi"]) == 2
+    assert main(["simulate", "--history", "-1"]) == 2
+
+
+def test_a_model_trained_on_past_learners_is_active_for_every_policy(tmp_path: Path) -> None:
+    catalog = build_catalog(*tiny_catalog())
+    cohort = cohort_for(catalog, "demo", 4, seed=5)
+    past = cohort_for(catalog, "demo", 40, seed=5, past=True)
+    assert not {h.learner.learner_id for h in past} & {h.learner.learner_id for h in cohort}
+    report = simulate(
+        catalog, cohort, world_name="tiny", seed=5, max_modules=15, policies=("adaptive", "syllabus"),
+        workdir=tmp_path, history=past,
+    )  # fmt: skip
+    doc = report.to_json()
+    assert report.model_version and doc["model_version"] == report.model_version
+    assert report.model_version in report.table()
+    assert {r.model_version for r in report.results.values()} == {report.model_version}, "active in each service"
+    untrained = simulate(
+        catalog, cohort, world_name="tiny", seed=5, max_modules=15, policies=("adaptive", "syllabus"), workdir=tmp_path
+    )  # fmt: skip
+    assert untrained.model_version == "" and "active model" not in untrained.table()
+    assert doc["policies"]["syllabus"] == untrained.to_json()["policies"]["syllabus"], "a fixed order ignores models"
+
+
+def test_paired_reduction_interval() -> None:
+    assert paired_reduction_interval([10, 20, 30], [10, 20, 30], seed=1) == (0.0, 0.0)
+    low, high = paired_reduction_interval([5, 10, 15], [10, 20, 30], seed=1)
+    assert low == pytest.approx(0.5) and high == pytest.approx(0.5), "halving every learner halves any resample"
+    rng = np.random.default_rng(3)
+    ours, theirs = rng.integers(20, 60, size=50), rng.integers(30, 90, size=50)
+    point = 1 - ours.mean() / theirs.mean()
+    low, high = paired_reduction_interval(ours.tolist(), theirs.tolist(), seed=1)
+    assert low < point < high and high - low < 0.5
+    assert (low, high) == paired_reduction_interval(ours.tolist(), theirs.tolist(), seed=1), "seeded"
+    wide = paired_reduction_interval(ours[:10].tolist(), theirs[:10].tolist(), seed=1)
+    assert wide[1] - wide[0] > high - low, "fewer learners, wider interval"
+    assert all(np.isnan(paired_reduction_interval([], [], seed=1)))
