@@ -258,7 +258,6 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
             )
         reduction = doc["adaptive_vs_syllabus_module_reduction"]
         oracle = doc.get("oracle_vs_syllabus_module_reduction", float("nan"))
-
         lines += [
             "",
             f"Adaptive vs syllabus: {reduction:.1%} fewer modules{_interval(doc, 'adaptive')}. Oracle (the same planner fed the "

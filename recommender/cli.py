@@ -358,7 +358,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from recommender.domain.catalog import build_catalog
     from recommender.domain.codec import catalog_parts_from_dict
     from recommender.service.demo import demo_catalog_path
-    from recommender.service.simulate import cohort_for, historical_popularity, simulate
+    from recommender.service.simulate import POLICIES, cohort_for, historical_popularity, simulate
 
     if args.world == "junyi" and not args.catalog:
         print("error: --world junyi needs --catalog (recommender convert junyi SRC OUT)", file=sys.stderr)
@@ -372,7 +372,7 @@ def _simulate(args: argparse.Namespace) -> int:
     past = cohort_for(catalog, args.world, args.history, args.seed, past=True)
     if past:
         print(f"training a model on {len(past)} past learners' results first")
-    with tqdm(total=4 * len(cohort), unit="learner", desc="simulate", disable=None) as bar:
+    with tqdm(total=len(POLICIES) * len(cohort), unit="learner", desc="simulate", disable=None) as bar:
 
         def advance(n: int) -> None:
             bar.update(n)

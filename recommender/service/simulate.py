@@ -198,13 +198,8 @@ def simulate(
         version = _train_on_histories(world, history, seed, Path(tmp), models_dir) if history else ""
         for policy in policies:
             clock = ManualClock(_START)
-            settings = Settings(store_url=f"sqlite:///{Path(tmp) / (policy + '.db')}", models_dir=models_dir,
-                                catalog_refresh_seconds=0)  # fmt: skip
-            app = build_app(settings, clock=clock)
+            app = _service(catalog, Path(tmp) / f"{policy}.db", models_dir, clock)
             try:
-                app.catalogs.upsert(
-                    catalog.skills.values(), catalog.modules.values(), catalog.roles.values(), replace=True
-                )
                 if version:
                     app.models.activate(version)
                 app.learners.upsert_many(DEFAULT_TENANT, [h.learner for h in cohort])
@@ -224,19 +219,23 @@ def simulate(
 _START = datetime(2026, 3, 1, tzinfo=UTC)
 
 
+def _service(catalog: Catalog, database: Path, models_dir: Path, clock: ManualClock) -> App:
+    """A service of its own (SQLite file) with the catalog loaded; models are shared."""
+    app = build_app(
+        Settings(store_url=f"sqlite:///{database}", models_dir=models_dir, catalog_refresh_seconds=0), clock=clock
+    )
+    app.catalogs.upsert(catalog.skills.values(), catalog.modules.values(), catalog.roles.values(), replace=True)
+    return app
+
+
 def _train_on_histories(
     world: HiddenWorld, history: Sequence[HiddenLearner], seed: int, tmp: Path, models_dir: Path
 ) -> str:
     """The service as deployed: past learners' results in the same hidden world, then a model
     trained on them (BKT fit and LightFM, as `make run` trains on the demo's), ending the day
     before the simulated learners start. Returns the model version."""
-    app = build_app(
-        Settings(store_url=f"sqlite:///{tmp / 'history.db'}", models_dir=models_dir, catalog_refresh_seconds=0),
-        clock=ManualClock(_START),
-    )
+    app = _service(world.catalog, tmp / "history.db", models_dir, ManualClock(_START))
     try:
-        catalog = world.catalog
-        app.catalogs.upsert(catalog.skills.values(), catalog.modules.values(), catalog.roles.values(), replace=True)
         record_histories(app, world, list(enumerate(history)), seed)
         return app.training.train(TrainConfig(), force=True).version
     finally:
