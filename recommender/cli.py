@@ -78,6 +78,20 @@ def _parser() -> argparse.ArgumentParser:
         help="first train a model on N past learners' results in the same hidden world (as `make run` trains on "
         "the demo's) and plan with it active; 0 (default): the service has no model",
     )
+    sim.add_argument(
+        "--oracle-noise",
+        type=float,
+        default=0.0,
+        metavar="SD",
+        help="feed the oracle the true mastery plus Gaussian noise of this sd, drawn afresh every step: what "
+        "knowledge tracing that accurate would give (default 0: the exact truth)",
+    )
+    sim.add_argument(
+        "--oracle-margin",
+        type=float,
+        default=0.0,
+        help="the oracle's confidence margin on role levels, in [0, 1) (the service's is 0.5; default 0)",
+    )
 
     paths = sub.add_parser("paths", help="plan first paths for a whole cohort from a file")
     paths.add_argument("--cohort", type=Path, required=True, help="learners: CSV, JSONL or Parquet")
@@ -368,6 +382,9 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.history < 0:
         print("error: --history must be >= 0", file=sys.stderr)
         return 2
+    if args.oracle_noise < 0 or not 0 <= args.oracle_margin < 1:
+        print("error: --oracle-noise must be >= 0 and --oracle-margin in [0, 1)", file=sys.stderr)
+        return 2
     cohort = cohort_for(catalog, args.world, args.learners, args.seed)
     past = cohort_for(catalog, args.world, args.history, args.seed, past=True)
     if past:
@@ -386,6 +403,8 @@ def _simulate(args: argparse.Namespace) -> int:
             popularity=historical_popularity(catalog, args.seed),
             progress=advance,
             history=past,
+            oracle_noise=args.oracle_noise,
+            oracle_margin=args.oracle_margin,
         )
     print(report.table())
     if args.json_out:

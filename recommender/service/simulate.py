@@ -10,7 +10,10 @@ same learners and the same hidden truth:
   and CHECK_MINUTES): the platform's certification step. Both report item results through the same
   service code as live assessments;
 - oracle: the same planner fed the hidden true mastery instead of the service's estimate (a
-  diagnostic: what perfect knowledge tracing would give; the rest of the gap is the planner's);
+  diagnostic: what perfect knowledge tracing would give; the rest of the gap is the planner's).
+  With `oracle_noise` it is fed the truth plus Gaussian noise of that standard deviation, drawn
+  afresh at every step, and plans with `oracle_margin` as its confidence margin: what knowledge
+  tracing that accurate would give;
 - syllabus: the role's modules in prerequisite order (fixed, the same for everyone);
 - popularity: the modules most taken in the demo histories first, whatever the prerequisites.
 
@@ -100,6 +103,8 @@ class SimulationReport:
     results: dict[str, PolicyResult]
     model_version: str = ""  # the services' active model; "" when they plan without one
     history_learners: int = 0  # past learners the model was trained on
+    oracle_noise: float = 0.0  # sd of the noise on the oracle's true mastery
+    oracle_margin: float = 0.0  # the oracle's confidence margin on role levels
 
     def to_json(self) -> dict[str, Any]:
         policies = {name: r.summary() for name, r in self.results.items()}
@@ -123,6 +128,8 @@ class SimulationReport:
             "seed": self.seed,
             "model_version": self.model_version,
             "history_learners": self.history_learners,
+            "oracle_noise": self.oracle_noise,
+            "oracle_margin": self.oracle_margin,
             "policies": policies,
             "adaptive_vs_syllabus_module_reduction": reduction("adaptive"),
             "adaptive_vs_syllabus_module_reduction_ci95": interval("adaptive"),
@@ -148,9 +155,12 @@ class SimulationReport:
             )
         a_lo, a_hi = doc["adaptive_vs_syllabus_module_reduction_ci95"]
         o_lo, o_hi = doc["oracle_vs_syllabus_module_reduction_ci95"]
+        fed = "true mastery"
+        if self.oracle_noise or self.oracle_margin:
+            fed += f" + noise sd {self.oracle_noise:g}, margin {self.oracle_margin:g}"
         lines.append(
             f"adaptive needs {doc['adaptive_vs_syllabus_module_reduction']:.1%} fewer modules than the syllabus"
-            f" (95% CI {a_lo:.1%} to {a_hi:.1%}; oracle, the planner fed true mastery:"
+            f" (95% CI {a_lo:.1%} to {a_hi:.1%}; oracle, the planner fed {fed}:"
             f" {doc['oracle_vs_syllabus_module_reduction']:.1%}, {o_lo:.1%} to {o_hi:.1%})"
         )
         if self.model_version:
@@ -188,9 +198,14 @@ def simulate(
     workdir: Path | None = None,
     progress: Callable[[int], None] | None = None,
     history: Sequence[HiddenLearner] = (),
+    oracle_noise: float = 0.0,
+    oracle_margin: float = 0.0,
 ) -> SimulationReport:
     """Every policy on the same learners and hidden world. With `history`, those learners' past
     results in the world train a model first, and every policy's service runs with it active."""
+    if oracle_noise < 0 or not 0 <= oracle_margin < 1:
+        raise ValueError("oracle_noise must be >= 0 and oracle_margin in [0, 1)")
+    oracle = _Oracle(oracle_noise, oracle_margin)
     world = make_world(catalog, np.random.default_rng([seed, 99]))
     results: dict[str, PolicyResult] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
@@ -207,13 +222,30 @@ def simulate(
                 result = PolicyResult(policy, model_version=active.version if active else "")
                 for i, who in enumerate(cohort):
                     rng = np.random.default_rng([seed, i])  # same draws for every policy
-                    _run_learner(app, clock, world, who, policy, popularity, max_modules, rng, result)
+                    noise = np.random.default_rng([seed, i, 17])  # the oracle's own draws
+                    _run_learner(app, clock, world, who, policy, popularity, max_modules, rng, result, oracle, noise)
                     if progress:
                         progress(1)
                 results[policy] = result
             finally:
                 app.close()
-    return SimulationReport(world_name, len(cohort), max_modules, seed, results, version, len(history))
+    return SimulationReport(
+        world_name, len(cohort), max_modules, seed, results, version, len(history), oracle_noise, oracle_margin
+    )
+
+
+@dataclass(frozen=True)
+class _Oracle:
+    """What the oracle policy is fed: true mastery plus noise of sd `noise`, planned with `margin`."""
+
+    noise: float = 0.0
+    margin: float = 0.0
+
+    def mastery(self, truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        seen = np.asarray(truth, dtype=np.float64).copy()
+        if self.noise:
+            seen = np.clip(seen + rng.normal(0.0, self.noise, size=len(seen)), 0.0, 1.0)
+        return seen
 
 
 _START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -252,6 +284,8 @@ def _run_learner(
     max_modules: int,
     rng: np.random.Generator,
     result: PolicyResult,
+    oracle: _Oracle,
+    noise: np.random.Generator,
 ) -> None:
     catalog = world.catalog
     role = catalog.roles[who.learner.target_role_id]
@@ -264,7 +298,7 @@ def _run_learner(
     curve = [readiness]
     checked_since_progress = False
     while readiness < READY and len(taken) < max_modules:
-        step = _next_step(app, who, policy, taken, syllabus, ranked, mastery)
+        step = _next_step(app, who, policy, taken, syllabus, ranked, mastery, oracle, noise)
         if step is not None and step.kind is StepKind.SKILL_CHECK:
             _skill_check(app, clock, world, who, mastery, len(taken), rng, step.check_skill_ids)
             taken.append("")
@@ -364,6 +398,8 @@ def _next_step(
     syllabus: list[str],
     ranked: list[str],
     true_mastery: np.ndarray,
+    oracle: _Oracle,
+    noise: np.random.Generator,
 ) -> PathStep | None:
     """The policy's next step: a path's first step, or the next module of a fixed order."""
     request = PathRequest(who.learner.learner_id, max_steps=1)
@@ -372,11 +408,11 @@ def _next_step(
             path = app.paths.recommend(DEFAULT_TENANT, request)
         elif policy == "oracle":
             planner = app.paths.planner()
-            truth = np.asarray(true_mastery, dtype=np.float64)
-            days = np.full(len(truth), 1.0)
+            seen = oracle.mastery(true_mastery, noise)
+            days = np.full(len(seen), 1.0)
             studied = frozenset(m for m in taken if m)  # "" marks a readiness check
-            state = LearnerState(who.learner, truth.copy(), truth.copy(), days, studied)
-            options = replace(planner.options_for(who.learner, request), confidence_margin=0.0)
+            state = LearnerState(who.learner, seen, seen.copy(), days, studied)
+            options = replace(planner.options_for(who.learner, request), confidence_margin=oracle.margin)
             path = plan_path(planner.arrays, planner.kt, state, options, app.clock())
         else:
             path = None

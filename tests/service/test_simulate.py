@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -51,6 +52,30 @@ def test_simulate_command_writes_json(tmp_path: Path, capsys: pytest.CaptureFixt
     assert json.loads(out.read_text())["world"] == "demo"
     assert main(["simulate", "--world", "junyi"]) == 2
     assert main(["simulate", "--history", "-1"]) == 2
+    assert main(["simulate", "--oracle-noise", "-0.1"]) == 2
+    assert main(["simulate", "--oracle-margin", "1"]) == 2
+
+
+def test_a_noisy_oracle_plans_on_noisy_truth_and_leaves_the_other_policies_alone(tmp_path: Path) -> None:
+    catalog = build_catalog(*tiny_catalog())
+    cohort = cohort_for(catalog, "demo", 6, seed=3)
+    policies = ("adaptive", "oracle", "syllabus")
+
+    def run(noise: float, margin: float) -> dict[str, Any]:
+        return simulate(
+            catalog, cohort, world_name="tiny", seed=3, max_modules=25, policies=policies, workdir=tmp_path,
+            oracle_noise=noise, oracle_margin=margin,
+        ).to_json()  # fmt: skip
+
+    exact, noisy = run(0.0, 0.25), run(0.3, 0.25)
+    assert noisy == run(0.3, 0.25), "seeded: the noise is drawn the same way twice"
+    assert noisy["curves"]["oracle"] != exact["curves"]["oracle"], "the oracle sees (and plans on) the noise"
+    assert run(0.0, 0.0)["curves"]["oracle"] != exact["curves"]["oracle"], "and plans with the margin asked for"
+    for name in ("adaptive", "syllabus"):
+        assert noisy["policies"][name] == exact["policies"][name], f"{name} draws nothing from the oracle's noise"
+    assert (noisy["oracle_noise"], noisy["oracle_margin"]) == (0.3, 0.25)
+    with pytest.raises(ValueError, match="oracle_noise"):
+        run(-0.1, 0.0)
 
 
 def test_a_model_trained_on_past_learners_is_active_for_every_policy(tmp_path: Path) -> None:
