@@ -247,13 +247,14 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
         lines += [
             f"## Simulator, {doc['world']} world ({doc['learners']} learners, cap {doc['max_modules']} modules{trained})",
             "",
-            "| policy | reached readiness | modules (mean, checks included) | checks (mean) | minutes (mean) | "
-            "gain/step | prerequisite violations |",
-            "|---|---|---|---|---|---|---|",
+            "| policy | reached readiness | stopped short | modules (mean, checks included) | checks (mean) | "
+            "minutes (mean) | gain/step | prerequisite violations |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for name, p in doc["policies"].items():
             lines.append(
-                f"| {name} | {p['reached_share']:.0%} | {p['modules_mean']:.1f} | {p.get('checks_mean', 0.0):.1f} | "
+                f"| {name} | {p['reached_share']:.0%} | {p.get('stopped_short', '-')} | {p['modules_mean']:.1f} | "
+                f"{p.get('checks_mean', 0.0):.1f} | "
                 f"{p['minutes_mean']:.0f} | {p['gain_per_step']:.3f} | {p['prerequisite_violations']} |"
             )
         reduction = doc["adaptive_vs_syllabus_module_reduction"]
@@ -262,7 +263,8 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
             "",
             f"Adaptive vs syllabus: {reduction:.1%} fewer modules{_interval(doc, 'adaptive')}. Oracle (the same planner fed the "
             f"hidden true mastery): {oracle:.1%}{_interval(doc, 'oracle')}. What the oracle misses is the planner's own model of "
-            "learning; what adaptive misses beyond it is knowledge tracing.",
+            "learning; what adaptive misses beyond it is knowledge tracing. Stopped short: learners the policy had "
+            "nothing more to give (a readiness check included) while they were truly not ready, counted at the cap.",
             "",
         ]
         if world == "demo":

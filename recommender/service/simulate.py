@@ -18,7 +18,10 @@ same learners and the same hidden truth:
 - popularity: the modules most taken in the demo histories first, whatever the prerequisites.
 
 Reported per policy: modules and minutes until true role readiness (censored at --max-modules;
-checks count as modules), the checks among them, the share of learners who reach it, normalized
+checks count as modules), the checks among them, the share of learners who reach it, how many
+stopped short (the policy had nothing more to give, a readiness check included, while the learner
+was truly not ready: believed ready, or nothing they can take teaches what is missing; they count
+at the cap), normalized
 gain per step (true readiness gained / readiness missing before the step), and prerequisite
 violations (a module taken while one of its prerequisites was neither taken before nor truly
 mastered).
@@ -77,6 +80,7 @@ class PolicyResult:
     reached: list[bool] = field(default_factory=list)
     gains: list[float] = field(default_factory=list)
     violations: int = 0
+    stopped_short: int = 0  # learners the policy left with nothing to do while truly not ready
     curve: list[float] = field(default_factory=list)  # mean true readiness after step k
     model_version: str = ""  # the model active in this policy's service
 
@@ -91,6 +95,7 @@ class PolicyResult:
             "minutes_mean": float(np.mean(self.minutes)) if self.minutes else float("nan"),
             "gain_per_step": float(np.mean(self.gains)) if self.gains else float("nan"),
             "prerequisite_violations": self.violations,
+            "stopped_short": self.stopped_short,
         }
 
 
@@ -141,8 +146,8 @@ class SimulationReport:
     def table(self) -> str:
         doc = self.to_json()
         head = (
-            f"{'policy':<12}{'reached':>9}{'modules':>9}{'median':>8}{'checks':>8}{'minutes':>10}{'gain/step':>11}"
-            f"{'prereq viol.':>14}"
+            f"{'policy':<12}{'reached':>9}{'stopped':>9}{'modules':>9}{'median':>8}{'checks':>8}{'minutes':>10}"
+            f"{'gain/step':>11}{'prereq viol.':>14}"
         )
         lines = [
             f"world {self.world}: {self.learners} learners, cap {self.max_modules} modules, seed {self.seed}",
@@ -150,7 +155,8 @@ class SimulationReport:
         ]
         for name, s in doc["policies"].items():
             lines.append(
-                f"{name:<12}{s['reached_share']:>9.1%}{s['modules_mean']:>9.1f}{s['modules_median']:>8.1f}"
+                f"{name:<12}{s['reached_share']:>9.1%}{s['stopped_short']:>9d}{s['modules_mean']:>9.1f}"
+                f"{s['modules_median']:>8.1f}"
                 f"{s['checks_mean']:>8.1f}{s['minutes_mean']:>10.0f}{s['gain_per_step']:>11.3f}{s['prerequisite_violations']:>14d}"
             )
         a_lo, a_hi = doc["adaptive_vs_syllabus_module_reduction_ci95"]
@@ -315,6 +321,7 @@ def _run_learner(
             curve.append(readiness)
             continue
         if module_id is None:
+            result.stopped_short += 1
             break
         checked_since_progress = False
         if _violates(catalog, module_id, taken, mastery):

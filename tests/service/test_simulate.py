@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,26 @@ def test_policies_run_on_the_same_learners_and_respect_prerequisites(tmp_path: P
         popularity=historical_popularity(catalog, 3, learners=30), workdir=tmp_path,
     ).to_json()  # fmt: skip
     assert again == doc, "seeded: the same report twice"
+
+
+def test_a_learner_no_policy_can_teach_stops_short_and_counts_at_the_cap(tmp_path: Path) -> None:
+    catalog = build_catalog(*tiny_catalog())
+    taught = {lang for m in catalog.modules.values() for lang in m.languages}
+    assert "sw" not in taught
+    who = cohort_for(catalog, "demo", 1, seed=3)[0]
+    stranded = replace(who, learner=replace(who.learner, languages=("sw",), chinese_level=0))
+    doc = simulate(
+        catalog, [stranded], world_name="tiny", seed=3, max_modules=12,
+        popularity=historical_popularity(catalog, 3, learners=30), workdir=tmp_path,
+    ).to_json()  # fmt: skip
+    for name, summary in doc["policies"].items():
+        assert summary["stopped_short"] == 1, name
+        assert summary["reached_share"] == 0 and summary["modules_mean"] == 12, name
+    reachable = simulate(
+        catalog, cohort_for(catalog, "demo", 6, seed=3), world_name="tiny", seed=3, max_modules=25,
+        policies=("syllabus",), workdir=tmp_path,
+    ).to_json()  # fmt: skip
+    assert reachable["policies"]["syllabus"]["stopped_short"] == 0, "a fixed order is followed again, never ends"
 
 
 def test_simulate_command_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
