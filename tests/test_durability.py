@@ -40,7 +40,7 @@ def free_port() -> int:
 def server_process(store_url: str, tmp: Path, port: int | None = None) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = port or free_port()
     env = {**os.environ, "LUBAN_STORE_URL": store_url, "LUBAN_ADDRESS": f"127.0.0.1:{port}",
-           "LUBAN_MODELS_DIR": str(tmp / "models"), "LUBAN_LOG_FORMAT": "text", "LUBAN_GRACE_SECONDS": "20",
+           "LUBAN_MODELS_DIR": str(tmp / "models"), "LUBAN_LOG_FORMAT": "text", "LUBAN_GRACE_SECONDS": "60",
            "LUBAN_CATALOG_REFRESH_SECONDS": "0"}  # fmt: skip
     log = (tmp / f"server-{port}.log").open("ab")
     process = subprocess.Popen([sys.executable, "-m", "recommender", "serve"], env=env, stdout=log, stderr=log)
@@ -152,7 +152,9 @@ def test_sigterm_drains_in_flight_calls_then_exits(tmp_path: Path, sqlite_url: s
         assert statuses[-1] == health_pb2.HealthCheckResponse.NOT_SERVING
         rest = list(stream)
         assert first.index == 0 and len(rest) == 2999, "the in-flight stream finished"
+        # the grace period is 60 s: the open health Watch must not hold the shutdown that long
         assert process.wait(timeout=30) == 0
+        assert list(watch) == [], "the health watch was ended with OK, not cut off"
         channel.close()
 
 

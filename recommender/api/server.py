@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -27,13 +28,93 @@ log = logging.getLogger("recommender.server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LearningPathService"].full_name
 
 
+class DrainingHealthServicer(health.HealthServicer):
+    """grpc's health service, whose Watch streams end once shutdown has told them NOT_SERVING. An
+    open Watch (a load balancer's, a kubelet's) is an in-flight call like any other, so without
+    this every graceful stop with a watcher connected lasted the whole grace period."""
+
+    def __init__(self) -> None:
+        self._open: set[Callable[[Any], None]] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(experimental_non_blocking=True)
+
+    def Watch(  # noqa: N802 - the generated servicer's method name
+        self, request: Any, context: Any, send_response_callback: Callable[[Any], None] | None = None
+    ) -> Any:
+        # called without a callback when an interceptor wraps the handler (ours do): then the
+        # stream is an iterator we hand back, fed through the same callback
+        responses = None if send_response_callback is not None else _LatestResponses()
+        send = _SendOnceEnded(send_response_callback or cast(_LatestResponses, responses).put)
+        with self._open_lock:
+            self._open.add(send)
+        context.add_callback(lambda: self._forget(send))
+        super().Watch(request, context, send)
+        return responses
+
+    def _forget(self, send: Callable[[Any], None]) -> None:
+        with self._open_lock:
+            self._open.discard(send)
+
+    def end_watches(self) -> None:
+        """End every open Watch stream with OK (after enter_graceful_shutdown's NOT_SERVING)."""
+        with self._open_lock:
+            sends, self._open = list(self._open), set()
+        for send in sends:
+            send(None)
+
+
+class _LatestResponses:
+    """A blocking Watch stream: yields the latest status sent (older ones are superseded), ends
+    at put(None)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._latest: Any = None
+        self._ended = False
+
+    def put(self, response: Any) -> None:
+        with self._condition:
+            if response is None:
+                self._ended = True
+            else:
+                self._latest = response
+            self._condition.notify()
+
+    def __iter__(self) -> _LatestResponses:
+        return self
+
+    def __next__(self) -> Any:
+        with self._condition:
+            while self._latest is None and not self._ended:
+                self._condition.wait()
+            if self._latest is None:
+                raise StopIteration
+            latest, self._latest = self._latest, None
+            return latest
+
+
+class _SendOnceEnded:
+    """A Watch stream's send callback that passes nothing on once the stream is ended (None):
+    both shutdown and grpc's own close callback end it, and a stream takes one status."""
+
+    def __init__(self, send: Callable[[Any], None]) -> None:
+        self._send, self._lock, self._ended = send, threading.Lock(), False
+
+    def __call__(self, response: Any) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = response is None
+            self._send(response)
+
+
 @dataclass
 class RunningServer:
     """A started server and its health reporting; stop() drains gracefully."""
 
     server: grpc.Server
     port: int
-    health: health.HealthServicer
+    health: DrainingHealthServicer
     app: App
     metrics: Metrics
     health_interval: float = 1.0
@@ -72,10 +153,13 @@ class RunningServer:
             self.refresh_health()
 
     def stop(self, grace: float | None = 5.0) -> None:
-        """Health NOT_SERVING first (so balancers drain), then let in-flight calls finish."""
+        """Health NOT_SERVING first (so balancers drain), no new calls, health watchers told and
+        let go, then in-flight calls finish (within `grace`)."""
         self._stopping.set()
         self.health.enter_graceful_shutdown()
-        self.server.stop(grace).wait()
+        stopped = self.server.stop(grace)
+        self.health.end_watches()
+        stopped.wait()
         if self._watcher is not None:
             self._watcher.join()
         if self._metrics_server is not None:
@@ -108,7 +192,7 @@ def create_server(app: App, address: str | None = None) -> RunningServer:
         maximum_concurrent_rpcs=settings.max_workers * 8,
     )
     pb_grpc.add_LearningPathServiceServicer_to_server(LearningPathServicer(app), server)
-    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_servicer = DrainingHealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 from datetime import timedelta
 
@@ -72,6 +73,19 @@ def test_health_is_not_serving_until_a_catalog_is_loaded(served: Served) -> None
     while health.Check(health_pb2.HealthCheckRequest(service=service)).status != health_pb2.HealthCheckResponse.SERVING:
         assert time.monotonic() < deadline, "health never became SERVING"
         time.sleep(0.05)
+
+
+def test_a_health_watch_follows_the_status_and_ends_when_the_server_stops(served: Served) -> None:
+    health = health_pb2_grpc.HealthStub(served.channel)
+    watch = health.Watch(health_pb2.HealthCheckRequest(service="luban.path.v1.LearningPathService"), timeout=30)
+    assert next(watch).status == health_pb2.HealthCheckResponse.NOT_SERVING
+    load_tiny(served)
+    assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+    stopping = threading.Thread(target=served.running.stop, args=(20,))
+    stopping.start()
+    assert [m.status for m in watch] == [health_pb2.HealthCheckResponse.NOT_SERVING], "told, then ended with OK"
+    stopping.join(timeout=15)
+    assert not stopping.is_alive(), "an open watch does not hold the shutdown for its grace period"
 
 
 def test_reflection_lists_the_services(served: Served) -> None:
