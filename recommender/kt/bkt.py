@@ -1,6 +1,10 @@
 """Bayesian Knowledge Tracing (BKT) with time-based forgetting and partial credit.
 
 Vocabulary follows pyBKT: `prior` (P(L0)), `learns` (P(T)), `guesses` (P(G)), `slips` (P(S)).
+Like pyBKT's multiple guess/slip per item type, a skill has two pairs of emissions: one for a
+module's own assessment (a score mixing the learner's ability and the module's other skills) and
+one for item results (a check's short items on the skill itself), so fitting the one on module
+scores cannot make a check's answers meaningless.
 Unlike pyBKT, forgetting is not per attempt but over elapsed real time: between practices the
 mastery decays exponentially toward a floor, at `forget_per_day` (1/day). Mastery decays,
 it never rises, with time alone.
@@ -38,13 +42,15 @@ class SkillParams:
     slip: float = 0.1
     forget_per_day: float = 0.01
     floor: float = 0.05
+    item_guess: float = 0.2  # the emissions of item results
+    item_slip: float = 0.1
 
     def __post_init__(self) -> None:
-        for name in ("prior", "learn", "guess", "slip", "floor"):
+        for name in ("prior", "learn", "guess", "slip", "floor", "item_guess", "item_slip"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
-        if self.guess + self.slip >= 1.0:
+        if self.guess + self.slip >= 1.0 or self.item_guess + self.item_slip >= 1.0:
             raise ValueError("guess + slip must be < 1, or a correct answer could lower mastery")
         if self.forget_per_day < 0:
             raise ValueError("forget_per_day must be >= 0")
@@ -109,7 +115,10 @@ def apply_result(
     else:
         prior = mastery_now(state, params, at)
         last, attempts, studies = max(state.last_practiced_at, at), state.attempts, state.studies_since_check
-    observed = posterior(prior, score, params.guess, params.slip)
+    if item:
+        observed = posterior(prior, score, params.item_guess, params.item_slip)
+    else:
+        observed = posterior(prior, score, params.guess, params.slip)
     return SkillState(
         skill_id=skill_id,
         mastery=min(max(observed + (1.0 - observed) * params.learn, 0.0), 1.0),

@@ -8,7 +8,7 @@ response before updating on it; the same arithmetic as kt/bkt.apply_result (test
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -31,13 +31,16 @@ class ParamArrays:
     guess: FloatArray
     slip: FloatArray
     forget: FloatArray
+    item_guess: FloatArray  # the emissions of item results
+    item_slip: FloatArray
 
     @classmethod
     def constant(cls, n_skills: int, p: SkillParams = DEFAULT_PARAMS) -> ParamArrays:
         def full(v: float) -> FloatArray:
             return np.full(n_skills, v, dtype=np.float64)
 
-        return cls(full(p.prior), full(p.learn), full(p.guess), full(p.slip), full(p.forget_per_day))
+        return cls(full(p.prior), full(p.learn), full(p.guess), full(p.slip), full(p.forget_per_day),
+                   full(p.item_guess), full(p.item_slip))  # fmt: skip
 
     @classmethod
     def from_model(cls, model: BKTModel, skill_ids: Sequence[str]) -> ParamArrays:
@@ -48,7 +51,18 @@ class ParamArrays:
             np.array([p.guess for p in ps]),
             np.array([p.slip for p in ps]),
             np.array([p.forget_per_day for p in ps]),
+            np.array([p.item_guess for p in ps]),
+            np.array([p.item_slip for p in ps]),
         )
+
+    def emissions_of(self, seqs: Sequences) -> tuple[FloatArray, FloatArray]:
+        """(guess, slip) of every flat row of `seqs`: the item pair for item results."""
+        skill = seqs.skill[_flat_index(seqs)]
+        return (np.where(seqs.item, self.item_guess[skill], self.guess[skill]),
+                np.where(seqs.item, self.item_slip[skill], self.slip[skill]))  # fmt: skip
+
+    def with_forget(self, forget: FloatArray) -> ParamArrays:
+        return replace(self, forget=forget)
 
     def to_model(self, skill_ids: Sequence[str]) -> BKTModel:
         return BKTModel(
@@ -60,6 +74,8 @@ class ParamArrays:
                     slip=float(self.slip[i]),
                     forget_per_day=float(self.forget[i]),
                     floor=float(self.prior[i]),
+                    item_guess=float(self.item_guess[i]),
+                    item_slip=float(self.item_slip[i]),
                 )
                 for i, s in enumerate(skill_ids)
             }
@@ -79,7 +95,8 @@ def filter_predictions(seqs: Sequences, p: ParamArrays) -> FloatArray:
 def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, FloatArray]:
     """(predictions per response, mastery of each sequence after its last response)."""
     k = seqs.skill
-    prior, learn, guess, slip, forget = p.prior[k], p.learn[k], p.guess[k], p.slip[k], p.forget[k]
+    prior, learn, forget = p.prior[k], p.learn[k], p.forget[k]
+    guess, slip = p.emissions_of(seqs)
     m = prior.copy()
     pred = np.empty_like(seqs.obs)
     for t in range(seqs.steps):
@@ -89,7 +106,7 @@ def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, Float
             floor = prior[:n]
             decayed = floor + (mm - floor) * np.exp(-forget[:n] * seqs.gap_days[sl])
             mm = np.where(mm > floor, decayed, mm)
-        g, s, o = guess[:n], slip[:n], seqs.obs[sl]
+        g, s, o = guess[sl], slip[sl], seqs.obs[sl]
         right = mm * (1 - s) + (1 - mm) * g
         pred[sl] = right
         # partial credit mixes the two posteriors, exactly as the online update (bkt.posterior)
@@ -106,11 +123,11 @@ def log_likelihood_by_skill(seqs: Sequences, p: ParamArrays, n_skills: int) -> F
 
 def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArrays, float]:
     k = seqs.skill
-    prior, learn, guess, slip = p.prior[k], p.learn[k], p.guess[k], p.slip[k]
+    prior, learn = p.prior[k], p.learn[k]
     n_rows = len(seqs.obs)
     a1 = np.empty(n_rows)  # scaled forward P(L_t = 1 | o_1..t)
     scale = np.empty(n_rows)
-    e0_all, e1_all = _emissions(seqs.obs, guess[_flat_index(seqs)], slip[_flat_index(seqs)])
+    e0_all, e1_all = _emissions(seqs.obs, *p.emissions_of(seqs))
     state = prior.copy()  # P(L_t = 1 | o_1..t-1)
     for t in range(seqs.steps):
         n, sl = int(seqs.n_active[t]), seqs.at(t)
@@ -149,8 +166,18 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
         not_last[sl.start : sl.start + int(seqs.n_active[t + 1])] = True
     new_prior = per_skill(gamma1[first], k[: int(seqs.n_active[0])]) / np.maximum(np.bincount(k, minlength=n_skills), 1)
     new_learn = per_skill(xi01) / np.maximum(per_skill(gamma0 * not_last), 1e-12)
-    new_guess = per_skill(gamma0 * seqs.obs) / np.maximum(per_skill(gamma0), 1e-12)
-    new_slip = per_skill(gamma1 * (1 - seqs.obs)) / np.maximum(per_skill(gamma1), 1e-12)
+    # each kind of result (module assessment, item) has its own emissions; a kind a skill has no
+    # results of keeps its current pair
+    module, item = ~seqs.item, seqs.item
+
+    def emission(weights: FloatArray, hits: FloatArray, rows: npt.NDArray[np.bool_], old: FloatArray) -> FloatArray:
+        seen = per_skill(weights * rows)
+        return np.where(seen > 1e-12, per_skill(weights * hits * rows) / np.maximum(seen, 1e-12), old)
+
+    new_guess = emission(gamma0, seqs.obs, module, p.guess)
+    new_slip = emission(gamma1, 1 - seqs.obs, module, p.slip)
+    new_item_guess = emission(gamma0, seqs.obs, item, p.item_guess)
+    new_item_slip = emission(gamma1, 1 - seqs.obs, item, p.item_slip)
     log_likelihood = float(np.log(scale).sum())
 
     def bounded(name: str, value: FloatArray) -> FloatArray:
@@ -164,6 +191,8 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
             guess=bounded("guess", new_guess),
             slip=bounded("slip", new_slip),
             forget=p.forget,
+            item_guess=bounded("guess", new_item_guess),
+            item_slip=bounded("slip", new_item_slip),
         ),
         log_likelihood,
     )
@@ -193,15 +222,19 @@ def fit_bkt(
         if ll - previous < tolerance * max(abs(ll), 1.0):
             break
         previous = ll
-    counts = np.bincount(seqs.skill[_flat_index(seqs)], minlength=n_skills)
-    few = counts < MIN_RESPONSES
+    flat_skill = seqs.skill[_flat_index(seqs)]
+    few = np.bincount(flat_skill, minlength=n_skills) < MIN_RESPONSES
+    few_items = np.bincount(flat_skill[seqs.item], minlength=n_skills) < MIN_RESPONSES
+    few_modules = np.bincount(flat_skill[~seqs.item], minlength=n_skills) < MIN_RESPONSES
     default = ParamArrays.constant(n_skills)
     params = ParamArrays(
         prior=np.where(few, default.prior, params.prior),
         learn=np.where(few, default.learn, params.learn),
-        guess=np.where(few, default.guess, params.guess),
-        slip=np.where(few, default.slip, params.slip),
+        guess=np.where(few_modules, default.guess, params.guess),
+        slip=np.where(few_modules, default.slip, params.slip),
         forget=default.forget.copy() if fit_forgetting else np.zeros(n_skills),
+        item_guess=np.where(few_items, default.item_guess, params.item_guess),
+        item_slip=np.where(few_items, default.item_slip, params.item_slip),
     )
     if fit_forgetting and seqs.steps > 1 and float(seqs.gap_days.max(initial=0.0)) > 0.5:
         params = _fit_forgetting(seqs, params, n_skills, few)
@@ -212,9 +245,9 @@ def _fit_forgetting(seqs: Sequences, params: ParamArrays, n_skills: int, few: np
     best_ll = np.full(n_skills, -np.inf)
     best_rate = params.forget.copy()
     for rate in FORGET_GRID:
-        trial = ParamArrays(params.prior, params.learn, params.guess, params.slip, np.full(n_skills, rate))
+        trial = params.with_forget(np.full(n_skills, rate))
         ll = log_likelihood_by_skill(seqs, trial, n_skills)
         better = (ll > best_ll) & ~few
         best_ll = np.where(better, ll, best_ll)
         best_rate = np.where(better, rate, best_rate)
-    return ParamArrays(params.prior, params.learn, params.guess, params.slip, best_rate)
+    return params.with_forget(best_rate)

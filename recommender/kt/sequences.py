@@ -25,6 +25,7 @@ class Sequences:
     obs: FloatArray  # (n_rows,) score in [0, 1], step-major
     gap_days: FloatArray  # (n_rows,) days since the sequence's previous response (0 at its start)
     row_of: IntArray  # (n_rows,) the input row each flat position came from
+    item: npt.NDArray[np.bool_]  # (n_rows,) an item result (a check), not a module's own assessment
 
     @property
     def steps(self) -> int:
@@ -34,12 +35,21 @@ class Sequences:
         return slice(int(self.offset[t]), int(self.offset[t]) + int(self.n_active[t]))
 
 
-def build_sequences(learner: IntArray, skill: IntArray, score: FloatArray, days: FloatArray) -> Sequences:
-    """Rows must already be in time order within each learner (ties keep input order)."""
+def build_sequences(
+    learner: IntArray,
+    skill: IntArray,
+    score: FloatArray,
+    days: FloatArray,
+    item: npt.NDArray[np.bool_] | None = None,
+) -> Sequences:
+    """Rows must already be in time order within each learner (ties keep input order). `item`
+    marks item results (default: none; every row is a module's own assessment)."""
     n = len(learner)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
-        return Sequences(empty, empty, empty, np.zeros(1, dtype=np.int64), np.zeros(0), np.zeros(0), empty)
+        return Sequences(
+            empty, empty, empty, np.zeros(1, dtype=np.int64), np.zeros(0), np.zeros(0), empty, np.zeros(0, dtype=bool)
+        )
     order = np.lexsort((np.arange(n), skill, learner))  # group by (learner, skill), keep time order
     l_sorted, s_sorted = learner[order], skill[order]
     starts = np.flatnonzero(np.r_[True, (l_sorted[1:] != l_sorted[:-1]) | (s_sorted[1:] != s_sorted[:-1])])
@@ -64,4 +74,5 @@ def build_sequences(learner: IntArray, skill: IntArray, score: FloatArray, days:
         obs=score[rows].astype(np.float64),
         gap_days=np.maximum(days[rows] - prev_days, 0.0),
         row_of=rows.astype(np.int64),
+        item=np.zeros(len(rows), dtype=bool) if item is None else np.asarray(item, dtype=bool)[rows],
     )

@@ -25,7 +25,8 @@ SCHEMA_VERSION = 1
 ARRAYS = "arrays.npz"
 META = "meta.json"
 _FACTORS = ("user_embeddings", "user_biases", "item_embeddings", "item_biases")
-_BKT_FIELDS = ("prior", "learn", "guess", "slip", "forget_per_day", "floor")
+_BKT_FIELDS = ("prior", "learn", "guess", "slip", "forget_per_day", "floor", "item_guess", "item_slip")
+_BKT_FIELDS_BEFORE_ITEMS = 6  # artifacts written before item emissions: those keep the defaults
 
 
 def save_model(model: HybridModel, directory: Path, extra_meta: Mapping[str, Any] | None = None) -> Path:
@@ -95,10 +96,11 @@ def load_model(directory: Path) -> HybridModel:
         skills = [str(s) for s in meta["bkt_skills"]]
         factors = {name: _factors(arrays, name, len(user_names), len(item_names)) for name in ("success", "ranking")}
         bkt = arrays["bkt"]
-        if bkt.shape != (len(skills), len(_BKT_FIELDS)) or not np.isfinite(bkt).all():
+        widths = (len(_BKT_FIELDS), _BKT_FIELDS_BEFORE_ITEMS)
+        if bkt.ndim != 2 or bkt.shape[0] != len(skills) or bkt.shape[1] not in widths or not np.isfinite(bkt).all():
             raise ModelArtifactError(f"bkt array has shape {bkt.shape}, expected {(len(skills), len(_BKT_FIELDS))}")
         params = {
-            s: SkillParams(**{f: float(v) for f, v in zip(_BKT_FIELDS, row, strict=True)})
+            s: SkillParams(**{f: float(v) for f, v in zip(_BKT_FIELDS, row, strict=False)})
             for s, row in zip(skills, bkt, strict=True)
         }
     except ModelArtifactError as exc:

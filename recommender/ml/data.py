@@ -12,6 +12,7 @@ import numpy.typing as npt
 from recommender.domain.assessment import AssessmentEvent, to_micros
 from recommender.domain.catalog import Catalog
 from recommender.domain.learner import Learner
+from recommender.kt.sequences import Sequences, build_sequences
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -57,6 +58,13 @@ class EventTable:
         """(event row, skill index) for every skill of every event."""
         counts = np.diff(self.skill_ptr)
         return np.repeat(np.arange(len(self)), counts), self.skill_idx
+
+    def skill_sequences(self) -> Sequences:
+        """One BKT sequence per (learner, skill), item results marked (they have emissions of
+        their own); flat rows map back to expanded() rows through row_of."""
+        rows, skills = self.expanded()
+        is_item = np.array([bool(i) for i in self.item_ids], dtype=bool)[self.item] if len(self) else np.zeros(0, bool)
+        return build_sequences(self.learner[rows], skills, self.score[rows], self.days[rows], is_item[rows])
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import numpy.typing as npt
 
 from recommender.domain.catalog import Catalog
 from recommender.kt.fit import ParamArrays, filter_sequences
-from recommender.kt.sequences import build_sequences
 from recommender.ml.data import EventTable, TrainingData
 from recommender.ml.metrics import auc, expected_calibration_error, ranking_at_k, rmse
 from recommender.ml.model import HybridModel
@@ -289,8 +288,7 @@ def score_model(data: TrainingData, split: Split, model: HybridModel) -> dict[st
     table = data.events
     train_table = table.subset(split.train)
     bkt = ParamArrays.from_model(model.bkt, data.catalog.skill_ids)
-    rows, skills = train_table.expanded()
-    seqs = build_sequences(train_table.learner[rows], skills, train_table.score[rows], train_table.days[rows])
+    seqs = train_table.skill_sequences()
     _, final = filter_sequences(seqs, bkt)
     masteries = {(int(lr), int(sk)): float(m) for lr, sk, m in zip(seqs.learner, seqs.skill, final, strict=True)}
     scorer = _Scorer(data, split, train_table, bkt, masteries)
@@ -332,8 +330,8 @@ def history_features(table: EventTable, prior: float, window: int = 10) -> Float
 
 def _bkt_predictions(table: EventTable, bkt: ParamArrays) -> FloatArray:
     """P(correct) for every event before it is observed (mean over its skills)."""
-    rows, skills = table.expanded()
-    seqs = build_sequences(table.learner[rows], skills, table.score[rows], table.days[rows])
+    rows, _ = table.expanded()
+    seqs = table.skill_sequences()
     flat, _ = filter_sequences(seqs, bkt)
     per_skill_row = np.empty(len(rows))
     per_skill_row[seqs.row_of] = flat

@@ -22,7 +22,6 @@ from scipy import sparse
 
 from recommender.kt.bkt import BKTModel
 from recommender.kt.fit import ParamArrays, filter_sequences, fit_bkt
-from recommender.kt.sequences import build_sequences
 from recommender.ml.data import EventTable, TrainingData
 from recommender.ml.features import FeatureSpace, as_float32, identity_heavy, learner_tokens, module_tokens
 from recommender.ml.model import FactorModel, HybridModel
@@ -44,8 +43,7 @@ class TrainConfig:
 
 def fit_knowledge_tracing(table: EventTable, n_skills: int) -> tuple[ParamArrays, dict[tuple[int, int], float]]:
     """BKT parameters and each (learner, skill) mastery after the learner's last event."""
-    rows, skills = table.expanded()
-    seqs = build_sequences(table.learner[rows], skills, table.score[rows], table.days[rows])
+    seqs = table.skill_sequences()
     params = fit_bkt(seqs, n_skills)
     _, final = filter_sequences(seqs, params)
     masteries = {(int(lr), int(sk)): float(m) for lr, sk, m in zip(seqs.learner, seqs.skill, final, strict=True)}

@@ -40,6 +40,29 @@ def test_em_recovers_parameters_of_simulated_data() -> None:
             assert got[k] == pytest.approx(truth[k], abs=0.05), f"{name}[{k}]"
 
 
+def test_em_fits_item_results_with_emissions_of_their_own() -> None:
+    """Module scores that barely tell mastered from not (guess 0.35, slip 0.35) and sharp items
+    (0.1, 0.05) on the same skill: each kind gets its own pair, and the sharp one survives."""
+    rng = np.random.default_rng(5)
+    learner, skill, score, item = [], [], [], []
+    for i in range(3000):
+        known = rng.random() < 0.3
+        for _ in range(int(rng.integers(4, 16))):
+            is_item = rng.random() < 0.5
+            guess, slip = (0.1, 0.05) if is_item else (0.35, 0.35)
+            learner.append(i)
+            skill.append(0)
+            item.append(is_item)
+            score.append(float(rng.random() < (1 - slip if known else guess)))
+            known = known or rng.random() < 0.15
+    seqs = build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(len(score)), np.array(item))
+    fitted = fit_bkt(seqs, 1, iterations=200, tolerance=1e-7)
+    assert fitted.guess[0] == pytest.approx(0.35, abs=0.05) and fitted.slip[0] == pytest.approx(0.35, abs=0.05)
+    assert fitted.item_guess[0] == pytest.approx(0.1, abs=0.05) and fitted.item_slip[0] == pytest.approx(0.05, abs=0.05)
+    model_only = fit_bkt(build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(len(score))), 1)
+    assert (model_only.item_guess[0], model_only.item_slip[0]) == (0.2, 0.1), "no item results: default item pair"
+
+
 def test_filter_matches_the_online_update_event_by_event() -> None:
     rng = np.random.default_rng(1)
     n = 40
@@ -47,9 +70,11 @@ def test_filter_matches_the_online_update_event_by_event() -> None:
     skill = rng.integers(0, 2, n)
     score = rng.random(n).round(2)
     days = np.cumsum(rng.exponential(2.0, n))
-    p = SkillParams(prior=0.2, learn=0.1, guess=0.15, slip=0.1, forget_per_day=0.03, floor=0.2)
-    params = ParamArrays(*(np.full(2, v) for v in (p.prior, p.learn, p.guess, p.slip, p.forget_per_day)))
-    seqs = build_sequences(learner, skill, score, days)
+    item = rng.random(n) < 0.4
+    p = SkillParams(prior=0.2, learn=0.1, guess=0.15, slip=0.1, forget_per_day=0.03, floor=0.2, item_guess=0.3,
+                    item_slip=0.25)  # fmt: skip
+    params = ParamArrays.constant(2, p)
+    seqs = build_sequences(learner, skill, score, days, item)
     flat = filter_predictions(seqs, params)
     predicted = np.empty(n)
     predicted[seqs.row_of] = flat
@@ -63,6 +88,8 @@ def test_filter_matches_the_online_update_event_by_event() -> None:
             from recommender.kt.bkt import mastery_now
 
             mastery = mastery_now(state, p, at)  # type: ignore[arg-type]
-        expected = mastery * (1 - p.slip) + (1 - mastery) * p.guess
+        guess, slip = (p.item_guess, p.item_slip) if item[i] else (p.guess, p.slip)
+        expected = mastery * (1 - slip) + (1 - mastery) * guess
         assert predicted[i] == pytest.approx(expected, abs=1e-9)
-        states[int(skill[i])] = apply_result(state, str(skill[i]), float(score[i]), at, p)  # type: ignore[arg-type]
+        states[int(skill[i])] = apply_result(state, str(skill[i]), float(score[i]), at, p,  # type: ignore[arg-type]
+                                             item=bool(item[i]))  # fmt: skip
