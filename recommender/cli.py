@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
         "the demo's) and plan with it active; 0 (default): the service has no model",
     )
     sim.add_argument(
+        "--reset-degenerate-bkt",
+        action="store_true",
+        help="with --history: train as `recommender train --reset-degenerate-bkt` does",
+    )
+    sim.add_argument(
         "--oracle-noise",
         type=float,
         default=0.0,
@@ -123,6 +128,12 @@ def _training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--components", type=int, default=16)
+    p.add_argument(
+        "--reset-degenerate-bkt",
+        action="store_true",
+        help="skills whose BKT fit is degenerate (guess or slip at its bound) keep the default parameters: "
+        "worse score prediction, better paths in the simulator (README, the planner and the simulator)",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -249,7 +260,9 @@ def _train_or_evaluate(app: App, args: argparse.Namespace) -> int:
     from recommender.ml.train import TrainConfig
     from recommender.service.models import training_data_from_files, training_data_from_store
 
-    config = TrainConfig(seed=args.seed, epochs=args.epochs, components=args.components)
+    config = TrainConfig(
+        seed=args.seed, epochs=args.epochs, components=args.components, reset_degenerate_bkt=args.reset_degenerate_bkt
+    )
     if args.events:
         if not args.catalog:
             print("error: --events needs --catalog", file=sys.stderr)
@@ -405,6 +418,7 @@ def _simulate(args: argparse.Namespace) -> int:
             history=past,
             oracle_noise=args.oracle_noise,
             oracle_margin=args.oracle_margin,
+            reset_degenerate_bkt=args.reset_degenerate_bkt,
         )
     print(report.table())
     if args.json_out:

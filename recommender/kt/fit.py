@@ -8,7 +8,7 @@ response before updating on it; the same arithmetic as kt/bkt.apply_result (test
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -211,8 +211,12 @@ def fit_bkt(
     tolerance: float = 1e-4,
     fit_forgetting: bool = True,
     progress: Callable[[int, float], None] | None = None,
+    reset_degenerate: bool = False,
 ) -> ParamArrays:
-    """EM from pyBKT-like starting values; skills with few responses keep the defaults."""
+    """EM from pyBKT-like starting values; skills with few responses keep the defaults. With
+    `reset_degenerate`, so do skills whose fitted guess or slip sits at its bound: their results
+    do not tell mastered from unmastered, and the rest of their fit (learn, prior, forgetting) is
+    then meaningless, however well it predicts (Baker, Corbett and Aleven 2008 on degenerate BKT)."""
     start = ParamArrays.constant(n_skills, SkillParams(prior=0.3, learn=0.1, guess=0.2, slip=0.1, forget_per_day=0.0))
     params, previous = start, -np.inf
     for i in range(iterations):
@@ -236,6 +240,14 @@ def fit_bkt(
         item_guess=np.where(few_items, default.item_guess, params.item_guess),
         item_slip=np.where(few_items, default.item_slip, params.item_slip),
     )
+    if reset_degenerate:
+        guess_max, slip_max = BOUNDS["guess"][1], BOUNDS["slip"][1]
+        module_pinned = (params.guess >= guess_max) | (params.slip >= slip_max)
+        item_pinned = (params.item_guess >= guess_max) | (params.item_slip >= slip_max)
+        degenerate = (module_pinned & ~few_modules) | (item_pinned & ~few_items)
+        params = ParamArrays(**{f.name: np.where(degenerate, getattr(default, f.name), getattr(params, f.name))
+                                for f in fields(ParamArrays)})  # fmt: skip
+        few = few | degenerate
     if fit_forgetting and seqs.steps > 1 and float(seqs.gap_days.max(initial=0.0)) > 0.5:
         params = _fit_forgetting(seqs, params, n_skills, few)
     return params

@@ -126,7 +126,9 @@ def evaluate(
     train_table = table.subset(split.train)
     train_data = replace(data, events=train_table)
     report("fitting BKT on the training events", 0.0)
-    bkt, masteries = fit_knowledge_tracing(train_table, len(catalog.skill_ids))
+    bkt, masteries = fit_knowledge_tracing(
+        train_table, len(catalog.skill_ids), reset_degenerate=config.reset_degenerate_bkt
+    )
 
     def stage(share: float, offset: float) -> Progress:
         return lambda message, done: report(message, offset + share * done)

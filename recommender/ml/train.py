@@ -39,12 +39,16 @@ class TrainConfig:
     alpha: float = 1e-5
     use_features: bool = True
     fit_bkt: bool = True
+    # skills whose BKT fit is degenerate (guess or slip at its bound) keep the default parameters
+    reset_degenerate_bkt: bool = False
 
 
-def fit_knowledge_tracing(table: EventTable, n_skills: int) -> tuple[ParamArrays, dict[tuple[int, int], float]]:
+def fit_knowledge_tracing(
+    table: EventTable, n_skills: int, *, reset_degenerate: bool = False
+) -> tuple[ParamArrays, dict[tuple[int, int], float]]:
     """BKT parameters and each (learner, skill) mastery after the learner's last event."""
     seqs = table.skill_sequences()
-    params = fit_bkt(seqs, n_skills)
+    params = fit_bkt(seqs, n_skills, reset_degenerate=reset_degenerate)
     _, final = filter_sequences(seqs, params)
     masteries = {(int(lr), int(sk)): float(m) for lr, sk, m in zip(seqs.learner, seqs.skill, final, strict=True)}
     return params, masteries
@@ -67,7 +71,9 @@ def train_hybrid(
     if bkt is None or masteries is None:
         report("fitting BKT", 0.0)
         if config.fit_bkt:
-            bkt, masteries = fit_knowledge_tracing(table, len(catalog.skill_ids))
+            bkt, masteries = fit_knowledge_tracing(
+                table, len(catalog.skill_ids), reset_degenerate=config.reset_degenerate_bkt
+            )
         else:
             bkt, masteries = ParamArrays.constant(len(catalog.skill_ids)), {}
     per_learner: list[dict[str, float]] = [{} for _ in table.learner_ids]

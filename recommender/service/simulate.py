@@ -110,6 +110,7 @@ class SimulationReport:
     history_learners: int = 0  # past learners the model was trained on
     oracle_noise: float = 0.0  # sd of the noise on the oracle's true mastery
     oracle_margin: float = 0.0  # the oracle's confidence margin on role levels
+    reset_degenerate_bkt: bool = False  # how the model was trained (TrainConfig)
 
     def to_json(self) -> dict[str, Any]:
         policies = {name: r.summary() for name, r in self.results.items()}
@@ -135,6 +136,7 @@ class SimulationReport:
             "history_learners": self.history_learners,
             "oracle_noise": self.oracle_noise,
             "oracle_margin": self.oracle_margin,
+            "reset_degenerate_bkt": self.reset_degenerate_bkt,
             "policies": policies,
             "adaptive_vs_syllabus_module_reduction": reduction("adaptive"),
             "adaptive_vs_syllabus_module_reduction_ci95": interval("adaptive"),
@@ -172,7 +174,7 @@ class SimulationReport:
         if self.model_version:
             lines.append(
                 f"the services' active model: {self.model_version}, trained on {self.history_learners} past learners"
-                " in this world"
+                " in this world" + (", degenerate BKT fits reset to the defaults" if self.reset_degenerate_bkt else "")
             )
         return "\n".join(lines)
 
@@ -206,9 +208,11 @@ def simulate(
     history: Sequence[HiddenLearner] = (),
     oracle_noise: float = 0.0,
     oracle_margin: float = 0.0,
+    reset_degenerate_bkt: bool = False,
 ) -> SimulationReport:
     """Every policy on the same learners and hidden world. With `history`, those learners' past
-    results in the world train a model first, and every policy's service runs with it active."""
+    results in the world train a model first (`reset_degenerate_bkt` as in TrainConfig), and every
+    policy's service runs with it active."""
     if oracle_noise < 0 or not 0 <= oracle_margin < 1:
         raise ValueError("oracle_noise must be >= 0 and oracle_margin in [0, 1)")
     oracle = _Oracle(oracle_noise, oracle_margin)
@@ -216,7 +220,8 @@ def simulate(
     results: dict[str, PolicyResult] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         models_dir = Path(tmp) / "m"
-        version = _train_on_histories(world, history, seed, Path(tmp), models_dir) if history else ""
+        config = TrainConfig(reset_degenerate_bkt=reset_degenerate_bkt)
+        version = _train_on_histories(world, history, seed, Path(tmp), models_dir, config) if history else ""
         for policy in policies:
             clock = ManualClock(_START)
             app = _service(catalog, Path(tmp) / f"{policy}.db", models_dir, clock)
@@ -236,8 +241,9 @@ def simulate(
             finally:
                 app.close()
     return SimulationReport(
-        world_name, len(cohort), max_modules, seed, results, version, len(history), oracle_noise, oracle_margin
-    )
+        world_name, len(cohort), max_modules, seed, results, version, len(history), oracle_noise, oracle_margin,
+        reset_degenerate_bkt and bool(history),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -267,7 +273,7 @@ def _service(catalog: Catalog, database: Path, models_dir: Path, clock: ManualCl
 
 
 def _train_on_histories(
-    world: HiddenWorld, history: Sequence[HiddenLearner], seed: int, tmp: Path, models_dir: Path
+    world: HiddenWorld, history: Sequence[HiddenLearner], seed: int, tmp: Path, models_dir: Path, config: TrainConfig
 ) -> str:
     """The service as deployed: past learners' results in the same hidden world, then a model
     trained on them (BKT fit and LightFM, as `make run` trains on the demo's), ending the day
@@ -275,7 +281,7 @@ def _train_on_histories(
     app = _service(world.catalog, tmp / "history.db", models_dir, ManualClock(_START))
     try:
         record_histories(app, world, list(enumerate(history)), seed)
-        return app.training.train(TrainConfig(), force=True).version
+        return app.training.train(config, force=True).version
     finally:
         app.close()
 

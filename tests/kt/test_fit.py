@@ -63,6 +63,30 @@ def test_em_fits_item_results_with_emissions_of_their_own() -> None:
     assert (model_only.item_guess[0], model_only.item_slip[0]) == (0.2, 0.1), "no item results: default item pair"
 
 
+def test_degenerate_fits_can_be_reset_to_the_defaults() -> None:
+    """Skill 0's scores ignore mastery (a coin), so its fit pins an emission at its bound; skill 1's
+    follow it. Reset, skill 0 keeps every default and skill 1 its fit."""
+    rng = np.random.default_rng(7)
+    learner, skill, score = [], [], []
+    for i in range(1500):
+        known = rng.random() < 0.3
+        for _ in range(int(rng.integers(4, 12))):
+            for k in range(2):
+                learner.append(i)
+                skill.append(k)
+                score.append(float(rng.random() < (0.5 if k == 0 else (0.9 if known else 0.2))))
+            known = known or rng.random() < 0.15
+    seqs = build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(len(score)))
+    kept = fit_bkt(seqs, 2)
+    assert max(kept.guess[0], kept.slip[0]) == pytest.approx(0.45), "the coin skill pins an emission"
+    reset = fit_bkt(seqs, 2, reset_degenerate=True)
+    default = ParamArrays.constant(2)
+    for name in ("prior", "learn", "guess", "slip", "forget", "item_guess", "item_slip"):
+        assert getattr(reset, name)[0] == getattr(default, name)[0], name
+        assert getattr(reset, name)[1] == getattr(kept, name)[1], name
+    assert reset.guess[1] != default.guess[1], "the informative skill keeps its fit"
+
+
 def test_filter_matches_the_online_update_event_by_event() -> None:
     rng = np.random.default_rng(1)
     n = 40

@@ -73,6 +73,12 @@ def test_simulate_command_writes_json(tmp_path: Path, capsys: pytest.CaptureFixt
     assert json.loads(out.read_text())["world"] == "demo"
     assert main(["simulate", "--world", "junyi"]) == 2
     assert main(["simulate", "--history", "-1"]) == 2
+    trained = tmp_path / "trained.json"
+    args = ["simulate", "--learners", "2", "--max-modules", "4", "--history", "30", "--reset-degenerate-bkt"]
+    assert main([*args, "--json", str(trained)]) == 0
+    assert "degenerate BKT fits reset" in capsys.readouterr().out
+    doc = json.loads(trained.read_text())
+    assert doc["reset_degenerate_bkt"] is True and doc["model_version"]
     assert main(["simulate", "--oracle-noise", "-0.1"]) == 2
     assert main(["simulate", "--oracle-margin", "1"]) == 2
 
