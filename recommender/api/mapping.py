@@ -318,7 +318,11 @@ def train_config_from_proto(msg: pb.TrainModelRequest) -> TrainConfig:
     if problems:
         raise InvalidInput(problems)
     default = TrainConfig()
-    return TrainConfig(seed=msg.seed or default.seed, epochs=msg.epochs or default.epochs)
+    return TrainConfig(
+        seed=msg.seed or default.seed,
+        epochs=msg.epochs or default.epochs,
+        reset_degenerate_bkt=msg.reset_degenerate_bkt,
+    )
 
 
 def training_job_to_proto(job: TrainingJob) -> pb.TrainingJob:
