@@ -385,7 +385,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from recommender.domain.catalog import build_catalog
     from recommender.domain.codec import catalog_parts_from_dict
     from recommender.service.demo import demo_catalog_path
-    from recommender.service.simulate import POLICIES, cohort_for, historical_popularity, simulate
+    from recommender.service.simulate import POLICIES, OracleFeed, cohort_for, historical_popularity, simulate
 
     if args.world == "junyi" and not args.catalog:
         print("error: --world junyi needs --catalog (recommender convert junyi SRC OUT)", file=sys.stderr)
@@ -395,8 +395,10 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.history < 0:
         print("error: --history must be >= 0", file=sys.stderr)
         return 2
-    if args.oracle_noise < 0 or not 0 <= args.oracle_margin < 1:
-        print("error: --oracle-noise must be >= 0 and --oracle-margin in [0, 1)", file=sys.stderr)
+    try:
+        OracleFeed(args.oracle_noise, args.oracle_margin)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 2
     cohort = cohort_for(catalog, args.world, args.learners, args.seed)
     past = cohort_for(catalog, args.world, args.history, args.seed, past=True)

@@ -24,7 +24,7 @@ from recommender.kt.fit import ParamArrays, filter_sequences
 from recommender.ml.data import EventTable, TrainingData
 from recommender.ml.metrics import auc, expected_calibration_error, ranking_at_k, rmse
 from recommender.ml.model import HybridModel
-from recommender.ml.train import PASS_SCORE, TrainConfig, fit_knowledge_tracing, train_hybrid
+from recommender.ml.train import PASS_SCORE, TrainConfig, final_masteries, fit_knowledge_tracing, train_hybrid
 
 BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
@@ -290,9 +290,7 @@ def score_model(data: TrainingData, split: Split, model: HybridModel) -> dict[st
     table = data.events
     train_table = table.subset(split.train)
     bkt = ParamArrays.from_model(model.bkt, data.catalog.skill_ids)
-    seqs = train_table.skill_sequences()
-    _, final = filter_sequences(seqs, bkt)
-    masteries = {(int(lr), int(sk)): float(m) for lr, sk, m in zip(seqs.learner, seqs.skill, final, strict=True)}
+    masteries = final_masteries(train_table.skill_sequences(), bkt)
     scorer = _Scorer(data, split, train_table, bkt, masteries)
     cold = split.name == "cold"
     group = split.cold_test if cold else split.warm_test

@@ -22,6 +22,7 @@ from scipy import sparse
 
 from recommender.kt.bkt import BKTModel
 from recommender.kt.fit import ParamArrays, filter_sequences, fit_bkt
+from recommender.kt.sequences import Sequences
 from recommender.ml.data import EventTable, TrainingData
 from recommender.ml.features import FeatureSpace, as_float32, identity_heavy, learner_tokens, module_tokens
 from recommender.ml.model import FactorModel, HybridModel
@@ -49,9 +50,13 @@ def fit_knowledge_tracing(
     """BKT parameters and each (learner, skill) mastery after the learner's last event."""
     seqs = table.skill_sequences()
     params = fit_bkt(seqs, n_skills, reset_degenerate=reset_degenerate)
+    return params, final_masteries(seqs, params)
+
+
+def final_masteries(seqs: Sequences, params: ParamArrays) -> dict[tuple[int, int], float]:
+    """Each (learner, skill) mastery after the learner's last result on it."""
     _, final = filter_sequences(seqs, params)
-    masteries = {(int(lr), int(sk)): float(m) for lr, sk, m in zip(seqs.learner, seqs.skill, final, strict=True)}
-    return params, masteries
+    return {(int(lr), int(sk)): float(m) for lr, sk, m in zip(seqs.learner, seqs.skill, final, strict=True)}
 
 
 def train_hybrid(

@@ -21,8 +21,7 @@ Reported per policy: modules and minutes until true role readiness (censored at 
 checks count as modules), the checks among them, the share of learners who reach it, how many
 stopped short (the policy had nothing more to give, a readiness check included, while the learner
 was truly not ready: believed ready, or nothing they can take teaches what is missing; they count
-at the cap), normalized
-gain per step (true readiness gained / readiness missing before the step), and prerequisite
+at the cap), normalized gain per step (true readiness gained / readiness missing before the step), and prerequisite
 violations (a module taken while one of its prerequisites was neither taken before nor truly
 mastered).
 """
@@ -213,9 +212,7 @@ def simulate(
     """Every policy on the same learners and hidden world. With `history`, those learners' past
     results in the world train a model first (`reset_degenerate_bkt` as in TrainConfig), and every
     policy's service runs with it active."""
-    if oracle_noise < 0 or not 0 <= oracle_margin < 1:
-        raise ValueError("oracle_noise must be >= 0 and oracle_margin in [0, 1)")
-    oracle = _Oracle(oracle_noise, oracle_margin)
+    oracle = OracleFeed(oracle_noise, oracle_margin)
     world = make_world(catalog, np.random.default_rng([seed, 99]))
     results: dict[str, PolicyResult] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
@@ -247,11 +244,15 @@ def simulate(
 
 
 @dataclass(frozen=True)
-class _Oracle:
+class OracleFeed:
     """What the oracle policy is fed: true mastery plus noise of sd `noise`, planned with `margin`."""
 
     noise: float = 0.0
     margin: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.noise < 0 or not 0 <= self.margin < 1:
+            raise ValueError("oracle_noise must be >= 0 and oracle_margin in [0, 1)")
 
     def mastery(self, truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         seen = np.asarray(truth, dtype=np.float64).copy()
@@ -296,7 +297,7 @@ def _run_learner(
     max_modules: int,
     rng: np.random.Generator,
     result: PolicyResult,
-    oracle: _Oracle,
+    oracle: OracleFeed,
     noise: np.random.Generator,
 ) -> None:
     catalog = world.catalog
@@ -411,7 +412,7 @@ def _next_step(
     syllabus: list[str],
     ranked: list[str],
     true_mastery: np.ndarray,
-    oracle: _Oracle,
+    oracle: OracleFeed,
     noise: np.random.Generator,
 ) -> PathStep | None:
     """The policy's next step: a path's first step, or the next module of a fixed order."""
