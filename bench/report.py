@@ -248,14 +248,15 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
             f"## Simulator, {doc['world']} world ({doc['learners']} learners, cap {doc['max_modules']} modules{trained})",
             "",
             "| policy | reached readiness | stopped short | modules (mean, checks included) | checks (mean) | "
-            "minutes (mean) | gain/step | prerequisite violations |",
-            "|---|---|---|---|---|---|---|---|",
+            "minutes (mean) | gain/step | prerequisite violations | tracking error |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for name, p in doc["policies"].items():
             lines.append(
                 f"| {name} | {p['reached_share']:.0%} | {p.get('stopped_short', '-')} | {p['modules_mean']:.1f} | "
                 f"{p.get('checks_mean', 0.0):.1f} | "
-                f"{p['minutes_mean']:.0f} | {p['gain_per_step']:.3f} | {p['prerequisite_violations']} |"
+                f"{p['minutes_mean']:.0f} | {p['gain_per_step']:.3f} | {p['prerequisite_violations']} | "
+                f"{_tracking(p.get('tracking_error'))} |"
             )
         reduction = doc["adaptive_vs_syllabus_module_reduction"]
         oracle = doc.get("oracle_vs_syllabus_module_reduction", float("nan"))
@@ -264,7 +265,9 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
             f"Adaptive vs syllabus: {reduction:.1%} fewer modules{_interval(doc, 'adaptive')}. Oracle (the same planner fed the "
             f"hidden true mastery): {oracle:.1%}{_interval(doc, 'oracle')}. What the oracle misses is the planner's own model of "
             "learning; what adaptive misses beyond it is knowledge tracing. Stopped short: learners the policy had "
-            "nothing more to give (a readiness check included) while they were truly not ready, counted at the cap.",
+            "nothing more to give (a readiness check included) while they were truly not ready, counted at the cap. "
+            "Tracking error: the mean |estimate - true mastery| over the role's skills that the policy planned on, "
+            "per decision (- for fixed orders).",
             "",
         ]
         if world == "demo":
@@ -344,3 +347,7 @@ def _plots(results: dict[str, Any], folder: Path) -> list[str]:
 
 if __name__ == "__main__":
     write_report(json.loads(Path(sys.argv[1]).read_text()), Path("BENCHMARKS.md"), Path("docs/bench"))
+
+
+def _tracking(error: float | None) -> str:
+    return "-" if error is None else f"{error:.3f}"

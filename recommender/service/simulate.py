@@ -48,7 +48,7 @@ from recommender.planner.plan import LearnerState, plan_path
 from recommender.service.app import App, build_app
 from recommender.service.clock import ManualClock
 from recommender.service.demo import record_histories
-from recommender.service.paths import PathRequest
+from recommender.service.paths import PathRequest, learner_state
 from recommender.simulation.truth import (
     HiddenLearner,
     HiddenWorld,
@@ -82,19 +82,28 @@ class PolicyResult:
     stopped_short: int = 0  # learners the policy left with nothing to do while truly not ready
     curve: list[float] = field(default_factory=list)  # mean true readiness after step k
     model_version: str = ""  # the model active in this policy's service
+    # per decision of a policy that plans on a mastery estimate: its mean error on the role's skills
+    tracking_errors: list[float] = field(default_factory=list)  # |estimate - truth|
+    tracking_biases: list[float] = field(default_factory=list)  # estimate - truth
 
-    def summary(self) -> dict[str, float]:
+    def modules_mean(self) -> float:
+        return float(np.mean(self.modules)) if self.modules else float("nan")
+
+    def summary(self) -> dict[str, float | None]:
         modules = np.array(self.modules, dtype=float)
         return {
             "learners": len(self.modules),
             "reached_share": float(np.mean(self.reached)) if self.reached else 0.0,
-            "modules_mean": float(modules.mean()) if len(modules) else float("nan"),
+            "modules_mean": self.modules_mean(),
             "modules_median": float(np.median(modules)) if len(modules) else float("nan"),
             "checks_mean": float(np.mean(self.checks)) if self.checks else float("nan"),
             "minutes_mean": float(np.mean(self.minutes)) if self.minutes else float("nan"),
             "gain_per_step": float(np.mean(self.gains)) if self.gains else float("nan"),
             "prerequisite_violations": self.violations,
             "stopped_short": self.stopped_short,
+            # None (null): the policy plans on no mastery estimate
+            "tracking_error": float(np.mean(self.tracking_errors)) if self.tracking_errors else None,
+            "tracking_bias": float(np.mean(self.tracking_biases)) if self.tracking_biases else None,
         }
 
 
@@ -113,11 +122,11 @@ class SimulationReport:
 
     def to_json(self) -> dict[str, Any]:
         policies = {name: r.summary() for name, r in self.results.items()}
-        syllabus = policies.get("syllabus")
 
         def reduction(name: str) -> float:
-            other = policies.get(name)
-            return 1 - other["modules_mean"] / syllabus["modules_mean"] if other and syllabus else float("nan")
+            if name not in self.results or "syllabus" not in self.results:
+                return float("nan")
+            return 1 - self.results[name].modules_mean() / self.results["syllabus"].modules_mean()
 
         def interval(name: str) -> list[float]:
             if name not in self.results or "syllabus" not in self.results:
@@ -148,7 +157,7 @@ class SimulationReport:
         doc = self.to_json()
         head = (
             f"{'policy':<12}{'reached':>9}{'stopped':>9}{'modules':>9}{'median':>8}{'checks':>8}{'minutes':>10}"
-            f"{'gain/step':>11}{'prereq viol.':>14}"
+            f"{'gain/step':>11}{'prereq viol.':>14}{'track err':>11}"
         )
         lines = [
             f"world {self.world}: {self.learners} learners, cap {self.max_modules} modules, seed {self.seed}",
@@ -159,6 +168,7 @@ class SimulationReport:
                 f"{name:<12}{s['reached_share']:>9.1%}{s['stopped_short']:>9d}{s['modules_mean']:>9.1f}"
                 f"{s['modules_median']:>8.1f}"
                 f"{s['checks_mean']:>8.1f}{s['minutes_mean']:>10.0f}{s['gain_per_step']:>11.3f}{s['prerequisite_violations']:>14d}"
+                + (f"{s['tracking_error']:>11.3f}" if s["tracking_error"] is not None else f"{'-':>11}")
             )
         a_lo, a_hi = doc["adaptive_vs_syllabus_module_reduction_ci95"]
         o_lo, o_hi = doc["oracle_vs_syllabus_module_reduction_ci95"]
@@ -309,9 +319,14 @@ def _run_learner(
     syllabus = role_syllabus(catalog, role.role_id, who.learner) if policy == "syllabus" else []
     ranked = [m for m in popularity if can_take(catalog.modules[m], who.learner)] if policy == "popularity" else []
     curve = [readiness]
+    role_skills = np.array([catalog.skill_index[r.skill_id] for r in role.requirements], dtype=np.intp)
     checked_since_progress = False
     while readiness < READY and len(taken) < max_modules:
-        step = _next_step(app, who, policy, taken, syllabus, ranked, mastery, oracle, noise)
+        step, seen = _next_step(app, who, policy, taken, syllabus, ranked, mastery, oracle, noise)
+        if seen is not None:
+            error = seen[role_skills] - mastery[role_skills]
+            result.tracking_errors.append(float(np.abs(error).mean()))
+            result.tracking_biases.append(float(error.mean()))
         if step is not None and step.kind is StepKind.SKILL_CHECK:
             _skill_check(app, clock, world, who, mastery, len(taken), rng, step.check_skill_ids)
             taken.append("")
@@ -320,8 +335,8 @@ def _run_learner(
             continue
         module_id = step.module_id if step is not None else None
         if module_id is None and policy == "adaptive" and not checked_since_progress:
-            role_skills = tuple(r.skill_id for r in role.requirements)
-            _skill_check(app, clock, world, who, mastery, len(taken), rng, role_skills)
+            every_skill = tuple(r.skill_id for r in role.requirements)
+            _skill_check(app, clock, world, who, mastery, len(taken), rng, every_skill)
             checked_since_progress = True
             taken.append("")
             minutes += CHECK_MINUTES
@@ -414,11 +429,14 @@ def _next_step(
     true_mastery: np.ndarray,
     oracle: OracleFeed,
     noise: np.random.Generator,
-) -> PathStep | None:
-    """The policy's next step: a path's first step, or the next module of a fixed order."""
+) -> tuple[PathStep | None, np.ndarray | None]:
+    """The policy's next step (a path's first step, or the next module of a fixed order) and the
+    mastery it planned on (None for a fixed order)."""
     request = PathRequest(who.learner.learner_id, max_steps=1)
+    seen: np.ndarray | None = None
     try:
         if policy == "adaptive":
+            seen = _service_estimate(app, who)
             path = app.paths.recommend(DEFAULT_TENANT, request)
         elif policy == "oracle":
             planner = app.paths.planner()
@@ -431,12 +449,21 @@ def _next_step(
         else:
             path = None
     except LubanError:
-        return None
+        return None, seen
     if path is not None:
-        return path.steps[0] if path.steps else None
+        return (path.steps[0] if path.steps else None), seen
     # fixed orders are followed again from the start once finished (the learner re-studies)
     pool = syllabus if policy == "syllabus" else ranked
-    return _study(pool[len(taken) % len(pool)]) if pool else None
+    return (_study(pool[len(taken) % len(pool)]) if pool else None), None
+
+
+def _service_estimate(app: App, who: HiddenLearner) -> np.ndarray:
+    """The mastery the service plans this learner on now (forgetting applied, the prior where
+    never practiced): what RecommendPath reads, in catalog.skill_ids order."""
+    planner = app.paths.planner()
+    found = app.store.get_learner_record(DEFAULT_TENANT, who.learner.learner_id)
+    states = found.states if found is not None else ()
+    return learner_state(planner.catalog, who.learner, states, planner.kt, planner.bkt, app.clock()).mastery
 
 
 def _study(module_id: str) -> PathStep:

@@ -39,6 +39,11 @@ def test_policies_run_on_the_same_learners_and_respect_prerequisites(tmp_path: P
         assert curve[-1] >= curve[0], f"{name} learners end at least as ready as they started"
     oracle = doc["policies"]["oracle"]
     assert oracle["reached_share"] >= doc["policies"]["adaptive"]["reached_share"], "true mastery plans no worse"
+    assert oracle["tracking_error"] == oracle["tracking_bias"] == 0.0, "the oracle plans on the truth itself"
+    adaptive = doc["policies"]["adaptive"]
+    assert 0.0 < adaptive["tracking_error"] <= 1.0 and abs(adaptive["tracking_bias"]) <= adaptive["tracking_error"]
+    for name in ("syllabus", "popularity"):
+        assert doc["policies"][name]["tracking_error"] is None, f"{name} plans on no estimate"
     again = simulate(
         catalog, cohort, world_name="tiny", seed=3, max_modules=25,
         popularity=historical_popularity(catalog, 3, learners=30), workdir=tmp_path,
@@ -100,6 +105,8 @@ def test_a_noisy_oracle_plans_on_noisy_truth_and_leaves_the_other_policies_alone
     assert run(0.0, 0.0)["curves"]["oracle"] != exact["curves"]["oracle"], "and plans with the margin asked for"
     for name in ("adaptive", "syllabus"):
         assert noisy["policies"][name] == exact["policies"][name], f"{name} draws nothing from the oracle's noise"
+    # what the oracle plans on is off the truth by the noise: E|N(0, 0.3)| = 0.24, less where clipped to [0, 1]
+    assert 0.1 < noisy["policies"]["oracle"]["tracking_error"] < 0.24
     assert (noisy["oracle_noise"], noisy["oracle_margin"]) == (0.3, 0.25)
     with pytest.raises(ValueError, match="oracle_noise"):
         run(-0.1, 0.0)
