@@ -264,7 +264,16 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
             "",
             f"Adaptive vs syllabus: {reduction:.1%} fewer modules{_interval(doc, 'adaptive')}. Oracle (the same planner fed the "
             f"hidden true mastery): {oracle:.1%}{_interval(doc, 'oracle')}. What the oracle misses is the planner's own model of "
-            "learning; what adaptive misses beyond it is knowledge tracing. Stopped short: learners the policy had "
+            "learning; what adaptive misses beyond it is knowledge tracing."
+            + (
+                f" Bayes (the planner fed a particle filter that knows the simulator's equations, population and module "
+                f"effects, not the learner, from the same observations): {doc['bayes_vs_syllabus_module_reduction']:.1%}"
+                f"{_interval(doc, 'bayes')}: adaptive to bayes is what better tracing could still win, bayes to oracle "
+                "what no tracing of these observations can."
+                if "bayes_vs_syllabus_module_reduction" in doc
+                else ""
+            )
+            + " Stopped short: learners the policy had "
             "nothing more to give (a readiness check included) while they were truly not ready, counted at the cap. "
             "Tracking error: the mean |estimate - true mastery| over the role's skills that the policy planned on, "
             "per decision (- for fixed orders).",
@@ -285,6 +294,10 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
         if isinstance(results.get(name), dict) and "error" in results[name]:
             lines += [f"**{name} failed in this run:**", "", "```", results[name]["error"][-1500:], "```", ""]
     path.write_text("\n".join(lines) + "\n")
+
+
+def _tracking(error: float | None) -> str:
+    return "-" if error is None else f"{error:.3f}"
 
 
 def _interval(doc: dict[str, Any], name: str) -> str:
@@ -347,7 +360,3 @@ def _plots(results: dict[str, Any], folder: Path) -> list[str]:
 
 if __name__ == "__main__":
     write_report(json.loads(Path(sys.argv[1]).read_text()), Path("BENCHMARKS.md"), Path("docs/bench"))
-
-
-def _tracking(error: float | None) -> str:
-    return "-" if error is None else f"{error:.3f}"

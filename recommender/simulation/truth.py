@@ -71,7 +71,6 @@ def sample_learners(
     """A cohort from COUNTRY_LANGUAGES with a role each, some Chinese, some prior experience."""
     countries = sorted(COUNTRY_LANGUAGES)
     roles = sorted(catalog.roles)
-    skill_ids = catalog.skill_ids
     learners: list[HiddenLearner] = []
     width = max(4, len(str(count)))
     for i in range(count):
@@ -83,14 +82,7 @@ def sample_learners(
         if hsk >= 2:
             languages.append("zh")
         experience = int(rng.choice([0, 0, 0, 1, 2, 5]))
-        mastery = rng.beta(1.0, 9.0, size=len(skill_ids))
-        for level in range(1, hsk + 1):
-            for sid in (f"zh-hsk{level}", "zh-pinyin"):
-                if sid in catalog.skill_index:
-                    mastery[catalog.skill_index[sid]] = 0.85 + 0.1 * rng.random()
-        if experience:
-            for req in role.requirements[:experience]:
-                mastery[catalog.skill_index[req.skill_id]] = min(0.4 + 0.1 * experience, 0.9) * rng.random()
+        mastery = initial_mastery(catalog, role, hsk, experience, rng)
         learner = Learner(
             learner_id=f"{prefix}-{i:0{width}d}",
             cohort_id=cohort_id,
@@ -102,16 +94,32 @@ def sample_learners(
             weekly_minutes=int(rng.choice([240, 360, 480, 600, 900])),
             attributes={"experience_years": str(experience)},
         )
-        learners.append(
-            HiddenLearner(
-                learner=learner,
-                ability=float(rng.normal(0.0, 1.0)),
-                learn_rate=float(rng.uniform(0.6, 1.4)),
-                forget_per_day=float(rng.uniform(0.001, 0.006)),
-                initial_mastery=mastery,
-            )
-        )
+        ability, learn_rate, forget_per_day = learner_traits(rng)
+        learners.append(HiddenLearner(learner, float(ability), float(learn_rate), float(forget_per_day), mastery))
     return learners
+
+
+def initial_mastery(
+    catalog: Catalog, role: TargetRole, hsk: int, experience: int, rng: np.random.Generator, size: int | None = None
+) -> FloatArray:
+    """True mastery at the start, given what the learner tells the platform (HSK level, years of
+    experience): low on most skills, high on the Chinese of their HSK level, part of the way on the
+    role's first `experience` requirements. (skills,) or, with `size`, (size, skills) draws."""
+    shape = (len(catalog.skill_ids),) if size is None else (size, len(catalog.skill_ids))
+    mastery = rng.beta(1.0, 9.0, size=shape)
+    for level in range(1, hsk + 1):
+        for sid in (f"zh-hsk{level}", "zh-pinyin"):
+            if sid in catalog.skill_index:
+                mastery[..., catalog.skill_index[sid]] = 0.85 + 0.1 * rng.random(size)
+    if experience:
+        for req in role.requirements[:experience]:
+            mastery[..., catalog.skill_index[req.skill_id]] = min(0.4 + 0.1 * experience, 0.9) * rng.random(size)
+    return np.asarray(mastery, dtype=np.float64)
+
+
+def learner_traits(rng: np.random.Generator, size: int | None = None) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(ability, learn rate, forgetting per day): what no learner tells the platform."""
+    return rng.normal(0.0, 1.0, size), rng.uniform(0.6, 1.4, size), rng.uniform(0.001, 0.006, size)
 
 
 def forget(mastery: FloatArray, days: float, rate: float) -> FloatArray:
@@ -126,6 +134,19 @@ def attempt(
     rng: np.random.Generator,
 ) -> tuple[float, FloatArray]:
     """One study-and-assessment of a module: (observed score, true mastery afterwards)."""
+    p, updated = study(world, module_id, mastery[None, :], np.array([who.ability]), np.array([who.learn_rate]))
+    score = float(rng.binomial(SCORE_ITEMS, float(p[0]))) / SCORE_ITEMS
+    return score, updated[0]
+
+
+SCORE_ITEMS = 10  # a module's assessment: this many items, each right with the success probability
+
+
+def study(
+    world: HiddenWorld, module_id: str, mastery: FloatArray, ability: FloatArray, learn_rate: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """The dynamics of studying a module, for many learners (rows) at once: (P(success) on its
+    assessment, from the mastery before; mastery after)."""
     catalog = world.catalog
     module, effect = world.module(module_id)
     idx = np.array([catalog.skill_index[s.skill_id] for s in module.skills])
@@ -133,15 +154,23 @@ def attempt(
     prereq_idx = [
         catalog.skill_index[s.skill_id] for p in module.prerequisite_module_ids for s in catalog.modules[p].skills
     ]
-    ready = float(mastery[prereq_idx].mean()) if prereq_idx else 1.0
-    known = float(np.average(mastery[idx], weights=weights))
-    logit = 1.2 * who.ability + 3.0 * (0.6 * known + 0.4 * ready) - 3.0 * module.difficulty + 0.3
+    ready = mastery[:, prereq_idx].mean(axis=1) if prereq_idx else np.ones(len(mastery))
+    known = np.average(mastery[:, idx], axis=1, weights=weights)
+    logit = 1.2 * ability + 3.0 * (0.6 * known + 0.4 * ready) - 3.0 * module.difficulty + 0.3
     p = 1.0 / (1.0 + np.exp(-logit))
-    score = float(rng.binomial(10, p)) / 10.0
     updated = mastery.copy()
-    gain = weights * effect * who.learn_rate * (1.0 - updated[idx]) * (0.3 + 0.7 * ready)
-    updated[idx] = np.clip(updated[idx] + gain, 0.0, 1.0)
-    return score, updated
+    gain = weights * effect * learn_rate[:, None] * (1.0 - updated[:, idx]) * (0.3 + 0.7 * ready[:, None])
+    updated[:, idx] = np.clip(updated[:, idx] + gain, 0.0, 1.0)
+    return p, updated
+
+
+CHECK_SLOPE = 8.0
+
+
+def check_item_success(mastery: FloatArray | float, level: float) -> FloatArray:
+    """P(right) on a check item of a skill at a role's level: passing mirrors being truly at level
+    (one half exactly there), whatever the learner's general ability."""
+    return np.asarray(1.0 / (1.0 + np.exp(-CHECK_SLOPE * (np.asarray(mastery) - level))), dtype=np.float64)
 
 
 def true_readiness(role: TargetRole, catalog: Catalog, mastery: FloatArray) -> float:

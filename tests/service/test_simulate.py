@@ -24,7 +24,7 @@ def test_policies_run_on_the_same_learners_and_respect_prerequisites(tmp_path: P
         popularity=historical_popularity(catalog, 3, learners=30), workdir=tmp_path,
     )  # fmt: skip
     doc = report.to_json()
-    assert set(doc["policies"]) == {"adaptive", "oracle", "syllabus", "popularity"}
+    assert set(doc["policies"]) == {"adaptive", "bayes", "oracle", "syllabus", "popularity"}
     for name, summary in doc["policies"].items():
         assert summary["learners"] == 6, name
         assert 0 <= summary["reached_share"] <= 1
@@ -32,7 +32,7 @@ def test_policies_run_on_the_same_learners_and_respect_prerequisites(tmp_path: P
     assert doc["policies"]["adaptive"]["prerequisite_violations"] == 0
     checks = {name: summary["checks_mean"] for name, summary in doc["policies"].items()}
     assert checks["adaptive"] > 0, "the adaptive learners answer checks (skill or readiness) with item results"
-    assert checks["oracle"] == checks["syllabus"] == checks["popularity"] == 0
+    assert checks["oracle"] == checks["syllabus"] == checks["popularity"] == 0, "they never check"
     assert doc["policies"]["syllabus"]["prerequisite_violations"] == 0, "the syllabus follows prerequisite order"
     for name in ("adaptive", "oracle"):
         curve = doc["curves"][name]
@@ -44,6 +44,13 @@ def test_policies_run_on_the_same_learners_and_respect_prerequisites(tmp_path: P
     assert 0.0 < adaptive["tracking_error"] <= 1.0 and abs(adaptive["tracking_bias"]) <= adaptive["tracking_error"]
     for name in ("syllabus", "popularity"):
         assert doc["policies"][name]["tracking_error"] is None, f"{name} plans on no estimate"
+    bayes = doc["policies"]["bayes"]
+    assert 0.0 < bayes["tracking_error"] < adaptive["tracking_error"], "the best tracing of the same observations"
+    assert (
+        doc["bayes_vs_syllabus_module_reduction"]
+        == 1 - bayes["modules_mean"] / doc["policies"]["syllabus"]["modules_mean"]
+    )
+    assert "bayes, the planner fed the best tracing" in report.table()
     again = simulate(
         catalog, cohort, world_name="tiny", seed=3, max_modules=25,
         popularity=historical_popularity(catalog, 3, learners=30), workdir=tmp_path,
