@@ -13,6 +13,7 @@ from recommender.service.demo import demo_catalog_path
 from recommender.simulation.posterior import ParticleTracker
 from recommender.simulation.truth import (
     HiddenLearner,
+    HiddenWorld,
     attempt,
     forget,
     make_world,
@@ -21,7 +22,7 @@ from recommender.simulation.truth import (
 )
 
 
-def _world():  # type: ignore[no-untyped-def]
+def _world() -> HiddenWorld:
     doc = json.loads(demo_catalog_path().read_text(encoding="utf-8-sig"))
     catalog = build_catalog(*catalog_parts_from_dict(doc))
     return make_world(catalog, np.random.default_rng(4))
