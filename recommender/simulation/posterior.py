@@ -1,11 +1,11 @@
-"""The best knowledge tracing the simulator's observations allow: a particle filter over one
-learner's hidden state that knows the simulator's equations (truth.py), the population the learner
-was drawn from, and the world's module effects (which history could teach), but not the learner's
-own ability, learning rate, forgetting or starting mastery. It sees exactly what the service sees:
-module scores, check items, the learner's declared HSK level and experience.
+"""Close to the best knowledge tracing the simulator's observations allow: a particle filter over
+one learner's hidden state that knows the simulator's equations (truth.py), the population the
+learner was drawn from and the world's module effects (at best, a service could learn those from
+history), but not the learner's own ability, learning rate, forgetting or starting mastery. It sees
+exactly what the service sees: module scores, check items, the declared HSK level and experience.
 
-Fed to the same planner as the oracle, it answers a question no service tuning can: how close to
-the oracle can *any* knowledge tracing get from these observations?
+Fed to the same planner as the oracle, it answers a question no tuning of the service can: how
+close to the oracle can knowledge tracing get from these observations?
 """
 
 from __future__ import annotations
