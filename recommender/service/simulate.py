@@ -12,9 +12,9 @@ same learners and the same hidden truth:
 - bayes: the same planner fed the posterior mean of a particle filter (simulation/posterior.py) that
   knows the simulator's equations, the population and the world's module effects but not the
   learner, updated from exactly what the service sees (module scores, check items, declared HSK
-  and experience), with BAYES_MARGIN, and the same readiness check: the best knowledge tracing
-  these observations allow, so adaptive -> bayes is what a better tracer could still win and
-  bayes -> oracle what no tracer can;
+  and experience), with BAYES_MARGIN, and the same readiness check: close to the best knowledge
+  tracing these observations allow, so adaptive -> bayes is about what a better tracer could still
+  win and bayes -> oracle what no tracer can;
 - oracle: the same planner fed the hidden true mastery instead of the service's estimate (a
   diagnostic: what perfect knowledge tracing would give; the rest of the gap is the planner's).
   With `oracle_noise` it is fed the truth plus Gaussian noise of that standard deviation, drawn
