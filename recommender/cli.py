@@ -63,7 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", choices=["temporal", "cold"], default="temporal")
     ev.add_argument("--json", type=Path, dest="json_out", help="also write the results as JSON")
 
-    sim = sub.add_parser("simulate", help="adaptive paths vs fixed syllabus vs popularity on simulated learners")
+    sim = sub.add_parser("simulate", help="adaptive paths vs bounds, syllabus and popularity on simulated learners")
     sim.add_argument("--world", choices=["demo", "junyi"], default="demo")
     sim.add_argument("--catalog", type=Path, help="catalog JSON (junyi: the converted Junyi catalog)")
     sim.add_argument("--learners", type=int, default=100)
@@ -82,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
         "--reset-degenerate-bkt",
         action="store_true",
         help="with --history: train as `recommender train --reset-degenerate-bkt` does",
+    )
+    sim.add_argument(
+        "--policies",
+        default="",
+        metavar="P,P",
+        help="comma-separated policies to run, of adaptive, bayes, oracle, syllabus and popularity (default: all); "
+        "the syllabus, the baseline of every reduction, always runs",
     )
     sim.add_argument(
         "--oracle-noise",
@@ -400,11 +407,17 @@ def _simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    chosen = [p.strip() for p in args.policies.split(",") if p.strip()] or list(POLICIES)
+    unknown = sorted(set(chosen) - set(POLICIES))
+    if unknown:
+        print(f"error: --policies: unknown {', '.join(unknown)} (known: {', '.join(POLICIES)})", file=sys.stderr)
+        return 2
+    policies = [p for p in POLICIES if p in chosen or p == "syllabus"]
     cohort = cohort_for(catalog, args.world, args.learners, args.seed)
     past = cohort_for(catalog, args.world, args.history, args.seed, past=True)
     if past:
         print(f"training a model on {len(past)} past learners' results first")
-    with tqdm(total=len(POLICIES) * len(cohort), unit="learner", desc="simulate", disable=None) as bar:
+    with tqdm(total=len(policies) * len(cohort), unit="learner", desc="simulate", disable=None) as bar:
 
         def advance(n: int) -> None:
             bar.update(n)
@@ -416,6 +429,7 @@ def _simulate(args: argparse.Namespace) -> int:
             seed=args.seed,
             max_modules=args.max_modules,
             popularity=historical_popularity(catalog, args.seed),
+            policies=policies,
             progress=advance,
             history=past,
             oracle_noise=args.oracle_noise,

@@ -194,10 +194,14 @@ class SimulationReport:
             low, high = doc[f"{name}_vs_syllabus_module_reduction_ci95"]
             return f"{doc[f'{name}_vs_syllabus_module_reduction']:.1%} (95% CI {low:.1%} to {high:.1%})"
 
-        lines.append(f"fewer modules than the syllabus: adaptive {versus('adaptive')}")
-        if "bayes" in self.results:
-            lines.append(f"  bayes, the planner fed the best tracing of the same observations: {versus('bayes')}")
-        lines.append(f"  oracle, the planner fed {fed}: {versus('oracle')}")
+        labels = {
+            "adaptive": "adaptive",
+            "bayes": "bayes, the planner fed the best tracing of the same observations:",
+            "oracle": f"oracle, the planner fed {fed}:",
+        }
+        compared = [name for name in labels if name in self.results] if "syllabus" in self.results else []
+        for k, name in enumerate(compared):
+            lines.append(("fewer modules than the syllabus: " if k == 0 else "  ") + f"{labels[name]} {versus(name)}")
         if self.model_version:
             lines.append(
                 f"the services' active model: {self.model_version}, trained on {self.history_learners} past learners"

@@ -91,6 +91,14 @@ def test_simulate_command_writes_json(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "degenerate BKT fits reset" in capsys.readouterr().out
     doc = json.loads(trained.read_text())
     assert doc["reset_degenerate_bkt"] is True and doc["model_version"]
+    chosen = tmp_path / "chosen.json"
+    assert (
+        main(["simulate", "--learners", "2", "--max-modules", "4", "--policies", "bayes", "--json", str(chosen)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert set(json.loads(chosen.read_text())["policies"]) == {"bayes", "syllabus"}, "the baseline always runs"
+    assert "bayes, the planner fed" in printed and "oracle" not in printed and "adaptive" not in printed
+    assert main(["simulate", "--policies", "adaptive,bogus"]) == 2
     assert main(["simulate", "--oracle-noise", "-0.1"]) == 2
     assert main(["simulate", "--oracle-margin", "1"]) == 2
 
