@@ -351,7 +351,9 @@ def _run_learner(
         else:
             feed = oracle.mastery(mastery, noise) if policy == "oracle" else None
             margin = oracle.margin
-        step, seen = _next_step(app, who, policy, taken, syllabus, ranked, feed, margin)
+        # the mastery this decision is planned on (None for a fixed order)
+        seen = _service_estimate(app, who) if policy == "adaptive" else feed
+        step = _next_step(app, who, policy, taken, syllabus, ranked, feed, margin)
         if seen is not None:
             error = seen[role_skills] - mastery[role_skills]
             result.tracking_errors.append(float(np.abs(error).mean()))
@@ -467,33 +469,30 @@ def _next_step(
     ranked: list[str],
     feed: np.ndarray | None,
     margin: float,
-) -> tuple[PathStep | None, np.ndarray | None]:
-    """The policy's next step (a path's first step, or the next module of a fixed order) and the
-    mastery it planned on (None for a fixed order). `feed`: the mastery the oracle or the particle
-    filter plans on, with confidence margin `margin`; the adaptive policy asks the service."""
+) -> PathStep | None:
+    """The policy's next step: a path's first step, or the next module of a fixed order. `feed`:
+    the mastery the oracle or the particle filter plans on, with confidence margin `margin`; the
+    adaptive policy asks the service."""
     request = PathRequest(who.learner.learner_id, max_steps=1)
-    seen: np.ndarray | None = None
     try:
         if policy == "adaptive":
-            seen = _service_estimate(app, who)
             path = app.paths.recommend(DEFAULT_TENANT, request)
         elif feed is not None:
             planner = app.paths.planner()
-            seen = feed
-            days = np.full(len(seen), 1.0)
+            days = np.full(len(feed), 1.0)
             studied = frozenset(m for m in taken if m)  # "" marks a readiness check
-            state = LearnerState(who.learner, seen, seen.copy(), days, studied)
+            state = LearnerState(who.learner, feed, feed.copy(), days, studied)
             options = replace(planner.options_for(who.learner, request), confidence_margin=margin)
             path = plan_path(planner.arrays, planner.kt, state, options, app.clock())
         else:
             path = None
     except LubanError:
-        return None, seen
+        return None
     if path is not None:
-        return (path.steps[0] if path.steps else None), seen
+        return path.steps[0] if path.steps else None
     # fixed orders are followed again from the start once finished (the learner re-studies)
     pool = syllabus if policy == "syllabus" else ranked
-    return (_study(pool[len(taken) % len(pool)]) if pool else None), None
+    return _study(pool[len(taken) % len(pool)]) if pool else None
 
 
 def _service_estimate(app: App, who: HiddenLearner) -> np.ndarray:
