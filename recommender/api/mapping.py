@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -37,10 +37,17 @@ def timestamp(moment: datetime | None) -> Timestamp | None:
 
 
 def parse_timestamp(ts: Timestamp, field: str) -> datetime:
+    """Timestamp.ToDatetime without its cost (a tenth of ingest's per-result time): the same
+    instant, truncated to microseconds, and the same range (years 1 to 9999)."""
+    if not 0 <= ts.nanos < 1_000_000_000:
+        raise InvalidInput.of(field, f"is not a valid timestamp (nanos {ts.nanos} out of range)")
     try:
-        return ts.ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError, OSError) as exc:
+        return _UNIX_EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+    except OverflowError as exc:
         raise InvalidInput.of(field, f"is not a valid timestamp ({exc})") from exc
+
+
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 # learners -----------------------------------------------------------------------------------

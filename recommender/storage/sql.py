@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -79,7 +80,11 @@ def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
 
 def _configure_sqlite(engine: Engine) -> None:
     """WAL for concurrent readers; FULL sync so an acknowledged write survives a crash;
-    writers take the lock at BEGIN so read-modify-write never meets a lock upgrade deadlock."""
+    writers take the lock at BEGIN so read-modify-write never meets a lock upgrade deadlock.
+    Checkpoints every 10,000 WAL pages (40 MB) instead of 1,000: a batch of results dirties one
+    leaf of the per-learner event index per learner, and with the default every batch's pages
+    were copied back to the database file; in process, 600 batches of 1,000 went from 18,200 to
+    23,900 events/s (no effect on durability: each commit still syncs the WAL)."""
 
     @sa_event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -88,6 +93,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.close()
 
     @sa_event.listens_for(engine, "begin")
@@ -144,8 +150,11 @@ class SqlStore:
             # the rows' keys are the statement's columns (the same for every call under `name`)
             compiled = self._compiled[name] = statement().compile(dialect=c.dialect, column_keys=list(rows[0]))
         if compiled.positional:
-            order = compiled.positiontup
-            c.exec_driver_sql(compiled.string, [tuple(row[k] for k in order) for row in rows])
+            values = operator.itemgetter(*compiled.positiontup)  # one C call per row
+            if len(compiled.positiontup) == 1:
+                c.exec_driver_sql(compiled.string, [(values(row),) for row in rows])
+            else:
+                c.exec_driver_sql(compiled.string, [values(row) for row in rows])
         else:
             c.exec_driver_sql(compiled.string, rows)
 
@@ -375,7 +384,7 @@ class SqlStore:
                 .order_by(t.learners.c.learner_id)
                 .with_for_update()
             )
-            known.update({row.learner_id: row.profile_updated_us for row in c.execute(query)})
+            known.update(iter(c.execute(query).tuples()))  # (learner_id, profile_updated_us) pairs
         return known
 
     # assessments ----------------------------------------------------------------------------
@@ -481,14 +490,21 @@ class SqlStore:
         states: dict[str, dict[str, SkillState]] = {}
         s = t.skill_states.c
         for chunk in _chunks(learner_ids):
-            query = sa.select(t.skill_states).where(s.tenant_id == tenant).where(s.learner_id.in_(chunk))
+            query = (
+                sa.select(s.learner_id, s.skill_id, s.mastery, s.attempts, s.last_practiced_us, s.studies_since_check)
+                .where(s.tenant_id == tenant)
+                .where(s.learner_id.in_(chunk))
+            )
             if skill_ids is not None:
                 if not skill_ids:
                     return states
                 if len(skill_ids) <= _IN_CHUNK:
                     query = query.where(s.skill_id.in_(skill_ids))
-            for row in c.execute(query):
-                states.setdefault(row.learner_id, {})[row.skill_id] = _state_from_row(row)
+            for learner_id, skill_id, mastery, attempts, practiced_us, studies in c.execute(query).tuples():
+                # unpacked, not by name: Row attribute access was a third of ingest's state reads
+                states.setdefault(learner_id, {})[skill_id] = SkillState(
+                    skill_id, mastery, attempts, from_micros(practiced_us), studies
+                )
         return states
 
     def _upsert_states(self, c: Connection, tenant: str, dirty: dict[tuple[str, str], SkillState]) -> None:
