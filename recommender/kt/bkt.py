@@ -44,9 +44,12 @@ class SkillParams:
     floor: float = 0.05
     item_guess: float = 0.2  # the emissions of item results
     item_slip: float = 0.1
+    # P(learn) after an item result: none by default (a check's question is evidence, not
+    # instruction); training fits it where a skill's item results show learning (tutored practice)
+    item_learn: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("prior", "learn", "guess", "slip", "floor", "item_guess", "item_slip"):
+        for name in ("prior", "learn", "guess", "slip", "floor", "item_guess", "item_slip", "item_learn"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -108,8 +111,11 @@ def apply_result(
     *,
     item: bool = False,
 ) -> SkillState:
-    """One skill's state after one result: forget since last practice, observe, learn. An item
-    result (`item`) resets the count of studies since the skill was last checked."""
+    """One skill's state after one result: forget since last practice, observe, learn. After an
+    item result (`item`) the learning step is the skill's `item_learn`, by default none: a check's
+    question is evidence only (ten items each followed by a module's learning step carried learners
+    truly just under a level to estimates of 0.99). An item result resets the count of studies
+    since the skill was last checked."""
     if state is None:
         prior, last, attempts, studies = params.prior, at, 0, 0
     else:
@@ -119,9 +125,10 @@ def apply_result(
         observed = posterior(prior, score, params.item_guess, params.item_slip)
     else:
         observed = posterior(prior, score, params.guess, params.slip)
+    learned = observed + (1.0 - observed) * (params.item_learn if item else params.learn)
     return SkillState(
         skill_id=skill_id,
-        mastery=min(max(observed + (1.0 - observed) * params.learn, 0.0), 1.0),
+        mastery=min(max(learned, 0.0), 1.0),
         attempts=attempts + 1,
         last_practiced_at=last,
         studies_since_check=0 if item else studies + 1,

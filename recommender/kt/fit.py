@@ -33,6 +33,7 @@ class ParamArrays:
     forget: FloatArray
     item_guess: FloatArray  # the emissions of item results
     item_slip: FloatArray
+    item_learn: FloatArray  # P(learn) after an item result
 
     @classmethod
     def constant(cls, n_skills: int, p: SkillParams = DEFAULT_PARAMS) -> ParamArrays:
@@ -40,7 +41,7 @@ class ParamArrays:
             return np.full(n_skills, v, dtype=np.float64)
 
         return cls(full(p.prior), full(p.learn), full(p.guess), full(p.slip), full(p.forget_per_day),
-                   full(p.item_guess), full(p.item_slip))  # fmt: skip
+                   full(p.item_guess), full(p.item_slip), full(p.item_learn))  # fmt: skip
 
     @classmethod
     def from_model(cls, model: BKTModel, skill_ids: Sequence[str]) -> ParamArrays:
@@ -53,6 +54,7 @@ class ParamArrays:
             np.array([p.forget_per_day for p in ps]),
             np.array([p.item_guess for p in ps]),
             np.array([p.item_slip for p in ps]),
+            np.array([p.item_learn for p in ps]),
         )
 
     def emissions_of(self, seqs: Sequences) -> tuple[FloatArray, FloatArray]:
@@ -76,6 +78,7 @@ class ParamArrays:
                     floor=float(self.prior[i]),
                     item_guess=float(self.item_guess[i]),
                     item_slip=float(self.item_slip[i]),
+                    item_learn=float(self.item_learn[i]),
                 )
                 for i, s in enumerate(skill_ids)
             }
@@ -95,8 +98,9 @@ def filter_predictions(seqs: Sequences, p: ParamArrays) -> FloatArray:
 def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, FloatArray]:
     """(predictions per response, mastery of each sequence after its last response)."""
     k = seqs.skill
-    prior, learn, forget = p.prior[k], p.learn[k], p.forget[k]
+    prior, forget = p.prior[k], p.forget[k]
     guess, slip = p.emissions_of(seqs)
+    rate = _learning_rates(seqs, p)
     m = prior.copy()
     pred = np.empty_like(seqs.obs)
     for t in range(seqs.steps):
@@ -111,8 +115,15 @@ def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, Float
         pred[sl] = right
         # partial credit mixes the two posteriors, exactly as the online update (bkt.posterior)
         post = o * (mm * (1 - s) / right) + (1 - o) * (mm * s / (1 - right))
-        m[:n] = post + (1 - post) * learn[:n]
+        m[:n] = post + (1 - post) * rate[sl]
     return pred, m
+
+
+def _learning_rates(seqs: Sequences, p: ParamArrays) -> FloatArray:
+    """P(learn) in the transition after every flat row: the skill's `learn` after a module study,
+    its `item_learn` after an item result (as in bkt.apply_result)."""
+    skill = seqs.skill[_flat_index(seqs)]
+    return np.where(seqs.item, p.item_learn[skill], p.learn[skill])
 
 
 def log_likelihood_by_skill(seqs: Sequences, p: ParamArrays, n_skills: int) -> FloatArray:
@@ -123,7 +134,8 @@ def log_likelihood_by_skill(seqs: Sequences, p: ParamArrays, n_skills: int) -> F
 
 def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArrays, float]:
     k = seqs.skill
-    prior, learn = p.prior[k], p.learn[k]
+    prior = p.prior[k]
+    learn = _learning_rates(seqs, p)  # per flat row: the transition after it
     n_rows = len(seqs.obs)
     a1 = np.empty(n_rows)  # scaled forward P(L_t = 1 | o_1..t)
     scale = np.empty(n_rows)
@@ -136,7 +148,7 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
         c = s1 + (1 - state[:n]) * e0
         a1[sl] = s1 / c
         scale[sl] = c
-        state[:n] = a1[sl] + (1 - a1[sl]) * learn[:n]
+        state[:n] = a1[sl] + (1 - a1[sl]) * learn[sl]
     # backward, scaled: b_t(i) = sum_j A(i, j) B_{t+1}(j) b_{t+1}(j) / c_{t+1}
     b0 = np.ones(n_rows)
     b1 = np.ones(n_rows)
@@ -145,7 +157,7 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
         n_next, sl, nxt = int(seqs.n_active[t + 1]), seqs.at(t), seqs.at(t + 1)
         cur = slice(sl.start, sl.start + n_next)
         e0, e1, c = e0_all[nxt], e1_all[nxt], scale[nxt]
-        rate = learn[:n_next]
+        rate = learn[cur]
         w0, w1 = e0 * b0[nxt] / c, e1 * b1[nxt] / c
         b0[cur] = (1 - rate) * w0 + rate * w1
         b1[cur] = w1
@@ -165,7 +177,16 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
         sl = seqs.at(t)
         not_last[sl.start : sl.start + int(seqs.n_active[t + 1])] = True
     new_prior = per_skill(gamma1[first], k[: int(seqs.n_active[0])]) / np.maximum(np.bincount(k, minlength=n_skills), 1)
-    new_learn = per_skill(xi01) / np.maximum(per_skill(gamma0 * not_last), 1e-12)
+
+    # learning after each kind of result, from the transitions that follow it; a kind a skill has
+    # no transitions after keeps its current rate
+    def learning(after: npt.NDArray[np.bool_], old: FloatArray) -> FloatArray:
+        rows = not_last & after
+        seen = per_skill(gamma0 * rows)
+        return np.where(seen > 1e-12, per_skill(xi01 * rows) / np.maximum(seen, 1e-12), old)
+
+    new_learn = learning(~seqs.item, p.learn)
+    new_item_learn = learning(seqs.item, p.item_learn)
     # each kind of result (module assessment, item) has its own emissions; a kind a skill has no
     # results of keeps its current pair
     module, item = ~seqs.item, seqs.item
@@ -193,6 +214,7 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
             forget=p.forget,
             item_guess=bounded("guess", new_item_guess),
             item_slip=bounded("slip", new_item_slip),
+            item_learn=bounded("learn", new_item_learn),
         ),
         log_likelihood,
     )
@@ -217,7 +239,9 @@ def fit_bkt(
     `reset_degenerate`, so do skills whose fitted guess or slip sits at its bound: their results
     do not tell mastered from unmastered, and the rest of their fit (learn, prior, forgetting) is
     then meaningless, however well it predicts (Baker, Corbett and Aleven 2008 on degenerate BKT)."""
-    start = ParamArrays.constant(n_skills, SkillParams(prior=0.3, learn=0.1, guess=0.2, slip=0.1, forget_per_day=0.0))
+    start = ParamArrays.constant(
+        n_skills, SkillParams(prior=0.3, learn=0.1, guess=0.2, slip=0.1, forget_per_day=0.0, item_learn=0.1)
+    )
     params, previous = start, -np.inf
     for i in range(iterations):
         params, ll = _em_step(seqs, params, n_skills)
@@ -233,12 +257,13 @@ def fit_bkt(
     default = ParamArrays.constant(n_skills)
     params = ParamArrays(
         prior=np.where(few, default.prior, params.prior),
-        learn=np.where(few, default.learn, params.learn),
+        learn=np.where(few | few_modules, default.learn, params.learn),
         guess=np.where(few_modules, default.guess, params.guess),
         slip=np.where(few_modules, default.slip, params.slip),
         forget=default.forget.copy() if fit_forgetting else np.zeros(n_skills),
         item_guess=np.where(few_items, default.item_guess, params.item_guess),
         item_slip=np.where(few_items, default.item_slip, params.item_slip),
+        item_learn=np.where(few_items, default.item_learn, params.item_learn),
     )
     if reset_degenerate:
         guess_max, slip_max = BOUNDS["guess"][1], BOUNDS["slip"][1]

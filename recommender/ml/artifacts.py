@@ -25,8 +25,10 @@ SCHEMA_VERSION = 1
 ARRAYS = "arrays.npz"
 META = "meta.json"
 _FACTORS = ("user_embeddings", "user_biases", "item_embeddings", "item_biases")
-_BKT_FIELDS = ("prior", "learn", "guess", "slip", "forget_per_day", "floor", "item_guess", "item_slip")
-_BKT_FIELDS_BEFORE_ITEMS = 6  # artifacts written before item emissions: those keep the defaults
+_BKT_FIELDS = ("prior", "learn", "guess", "slip", "forget_per_day", "floor", "item_guess", "item_slip", "item_learn")
+# older artifacts: 6 columns (before item emissions: those keep the defaults) and 8 (before
+# item_learn: an item result was followed by the skill's `learn`, and still is for them)
+_BKT_WIDTHS_BEFORE = (6, 8)
 
 
 def save_model(model: HybridModel, directory: Path, extra_meta: Mapping[str, Any] | None = None) -> Path:
@@ -96,13 +98,10 @@ def load_model(directory: Path) -> HybridModel:
         skills = [str(s) for s in meta["bkt_skills"]]
         factors = {name: _factors(arrays, name, len(user_names), len(item_names)) for name in ("success", "ranking")}
         bkt = arrays["bkt"]
-        widths = (len(_BKT_FIELDS), _BKT_FIELDS_BEFORE_ITEMS)
+        widths = (len(_BKT_FIELDS), *_BKT_WIDTHS_BEFORE)
         if bkt.ndim != 2 or bkt.shape[0] != len(skills) or bkt.shape[1] not in widths or not np.isfinite(bkt).all():
             raise ModelArtifactError(f"bkt array has shape {bkt.shape}, expected {(len(skills), len(_BKT_FIELDS))}")
-        params = {
-            s: SkillParams(**{f: float(v) for f, v in zip(_BKT_FIELDS, row, strict=False)})
-            for s, row in zip(skills, bkt, strict=True)
-        }
+        params = {s: _skill_params(row) for s, row in zip(skills, bkt, strict=True)}
     except ModelArtifactError as exc:
         raise ModelArtifactError(f"{directory}: {exc}") from exc
     except (KeyError, TypeError, ValueError) as exc:
@@ -117,6 +116,12 @@ def load_model(directory: Path) -> HybridModel:
         use_features=bool(meta.get("use_features", True)),
         meta={k: v for k, v in meta.items() if k not in ("user_features", "item_features", "bkt_skills")},
     )
+
+
+def _skill_params(row: np.ndarray) -> SkillParams:
+    values = {f: float(v) for f, v in zip(_BKT_FIELDS, row, strict=False)}
+    values.setdefault("item_learn", values["learn"])  # how an older artifact's model was trained
+    return SkillParams(**values)
 
 
 def _factors(arrays: Mapping[str, np.ndarray], name: str, n_user: int, n_item: int) -> FactorModel:

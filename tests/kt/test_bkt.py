@@ -116,3 +116,24 @@ def test_studies_since_check_count_module_results_and_an_item_result_resets_them
     assert checked.studies_since_check == 0 and checked.attempts == 4
     assert apply_result(checked, "s", 0.5, T0 + timedelta(days=5), p).studies_since_check == 1
     assert apply_result(None, "s", 1.0, T0, p, item=True).studies_since_check == 0
+
+
+def test_an_item_result_is_evidence_only_and_a_module_study_also_teaches() -> None:
+    """After an item result (a check's question) the estimate is the posterior and nothing more;
+    after a module result, BKT's learning step follows. With a step after every item, a check
+    answered right only about half the time could end near certainty, if its last answers were
+    right."""
+    p = SkillParams(learn=0.3, item_guess=0.2, item_slip=0.1)
+    before = apply_result(None, "s", 0.4, T0, p)
+    at = T0 + timedelta(days=2)
+    now = mastery_now(before, p, at)
+    checked = apply_result(before, "s", 0.0, at, p, item=True)
+    assert checked.mastery == pytest.approx(posterior(now, 0.0, p.item_guess, p.item_slip))
+    studied = apply_result(before, "s", 0.0, at, p)
+    observed = posterior(now, 0.0, p.guess, p.slip)
+    assert studied.mastery == pytest.approx(observed + (1 - observed) * p.learn)
+    # ten items, right and wrong in turn, the last right: the estimate stays where the evidence puts it
+    state = before
+    for k in range(10):
+        state = apply_result(state, "s", float(k % 2), at, p, item=True)
+    assert state.mastery < 0.9

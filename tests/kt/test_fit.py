@@ -42,7 +42,8 @@ def test_em_recovers_parameters_of_simulated_data() -> None:
 
 def test_em_fits_item_results_with_emissions_of_their_own() -> None:
     """Module scores that barely tell mastered from not (guess 0.35, slip 0.35) and sharp items
-    (0.1, 0.05) on the same skill: each kind gets its own pair, and the sharp one survives."""
+    (0.1, 0.05) on the same skill: each kind gets its own pair, and the sharp one survives; so
+    does each kind's learning rate (a module study teaches more than an item)."""
     rng = np.random.default_rng(5)
     learner, skill, score, item = [], [], [], []
     for i in range(3000):
@@ -54,11 +55,13 @@ def test_em_fits_item_results_with_emissions_of_their_own() -> None:
             skill.append(0)
             item.append(is_item)
             score.append(float(rng.random() < (1 - slip if known else guess)))
-            known = known or rng.random() < 0.15
+            known = known or rng.random() < (0.04 if is_item else 0.15)
     seqs = build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(len(score)), np.array(item))
     fitted = fit_bkt(seqs, 1, iterations=200, tolerance=1e-7)
     assert fitted.guess[0] == pytest.approx(0.35, abs=0.05) and fitted.slip[0] == pytest.approx(0.35, abs=0.05)
     assert fitted.item_guess[0] == pytest.approx(0.1, abs=0.05) and fitted.item_slip[0] == pytest.approx(0.05, abs=0.05)
+    assert fitted.learn[0] == pytest.approx(0.15, abs=0.04), "learning after a module study"
+    assert fitted.item_learn[0] == pytest.approx(0.04, abs=0.03), "learning after an item, fitted on its own"
     model_only = fit_bkt(build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(len(score))), 1)
     assert (model_only.item_guess[0], model_only.item_slip[0]) == (0.2, 0.1), "no item results: default item pair"
 
@@ -96,7 +99,7 @@ def test_filter_matches_the_online_update_event_by_event() -> None:
     days = np.cumsum(rng.exponential(2.0, n))
     item = rng.random(n) < 0.4
     p = SkillParams(prior=0.2, learn=0.1, guess=0.15, slip=0.1, forget_per_day=0.03, floor=0.2, item_guess=0.3,
-                    item_slip=0.25)  # fmt: skip
+                    item_slip=0.25, item_learn=0.05)  # fmt: skip
     params = ParamArrays.constant(2, p)
     seqs = build_sequences(learner, skill, score, days, item)
     flat = filter_predictions(seqs, params)

@@ -77,18 +77,26 @@ def test_artifact_round_trip_scores_identically(trained: HybridModel, tmp_path: 
 def test_item_emissions_round_trip_and_older_artifacts_keep_the_default_pair(
     trained: HybridModel, tmp_path: Path
 ) -> None:
-    sharp = {s: replace(p, item_guess=0.07, item_slip=0.03) for s, p in trained.bkt.params.items()}
+    """Older artifacts load as their model was trained: without item emissions (six columns) the
+    default pair, and before `item_learn` (eight) an item result followed by the skill's `learn`."""
+    sharp = {s: replace(p, item_guess=0.07, item_slip=0.03, item_learn=0.02) for s, p in trained.bkt.params.items()}
     assert sharp, "the fixture's model has fitted skills"
     model = replace(trained, bkt=replace(trained.bkt, params=sharp))
     assert load_model(save_model(model, tmp_path / "v1")).bkt == model.bkt
-    older = save_model(model, tmp_path / "v0")  # as written before item emissions: six columns
+    older = save_model(model, tmp_path / "v0")
     with np.load(older / "arrays.npz") as npz:
         arrays = {k: npz[k] for k in npz.files}
-    arrays["bkt"] = arrays["bkt"][:, :6]
+    arrays["bkt"] = arrays["bkt"][:, :8]  # as written before item_learn
+    np.savez(older / "arrays.npz", **arrays)
+    loaded = load_model(older).bkt.params
+    assert all(p.item_learn == p.learn for p in loaded.values())
+    assert {s: replace(p, item_learn=0.02) for s, p in loaded.items()} == sharp
+    arrays["bkt"] = arrays["bkt"][:, :6]  # as written before item emissions
     np.savez(older / "arrays.npz", **arrays)
     loaded = load_model(older).bkt.params
     assert {(p.item_guess, p.item_slip) for p in loaded.values()} == {(0.2, 0.1)}
-    assert {s: replace(p, item_guess=0.07, item_slip=0.03) for s, p in loaded.items()} == sharp
+    assert all(p.item_learn == p.learn for p in loaded.values())
+    assert {s: replace(p, item_guess=0.07, item_slip=0.03, item_learn=0.02) for s, p in loaded.items()} == sharp
     arrays["bkt"] = arrays["bkt"][:, :5]
     np.savez(older / "arrays.npz", **arrays)
     with pytest.raises(ModelArtifactError, match="shape"):
