@@ -37,10 +37,15 @@ class SkillParams:
     """BKT parameters of one skill. Probabilities, except forget_per_day (rate, 1/day)."""
 
     prior: float = 0.15
-    learn: float = 0.12
+    # a module study is hours of instruction, not one tutor step: by default most learners who
+    # study a module are taken to learn its skills. With a tutor step's 0.12 (and forgetting at
+    # 0.01/day) the estimate lagged so far behind that the simulator's adaptive learners needed
+    # more modules than the fixed syllabus (chosen there among 0.12-0.8 and 0.002-0.01/day on one
+    # cohort, checked on two others; a trained model replaces both where the data allow)
+    learn: float = 0.6
     guess: float = 0.2
     slip: float = 0.1
-    forget_per_day: float = 0.01
+    forget_per_day: float = 0.003  # a half-life of about 230 days
     floor: float = 0.05
     item_guess: float = 0.2  # the emissions of item results
     item_slip: float = 0.1

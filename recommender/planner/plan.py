@@ -50,7 +50,7 @@ class PlanOptions:
     time_budget_minutes: int = 0
     exclude_module_ids: frozenset[str] = frozenset()
     locale: str = "en"
-    mastery_threshold: float = 0.85
+    mastery_threshold: float = 0.92
     confidence_margin: float = 0.5
     # studies (module results) after which a role skill still below level gets a skill check
     # first; 0 never plans one
