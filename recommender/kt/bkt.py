@@ -4,7 +4,9 @@ Vocabulary follows pyBKT: `prior` (P(L0)), `learns` (P(T)), `guesses` (P(G)), `s
 Like pyBKT's multiple guess/slip per item type, a skill has two pairs of emissions: one for a
 module's own assessment (a score mixing the learner's ability and the module's other skills) and
 one for item results (a check's short items on the skill itself), so fitting the one on module
-scores cannot make a check's answers meaningless.
+scores cannot make a check's answers meaningless; and, like pyBKT's multiple learn rates, a
+learning rate after each kind (`learn` after a module study, `item_learn`, 0 unless fitted, after
+an item).
 Unlike pyBKT, forgetting is not per attempt but over elapsed real time: between practices the
 mastery decays exponentially toward a floor, at `forget_per_day` (1/day). Mastery decays,
 it never rises, with time alone.
