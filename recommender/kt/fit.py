@@ -59,7 +59,7 @@ class ParamArrays:
 
     def emissions_of(self, seqs: Sequences) -> tuple[FloatArray, FloatArray]:
         """(guess, slip) of every flat row of `seqs`: the item pair for item results."""
-        skill = seqs.skill[_flat_index(seqs)]
+        skill = seqs.row_skill
         return (np.where(seqs.item, self.item_guess[skill], self.guess[skill]),
                 np.where(seqs.item, self.item_slip[skill], self.slip[skill]))  # fmt: skip
 
@@ -122,14 +122,14 @@ def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, Float
 def _learning_rates(seqs: Sequences, p: ParamArrays) -> FloatArray:
     """P(learn) in the transition after every flat row: the skill's `learn` after a module study,
     its `item_learn` after an item result (as in bkt.apply_result)."""
-    skill = seqs.skill[_flat_index(seqs)]
+    skill = seqs.row_skill
     return np.where(seqs.item, p.item_learn[skill], p.learn[skill])
 
 
 def log_likelihood_by_skill(seqs: Sequences, p: ParamArrays, n_skills: int) -> FloatArray:
     pred = np.clip(filter_predictions(seqs, p), 1e-6, 1 - 1e-6)
     ll = seqs.obs * np.log(pred) + (1 - seqs.obs) * np.log(1 - pred)
-    return np.bincount(seqs.skill[_flat_index(seqs)], weights=ll, minlength=n_skills).astype(np.float64)
+    return np.bincount(seqs.row_skill, weights=ll, minlength=n_skills).astype(np.float64)
 
 
 def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArrays, float]:
@@ -166,7 +166,7 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
     gamma0 = (1 - a1) * b0
     total = gamma0 + gamma1
     gamma1, gamma0 = gamma1 / total, gamma0 / total
-    flat_skill = k[_flat_index(seqs)]
+    flat_skill = seqs.row_skill
     first = seqs.at(0)
 
     def per_skill(weights: FloatArray, skills: npt.NDArray[np.int64] = flat_skill) -> FloatArray:
@@ -220,11 +220,6 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
     )
 
 
-def _flat_index(seqs: Sequences) -> npt.NDArray[np.int64]:
-    """Sequence number of each flat row."""
-    return np.concatenate([np.arange(int(n)) for n in seqs.n_active]) if seqs.steps else np.zeros(0, np.int64)
-
-
 def fit_bkt(
     seqs: Sequences,
     n_skills: int,
@@ -250,7 +245,7 @@ def fit_bkt(
         if ll - previous < tolerance * max(abs(ll), 1.0):
             break
         previous = ll
-    flat_skill = seqs.skill[_flat_index(seqs)]
+    flat_skill = seqs.row_skill
     few = np.bincount(flat_skill, minlength=n_skills) < MIN_RESPONSES
     few_items = np.bincount(flat_skill[seqs.item], minlength=n_skills) < MIN_RESPONSES
     few_modules = np.bincount(flat_skill[~seqs.item], minlength=n_skills) < MIN_RESPONSES

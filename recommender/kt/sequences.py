@@ -8,6 +8,7 @@ and their responses sit at flat[offset[t] : offset[t] + n_active[t]].
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +34,18 @@ class Sequences:
 
     def at(self, t: int) -> slice:
         return slice(int(self.offset[t]), int(self.offset[t]) + int(self.n_active[t]))
+
+    @cached_property
+    def row_sequence(self) -> IntArray:
+        """The sequence of each flat row (rows are step-major: sequences 0..n_active[t]-1 at step t)."""
+        if not self.steps:
+            return np.zeros(0, np.int64)
+        return np.concatenate([np.arange(int(n)) for n in self.n_active]).astype(np.int64)
+
+    @cached_property
+    def row_skill(self) -> IntArray:
+        """The skill of each flat row: computed once, read by every EM iteration and filter pass."""
+        return self.skill[self.row_sequence]
 
 
 def build_sequences(
