@@ -337,7 +337,8 @@ def _paths(app: App, args: argparse.Namespace) -> int:
         return 2
     catalog = app.catalogs.require()
     model = load_model(app.settings.models_dir / args.model) if args.model else app.models.active()
-    planner = Planner.build(catalog, model, app.settings.mastery_threshold, app.settings.check_after_studies)
+    s = app.settings
+    planner = Planner.build(catalog, model, s.mastery_threshold, s.check_after_studies, s.required_confidence)
     now = datetime.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         description="mastery at which a prerequisite module the learner has not studied counts as mastered "
         "(planner; a studied prerequisite never blocks)",
     )
+    required_confidence: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="estimated P(at the role's level) at which a role requirement counts as met, whatever "
+        "the level (planner: readiness, skill gap, checks)",
+    )
     check_after_studies: int = Field(
         default=3,
         ge=0,

@@ -49,7 +49,11 @@ class SkillParams:
     slip: float = 0.1
     forget_per_day: float = 0.003  # a half-life of about 230 days
     floor: float = 0.05
-    item_guess: float = 0.2  # the emissions of item results
+    # the emissions of item results. A check's items are pitched at a role's level, so a learner a
+    # little under it still answers many right: with 0.2, 6 right of 10 by a learner truly a hair
+    # under a level counted as evidence of mastery (0.3 on five held-out simulator cohorts: fewer
+    # modules on each; docs/simulator-experiments.md); a fit on item results replaces both
+    item_guess: float = 0.3
     item_slip: float = 0.1
     # P(learn) after an item result: none by default (a check's question is evidence, not
     # instruction); training fits it where a skill's item results show learning (tutored practice)

@@ -51,6 +51,7 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
         mastery_threshold=settings.mastery_threshold,
         planning_threads=settings.planning_threads,
         check_after_studies=settings.check_after_studies,
+        required_confidence=settings.required_confidence,
     )
     return App(
         settings=settings,

@@ -78,6 +78,7 @@ class Planner:
     model: HybridModel | None
     mastery_threshold: float
     check_after_studies: int
+    required_confidence: float = 0.8
     _memo: PathMemo = field(default_factory=lambda: PathMemo(MEMO_LIMIT), compare=False, repr=False)
 
     def __getstate__(self) -> dict[str, object]:
@@ -88,7 +89,12 @@ class Planner:
 
     @classmethod
     def build(
-        cls, catalog: Catalog, model: HybridModel | None, mastery_threshold: float, check_after_studies: int
+        cls,
+        catalog: Catalog,
+        model: HybridModel | None,
+        mastery_threshold: float,
+        check_after_studies: int,
+        required_confidence: float = 0.8,
     ) -> Planner:
         bkt = model.bkt if model is not None else DEFAULT_BKT
         return cls(
@@ -99,6 +105,7 @@ class Planner:
             model,
             mastery_threshold,
             check_after_studies,
+            required_confidence,
         )
 
     @property
@@ -211,6 +218,7 @@ class Planner:
             exclude_module_ids=frozenset(request.exclude_module_ids),
             locale=request.locale or "en",
             mastery_threshold=self.mastery_threshold,
+            required_confidence=self.required_confidence,
             check_after_studies=self.check_after_studies,
         )
 
@@ -254,6 +262,7 @@ class PathService:
         mastery_threshold: float,
         check_after_studies: int,
         planning_threads: int = 1,
+        required_confidence: float = 0.8,
     ) -> None:
         self.store = store
         self.catalogs = catalogs
@@ -261,6 +270,7 @@ class PathService:
         self._clock = clock
         self._threshold = mastery_threshold
         self._check_after = check_after_studies
+        self._confidence = required_confidence
         self._lock = threading.Lock()
         self._cached: tuple[int, HybridModel | None, Planner] | None = None
         self._planning_slots = threading.BoundedSemaphore(planning_threads)
@@ -274,7 +284,7 @@ class PathService:
         if cached is not None and cached[0] == catalog.revision and cached[1] is model:
             return cached[2]
         with self._lock:
-            planner = Planner.build(catalog, model, self._threshold, self._check_after)
+            planner = Planner.build(catalog, model, self._threshold, self._check_after, self._confidence)
             self._cached = (catalog.revision, model, planner)
         return planner
 

@@ -482,7 +482,9 @@ def _next_step(
             days = np.full(len(feed), 1.0)
             studied = frozenset(m for m in taken if m)  # "" marks a readiness check
             state = LearnerState(who.learner, feed, feed.copy(), days, studied)
-            options = replace(planner.options_for(who.learner, request), confidence_margin=margin)
+            options = replace(
+                planner.options_for(who.learner, request), required_confidence=0.0, confidence_margin=margin
+            )
             path = plan_path(planner.arrays, planner.kt, state, options, app.clock())
         else:
             path = None

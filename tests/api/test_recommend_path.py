@@ -87,7 +87,7 @@ def test_a_stalled_skill_gets_a_skill_check_until_item_results_answer_it(ready: 
     """Three module results on welding and its estimate is still below the role's level: the path
     starts with a skill check of welding (not more welding study); item results answer it."""
     for i in range(3):
-        ready.stub.RecordAssessment(pb.RecordAssessmentRequest(result=result(f"w{i}", score=0.4)))
+        ready.stub.RecordAssessment(pb.RecordAssessmentRequest(result=result(f"w{i}", score=0.1)))
     profile = ready.stub.GetSkillProfile(pb.GetSkillProfileRequest(learner_id="ana"))
     assert {s.skill_id: s.studies_since_check for s in profile.skills} == {"welding": 3}
     path = ready.stub.RecommendPath(pb.RecommendPathRequest(learner_id="ana", locale="zh-CN"))

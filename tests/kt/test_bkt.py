@@ -20,6 +20,7 @@ from recommender.kt.bkt import (
     posterior,
     replay,
 )
+from recommender.planner.plan import PlanOptions
 from tests.conftest import T0
 
 probability = st.floats(0.0, 1.0, allow_nan=False)
@@ -137,3 +138,26 @@ def test_an_item_result_is_evidence_only_and_a_module_study_also_teaches() -> No
     for k in range(10):
         state = apply_result(state, "s", float(k % 2), at, p, item=True)
     assert state.mastery < 0.9
+
+
+def test_with_the_default_item_pair_a_check_at_six_of_ten_does_not_read_as_being_at_level() -> None:
+    """A check's items are pitched at a role's level, so a learner a little under it answers about
+    half of them right. With the default item pair, 6 of 10 right takes an estimate of 0.9 under the
+    planner's default confidence (0.8) and 8 of 10 keeps it above; with guess 0.2 (the default until
+    2026-12-03) 6 of 10 raised it, and the simulator's service called such learners ready."""
+    confidence = PlanOptions("role", ("en",)).required_confidence
+    p = SkillParams(prior=0.9)
+
+    def after(rights: int) -> float:
+        state = None
+        for k in range(10):
+            state = apply_result(state, "s", float(k < rights), T0, p, item=True)
+        assert state is not None
+        return state.mastery
+
+    assert after(6) < confidence < after(8)
+    old = SkillParams(prior=0.9, item_guess=0.2)
+    state = None
+    for k in range(10):
+        state = apply_result(state, "s", float(k < 6), T0, old, item=True)
+    assert state is not None and state.mastery > 0.9

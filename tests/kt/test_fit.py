@@ -7,7 +7,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from recommender.kt.bkt import SkillParams, apply_result
+from recommender.kt.bkt import DEFAULT_PARAMS, SkillParams, apply_result
 from recommender.kt.fit import ParamArrays, filter_predictions, fit_bkt
 from recommender.kt.sequences import build_sequences
 from tests.conftest import T0
@@ -63,7 +63,8 @@ def test_em_fits_item_results_with_emissions_of_their_own() -> None:
     assert fitted.learn[0] == pytest.approx(0.15, abs=0.04), "learning after a module study"
     assert fitted.item_learn[0] == pytest.approx(0.04, abs=0.03), "learning after an item, fitted on its own"
     model_only = fit_bkt(build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(len(score))), 1)
-    assert (model_only.item_guess[0], model_only.item_slip[0]) == (0.2, 0.1), "no item results: default item pair"
+    default_pair = (DEFAULT_PARAMS.item_guess, DEFAULT_PARAMS.item_slip)
+    assert (model_only.item_guess[0], model_only.item_slip[0]) == default_pair, "no item results: default item pair"
 
 
 def test_degenerate_fits_can_be_reset_to_the_defaults() -> None:

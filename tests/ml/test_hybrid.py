@@ -13,6 +13,7 @@ import pytest
 
 from recommender.domain.learner import Learner
 from recommender.errors import ModelArtifactError
+from recommender.kt.bkt import DEFAULT_PARAMS
 from recommender.ml.artifacts import load_model, save_model
 from recommender.ml.evaluate import evaluate, make_split
 from recommender.ml.metrics import auc
@@ -94,7 +95,9 @@ def test_item_emissions_round_trip_and_older_artifacts_keep_the_default_pair(
     arrays["bkt"] = arrays["bkt"][:, :6]  # as written before item emissions
     np.savez(older / "arrays.npz", **arrays)
     loaded = load_model(older).bkt.params
-    assert {(p.item_guess, p.item_slip) for p in loaded.values()} == {(0.2, 0.1)}
+    assert {(p.item_guess, p.item_slip) for p in loaded.values()} == {
+        (DEFAULT_PARAMS.item_guess, DEFAULT_PARAMS.item_slip)
+    }
     assert all(p.item_learn == p.learn for p in loaded.values())
     assert {s: replace(p, item_guess=0.07, item_slip=0.03, item_learn=0.02) for s, p in loaded.items()} == sharp
     arrays["bkt"] = arrays["bkt"][:, :5]

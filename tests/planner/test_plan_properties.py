@@ -24,7 +24,15 @@ from recommender.domain.path import LearningPath, PathStep, ReasonCode, StepKind
 from recommender.errors import PreconditionFailed
 from recommender.kt.bkt import BKTModel
 from recommender.planner.arrays import CatalogArrays, SkillParamArrays
-from recommender.planner.plan import LearnerState, ModelOpinion, PlanInput, PlanOptions, plan_path, plan_paths
+from recommender.planner.plan import (
+    LearnerState,
+    ModelOpinion,
+    PlanInput,
+    PlanOptions,
+    plan_path,
+    plan_paths,
+    requirement_targets,
+)
 from tests.conftest import T0, tiny_catalog
 
 LANGS = ["en", "fr", "zh"]
@@ -82,6 +90,7 @@ def learners(draw: st.DrawFn, catalog: Catalog, learner_id: str = "x") -> tuple[
         time_budget_minutes=draw(st.sampled_from([0, 0, 200, 600])),
         exclude_module_ids=exclude,
         check_after_studies=draw(st.sampled_from([0, 1, 3])),
+        required_confidence=draw(st.sampled_from([0.8, 0.6, 0.0])),
     )
     return state, options
 
@@ -135,7 +144,8 @@ def check_skill_check(
     one of them due, and says why for each; it teaches nothing."""
     assert step.position == 1 and not step.module_id and not step.gains
     assert options.check_after_studies > 0 and state.studies_since_check is not None
-    levels = {r.skill_id: r.level + options.confidence_margin * (1 - r.level) for r in role.requirements}
+    targets = requirement_targets(role, options.required_confidence, options.confidence_margin)
+    levels = {r.skill_id: float(t) for r, t in zip(role.requirements, targets, strict=True)}
     studies = {s: int(state.studies_since_check[catalog.skill_index[s]]) for s in step.check_skill_ids}
     for skill_id in step.check_skill_ids:
         assert skill_id in levels and state.mastery[catalog.skill_index[skill_id]] < levels[skill_id]
@@ -179,6 +189,7 @@ def cohorts(draw: st.DrawFn) -> tuple[Catalog, list[PlanInput]]:
             options,
             locale=draw(st.sampled_from(["en", "zh-CN"])),
             mastery_threshold=draw(st.sampled_from([0.85, 0.85, 0.7])),
+            required_confidence=draw(st.sampled_from([0.8, 0.8, 0.6, 0.0])),
         )
         opinion = None
         if with_model:
@@ -252,6 +263,29 @@ def test_a_ready_learner_gets_an_empty_path_and_role_ready() -> None:
     assert path.steps == () and path.stop_reason is StopReason.ROLE_READY and path.readiness_now == 1.0
 
 
+def test_a_requirement_is_met_at_the_required_confidence_whatever_its_level() -> None:
+    """Mastery is P(at the skill's level): 0.82 meets every welder requirement at confidence 0.8
+    (levels 0.8, 0.8 and 0.6 alike), none at 0.9; 0.7 on the level-0.6 skill does not meet it (the
+    other skills mastered, so its module is the first step). With
+    confidence 0 the estimate is a level, met at level + margin * (1 - level) (0.9, 0.9, 0.8)."""
+    catalog = build_catalog(*tiny_catalog())
+    learner = Learner("pro", languages=("en",), target_role_id="welder")
+    sure = np.full(4, 0.82)
+    state = LearnerState(learner, sure, sure, np.zeros(4))
+    options = PlanOptions("welder", ("en",))
+    ready = plan(catalog, state, options)
+    assert ready.steps == () and ready.readiness_now == 1.0 and ready.stop_reason is StopReason.ROLE_READY
+    for stricter in (replace(options, required_confidence=0.9), replace(options, required_confidence=0.0)):
+        path = plan(catalog, state, stricter)
+        assert path.steps and path.readiness_now < 1.0
+    assert plan(catalog, state, replace(options, required_confidence=0.0, confidence_margin=0.0)).steps == ()
+    unsure = np.full(4, 0.95)
+    unsure[catalog.skill_index["inspection"]] = 0.7
+    path = plan(catalog, LearnerState(learner, unsure, unsure, np.zeros(4)), options)
+    assert path.steps and path.steps[0].module_id == "inspection-101"
+    assert path.readiness_now == pytest.approx(1.0 - (0.5 / 3.5) * (1.0 - 0.7 / 0.8))
+
+
 def test_blocking_constraint_is_named() -> None:
     catalog = build_catalog(*tiny_catalog())
     learner = Learner("ar", languages=("ar",), target_role_id="welder")
@@ -294,7 +328,7 @@ def test_a_stalled_role_skill_gets_a_skill_check_first() -> None:
     assert set(first.check_skill_ids) == {"safety", "welding"}
     assert first.estimated_minutes == 15 * len(first.check_skill_ids)
     due = {r.params["skill_id"]: r for r in first.reasons if r.code is ReasonCode.CHECK_DUE}
-    assert due["welding"].params == {"skill_id": "welding", "studies": "3", "mastery": "0.30", "required": "0.90"}
+    assert due["welding"].params == {"skill_id": "welding", "studies": "3", "mastery": "0.30", "required": "0.80"}
     assert "3" in due["welding"].text
     assert all(s.kind is StepKind.STUDY and s.module_id for s in path.steps[1:])
     check_invariants(catalog, state, PlanOptions("welder", ("en",)), path)
