@@ -78,11 +78,7 @@ def _parser() -> argparse.ArgumentParser:
         help="first train a model on N past learners' results in the same hidden world (as `make run` trains on "
         "the demo's) and plan with it active; 0 (default): the service has no model",
     )
-    sim.add_argument(
-        "--reset-degenerate-bkt",
-        action="store_true",
-        help="with --history: train as `recommender train --reset-degenerate-bkt` does",
-    )
+    _degenerate_bkt_args(sim, "with --history: ")
     sim.add_argument(
         "--policies",
         default="",
@@ -135,11 +131,25 @@ def _training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--components", type=int, default=16)
-    p.add_argument(
+    _degenerate_bkt_args(p)
+
+
+def _degenerate_bkt_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
         "--reset-degenerate-bkt",
+        dest="reset_degenerate_bkt",
         action="store_true",
-        help="skills whose BKT fit is degenerate (guess or slip at its bound) keep the default parameters: "
-        "worse score prediction, better paths in the simulator (README, the planner and the simulator)",
+        default=True,
+        help=f"{prefix}skills whose BKT fit is degenerate (guess or slip at its bound) keep the default "
+        "parameters (the default)",
+    )
+    group.add_argument(
+        "--keep-degenerate-bkt",
+        dest="reset_degenerate_bkt",
+        action="store_false",
+        help=f"{prefix}keep every fitted BKT parameter, degenerate ones too: better score prediction on OULAD, "
+        "worse paths in the simulator (README, what the model learns)",
     )
 
 

@@ -60,9 +60,11 @@ def test_convert_import_train_evaluate_and_registry(tmp_path: Path, capsys: pyte
     assert main([*store, "models", "rollback"]) == 0
     assert "active:" in capsys.readouterr().out
 
-    assert main([*store, "train", "--epochs", "3", "--reset-degenerate-bkt", "--no-activate"]) == 0
+    assert main([*store, "train", "--epochs", "3", "--keep-degenerate-bkt", "--no-activate"]) == 0
     metas = [json.loads(p.read_text()) for p in (tmp_path / "models").glob("*/meta.json")]
-    assert sorted(m["params"]["reset_degenerate_bkt"] for m in metas) == [False, False, True]
+    assert sorted(m["params"]["reset_degenerate_bkt"] for m in metas) == [False, True, True], "reset unless kept"
+    with pytest.raises(SystemExit):
+        main([*store, "train", "--keep-degenerate-bkt", "--reset-degenerate-bkt"])
 
 
 def test_train_from_files_and_the_step_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -328,7 +328,9 @@ def train_config_from_proto(msg: pb.TrainModelRequest) -> TrainConfig:
     return TrainConfig(
         seed=msg.seed or default.seed,
         epochs=msg.epochs or default.epochs,
-        reset_degenerate_bkt=msg.reset_degenerate_bkt,
+        reset_degenerate_bkt=(
+            msg.reset_degenerate_bkt if msg.HasField("reset_degenerate_bkt") else default.reset_degenerate_bkt
+        ),
     )
 
 

@@ -40,8 +40,10 @@ class TrainConfig:
     alpha: float = 1e-5
     use_features: bool = True
     fit_bkt: bool = True
-    # skills whose BKT fit is degenerate (guess or slip at its bound) keep the default parameters
-    reset_degenerate_bkt: bool = False
+    # skills whose BKT fit is degenerate (guess or slip at its bound) keep the default parameters:
+    # their results do not tell mastered from unmastered, and a planner fed those estimates did worse
+    # than the fixed syllabus in the simulator (README: the planner and the simulator)
+    reset_degenerate_bkt: bool = True
 
 
 def fit_knowledge_tracing(

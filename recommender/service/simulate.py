@@ -130,7 +130,7 @@ class SimulationReport:
     history_learners: int = 0  # past learners the model was trained on
     oracle_noise: float = 0.0  # sd of the noise on the oracle's true mastery
     oracle_margin: float = 0.0  # the oracle's confidence margin on role levels
-    reset_degenerate_bkt: bool = False  # how the model was trained (TrainConfig)
+    reset_degenerate_bkt: bool = True  # how the model was trained (TrainConfig)
 
     def to_json(self) -> dict[str, Any]:
         policies = {name: r.summary() for name, r in self.results.items()}
@@ -205,7 +205,8 @@ class SimulationReport:
         if self.model_version:
             lines.append(
                 f"the services' active model: {self.model_version}, trained on {self.history_learners} past learners"
-                " in this world" + (", degenerate BKT fits reset to the defaults" if self.reset_degenerate_bkt else "")
+                " in this world, degenerate BKT fits "
+                + ("reset to the defaults" if self.reset_degenerate_bkt else "kept")
             )
         return "\n".join(lines)
 
@@ -239,7 +240,7 @@ def simulate(
     history: Sequence[HiddenLearner] = (),
     oracle_noise: float = 0.0,
     oracle_margin: float = 0.0,
-    reset_degenerate_bkt: bool = False,
+    reset_degenerate_bkt: bool = True,
 ) -> SimulationReport:
     """Every policy on the same learners and hidden world. With `history`, those learners' past
     results in the world train a model first (`reset_degenerate_bkt` as in TrainConfig), and every

@@ -88,11 +88,14 @@ def test_simulate_command_writes_json(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["simulate", "--world", "junyi"]) == 2
     assert main(["simulate", "--history", "-1"]) == 2
     trained = tmp_path / "trained.json"
-    args = ["simulate", "--learners", "2", "--max-modules", "4", "--history", "30", "--reset-degenerate-bkt"]
+    args = ["simulate", "--learners", "2", "--max-modules", "4", "--history", "30"]
     assert main([*args, "--json", str(trained)]) == 0
     assert "degenerate BKT fits reset" in capsys.readouterr().out
     doc = json.loads(trained.read_text())
     assert doc["reset_degenerate_bkt"] is True and doc["model_version"]
+    assert main([*args, "--keep-degenerate-bkt", "--json", str(trained)]) == 0
+    assert "degenerate BKT fits kept" in capsys.readouterr().out
+    assert json.loads(trained.read_text())["reset_degenerate_bkt"] is False
     chosen = tmp_path / "chosen.json"
     assert (
         main(["simulate", "--learners", "2", "--max-modules", "4", "--policies", "bayes", "--json", str(chosen)]) == 0
