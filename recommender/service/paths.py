@@ -78,7 +78,7 @@ class Planner:
     model: HybridModel | None
     mastery_threshold: float
     check_after_studies: int
-    required_confidence: float = 0.8
+    required_confidence: float
     _memo: PathMemo = field(default_factory=lambda: PathMemo(MEMO_LIMIT), compare=False, repr=False)
 
     def __getstate__(self) -> dict[str, object]:
@@ -94,7 +94,7 @@ class Planner:
         model: HybridModel | None,
         mastery_threshold: float,
         check_after_studies: int,
-        required_confidence: float = 0.8,
+        required_confidence: float,
     ) -> Planner:
         bkt = model.bkt if model is not None else DEFAULT_BKT
         return cls(
@@ -261,8 +261,8 @@ class PathService:
         clock: Clock,
         mastery_threshold: float,
         check_after_studies: int,
+        required_confidence: float,
         planning_threads: int = 1,
-        required_confidence: float = 0.8,
     ) -> None:
         self.store = store
         self.catalogs = catalogs

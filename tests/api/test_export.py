@@ -34,7 +34,7 @@ from tests.conftest import T0
 
 def demo_paths() -> list[LearningPath]:
     catalog = build_catalog(*catalog_parts_from_dict(json.loads(demo_catalog_path().read_text(encoding="utf-8"))))
-    planner = Planner.build(catalog, None, 0.6, check_after_studies=3)
+    planner = Planner.build(catalog, None, 0.6, check_after_studies=3, required_confidence=0.8)
     paths = []
     rng = np.random.default_rng(3)
     for i, hidden in enumerate(sample_learners(catalog, 60, rng)):

@@ -146,18 +146,14 @@ def test_with_the_default_item_pair_a_check_at_six_of_ten_does_not_read_as_being
     planner's default confidence (0.8) and 8 of 10 keeps it above; with guess 0.2 (the default until
     2026-12-03) 6 of 10 raised it, and the simulator's service called such learners ready."""
     confidence = PlanOptions("role", ("en",)).required_confidence
-    p = SkillParams(prior=0.9)
 
-    def after(rights: int) -> float:
+    def after(rights: int, p: SkillParams) -> float:
         state = None
         for k in range(10):
             state = apply_result(state, "s", float(k < rights), T0, p, item=True)
         assert state is not None
         return state.mastery
 
-    assert after(6) < confidence < after(8)
-    old = SkillParams(prior=0.9, item_guess=0.2)
-    state = None
-    for k in range(10):
-        state = apply_result(state, "s", float(k < 6), T0, old, item=True)
-    assert state is not None and state.mastery > 0.9
+    default = SkillParams(prior=0.9)
+    assert after(6, default) < confidence < after(8, default)
+    assert after(6, SkillParams(prior=0.9, item_guess=0.2)) > 0.9
