@@ -330,7 +330,7 @@ class SqlStore:
             row = c.execute(self._reads[columns], params).first()
             if row is None:
                 return None
-            states = [_state_from_row(r) for r in c.execute(self._reads["states"], params)]
+            states = [_state_from_values(*r) for r in c.execute(self._reads["states"], params).tuples()]
             modules = frozenset(c.execute(self._reads["studied"], params).scalars()) if studied else frozenset()
         return row, states, modules
 
@@ -490,21 +490,15 @@ class SqlStore:
         states: dict[str, dict[str, SkillState]] = {}
         s = t.skill_states.c
         for chunk in _chunks(learner_ids):
-            query = (
-                sa.select(s.learner_id, s.skill_id, s.mastery, s.attempts, s.last_practiced_us, s.studies_since_check)
-                .where(s.tenant_id == tenant)
-                .where(s.learner_id.in_(chunk))
-            )
+            query = sa.select(s.learner_id, *_state_columns())
+            query = query.where(s.tenant_id == tenant).where(s.learner_id.in_(chunk))
             if skill_ids is not None:
                 if not skill_ids:
                     return states
                 if len(skill_ids) <= _IN_CHUNK:
                     query = query.where(s.skill_id.in_(skill_ids))
-            for learner_id, skill_id, mastery, attempts, practiced_us, studies in c.execute(query).tuples():
-                # unpacked, not by name: Row attribute access was a third of ingest's state reads
-                states.setdefault(learner_id, {})[skill_id] = SkillState(
-                    skill_id, mastery, attempts, from_micros(practiced_us), studies
-                )
+            for row in c.execute(query).tuples():
+                states.setdefault(row[0], {})[row[1]] = _state_from_values(*row[1:])
         return states
 
     def _upsert_states(self, c: Connection, tenant: str, dirty: dict[tuple[str, str], SkillState]) -> None:
@@ -601,7 +595,7 @@ def _serving_reads() -> dict[str, Any]:
     return {
         "learner": sa.select(t.learners).where(x.tenant_id == tenant).where(x.learner_id == learner),
         "profile_updated": sa.select(x.profile_updated_us).where(x.tenant_id == tenant).where(x.learner_id == learner),
-        "states": sa.select(t.skill_states)
+        "states": sa.select(*_state_columns())
         .where(s.tenant_id == tenant)
         .where(s.learner_id == learner)
         .order_by(s.skill_id),
@@ -613,10 +607,15 @@ def _serving_reads() -> dict[str, Any]:
     }
 
 
-def _state_from_row(row: Any) -> SkillState:
-    return SkillState(
-        row.skill_id, row.mastery, row.attempts, from_micros(row.last_practiced_us), row.studies_since_check
-    )
+def _state_columns() -> tuple[sa.ColumnElement[Any], ...]:
+    """A skill state's columns, in _state_from_values's order: rows are read as plain tuples
+    (Row attribute access was a third of ingest's state reads)."""
+    s = t.skill_states.c
+    return (s.skill_id, s.mastery, s.attempts, s.last_practiced_us, s.studies_since_check)
+
+
+def _state_from_values(skill_id: str, mastery: float, attempts: int, practiced_us: int, studies: int) -> SkillState:
+    return SkillState(skill_id, mastery, attempts, from_micros(practiced_us), studies)
 
 
 def _learner_from_row(row: Any) -> Learner:
