@@ -29,27 +29,24 @@ class Settings(BaseSettings):
     max_batch: int = Field(default=5000, ge=1, description="results per RecordAssessments message")
     max_ids_per_request: int = Field(default=10000, ge=1, description="learners per GeneratePaths")
     max_message_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
-    # 0.92, not 0.85: with the faster default learning an estimate passes 0.85 on a prerequisite the
-    # learner truly has a little less of (a prerequisite violation in the simulator)
-    mastery_threshold: float = Field(
-        default=0.92,
-        gt=0,
-        le=1,
-        description="mastery at which a prerequisite module the learner has not studied counts as mastered "
-        "(planner; a studied prerequisite never blocks)",
-    )
-    required_confidence: float = Field(
+    mastery_confidence: float = Field(
         default=0.8,
         gt=0,
         le=1,
-        description="estimated P(at the role's level) at which a role requirement counts as met, whatever "
-        "the level (planner: readiness, skill gap, checks)",
+        description="estimated P(mastered) at which a skill counts as mastered: for role requirements, "
+        "prerequisites, checks and readiness alike (planner)",
     )
     check_after_studies: int = Field(
         default=3,
         ge=0,
         description="module results on a role skill, since its last item result, after which a skill still "
-        "estimated below the role's level gets a skill-check step first (planner); 0 never plans one",
+        "estimated below its target gets a skill-check step first (planner); 0 never plans one",
+    )
+    max_module_attempts: int = Field(
+        default=3,
+        ge=0,
+        description="module assessments after which a module still not mastered is no longer planned: the "
+        "path routes around it or stops with REPEATED_FAILURE (planner); 0 never stops retaking",
     )
     future_tolerance_seconds: float = Field(
         default=300.0, ge=0, description="how far in the future occurred_at may lie (clock skew)"

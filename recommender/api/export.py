@@ -21,7 +21,7 @@ from recommender.domain.path import LearningPath, PathStep, Reason
 STEP_COLUMNS = [
     "learner_id", "target_role_id", "position", "module_id", "score", "expected_success", "estimated_minutes",
     "review", "reasons", "reason_texts", "readiness_now", "readiness_after", "stop_reason",
-    "unreachable_skill_ids", "model_version", "generated_at", "kind", "check_skill_ids",
+    "unreachable_skill_ids", "model_version", "generated_at", "kind", "check_skill_ids", "blockers",
 ]  # fmt: skip
 
 
@@ -41,6 +41,7 @@ def _path_fields(path: LearningPath) -> dict[str, Any]:
         "stop_reason": mapping.STOP_REASON_NAMES[path.stop_reason],
         "unreachable_skill_ids": list(path.unreachable_skill_ids),
         "model_version": path.model_version,
+        "blockers": [_reason_json(r) for r in path.blockers],
     }
     if path.generated_at is not None:
         fields["generated_at"] = mapping.timestamp_json(path.generated_at)
@@ -59,12 +60,14 @@ def _step_json(step: PathStep) -> dict[str, Any]:
         ],
         "estimated_minutes": step.estimated_minutes,
         "review": step.review,
-        "reasons": [
-            {"code": mapping.REASON_CODE_NAMES[r.code], "params": dict(r.params), "text": r.text} for r in step.reasons
-        ],
+        "reasons": [_reason_json(r) for r in step.reasons],
         "kind": mapping.STEP_KIND_NAMES[step.kind],
         "check_skill_ids": list(step.check_skill_ids),
     }
+
+
+def _reason_json(reason: Reason) -> dict[str, Any]:
+    return {"code": mapping.REASON_CODE_NAMES[reason.code], "params": dict(reason.params), "text": reason.text}
 
 
 def path_json_via_proto(path: LearningPath) -> dict[str, Any]:
@@ -84,6 +87,7 @@ def step_rows(path: LearningPath) -> list[dict[str, Any]]:
         "unreachable_skill_ids": ";".join(path.unreachable_skill_ids),
         "model_version": path.model_version,
         "generated_at": path.generated_at.isoformat() if path.generated_at else "",
+        "blockers": " | ".join(r.text for r in path.blockers),
     }
     if not path.steps:
         return [{**common, "position": 0, "module_id": "", "score": None, "expected_success": None,
@@ -107,8 +111,10 @@ def step_rows(path: LearningPath) -> list[dict[str, Any]]:
     ]
 
 
-# Learners planned from the same inputs share one path but for these fields (the planner's memo)
+# Learners planned from the same inputs share one path but for these fields (the planner's memo);
+# blockers sort before them and are written first
 PER_LEARNER_FIELDS = ("learner_id", "generated_at")
+LEADING_FIELDS = ("blockers",)
 
 
 class JsonlEncoder:
@@ -142,27 +148,29 @@ class JsonlEncoder:
         once per steps tuple."""
         key = id(path.steps)
         values = (path.target_role_id, path.readiness_now, path.readiness_after, path.stop_reason,
-                  path.unreachable_skill_ids, path.model_version)  # fmt: skip
+                  path.unreachable_skill_ids, path.model_version, path.blockers)  # fmt: skip
         cached = self._shared.get(key)
         if cached is not None and cached[0] is path.steps and cached[1] == values:
             self._shared.move_to_end(key)
             rest = cached[2]
         else:
             fields = _path_fields(path)
-            shared = {k: _dumps(v) for k, v in fields.items() if k not in PER_LEARNER_FIELDS}
+            shared = {k: _dumps(v) for k, v in fields.items() if k not in PER_LEARNER_FIELDS + LEADING_FIELDS}
             shared["steps"] = "[" + ", ".join(self._step(s) for s in path.steps) + "]"
-            assert min(shared) > max(PER_LEARNER_FIELDS), "the per-learner fields must sort first"
+            assert min(shared) > max(PER_LEARNER_FIELDS) > min(PER_LEARNER_FIELDS) > max(LEADING_FIELDS)
             rest = ", ".join(f"{_dumps(k)}: {shared[k]}" for k in sorted(shared)).encode()
             self._shared[key] = (path.steps, values, rest)
             if len(self._shared) > self.STEPS_KEPT:
                 self._shared.popitem(last=False)
-        learner = b'{"learner_id": ' + _dumps(path.learner_id).encode() + b", "
+        blockers = b"[" + ", ".join(map(self._reason, path.blockers)).encode() + b"]"
+        head = b'{"blockers": ' + blockers + b", "
+        learner = b'"learner_id": ' + _dumps(path.learner_id).encode() + b", "
         if path.generated_at is None:
-            return learner + rest + b"}\n"
+            return head + learner + rest + b"}\n"
         if self._last_time is None or self._last_time[0] != path.generated_at:
             stamp = _dumps(mapping.timestamp_json(path.generated_at)).encode()
-            self._last_time = (path.generated_at, b'{"generated_at": ' + stamp + b', "learner_id": ')
-        return self._last_time[1] + learner[len(b'{"learner_id": ') :] + rest + b"}\n"
+            self._last_time = (path.generated_at, b'"generated_at": ' + stamp + b", ")
+        return head + self._last_time[1] + learner + rest + b"}\n"
 
     def _step(self, step: PathStep) -> str:
         """_dumps(_step_json(step)), written out: the keys in sorted order, floats as json writes
@@ -243,6 +251,7 @@ def _parquet_schema() -> Any:
             ("reason_texts", pa.string()), ("readiness_now", pa.float64()), ("readiness_after", pa.float64()),
             ("stop_reason", pa.string()), ("unreachable_skill_ids", pa.string()), ("model_version", pa.string()),
             ("generated_at", pa.string()), ("kind", pa.string()), ("check_skill_ids", pa.string()),
+            ("blockers", pa.string()),
         ]
     )  # fmt: skip
 

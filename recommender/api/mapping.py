@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.status import code_of, field_of
-from recommender.domain.assessment import AssessmentEvent
+from recommender.domain.assessment import AssessmentEvent, ResultKind
 from recommender.domain.catalog import (
     Catalog,
     Module,
@@ -20,7 +20,7 @@ from recommender.domain.catalog import (
     TargetRole,
 )
 from recommender.domain.learner import Learner
-from recommender.domain.path import LearningPath, ReasonCode, StepKind, StopReason
+from recommender.domain.path import LearningPath, Reason, ReasonCode, StepKind, StopReason
 from recommender.domain.profile import SkillProfile
 from recommender.errors import FieldViolation, InvalidInput
 from recommender.ml.train import TrainConfig
@@ -93,7 +93,15 @@ def event_from_proto(msg: pb.AssessmentResult, now: datetime, prefix: str = "res
         score=msg.score,
         occurred_at=occurred,
         duration_seconds=msg.duration_seconds,
+        kind=result_kind_from_proto(msg.kind, f"{prefix}.kind"),
     )
+
+
+def result_kind_from_proto(value: int, field: str) -> ResultKind:
+    try:
+        return ResultKind(value)  # the proto's ResultKind numbers are the domain's
+    except ValueError:
+        raise InvalidInput.of(field, f"unknown result kind {value}") from None
 
 
 def profile_to_proto(profile: SkillProfile) -> pb.SkillProfile:
@@ -213,6 +221,7 @@ _STOP = {
     StopReason.TIME_BUDGET: pb.STOP_REASON_TIME_BUDGET,
     StopReason.ROLE_READY: pb.STOP_REASON_ROLE_READY,
     StopReason.NO_ELIGIBLE_MODULE: pb.STOP_REASON_NO_ELIGIBLE_MODULE,
+    StopReason.REPEATED_FAILURE: pb.STOP_REASON_REPEATED_FAILURE,
 }
 _REASON = {
     ReasonCode.SKILL_GAP: pb.REASON_CODE_SKILL_GAP,
@@ -222,6 +231,8 @@ _REASON = {
     ReasonCode.REVIEW_DUE: pb.REASON_CODE_REVIEW_DUE,
     ReasonCode.LANGUAGE_MATCH: pb.REASON_CODE_LANGUAGE_MATCH,
     ReasonCode.CHECK_DUE: pb.REASON_CODE_CHECK_DUE,
+    ReasonCode.REMEDIATE: pb.REASON_CODE_REMEDIATE,
+    ReasonCode.NEEDS_SUPPORT: pb.REASON_CODE_NEEDS_SUPPORT,
 }
 
 _KIND = {StepKind.STUDY: pb.STEP_KIND_STUDY, StepKind.SKILL_CHECK: pb.STEP_KIND_SKILL_CHECK}
@@ -266,7 +277,7 @@ def path_to_proto(path: LearningPath) -> pb.LearningPath:
                 ],
                 estimated_minutes=s.estimated_minutes,
                 review=s.review,
-                reasons=[pb.Reason(code=_REASON[r.code], params=dict(r.params), text=r.text) for r in s.reasons],
+                reasons=[_reason_to_proto(r) for r in s.reasons],
                 kind=_KIND[s.kind],
                 check_skill_ids=list(s.check_skill_ids),
             )
@@ -278,7 +289,12 @@ def path_to_proto(path: LearningPath) -> pb.LearningPath:
         unreachable_skill_ids=list(path.unreachable_skill_ids),
         model_version=path.model_version,
         generated_at=timestamp(path.generated_at),
+        blockers=[_reason_to_proto(r) for r in path.blockers],
     )
+
+
+def _reason_to_proto(reason: Reason) -> pb.Reason:
+    return pb.Reason(code=_REASON[reason.code], params=dict(reason.params), text=reason.text)
 
 
 def cohort_outcome_to_proto(outcome: CohortOutcome) -> pb.GeneratePathsResponse:

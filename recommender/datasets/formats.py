@@ -2,7 +2,8 @@
 
 Event columns: learner_id, module_id, score (0-1), occurred_at (ISO 8601) or step (per-learner
 order); optional event_id, item_id, skill_ids (';'-separated in CSV, a list in JSONL/Parquet),
-duration_seconds.
+duration_seconds, kind (module_assessment, practice or check; empty: inferred from item_id, see
+domain.assessment.ResultKind).
 
 - A missing event_id is derived from the row's content, so importing the same file twice is
   idempotent.
@@ -27,13 +28,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from recommender.domain.assessment import AssessmentEvent
+from recommender.domain.assessment import AssessmentEvent, ResultKind
 from recommender.domain.learner import Learner
 
 STEP_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 EVENT_COLUMNS = [
     "event_id", "learner_id", "module_id", "item_id", "skill_ids", "score", "occurred_at", "step",
-    "duration_seconds",
+    "duration_seconds", "kind",
 ]  # fmt: skip
 LEARNER_COLUMNS = [
     "learner_id", "cohort_id", "country", "languages", "program", "target_role_id", "chinese_level",
@@ -142,6 +143,10 @@ def parse_event(record: Mapping[str, Any]) -> tuple[AssessmentEvent, int | None]
         raise RowError("occurred_at", "either occurred_at or step is required")
     duration = _number(record, "duration_seconds") if record.get("duration_seconds") not in (None, "") else 0.0
     event_id = _text(record, "event_id") or derived_event_id(learner_id, module_id, item_id, occurred, step)
+    kind_text = _text(record, "kind").lower()
+    kinds = {k.name.lower(): k for k in ResultKind if k is not ResultKind.UNSPECIFIED}
+    if kind_text and kind_text not in kinds:
+        raise RowError("kind", f"{kind_text[:40]!r} is not one of {', '.join(kinds)}")
     event = AssessmentEvent(
         event_id=event_id,
         learner_id=learner_id,
@@ -151,6 +156,7 @@ def parse_event(record: Mapping[str, Any]) -> tuple[AssessmentEvent, int | None]
         skill_ids=skills,
         item_id=item_id,
         duration_seconds=duration,
+        kind=kinds[kind_text] if kind_text else ResultKind.UNSPECIFIED,
     )
     return event, step
 
@@ -215,6 +221,7 @@ def event_record(event: AssessmentEvent, step: int | None = None) -> dict[str, A
         "occurred_at": "" if step is not None else event.occurred_at.isoformat(),
         "step": "" if step is None else step,
         "duration_seconds": event.duration_seconds or "",
+        "kind": event.kind.name.lower() if event.kind else "",
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import math
 from dataclasses import dataclass
@@ -13,6 +14,21 @@ from recommender.errors import FieldViolation, InvalidInput
 
 MAX_SKILLS_PER_EVENT = 64
 MAX_DURATION_SECONDS = 7 * 24 * 3600.0
+
+
+class ResultKind(enum.IntEnum):
+    """When learning happens relative to a result's evidence (the store keeps the value as sent).
+
+    - MODULE_ASSESSMENT: the end of a module; the learner studied first, so the score is evidence
+      about the state after learning: learn, then observe. The module counts as studied.
+    - PRACTICE: a tutored item with feedback: observe, then learn at the skill's practice rate.
+    - CHECK: placement, skill or readiness check: observe only.
+    - UNSPECIFIED: inferred from item_id (none: a module assessment; an item: practice)."""
+
+    UNSPECIFIED = 0
+    MODULE_ASSESSMENT = 1
+    PRACTICE = 2
+    CHECK = 3
 
 
 @dataclass(frozen=True)
@@ -27,13 +43,18 @@ class AssessmentEvent:
     skill_ids: tuple[str, ...] = ()
     item_id: str = ""
     duration_seconds: float = 0.0
+    kind: ResultKind = ResultKind.UNSPECIFIED
+
+    @property
+    def effective_kind(self) -> ResultKind:
+        """The kind with UNSPECIFIED resolved from item_id (see ResultKind)."""
+        return resolve_kind(self.kind, self.item_id)
 
     @property
     def studies_module(self) -> bool:
-        """A module-level result (no item): the learner studied the module and took its own
-        assessment. An item or placement result is evidence about skills only: it does not make the
-        module studied, and it counts as a check of the skills it touches."""
-        return not self.item_id
+        """The learner studied the module and took its own assessment: the module counts as studied
+        (and, not mastered, as failed). Practice and check items are evidence about skills only."""
+        return self.effective_kind is ResultKind.MODULE_ASSESSMENT
 
     def fingerprint(self) -> str:
         """Identity of the payload: a replay with the same fingerprint is a duplicate."""
@@ -47,8 +68,16 @@ class AssessmentEvent:
                 str(to_micros(self.occurred_at)),
                 repr(float(self.duration_seconds)),
             ]
+            # an unset kind adds nothing, so results stored before kinds existed keep their fingerprint
+            + ([str(int(self.kind))] if self.kind else [])
         )
         return hashlib.sha1(text.encode()).hexdigest()
+
+
+def resolve_kind(kind: ResultKind, item_id: str) -> ResultKind:
+    if kind is not ResultKind.UNSPECIFIED:
+        return kind
+    return ResultKind.PRACTICE if item_id else ResultKind.MODULE_ASSESSMENT
 
 
 def to_micros(moment: datetime) -> int:
@@ -120,4 +149,5 @@ def validate_event(
         skill_ids=skills,
         item_id=event.item_id,
         duration_seconds=event.duration_seconds,
+        kind=event.kind,
     )

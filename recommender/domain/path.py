@@ -14,6 +14,7 @@ class StopReason(enum.Enum):
     TIME_BUDGET = "time_budget"
     ROLE_READY = "role_ready"
     NO_ELIGIBLE_MODULE = "no_eligible_module"
+    REPEATED_FAILURE = "repeated_failure"
 
 
 class ReasonCode(enum.Enum):
@@ -24,6 +25,8 @@ class ReasonCode(enum.Enum):
     REVIEW_DUE = "review_due"
     LANGUAGE_MATCH = "language_match"
     CHECK_DUE = "check_due"
+    REMEDIATE = "remediate"
+    NEEDS_SUPPORT = "needs_support"
 
 
 class StepKind(enum.Enum):
@@ -73,3 +76,4 @@ class LearningPath:
     unreachable_skill_ids: tuple[str, ...] = ()
     model_version: str = ""
     generated_at: datetime | None = None
+    blockers: tuple[Reason, ...] = ()  # what stops the path short of the role, when something does

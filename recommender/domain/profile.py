@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 
 from recommender.domain.learner import Learner
 
@@ -22,15 +24,18 @@ class SkillState:
     studies_since_check: int = 0
 
 
+NO_STUDIES: Mapping[str, int] = MappingProxyType({})
+
+
 @dataclass(frozen=True)
 class LearnerRecord:
     """What planning reads of one learner, read together: their features, skill states (sorted
-    by skill) and the modules they have studied (have a module-level result for: no item_id; an
-    item or placement result is evidence about skills, not a completed module)."""
+    by skill) and how many times they studied each module (module assessments; practice and check
+    items are evidence about skills, not a completed module)."""
 
     learner: Learner
     states: tuple[SkillState, ...]
-    studied_module_ids: frozenset[str]
+    studied_module_ids: Mapping[str, int]  # module -> module assessments recorded
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,26 @@
 """Bayesian Knowledge Tracing (BKT) with time-based forgetting and partial credit.
 
 Vocabulary follows pyBKT: `prior` (P(L0)), `learns` (P(T)), `guesses` (P(G)), `slips` (P(S)).
+
+Evidence semantics, one rule per kind of result (domain.assessment.ResultKind):
+- a module assessment is taken after the module's instruction: learn, then observe. Its score is
+  evidence about the state after learning, so a failed module reads as not learned;
+- a practice item with feedback: observe, then learn at the skill's practice rate (`item_learn`);
+- a check (placement, skill or readiness check): observe only.
+
 Like pyBKT's multiple guess/slip per item type, a skill has two pairs of emissions: one for a
-module's own assessment (a score mixing the learner's ability and the module's other skills) and
-one for item results (a check's short items on the skill itself), so fitting the one on module
-scores cannot make a check's answers meaningless; and, like pyBKT's multiple learn rates, a
-learning rate after each kind (`learn` after a module study, `item_learn`, 0 unless fitted, after
-an item).
+module's assessment (a score mixing the learner's ability and the module's other skills) and one
+for item results (short items on the skill itself). Like pyBKT's multiple learn rates, a module's
+own learning effect on a skill is a parameter of its own where training fitted it
+(BKTModel.module_learn), and the skill's `learn` otherwise.
 Unlike pyBKT, forgetting is not per attempt but over elapsed real time: between practices the
 mastery decays exponentially toward a floor, at `forget_per_day` (1/day). Mastery decays,
 it never rises, with time alone.
 
 Every function takes floats or numpy arrays (vectorized over skills or events) and is pure.
 Invariants (tested with hypothesis): mastery stays in [0, 1]; with guess + slip < 1, a fully
-correct answer never lowers the mastery of the skills it touches at the same instant.
+correct answer never lowers the mastery of the skills it touches at the same instant, and a
+failed module assessment never leaves mastery higher than its prior would pass a full score.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from recommender.domain.assessment import AssessmentEvent
+from recommender.domain.assessment import AssessmentEvent, ResultKind, resolve_kind
 from recommender.domain.profile import SkillState
 
 SECONDS_PER_DAY = 86_400.0
@@ -39,24 +46,20 @@ class SkillParams:
     """BKT parameters of one skill. Probabilities, except forget_per_day (rate, 1/day)."""
 
     prior: float = 0.15
-    # a module study is hours of instruction, not one tutor step: by default most learners who
-    # study a module are taken to learn its skills. With a tutor step's 0.12 (and forgetting at
-    # 0.01/day) the estimate lagged so far behind that the simulator's adaptive learners needed
-    # more modules than the fixed syllabus (chosen there among 0.12-0.8 and 0.002-0.01/day on one
-    # cohort, checked on two others; a trained model replaces both where the data allow)
+    # a module is hours of instruction, not one tutor step: by default most learners who study a
+    # module are taken to learn its skills; training fits it per skill and per module
+    # (docs/decisions/0002-learning-rates.md)
     learn: float = 0.6
     guess: float = 0.2
     slip: float = 0.1
     forget_per_day: float = 0.003  # a half-life of about 230 days
     floor: float = 0.05
-    # the emissions of item results. A check's items are pitched at a role's level, so a learner a
-    # little under it still answers many right: with 0.2, 6 right of 10 by a learner truly a hair
-    # under a level counted as evidence of mastery (0.3 on five held-out simulator cohorts: fewer
-    # modules on each; docs/simulator-experiments.md); a fit on item results replaces both
+    # the emissions of item results: a check's items are pitched at a role's level, so a learner a
+    # little under it still answers many right; a fit on item results replaces both
     item_guess: float = 0.3
     item_slip: float = 0.1
-    # P(learn) after an item result: none by default (a check's question is evidence, not
-    # instruction); training fits it where a skill's item results show learning (tutored practice)
+    # the practice rate: P(learn) after a practice item. None assumed until the history shows it
+    # (training fits it from practice results); checks never learn
     item_learn: float = 0.0
 
     def __post_init__(self) -> None:
@@ -72,16 +75,29 @@ class SkillParams:
 
 DEFAULT_PARAMS = SkillParams()
 
+# the evidence in one module-assessment score, in items: a module's test has several items, so
+# its score says more than one item does, though less than as many independent items (they share
+# the learner's general ability and the module's other skills) (docs/decisions/0001-evidence-semantics.md)
+MODULE_SCORE_WEIGHT = 2.0
+
 
 @dataclass(frozen=True)
 class BKTModel:
-    """Per-skill parameters with a default for skills the fit never saw."""
+    """Per-skill parameters with a default for skills the fit never saw, and each module's own
+    learning effect on each of its skills where the history shows it (pyBKT's multiple learn
+    rates, one per module)."""
 
     params: Mapping[str, SkillParams] = field(default_factory=dict)
     default: SkillParams = DEFAULT_PARAMS
+    module_learn: Mapping[tuple[str, str], float] = field(default_factory=dict)  # (module, skill) -> P(learn)
 
     def of(self, skill_id: str) -> SkillParams:
         return self.params.get(skill_id, self.default)
+
+    def learn_from(self, module_id: str, skill_id: str) -> float:
+        """P(learning skill_id) from studying module_id: fitted for the pair, else the skill's rate."""
+        found = self.module_learn.get((module_id, skill_id))
+        return self.of(skill_id).learn if found is None else found
 
 
 def decay(mastery: float, elapsed_days: float, forget_per_day: float, floor: float) -> float:
@@ -94,14 +110,22 @@ def decay(mastery: float, elapsed_days: float, forget_per_day: float, floor: flo
     return min(max(floor + (mastery - floor) * keep, 0.0), 1.0)
 
 
-def posterior(mastery: float, score: float, guess: float, slip: float) -> float:
-    """P(mastered | observed score); a partial score mixes the correct and incorrect posteriors."""
-    m = mastery
-    p_correct = m * (1.0 - slip) + (1.0 - m) * guess
-    p_wrong = m * slip + (1.0 - m) * (1.0 - guess)
-    post_correct = m * (1.0 - slip) / p_correct if p_correct > 0 else m
-    post_wrong = m * slip / p_wrong if p_wrong > 0 else m
-    return min(max(score * post_correct + (1.0 - score) * post_wrong, 0.0), 1.0)
+def likelihoods(score: float, guess: float, slip: float, weight: float = 1.0) -> tuple[float, float]:
+    """(P(score | unmastered), P(score | mastered)) of a score read as `weight` items' worth of
+    evidence: a partial score is a fractional count of right answers (right^score wrong^(1-score)),
+    so 0 and 1 give BKT's own emissions and a score halfway gives evidence halfway between."""
+    unknown = (guess**score * (1.0 - guess) ** (1.0 - score)) ** weight
+    known = ((1.0 - slip) ** score * slip ** (1.0 - score)) ** weight
+    return unknown, known
+
+
+def posterior(mastery: float, score: float, guess: float, slip: float, weight: float = 1.0) -> float:
+    """P(mastered | observed score), by Bayes' rule on likelihoods()."""
+    unknown, known = likelihoods(score, guess, slip, weight)
+    evidence = mastery * known + (1.0 - mastery) * unknown
+    if evidence <= 0:
+        return min(max(mastery, 0.0), 1.0)
+    return min(max(mastery * known / evidence, 0.0), 1.0)
 
 
 def elapsed_days(since: datetime, until: datetime) -> float:
@@ -120,29 +144,36 @@ def apply_result(
     at: datetime,
     params: SkillParams,
     *,
-    item: bool = False,
+    kind: ResultKind = ResultKind.MODULE_ASSESSMENT,
+    learn: float | None = None,
 ) -> SkillState:
-    """One skill's state after one result: forget since last practice, observe, learn. After an
-    item result (`item`) the learning step is the skill's `item_learn`, by default none: a check's
-    question is evidence only (ten items each followed by a module's learning step carried learners
-    truly just under a level to estimates of 0.99). An item result resets the count of studies
-    since the skill was last checked."""
+    """One skill's state after one result: forget since last practice, then the kind's order of
+    learning and evidence (ResultKind): a module assessment learns (at `learn`, the module's own
+    effect on the skill, else the skill's rate) and then observes, because its test comes after the
+    instruction; a practice item observes and then learns at the skill's practice rate
+    (`item_learn`); a check only observes. An item result (practice or check) resets the count of
+    studies since the skill was last checked."""
     if state is None:
         prior, last, attempts, studies = params.prior, at, 0, 0
     else:
         prior = mastery_now(state, params, at)
         last, attempts, studies = max(state.last_practiced_at, at), state.attempts, state.studies_since_check
-    if item:
-        observed = posterior(prior, score, params.item_guess, params.item_slip)
+    kind = resolve_kind(kind, "")
+    if kind is ResultKind.MODULE_ASSESSMENT:
+        rate = params.learn if learn is None else learn
+        mastery = posterior(prior + (1.0 - prior) * rate, score, params.guess, params.slip, MODULE_SCORE_WEIGHT)
+        studies += 1
     else:
-        observed = posterior(prior, score, params.guess, params.slip)
-    learned = observed + (1.0 - observed) * (params.item_learn if item else params.learn)
+        mastery = posterior(prior, score, params.item_guess, params.item_slip)
+        if kind is ResultKind.PRACTICE:
+            mastery += (1.0 - mastery) * params.item_learn
+        studies = 0
     return SkillState(
         skill_id=skill_id,
-        mastery=min(max(learned, 0.0), 1.0),
+        mastery=min(max(mastery, 0.0), 1.0),
         attempts=attempts + 1,
         last_practiced_at=last,
-        studies_since_check=0 if item else studies + 1,
+        studies_since_check=studies,
     )
 
 
@@ -152,9 +183,18 @@ def profile_updater(
     """The store's Updater for this model: each touched skill gets one BKT step."""
 
     def update(states: Mapping[str, SkillState], event: AssessmentEvent) -> list[SkillState]:
-        item = not event.studies_module
+        kind = event.effective_kind
+        module = event.module_id if kind is ResultKind.MODULE_ASSESSMENT else ""
         return [
-            apply_result(states.get(s), s, event.score, event.occurred_at, model.of(s), item=item)
+            apply_result(
+                states.get(s),
+                s,
+                event.score,
+                event.occurred_at,
+                model.of(s),
+                kind=kind,
+                learn=model.learn_from(module, s) if module else None,
+            )
             for s in event.skill_ids
         ]
 

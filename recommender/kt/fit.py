@@ -7,24 +7,33 @@ response before updating on it; the same arithmetic as kt/bkt.apply_result (test
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import numpy.typing as npt
 
-from recommender.kt.bkt import DEFAULT_PARAMS, BKTModel, SkillParams
+from recommender.kt.bkt import DEFAULT_PARAMS, MODULE_SCORE_WEIGHT, BKTModel, SkillParams
 from recommender.kt.sequences import Sequences
 
 FloatArray = npt.NDArray[np.float64]
 FORGET_GRID = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
-BOUNDS = {"prior": (0.01, 0.99), "learn": (0.005, 0.6), "guess": (0.01, 0.45), "slip": (0.01, 0.45)}
+BOUNDS = {
+    "prior": (0.01, 0.99),
+    "learn": (0.005, 0.6),  # a practice item's learning step
+    "module_learn": (0.005, 0.95),  # a module's: hours of instruction can teach most learners
+    "guess": (0.01, 0.45),
+    "slip": (0.01, 0.45),
+}
 MIN_RESPONSES = 30  # fewer responses for a skill: keep the default parameters
+MIN_PAIR_STUDIES = 5  # fewer studies of a (module, skill) pair: the skill's rate serves
+MODULE_LEARN_SHRINK = 10.0  # pseudo-studies at the skill's rate that a pair's own rate is shrunk with
 
 
 @dataclass(frozen=True)
 class ParamArrays:
-    """Per-skill parameter vectors (n_skills,)."""
+    """Per-skill parameter vectors (n_skills,), and each module's own learning effect on a skill
+    where the history shows it ((module index, skill index) -> P(learn))."""
 
     prior: FloatArray
     learn: FloatArray
@@ -33,7 +42,8 @@ class ParamArrays:
     forget: FloatArray
     item_guess: FloatArray  # the emissions of item results
     item_slip: FloatArray
-    item_learn: FloatArray  # P(learn) after an item result
+    item_learn: FloatArray  # the practice rate: P(learn) after a practice item
+    module_learn: Mapping[tuple[int, int], float] = field(default_factory=dict)
 
     @classmethod
     def constant(cls, n_skills: int, p: SkillParams = DEFAULT_PARAMS) -> ParamArrays:
@@ -44,8 +54,10 @@ class ParamArrays:
                    full(p.item_guess), full(p.item_slip), full(p.item_learn))  # fmt: skip
 
     @classmethod
-    def from_model(cls, model: BKTModel, skill_ids: Sequence[str]) -> ParamArrays:
+    def from_model(cls, model: BKTModel, skill_ids: Sequence[str], module_ids: Sequence[str] = ()) -> ParamArrays:
         ps = [model.of(s) for s in skill_ids]
+        skill_index = {s: i for i, s in enumerate(skill_ids)}
+        module_index = {m: i for i, m in enumerate(module_ids)}
         return cls(
             np.array([p.prior for p in ps]),
             np.array([p.learn for p in ps]),
@@ -55,6 +67,11 @@ class ParamArrays:
             np.array([p.item_guess for p in ps]),
             np.array([p.item_slip for p in ps]),
             np.array([p.item_learn for p in ps]),
+            {
+                (module_index[m], skill_index[s]): rate
+                for (m, s), rate in model.module_learn.items()
+                if m in module_index and s in skill_index
+            },
         )
 
     def emissions_of(self, seqs: Sequences) -> tuple[FloatArray, FloatArray]:
@@ -66,7 +83,7 @@ class ParamArrays:
     def with_forget(self, forget: FloatArray) -> ParamArrays:
         return replace(self, forget=forget)
 
-    def to_model(self, skill_ids: Sequence[str]) -> BKTModel:
+    def to_model(self, skill_ids: Sequence[str], module_ids: Sequence[str] = ()) -> BKTModel:
         return BKTModel(
             params={
                 s: SkillParams(
@@ -81,13 +98,22 @@ class ParamArrays:
                     item_learn=float(self.item_learn[i]),
                 )
                 for i, s in enumerate(skill_ids)
-            }
+            },
+            module_learn={(module_ids[m], skill_ids[k]): float(r) for (m, k), r in self.module_learn.items()},
         )
 
 
-def _emissions(obs: FloatArray, guess: FloatArray, slip: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """P(obs | unmastered), P(obs | mastered); fractional scores are soft evidence."""
-    return obs * guess + (1 - obs) * (1 - guess), obs * (1 - slip) + (1 - obs) * slip
+def _emissions(
+    obs: FloatArray, guess: FloatArray, slip: FloatArray, weight: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """P(obs | unmastered), P(obs | mastered): kt.bkt.likelihoods, vectorized."""
+    unknown = (guess**obs * (1 - guess) ** (1 - obs)) ** weight
+    known = ((1 - slip) ** obs * slip ** (1 - obs)) ** weight
+    return unknown, known
+
+
+def _evidence_weights(seqs: Sequences) -> FloatArray:
+    return np.where(seqs.item, 1.0, MODULE_SCORE_WEIGHT)
 
 
 def filter_predictions(seqs: Sequences, p: ParamArrays) -> FloatArray:
@@ -96,11 +122,13 @@ def filter_predictions(seqs: Sequences, p: ParamArrays) -> FloatArray:
 
 
 def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, FloatArray]:
-    """(predictions per response, mastery of each sequence after its last response)."""
+    """(predictions per response, mastery of each sequence after its last response): the online
+    update of kt.bkt.apply_result over every sequence at once."""
     k = seqs.skill
     prior, forget = p.prior[k], p.forget[k]
     guess, slip = p.emissions_of(seqs)
-    rate = _learning_rates(seqs, p)
+    e0_all, e1_all = _emissions(seqs.obs, guess, slip, _evidence_weights(seqs))
+    before, after = _learning_rates(seqs, p)
     m = prior.copy()
     pred = np.empty_like(seqs.obs)
     for t in range(seqs.steps):
@@ -110,20 +138,34 @@ def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, Float
             floor = prior[:n]
             decayed = floor + (mm - floor) * np.exp(-forget[:n] * seqs.gap_days[sl])
             mm = np.where(mm > floor, decayed, mm)
-        g, s, o = guess[sl], slip[sl], seqs.obs[sl]
-        right = mm * (1 - s) + (1 - mm) * g
-        pred[sl] = right
-        # partial credit mixes the two posteriors, exactly as the online update (bkt.posterior)
-        post = o * (mm * (1 - s) / right) + (1 - o) * (mm * s / (1 - right))
-        m[:n] = post + (1 - post) * rate[sl]
+        mm = mm + (1 - mm) * before[sl]
+        pred[sl] = mm * (1 - slip[sl]) + (1 - mm) * guess[sl]
+        known = mm * e1_all[sl]
+        post = known / (known + (1 - mm) * e0_all[sl])
+        m[:n] = post + (1 - post) * after[sl]
     return pred, m
 
 
-def _learning_rates(seqs: Sequences, p: ParamArrays) -> FloatArray:
-    """P(learn) in the transition after every flat row: the skill's `learn` after a module study,
-    its `item_learn` after an item result (as in bkt.apply_result)."""
+def pair_rates(seqs: Sequences, p: ParamArrays) -> FloatArray:
+    """P(learn) of each of the sequences' (module, skill) pairs: fitted, else the skill's rate."""
+    rates = p.learn[seqs.pair_skill].copy()
+    for j, (module, skill) in enumerate(zip(seqs.pair_module.tolist(), seqs.pair_skill.tolist(), strict=True)):
+        found = p.module_learn.get((module, skill))
+        if found is not None:
+            rates[j] = found
+    return rates
+
+
+def _learning_rates(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, FloatArray]:
+    """Per flat row, P(learn) in the step before its evidence (a module assessment: the module's
+    effect on the skill) and in the step after it (a practice item: the practice rate); checks
+    learn in neither (as in bkt.apply_result)."""
     skill = seqs.row_skill
-    return np.where(seqs.item, p.item_learn[skill], p.learn[skill])
+    module_rate = np.where(seqs.pair >= 0, pair_rates(seqs, p)[np.maximum(seqs.pair, 0)] if len(seqs.pair_skill)
+                           else 0.0, p.learn[skill])  # fmt: skip
+    before = np.where(seqs.learns_before, module_rate, 0.0)
+    after = np.where(seqs.learns_after, p.item_learn[skill], 0.0)
+    return before, after
 
 
 def log_likelihood_by_skill(seqs: Sequences, p: ParamArrays, n_skills: int) -> FloatArray:
@@ -133,31 +175,39 @@ def log_likelihood_by_skill(seqs: Sequences, p: ParamArrays, n_skills: int) -> F
 
 
 def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArrays, float]:
+    """One Baum-Welch step. The hidden state at row t is the one its evidence is about: a module
+    assessment's learning step comes before it, a practice item's after it, so the transition
+    from row t to t + 1 learns with 1 - (1 - after_t)(1 - before_t+1), and a sequence's first row
+    starts from prior, then its own learning step."""
     k = seqs.skill
     prior = p.prior[k]
-    learn = _learning_rates(seqs, p)  # per flat row: the transition after it
+    before, after = _learning_rates(seqs, p)
     n_rows = len(seqs.obs)
     a1 = np.empty(n_rows)  # scaled forward P(L_t = 1 | o_1..t)
     scale = np.empty(n_rows)
-    e0_all, e1_all = _emissions(seqs.obs, *p.emissions_of(seqs))
-    state = prior.copy()  # P(L_t = 1 | o_1..t-1)
+    guess, slip = p.emissions_of(seqs)
+    e0_all, e1_all = _emissions(seqs.obs, guess, slip, _evidence_weights(seqs))
+    state = prior.copy()  # P(L = 1 | o_1..t-1) before row t's own learning step
     for t in range(seqs.steps):
         n, sl = int(seqs.n_active[t]), seqs.at(t)
         e0, e1 = e0_all[sl], e1_all[sl]
-        s1 = state[:n] * e1
-        c = s1 + (1 - state[:n]) * e0
+        st = state[:n] + (1 - state[:n]) * before[sl]
+        s1 = st * e1
+        c = s1 + (1 - st) * e0
         a1[sl] = s1 / c
         scale[sl] = c
-        state[:n] = a1[sl] + (1 - a1[sl]) * learn[sl]
+        state[:n] = a1[sl] + (1 - a1[sl]) * after[sl]
     # backward, scaled: b_t(i) = sum_j A(i, j) B_{t+1}(j) b_{t+1}(j) / c_{t+1}
     b0 = np.ones(n_rows)
     b1 = np.ones(n_rows)
     xi01 = np.zeros(n_rows)  # expected 0 -> 1 transitions from row t to t+1
+    rate_to_next = np.zeros(n_rows)
     for t in range(seqs.steps - 2, -1, -1):
         n_next, sl, nxt = int(seqs.n_active[t + 1]), seqs.at(t), seqs.at(t + 1)
         cur = slice(sl.start, sl.start + n_next)
         e0, e1, c = e0_all[nxt], e1_all[nxt], scale[nxt]
-        rate = learn[cur]
+        rate = 1 - (1 - after[cur]) * (1 - before[nxt])
+        rate_to_next[cur] = rate
         w0, w1 = e0 * b0[nxt] / c, e1 * b1[nxt] / c
         b0[cur] = (1 - rate) * w0 + rate * w1
         b1[cur] = w1
@@ -168,35 +218,67 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
     gamma1, gamma0 = gamma1 / total, gamma0 / total
     flat_skill = seqs.row_skill
     first = seqs.at(0)
+    n_first = int(seqs.n_active[0])
 
     def per_skill(weights: FloatArray, skills: npt.NDArray[np.int64] = flat_skill) -> FloatArray:
         return np.bincount(skills, weights=weights, minlength=n_skills).astype(np.float64)
 
-    not_last = np.zeros(n_rows, dtype=bool)
+    # the transitions out of row t split between its own after-step and the next row's before-step
+    safe = np.maximum(rate_to_next, 1e-300)
+    learned_after = np.where(rate_to_next > 0, xi01 * after / safe, 0.0)  # credited to row t
+    learned_before = np.zeros(n_rows)  # credited to row t + 1
+    chance_before = np.zeros(n_rows)
+    for t in range(seqs.steps - 1):
+        n_next, sl, nxt = int(seqs.n_active[t + 1]), seqs.at(t), seqs.at(t + 1)
+        cur = slice(sl.start, sl.start + n_next)
+        learned_before[nxt] = np.where(rate_to_next[cur] > 0,
+                                       xi01[cur] * (1 - after[cur]) * before[nxt] / safe[cur], 0.0)  # fmt: skip
+        chance_before[nxt] = (gamma0[cur] - xi01[cur]) + learned_before[nxt]
+    # a first row's before-step, from the prior: P(L_-1 = 0, L_0 = 1 | O) and P(L_-1 = 1 | O)
+    start = prior[:n_first] + (1 - prior[:n_first]) * before[first]
+    learned_before[first] = gamma1[first] * (1 - prior[:n_first]) * before[first] / start
+    chance_before[first] = gamma0[first] + learned_before[first]
+    new_prior = per_skill(gamma1[first] * prior[:n_first] / start, k[:n_first]) / np.maximum(
+        np.bincount(k, minlength=n_skills), 1
+    )
+
+    has_next = np.zeros(n_rows, dtype=bool)
     for t in range(seqs.steps - 1):
         sl = seqs.at(t)
-        not_last[sl.start : sl.start + int(seqs.n_active[t + 1])] = True
-    new_prior = per_skill(gamma1[first], k[: int(seqs.n_active[0])]) / np.maximum(np.bincount(k, minlength=n_skills), 1)
+        has_next[sl.start : sl.start + int(seqs.n_active[t + 1])] = True
 
-    # learning after each kind of result, from the transitions that follow it; a kind a skill has
-    # no transitions after keeps its current rate
-    def learning(after: npt.NDArray[np.bool_], old: FloatArray) -> FloatArray:
-        rows = not_last & after
-        seen = per_skill(gamma0 * rows)
-        return np.where(seen > 1e-12, per_skill(xi01 * rows) / np.maximum(seen, 1e-12), old)
+    def ratio(learned: FloatArray, chances: FloatArray, rows: npt.NDArray[np.bool_], old: FloatArray) -> FloatArray:
+        seen = per_skill(chances * rows)
+        return np.where(seen > 1e-12, per_skill(learned * rows) / np.maximum(seen, 1e-12), old)
 
-    new_learn = learning(~seqs.item, p.learn)
-    new_item_learn = learning(seqs.item, p.item_learn)
+    module, practice = seqs.learns_before, seqs.learns_after & has_next
+    new_learn = ratio(learned_before, chance_before, module, p.learn)
+    new_item_learn = ratio(learned_after, gamma0, practice, p.item_learn)
+    new_module_learn: dict[tuple[int, int], float] = {}
+    if len(seqs.pair_skill):
+        rows = seqs.pair >= 0
+        n_pairs = len(seqs.pair_skill)
+        pair_learned = np.bincount(seqs.pair[rows], weights=learned_before[rows], minlength=n_pairs)
+        pair_chances = np.bincount(seqs.pair[rows], weights=chance_before[rows], minlength=n_pairs)
+        studies = np.bincount(seqs.pair[rows], minlength=n_pairs)
+        lo, hi = BOUNDS["module_learn"]
+        # shrunk toward the skill's rate: a pair seen a few times says little on its own
+        shrunk = (pair_learned + MODULE_LEARN_SHRINK * np.clip(new_learn, lo, hi)[seqs.pair_skill]) / (
+            pair_chances + MODULE_LEARN_SHRINK
+        )
+        for j in np.flatnonzero(studies >= MIN_PAIR_STUDIES).tolist():
+            new_module_learn[(int(seqs.pair_module[j]), int(seqs.pair_skill[j]))] = float(np.clip(shrunk[j], lo, hi))
+
     # each kind of result (module assessment, item) has its own emissions; a kind a skill has no
     # results of keeps its current pair
-    module, item = ~seqs.item, seqs.item
+    item = seqs.item
 
     def emission(weights: FloatArray, hits: FloatArray, rows: npt.NDArray[np.bool_], old: FloatArray) -> FloatArray:
         seen = per_skill(weights * rows)
         return np.where(seen > 1e-12, per_skill(weights * hits * rows) / np.maximum(seen, 1e-12), old)
 
-    new_guess = emission(gamma0, seqs.obs, module, p.guess)
-    new_slip = emission(gamma1, 1 - seqs.obs, module, p.slip)
+    new_guess = emission(gamma0, seqs.obs, ~item, p.guess)
+    new_slip = emission(gamma1, 1 - seqs.obs, ~item, p.slip)
     new_item_guess = emission(gamma0, seqs.obs, item, p.item_guess)
     new_item_slip = emission(gamma1, 1 - seqs.obs, item, p.item_slip)
     log_likelihood = float(np.log(scale).sum())
@@ -208,13 +290,14 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
     return (
         ParamArrays(
             prior=bounded("prior", new_prior),
-            learn=bounded("learn", new_learn),
+            learn=bounded("module_learn", new_learn),
             guess=bounded("guess", new_guess),
             slip=bounded("slip", new_slip),
             forget=p.forget,
             item_guess=bounded("guess", new_item_guess),
             item_slip=bounded("slip", new_item_slip),
             item_learn=bounded("learn", new_item_learn),
+            module_learn=new_module_learn,
         ),
         log_likelihood,
     )
@@ -259,14 +342,18 @@ def fit_bkt(
         item_guess=np.where(few_items, default.item_guess, params.item_guess),
         item_slip=np.where(few_items, default.item_slip, params.item_slip),
         item_learn=np.where(few_items, default.item_learn, params.item_learn),
+        module_learn={pair: rate for pair, rate in params.module_learn.items() if not few_modules[pair[1]]},
     )
     if reset_degenerate:
         guess_max, slip_max = BOUNDS["guess"][1], BOUNDS["slip"][1]
         module_pinned = (params.guess >= guess_max) | (params.slip >= slip_max)
         item_pinned = (params.item_guess >= guess_max) | (params.item_slip >= slip_max)
         degenerate = (module_pinned & ~few_modules) | (item_pinned & ~few_items)
-        params = ParamArrays(**{f.name: np.where(degenerate, getattr(default, f.name), getattr(params, f.name))
-                                for f in fields(ParamArrays)})  # fmt: skip
+        params = ParamArrays(
+            **{f.name: np.where(degenerate, getattr(default, f.name), getattr(params, f.name))
+               for f in fields(ParamArrays) if f.name != "module_learn"},
+            module_learn={pair: rate for pair, rate in params.module_learn.items() if not degenerate[pair[1]]},
+        )  # fmt: skip
         few = few | degenerate
     if fit_forgetting and seqs.steps > 1 and float(seqs.gap_days.max(initial=0.0)) > 0.5:
         params = _fit_forgetting(seqs, params, n_skills, few)

@@ -15,6 +15,7 @@ import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+MODULE_ASSESSMENT, PRACTICE, CHECK = 1, 2, 3  # domain.assessment.ResultKind values
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,13 @@ class Sequences:
     obs: FloatArray  # (n_rows,) score in [0, 1], step-major
     gap_days: FloatArray  # (n_rows,) days since the sequence's previous response (0 at its start)
     row_of: IntArray  # (n_rows,) the input row each flat position came from
-    item: npt.NDArray[np.bool_]  # (n_rows,) an item result (a check), not a module's own assessment
+    # (n_rows,) domain.assessment.ResultKind, resolved: 1 module assessment, 2 practice, 3 check
+    kind: npt.NDArray[np.int8]
+    # (n_rows,) the module of each module assessment's (module, skill) pair, an index into
+    # pair_module / pair_skill; -1 for item results and when modules are not given
+    pair: IntArray
+    pair_module: IntArray  # (n_pairs,) the pair's module index
+    pair_skill: IntArray  # (n_pairs,) the pair's skill index
 
     @property
     def steps(self) -> int:
@@ -34,6 +41,21 @@ class Sequences:
 
     def at(self, t: int) -> slice:
         return slice(int(self.offset[t]), int(self.offset[t]) + int(self.n_active[t]))
+
+    @cached_property
+    def item(self) -> npt.NDArray[np.bool_]:
+        """Item results (practice or check): they have emissions of their own."""
+        return np.asarray(self.kind != MODULE_ASSESSMENT)
+
+    @cached_property
+    def learns_before(self) -> npt.NDArray[np.bool_]:
+        """Module assessments: the learning step comes before their evidence."""
+        return np.asarray(self.kind == MODULE_ASSESSMENT)
+
+    @cached_property
+    def learns_after(self) -> npt.NDArray[np.bool_]:
+        """Practice items: the learning step comes after their evidence."""
+        return np.asarray(self.kind == PRACTICE)
 
     @cached_property
     def row_sequence(self) -> IntArray:
@@ -53,16 +75,19 @@ def build_sequences(
     skill: IntArray,
     score: FloatArray,
     days: FloatArray,
-    item: npt.NDArray[np.bool_] | None = None,
+    kind: npt.NDArray[np.integer] | None = None,
+    module: IntArray | None = None,
 ) -> Sequences:
-    """Rows must already be in time order within each learner (ties keep input order). `item`
-    marks item results (default: none; every row is a module's own assessment)."""
+    """Rows must already be in time order within each learner (ties keep input order). `kind`:
+    each row's resolved ResultKind (default: every row a module assessment); `module`: each row's
+    module index, so a module's own learning effect per skill can be fitted."""
     n = len(learner)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return Sequences(
-            empty, empty, empty, np.zeros(1, dtype=np.int64), np.zeros(0), np.zeros(0), empty, np.zeros(0, dtype=bool)
-        )
+            empty, empty, empty, np.zeros(1, dtype=np.int64), np.zeros(0), np.zeros(0), empty,
+            np.zeros(0, dtype=np.int8), empty, empty, empty,
+        )  # fmt: skip
     order = np.lexsort((np.arange(n), skill, learner))  # group by (learner, skill), keep time order
     l_sorted, s_sorted = learner[order], skill[order]
     starts = np.flatnonzero(np.r_[True, (l_sorted[1:] != l_sorted[:-1]) | (s_sorted[1:] != s_sorted[:-1])])
@@ -79,6 +104,15 @@ def build_sequences(
     sorted_rows = starts[i_index] + t_index
     rows = order[sorted_rows]
     prev_days = np.where(t_index > 0, days[order[np.maximum(sorted_rows - 1, 0)]], days[rows])
+    kinds = np.full(n, MODULE_ASSESSMENT, dtype=np.int8) if kind is None else np.asarray(kind, dtype=np.int8)
+    pair = np.full(len(rows), -1, dtype=np.int64)
+    pair_module = pair_skill = np.zeros(0, dtype=np.int64)
+    studied = kinds[rows] == MODULE_ASSESSMENT
+    if module is not None and studied.any():
+        width = int(skill.max()) + 1
+        codes = np.asarray(module, dtype=np.int64)[rows][studied] * width + skill[rows][studied]
+        unique, pair[studied] = np.unique(codes, return_inverse=True)
+        pair_module, pair_skill = np.divmod(unique, width)
     return Sequences(
         skill=skill[order[starts]].astype(np.int64),
         learner=learner[order[starts]].astype(np.int64),
@@ -87,5 +121,8 @@ def build_sequences(
         obs=score[rows].astype(np.float64),
         gap_days=np.maximum(days[rows] - prev_days, 0.0),
         row_of=rows.astype(np.int64),
-        item=np.zeros(len(rows), dtype=bool) if item is None else np.asarray(item, dtype=bool)[rows],
+        kind=kinds[rows],
+        pair=pair,
+        pair_module=pair_module.astype(np.int64),
+        pair_skill=pair_skill.astype(np.int64),
     )

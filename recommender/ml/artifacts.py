@@ -40,6 +40,8 @@ def save_model(model: HybridModel, directory: Path, extra_meta: Mapping[str, Any
             [[getattr(model.bkt.params[s], f) for f in _BKT_FIELDS] for s in skills], dtype=np.float64
         ).reshape(len(skills), len(_BKT_FIELDS)),
     }
+    pairs = sorted(model.bkt.module_learn)
+    arrays["module_learn"] = np.array([model.bkt.module_learn[p] for p in pairs], dtype=np.float64)
     for name, factors in (("success", model.success), ("ranking", model.ranking)):
         for field in _FACTORS:
             arrays[f"{name}_{field}"] = np.asarray(getattr(factors, field), dtype=np.float32)
@@ -50,6 +52,7 @@ def save_model(model: HybridModel, directory: Path, extra_meta: Mapping[str, Any
         "user_features": list(model.user_space.names),
         "item_features": list(model.item_space.names),
         "bkt_skills": skills,
+        "module_learn_pairs": [list(p) for p in pairs],  # (module, skill) of each module_learn entry
         **dict(model.meta),
         **dict(extra_meta or {}),
     }
@@ -102,6 +105,7 @@ def load_model(directory: Path) -> HybridModel:
         if bkt.ndim != 2 or bkt.shape[0] != len(skills) or bkt.shape[1] not in widths or not np.isfinite(bkt).all():
             raise ModelArtifactError(f"bkt array has shape {bkt.shape}, expected {(len(skills), len(_BKT_FIELDS))}")
         params = {s: _skill_params(row) for s, row in zip(skills, bkt, strict=True)}
+        module_learn = _module_learn(arrays, meta)
     except ModelArtifactError as exc:
         raise ModelArtifactError(f"{directory}: {exc}") from exc
     except (KeyError, TypeError, ValueError) as exc:
@@ -112,10 +116,24 @@ def load_model(directory: Path) -> HybridModel:
         item_space=FeatureSpace(item_names),
         success=factors["success"],
         ranking=factors["ranking"],
-        bkt=BKTModel(params=params),
+        bkt=BKTModel(params=params, module_learn=module_learn),
         use_features=bool(meta.get("use_features", True)),
-        meta={k: v for k, v in meta.items() if k not in ("user_features", "item_features", "bkt_skills")},
+        meta={k: v for k, v in meta.items() if k not in _LISTS},
     )
+
+
+_LISTS = ("user_features", "item_features", "bkt_skills", "module_learn_pairs")
+
+
+def _module_learn(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> dict[tuple[str, str], float]:
+    """Each module's own learning rate per skill; none in artifacts written before they were fitted."""
+    pairs = meta.get("module_learn_pairs", [])
+    rates = arrays.get("module_learn", np.zeros(0))
+    if rates.ndim != 1 or len(rates) != len(pairs) or not np.isfinite(rates).all() or ((rates < 0) | (rates > 1)).any():
+        raise ModelArtifactError(
+            f"module_learn has shape {rates.shape} for {len(pairs)} pairs, or rates outside [0, 1]"
+        )
+    return {(str(m), str(s)): float(r) for (m, s), r in zip(pairs, rates, strict=True)}
 
 
 def _skill_params(row: np.ndarray) -> SkillParams:

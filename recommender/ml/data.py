@@ -26,6 +26,7 @@ class EventTable:
     learner: IntArray  # (n,) index into learner_ids
     module: IntArray  # (n,) index into catalog.module_ids
     item: IntArray  # (n,) index into item_ids ("" when the event names no item)
+    kind: npt.NDArray[np.int8]  # (n,) domain.assessment.ResultKind, resolved (never unspecified)
     score: FloatArray  # (n,)
     days: FloatArray  # (n,) days since the epoch
     skill_ptr: IntArray  # (n + 1,)
@@ -48,6 +49,7 @@ class EventTable:
             learner=learner.astype(np.int64),
             module=self.module[idx],
             item=self.item[idx],
+            kind=self.kind[idx],
             score=self.score[idx],
             days=self.days[idx],
             skill_ptr=np.r_[0, np.cumsum(counts)].astype(np.int64),
@@ -60,11 +62,13 @@ class EventTable:
         return np.repeat(np.arange(len(self)), counts), self.skill_idx
 
     def skill_sequences(self) -> Sequences:
-        """One BKT sequence per (learner, skill), item results marked (they have emissions of
-        their own); flat rows map back to expanded() rows through row_of."""
+        """One BKT sequence per (learner, skill), each row with its result kind and module (a
+        module's learning effect is fitted per skill); flat rows map back to expanded() rows
+        through row_of."""
         rows, skills = self.expanded()
-        is_item = np.array([bool(i) for i in self.item_ids], dtype=bool)[self.item] if len(self) else np.zeros(0, bool)
-        return build_sequences(self.learner[rows], skills, self.score[rows], self.days[rows], is_item[rows])
+        return build_sequences(
+            self.learner[rows], skills, self.score[rows], self.days[rows], self.kind[rows], self.module[rows]
+        )
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ class TrainingData:
 def build_event_table(events: Iterable[AssessmentEvent], catalog: Catalog) -> EventTable:
     learner_index: dict[str, int] = {}
     item_index: dict[str, int] = {"": 0}
-    learner, module, item, score, micros = [], [], [], [], []
+    learner, module, item, kind, score, micros = [], [], [], [], [], []
     skill_counts: list[int] = []
     skills: list[int] = []
     dropped = 0
@@ -104,6 +108,7 @@ def build_event_table(events: Iterable[AssessmentEvent], catalog: Catalog) -> Ev
         learner.append(learner_index.setdefault(e.learner_id, len(learner_index)))
         module.append(m)
         item.append(item_index.setdefault(e.item_id, len(item_index)))
+        kind.append(int(e.effective_kind))
         score.append(e.score)
         micros.append(to_micros(e.occurred_at))
         skill_counts.append(len(resolved))
@@ -129,6 +134,7 @@ def build_event_table(events: Iterable[AssessmentEvent], catalog: Catalog) -> Ev
         learner=learner_arr[order],
         module=np.asarray(module, dtype=np.int64)[order],
         item=np.asarray(item, dtype=np.int64)[order],
+        kind=np.asarray(kind, dtype=np.int8)[order],
         score=np.asarray(score, dtype=np.float64)[order],
         days=(micros_arr[order] / MICROS_PER_DAY).astype(np.float64),
         skill_ptr=np.r_[0, np.cumsum(new_counts)].astype(np.int64),

@@ -289,7 +289,7 @@ def score_model(data: TrainingData, split: Split, model: HybridModel) -> dict[st
     `evaluate` reports for a model it trains), for promote-if-better comparisons."""
     table = data.events
     train_table = table.subset(split.train)
-    bkt = ParamArrays.from_model(model.bkt, data.catalog.skill_ids)
+    bkt = ParamArrays.from_model(model.bkt, data.catalog.skill_ids, data.catalog.module_ids)
     masteries = final_masteries(train_table.skill_sequences(), bkt)
     scorer = _Scorer(data, split, train_table, bkt, masteries)
     cold = split.name == "cold"

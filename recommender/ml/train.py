@@ -148,7 +148,7 @@ def train_hybrid(
             item_biases=np.asarray(model.item_biases, dtype=np.float32),
         )
 
-    bkt_model: BKTModel = bkt.to_model(catalog.skill_ids)
+    bkt_model: BKTModel = bkt.to_model(catalog.skill_ids, catalog.module_ids)
     meta = {
         "params": asdict(config),
         "data_fingerprint": data.fingerprint(),

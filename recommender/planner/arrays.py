@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -194,12 +195,14 @@ class ModuleView:
 
 @dataclass(frozen=True)
 class SkillParamArrays:
-    """BKT parameters per skill in catalog.skill_ids order."""
+    """BKT parameters per skill in catalog.skill_ids order, and each module's own learning rate
+    per skill where training fitted one."""
 
     prior: FloatArray
     learn: FloatArray
     guess: FloatArray
     slip: FloatArray
+    module_learn: Mapping[tuple[int, int], float] = field(default_factory=dict)  # (module, skill) index
 
     @classmethod
     def build(cls, catalog: Catalog, model: BKTModel) -> SkillParamArrays:
@@ -209,7 +212,24 @@ class SkillParamArrays:
             learn=np.array([p.learn for p in params]),
             guess=np.array([p.guess for p in params]),
             slip=np.array([p.slip for p in params]),
+            module_learn={
+                (catalog.module_index[m], catalog.skill_index[s]): rate
+                for (m, s), rate in model.module_learn.items()
+                if m in catalog.module_index and s in catalog.skill_index
+            },
         )
+
+    def learn_pads(self, view: ModuleView) -> FloatArray:
+        """P(learn) of each (view module, padded skill) pair: the module's own rate for the skill
+        where fitted, else the skill's; 0 in padding."""
+        pads = np.append(self.learn, 0.0)[view.skill_pad]
+        if self.module_learn:
+            for j, (module, skills) in enumerate(zip(view.modules.tolist(), view.skill_lists, strict=True)):
+                for slot, skill in enumerate(skills):
+                    found = self.module_learn.get((module, skill))
+                    if found is not None:
+                        pads[j, slot] = found
+        return np.asarray(pads, dtype=np.float64)
 
 
 def primary_language(tag: str) -> str:

@@ -6,15 +6,24 @@ Each step picks, among eligible modules, the best of
     value = projected readiness gain toward the role + UNLOCK_WEIGHT * what it unlocks toward it
     score = value * (ZPD_FLOOR + (1 - ZPD_FLOOR) * zpd(expected success)) / sqrt(hours)
 where zpd peaks at TARGET_SUCCESS: not trivial, not hopeless (the zone of proximal development).
-After a step the planner projects the learner's expected mastery (a BKT update at the expected
-score), so the next step builds on it; projected mastery never decreases, hence neither does
-readiness along the path. When a role skill's estimate has stalled below level after several
+After a step the planner projects the learner's expected mastery, so the next step builds on it:
+studying a module is a learning step at the module's own rate for each skill (its fitted effect,
+else the skill's rate), and as its assessment comes after the learning, the expected estimate
+after it is the learned mastery itself (a posterior's expectation is its prior). Projected mastery
+never decreases, hence neither does readiness along the path.
+
+One notion of mastery (PlanOptions.mastery_confidence) serves role requirements, prerequisites,
+checks and readiness. A prerequisite is satisfied when mastered, or placed earlier in the path;
+one studied and not mastered blocks its dependents, and the path re-teaches it first
+(REASON_CODE_REMEDIATE). A module failed max_module_attempts times is not planned again: the
+path routes around it through other modules teaching its skills, or stops with REPEATED_FAILURE
+and names it (blockers). When a role skill's estimate has stalled below its target after several
 studies, the first step is a skill check instead (_skill_check).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -38,7 +47,6 @@ ZPD_FLOOR = 0.4
 UNLOCK_WEIGHT = 0.5
 SIMILAR_LEARNERS_MIN_SUCCESS = 0.6
 EPS = 1e-9
-TINY = 1e-300
 CHECK_MINUTES_PER_SKILL = 15
 
 
@@ -50,17 +58,19 @@ class PlanOptions:
     time_budget_minutes: int = 0
     exclude_module_ids: frozenset[str] = frozenset()
     locale: str = "en"
-    mastery_threshold: float = 0.92
-    # the service's mastery is P(the learner is at a skill's level): a role requirement counts as
-    # met when that probability reaches `required_confidence`, whatever the level (the level is what
-    # the platform's checks are pitched at, not how sure the service must be). 0: the mastery fed in
-    # is a level itself (the simulator's oracle and particle filter), met at
-    # level + confidence_margin * (1 - level)
-    required_confidence: float = 0.8
-    confidence_margin: float = 0.5
-    # studies (module results) after which a role skill still below level gets a skill check
+    # the service's mastery is P(the learner has mastered a skill, at the level a role asks or a
+    # module's dependents need): one confidence at which a skill counts as mastered, for role
+    # requirements, prerequisites, checks and readiness alike (docs/decisions/0003-one-mastery.md)
+    mastery_confidence: float = 0.8
+    # None: off. Otherwise the mastery fed in is a level itself, not a probability (a simulator's
+    # oracle fed the truth): a requirement is then met at level + level_margin * (1 - level), and a
+    # prerequisite at mastery_confidence read as a level
+    level_margin: float | None = None
+    # studies (module results) after which a role skill still below its target gets a skill check
     # first; 0 never plans one
     check_after_studies: int = 3
+    # module assessments after which a module still not mastered is not planned again (0: no limit)
+    max_module_attempts: int = 3
 
 
 @dataclass(frozen=True)
@@ -71,10 +81,9 @@ class LearnerState:
     mastery: FloatArray  # now, forgetting applied; the BKT prior for never-practiced skills
     peak: FloatArray  # mastery right after the last practice (0 when never practiced)
     days_since_practice: FloatArray  # NaN when never practiced
-    # modules the learner has already studied (has a module-level result for): like a module placed
-    # earlier in the path, a studied prerequisite no longer blocks what depends on it, so a path
-    # the learner followed stays valid the next day even if a result came in low
-    studied: frozenset[str] = frozenset()
+    # module assessments recorded per module: a studied module not yet mastered is remediated
+    # before what depends on it, and one failed max_module_attempts times is not planned again
+    studied: Mapping[str, int] = field(default_factory=dict)
     # module-level results per skill since its last item result (None: no skill check is planned)
     studies_since_check: IntArray | None = None
 
@@ -131,7 +140,7 @@ def plan_paths(
     groups: dict[tuple[object, ...], list[int]] = {}
     for i, x in enumerate(inputs):
         o = x.options
-        key = (o.target_role_id, o.mastery_threshold, o.required_confidence, o.confidence_margin, x.model is not None)
+        key = (o.target_role_id, o.mastery_confidence, o.level_margin, o.max_module_attempts, x.model is not None)
         groups.setdefault(key, []).append(i)
     for members in groups.values():
         for start in range(0, len(members), BATCH):
@@ -159,38 +168,42 @@ class _RoleArrays:
     pad_weight: FloatArray
     module_guess: FloatArray
     module_right: FloatArray
-    bkt: _BKTPads
+    bkt: _LearningPads
     content_shift: FloatArray
     hours_penalty: FloatArray
+    check_skills: npt.NDArray[np.intp]  # the role's skills, then the other skills its view's modules teach
+    check_targets: FloatArray  # the mastery each must reach: its requirement's target, else the confidence
 
     @classmethod
     def of(
-        cls, arrays: CatalogArrays, kt: SkillParamArrays, role: TargetRole, required_confidence: float, margin: float
+        cls, arrays: CatalogArrays, kt: SkillParamArrays, role: TargetRole, confidence: float, margin: float | None
     ) -> _RoleArrays:
         """Built once per role, targets and BKT parameters, then kept with the catalog arrays."""
-        key = ("role-arrays", role.role_id, required_confidence, margin)
+        key = ("role-arrays", role.role_id, confidence, margin)
         found = arrays.derived.get(key)
         if isinstance(found, _RoleArrays) and found.kt is kt and found.role is role:
             return found
-        built = cls.build(arrays, kt, role, required_confidence, margin)
+        built = cls.build(arrays, kt, role, confidence, margin)
         arrays.derived[key] = built
         return built
 
     @classmethod
     def build(
-        cls, arrays: CatalogArrays, kt: SkillParamArrays, role: TargetRole, required_confidence: float, margin: float
+        cls, arrays: CatalogArrays, kt: SkillParamArrays, role: TargetRole, confidence: float, margin: float | None
     ) -> _RoleArrays:
         catalog = arrays.catalog
         view = arrays.role_view(role.role_id)
         n_skills = len(catalog.skill_ids)
         req_idx = np.array([catalog.skill_index[r.skill_id] for r in role.requirements], dtype=np.intp)
-        level = requirement_targets(role, required_confidence, margin)
+        level = requirement_targets(role, confidence, margin)
         weight = np.array([r.weight for r in role.requirements])
         weight = weight / weight.sum()
         pad = view.skill_pad
         requirement_of = np.full(n_skills + 1, len(req_idx), dtype=np.intp)
         requirement_of[req_idx] = np.arange(len(req_idx))
         pad_req = requirement_of[pad]  # requirement index, or len(req_idx) for skills the role does not need
+        on_the_way = sorted({s for skills in view.skill_lists for s in skills} - set(req_idx.tolist()))
+        check_skills = req_idx.tolist() + on_the_way
         # padding gets guess = slip = 0.5 so the BKT update stays finite there (its weight is 0)
         pad_guess, pad_slip = (np.append(a, 0.5)[pad] for a in (kt.guess, kt.slip))
         return cls(
@@ -206,10 +219,18 @@ class _RoleArrays:
             pad_weight=np.append(weight, 0.0)[pad_req],
             module_guess=(view.pad_share * pad_guess).sum(axis=1),
             module_right=1.0 - (view.pad_share * pad_slip).sum(axis=1),
-            bkt=_BKTPads(pad_guess, pad_slip, np.append(kt.learn, 0.0)[pad]),
+            bkt=_LearningPads(kt.learn_pads(view)),
             content_shift=2.0 * (0.5 - view.difficulty),
             hours_penalty=1.0 / np.sqrt(view.minutes / 60.0),
+            check_skills=np.array(check_skills, dtype=np.intp),
+            check_targets=np.r_[level, np.full(len(check_skills) - len(req_idx), confidence)],
         )
+
+    def mastered(self, m_pad: FloatArray, threshold: float) -> BoolArray:
+        """(learners, view modules): whether each module counts as mastered, its skills' mastery
+        averaged by their weight in it (a secondary skill a module touches lightly does not hold
+        back what depends on the module)."""
+        return np.asarray((self.view.pad_share * m_pad).sum(axis=2) >= threshold - EPS)
 
     def readiness(self, mastery: FloatArray) -> FloatArray:
         """Weighted share of requirements met, per row of mastery (learners, skills + sentinel)."""
@@ -220,18 +241,14 @@ class _RoleArrays:
         return np.asarray((np.minimum(role_mastery / self.level, 1.0) * self.weight).sum(axis=1))
 
 
-def requirement_targets(role: TargetRole, required_confidence: float, margin: float) -> FloatArray:
-    """The mastery at which each of the role's requirements counts as met (PlanOptions).
-
-    One confidence for every level, not level + margin * (1 - level) as the service did until
-    2026-12-03: that asked for P(at level) 0.75 on a level-0.5 skill, and a check answered 6 of 10
-    right by a learner truly a hair under the level carried the estimate there, so the service
-    called learners ready who were not (the simulator's stopped-short learners); on five held-out
-    cohorts one confidence of 0.8 needs fewer modules on every one (docs/simulator-experiments.md)."""
+def requirement_targets(role: TargetRole, confidence: float, level_margin: float | None = None) -> FloatArray:
+    """The mastery at which each of the role's requirements counts as met (PlanOptions): the one
+    mastery confidence, whatever the level (the level is what the platform's checks are pitched
+    at, not how sure the service must be); in level mode, level + margin * (1 - level)."""
     required = np.array([r.level for r in role.requirements], dtype=np.float64)
-    if required_confidence > 0:
-        return np.full(len(required), required_confidence)
-    return np.asarray(required + margin * (1.0 - required), dtype=np.float64)
+    if level_margin is None:
+        return np.full(len(required), confidence)
+    return np.asarray(required + level_margin * (1.0 - required), dtype=np.float64)
 
 
 def _plan_batch(
@@ -242,23 +259,26 @@ def _plan_batch(
     catalog = arrays.catalog
     first = inputs[0].options
     role = catalog.roles[first.target_role_id]
-    ra = _RoleArrays.of(arrays, kt, role, first.required_confidence, first.confidence_margin)
+    ra = _RoleArrays.of(arrays, kt, role, first.mastery_confidence, first.level_margin)
     view = ra.view
     size, n_skills, n_view = len(inputs), len(catalog.skill_ids), len(view.module_ids)
-    threshold = first.mastery_threshold
+    threshold = first.mastery_confidence
     pad = view.skill_pad
 
     mastery = np.ones((size, n_skills + 1))  # the last column is the sentinel skill
     mastery[:, :n_skills] = np.stack([x.state.mastery for x in inputs])
     allowed = _allowed(arrays, view, inputs)
-    studied = np.zeros((size, n_view), dtype=bool)
+    attempts = np.zeros((size, n_view), dtype=np.int64)
     for b, x in enumerate(inputs):
-        for module_id in x.state.studied:
+        for module_id, count in x.state.studied.items():
             if module_id in view.position:
-                studied[b, view.position[module_id]] = True
+                attempts[b, view.position[module_id]] = count
+    mastered_now = ra.mastered(mastery[:, pad], threshold)
+    failed_out = np.zeros_like(allowed)
+    if first.max_module_attempts > 0:
+        failed_out = (attempts >= first.max_module_attempts) & ~mastered_now
     readiness_now = ra.readiness(mastery)
-    unreachable = _unreachable_skills(catalog, ra, allowed, (mastery[:, pad] >= threshold).all(axis=2) | studied,
-                                      mastery)  # fmt: skip
+    unreachable = _unreachable_skills(catalog, ra, allowed, mastered_now, mastery)
     peak = np.stack([x.state.peak[ra.req_idx] for x in inputs])
     review_due = (peak >= ra.level) & (mastery[:, ra.req_idx] < ra.level)
     model_logit = None
@@ -267,11 +287,11 @@ def _plan_batch(
         model_logit = np.log(p / (1.0 - p))
     renderers = [arrays.renderer(x.options.locale) for x in inputs]
 
-    explain = _Explainer(catalog, ra)
+    explain = _Explainer(catalog, ra, threshold)
     steps: list[list[PathStep]] = [[] for _ in inputs]
     minutes_used = np.zeros(size)
     for b, x in enumerate(inputs):
-        check = _skill_check(catalog, x.state, x.options, role, ra.req_idx, ra.level, renderers[b])
+        check = _skill_check(catalog, x.state, x.options, ra, renderers[b])
         if check is not None:
             steps[b].append(check)
             minutes_used[b] += check.estimated_minutes
@@ -288,8 +308,8 @@ def _plan_batch(
         ids=np.arange(size),
         mastery=mastery,
         placed=np.zeros((size, n_view), dtype=bool),
-        studied=studied,
         allowed=allowed,
+        flagged=failed_out if failed_out.any() else None,
         model_logit=model_logit,
         behind_unplaced=behind_unplaced,
         minutes_used=minutes_used,
@@ -298,6 +318,7 @@ def _plan_batch(
         budget=np.array([x.options.time_budget_minutes for x in inputs], dtype=np.float64),
     )
     stops = [StopReason.MAX_STEPS] * size
+    supported: list[list[int]] = [[] for _ in inputs]  # failed-out modules retaken, with support
     readiness_after = np.zeros(size)
     need_ext = np.zeros((size, n_req + 1))  # the last column pads: always 0
     satisfied_ext = np.ones((size, n_view + 1), dtype=bool)  # the last slot pads prerequisite lists
@@ -321,7 +342,7 @@ def _plan_batch(
             break
         m = work.mastery
         m_pad = np.take(m, pad, axis=1)  # (learners, modules, skills per module)
-        satisfied = (m_pad >= threshold).all(axis=2) | work.placed | work.studied
+        satisfied = ra.mastered(m_pad, threshold) | work.placed
         sat_ext = satisfied_ext[:k]
         sat_ext[:, :n_view] = satisfied
         eligible = work.allowed & sat_ext[:, view.prereq_pad].all(axis=2) & ~work.placed
@@ -335,7 +356,7 @@ def _plan_batch(
             logit = 0.5 * logit + 0.5 * work.model_logit
         success = 1.0 / (1.0 + np.exp(-logit))
         # projected mastery of each module's skills after studying it
-        updated = ra.bkt.expected_update(m_pad, success[:, :, None])
+        updated = ra.bkt.expected_update(m_pad)
         projected = np.maximum(m_pad + view.pad_weights * (updated - m_pad), m_pad)
         gain = (
             ra.pad_weight * (np.minimum(projected / ra.pad_level, 1.0) - np.minimum(m_pad / ra.pad_level, 1.0))
@@ -356,6 +377,13 @@ def _plan_batch(
             fits = ~limited[:, None] | (work.minutes_used[:, None] + view.minutes <= work.budget[:, None])
             over_budget = candidates.any(axis=1) & ~(candidates & fits).any(axis=1)
             candidates &= fits
+        halted = np.zeros(k, dtype=bool)
+        if work.flagged is not None:
+            # route around a module failed max_module_attempts times; when only such modules are
+            # left, retake one with a person's support and end the path there (it never loops)
+            preferred = candidates & ~work.flagged
+            halted = candidates.any(axis=1) & ~preferred.any(axis=1)
+            candidates = np.where(halted[:, None], candidates, preferred)
         stuck = ~candidates.any(axis=1)
         some_stuck = bool(stuck.any())
         going = np.flatnonzero(~stuck) if some_stuck else everyone[:k]
@@ -369,6 +397,9 @@ def _plan_batch(
                     explain.step(inputs[b], renderers[b], len(steps[b]) + 1, work.mastery[i], j, projected[i, j],
                                  score.item(i, j), success.item(i, j), unlock.item(i, j), satisfied[i], review_due[b])
                 )  # fmt: skip
+                if halted[i]:
+                    supported[b].append(j)
+                    stops[b] = StopReason.REPEATED_FAILURE
             chosen = choice[going] if some_stuck else choice
             rows = going if some_stuck else slice(None)  # the same rows, without a gather
             work.placed[going, chosen] = True
@@ -378,10 +409,12 @@ def _plan_batch(
         if some_stuck:
             for b, over in zip(work.ids[stuck].tolist(), over_budget[stuck].tolist(), strict=True):
                 stops[b] = StopReason.TIME_BUDGET if over else StopReason.NO_ELIGIBLE_MODULE
-            work = finish(stuck)
+        if some_stuck or halted.any():
+            work = finish(stuck | halted)
 
     results: list[LearningPath | PreconditionFailed] = []
     for b, x in enumerate(inputs):
+        blockers = explain.needs_support(x, renderers[b], mastery[b], supported[b]) if supported[b] else ()
         if not steps[b] and stops[b] is not StopReason.ROLE_READY:
             blocking = _blocking_constraint(arrays, x.state, x.options, ra.req_idx, ra.level)
             results.append(PreconditionFailed(blocking, subject="path"))
@@ -397,6 +430,7 @@ def _plan_batch(
                 unreachable_skill_ids=unreachable[b],
                 model_version=x.model.version if x.model else "",
                 generated_at=now,
+                blockers=blockers,
             )
         )
     return results
@@ -410,8 +444,8 @@ class _Work:
     ids: npt.NDArray[np.intp]
     mastery: FloatArray  # (learners, skills + sentinel), projected along the path
     placed: BoolArray
-    studied: BoolArray
     allowed: BoolArray
+    flagged: BoolArray | None  # modules failed max_module_attempts times and not mastered; None: none
     model_logit: FloatArray | None
     behind_unplaced: FloatArray
     minutes_used: FloatArray
@@ -421,7 +455,8 @@ class _Work:
 
     def keep(self, rows: BoolArray) -> _Work:
         logit = None if self.model_logit is None else self.model_logit[rows]
-        return _Work(self.ids[rows], self.mastery[rows], self.placed[rows], self.studied[rows], self.allowed[rows],
+        flagged = None if self.flagged is None else self.flagged[rows]
+        return _Work(self.ids[rows], self.mastery[rows], self.placed[rows], self.allowed[rows], flagged,
                      logit, self.behind_unplaced[rows], self.minutes_used[rows], self.taken[rows],
                      self.max_steps[rows], self.budget[rows])  # fmt: skip
 
@@ -442,25 +477,18 @@ def _allowed(arrays: CatalogArrays, view: ModuleView, inputs: Sequence[PlanInput
     return allowed
 
 
-class _BKTPads:
-    """BKT parameters over the padded (module, skill) pairs, with the complements the expected
-    update needs computed once per plan instead of once per step (same arithmetic, same bits)."""
+class _LearningPads:
+    """P(learn) over the padded (module, skill) pairs, with its complement computed once per plan
+    instead of once per step (same arithmetic, same bits)."""
 
-    def __init__(self, guess: FloatArray, slip: FloatArray, learn: FloatArray) -> None:
-        self.guess, self.slip, self.learn = guess, slip, learn
-        self.right, self.wrong_guess, self.keep = 1 - slip, 1 - guess, 1 - learn
+    def __init__(self, learn: FloatArray) -> None:
+        self.learn, self.keep = learn, 1 - learn
 
-    def expected_update(self, m: FloatArray, success: FloatArray) -> FloatArray:
-        """Expected mastery after studying: the BKT update at the expected score, but never less
-        than practice alone gives (m + (1 - m) learn). A low predicted score would lower the
-        *estimate*; studying still teaches, and the plan is about learning, not about the
-        estimate. (A zero denominator comes with a zero numerator: the posterior is then 0.)"""
-        known_right, known_slip, unknown = m * self.right, m * self.slip, 1 - m
-        p_right = np.maximum(known_right + unknown * self.guess, TINY)
-        p_wrong = np.maximum(known_slip + unknown * self.wrong_guess, TINY)
-        post = success * (known_right / p_right) + (1 - success) * (known_slip / p_wrong)
-        # max(post + (1 - post) learn, m + (1 - m) learn), as both are x (1 - learn) + learn
-        return np.asarray(np.maximum(post, m) * self.keep + self.learn, dtype=np.float64)
+    def expected_update(self, m: FloatArray) -> FloatArray:
+        """Expected mastery estimate after studying: the learning step, m + (1 - m) learn. The
+        module's assessment comes after it, and the expected posterior of any evidence is its
+        prior, so the assessment moves the estimate only in expectation-neutral ways."""
+        return np.asarray(m * self.keep + self.learn, dtype=np.float64)
 
 
 @dataclass
@@ -471,6 +499,7 @@ class _Explainer:
 
     catalog: Catalog
     ra: _RoleArrays
+    threshold: float  # a prerequisite's mastery confidence
     levels: list[float] = field(init=False)
     requirement_of: list[int] = field(init=False)
     language: dict[tuple[int, tuple[str, ...]], str] = field(init=False, default_factory=dict)
@@ -505,6 +534,12 @@ class _Explainer:
 
         reasons: list[Reason] = []
         review = False
+        attempts = x.state.studied.get(module.module_id, 0)
+        if attempts:
+            weakest = min(range(len(skills)), key=lambda i: (before[i], i))
+            reasons.append(renderer.reason(ReasonCode.REMEDIATE, module.module_id, str(attempts),
+                                           catalog.skill_ids[skills[weakest]], f"{before[weakest]:.2f}",
+                                           f"{self._target(skills[weakest]):.2f}"))  # fmt: skip
         # the role's skills this module teaches that are still short of their level, in role order
         gaps = sorted(
             (r, s, b)
@@ -545,43 +580,58 @@ class _Explainer:
             reasons=tuple(reasons),
         )
 
+    def _target(self, skill: int) -> float:
+        """The mastery a skill must reach: its requirement's target, else a prerequisite's."""
+        r = self.requirement_of[skill]
+        return self.levels[r] if r < len(self.levels) else self.threshold
+
+    def needs_support(
+        self, x: PlanInput, renderer: Renderer, mastery: FloatArray, failed: list[int]
+    ) -> tuple[Reason, ...]:
+        """NEEDS_SUPPORT per view module failed out: its weakest skill, and how often it was taken."""
+        view, out = self.ra.view, []
+        for j in failed:
+            skills = view.skill_lists[j]
+            weakest = min(skills, key=lambda s: (mastery.item(s), s))
+            module_id = view.module_ids[j]
+            out.append(renderer.reason(ReasonCode.NEEDS_SUPPORT, module_id, str(x.state.studied.get(module_id, 0)),
+                                       self.catalog.skill_ids[weakest]))  # fmt: skip
+        return tuple(out)
+
 
 def _skill_check(
-    catalog: Catalog,
-    state: LearnerState,
-    options: PlanOptions,
-    role: TargetRole,
-    req_idx: npt.NDArray[np.intp],
-    level: FloatArray,
-    renderer: Renderer,
+    catalog: Catalog, state: LearnerState, options: PlanOptions, ra: _RoleArrays, renderer: Renderer
 ) -> PathStep | None:
-    """A first step that assesses role skills instead of teaching them, when one is due: a role
-    skill studied `check_after_studies` times since its last item result is still estimated below
-    level. A module score is weak evidence about one skill (it mixes the learner's general ability
-    and the module's other skills), so for some learners the estimate stalls while the skill is
-    learned, and more study of it is wasted; an item-level check settles it. The check covers every
-    role skill below level studied since its last check, so one check answers them together."""
+    """A first step that assesses skills instead of teaching them, when one is due: a skill the
+    role needs, or that a module on the way to it teaches, studied `check_after_studies` times
+    since its last item result and still estimated below its target. A module score is weak
+    evidence about one skill (it mixes the learner's general ability and the module's other
+    skills), so for some learners the estimate stalls while the skill is learned, and more study
+    of it is wasted; an item-level check settles it. The check covers every such skill below its
+    target studied since its last check, so one check answers them together."""
     if options.check_after_studies <= 0 or state.studies_since_check is None:
         return None
-    studies = state.studies_since_check[req_idx]
-    below = state.mastery[req_idx] < level
+    skills, targets = ra.check_skills, ra.check_targets
+    studies = state.studies_since_check[skills]
+    below = state.mastery[skills] < targets
     if not (below & (studies >= options.check_after_studies)).any():
         return None
     checked = np.flatnonzero(below & (studies >= 1)).tolist()
     minutes = CHECK_MINUTES_PER_SKILL * len(checked)
     if 0 < options.time_budget_minutes < minutes:
         return None
-    skill_ids = tuple(catalog.skill_ids[int(req_idx[r])] for r in checked)
+    skill_ids = tuple(catalog.skill_ids[int(skills[c])] for c in checked)
     reasons: list[Reason] = []
-    for r, skill_id in zip(checked, skill_ids, strict=True):
-        mastery, required = f"{state.mastery[req_idx[r]]:.2f}", f"{level[r]:.2f}"
-        reasons.append(renderer.reason(ReasonCode.CHECK_DUE, skill_id, str(int(studies[r])), mastery, required))
-        reasons.append(renderer.reason(ReasonCode.ROLE_REQUIRES, role.role_id, skill_id))
+    for c, skill_id in zip(checked, skill_ids, strict=True):
+        mastery, required = f"{state.mastery[skills[c]]:.2f}", f"{targets[c]:.2f}"
+        reasons.append(renderer.reason(ReasonCode.CHECK_DUE, skill_id, str(int(studies[c])), mastery, required))
+        if ra.requirement_of[skills[c]] < len(ra.req_idx):
+            reasons.append(renderer.reason(ReasonCode.ROLE_REQUIRES, ra.role.role_id, skill_id))
     return PathStep(
         position=1,
         module_id="",
         score=0.0,
-        expected_success=float(state.mastery[req_idx[checked]].mean()),  # P(passing): the estimate
+        expected_success=float(state.mastery[skills[checked]].mean()),  # P(passing): the estimate
         gains=(),
         estimated_minutes=minutes,
         review=False,

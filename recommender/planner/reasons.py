@@ -22,6 +22,14 @@ TEMPLATES: dict[str, dict[ReasonCode, str]] = {
             "Check {skill}: studied {studies} times with no check in between, and the estimated mastery is "
             "still {mastery} of the {required} required; a short assessment shows whether more study is needed."
         ),
+        ReasonCode.REMEDIATE: (
+            "Take {module} again: after {attempts} attempt(s), {skill} is at {mastery} of the {required} needed, "
+            "and what comes next builds on it."
+        ),
+        ReasonCode.NEEDS_SUPPORT: (
+            "{module} was taken {attempts} times and {skill} is still not mastered, and nothing else you can take "
+            "leads on without it: take it again with a teacher's support."
+        ),
     },
     "zh": {
         ReasonCode.SKILL_GAP: "弥补{skill}的差距：当前掌握度{mastery}，要求{required}。",
@@ -33,6 +41,12 @@ TEMPLATES: dict[str, dict[ReasonCode, str]] = {
         ReasonCode.CHECK_DUE: (
             "检测{skill}：已学习{studies}次而未做检测，掌握度估计仍为{mastery}（要求{required}）；"
             "做一次简短测评，确认是否还需继续学习。"
+        ),
+        ReasonCode.REMEDIATE: (
+            "重学{module}：已学习{attempts}次，{skill}掌握度为{mastery}（需要{required}），后续内容以此为基础。"
+        ),
+        ReasonCode.NEEDS_SUPPORT: (
+            "{module}已学习{attempts}次，{skill}仍未掌握，而你目前可选的其他模块都需要它：请在老师的帮助下再学一次。"
         ),
     },
 }
@@ -46,6 +60,8 @@ PARAMETERS: dict[ReasonCode, tuple[str, ...]] = {
     ReasonCode.REVIEW_DUE: ("skill_id", "days_since_practice"),
     ReasonCode.LANGUAGE_MATCH: ("language",),
     ReasonCode.CHECK_DUE: ("skill_id", "studies", "mastery", "required"),
+    ReasonCode.REMEDIATE: ("module_id", "attempts", "skill_id", "mastery", "required"),
+    ReasonCode.NEEDS_SUPPORT: ("module_id", "attempts", "skill_id"),
 }
 
 LANGUAGE_NAMES: dict[str, dict[str, str]] = {

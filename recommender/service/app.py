@@ -48,10 +48,10 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
         catalogs,
         model=registry.active,
         clock=clock,
-        mastery_threshold=settings.mastery_threshold,
-        planning_threads=settings.planning_threads,
+        mastery_confidence=settings.mastery_confidence,
         check_after_studies=settings.check_after_studies,
-        required_confidence=settings.required_confidence,
+        max_module_attempts=settings.max_module_attempts,
+        planning_threads=settings.planning_threads,
     )
     return App(
         settings=settings,

@@ -14,6 +14,7 @@ import os
 import shutil
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -25,7 +26,7 @@ from recommender.datasets.formats import BadRow, parse_learner, read_events, rea
 from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.learner import Learner, validate_learner
 from recommender.domain.path import LearningPath
-from recommender.domain.profile import SkillState
+from recommender.domain.profile import NO_STUDIES, SkillState
 from recommender.errors import InvalidInput, LubanError, PreconditionFailed
 from recommender.kt.bkt import profile_updater
 from recommender.service.paths import PathRequest, PlanItem, Planner, model_key
@@ -44,7 +45,7 @@ class ChunkTask:
     index: int
     rows: list[tuple[int, Mapping[str, Any]]]  # (line number, record)
     states: dict[str, list[SkillState]]
-    studied: dict[str, frozenset[str]] = field(default_factory=dict)  # modules with prior results
+    studied: dict[str, Mapping[str, int]] = field(default_factory=dict)  # modules with prior results
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ def plan_chunk(
                     learner,
                     task.states.get(learner.learner_id, []),
                     planner.options_for(learner, request),
-                    task.studied.get(learner.learner_id, frozenset()),
+                    task.studied.get(learner.learner_id, NO_STUDIES),
                 )
             )
             lines.append(line)
@@ -203,7 +204,7 @@ class PriorResults:
     """What a prior-results file says of each learner: skill states and studied modules."""
 
     states: dict[str, list[SkillState]] = field(default_factory=dict)
-    studied: dict[str, frozenset[str]] = field(default_factory=dict)
+    studied: dict[str, Mapping[str, int]] = field(default_factory=dict)
 
 
 def prior_results(events_file: Path | None, planner: Planner, problems: list[str]) -> PriorResults:
@@ -233,7 +234,7 @@ def prior_results(events_file: Path | None, planner: Planner, problems: list[str
             for s in update(current, e):
                 current[s.skill_id] = s
         states[learner_id] = sorted(current.values(), key=lambda s: s.skill_id)
-    studied = {k: frozenset(e.module_id for e in v if e.studies_module) for k, v in by_learner.items()}
+    studied = {k: dict(Counter(e.module_id for e in v if e.studies_module)) for k, v in by_learner.items()}
     return PriorResults(states, {k: v for k, v in studied.items() if v})
 
 

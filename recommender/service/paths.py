@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import cast
@@ -16,7 +16,7 @@ from recommender.domain.catalog import Catalog
 from recommender.domain.ids import is_language_tag, is_locale
 from recommender.domain.learner import Learner, validate_learner
 from recommender.domain.path import LearningPath
-from recommender.domain.profile import SkillState
+from recommender.domain.profile import NO_STUDIES, SkillState
 from recommender.errors import FieldViolation, InvalidInput, LubanError, NotFound, PreconditionFailed
 from recommender.kt.bkt import SECONDS_PER_DAY, BKTModel, mastery_now
 from recommender.ml.model import HybridModel
@@ -59,7 +59,7 @@ class PlanItem:
     learner: Learner
     states: Sequence[SkillState]
     options: PlanOptions
-    studied: frozenset[str] = frozenset()
+    studied: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,9 @@ class Planner:
     kt: SkillParamArrays
     bkt: BKTModel
     model: HybridModel | None
-    mastery_threshold: float
+    mastery_confidence: float
     check_after_studies: int
-    required_confidence: float
+    max_module_attempts: int
     _memo: PathMemo = field(default_factory=lambda: PathMemo(MEMO_LIMIT), compare=False, repr=False)
 
     def __getstate__(self) -> dict[str, object]:
@@ -92,9 +92,9 @@ class Planner:
         cls,
         catalog: Catalog,
         model: HybridModel | None,
-        mastery_threshold: float,
+        mastery_confidence: float,
         check_after_studies: int,
-        required_confidence: float,
+        max_module_attempts: int,
     ) -> Planner:
         bkt = model.bkt if model is not None else DEFAULT_BKT
         return cls(
@@ -103,9 +103,9 @@ class Planner:
             SkillParamArrays.build(catalog, bkt),
             bkt,
             model,
-            mastery_threshold,
+            mastery_confidence,
             check_after_studies,
-            required_confidence,
+            max_module_attempts,
         )
 
     @property
@@ -119,7 +119,7 @@ class Planner:
         states: Sequence[SkillState],
         options: PlanOptions,
         now: datetime,
-        studied: frozenset[str] = frozenset(),
+        studied: Mapping[str, int] = NO_STUDIES,
     ) -> LearningPath:
         path = self.plan_many([PlanItem(key, learner, states, options, studied)], now)[0]
         if isinstance(path, PreconditionFailed):
@@ -217,9 +217,9 @@ class Planner:
             time_budget_minutes=request.time_budget_minutes,
             exclude_module_ids=frozenset(request.exclude_module_ids),
             locale=request.locale or "en",
-            mastery_threshold=self.mastery_threshold,
-            required_confidence=self.required_confidence,
+            mastery_confidence=self.mastery_confidence,
             check_after_studies=self.check_after_studies,
+            max_module_attempts=self.max_module_attempts,
         )
 
 
@@ -259,18 +259,18 @@ class PathService:
         catalogs: CatalogService,
         model: Callable[[], HybridModel | None],
         clock: Clock,
-        mastery_threshold: float,
+        mastery_confidence: float,
         check_after_studies: int,
-        required_confidence: float,
+        max_module_attempts: int,
         planning_threads: int = 1,
     ) -> None:
         self.store = store
         self.catalogs = catalogs
         self._model = model
         self._clock = clock
-        self._threshold = mastery_threshold
+        self._confidence = mastery_confidence
         self._check_after = check_after_studies
-        self._confidence = required_confidence
+        self._max_attempts = max_module_attempts
         self._lock = threading.Lock()
         self._cached: tuple[int, HybridModel | None, Planner] | None = None
         self._planning_slots = threading.BoundedSemaphore(planning_threads)
@@ -284,7 +284,7 @@ class PathService:
         if cached is not None and cached[0] == catalog.revision and cached[1] is model:
             return cached[2]
         with self._lock:
-            planner = Planner.build(catalog, model, self._threshold, self._check_after, self._confidence)
+            planner = Planner.build(catalog, model, self._confidence, self._check_after, self._max_attempts)
             self._cached = (catalog.revision, model, planner)
         return planner
 
@@ -312,7 +312,7 @@ def learner_state(
     kt: SkillParamArrays,
     model: BKTModel,
     now: datetime,
-    studied: frozenset[str] = frozenset(),
+    studied: Mapping[str, int] = NO_STUDIES,
 ) -> LearnerState:
     """Per-skill arrays: mastery now (prior when never practiced), peak, days since practice and
     studies since the last check."""

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from recommender.config import Settings
-from recommender.domain.assessment import AssessmentEvent
+from recommender.domain.assessment import AssessmentEvent, ResultKind
 from recommender.domain.catalog import Catalog
 from recommender.domain.path import PathStep, StepKind
 from recommender.errors import LubanError
@@ -395,6 +395,7 @@ def _run_learner(
             module_id=module_id,
             score=score,
             occurred_at=clock(),
+            kind=ResultKind.MODULE_ASSESSMENT,
         )
         app.learners.record_batch(DEFAULT_TENANT, [event])
         taken.append(module_id)
@@ -424,35 +425,37 @@ def _skill_check(
     rng: np.random.Generator,
     skill_ids: Sequence[str],
 ) -> list[tuple[int, float, list[bool]]]:
-    """CHECK_ITEMS items per role skill among `skill_ids`, filed under the first module teaching it
-    that the learner can take; each item is right with a probability that mirrors being truly at the
-    role's level (ability-free), and the check teaches nothing. Returns (skill index, role level,
-    answers) per skill checked."""
+    """CHECK_ITEMS items per skill among `skill_ids`, filed under the first module teaching it that
+    the learner can take; each item is right with a probability that mirrors being truly at the
+    level asked (the role's level for a skill it requires, MASTERED for one a prerequisite
+    teaches; ability-free), and the check teaches nothing. Returns (skill index, level, answers)
+    per skill checked."""
     catalog = world.catalog
     events: list[AssessmentEvent] = []
     answers: list[tuple[int, float, list[bool]]] = []
-    for r in catalog.roles[who.learner.target_role_id].requirements:
-        if r.skill_id not in skill_ids:
-            continue
+    levels = {r.skill_id: r.level for r in catalog.roles[who.learner.target_role_id].requirements}
+    for skill_id in skill_ids:
         module_id = next(
             (m for m in catalog.topological_order
-             if r.skill_id in catalog.modules[m].skill_ids and can_take(catalog.modules[m], who.learner)),
+             if skill_id in catalog.modules[m].skill_ids and can_take(catalog.modules[m], who.learner)),
             None,
         )  # fmt: skip
         if module_id is None:
             continue
-        p = float(check_item_success(mastery[catalog.skill_index[r.skill_id]], r.level))
+        level = levels.get(skill_id, MASTERED)
+        p = float(check_item_success(mastery[catalog.skill_index[skill_id]], level))
         rights = (rng.random(CHECK_ITEMS) < p).tolist()
-        answers.append((catalog.skill_index[r.skill_id], r.level, rights))
+        answers.append((catalog.skill_index[skill_id], level, rights))
         events.extend(
             AssessmentEvent(
-                event_id=f"{who.learner.learner_id}-{step:03d}-check-{r.skill_id}-{k}",
+                event_id=f"{who.learner.learner_id}-{step:03d}-check-{skill_id}-{k}",
                 learner_id=who.learner.learner_id,
                 module_id=module_id,
                 item_id=f"check-{k}",
-                skill_ids=(r.skill_id,),
+                skill_ids=(skill_id,),
                 score=float(right),
                 occurred_at=clock(),
+                kind=ResultKind.CHECK,
             )
             for k, right in enumerate(rights)
         )
@@ -481,10 +484,14 @@ def _next_step(
         elif feed is not None:
             planner = app.paths.planner()
             days = np.full(len(feed), 1.0)
-            studied = frozenset(m for m in taken if m)  # "" marks a readiness check
+            studied = Counter(m for m in taken if m)  # "" marks a readiness check
             state = LearnerState(who.learner, feed, feed.copy(), days, studied)
+            # the feed is a level, not a probability: prerequisites at MASTERED, as _violates reads them
             options = replace(
-                planner.options_for(who.learner, request), required_confidence=0.0, confidence_margin=margin
+                planner.options_for(who.learner, request),
+                level_margin=margin,
+                mastery_confidence=MASTERED,
+                max_module_attempts=0,  # it knows the truth: a module it retakes still teaches
             )
             path = plan_path(planner.arrays, planner.kt, state, options, app.clock())
         else:
@@ -512,12 +519,15 @@ def _study(module_id: str) -> PathStep:
 
 
 def _violates(catalog: Catalog, module_id: str, taken: list[str], mastery: np.ndarray) -> bool:
+    """A prerequisite neither taken before nor truly mastered (its skills' mastery averaged by
+    their weight in it, as the planner reads a prerequisite)."""
     done = set(taken)
     for p in catalog.modules[module_id].prerequisite_module_ids:
         if p in done:
             continue
-        skills = [catalog.skill_index[s] for s in catalog.modules[p].skill_ids]
-        if (mastery[skills] < MASTERED).any():
+        prerequisite = catalog.modules[p]
+        skills = [catalog.skill_index[s.skill_id] for s in prerequisite.skills]
+        if np.average(mastery[skills], weights=[s.weight for s in prerequisite.skills]) < MASTERED:
             return True
     return False
 

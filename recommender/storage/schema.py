@@ -19,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2  # 2: skill_states.studies_since_check
+SCHEMA_VERSION = 3  # 2: skill_states.studies_since_check; 3: assessment_events.kind
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
 SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
@@ -68,6 +68,8 @@ events = Table(
     Column("duration_seconds", Float, nullable=False, default=0.0),
     Column("recorded_us", BigInteger, nullable=False),
     Column("fingerprint", String(40), nullable=False),
+    # domain.assessment.ResultKind as sent (0: unspecified, resolved from item_id when read)
+    Column("kind", Integer, nullable=False, server_default="0"),
     UniqueConstraint("tenant_id", "event_id", name="uq_events_tenant_event"),
     Index("ix_events_learner", "tenant_id", "learner_id", "seq"),
 )

@@ -25,7 +25,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from recommender.domain.assessment import AssessmentEvent, from_micros, to_micros
+from recommender.domain.assessment import AssessmentEvent, ResultKind, from_micros, to_micros
 from recommender.domain.catalog import Catalog, build_catalog
 from recommender.domain.codec import (
     _Reader,
@@ -297,41 +297,41 @@ class SqlStore:
     def get_learner_records(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, LearnerRecord]:
         ids = sorted(set(learner_ids))
         e = t.events.c
-        studied: dict[str, set[str]] = {}
+        studied: dict[str, dict[str, int]] = {}
         with self._tx(write=False) as c:
             learners = self._learners(c, tenant, ids)
             for chunk in _chunks(ids):
                 modules = (
-                    sa.select(e.learner_id, e.module_id)
-                    .distinct()
+                    sa.select(e.learner_id, e.module_id, sa.func.count())
                     .where(e.tenant_id == tenant)
                     .where(e.learner_id.in_(chunk))
-                    .where(e.item_id == "")  # AssessmentEvent.studies_module, in SQL
+                    .where(_studies_module())
+                    .group_by(e.learner_id, e.module_id)
                 )
-                for learner_id, module_id in c.execute(modules):
-                    studied.setdefault(learner_id, set()).add(module_id)
+                for learner_id, module_id, count in c.execute(modules).tuples():
+                    studied.setdefault(learner_id, {})[module_id] = int(count)
             states = self._states(c, tenant, ids, None)
         return {
             learner_id: LearnerRecord(
                 learner,
                 tuple(sorted(states.get(learner_id, {}).values(), key=lambda s: s.skill_id)),
-                frozenset(studied.get(learner_id, ())),
+                studied.get(learner_id, {}),
             )
             for learner_id, learner in learners.items()
         }
 
     def _learner_and_states(
         self, tenant: str, learner_id: str, columns: str, *, studied: bool = False
-    ) -> tuple[Any, list[SkillState], frozenset[str]] | None:
+    ) -> tuple[Any, list[SkillState], dict[str, int]] | None:
         """The learner's row (`columns`: "learner" or "profile_updated"), states sorted by skill
-        and, if asked, the modules they have results for, all read in one transaction."""
+        and, if asked, how many times they studied each module, all read in one transaction."""
         params = {"tenant": tenant, "learner": learner_id}
         with self._tx(write=False) as c:
             row = c.execute(self._reads[columns], params).first()
             if row is None:
                 return None
             states = [_state_from_values(*r) for r in c.execute(self._reads["states"], params).tuples()]
-            modules = frozenset(c.execute(self._reads["studied"], params).scalars()) if studied else frozenset()
+            modules = {m: int(n) for m, n in c.execute(self._reads["studied"], params).tuples()} if studied else {}
         return row, states, modules
 
     def iter_learners(self, tenant: str | None = None) -> Iterator[tuple[str, Learner]]:
@@ -584,7 +584,15 @@ def _add_studies_since_check(c: Connection) -> None:
     c.execute(sa.text("ALTER TABLE skill_states ADD COLUMN studies_since_check INTEGER NOT NULL DEFAULT 0"))
 
 
-_UPGRADES: dict[int, Any] = {1: _add_studies_since_check}  # step N -> function(Connection) upgrading N to N + 1
+def _add_event_kind(c: Connection) -> None:
+    """2 -> 3: results recorded before kinds existed are unspecified (their kind is inferred)."""
+    c.execute(sa.text("ALTER TABLE assessment_events ADD COLUMN kind INTEGER NOT NULL DEFAULT 0"))
+
+
+_UPGRADES: dict[int, Any] = {
+    1: _add_studies_since_check,
+    2: _add_event_kind,
+}  # step N -> function(Connection) upgrading N to N + 1
 
 
 def _serving_reads() -> dict[str, Any]:
@@ -599,12 +607,18 @@ def _serving_reads() -> dict[str, Any]:
         .where(s.tenant_id == tenant)
         .where(s.learner_id == learner)
         .order_by(s.skill_id),
-        "studied": sa.select(e.module_id)
-        .distinct()
+        "studied": sa.select(e.module_id, sa.func.count())
         .where(e.tenant_id == tenant)
         .where(e.learner_id == learner)
-        .where(e.item_id == ""),  # AssessmentEvent.studies_module, in SQL
+        .where(_studies_module())
+        .group_by(e.module_id),
     }
+
+
+def _studies_module() -> sa.ColumnElement[bool]:
+    """AssessmentEvent.studies_module, in SQL: a module assessment, sent as one or inferred."""
+    e = t.events.c
+    return sa.or_(e.kind == int(ResultKind.MODULE_ASSESSMENT), sa.and_(e.kind == 0, e.item_id == ""))
 
 
 def _state_columns() -> tuple[sa.ColumnElement[Any], ...]:
@@ -636,6 +650,7 @@ def _event_row(tenant: str, e: AssessmentEvent, fingerprint: str, now_us: int) -
         "duration_seconds": e.duration_seconds,
         "recorded_us": now_us,
         "fingerprint": fingerprint,
+        "kind": int(e.kind),
     }
 
 
@@ -649,6 +664,7 @@ def _event_from_row(row: Any) -> AssessmentEvent:
         score=row.score,
         occurred_at=from_micros(row.occurred_us),
         duration_seconds=row.duration_seconds,
+        kind=ResultKind(row.kind),
     )
 
 

@@ -34,7 +34,7 @@ from tests.conftest import T0
 
 def demo_paths() -> list[LearningPath]:
     catalog = build_catalog(*catalog_parts_from_dict(json.loads(demo_catalog_path().read_text(encoding="utf-8"))))
-    planner = Planner.build(catalog, None, 0.6, check_after_studies=3, required_confidence=0.8)
+    planner = Planner.build(catalog, None, 0.8, check_after_studies=3, max_module_attempts=3)
     paths = []
     rng = np.random.default_rng(3)
     for i, hidden in enumerate(sample_learners(catalog, 60, rng)):
@@ -68,6 +68,7 @@ def test_direct_json_equals_protobuf_json_mapping() -> None:
     extra = [
         replace(paths[0], steps=(), stop_reason=StopReason.ROLE_READY, unreachable_skill_ids=("a", "b")),
         replace(paths[1], generated_at=None, model_version="v1", readiness_now=0.0, readiness_after=1.0),
+        replace(paths[2], stop_reason=StopReason.REPEATED_FAILURE, blockers=paths[0].steps[0].reasons[:2]),
     ]
     for p in paths + extra:
         assert path_json(p) == path_json_via_proto(p)

@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from recommender.domain.assessment import AssessmentEvent
+from recommender.domain.assessment import AssessmentEvent, ResultKind
 from recommender.domain.profile import SkillState
 from recommender.kt.bkt import (
+    MODULE_SCORE_WEIGHT,
     BKTModel,
     SkillParams,
     apply_result,
@@ -113,44 +114,82 @@ def test_studies_since_check_count_module_results_and_an_item_result_resets_them
     for day in range(3):
         state = apply_result(state, "s", 0.5, T0 + timedelta(days=day), p)
     assert state is not None and state.studies_since_check == 3 and state.attempts == 3
-    checked = apply_result(state, "s", 1.0, T0 + timedelta(days=4), p, item=True)
+    checked = apply_result(state, "s", 1.0, T0 + timedelta(days=4), p, kind=ResultKind.CHECK)
     assert checked.studies_since_check == 0 and checked.attempts == 4
     assert apply_result(checked, "s", 0.5, T0 + timedelta(days=5), p).studies_since_check == 1
-    assert apply_result(None, "s", 1.0, T0, p, item=True).studies_since_check == 0
+    assert apply_result(None, "s", 1.0, T0, p, kind=ResultKind.PRACTICE).studies_since_check == 0
 
 
-def test_an_item_result_is_evidence_only_and_a_module_study_also_teaches() -> None:
-    """After an item result (a check's question) the estimate is the posterior and nothing more;
-    after a module result, BKT's learning step follows. With a step after every item, a check
-    answered right only about half the time could end near certainty, if its last answers were
-    right."""
-    p = SkillParams(learn=0.3, item_guess=0.2, item_slip=0.1)
-    before = apply_result(None, "s", 0.4, T0, p)
-    at = T0 + timedelta(days=2)
-    now = mastery_now(before, p, at)
-    checked = apply_result(before, "s", 0.0, at, p, item=True)
-    assert checked.mastery == pytest.approx(posterior(now, 0.0, p.item_guess, p.item_slip))
-    studied = apply_result(before, "s", 0.0, at, p)
-    observed = posterior(now, 0.0, p.guess, p.slip)
-    assert studied.mastery == pytest.approx(observed + (1 - observed) * p.learn)
-    # ten items, right and wrong in turn, the last right: the estimate stays where the evidence puts it
-    state = before
-    for k in range(10):
-        state = apply_result(state, "s", float(k % 2), at, p, item=True)
-    assert state.mastery < 0.9
+# issue #20: evidence semantics, one rule per kind of result ----------------------------------
+@given(st.floats(SkillParams().prior, 1.0), st.floats(0.0, SkillParams().guess))
+def test_a_failed_module_assessment_lowers_or_keeps_mastery(mastery: float, score: float) -> None:
+    """The assessment comes after the module's instruction: the learning step first, then the
+    score as evidence about the state after it, so a score no better than a guess never reads as
+    learned (observe-then-learn left a learner with no knowledge who scored 0.2 at about 0.60)."""
+    p = SkillParams()
+    before = SkillState("s", mastery, 2, T0)
+    after = apply_result(before, "s", score, T0, p, kind=ResultKind.MODULE_ASSESSMENT)
+    assert after.mastery <= mastery + 1e-12
+
+
+def test_a_module_assessment_learns_then_observes() -> None:
+    p = SkillParams(learn=0.4)
+    before = SkillState("s", 0.3, 1, T0)
+    after = apply_result(before, "s", 0.7, T0, p, kind=ResultKind.MODULE_ASSESSMENT)
+    learned = 0.3 + 0.7 * 0.4
+    assert after.mastery == pytest.approx(posterior(learned, 0.7, p.guess, p.slip, MODULE_SCORE_WEIGHT))
+    # the module's own fitted effect replaces the skill's rate
+    own = apply_result(before, "s", 0.7, T0, p, kind=ResultKind.MODULE_ASSESSMENT, learn=0.9)
+    assert own.mastery == pytest.approx(posterior(0.3 + 0.7 * 0.9, 0.7, p.guess, p.slip, MODULE_SCORE_WEIGHT))
+
+
+def test_a_correct_check_item_raises_mastery_without_a_learning_step() -> None:
+    p = SkillParams(learn=0.6, item_learn=0.3)
+    before = SkillState("s", 0.4, 1, T0)
+    after = apply_result(before, "s", 1.0, T0, p, kind=ResultKind.CHECK)
+    assert after.mastery == pytest.approx(posterior(0.4, 1.0, p.item_guess, p.item_slip))
+    assert 0.4 < after.mastery
+    wrong = apply_result(before, "s", 0.0, T0, p, kind=ResultKind.CHECK)
+    assert wrong.mastery < 0.4, "a wrong check answer teaches nothing either"
+
+
+def test_practice_learns_after_the_evidence() -> None:
+    p = SkillParams(item_learn=0.25)
+    before = SkillState("s", 0.4, 1, T0)
+    after = apply_result(before, "s", 0.0, T0, p, kind=ResultKind.PRACTICE)
+    observed = posterior(0.4, 0.0, p.item_guess, p.item_slip)
+    assert after.mastery == pytest.approx(observed + (1 - observed) * 0.25)
+
+
+def test_an_unspecified_kind_is_inferred_from_the_item() -> None:
+    module = AssessmentEvent("e1", "a", "m", 0.5, T0, ("s",))
+    item = AssessmentEvent("e2", "a", "m", 0.5, T0, ("s",), item_id="q1")
+    assert module.effective_kind is ResultKind.MODULE_ASSESSMENT and module.studies_module
+    assert item.effective_kind is ResultKind.PRACTICE and not item.studies_module
+    check = AssessmentEvent("e3", "a", "m", 0.5, T0, ("s",), item_id="q1", kind=ResultKind.CHECK)
+    assert not check.studies_module
+    # an unset kind keeps the fingerprint results had before kinds existed; a set one changes it
+    assert module.fingerprint() != AssessmentEvent("e1", "a", "m", 0.5, T0, ("s",),
+                                                   kind=ResultKind.MODULE_ASSESSMENT).fingerprint()  # fmt: skip
+
+
+def test_the_updater_uses_a_modules_own_learning_effect() -> None:
+    model = BKTModel(module_learn={("m", "s"): 0.05})
+    slow = replay(model, [AssessmentEvent("e1", "a", "m", 1.0, T0, ("s",))])["s"].mastery
+    fast = replay(BKTModel(), [AssessmentEvent("e1", "a", "m", 1.0, T0, ("s",))])["s"].mastery
+    assert slow < fast
 
 
 def test_with_the_default_item_pair_a_check_at_six_of_ten_does_not_read_as_being_at_level() -> None:
     """A check's items are pitched at a role's level, so a learner a little under it answers about
     half of them right. With the default item pair, 6 of 10 right takes an estimate of 0.9 under the
-    planner's default confidence (0.8) and 8 of 10 keeps it above; with guess 0.2 (the default until
-    2026-12-03) 6 of 10 raised it, and the simulator's service called such learners ready."""
-    confidence = PlanOptions("role", ("en",)).required_confidence
+    planner's default confidence and 8 of 10 keeps it above; with guess 0.2, 6 of 10 raised it."""
+    confidence = PlanOptions("role", ("en",)).mastery_confidence
 
     def after(rights: int, p: SkillParams) -> float:
         state = None
         for k in range(10):
-            state = apply_result(state, "s", float(k < rights), T0, p, item=True)
+            state = apply_result(state, "s", float(k < rights), T0, p, kind=ResultKind.CHECK)
         assert state is not None
         return state.mastery
 

@@ -7,8 +7,9 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from recommender.kt.bkt import DEFAULT_PARAMS, SkillParams, apply_result
-from recommender.kt.fit import ParamArrays, filter_predictions, fit_bkt
+from recommender.kt.bkt import DEFAULT_PARAMS, MODULE_SCORE_WEIGHT, SkillParams, apply_result
+from recommender.domain.assessment import ResultKind
+from recommender.kt.fit import ParamArrays, filter_predictions, filter_sequences, fit_bkt
 from recommender.kt.sequences import build_sequences
 from tests.conftest import T0
 
@@ -16,17 +17,19 @@ TRUTH = {"prior": (0.3, 0.6), "learn": (0.15, 0.05), "guess": (0.2, 0.25), "slip
 
 
 def simulate(n_learners: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Module assessments: each study teaches first, then its score is observed, the share right
+    of MODULE_SCORE_WEIGHT items (the evidence a module score is read as)."""
     rng = np.random.default_rng(seed)
     learner, skill, score = [], [], []
     for i in range(n_learners):
         for k in range(2):
             known = rng.random() < TRUTH["prior"][k]
             for _ in range(int(rng.integers(4, 16))):
+                known = known or rng.random() < TRUTH["learn"][k]
                 p = 1 - TRUTH["slip"][k] if known else TRUTH["guess"][k]
                 learner.append(i)
                 skill.append(k)
-                score.append(float(rng.random() < p))
-                known = known or rng.random() < TRUTH["learn"][k]
+                score.append(float((rng.random(int(MODULE_SCORE_WEIGHT)) < p).mean()))
     n = len(score)
     return np.array(learner), np.array(skill), np.array(score), np.zeros(n)
 
@@ -54,14 +57,19 @@ def test_em_fits_item_results_with_emissions_of_their_own() -> None:
             learner.append(i)
             skill.append(0)
             item.append(is_item)
-            score.append(float(rng.random() < (1 - slip if known else guess)))
-            known = known or rng.random() < (0.04 if is_item else 0.15)
-    seqs = build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(len(score)), np.array(item))
+            if not is_item:  # a module study teaches, then is assessed
+                known = known or rng.random() < 0.15
+            items = 1 if is_item else int(MODULE_SCORE_WEIGHT)
+            score.append(float((rng.random(items) < (1 - slip if known else guess)).mean()))
+            if is_item:  # a practice item is answered, then its feedback teaches
+                known = known or rng.random() < 0.04
+    kind = np.where(np.array(item), int(ResultKind.PRACTICE), int(ResultKind.MODULE_ASSESSMENT))
+    seqs = build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(len(score)), kind)
     fitted = fit_bkt(seqs, 1, iterations=200, tolerance=1e-7)
     assert fitted.guess[0] == pytest.approx(0.35, abs=0.05) and fitted.slip[0] == pytest.approx(0.35, abs=0.05)
     assert fitted.item_guess[0] == pytest.approx(0.1, abs=0.05) and fitted.item_slip[0] == pytest.approx(0.05, abs=0.05)
-    assert fitted.learn[0] == pytest.approx(0.15, abs=0.04), "learning after a module study"
-    assert fitted.item_learn[0] == pytest.approx(0.04, abs=0.03), "learning after an item, fitted on its own"
+    assert fitted.learn[0] == pytest.approx(0.15, abs=0.04), "learning from a module study, before its score"
+    assert fitted.item_learn[0] == pytest.approx(0.04, abs=0.03), "learning after a practice item, fitted on its own"
     model_only = fit_bkt(build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(len(score))), 1)
     default_pair = (DEFAULT_PARAMS.item_guess, DEFAULT_PARAMS.item_slip)
     assert (model_only.item_guess[0], model_only.item_slip[0]) == default_pair, "no item results: default item pair"
@@ -78,7 +86,9 @@ def test_degenerate_fits_can_be_reset_to_the_defaults() -> None:
             for k in range(2):
                 learner.append(i)
                 skill.append(k)
-                score.append(float(rng.random() < (0.5 if k == 0 else (0.9 if known else 0.2))))
+                score.append(
+                    float((rng.random(int(MODULE_SCORE_WEIGHT)) < (0.5 if k == 0 else (0.9 if known else 0.2))).mean())
+                )
             known = known or rng.random() < 0.15
     seqs = build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(len(score)))
     kept = fit_bkt(seqs, 2)
@@ -98,11 +108,12 @@ def test_filter_matches_the_online_update_event_by_event() -> None:
     skill = rng.integers(0, 2, n)
     score = rng.random(n).round(2)
     days = np.cumsum(rng.exponential(2.0, n))
-    item = rng.random(n) < 0.4
+    kind = rng.choice([int(k) for k in (ResultKind.MODULE_ASSESSMENT, ResultKind.PRACTICE, ResultKind.CHECK)], n)
+    item = kind != int(ResultKind.MODULE_ASSESSMENT)
     p = SkillParams(prior=0.2, learn=0.1, guess=0.15, slip=0.1, forget_per_day=0.03, floor=0.2, item_guess=0.3,
                     item_slip=0.25, item_learn=0.05)  # fmt: skip
     params = ParamArrays.constant(2, p)
-    seqs = build_sequences(learner, skill, score, days, item)
+    seqs = build_sequences(learner, skill, score, days, kind)
     flat = filter_predictions(seqs, params)
     predicted = np.empty(n)
     predicted[seqs.row_of] = flat
@@ -117,7 +128,37 @@ def test_filter_matches_the_online_update_event_by_event() -> None:
 
             mastery = mastery_now(state, p, at)  # type: ignore[arg-type]
         guess, slip = (p.item_guess, p.item_slip) if item[i] else (p.guess, p.slip)
+        if not item[i]:  # a module assessment's score is predicted after its learning step
+            mastery = mastery + (1 - mastery) * p.learn
         expected = mastery * (1 - slip) + (1 - mastery) * guess
         assert predicted[i] == pytest.approx(expected, abs=1e-9)
         states[int(skill[i])] = apply_result(state, str(skill[i]), float(score[i]), at, p,  # type: ignore[arg-type]
-                                             item=bool(item[i]))  # fmt: skip
+                                             kind=ResultKind(int(kind[i])))  # fmt: skip
+    final = filter_sequences(seqs, params)[1]
+    for k, m in zip(seqs.skill.tolist(), final.tolist(), strict=True):
+        assert m == pytest.approx(states[k].mastery, abs=1e-9), "the filter ends where the online update does"  # type: ignore[attr-defined]
+
+
+def test_em_fits_each_modules_own_learning_effect() -> None:
+    """Two modules teach the same skill, one far better than the other (0.6 against 0.1): the
+    fit gives each its own rate, shrunk toward the skill's where it has few studies."""
+    rng = np.random.default_rng(11)
+    learner, skill, score, module = [], [], [], []
+    effect = {0: 0.6, 1: 0.1}
+    for i in range(3000):
+        known = rng.random() < 0.2
+        for _ in range(int(rng.integers(2, 6))):
+            m = int(rng.integers(2))
+            known = known or rng.random() < effect[m]
+            learner.append(i)
+            skill.append(0)
+            module.append(m)
+            score.append(float((rng.random(int(MODULE_SCORE_WEIGHT)) < (0.9 if known else 0.15)).mean()))
+    n = len(score)
+    kind = np.full(n, int(ResultKind.MODULE_ASSESSMENT))
+    seqs = build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(n), kind, np.array(module))
+    fitted = fit_bkt(seqs, 1, iterations=200, tolerance=1e-7)
+    assert fitted.module_learn[(0, 0)] == pytest.approx(0.6, abs=0.08)
+    assert fitted.module_learn[(1, 0)] == pytest.approx(0.1, abs=0.06)
+    model = fitted.to_model(["s"], ["good", "poor"])
+    assert model.learn_from("good", "s") > model.learn_from("poor", "s")

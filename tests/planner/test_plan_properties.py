@@ -79,7 +79,9 @@ def learners(draw: st.DrawFn, catalog: Catalog, learner_id: str = "x") -> tuple[
         chinese_level=draw(st.integers(0, 6)),
     )
     mastery = np.array([draw(st.floats(0.0, 1.0)) for _ in range(n_skills)])
-    studied = frozenset(draw(st.lists(st.sampled_from(list(catalog.module_ids)), max_size=4)))
+    studied = {
+        m: draw(st.integers(1, 4)) for m in draw(st.lists(st.sampled_from(list(catalog.module_ids)), max_size=4))
+    }
     studies = np.array([draw(st.integers(0, 5)) for _ in range(n_skills)], dtype=np.int64)
     state = LearnerState(learner, mastery, mastery.copy(), np.full(n_skills, 3.0), studied, studies)
     exclude = frozenset(draw(st.lists(st.sampled_from(list(catalog.module_ids)), max_size=2)))
@@ -90,7 +92,9 @@ def learners(draw: st.DrawFn, catalog: Catalog, learner_id: str = "x") -> tuple[
         time_budget_minutes=draw(st.sampled_from([0, 0, 200, 600])),
         exclude_module_ids=exclude,
         check_after_studies=draw(st.sampled_from([0, 1, 3])),
-        required_confidence=draw(st.sampled_from([0.8, 0.6, 0.0])),
+        mastery_confidence=draw(st.sampled_from([0.8, 0.6])),
+        level_margin=draw(st.sampled_from([None, None, 0.5])),
+        max_module_attempts=draw(st.sampled_from([3, 3, 1, 0])),
     )
     return state, options
 
@@ -103,6 +107,17 @@ def plan(catalog: Catalog, state: LearnerState, options: PlanOptions) -> Learnin
 
 def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions, path: LearningPath) -> None:
     mastery = {s: float(state.mastery[i]) for i, s in enumerate(catalog.skill_ids)}
+
+    def mastered(module_id: str) -> bool:
+        """Its skills' mastery averaged by their weight in it, as the planner reads a prerequisite."""
+        taught = catalog.modules[module_id].skills
+        total = sum(w.weight for w in taught)
+        return sum(w.weight * mastery[w.skill_id] for w in taught) / total >= options.mastery_confidence - 1e-9
+
+    failed_out = {
+        m for m, n in state.studied.items() if options.max_module_attempts and n >= options.max_module_attempts
+        and not mastered(m)
+    }  # fmt: skip
     placed: set[str] = set()
     readiness_floor = path.readiness_now
     minutes = 0
@@ -116,9 +131,13 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
         module = catalog.modules[step.module_id]
         assert step.module_id not in placed, "no module twice"
         assert step.module_id not in options.exclude_module_ids
+        # issue #20: a studied prerequisite not mastered blocks its dependents (no `or p in studied`)
         for p in module.prerequisite_module_ids:
-            mastered = all(mastery[s] >= options.mastery_threshold for s in catalog.modules[p].skill_ids)
-            assert p in placed or mastered or p in state.studied, f"{step.module_id} placed before its prerequisite {p}"
+            assert p in placed or mastered(p), f"{step.module_id} placed before its prerequisite {p}"
+        if step.module_id in failed_out:  # only as a supported retake that ends the path
+            assert step is path.steps[-1] and path.stop_reason is StopReason.REPEATED_FAILURE
+        remediates = [r for r in step.reasons if r.code is ReasonCode.REMEDIATE]
+        assert bool(remediates) == (step.module_id in state.studied), "a retake says it remediates"
         shared = {x.split("-")[0] for x in module.languages} & set(options.languages)
         assert shared, "every step is in one of the learner's languages"
         if shared == {"zh"}:
@@ -133,6 +152,11 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
     if options.time_budget_minutes:
         assert minutes <= options.time_budget_minutes
     assert path.readiness_after >= readiness_floor - 1e-12, "readiness never decreases"
+    if path.stop_reason is StopReason.REPEATED_FAILURE:
+        assert [r.params["module_id"] for r in path.blockers] == [path.steps[-1].module_id]
+        assert path.steps[-1].module_id in failed_out
+    else:
+        assert not path.blockers
     assert len(path.steps) <= options.max_steps
     assert 0.0 <= path.readiness_now <= path.readiness_after <= 1.0 + 1e-9
 
@@ -144,11 +168,12 @@ def check_skill_check(
     one of them due, and says why for each; it teaches nothing."""
     assert step.position == 1 and not step.module_id and not step.gains
     assert options.check_after_studies > 0 and state.studies_since_check is not None
-    targets = requirement_targets(role, options.required_confidence, options.confidence_margin)
+    targets = requirement_targets(role, options.mastery_confidence, options.level_margin)
     levels = {r.skill_id: float(t) for r, t in zip(role.requirements, targets, strict=True)}
     studies = {s: int(state.studies_since_check[catalog.skill_index[s]]) for s in step.check_skill_ids}
-    for skill_id in step.check_skill_ids:
-        assert skill_id in levels and state.mastery[catalog.skill_index[skill_id]] < levels[skill_id]
+    for skill_id in step.check_skill_ids:  # a skill the role needs, or one on the way to it
+        target = levels.get(skill_id, options.mastery_confidence)
+        assert state.mastery[catalog.skill_index[skill_id]] < target
         assert studies[skill_id] >= 1
     assert max(studies.values()) >= options.check_after_studies
     due = {r.code for r in step.reasons if r.code is ReasonCode.CHECK_DUE}
@@ -188,8 +213,8 @@ def cohorts(draw: st.DrawFn) -> tuple[Catalog, list[PlanInput]]:
         options = replace(
             options,
             locale=draw(st.sampled_from(["en", "zh-CN"])),
-            mastery_threshold=draw(st.sampled_from([0.85, 0.85, 0.7])),
-            required_confidence=draw(st.sampled_from([0.8, 0.8, 0.6, 0.0])),
+            mastery_confidence=draw(st.sampled_from([0.8, 0.8, 0.6])),
+            level_margin=draw(st.sampled_from([None, None, 0.5])),
         )
         opinion = None
         if with_model:
@@ -266,8 +291,8 @@ def test_a_ready_learner_gets_an_empty_path_and_role_ready() -> None:
 def test_a_requirement_is_met_at_the_required_confidence_whatever_its_level() -> None:
     """Mastery is P(at the skill's level): 0.82 meets every welder requirement at confidence 0.8
     (levels 0.8, 0.8 and 0.6 alike), none at 0.9; 0.7 on the level-0.6 skill does not meet it (the
-    other skills mastered, so its module is the first step). With
-    confidence 0 the estimate is a level, met at level + margin * (1 - level) (0.9, 0.9, 0.8)."""
+    other skills mastered, so its module is the first step). In level mode the estimate is a
+    level, met at level + margin * (1 - level) (0.9, 0.9, 0.8)."""
     catalog = build_catalog(*tiny_catalog())
     learner = Learner("pro", languages=("en",), target_role_id="welder")
     sure = np.full(4, 0.82)
@@ -275,10 +300,10 @@ def test_a_requirement_is_met_at_the_required_confidence_whatever_its_level() ->
     options = PlanOptions("welder", ("en",))
     ready = plan(catalog, state, options)
     assert ready.steps == () and ready.readiness_now == 1.0 and ready.stop_reason is StopReason.ROLE_READY
-    for stricter in (replace(options, required_confidence=0.9), replace(options, required_confidence=0.0)):
+    for stricter in (replace(options, mastery_confidence=0.9), replace(options, level_margin=0.5)):
         path = plan(catalog, state, stricter)
         assert path.steps and path.readiness_now < 1.0
-    assert plan(catalog, state, replace(options, required_confidence=0.0, confidence_margin=0.0)).steps == ()
+    assert plan(catalog, state, replace(options, level_margin=0.0)).steps == ()
     unsure = np.full(4, 0.95)
     unsure[catalog.skill_index["inspection"]] = 0.7
     path = plan(catalog, LearnerState(learner, unsure, unsure, np.zeros(4)), options)
@@ -321,7 +346,7 @@ def test_a_stalled_role_skill_gets_a_skill_check_first() -> None:
     studies = np.zeros(4, dtype=np.int64)
     studies[idx["welding"]] = 3
     studies[idx["safety"]] = 1
-    state = LearnerState(learner, mastery, mastery.copy(), np.full(4, 1.0), frozenset({"safety-101"}), studies)
+    state = LearnerState(learner, mastery, mastery.copy(), np.full(4, 1.0), {"safety-101": 1}, studies)
     path = plan(catalog, state, PlanOptions("welder", ("en",)))
     first = path.steps[0]
     assert first.kind is StepKind.SKILL_CHECK and first.module_id == ""

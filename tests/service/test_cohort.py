@@ -145,8 +145,9 @@ def test_persist_stores_the_cohort(tmp_path: Path, store_args: list[str]) -> Non
 
 
 def test_prior_results_file_gives_states_and_studied_modules(tmp_path: Path, store_args: list[str]) -> None:
-    """Three learners alike but for their history: none, a module-level result on a prerequisite
-    (the module is studied), and the same score as an item result (evidence only, not studied)."""
+    """Three learners alike but for their history: none, a failed module-level result on a
+    prerequisite (the module is studied, and retaught), and the same score as an item result
+    (evidence only, not studied)."""
     cohort = tmp_path / "cohort.csv"
     with cohort.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -167,7 +168,10 @@ def test_prior_results_file_gives_states_and_studied_modules(tmp_path: Path, sto
     after = {p["learner_id"]: p for p in map(json.loads, (tmp_path / "after.jsonl").read_text().splitlines())}
     steps = {k: [s["module_id"] for s in p["steps"]] for k, p in after.items()}
     assert after["new"] == before["new"]
-    assert steps["studied"] != steps["item"], "the same score, but only a module-level result is a studied module"
+    # the same failed score: both retake the module first, and only the module assessment made it studied
+    assert steps["studied"][0] == steps["item"][0] == first
+    codes = {k: [r["code"] for r in after[k]["steps"][0]["reasons"]] for k in ("studied", "item")}
+    assert "REASON_CODE_REMEDIATE" in codes["studied"] and "REASON_CODE_REMEDIATE" not in codes["item"]
 
 
 @pytest.mark.parametrize("suffix", ["jsonl", "csv", "parquet"])

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from recommender.domain.assessment import AssessmentEvent
+from recommender.domain.assessment import AssessmentEvent, ResultKind
 from recommender.domain.catalog import build_catalog
 from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord
@@ -79,7 +79,7 @@ def test_record_events_idempotency_conflict_and_unknown_learner(store: SqlStore)
 def test_learner_record_reads_learner_states_and_studied_modules_together(store: SqlStore) -> None:
     assert store.get_learner_record("t1", "ana") is None
     ana = store.upsert_learner("t1", Learner("ana", country="TH", languages=("th",)), T0)
-    assert store.get_learner_record("t1", "ana") == LearnerRecord(ana, (), frozenset())
+    assert store.get_learner_record("t1", "ana") == LearnerRecord(ana, (), {})
     store.record_events("t1", [event("e1", skills=("welding", "safety"))], UPDATE, T0)
     store.record_events("t1", [event("e2", module_id="safety-101", skills=("safety",), score=0.1)], UPDATE, T0)
     store.record_events("t1", [event("e3", module_id="safety-101", skills=("safety",))], UPDATE, T0)
@@ -90,18 +90,18 @@ def test_learner_record_reads_learner_states_and_studied_modules_together(store:
     found = store.get_skill_states("t1", "ana")
     assert found is not None
     record = store.get_learner_record("t1", "ana")
-    # an item-level (placement) result is evidence about skills, not a studied module
-    assert record == LearnerRecord(ana, tuple(found[0]), frozenset({"welding-101", "safety-101"}))
+    # an item-level (placement) result is evidence about skills, not a studied module; studies count
+    assert record == LearnerRecord(ana, tuple(found[0]), {"welding-101": 1, "safety-101": 2})
     # studies since each skill's last item result: after two safety studies the placement checked safety
     assert {s.skill_id: s.studies_since_check for s in found[0]} == {"safety": 0, "welding": 1}
     assert store.get_learner_record("t2", "ana") is None
     store.upsert_learner("t2", Learner("ana"), T0)
     record_t2 = store.get_learner_record("t2", "ana")
-    assert record_t2 is not None and record_t2.studied_module_ids == frozenset(), "tenants never mix"
+    assert record_t2 is not None and record_t2.studied_module_ids == {}, "tenants never mix"
     store.delete_learner("t1", "ana")
     store.upsert_learner("t1", Learner("ana"), T0)
     again = store.get_learner_record("t1", "ana")
-    assert again is not None and again.studied_module_ids == frozenset(), "erasure forgets what was studied"
+    assert again is not None and again.studied_module_ids == {}, "erasure forgets what was studied"
 
 
 def test_event_groups_commit_together_with_outcomes_per_group(store: SqlStore) -> None:
@@ -207,19 +207,25 @@ def test_model_activation_history(store: SqlStore) -> None:
 
 
 def test_schema_1_is_upgraded_in_place_and_keeps_every_state(store: SqlStore) -> None:
-    """A store written by schema 1 (no studies_since_check) opens under schema 2: the column is
-    added with 0 (no check is due until new studies), and nothing stored is lost."""
+    """A store written by schema 1 (no studies_since_check, no result kinds) opens under the
+    current schema: the columns are added with 0 (no check is due until new studies; kinds
+    unspecified, inferred from item_id as before), and nothing stored is lost."""
     import sqlalchemy as sa
 
     store.upsert_learner("t1", Learner("ana"), T0)
     store.record_events("t1", [event("e1"), event("e2", minutes=5, skills=("welding", "safety"))], UPDATE, T0)
+    fingerprints = {e.event_id: e.fingerprint() for e in store.events_of("t1", "ana")}
     with store.engine.begin() as c:
         c.execute(sa.text("ALTER TABLE skill_states DROP COLUMN studies_since_check"))
+        c.execute(sa.text("ALTER TABLE assessment_events DROP COLUMN kind"))
         c.execute(sa.update(t.meta).where(t.meta.c.key == "schema_version").values(value="1"))
     with store.engine.begin() as c:
         before = {tuple(r) for r in c.execute(sa.text("SELECT skill_id, mastery, attempts FROM skill_states"))}
     store.create_schema()
-    assert store.schema_version() == t.SCHEMA_VERSION == 2
+    assert store.schema_version() == t.SCHEMA_VERSION == 3
+    kept = store.events_of("t1", "ana")
+    assert {e.event_id: e.fingerprint() for e in kept} == fingerprints, "a replay is still a duplicate"
+    assert {e.kind for e in kept} == {ResultKind.UNSPECIFIED}
     found = store.get_skill_states("t1", "ana")
     assert found is not None
     assert {(s.skill_id, s.mastery, s.attempts, s.studies_since_check) for s in found[0]} == {
@@ -255,6 +261,6 @@ def test_learner_records_read_many_learners_like_one(store: SqlStore) -> None:
     records = store.get_learner_records("t1", ["ana", "bo", "cy", "nobody", "ana"])
     assert set(records) == {"ana", "bo"}, "unknown ids and other tenants' learners are absent"
     assert records["ana"] == store.get_learner_record("t1", "ana")
-    assert records["ana"].learner == ana and records["ana"].studied_module_ids == frozenset({"welding-101"})
+    assert records["ana"].learner == ana and records["ana"].studied_module_ids == {"welding-101": 1}
     assert records["bo"] == store.get_learner_record("t1", "bo")
     assert store.get_learner_records("t1", []) == {}

@@ -1,0 +1,79 @@
+"""Remediation (issue #20): a prerequisite studied and not mastered blocks its dependents, the path
+re-teaches it first and says so, and a module failed too often is routed around or named."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recommender.domain.catalog import Module, Skill, SkillRequirement, SkillWeight, TargetRole, build_catalog
+from recommender.domain.learner import Learner
+from recommender.domain.path import ReasonCode, StopReason
+from recommender.planner.plan import LearnerState, PlanOptions
+from tests.conftest import tiny_catalog
+from tests.planner.test_plan_properties import check_invariants, plan
+
+WELDER = PlanOptions("welder", ("en",), check_after_studies=0)
+
+
+def _state(safety: float, studied: dict[str, int]) -> tuple[LearnerState, np.ndarray]:
+    catalog = build_catalog(*tiny_catalog())
+    mastery = np.full(len(catalog.skill_ids), 0.1)
+    mastery[catalog.skill_index["safety"]] = safety
+    learner = Learner("kofi", languages=("en",), target_role_id="welder")
+    return LearnerState(learner, mastery, mastery.copy(), np.full(len(mastery), 1.0), studied), mastery
+
+
+def test_a_studied_unmastered_prerequisite_blocks_its_dependents_and_is_retaught_first() -> None:
+    catalog = build_catalog(*tiny_catalog())
+    state, _ = _state(0.4, {"safety-101": 1})
+    path = plan(catalog, state, WELDER)
+    first = path.steps[0]
+    assert first.module_id == "safety-101", "welding-101 needs safety-101, studied but not mastered"
+    remediate = first.reasons[0]
+    assert remediate.code is ReasonCode.REMEDIATE
+    assert remediate.params == {"module_id": "safety-101", "attempts": "1", "skill_id": "safety",
+                                "mastery": "0.40", "required": "0.80"}  # fmt: skip
+    assert "Safety basics" in remediate.text and "1" in remediate.text
+    assert [s.module_id for s in path.steps].index("welding-101") > 0
+    check_invariants(catalog, state, WELDER, path)
+
+
+def test_a_mastered_studied_prerequisite_does_not_come_back() -> None:
+    catalog = build_catalog(*tiny_catalog())
+    state, _ = _state(0.9, {"safety-101": 1})
+    path = plan(catalog, state, WELDER)
+    assert "safety-101" not in [s.module_id for s in path.steps]
+    assert path.steps[0].module_id == "welding-101"
+
+
+def test_repeated_failure_ends_the_path_on_a_supported_retake_instead_of_looping() -> None:
+    catalog = build_catalog(*tiny_catalog())
+    state, _ = _state(0.4, {"safety-101": 3})
+    path = plan(catalog, state, WELDER)
+    assert [s.module_id for s in path.steps] == ["safety-101"], "nothing else leads on: one retake, then stop"
+    assert path.stop_reason is StopReason.REPEATED_FAILURE
+    (blocker,) = path.blockers
+    assert blocker.code is ReasonCode.NEEDS_SUPPORT
+    assert blocker.params == {"module_id": "safety-101", "attempts": "3", "skill_id": "safety"}
+    assert "teacher" in blocker.text
+    # with no limit on attempts the path goes on past the retake
+    unlimited = plan(catalog, state, PlanOptions("welder", ("en",), check_after_studies=0, max_module_attempts=0))
+    assert unlimited.steps[0].module_id == "safety-101" and len(unlimited.steps) > 1 and not unlimited.blockers
+
+
+def test_a_failed_out_module_is_routed_around_when_another_module_teaches_its_skill() -> None:
+    skills = [Skill("a", {"en": "A"}, "x")]
+    modules = [
+        Module("a-101", {"en": "A, first course"}, (SkillWeight("a"),), (), ("en",), "x", 0.3, 60),
+        Module("a-102", {"en": "A, second course"}, (SkillWeight("a"),), (), ("en",), "x", 0.3, 90),
+    ]
+    catalog = build_catalog(skills, modules, [TargetRole("r", {"en": "R"}, "x", (SkillRequirement("a", 0.8),))])
+    learner = Learner("kofi", languages=("en",), target_role_id="r")
+    low = np.array([0.6])  # one course more brings it to 0.84
+    options = PlanOptions("r", ("en",), check_after_studies=0)
+    fresh = plan(catalog, LearnerState(learner, low, low.copy(), np.ones(1)), options)
+    assert fresh.steps[0].module_id == "a-101", "the shorter course first"
+    failed = LearnerState(learner, low, low.copy(), np.ones(1), {"a-101": 3})
+    path = plan(catalog, failed, options)
+    assert [s.module_id for s in path.steps] == ["a-102"] and path.stop_reason is StopReason.ROLE_READY
+    check_invariants(catalog, failed, options, path)
