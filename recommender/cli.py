@@ -64,9 +64,23 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", type=Path, dest="json_out", help="also write the results as JSON")
 
     sim = sub.add_parser("simulate", help="adaptive paths vs bounds, syllabus and popularity on simulated learners")
-    sim.add_argument("--world", choices=["demo", "junyi"], default="demo")
-    sim.add_argument("--catalog", type=Path, help="catalog JSON (junyi: the converted Junyi catalog)")
-    sim.add_argument("--learners", type=int, default=100)
+    sim.add_argument("--world", choices=["demo", "junyi"], default=None, help="one world (default: demo)")
+    worlds = sim.add_mutually_exclusive_group()
+    worlds.add_argument(
+        "--family", metavar="NAME", help="one world family (simulation/families.py): adaptive / syllabus / oracle"
+    )
+    worlds.add_argument(
+        "--families",
+        choices=["all", "tuning", "held-out"],
+        help="world families, one table row each; the summary reads the held-out ones",
+    )
+    sim.add_argument(
+        "--catalog",
+        type=Path,
+        help="--world: catalog JSON (junyi: the converted Junyi catalog); --family/--families: the prerequisite "
+        "graph of the Junyi families, Junyi's junyi_Exercise_table.csv (default: the shipped algebra excerpt)",
+    )
+    sim.add_argument("--learners", type=int, default=None, help="per world (default: 100; 40 per family)")
     sim.add_argument("--max-modules", type=int, default=100)
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--json", type=Path, dest="json_out", help="also write the report as JSON")
@@ -405,6 +419,10 @@ def _simulate(args: argparse.Namespace) -> int:
     from recommender.service.demo import demo_catalog_path
     from recommender.service.simulate import POLICIES, OracleFeed, cohort_for, historical_popularity, simulate
 
+    if args.family or args.families:
+        return _simulate_families(args)
+    args.world = args.world or "demo"
+    args.learners = 100 if args.learners is None else args.learners
     if args.world == "junyi" and not args.catalog:
         print("error: --world junyi needs --catalog (recommender convert junyi SRC OUT)", file=sys.stderr)
         return 2
@@ -451,6 +469,41 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(report.to_json(), indent=1) + "\n")
+        print(f"wrote {args.json_out}")
+    return 0
+
+
+def _simulate_families(args: argparse.Namespace) -> int:
+    from recommender.service.simulate_families import FAMILY_POLICIES, simulate_families
+    from recommender.simulation.families import read_concept_graph, select_families
+
+    try:
+        families = select_families(args.family or args.families)
+    except ValueError as exc:
+        print(f"error: --family: {exc}", file=sys.stderr)
+        return 2
+    if args.world or args.policies or args.oracle_noise or args.oracle_margin:
+        print("error: --world, --policies and --oracle-* apply to one world, not to families", file=sys.stderr)
+        return 2
+    learners = 40 if args.learners is None else args.learners
+    if learners < 1 or args.max_modules < 1 or args.history < 0:
+        print("error: --learners and --max-modules must be >= 1, --history >= 0", file=sys.stderr)
+        return 2
+    graph = read_concept_graph(args.catalog) if args.catalog else None
+    runs = len(FAMILY_POLICIES) + (1 if args.history else 0)
+    with tqdm(total=len(families) * runs * learners, unit="learner", desc="simulate", disable=None) as bar:
+
+        def advance(n: int) -> None:
+            bar.update(n)
+
+        table = simulate_families(
+            families, learners=learners, max_modules=args.max_modules, seed=args.seed, history=args.history,
+            graph=graph, progress=advance, reset_degenerate_bkt=args.reset_degenerate_bkt,
+        )  # fmt: skip
+    print(table.table())
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(table.to_json(), indent=1) + "\n")
         print(f"wrote {args.json_out}")
     return 0
 

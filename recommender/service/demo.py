@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 from pathlib import Path
 
@@ -16,10 +16,12 @@ from recommender.service.app import App
 from recommender.simulation.truth import (
     HiddenLearner,
     HiddenWorld,
+    can_take,
+    check_item_success,
     history,
     make_world,
-    role_syllabus,
     sample_learners,
+    world_syllabus,
 )
 from recommender.storage.store import DEFAULT_TENANT
 
@@ -70,10 +72,13 @@ def record_histories(
     *,
     tenant: str = DEFAULT_TENANT,
     progress: Callable[[int], None] | None = None,
+    placement_items: int = 0,
 ) -> int:
     """Store the learners and their past results, ending the day before the app's clock: each
     (index, learner) works through a prefix of their role's syllabus (a module skipped now and
-    then) in the hidden world. The index seeds the learner's draws. Returns the results accepted."""
+    then) in the hidden world, after a placement test of `placement_items` check items per role
+    skill when that is the platform's protocol (simulate.Protocol). The index seeds the learner's
+    draws. Returns the results accepted."""
     catalog = world.catalog
     end = app.clock() - timedelta(days=1)
     accepted = 0
@@ -82,12 +87,14 @@ def record_histories(
         events: list[AssessmentEvent] = []
         for i, who in chunk:
             rng = np.random.default_rng([seed, 2, i])
-            syllabus = role_syllabus(catalog, who.learner.target_role_id, who.learner)
+            syllabus = world_syllabus(world, who.learner.target_role_id, who.learner)
             skipped = [m for m in syllabus if rng.random() > 0.1]
             taken = skipped[: int(rng.integers(2, max(3, min(len(skipped), 30))))]
             gaps = list(rng.exponential(3.0, size=len(taken)) + 0.5)
             steps = history(world, who, taken, gaps, rng)
             start_day = end - timedelta(days=min(HISTORY_DAYS, sum(gaps) + rng.uniform(0, 30)))
+            if placement_items:
+                events += _placement(world, who, placement_items, start_day, np.random.default_rng([seed, 3, i]))
             for k, (module_id, score, day) in enumerate(steps):
                 events.append(
                     AssessmentEvent(
@@ -105,3 +112,35 @@ def record_histories(
         if progress:
             progress(len(chunk))
     return accepted
+
+
+def _placement(
+    world: HiddenWorld, who: HiddenLearner, items: int, day: datetime, rng: np.random.Generator
+) -> list[AssessmentEvent]:
+    """A past learner's placement test: `items` check items per role skill at the start, filed
+    under the first module teaching the skill that the learner can take (item results: evidence,
+    not study), each right with the probability of the simulator's checks."""
+    catalog = world.catalog
+    events: list[AssessmentEvent] = []
+    for r in catalog.roles[who.learner.target_role_id].requirements:
+        module_id = next(
+            (m for m in catalog.topological_order
+             if r.skill_id in catalog.modules[m].skill_ids and can_take(catalog.modules[m], who.learner)),
+            None,
+        )  # fmt: skip
+        if module_id is None:
+            continue
+        p = float(check_item_success(who.initial_mastery[catalog.skill_index[r.skill_id]], r.level))
+        events.extend(
+            AssessmentEvent(
+                event_id=f"{who.learner.learner_id}-p-{r.skill_id}-{k}",
+                learner_id=who.learner.learner_id,
+                module_id=module_id,
+                item_id=f"placement-{k}",
+                skill_ids=(r.skill_id,),
+                score=float(rng.random() < p),
+                occurred_at=day - timedelta(hours=1),
+            )
+            for k in range(items)
+        )
+    return events

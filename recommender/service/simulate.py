@@ -20,8 +20,16 @@ same learners and the same hidden truth:
   With `oracle_noise` it is fed the truth plus Gaussian noise of that standard deviation, drawn
   afresh at every step, and plans with `oracle_margin` as its confidence margin: what knowledge
   tracing that accurate would give;
-- syllabus: the role's modules in prerequisite order (fixed, the same for everyone);
+- syllabus: the role's modules in prerequisite order (fixed, the same for everyone), one module
+  per concept where a concept has a Chinese-only variant; under a `Protocol` with more than one
+  attempt, a module scored below the pass mark is retaken, up to that many attempts, then the
+  syllabus moves on; at its end it starts again;
 - popularity: the modules most taken in the demo histories first, whatever the prerequisites.
+
+A `Protocol` says how learners meet the service: the demo world's (no placement test, each
+syllabus module once) or the world families' (`FAMILY_PROTOCOL`: a placement test of
+`placement_items` check items per role skill before the first step of a policy that reads results,
+reported as item results, so evidence only, and counted as no module; a syllabus with retakes).
 
 Reported per policy: modules and minutes until true role readiness (censored at --max-modules;
 checks count as modules), the checks among them, the share of learners who reach it, how many
@@ -68,6 +76,7 @@ from recommender.simulation.truth import (
     role_syllabus,
     sample_learners,
     true_readiness,
+    world_syllabus,
 )
 from recommender.storage.store import DEFAULT_TENANT
 
@@ -80,6 +89,29 @@ CHECK_ITEMS = 10
 MASTERED = 0.85
 READY = 1.0 - 1e-9
 BOOTSTRAP_RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How the simulated learners meet the service. `placement_items`: check items per role skill
+    in a placement test before the first step (adaptive and bayes, the policies that read
+    results; 0: none); `syllabus_attempts`: how often the syllabus policy takes a module scored
+    below `pass_mark` before it moves on (1: once, whatever the score)."""
+
+    placement_items: int = 0
+    syllabus_attempts: int = 1
+    pass_mark: float = 0.6
+
+    def __post_init__(self) -> None:
+        if self.placement_items < 0 or self.syllabus_attempts < 1 or not 0 <= self.pass_mark <= 1:
+            raise ValueError("placement_items >= 0, syllabus_attempts >= 1 and pass_mark in [0, 1]")
+
+
+# the protocol of issue #20's evaluation: 3 placement items per required skill, a syllabus that
+# retakes a module below the pass mark up to 3 attempts
+DEMO_PROTOCOL = Protocol()
+FAMILY_PROTOCOL = Protocol(placement_items=3, syllabus_attempts=3, pass_mark=0.6)
+READS_RESULTS = ("adaptive", "bayes")
 
 
 @dataclass
@@ -97,6 +129,9 @@ class PolicyResult:
     # per decision of a policy that plans on a mastery estimate: its mean error on the role's skills
     tracking_errors: list[float] = field(default_factory=list)  # |estimate - truth|
     tracking_biases: list[float] = field(default_factory=list)  # estimate - truth
+    # per learner, the steps in order: a module id, "" for a check (never in the JSON: it is long)
+    traces: list[list[str]] = field(default_factory=list)
+    placement_items: list[int] = field(default_factory=list)  # per learner, item results before the first step
 
     def modules_mean(self) -> float:
         return float(np.mean(self.modules)) if self.modules else float("nan")
@@ -221,9 +256,19 @@ def paired_reduction_interval(
     if not len(ours) or len(ours) != len(theirs):
         return float("nan"), float("nan")
     picks = np.random.default_rng([seed, 31]).integers(len(ours), size=(resamples, len(ours)))
-    reductions = 1.0 - ours[picks].mean(axis=1) / theirs[picks].mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a baseline of 0 modules: no ratio (nan)
+        reductions = 1.0 - ours[picks].mean(axis=1) / theirs[picks].mean(axis=1)
     low, high = np.percentile(reductions, [2.5, 97.5])
     return float(low), float(high)
+
+
+def paired_ratio_interval(
+    modules: Sequence[int], baseline: Sequence[int], seed: int, resamples: int = BOOTSTRAP_RESAMPLES
+) -> tuple[float, float]:
+    """The same paired bootstrap as `paired_reduction_interval`, as an interval of the ratio
+    mean(modules) / mean(baseline)."""
+    low, high = paired_reduction_interval(modules, baseline, seed, resamples)
+    return 1.0 - high, 1.0 - low
 
 
 def simulate(
@@ -241,17 +286,28 @@ def simulate(
     oracle_noise: float = 0.0,
     oracle_margin: float = 0.0,
     reset_degenerate_bkt: bool = True,
+    world: HiddenWorld | None = None,
+    protocol: Protocol = DEMO_PROTOCOL,
 ) -> SimulationReport:
-    """Every policy on the same learners and hidden world. With `history`, those learners' past
-    results in the world train a model first (`reset_degenerate_bkt` as in TrainConfig), and every
-    policy's service runs with it active."""
+    """Every policy on the same learners and hidden world (`world`, whose catalog must be
+    `catalog`; by default the demo dynamics over `catalog` with module effects drawn from the
+    seed), under `protocol`. With `history`, those learners' past results in the world train a
+    model first (`reset_degenerate_bkt` as in TrainConfig), and every policy's service runs with it
+    active."""
     oracle = OracleFeed(oracle_noise, oracle_margin)
-    world = make_world(catalog, np.random.default_rng([seed, 99]))
+    if world is None:
+        world = make_world(catalog, np.random.default_rng([seed, 99]))
+    elif world.catalog is not catalog:
+        raise ValueError("the world must be built on the catalog simulated")
     results: dict[str, PolicyResult] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         models_dir = Path(tmp) / "m"
         config = TrainConfig(reset_degenerate_bkt=reset_degenerate_bkt)
-        version = _train_on_histories(world, history, seed, Path(tmp), models_dir, config) if history else ""
+        version = (
+            _train_on_histories(world, history, seed, Path(tmp), models_dir, config, protocol.placement_items)
+            if history
+            else ""
+        )
         for policy in policies:
             clock = ManualClock(_START)
             app = _service(catalog, Path(tmp) / f"{policy}.db", models_dir, clock)
@@ -264,7 +320,11 @@ def simulate(
                 for i, who in enumerate(cohort):
                     rng = np.random.default_rng([seed, i])  # same draws for every policy
                     noise = np.random.default_rng([seed, i, 17])  # the oracle's own draws
-                    _run_learner(app, clock, world, who, policy, popularity, max_modules, rng, result, oracle, noise)
+                    placement = np.random.default_rng([seed, i, 29])  # the placement test's own draws
+                    _run_learner(
+                        app, clock, world, who, policy, popularity, max_modules, rng, result, oracle, noise,
+                        protocol, placement,
+                    )  # fmt: skip
                     if progress:
                         progress(1)
                 results[policy] = result
@@ -307,14 +367,21 @@ def _service(catalog: Catalog, database: Path, models_dir: Path, clock: ManualCl
 
 
 def _train_on_histories(
-    world: HiddenWorld, history: Sequence[HiddenLearner], seed: int, tmp: Path, models_dir: Path, config: TrainConfig
+    world: HiddenWorld,
+    history: Sequence[HiddenLearner],
+    seed: int,
+    tmp: Path,
+    models_dir: Path,
+    config: TrainConfig,
+    placement_items: int = 0,
 ) -> str:
-    """The service as deployed: past learners' results in the same hidden world, then a model
-    trained on them (BKT fit and LightFM, as `make run` trains on the demo's), ending the day
-    before the simulated learners start. Returns the model version."""
+    """The service as deployed: past learners' results in the same hidden world (each starting
+    with the protocol's placement test, if any), then a model trained on them (BKT fit and
+    LightFM, as `make run` trains on the demo's), ending the day before the simulated learners
+    start. Returns the model version."""
     app = _service(world.catalog, tmp / "history.db", models_dir, ManualClock(_START))
     try:
-        record_histories(app, world, list(enumerate(history)), seed)
+        record_histories(app, world, list(enumerate(history)), seed, placement_items=placement_items)
         return app.training.train(config, force=True).version
     finally:
         app.close()
@@ -332,6 +399,8 @@ def _run_learner(
     result: PolicyResult,
     oracle: OracleFeed,
     noise: np.random.Generator,
+    protocol: Protocol,
+    placement: np.random.Generator,
 ) -> None:
     catalog = world.catalog
     role = catalog.roles[who.learner.target_role_id]
@@ -339,12 +408,24 @@ def _run_learner(
     taken: list[str] = []
     minutes = 0.0
     readiness = true_readiness(role, catalog, mastery)
-    syllabus = role_syllabus(catalog, role.role_id, who.learner) if policy == "syllabus" else []
+    syllabus = world_syllabus(world, role.role_id, who.learner) if policy == "syllabus" else []
+    cursor, tries = 0, 0  # the syllabus: the module it is at, and the attempts on it so far
     ranked = [m for m in popularity if can_take(catalog.modules[m], who.learner)] if policy == "popularity" else []
     curve = [readiness]
     role_skills = np.array([catalog.skill_index[r.skill_id] for r in role.requirements], dtype=np.intp)
     checked_since_progress = False
     tracker = ParticleTracker.start(world, who.learner, noise) if policy == "bayes" else None
+    placed = 0
+    if protocol.placement_items and policy in READS_RESULTS:
+        every_skill = tuple(r.skill_id for r in role.requirements)
+        answers = _skill_check(
+            app, clock, world, who, mastery, 0, placement, every_skill,
+            items=protocol.placement_items, label="placement",
+        )  # fmt: skip
+        placed = sum(len(rights) for _, _, rights in answers)
+        if tracker is not None:
+            for skill, level, rights in answers:
+                tracker.checked(skill, level, rights)
     while readiness < READY and len(taken) < max_modules:
         if tracker is not None:
             feed: np.ndarray | None = tracker.estimate()
@@ -354,7 +435,11 @@ def _run_learner(
             margin = oracle.margin
         # the mastery this decision is planned on (None for a fixed order)
         seen = _service_estimate(app, who) if policy == "adaptive" else feed
-        step = _next_step(app, who, policy, taken, syllabus, ranked, feed, margin)
+        step = (
+            _study(syllabus[cursor % len(syllabus)])
+            if policy == "syllabus" and syllabus
+            else _next_step(app, who, policy, taken, syllabus, ranked, feed, margin)
+        )
         if seen is not None:
             error = seen[role_skills] - mastery[role_skills]
             result.tracking_errors.append(float(np.abs(error).mean()))
@@ -381,13 +466,17 @@ def _run_learner(
             result.stopped_short += 1
             break
         checked_since_progress = False
-        if _violates(catalog, module_id, taken, mastery):
+        if _violates(world, module_id, taken, mastery):
             result.violations += 1
         mastery = forget(mastery, 1.0, who.forget_per_day)
         score, mastery = attempt(world, who, mastery, module_id, rng)
         if tracker is not None:
             tracker.forget(1.0)
             tracker.studied(module_id, score)
+        if policy == "syllabus":
+            tries += 1
+            if score >= protocol.pass_mark or tries >= protocol.syllabus_attempts:
+                cursor, tries = cursor + 1, 0
         clock.advance(days=1)
         event = AssessmentEvent(
             event_id=f"{who.learner.learner_id}-{len(taken):03d}",
@@ -410,6 +499,8 @@ def _run_learner(
     result.checks.append(taken.count(""))
     result.minutes.append(minutes)
     result.reached.append(reached)
+    result.traces.append(taken)
+    result.placement_items.append(placed)
     curve += [curve[-1]] * (max_modules + 1 - len(curve))
     n = len(result.modules)
     result.curve = [((n - 1) * old + new) / n for old, new in zip(result.curve or curve, curve, strict=True)]
@@ -424,12 +515,15 @@ def _skill_check(
     step: int,
     rng: np.random.Generator,
     skill_ids: Sequence[str],
+    *,
+    items: int = CHECK_ITEMS,
+    label: str = "check",
 ) -> list[tuple[int, float, list[bool]]]:
-    """CHECK_ITEMS items per skill among `skill_ids`, filed under the first module teaching it that
-    the learner can take; each item is right with a probability that mirrors being truly at the
-    level asked (the role's level for a skill it requires, MASTERED for one a prerequisite
-    teaches; ability-free), and the check teaches nothing. Returns (skill index, level, answers)
-    per skill checked."""
+    """`items` items per skill among `skill_ids`, filed under the first module teaching it that the
+    learner can take; each item is right with a probability that mirrors being truly at the level
+    asked (the role's level for a skill it requires, MASTERED for one a prerequisite teaches;
+    ability-free), and the check teaches nothing. Returns (skill index, level, answers) per skill
+    checked."""
     catalog = world.catalog
     events: list[AssessmentEvent] = []
     answers: list[tuple[int, float, list[bool]]] = []
@@ -444,14 +538,14 @@ def _skill_check(
             continue
         level = levels.get(skill_id, MASTERED)
         p = float(check_item_success(mastery[catalog.skill_index[skill_id]], level))
-        rights = (rng.random(CHECK_ITEMS) < p).tolist()
+        rights = (rng.random(items) < p).tolist()
         answers.append((catalog.skill_index[skill_id], level, rights))
         events.extend(
             AssessmentEvent(
-                event_id=f"{who.learner.learner_id}-{step:03d}-check-{skill_id}-{k}",
+                event_id=f"{who.learner.learner_id}-{step:03d}-{label}-{skill_id}-{k}",
                 learner_id=who.learner.learner_id,
                 module_id=module_id,
-                item_id=f"check-{k}",
+                item_id=f"{label}-{k}",
                 skill_ids=(skill_id,),
                 score=float(right),
                 occurred_at=clock(),
@@ -518,10 +612,12 @@ def _study(module_id: str) -> PathStep:
     return PathStep(0, module_id, 0.0, 0.0, (), 0, False, ())
 
 
-def _violates(catalog: Catalog, module_id: str, taken: list[str], mastery: np.ndarray) -> bool:
-    """A prerequisite neither taken before nor truly mastered (its skills' mastery averaged by
-    their weight in it, as the planner reads a prerequisite)."""
-    done = set(taken)
+def _violates(world: HiddenWorld, module_id: str, taken: list[str], mastery: np.ndarray) -> bool:
+    """Whether a prerequisite of the module was neither taken before (a variant of it counts) nor
+    truly mastered (its skills' mastery averaged by their weight in it, as the planner reads a
+    prerequisite)."""
+    catalog = world.catalog
+    done = set(taken) | {world.variant_of[m] for m in taken if m in world.variant_of}
     for p in catalog.modules[module_id].prerequisite_module_ids:
         if p in done:
             continue

@@ -17,7 +17,6 @@ import numpy as np
 
 from recommender.domain.learner import Learner
 from recommender.simulation.truth import (
-    SCORE_ITEMS,
     FloatArray,
     HiddenWorld,
     check_item_success,
@@ -68,9 +67,10 @@ class ParticleTracker:
     def studied(self, module_id: str, score: float) -> None:
         """A module studied and assessed: weigh by the score's likelihood, then learn."""
         p, updated = study(self.world, module_id, self.mastery, self.ability, self.learn_rate)
-        right = round(score * SCORE_ITEMS)
+        items = self.world.dynamics.score_items
+        right = round(score * items)
         p = np.clip(p, 1e-12, 1 - 1e-12)
-        self.log_weight += right * np.log(p) + (SCORE_ITEMS - right) * np.log(1 - p)
+        self.log_weight += right * np.log(p) + (items - right) * np.log(1 - p)
         self.mastery = updated
         self._resample_if_degenerate()
 

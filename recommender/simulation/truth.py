@@ -1,9 +1,11 @@
 """Simulated learners with a hidden true mastery per skill.
 
-Dynamics (all hidden from the service):
+Dynamics (all hidden from the service; the numbers are the demo world's `Dynamics()`, a world
+family sets its own, simulation/families.py):
 - success on a module: p = sigmoid(1.2 ability + 3 (0.6 m + 0.4 r) - 3 difficulty + 0.3), where
   m is the learner's true mastery of the module's skills (weighted mean) and r the true mastery of
-  the skills of its prerequisite modules (1 when it has none); a score is 10 items ~ Binomial(10, p);
+  the skills of its prerequisite modules (1 when it has none); a score is 10 items ~ Binomial(10, p),
+  from the mastery before the study (the demo) or after it (an end-of-module assessment);
 - learning: each skill of the module gains weight * effect * learn_rate * (1 - m) * (0.3 + 0.7 r),
   so studying without the prerequisites teaches little;
 - forgetting: true mastery decays exponentially at the learner's own rate (1/day).
@@ -11,8 +13,8 @@ Dynamics (all hidden from the service):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -46,11 +48,38 @@ class HiddenLearner:
 
 
 @dataclass(frozen=True)
+class Dynamics:
+    """How module scores and learning depend on the hidden state (the module docstring's
+    equation; the defaults are the demo world's). `mastery_weight` against `ability_weight` and
+    `score_items` is how informative a module score is about mastery."""
+
+    ability_weight: float = 1.2  # logit per sd of general ability
+    mastery_weight: float = 3.0  # logit between knowing nothing and everything the module draws on
+    own_share: float = 0.6  # of that, the module's own skills; the rest its prerequisites' skills
+    difficulty_weight: float = 3.0
+    bias: float = 0.3
+    score_items: int = 10  # a module score is the share right of this many items
+    prerequisite_dependence: float = 0.7  # how much of a study's learning needs the prerequisites
+    assessed_after_study: bool = False  # False: the score reflects the mastery before the study
+
+    def __post_init__(self) -> None:
+        if self.score_items < 1 or not 0 <= self.own_share <= 1 or not 0 <= self.prerequisite_dependence <= 1:
+            raise ValueError("score_items >= 1, own_share and prerequisite_dependence in [0, 1]")
+
+
+DEMO_DYNAMICS = Dynamics()
+
+
+@dataclass(frozen=True)
 class HiddenWorld:
-    """The truth about a catalog: how much each module really teaches."""
+    """The truth about a catalog: how much each module really teaches, and how learners in it
+    score and learn. `variant_of` maps a module that is another language's copy of a concept's
+    module (a Chinese-only variant) to that module: a fixed syllabus takes one of them."""
 
     catalog: Catalog
     module_effect: FloatArray  # (n_modules,), catalog.module_ids order
+    dynamics: Dynamics = DEMO_DYNAMICS
+    variant_of: Mapping[str, str] = field(default_factory=dict)
 
     def module(self, module_id: str) -> tuple[Module, float]:
         return self.catalog.modules[module_id], float(self.module_effect[self.catalog.module_index[module_id]])
@@ -135,19 +164,19 @@ def attempt(
 ) -> tuple[float, FloatArray]:
     """One study-and-assessment of a module: (observed score, true mastery afterwards)."""
     p, updated = study(world, module_id, mastery[None, :], np.array([who.ability]), np.array([who.learn_rate]))
-    score = float(rng.binomial(SCORE_ITEMS, float(p[0]))) / SCORE_ITEMS
+    items = world.dynamics.score_items
+    score = float(rng.binomial(items, float(p[0]))) / items
     return score, updated[0]
-
-
-SCORE_ITEMS = 10  # a module's assessment: this many items, each right with the success probability
 
 
 def study(
     world: HiddenWorld, module_id: str, mastery: FloatArray, ability: FloatArray, learn_rate: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """The dynamics of studying a module, for many learners (rows) at once: (P(success) on its
-    assessment, from the mastery before; mastery after)."""
+    assessment, from the mastery before the study or after it as the world's dynamics say;
+    mastery after)."""
     catalog = world.catalog
+    dyn = world.dynamics
     module, effect = world.module(module_id)
     idx = np.array([catalog.skill_index[s.skill_id] for s in module.skills])
     weights = np.array([s.weight for s in module.skills])
@@ -155,12 +184,19 @@ def study(
         catalog.skill_index[s.skill_id] for p in module.prerequisite_module_ids for s in catalog.modules[p].skills
     ]
     ready = mastery[:, prereq_idx].mean(axis=1) if prereq_idx else np.ones(len(mastery))
-    known = np.average(mastery[:, idx], axis=1, weights=weights)
-    logit = 1.2 * ability + 3.0 * (0.6 * known + 0.4 * ready) - 3.0 * module.difficulty + 0.3
-    p = 1.0 / (1.0 + np.exp(-logit))
     updated = mastery.copy()
-    gain = weights * effect * learn_rate[:, None] * (1.0 - updated[:, idx]) * (0.3 + 0.7 * ready[:, None])
+    dependence = dyn.prerequisite_dependence
+    prepared = 1.0 - dependence + dependence * ready[:, None]  # demo: 0.3 + 0.7 r
+    gain = weights * effect * learn_rate[:, None] * (1.0 - updated[:, idx]) * prepared
     updated[:, idx] = np.clip(updated[:, idx] + gain, 0.0, 1.0)
+    known = np.average((updated if dyn.assessed_after_study else mastery)[:, idx], axis=1, weights=weights)
+    logit = (
+        dyn.ability_weight * ability
+        + dyn.mastery_weight * (dyn.own_share * known + (1.0 - dyn.own_share) * ready)
+        - dyn.difficulty_weight * module.difficulty
+        + dyn.bias
+    )
+    p = 1.0 / (1.0 + np.exp(-logit))
     return p, updated
 
 
@@ -178,6 +214,17 @@ def true_readiness(role: TargetRole, catalog: Catalog, mastery: FloatArray) -> f
     total = sum(r.weight for r in role.requirements)
     met = sum(r.weight for r in role.requirements if mastery[catalog.skill_index[r.skill_id]] >= r.level)
     return met / total if total else 1.0
+
+
+def world_syllabus(world: HiddenWorld, role_id: str, learner: Learner) -> list[str]:
+    """The role's fixed syllabus in this world: one module per concept, so a concept's
+    Chinese-only variant is taken only by a learner who cannot take the module it copies."""
+    syllabus = role_syllabus(world.catalog, role_id, learner)
+    modules = world.catalog.modules
+    return [
+        m for m in syllabus
+        if m not in world.variant_of or not can_take(modules[world.variant_of[m]], learner)
+    ]  # fmt: skip
 
 
 def role_syllabus(catalog: Catalog, role_id: str, learner: Learner) -> list[str]:

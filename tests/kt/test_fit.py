@@ -7,8 +7,8 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from recommender.kt.bkt import DEFAULT_PARAMS, MODULE_SCORE_WEIGHT, SkillParams, apply_result
 from recommender.domain.assessment import ResultKind
+from recommender.kt.bkt import DEFAULT_PARAMS, MODULE_SCORE_WEIGHT, SkillParams, apply_result
 from recommender.kt.fit import ParamArrays, filter_predictions, filter_sequences, fit_bkt
 from recommender.kt.sequences import build_sequences
 from tests.conftest import T0

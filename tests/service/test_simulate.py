@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -13,9 +14,22 @@ import pytest
 from recommender.cli import main
 from recommender.domain.catalog import build_catalog
 from recommender.domain.codec import catalog_parts_from_dict
+from recommender.service.app import build_app
+from recommender.service.clock import ManualClock
 from recommender.service.demo import demo_catalog_path
-from recommender.service.simulate import cohort_for, historical_popularity, paired_reduction_interval, simulate
-from tests.conftest import tiny_catalog
+from recommender.service.simulate import (
+    FAMILY_PROTOCOL,
+    _skill_check,
+    cohort_for,
+    historical_popularity,
+    paired_ratio_interval,
+    paired_reduction_interval,
+    simulate,
+)
+from recommender.simulation.families import build_world, sample_family_learners, select_families
+from recommender.simulation.truth import HiddenLearner, HiddenWorld, world_syllabus
+from recommender.storage.store import DEFAULT_TENANT
+from tests.conftest import T0, make_settings, tiny_catalog
 
 
 def test_policies_run_on_the_same_learners_and_respect_prerequisites(tmp_path: Path) -> None:
@@ -180,3 +194,125 @@ def test_adaptive_paths_need_fewer_modules_than_the_syllabus_on_the_demo_world(t
     assert report["adaptive_vs_syllabus_module_reduction"] >= 0.10
     assert report["adaptive_vs_syllabus_module_reduction_ci95"][0] > 0
     assert report["policies"]["adaptive"]["prerequisite_violations"] == 0
+
+
+def _family_world(name: str, learners: int, seed: int) -> tuple[HiddenWorld, list[HiddenLearner]]:
+    family = select_families(name)[0]
+    world = build_world(family, np.random.default_rng([seed, 1]))
+    return world, sample_family_learners(family, world, learners, np.random.default_rng([seed, 2]))
+
+
+def test_the_syllabus_keeps_prerequisite_order_and_retakes_a_module_at_most_three_times(tmp_path: Path) -> None:
+    world, cohort = _family_world("deep-weak", 4, seed=3)
+    catalog = world.catalog
+    report = simulate(
+        catalog, cohort, world_name="deep-weak", seed=3, max_modules=60, policies=("syllabus",), workdir=tmp_path,
+        world=world, protocol=FAMILY_PROTOCOL,
+    )  # fmt: skip
+    result = report.results["syllabus"]
+    runs: list[int] = []
+    for who, trace in zip(cohort, result.traces, strict=True):
+        syllabus = world_syllabus(world, who.learner.target_role_id, who.learner)
+        first_pass = list(dict.fromkeys(trace))
+        assert first_pass == syllabus[: len(first_pass)], "in the syllabus's prerequisite order"
+        for k, module_id in enumerate(first_pass):
+            assert set(catalog.modules[module_id].prerequisite_module_ids) <= set(first_pass[:k])
+        run = 1
+        for before, after in itertools.pairwise(trace):
+            run = run + 1 if after == before else 1
+            runs.append(run)
+    assert max(runs) == FAMILY_PROTOCOL.syllabus_attempts, "weak scores: some module is retaken, never a 4th time"
+    assert result.violations == 0 and result.placement_items == [0] * 4, "no placement: it reads no results"
+    once = simulate(
+        catalog, cohort, world_name="deep-weak", seed=3, max_modules=60, policies=("syllabus",), workdir=tmp_path,
+        world=world, protocol=replace(FAMILY_PROTOCOL, syllabus_attempts=1),
+    ).results["syllabus"]  # fmt: skip
+    assert all(a != b for trace in once.traces for a, b in itertools.pairwise(trace)), "one attempt: never retaken"
+
+
+def test_the_placement_test_reports_three_items_per_role_skill_and_counts_no_module(tmp_path: Path) -> None:
+    world, cohort = _family_world("wide-strong", 2, seed=4)
+    catalog = world.catalog
+    ready = replace(cohort[0], initial_mastery=np.ones(len(catalog.skill_ids)))
+    report = simulate(
+        catalog, [ready, cohort[1]], world_name="wide-strong", seed=4, max_modules=40,
+        policies=("adaptive", "syllabus", "oracle"), workdir=tmp_path, world=world, protocol=FAMILY_PROTOCOL,
+    )  # fmt: skip
+    adaptive = report.results["adaptive"]
+    for who, placed in zip((ready, cohort[1]), adaptive.placement_items, strict=True):
+        assert placed == 3 * len(catalog.roles[who.learner.target_role_id].requirements)
+    assert adaptive.modules[0] == 0 and adaptive.traces[0] == [], "truly ready: the placement test is no module"
+    assert report.results["oracle"].placement_items == report.results["syllabus"].placement_items == [0, 0]
+    assert adaptive.traces[1] and adaptive.traces[1][0] != "", "the first step after the placement is a module"
+
+    # what the service sees: item results (evidence), no module studied
+    app = build_app(make_settings(f"sqlite:///{tmp_path / 'p.db'}", tmp_path))
+    try:
+        app.catalogs.upsert(catalog.skills.values(), catalog.modules.values(), catalog.roles.values(), replace=True)
+        who = cohort[1]
+        app.learners.upsert_many(DEFAULT_TENANT, [who.learner])
+        skills = tuple(r.skill_id for r in catalog.roles[who.learner.target_role_id].requirements)
+        clock = ManualClock(T0)
+        answers = _skill_check(
+            app, clock, world, who, who.initial_mastery, 0, np.random.default_rng(1), skills, items=3, label="placement"
+        )
+        events = app.store.events_of(DEFAULT_TENANT, who.learner.learner_id)
+        record = app.store.get_learner_record(DEFAULT_TENANT, who.learner.learner_id)
+    finally:
+        app.close()
+    assert len(answers) == len(skills) and len(events) == 3 * len(skills)
+    assert all(e.item_id.startswith("placement-") and len(e.skill_ids) == 1 for e in events)
+    assert record is not None and not record.studied_module_ids, "item results are evidence, not study"
+
+
+def test_the_oracle_needs_fewer_modules_than_the_syllabus_on_a_family(tmp_path: Path) -> None:
+    world, cohort = _family_world("broad-medium", 8, seed=5)
+    doc = simulate(
+        world.catalog, cohort, world_name="broad-medium", seed=5, max_modules=80, policies=("oracle", "syllabus"),
+        workdir=tmp_path, world=world, protocol=FAMILY_PROTOCOL,
+    ).to_json()  # fmt: skip
+    oracle, syllabus = doc["policies"]["oracle"], doc["policies"]["syllabus"]
+    assert oracle["modules_mean"] < 0.8 * syllabus["modules_mean"]
+    assert doc["oracle_vs_syllabus_module_reduction_ci95"][0] > 0
+    assert oracle["reached_share"] >= syllabus["reached_share"]
+
+
+def test_paired_ratio_interval_is_the_reduction_interval_as_a_ratio() -> None:
+    rng = np.random.default_rng(3)
+    ours, theirs = rng.integers(20, 60, size=30).tolist(), rng.integers(30, 90, size=30).tolist()
+    low, high = paired_reduction_interval(ours, theirs, seed=2)
+    assert paired_ratio_interval(ours, theirs, seed=2) == pytest.approx((1 - high, 1 - low))
+    assert paired_ratio_interval([5, 10], [10, 20], seed=1) == pytest.approx((0.5, 0.5))
+
+
+def test_simulate_families_prints_one_table_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "families.json"
+    assert (
+        main(["simulate", "--family", "wide-strong", "--learners", "2", "--max-modules", "8", "--json", str(out)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "wide-strong" in printed and "held-out" in printed and "worst held-out family: wide-strong" in printed
+    doc = json.loads(out.read_text())
+    (row,) = doc["families"]
+    assert row["family"] == "wide-strong" and row["split"] == "held_out"
+    assert set(row["modules"]) == {"adaptive", "syllabus", "oracle"}
+    assert row["adaptive_vs_syllabus_ratio"] == pytest.approx(row["modules"]["adaptive"] / row["modules"]["syllabus"])
+    assert doc["summary"]["held_out_worst"]["family"] == "wide-strong"
+    assert doc["protocol"] == {"placement_items": 3, "syllabus_attempts": 3, "pass_mark": 0.6}
+
+    assert main(["simulate", "--families", "tuning", "--learners", "1", "--max-modules", "3"]) == 0
+    printed = capsys.readouterr().out
+    rows = [line for line in printed.splitlines() if " tuning " in line]
+    assert len(rows) == 3 and "held-out families" not in printed, "no held-out family, no held-out summary"
+
+    trained = tmp_path / "trained.json"
+    args = ["simulate", "--family", "deep-medium", "--learners", "2", "--max-modules", "6", "--history", "30"]
+    assert main([*args, "--json", str(trained)]) == 0
+    assert "trained service needs fewer modules than the untrained one on" in capsys.readouterr().out
+    (row,) = json.loads(trained.read_text())["families"]
+    assert row["trained_model_version"] and "trained_vs_syllabus_ratio_ci95" in row
+
+    assert main(["simulate", "--family", "bogus"]) == 2
+    assert main(["simulate", "--families", "all", "--policies", "adaptive"]) == 2
+    with pytest.raises(SystemExit):
+        main(["simulate", "--family", "deep-weak", "--families", "all"])
