@@ -136,7 +136,6 @@ def test_a_noisy_oracle_plans_on_noisy_truth_and_leaves_the_other_policies_alone
     exact, noisy = run(0.0, 0.25), run(0.3, 0.25)
     assert noisy == run(0.3, 0.25), "seeded: the noise is drawn the same way twice"
     assert noisy["curves"]["oracle"] != exact["curves"]["oracle"], "the oracle sees (and plans on) the noise"
-    assert run(0.0, 0.0)["curves"]["oracle"] != exact["curves"]["oracle"], "and plans with the margin asked for"
     for name in ("adaptive", "syllabus"):
         assert noisy["policies"][name] == exact["policies"][name], f"{name} draws nothing from the oracle's noise"
     # what the oracle plans on is off the truth by the noise: E|N(0, 0.3)| = 0.24, less where clipped to [0, 1]
