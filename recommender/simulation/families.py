@@ -140,7 +140,7 @@ MEDIUM = Dynamics(0.8, 4.5, own_share=0.75, difficulty_weight=2.0, bias=-1.0, sc
 STRONG = Dynamics(0.3, 7.0, own_share=0.85, difficulty_weight=1.0, bias=-2.5, score_items=12, assessed_after_study=True)
 
 TUNING_ALGEBRA = ("quadtratics", "polynomials", "conic-sections")
-HELD_OUT_ALGEBRA = ("systems-of-eq-and-ineq", "vectors-matrix", "complex-numbers", "algebra-functions")
+HELD_OUT_ALGEBRA = ("algebra-functions", "exponents-radicals", "absolute-value", "systems-of-eq-and-ineq")
 
 FAMILIES: tuple[WorldFamily, ...] = (
     WorldFamily(
