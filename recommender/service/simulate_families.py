@@ -29,7 +29,15 @@ from recommender.service.simulate import (
     paired_ratio_interval,
     simulate,
 )
-from recommender.simulation.families import ConceptGraph, WorldFamily, build_world, sample_family_learners
+from recommender.simulation.families import (
+    ConceptGraph,
+    RandomDag,
+    WorldFamily,
+    build_world,
+    default_concept_graph_path,
+    read_concept_graph,
+    sample_family_learners,
+)
 
 FAMILY_POLICIES = ("adaptive", "syllabus", "oracle")
 DEFAULT_WORLDS = 4
@@ -210,6 +218,8 @@ def simulate_families(
     families (default: the shipped excerpt)."""
     if worlds < 1 or learners < 1:
         raise ValueError("learners and worlds must be >= 1")
+    if graph is None and any(not isinstance(f.graph, RandomDag) for f in families):
+        graph = read_concept_graph(default_concept_graph_path())
     rows: list[FamilyRow] = []
     for family in families:
         key = family_key(family)
