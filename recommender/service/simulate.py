@@ -107,9 +107,9 @@ class Protocol:
             raise ValueError("placement_items >= 0, syllabus_attempts >= 1 and pass_mark in [0, 1]")
 
 
+DEMO_PROTOCOL = Protocol()
 # the protocol of issue #20's evaluation: 3 placement items per required skill, a syllabus that
 # retakes a module below the pass mark up to 3 attempts
-DEMO_PROTOCOL = Protocol()
 FAMILY_PROTOCOL = Protocol(placement_items=3, syllabus_attempts=3, pass_mark=0.6)
 READS_RESULTS = ("adaptive", "bayes")
 
