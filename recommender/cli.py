@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
         "graph of the Junyi families, Junyi's junyi_Exercise_table.csv (default: the shipped algebra excerpt)",
     )
     sim.add_argument("--learners", type=int, default=None, help="per world (default: 100; 40 per family)")
+    sim.add_argument(
+        "--worlds", type=int, default=4, help="--family/--families: worlds drawn per family, learners spread over them"
+    )
     sim.add_argument("--max-modules", type=int, default=100)
     sim.add_argument("--seed", type=int, default=1)
     sim.add_argument("--json", type=Path, dest="json_out", help="also write the report as JSON")
@@ -486,8 +489,8 @@ def _simulate_families(args: argparse.Namespace) -> int:
         print("error: --world, --policies and --oracle-* apply to one world, not to families", file=sys.stderr)
         return 2
     learners = 40 if args.learners is None else args.learners
-    if learners < 1 or args.max_modules < 1 or args.history < 0:
-        print("error: --learners and --max-modules must be >= 1, --history >= 0", file=sys.stderr)
+    if learners < 1 or args.max_modules < 1 or args.history < 0 or args.worlds < 1:
+        print("error: --learners, --max-modules and --worlds must be >= 1, --history >= 0", file=sys.stderr)
         return 2
     graph = read_concept_graph(args.catalog) if args.catalog else None
     runs = len(FAMILY_POLICIES) + (1 if args.history else 0)
@@ -498,7 +501,7 @@ def _simulate_families(args: argparse.Namespace) -> int:
 
         table = simulate_families(
             families, learners=learners, max_modules=args.max_modules, seed=args.seed, history=args.history,
-            graph=graph, progress=advance, reset_degenerate_bkt=args.reset_degenerate_bkt,
+            worlds=args.worlds, graph=graph, progress=advance, reset_degenerate_bkt=args.reset_degenerate_bkt,
         )  # fmt: skip
     print(table.table())
     if args.json_out:

@@ -107,9 +107,9 @@ class Protocol:
             raise ValueError("placement_items >= 0, syllabus_attempts >= 1 and pass_mark in [0, 1]")
 
 
+DEMO_PROTOCOL = Protocol()
 # the protocol of issue #20's evaluation: 3 placement items per required skill, a syllabus that
 # retakes a module below the pass mark up to 3 attempts
-DEMO_PROTOCOL = Protocol()
 FAMILY_PROTOCOL = Protocol(placement_items=3, syllabus_attempts=3, pass_mark=0.6)
 READS_RESULTS = ("adaptive", "bayes")
 
@@ -256,8 +256,11 @@ def paired_reduction_interval(
     if not len(ours) or len(ours) != len(theirs):
         return float("nan"), float("nan")
     picks = np.random.default_rng([seed, 31]).integers(len(ours), size=(resamples, len(ours)))
-    with np.errstate(divide="ignore", invalid="ignore"):  # a baseline of 0 modules: no ratio (nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
         reductions = 1.0 - ours[picks].mean(axis=1) / theirs[picks].mean(axis=1)
+    reductions = reductions[np.isfinite(reductions)]  # a resample whose baseline needed no module has no ratio
+    if not len(reductions):
+        return float("nan"), float("nan")
     low, high = np.percentile(reductions, [2.5, 97.5])
     return float(low), float(high)
 

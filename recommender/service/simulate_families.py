@@ -3,10 +3,11 @@ families (simulation/families.py), one row per family, under issue #20's protoco
 (`FAMILY_PROTOCOL`: a placement test before adaptive paths, a syllabus that retakes a module
 below the pass mark up to three attempts).
 
-Per family: adaptive, syllabus and oracle on the same learners of one world of the family, the
-mean modules to true readiness (censored at the cap), the ratio adaptive / syllabus with its
+Per family: adaptive, syllabus and oracle on the same learners, spread over `worlds` worlds of
+the family (one world's catalog and module effects are a single draw, and results move with it),
+the mean modules to true readiness (censored at the cap), the ratio adaptive / syllabus with its
 paired bootstrap interval, and the adaptive policy's prerequisite violations. With `history`, a
-model trained on that many past learners of the same world (each with the placement test, then a
+model trained on that many past learners of each world (each with the placement test, then a
 prefix of their syllabus) plans a second adaptive run on the same learners, beside the untrained
 one. The summary reads the held-out families only: they were never looked at to choose anything.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +29,18 @@ from recommender.service.simulate import (
     paired_ratio_interval,
     simulate,
 )
-from recommender.simulation.families import ConceptGraph, WorldFamily, build_world, sample_family_learners
+from recommender.simulation.families import (
+    ConceptGraph,
+    RandomDag,
+    WorldFamily,
+    build_world,
+    default_concept_graph_path,
+    read_concept_graph,
+    sample_family_learners,
+)
 
 FAMILY_POLICIES = ("adaptive", "syllabus", "oracle")
+DEFAULT_WORLDS = 4
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,7 @@ class FamilyTable:
     max_modules: int
     seed: int
     history: int = 0
+    worlds: int = 1
 
     def held_out(self) -> list[FamilyRow]:
         return [r for r in self.rows if r.family.split == "held_out"]
@@ -123,6 +134,7 @@ class FamilyTable:
             "max_modules": self.max_modules,
             "seed": self.seed,
             "history_learners": self.history,
+            "worlds_per_family": self.worlds,
             "protocol": {
                 "placement_items": FAMILY_PROTOCOL.placement_items,
                 "syllabus_attempts": FAMILY_PROTOCOL.syllabus_attempts,
@@ -140,7 +152,8 @@ class FamilyTable:
             + (f"{'trained':>9}{'train/syll (95% CI)':>24}" if trained else "")
         )
         lines = [
-            f"{len(self.rows)} world families: {self.learners} learners each, cap {self.max_modules} modules, "
+            f"{len(self.rows)} world families: {self.learners} learners in {self.worlds} worlds each, "
+            f"cap {self.max_modules} modules, "
             f"seed {self.seed}; placement {FAMILY_PROTOCOL.placement_items} items per role skill, syllabus up to "
             f"{FAMILY_PROTOCOL.syllabus_attempts} attempts below {FAMILY_PROTOCOL.pass_mark:g}"
             + (f"; trained on {self.history} past learners" if trained else ""),
@@ -193,30 +206,76 @@ def simulate_families(
     max_modules: int,
     seed: int,
     history: int = 0,
+    worlds: int = DEFAULT_WORLDS,
     graph: ConceptGraph | None = None,
     workdir: Path | None = None,
     progress: Callable[[int], None] | None = None,
     reset_degenerate_bkt: bool = True,
 ) -> FamilyTable:
-    """One world per family (drawn from `seed`), its learners under every family policy and,
-    with `history`, the adaptive policy again with a model trained on that many past learners.
-    `graph`: the prerequisite graph of the Junyi families (default: the shipped excerpt)."""
+    """Per family, `learners` learners spread evenly over `worlds` worlds (each drawn from `seed`),
+    under every family policy and, with `history`, the adaptive policy again with a model trained
+    on that many past learners of each world. `graph`: the prerequisite graph of the Junyi
+    families (default: the shipped excerpt)."""
+    if worlds < 1 or learners < 1:
+        raise ValueError("learners and worlds must be >= 1")
+    if graph is None and any(not isinstance(f.graph, RandomDag) for f in families):
+        graph = read_concept_graph(default_concept_graph_path())
     rows: list[FamilyRow] = []
     for family in families:
         key = family_key(family)
-        world = build_world(family, np.random.default_rng([seed, 99, key]), graph)
-        cohort = sample_family_learners(family, world, learners, np.random.default_rng([seed, 5, key]), prefix="sim")
-        report = simulate(
-            world.catalog, cohort, world_name=family.name, seed=seed, max_modules=max_modules,
-            policies=FAMILY_POLICIES, workdir=workdir, progress=progress, world=world, protocol=FAMILY_PROTOCOL,
-        )  # fmt: skip
-        trained = None
-        if history:
-            past = sample_family_learners(family, world, history, np.random.default_rng([seed, 6, key]), prefix="past")
-            trained = simulate(
+        reports: list[SimulationReport] = []
+        trained: list[SimulationReport] = []
+        for w in range(min(worlds, learners)):
+            count = learners // worlds + (1 if w < learners % worlds else 0)
+            world = build_world(family, np.random.default_rng([seed, 99, key, w]), graph)
+            cohort = sample_family_learners(
+                family, world, count, np.random.default_rng([seed, 5, key, w]), prefix=f"sim-w{w}"
+            )
+            report = simulate(
                 world.catalog, cohort, world_name=family.name, seed=seed, max_modules=max_modules,
-                policies=("adaptive",), workdir=workdir, progress=progress, history=past, world=world,
-                protocol=FAMILY_PROTOCOL, reset_degenerate_bkt=reset_degenerate_bkt,
+                policies=FAMILY_POLICIES, workdir=workdir, progress=progress, world=world, protocol=FAMILY_PROTOCOL,
             )  # fmt: skip
-        rows.append(FamilyRow(family, report, trained))
-    return FamilyTable(tuple(rows), learners, max_modules, seed, history)
+            reports.append(report)
+            if history:
+                past = sample_family_learners(
+                    family, world, history, np.random.default_rng([seed, 6, key, w]), prefix=f"past-w{w}"
+                )
+                with_model = simulate(
+                    world.catalog, cohort, world_name=family.name, seed=seed, max_modules=max_modules,
+                    policies=("adaptive",), workdir=workdir, progress=progress, history=past, world=world,
+                    protocol=FAMILY_PROTOCOL, reset_degenerate_bkt=reset_degenerate_bkt,
+                )  # fmt: skip
+                trained.append(with_model)
+        rows.append(FamilyRow(family, merge_reports(reports), merge_reports(trained) if trained else None))
+    return FamilyTable(tuple(rows), learners, max_modules, seed, history, min(worlds, learners))
+
+
+def merge_reports(reports: Sequence[SimulationReport]) -> SimulationReport:
+    """Several worlds' reports (same policies, cap and seed) as one over all their learners: the
+    per-learner lists joined in world order, counts summed, curves averaged per learner; the
+    model versions (one per world) joined by commas."""
+    first = reports[0]
+    results: dict[str, PolicyResult] = {}
+    for policy in first.results:
+        parts = [r.results[policy] for r in reports]
+        merged = PolicyResult(policy, model_version=",".join(p.model_version for p in parts if p.model_version))
+        for part in parts:
+            merged.modules += part.modules
+            merged.checks += part.checks
+            merged.minutes += part.minutes
+            merged.reached += part.reached
+            merged.gains += part.gains
+            merged.tracking_errors += part.tracking_errors
+            merged.tracking_biases += part.tracking_biases
+            merged.traces += part.traces
+            merged.placement_items += part.placement_items
+            merged.violations += part.violations
+            merged.stopped_short += part.stopped_short
+        weights = np.array([len(p.modules) for p in parts], dtype=np.float64)
+        curves = np.array([p.curve for p in parts], dtype=np.float64)
+        merged.curve = (weights @ curves / weights.sum()).tolist() if weights.sum() else []
+        results[policy] = merged
+    versions = ",".join(r.model_version for r in reports if r.model_version)
+    return replace(
+        first, learners=sum(r.learners for r in reports), results=results, model_version=versions,
+    )  # fmt: skip

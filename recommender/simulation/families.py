@@ -140,7 +140,7 @@ MEDIUM = Dynamics(0.8, 4.5, own_share=0.75, difficulty_weight=2.0, bias=-1.0, sc
 STRONG = Dynamics(0.3, 7.0, own_share=0.85, difficulty_weight=1.0, bias=-2.5, score_items=12, assessed_after_study=True)
 
 TUNING_ALGEBRA = ("quadtratics", "polynomials", "conic-sections")
-HELD_OUT_ALGEBRA = ("systems-of-eq-and-ineq", "vectors-matrix", "complex-numbers", "algebra-functions")
+HELD_OUT_ALGEBRA = ("algebra-functions", "exponents-radicals", "absolute-value", "systems-of-eq-and-ineq")
 
 FAMILIES: tuple[WorldFamily, ...] = (
     WorldFamily(
@@ -297,12 +297,14 @@ class _Concepts:
 
 def build_world(family: WorldFamily, rng: np.random.Generator, graph: ConceptGraph | None = None) -> HiddenWorld:
     """One world of the family: its catalog (validated: acyclic, every reference resolves) and
-    each module's hidden effect. A Junyi family reads `graph` (default: the shipped excerpt)."""
+    each module's hidden effect. A Junyi family is built on `graph` (`read_concept_graph`)."""
     spec = family.graph
     if isinstance(spec, RandomDag):
         concepts = _random_dag(spec, rng)
+    elif graph is None:
+        raise ValueError(f"family {family.name} is built on a prerequisite graph: pass read_concept_graph(...)")
     else:
-        concepts = _junyi_concepts(spec, graph or read_concept_graph(default_concept_graph_path()), rng)
+        concepts = _junyi_concepts(spec, graph, rng)
     skills_per_module, secondary, variants = spec.skills_per_module, spec.secondary_weight, spec.chinese_variants
     deepest = max(concepts.depth.values()) or 1
     skills = [Skill(c, {"en": f"concept {c}"}, family.name) for c in concepts.order]

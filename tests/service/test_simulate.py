@@ -298,6 +298,8 @@ def test_simulate_families_prints_one_table_and_writes_json(tmp_path: Path, caps
     assert row["adaptive_vs_syllabus_ratio"] == pytest.approx(row["modules"]["adaptive"] / row["modules"]["syllabus"])
     assert doc["summary"]["held_out_worst"]["family"] == "wide-strong"
     assert doc["protocol"] == {"placement_items": 3, "syllabus_attempts": 3, "pass_mark": 0.6}
+    assert doc["worlds_per_family"] == 2 and row["report"]["learners"] == 2, "one learner in each of two worlds"
+    assert len(row["report"]["curves"]["adaptive"]) == 9
 
     assert main(["simulate", "--families", "tuning", "--learners", "1", "--max-modules", "3"]) == 0
     printed = capsys.readouterr().out
@@ -312,6 +314,7 @@ def test_simulate_families_prints_one_table_and_writes_json(tmp_path: Path, caps
     assert row["trained_model_version"] and "trained_vs_syllabus_ratio_ci95" in row
 
     assert main(["simulate", "--family", "bogus"]) == 2
+    assert main(["simulate", "--family", "deep-weak", "--worlds", "0"]) == 2
     assert main(["simulate", "--families", "all", "--policies", "adaptive"]) == 2
     with pytest.raises(SystemExit):
         main(["simulate", "--family", "deep-weak", "--families", "all"])

@@ -25,6 +25,7 @@ from recommender.simulation.families import (
 from recommender.simulation.truth import DEMO_DYNAMICS, Dynamics, HiddenWorld, can_take, study, world_syllabus
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+GRAPH = read_concept_graph(default_concept_graph_path())
 
 
 def _reachable(catalog: Catalog, learner: Learner, skill_id: str) -> bool:
@@ -64,7 +65,7 @@ def _acyclic(parents: Mapping[str, tuple[str, ...]]) -> bool:
 @pytest.mark.parametrize("family", FAMILIES, ids=lambda f: f.name)
 def test_every_family_builds_a_valid_world_whose_roles_its_learners_can_reach(family: WorldFamily) -> None:
     f = family
-    world = build_world(f, np.random.default_rng(1))
+    world = build_world(f, np.random.default_rng(1), GRAPH)
     catalog = world.catalog
     assert 88 <= len(catalog.skills) <= 200, "graphs of the size issue #20's catalogs had"
     assert len(catalog.topological_order) == len(catalog.modules), "acyclic: every module has its place"
@@ -85,7 +86,7 @@ def test_every_family_builds_a_valid_world_whose_roles_its_learners_can_reach(fa
         assert all(_reachable(catalog, h.learner, r.skill_id) for r in role.requirements)
         syllabus = world_syllabus(world, role.role_id, h.learner)
         assert len(syllabus) == len({m.removesuffix("-zh") for m in syllabus}), "one module per concept"
-    again = build_world(f, np.random.default_rng(1))
+    again = build_world(f, np.random.default_rng(1), GRAPH)
     assert again.catalog.modules == catalog.modules and (again.module_effect == world.module_effect).all()
 
 
@@ -112,7 +113,7 @@ def test_learners_know_from_nothing_to_most_as_their_family_says() -> None:
     by_name = {f.name: f for f in FAMILIES}
     known = {}
     for name in ("deep-weak", "deep-medium"):
-        world = build_world(by_name[name], np.random.default_rng(3))
+        world = build_world(by_name[name], np.random.default_rng(3), GRAPH)
         learners = sample_family_learners(by_name[name], world, 30, np.random.default_rng(4))
         known[name] = float(np.mean([(h.initial_mastery >= 0.8).mean() for h in learners]))
     assert known["deep-weak"] == 0.0 and known["deep-medium"] > 0.5
@@ -122,6 +123,8 @@ def test_the_shipped_graph_is_the_fixtures_and_real_graphs_become_acyclic() -> N
     shipped = read_concept_graph(default_concept_graph_path())
     table = read_concept_graph(FIXTURES / "junyi_algebra" / "junyi_Exercise_table.csv")
     assert shipped == table, "the excerpt is the fixture's graph, read the same way"
+    with pytest.raises(ValueError, match="prerequisite graph"):
+        build_world(select_families("junyi-weak")[0], np.random.default_rng(1))
     small = read_concept_graph(FIXTURES / "junyi" / "junyi_Exercise_table.csv")
     for graph in (shipped, small):
         for name, parents in graph.prerequisites.items():
