@@ -232,6 +232,16 @@ class _RoleArrays:
         back what depends on the module)."""
         return np.asarray((self.view.pad_share * m_pad).sum(axis=2) >= threshold - EPS)
 
+    def implied(self, mastered: BoolArray) -> BoolArray:
+        """`mastered` with every module behind a mastered one marked mastered too: prerequisites
+        are what a module builds on, so mastering it shows them mastered (knowledge-space theory's
+        surmise relation). A learner whose placement shows a deep skill is not re-taught the
+        shallow ones beneath it. Sums of 0/1 are exact, so the product cannot differ by batch."""
+        if not mastered.any():
+            return mastered
+        behind = np.asarray(self.view.behind > 0, dtype=np.float64)
+        return np.asarray(mastered | ((mastered.astype(np.float64) @ behind.T) > 0))
+
     def readiness(self, mastery: FloatArray) -> FloatArray:
         """Weighted share of requirements met, per row of mastery (learners, skills + sentinel)."""
         return self.readiness_of(np.take(mastery, self.req_idx, axis=1))
@@ -273,7 +283,8 @@ def _plan_batch(
         for module_id, count in x.state.studied.items():
             if module_id in view.position:
                 attempts[b, view.position[module_id]] = count
-    mastered_now = ra.mastered(mastery[:, pad], threshold)
+    # a module mastered now, or implied mastered by a mastered module it lies behind
+    mastered_now = ra.implied(ra.mastered(mastery[:, pad], threshold))
     failed_out = np.zeros_like(allowed)
     if first.max_module_attempts > 0:
         failed_out = (attempts >= first.max_module_attempts) & ~mastered_now
@@ -308,6 +319,7 @@ def _plan_batch(
         ids=np.arange(size),
         mastery=mastery,
         placed=np.zeros((size, n_view), dtype=bool),
+        implied=mastered_now,
         allowed=allowed,
         flagged=failed_out if failed_out.any() else None,
         model_logit=model_logit,
@@ -342,7 +354,7 @@ def _plan_batch(
             break
         m = work.mastery
         m_pad = np.take(m, pad, axis=1)  # (learners, modules, skills per module)
-        satisfied = ra.mastered(m_pad, threshold) | work.placed
+        satisfied = ra.mastered(m_pad, threshold) | work.placed | work.implied
         sat_ext = satisfied_ext[:k]
         sat_ext[:, :n_view] = satisfied
         eligible = work.allowed & sat_ext[:, view.prereq_pad].all(axis=2) & ~work.placed
@@ -444,6 +456,7 @@ class _Work:
     ids: npt.NDArray[np.intp]
     mastery: FloatArray  # (learners, skills + sentinel), projected along the path
     placed: BoolArray
+    implied: BoolArray  # mastered when planning began, or behind a module that was
     allowed: BoolArray
     flagged: BoolArray | None  # modules failed max_module_attempts times and not mastered; None: none
     model_logit: FloatArray | None
@@ -456,7 +469,8 @@ class _Work:
     def keep(self, rows: BoolArray) -> _Work:
         logit = None if self.model_logit is None else self.model_logit[rows]
         flagged = None if self.flagged is None else self.flagged[rows]
-        return _Work(self.ids[rows], self.mastery[rows], self.placed[rows], self.allowed[rows], flagged,
+        return _Work(self.ids[rows], self.mastery[rows], self.placed[rows], self.implied[rows], self.allowed[rows],
+                     flagged,
                      logit, self.behind_unplaced[rows], self.minutes_used[rows], self.taken[rows],
                      self.max_steps[rows], self.budget[rows])  # fmt: skip
 

@@ -114,9 +114,21 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
         total = sum(w.weight for w in taught)
         return sum(w.weight * mastery[w.skill_id] for w in taught) / total >= options.mastery_confidence - 1e-9
 
+    def behind(module_id: str) -> set[str]:
+        found: set[str] = set()
+        stack = list(catalog.modules[module_id].prerequisite_module_ids)
+        while stack:
+            p = stack.pop()
+            if p not in found:
+                found.add(p)
+                stack.extend(catalog.modules[p].prerequisite_module_ids)
+        return found
+
+    # a module mastered at the start shows the modules behind it mastered (the surmise relation)
+    implied = {p for m in catalog.module_ids if mastered(m) for p in behind(m)}
     failed_out = {
         m for m, n in state.studied.items() if options.max_module_attempts and n >= options.max_module_attempts
-        and not mastered(m)
+        and not mastered(m) and m not in implied
     }  # fmt: skip
     placed: set[str] = set()
     readiness_floor = path.readiness_now
@@ -133,7 +145,7 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
         assert step.module_id not in options.exclude_module_ids
         # issue #20: a studied prerequisite not mastered blocks its dependents (no `or p in studied`)
         for p in module.prerequisite_module_ids:
-            assert p in placed or mastered(p), f"{step.module_id} placed before its prerequisite {p}"
+            assert p in placed or mastered(p) or p in implied, f"{step.module_id} placed before its prerequisite {p}"
         if step.module_id in failed_out:  # only as a supported retake that ends the path
             assert step is path.steps[-1] and path.stop_reason is StopReason.REPEATED_FAILURE
         remediates = [r for r in step.reasons if r.code is ReasonCode.REMEDIATE]

@@ -77,3 +77,23 @@ def test_a_failed_out_module_is_routed_around_when_another_module_teaches_its_sk
     path = plan(catalog, failed, options)
     assert [s.module_id for s in path.steps] == ["a-102"] and path.stop_reason is StopReason.ROLE_READY
     check_invariants(catalog, failed, options, path)
+
+
+def test_a_mastered_module_shows_the_modules_behind_it_mastered() -> None:
+    """c-101 builds on b-101, which builds on a-101. A learner whose placement shows b mastered is
+    sent to c-101 at once, with no evidence on a itself (the surmise relation of the prerequisite
+    graph); with b not shown, the path starts from a-101."""
+    skills = [Skill(k, {"en": k.upper()}, "x") for k in "abc"]
+    modules = [
+        Module("a-101", {"en": "A"}, (SkillWeight("a"),), (), ("en",), "x", 0.3, 60),
+        Module("b-101", {"en": "B"}, (SkillWeight("b"),), ("a-101",), ("en",), "x", 0.3, 60),
+        Module("c-101", {"en": "C"}, (SkillWeight("c"),), ("b-101",), ("en",), "x", 0.3, 60),
+    ]
+    catalog = build_catalog(skills, modules, [TargetRole("r", {"en": "R"}, "x", (SkillRequirement("c", 0.8),))])
+    learner = Learner("kofi", languages=("en",), target_role_id="r")
+    mastery = np.array([0.1, 0.9, 0.1])
+    state = LearnerState(learner, mastery, mastery.copy(), np.ones(3))
+    options = PlanOptions("r", ("en",), check_after_studies=0)
+    assert [s.module_id for s in plan(catalog, state, options).steps] == ["c-101"]
+    mastery[1] = 0.5
+    assert [s.module_id for s in plan(catalog, state, options).steps][:3] == ["a-101", "b-101", "c-101"]
