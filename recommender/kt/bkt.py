@@ -20,7 +20,7 @@ it never rises, with time alone.
 Every function takes floats or numpy arrays (vectorized over skills or events) and is pure.
 Invariants (tested with hypothesis): mastery stays in [0, 1]; with guess + slip < 1, a fully
 correct answer never lowers the mastery of the skills it touches at the same instant, and a
-failed module assessment never leaves mastery higher than its prior would pass a full score.
+failed module assessment leaves the estimate below what the study alone would give.
 """
 
 from __future__ import annotations
@@ -47,9 +47,10 @@ class SkillParams:
 
     prior: float = 0.15
     # a module is hours of instruction, not one tutor step: by default most learners who study a
-    # module are taken to learn its skills; training fits it per skill and per module
+    # module are taken to learn its skills, and its assessment, read after the learning, corrects
+    # that for those who did not; training fits it per skill and per module
     # (docs/decisions/0002-learning-rates.md)
-    learn: float = 0.6
+    learn: float = 0.8
     guess: float = 0.2
     slip: float = 0.1
     forget_per_day: float = 0.003  # a half-life of about 230 days
@@ -74,11 +75,6 @@ class SkillParams:
 
 
 DEFAULT_PARAMS = SkillParams()
-
-# the evidence in one module-assessment score, in items: a module's test has several items, so
-# its score says more than one item does, though less than as many independent items (they share
-# the learner's general ability and the module's other skills) (docs/decisions/0001-evidence-semantics.md)
-MODULE_SCORE_WEIGHT = 2.0
 
 
 @dataclass(frozen=True)
@@ -110,18 +106,18 @@ def decay(mastery: float, elapsed_days: float, forget_per_day: float, floor: flo
     return min(max(floor + (mastery - floor) * keep, 0.0), 1.0)
 
 
-def likelihoods(score: float, guess: float, slip: float, weight: float = 1.0) -> tuple[float, float]:
-    """(P(score | unmastered), P(score | mastered)) of a score read as `weight` items' worth of
-    evidence: a partial score is a fractional count of right answers (right^score wrong^(1-score)),
-    so 0 and 1 give BKT's own emissions and a score halfway gives evidence halfway between."""
-    unknown = (guess**score * (1.0 - guess) ** (1.0 - score)) ** weight
-    known = ((1.0 - slip) ** score * slip ** (1.0 - score)) ** weight
+def likelihoods(score: float, guess: float, slip: float) -> tuple[float, float]:
+    """(P(score | unmastered), P(score | mastered)): a partial score is a fractional count of right
+    answers (right^score wrong^(1-score)), so 0 and 1 give BKT's own emissions and a score halfway
+    gives evidence halfway between, in log-odds."""
+    unknown = guess**score * (1.0 - guess) ** (1.0 - score)
+    known = (1.0 - slip) ** score * slip ** (1.0 - score)
     return unknown, known
 
 
-def posterior(mastery: float, score: float, guess: float, slip: float, weight: float = 1.0) -> float:
+def posterior(mastery: float, score: float, guess: float, slip: float) -> float:
     """P(mastered | observed score), by Bayes' rule on likelihoods()."""
-    unknown, known = likelihoods(score, guess, slip, weight)
+    unknown, known = likelihoods(score, guess, slip)
     evidence = mastery * known + (1.0 - mastery) * unknown
     if evidence <= 0:
         return min(max(mastery, 0.0), 1.0)
@@ -161,7 +157,7 @@ def apply_result(
     kind = resolve_kind(kind, "")
     if kind is ResultKind.MODULE_ASSESSMENT:
         rate = params.learn if learn is None else learn
-        mastery = posterior(prior + (1.0 - prior) * rate, score, params.guess, params.slip, MODULE_SCORE_WEIGHT)
+        mastery = posterior(prior + (1.0 - prior) * rate, score, params.guess, params.slip)
         studies += 1
     else:
         mastery = posterior(prior, score, params.item_guess, params.item_slip)
