@@ -278,7 +278,11 @@ def _train_or_evaluate(app: App, args: argparse.Namespace) -> int:
     from recommender.service.models import training_data_from_files, training_data_from_store
 
     config = TrainConfig(
-        seed=args.seed, epochs=args.epochs, components=args.components, reset_degenerate_bkt=args.reset_degenerate_bkt
+        seed=args.seed,
+        epochs=args.epochs,
+        components=args.components,
+        reset_degenerate_bkt=args.reset_degenerate_bkt,
+        features=app.training.features,
     )
     if args.events:
         if not args.catalog:

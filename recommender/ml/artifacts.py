@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from recommender.errors import ModelArtifactError
+from recommender.errors import InvalidInput, ModelArtifactError
 from recommender.kt.bkt import BKTModel, SkillParams
-from recommender.ml.features import FeatureSpace
+from recommender.ml.features import FeatureSchema, FeatureSpace
 from recommender.ml.model import FactorModel, HybridModel
 
 SCHEMA_VERSION = 1
@@ -50,6 +50,7 @@ def save_model(model: HybridModel, directory: Path, extra_meta: Mapping[str, Any
         "user_features": list(model.user_space.names),
         "item_features": list(model.item_space.names),
         "bkt_skills": skills,
+        "feature_schema": model.features.to_json(),
         **dict(model.meta),
         **dict(extra_meta or {}),
     }
@@ -102,6 +103,10 @@ def load_model(directory: Path) -> HybridModel:
         if bkt.ndim != 2 or bkt.shape[0] != len(skills) or bkt.shape[1] not in widths or not np.isfinite(bkt).all():
             raise ModelArtifactError(f"bkt array has shape {bkt.shape}, expected {(len(skills), len(_BKT_FIELDS))}")
         params = {s: _skill_params(row) for s, row in zip(skills, bkt, strict=True)}
+        # an artifact without a schema reads no attribute, whatever attr: features it holds
+        features = FeatureSchema.from_json(meta.get("feature_schema", {"attributes": []}), "feature_schema")
+    except InvalidInput as exc:
+        raise ModelArtifactError(f"{directory}: {exc}") from exc
     except ModelArtifactError as exc:
         raise ModelArtifactError(f"{directory}: {exc}") from exc
     except (KeyError, TypeError, ValueError) as exc:
@@ -114,8 +119,12 @@ def load_model(directory: Path) -> HybridModel:
         ranking=factors["ranking"],
         bkt=BKTModel(params=params),
         use_features=bool(meta.get("use_features", True)),
-        meta={k: v for k, v in meta.items() if k not in ("user_features", "item_features", "bkt_skills")},
+        features=features,
+        meta={k: v for k, v in meta.items() if k not in _UNPACKED},
     )
+
+
+_UNPACKED = ("user_features", "item_features", "bkt_skills", "feature_schema")  # fields, not meta
 
 
 def _skill_params(row: np.ndarray) -> SkillParams:

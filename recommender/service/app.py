@@ -9,7 +9,7 @@ from recommender.config import Settings
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock, system_clock
 from recommender.service.learners import LearnerService
-from recommender.service.models import ModelRegistry, TrainingService
+from recommender.service.models import ModelRegistry, TrainingService, load_feature_schema
 from recommender.service.paths import PathService
 from recommender.storage import Store, open_store
 
@@ -31,6 +31,7 @@ class App:
 
 
 def build_app(settings: Settings, clock: Clock = system_clock, store: Store | None = None) -> App:
+    features = load_feature_schema(settings.feature_schema_file)
     store = store or open_store(settings.store_url)
     store.create_schema()
     catalogs = CatalogService(store, settings.catalog_refresh_seconds)
@@ -60,6 +61,6 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
         learners=learners,
         paths=paths,
         models=registry,
-        training=TrainingService(registry, store, catalogs, clock),
+        training=TrainingService(registry, store, catalogs, clock, features),
         clock=clock,
     )

@@ -28,6 +28,7 @@ from recommender.kt.bkt import BKTModel
 from recommender.ml.artifacts import finite_metrics, load_model, read_meta, save_model
 from recommender.ml.data import TrainingData, build_event_table
 from recommender.ml.evaluate import Evaluation, evaluate, make_split, score_model
+from recommender.ml.features import NO_FEATURES, FeatureSchema
 from recommender.ml.model import HybridModel
 from recommender.ml.train import TrainConfig, train_hybrid
 from recommender.service.catalog import CatalogService
@@ -198,15 +199,36 @@ def training_data_from_files(
     return TrainingData(catalog, table, learners), problems
 
 
+def load_feature_schema(path: Path | None) -> FeatureSchema:
+    """The operator's feature schema file (none: no attribute becomes a feature); an identifier
+    declared as a feature is refused here, before anything is served or trained."""
+    if path is None:
+        return NO_FEATURES
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput.of("feature_schema_file", f"cannot read {path}: {exc}") from exc
+    return FeatureSchema.from_json(doc, str(path))
+
+
 class TrainingService:
     """Trains, evaluates against the active model on the same split, saves, and promotes the new
-    version only if it is better (or forced)."""
+    version only if it is better (or forced). Every run uses the service's feature schema, whatever
+    the caller's config says: which attributes may reach a model is the operator's decision."""
 
-    def __init__(self, registry: ModelRegistry, store: Store, catalogs: CatalogService, clock: Clock) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        store: Store,
+        catalogs: CatalogService,
+        clock: Clock,
+        features: FeatureSchema = NO_FEATURES,
+    ) -> None:
         self._registry = registry
         self._store = store
         self._catalogs = catalogs
         self._clock = clock
+        self.features = features
         self._jobs: dict[str, TrainingJob] = {}
         self._running: str = ""
         self._lock = threading.Lock()
@@ -221,6 +243,7 @@ class TrainingService:
         progress: Progress | None = None,
     ) -> TrainOutcome:
         started = time.perf_counter()
+        config = replace(config, features=self.features)
         report = progress or (lambda _m, _f: None)
         if data is None:
             report("reading the store", 0.0)

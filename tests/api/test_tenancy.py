@@ -1,0 +1,170 @@
+"""Issue #21, tenant isolation all the way down, against a real server with two colleges' tokens:
+features only by declaration (no attribute oracle), erasure that reaches the stored models and the
+store's bytes, and models and catalogs that belong to one tenant."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import grpc
+import pytest
+
+from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
+from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
+from recommender.api.server import RunningServer, create_server
+from recommender.errors import InvalidInput
+from recommender.ml.features import FeatureSchema
+from recommender.service.app import App, build_app
+from recommender.service.clock import ManualClock
+from tests.conftest import make_settings
+from tests.ml.world import world, world_catalog
+
+A, B = "college-a", "college-b"
+TOKENS = {
+    (A, "platform"): "a-platform-0123456789",
+    (A, "ml"): "a-ml-0123456789abcdef",
+    (A, "admin"): "a-admin-0123456789abc",
+    (B, "platform"): "b-platform-0123456789",
+    (B, "ml"): "b-ml-0123456789abcdef",
+    (B, "admin"): "b-admin-0123456789abc",
+}
+SCHEMA = {
+    "attributes": [
+        {"key": "track_pref", "kind": "categorical", "values": ["x", "y"]},
+        {"key": "age", "kind": "bucketed", "bounds": [20, 30]},
+    ]
+}
+
+
+def auth(tenant: str, role: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {TOKENS[(tenant, role)]}"),)
+
+
+@dataclass
+class Colleges:
+    app: App
+    stub: pb_grpc.LearningPathServiceStub
+    running: RunningServer
+    tmp_path: Path
+
+
+def start(store_url: str, tmp_path: Path, clock: ManualClock) -> Colleges:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps([{"token": v, "tenant": t, "roles": [r]} for (t, r), v in TOKENS.items()]))
+    schema = tmp_path / "features.json"
+    schema.write_text(json.dumps(SCHEMA))
+    settings = make_settings(store_url, tmp_path, auth_tokens_file=tokens, feature_schema_file=schema)
+    app = build_app(settings, clock)
+    running = create_server(app, "127.0.0.1:0")
+    running.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    return Colleges(app, pb_grpc.LearningPathServiceStub(channel), running, tmp_path)
+
+
+@pytest.fixture
+def colleges(sqlite_url: str, tmp_path: Path, clock: ManualClock) -> Iterator[Colleges]:
+    c = start(sqlite_url, tmp_path, clock)
+    try:
+        yield c
+    finally:
+        c.running.stop(0)
+        c.app.close()
+
+
+def email(learner_id: str) -> str:
+    return f"{learner_id}.mail@college-a.example"
+
+
+def load_college(c: Colleges, tenant: str, n: int = 120) -> None:
+    """The seeded world under `tenant`, every learner with an e-mail and a national id (never
+    declared) and a declared track preference and age."""
+    catalog = world_catalog()
+    c.app.catalogs.upsert(catalog.skills.values(), catalog.modules.values(), catalog.roles.values(), replace=True)
+    data, events = world(n)
+    learners = [
+        replace(x, target_role_id="r", attributes={
+            "email": email(x.learner_id), "national_id": f"NID{x.learner_id}X",
+            "track_pref": "x" if x.country == "AA" else "y", "age": str(18 + i % 20)})
+        for i, x in enumerate(data.learners.values())
+    ]  # fmt: skip
+    c.app.learners.upsert_many(tenant, learners)
+    assert c.app.learners.record_batch(tenant, events).accepted == len(events)
+
+
+def train(c: Colleges, tenant: str, *, force: bool = True) -> pb.TrainingJob:
+    job_id = c.stub.TrainModel(pb.TrainModelRequest(seed=5, epochs=5, force=force), metadata=auth(tenant, "ml")).job_id
+    deadline = time.monotonic() + 120
+    while True:
+        job = c.stub.GetTrainingJob(pb.GetTrainingJobRequest(job_id=job_id), metadata=auth(tenant, "ml"))
+        if job.state in (pb.JOB_STATE_SUCCEEDED, pb.JOB_STATE_FAILED):
+            assert job.state == pb.JOB_STATE_SUCCEEDED, job.message
+            return job
+        assert time.monotonic() < deadline, "training did not finish"
+        time.sleep(0.05)
+
+
+def first_paths(c: Colleges, tenant: str, learners: list[pb.Learner]) -> list[list[tuple[str, float]]]:
+    out = c.stub.GeneratePaths(
+        pb.GeneratePathsRequest(learners=learners, max_steps=4), metadata=auth(tenant, "platform")
+    )
+    return [[(s.module_id, s.expected_success) for s in o.path.steps] for o in out]
+
+
+def made_up(learner_id: str, **attributes: str) -> pb.Learner:
+    return pb.Learner(learner_id=learner_id, country="AA", languages=["en"], target_role_id="r", attributes=attributes)
+
+
+# (a) features by declaration -------------------------------------------------------------------
+def test_issue21_no_attribute_oracle_for_any_tenant(colleges: Colleges) -> None:
+    """The issue's oracle: two made-up learners differing only in an undeclared attribute, one
+    holding a real learner's value, score identically for every tenant; a declared one counts."""
+    load_college(colleges, A)
+    version = train(colleges, A).model_version
+    known = email("l0002")
+    for tenant in (A, B):
+        probes = [made_up("probe-1", email=known, national_id="NIDl0002X"), made_up("probe-2", email="x@y.example")]
+        same, other = first_paths(colleges, tenant, probes)
+        assert same and same == other, f"{tenant}: an undeclared attribute changed the scores"
+    declared = first_paths(colleges, A, [made_up("p-3", track_pref="x"), made_up("p-4", track_pref="y")])
+    assert declared[0] != declared[1], "a declared attribute reaches the model (the probe above could fail)"
+    folder = next(colleges.app.settings.models_dir.rglob(f"{version}/meta.json")).parent
+    raw = b"".join(p.read_bytes() for p in folder.iterdir())
+    assert b"mail@college-a" not in raw and b"NIDl0" not in raw, "undeclared values never reach a model folder"
+    names = json.loads((folder / "meta.json").read_text())["user_features"]
+    assert {n for n in names if n.startswith("attr:")} <= {"attr:track_pref=x", "attr:track_pref=y",
+                                                          "attr:age#0", "attr:age#1", "attr:age#2"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [("email", "mail"), ("E-Mail", "mail"), ("national_id", "nationalid"), ("phoneNumber", "phone"),
+     ("first_name", "name"), ("student_id", "ends in 'id'"), ("passport_no", "passport")],
+)  # fmt: skip
+def test_issue21_identifiers_are_refused_as_features(key: str, why: str) -> None:
+    with pytest.raises(InvalidInput, match=why):
+        FeatureSchema.from_json({"attributes": [{"key": key, "kind": "categorical", "values": ["a"]}]})
+
+
+def test_issue21_a_schema_declaring_an_identifier_stops_the_service(
+    sqlite_url: str, tmp_path: Path, clock: ManualClock
+) -> None:
+    schema = tmp_path / "features.json"
+    schema.write_text(json.dumps({"attributes": [{"key": "email", "kind": "categorical", "values": ["a@b.c"]}]}))
+    with pytest.raises(InvalidInput, match="identifier"):
+        build_app(make_settings(sqlite_url, tmp_path, feature_schema_file=schema), clock)
+
+
+def test_issue21_schema_checks_every_declaration() -> None:
+    with pytest.raises(InvalidInput) as exc:
+        FeatureSchema.from_json({"attributes": [
+            {"key": "track", "kind": "categorical"}, {"key": "age", "kind": "bucketed", "bounds": [30, 20]},
+            {"key": "level", "kind": "free"}]})  # fmt: skip
+    assert [v.field for v in exc.value.violations] == [f"feature schema.attributes[{i}]" for i in range(3)]
+    schema = FeatureSchema.from_json(SCHEMA)
+    assert schema.tokens({"track_pref": "x", "age": "25", "email": "a@b.c"}) == ["attr:age#1", "attr:track_pref=x"]
+    assert schema.tokens({"track_pref": "z", "age": "old"}) == [], "undeclared values and non-numbers are missing"
+    assert FeatureSchema.from_json(schema.to_json()) == schema
