@@ -41,8 +41,10 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
     def DeleteLearner(
         self, request: pb.DeleteLearnerRequest, context: grpc.ServicerContext
     ) -> pb.DeleteLearnerResponse:
-        deleted, events = self.app.learners.delete(tenant_of(context), request.learner_id)
-        return pb.DeleteLearnerResponse(learner_id=request.learner_id, deleted=deleted, events_deleted=events)
+        deleted, events, models = self.app.learners.delete(tenant_of(context), request.learner_id)
+        return pb.DeleteLearnerResponse(
+            learner_id=request.learner_id, deleted=deleted, events_deleted=events, models_updated=models
+        )
 
     # assessments ----------------------------------------------------------------------------
     @translated

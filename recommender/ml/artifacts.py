@@ -31,9 +31,38 @@ _BKT_FIELDS = ("prior", "learn", "guess", "slip", "forget_per_day", "floor", "it
 _BKT_WIDTHS_BEFORE = (6, 8)
 
 
+def owner_only_folder(folder: Path) -> None:
+    """Create `folder` if missing and make it readable by its owner only: model folders hold every
+    trained learner's identity vector."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+
+
 def save_model(model: HybridModel, directory: Path, extra_meta: Mapping[str, Any] | None = None) -> Path:
-    """Write atomically: a folder appears complete or not at all."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically: a folder appears complete or not at all. Folders 0700, files 0600."""
+    owner_only_folder(directory.parent)
+    staging = _write_staging(model, directory.parent, extra_meta)
+    try:
+        os.replace(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def rewrite_model(model: HybridModel, directory: Path) -> None:
+    """Replace an existing version's files with `model` (same version): the new folder is written
+    beside it and swapped in, and the old one, with the rows `model` no longer has, is deleted."""
+    staging = _write_staging(model, directory.parent, None)
+    trash = directory.parent / f".trash-{directory.name}-{os.getpid()}"
+    try:
+        os.rename(directory, trash)
+        os.rename(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _write_staging(model: HybridModel, parent: Path, extra_meta: Mapping[str, Any] | None) -> Path:
     skills = sorted(model.bkt.params)
     arrays: dict[str, np.ndarray] = {
         "bkt": np.array(
@@ -54,17 +83,18 @@ def save_model(model: HybridModel, directory: Path, extra_meta: Mapping[str, Any
         **dict(model.meta),
         **dict(extra_meta or {}),
     }
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=directory.parent))
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))  # created 0700
     try:
         np.savez(staging / ARRAYS, **arrays)  # type: ignore[arg-type]
         (staging / META).write_text(json.dumps(meta, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
         for f in (ARRAYS, META):
+            os.chmod(staging / f, 0o600)
             with (staging / f).open("rb") as handle:
                 os.fsync(handle.fileno())
-        os.replace(staging, directory)
-    finally:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-    return directory
+        raise
+    return staging
 
 
 def read_meta(directory: Path) -> dict[str, Any]:

@@ -7,8 +7,8 @@ extra columns so scoring is one matmul:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,31 @@ class HybridModel:
             self._module_cache.clear()
             self._module_cache[key] = cached
         return cached
+
+    def without_user_features(self, names: Iterable[str]) -> HybridModel:
+        """The model with these learner features' rows removed from both factor models (an erased
+        learner's identity): every other row, and so every other learner's scores, stays as it was,
+        and a learner who had that identity is scored from their features, as a new learner."""
+        index = self.user_space.index
+        drop = sorted({index[n] for n in names if n in index})
+        if not drop:
+            return self
+        keep = np.setdiff1d(np.arange(len(self.user_space.names)), drop)
+
+        def rows(f: FactorModel) -> FactorModel:
+            return replace(f, user_embeddings=f.user_embeddings[keep], user_biases=f.user_biases[keep])
+
+        return replace(
+            self,
+            user_space=FeatureSpace(tuple(self.user_space.names[i] for i in keep)),
+            success=rows(self.success),
+            ranking=rows(self.ranking),
+            _module_cache={},
+        )
+
+    def identity_names(self) -> list[str]:
+        """The learner identity features (`id:<model key>`) this model carries."""
+        return [n for n in self.user_space.names if n.startswith("id:")]
 
     def knows_learner(self, learner_id: str) -> bool:
         """Whether training saw this learner (their identity feature shapes their vectors)."""

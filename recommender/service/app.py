@@ -43,6 +43,7 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
         bkt=registry.bkt,
         clock=clock,
         future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
+        forget=registry.forget_learner,
     )
     paths = PathService(
         store,

@@ -52,8 +52,10 @@ class LearnerService:
         bkt: Callable[[], BKTModel],
         clock: Clock,
         future_tolerance: timedelta = timedelta(minutes=5),
+        forget: Callable[[str, str], int] = lambda _tenant, _learner: 0,
     ) -> None:
         self._store = store
+        self._forget = forget
         self._catalogs = catalogs
         self._bkt = bkt
         self._clock = clock
@@ -79,8 +81,12 @@ class LearnerService:
             raise NotFound("learner", learner_id, field="learner_id")
         return learner
 
-    def delete(self, tenant: str, learner_id: str) -> tuple[bool, int]:
-        return self._store.delete_learner(tenant, learner_id)
+    def delete(self, tenant: str, learner_id: str) -> tuple[bool, int, int]:
+        """Erase the learner from the store, then from every stored model of the tenant, in this
+        call: (existed, events deleted, model versions updated). The store keeps a hashed record of
+        the erasure, so a training run that read the learner before it drops them too."""
+        existed, events = self._store.delete_learner(tenant, learner_id, self._clock())
+        return existed, events, self._forget(tenant, learner_id)
 
     # assessments ----------------------------------------------------------------------------
     def record(self, tenant: str, event: AssessmentEvent) -> tuple[SkillProfile, bool]:

@@ -25,7 +25,7 @@ from recommender.domain.codec import catalog_parts_from_dict
 from recommender.domain.learner import Learner
 from recommender.errors import InvalidInput, ModelArtifactError, NotFound, PreconditionFailed
 from recommender.kt.bkt import BKTModel
-from recommender.ml.artifacts import finite_metrics, load_model, read_meta, save_model
+from recommender.ml.artifacts import finite_metrics, load_model, read_meta, rewrite_model, save_model
 from recommender.ml.data import TrainingData, build_event_table
 from recommender.ml.evaluate import Evaluation, evaluate, make_split, score_model
 from recommender.ml.features import NO_FEATURES, FeatureSchema
@@ -34,7 +34,7 @@ from recommender.ml.train import TrainConfig, train_hybrid
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
 from recommender.service.paths import model_key
-from recommender.storage.store import Store
+from recommender.storage.store import Store, erasure_subject
 
 log = logging.getLogger("recommender.models")
 COMPARE_ON = ("auc", "ndcg@10")
@@ -123,6 +123,34 @@ class ModelRegistry:
             self._active = model
         log.info("model %s active (was %s)", version, previous or "none")
         return self.info(version), previous
+
+    def forget_learner(self, tenant: str, learner_id: str) -> int:
+        """Remove an erased learner's identity from every stored version that has it (their row
+        dropped from both factor models; every other row unchanged), and from the model being
+        served. Returns how many versions changed. Versions are rewritten in place, so one that is
+        activated later no longer knows the learner either."""
+        name = f"id:{model_key(tenant, learner_id)}"
+        changed = 0
+        with self._lock:
+            for folder in self._version_folders():
+                try:
+                    if name not in read_meta(folder).get("user_features", ()):
+                        continue
+                    model = load_model(folder)
+                except ModelArtifactError as exc:
+                    log.error("cannot erase a learner from %s: %s", folder.name, exc)
+                    raise
+                rewrite_model(model.without_user_features([name]), folder)
+                changed += 1
+            active = self._active
+            if active is not None and name in active.user_space.index:
+                self._active = active.without_user_features([name])
+        return changed
+
+    def _version_folders(self) -> tuple[Path, ...]:
+        if not self.models_dir.exists():
+            return ()
+        return tuple(sorted(f for f in self.models_dir.iterdir() if f.is_dir() and not f.name.startswith(".")))
 
     def rollback(self) -> tuple[ModelInfo, str]:
         """Re-activate the version that was active before the current one."""
@@ -245,6 +273,7 @@ class TrainingService:
         started = time.perf_counter()
         config = replace(config, features=self.features)
         report = progress or (lambda _m, _f: None)
+        read_at = self._clock()
         if data is None:
             report("reading the store", 0.0)
             data = training_data_from_store(self._store, self._catalogs.require())
@@ -262,6 +291,7 @@ class TrainingService:
             previous_metrics = score_model(data, split, previous)
         report("training on all events", 0.65)
         model = train_hybrid(data, config, progress=lambda m, f: report(f"final: {m}", 0.65 + 0.3 * f))
+        model = self._without_erased(model, read_at)
         now = self._clock()
         base = f"{now:%Y%m%dT%H%M%S}-{model.meta['data_fingerprint'][:8]}-s{config.seed}"
         version, n = base, 1
@@ -292,6 +322,15 @@ class TrainingService:
             previous_metrics=previous_metrics,
             seconds=time.perf_counter() - started,
         )
+
+    def _without_erased(self, model: HybridModel, since: datetime) -> HybridModel:
+        """A learner erased after the run read its data leaves the model before it is saved (the
+        erasure could not reach a model that did not exist yet)."""
+        erased = self._store.erased_since(since)
+        if not erased:
+            return model
+        gone = [n for n in model.identity_names() if erasure_subject(*n[3:].split("/", 1)) in erased]
+        return model.without_user_features(gone)
 
     # background jobs ------------------------------------------------------------------------
     def start_job(self, config: TrainConfig, *, force: bool) -> TrainingJob:

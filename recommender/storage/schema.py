@@ -84,6 +84,17 @@ skill_states = Table(
     Column("studies_since_check", Integer, nullable=False, server_default="0"),
 )
 
+# One row per erased learner: a keyed hash of (tenant, learner id), never the id itself, and when.
+# A training run that read the store before an erasure drops those learners before it saves.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
+    Column("subject", String(64), nullable=False),
+    Column("erased_us", BigInteger, nullable=False),
+    Index("ix_erasures_time", "erased_us"),
+)
+
 model_activations = Table(
     "model_activations",
     metadata,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +15,13 @@ from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord, SkillState
 
 DEFAULT_TENANT = "default"
+
+
+def erasure_subject(tenant: str, learner_id: str) -> str:
+    """How an erasure is remembered: a hash of the tenant and id, so the record of an erasure does
+    not itself hold the id it erased."""
+    return hashlib.sha256(f"luban-erasure\0{tenant}\0{learner_id}".encode()).hexdigest()
+
 
 # Pure function from the touched skills' current states (absent = never practiced) and one
 # event to the new states of those skills. The store calls it inside the write transaction.
@@ -74,8 +82,14 @@ class Store(Protocol):
 
     def count_learners(self) -> int: ...
 
-    def delete_learner(self, tenant: str, learner_id: str) -> tuple[bool, int]:
-        """Erase a learner, their states and events: (existed, events deleted)."""
+    def delete_learner(self, tenant: str, learner_id: str, now: datetime | None = None) -> tuple[bool, int]:
+        """Erase a learner, their states and events, and record the erasure (erasure_subject, not
+        the id; `now` defaults to the current time): (existed, events deleted). On SQLite the freed
+        pages are overwritten and the WAL is checkpointed, so no page of the store file keeps the
+        learner's values."""
+
+    def erased_since(self, since: datetime) -> set[str]:
+        """erasure_subject of every learner erased at or after `since`."""
 
     # assessments ---------------------------------------------------------------------------
     def record_events(

@@ -168,3 +168,84 @@ def test_issue21_schema_checks_every_declaration() -> None:
     assert schema.tokens({"track_pref": "x", "age": "25", "email": "a@b.c"}) == ["attr:age#1", "attr:track_pref=x"]
     assert schema.tokens({"track_pref": "z", "age": "old"}) == [], "undeclared values and non-numbers are missing"
     assert FeatureSchema.from_json(schema.to_json()) == schema
+
+
+# (b) erasure that reaches everything ----------------------------------------------------------
+VICTIM, VICTIM_EMAIL, VICTIM_NID = "victim-ada-7", "ada.lovelace@college-a.example", "NIDVICTIM77"
+
+
+def add_victim(c: Colleges) -> None:
+    learner = made_up(VICTIM, email=VICTIM_EMAIL, national_id=VICTIM_NID, track_pref="x", age="27")
+    c.stub.UpsertLearner(pb.UpsertLearnerRequest(learner=learner), metadata=auth(A, "platform"))
+    for k, (module, score) in enumerate([("x-0", 1.0), ("x-1", 1.0), ("y-0", 0.0), ("y-2", 0.0), ("x-3", 1.0)]):
+        result = pb.AssessmentResult(event_id=f"{VICTIM}-e{k}", learner_id=VICTIM, module_id=module, score=score)
+        c.stub.RecordAssessment(pb.RecordAssessmentRequest(result=result), metadata=auth(A, "platform"))
+
+
+def store_files(c: Colleges) -> list[Path]:
+    db = Path(c.app.settings.store_url.removeprefix("sqlite:///"))
+    return [f for f in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")) if f.exists()]
+
+
+def test_issue21_erasure_reaches_models_rows_and_store_bytes(colleges: Colleges) -> None:
+    load_college(colleges, A)
+    add_victim(colleges)
+    versions = [train(colleges, A).model_version, train(colleges, A).model_version]
+    key = f"{A}/{VICTIM}"
+    assert colleges.app.models.active().knows_learner(key)  # type: ignore[union-attr]
+    models_dir = colleges.app.settings.models_dir
+    secrets = (VICTIM.encode(), VICTIM_EMAIL.encode(), VICTIM_NID.encode())
+    before = b"".join(f.read_bytes() for f in [*models_dir.rglob("*"), *store_files(colleges)] if f.is_file())
+    assert all(s in before for s in secrets[:1]), "the grep below finds the learner while they exist"
+
+    gone = colleges.stub.DeleteLearner(pb.DeleteLearnerRequest(learner_id=VICTIM), metadata=auth(A, "admin"))
+    assert gone.deleted and gone.events_deleted == 5 and gone.models_updated == len(versions)
+
+    for f in [*models_dir.rglob("*"), *store_files(colleges)]:
+        if f.is_file():
+            data = f.read_bytes()
+            assert not [s for s in secrets if s in data], f"{f} still holds the erased learner"
+    assert not colleges.app.models.active().knows_learner(key)  # type: ignore[union-attr]
+    with pytest.raises(grpc.RpcError) as exc:
+        colleges.stub.GetLearner(pb.GetLearnerRequest(learner_id=VICTIM), metadata=auth(A, "platform"))
+    assert exc.value.code() == grpc.StatusCode.NOT_FOUND
+    for version in versions:  # an older version activated later does not know them either
+        colleges.stub.ActivateModel(pb.ActivateModelRequest(version=version), metadata=auth(A, "ml"))
+        reused = made_up(VICTIM, track_pref="x", age="27")
+        colleges.stub.UpsertLearner(pb.UpsertLearnerRequest(learner=reused), metadata=auth(A, "platform"))
+        path = colleges.stub.RecommendPath(pb.RecommendPathRequest(learner_id=VICTIM, max_steps=4),
+                                           metadata=auth(A, "platform"))  # fmt: skip
+        fresh = first_paths(colleges, A, [replace_id(reused, "never-seen-1")])[0]
+        assert [(s.module_id, s.expected_success) for s in path.steps] == fresh, "a re-used id scores as new"
+
+
+def replace_id(learner: pb.Learner, learner_id: str) -> pb.Learner:
+    copy = pb.Learner()
+    copy.CopyFrom(learner)
+    copy.learner_id = learner_id
+    return copy
+
+
+def test_issue21_store_and_model_files_are_owner_only(colleges: Colleges) -> None:
+    load_college(colleges, A, 40)
+    train(colleges, A)
+    models_dir = colleges.app.settings.models_dir
+    folders = [models_dir, *(p for p in models_dir.rglob("*") if p.is_dir())]
+    files = [*(p for p in models_dir.rglob("*") if p.is_file()), *store_files(colleges)]
+    assert folders and files
+    assert {oct(p.stat().st_mode & 0o777) for p in folders} == {"0o700"}
+    assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}
+
+
+def test_issue21_a_learner_erased_while_training_ran_leaves_the_new_model(colleges: Colleges) -> None:
+    load_college(colleges, A, 40)
+    add_victim(colleges)
+    from recommender.ml.train import TrainConfig
+    from recommender.service.models import training_data_from_store
+
+    data = training_data_from_store(colleges.app.store, colleges.app.catalogs.require())
+    assert f"{A}/{VICTIM}" in data.learners, "the run read the learner"
+    colleges.app.learners.delete(A, VICTIM)
+    outcome = colleges.app.training.train(TrainConfig(seed=5, epochs=3, components=8), data=data, force=True)
+    meta = next(colleges.app.settings.models_dir.rglob(f"{outcome.version}/meta.json")).read_bytes()
+    assert VICTIM.encode() not in meta and b"id:college-a/l0001" in meta

@@ -15,6 +15,7 @@ from recommender.errors import Conflict
 from recommender.kt.bkt import BKTModel, profile_updater, replay
 from recommender.storage import EventOutcome, SqlStore
 from recommender.storage import schema as t
+from recommender.storage.store import erasure_subject
 from tests.conftest import T0, tiny_catalog
 
 UPDATE = profile_updater(BKTModel())
@@ -60,6 +61,17 @@ def test_learners_upsert_get_delete(store: SqlStore) -> None:
     assert store.delete_learner("t1", "ana") == (True, 0)
     assert store.get_learner("t1", "ana") is None
     assert store.delete_learner("t1", "ana") == (False, 0)
+
+
+def test_issue21_erasures_are_remembered_by_hash_only(store: SqlStore) -> None:
+    store.upsert_learner("t1", Learner("ana-erased"), T0)
+    store.delete_learner("t1", "ana-erased", T0 + timedelta(hours=1))
+    assert store.erased_since(T0) == {erasure_subject("t1", "ana-erased")}
+    assert store.erased_since(T0 + timedelta(hours=2)) == set(), "only erasures at or after the time"
+    assert erasure_subject("t2", "ana-erased") != erasure_subject("t1", "ana-erased")
+    with store.engine.connect() as c:
+        rows = c.exec_driver_sql("SELECT * FROM erasures").all()
+    assert len(rows) == 1 and "ana-erased" not in repr(rows)
 
 
 def test_record_events_idempotency_conflict_and_unknown_learner(store: SqlStore) -> None:
