@@ -57,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     _training_args(train)
     train.add_argument("--force", action="store_true", help="activate even if not better than the active model")
     train.add_argument("--no-activate", action="store_true", help="save the version without activating it")
+    train.add_argument("--tenant", default="default", help="whose data to train on and whose model it becomes")
 
     ev = sub.add_parser("evaluate", help="leakage-safe evaluation against baselines")
     _training_args(ev)
@@ -115,7 +116,8 @@ def _parser() -> argparse.ArgumentParser:
     paths.add_argument("--as-of", help="plan as of this ISO 8601 time (default: now)")
     paths.add_argument("--chunk-size", type=int, default=2000, help="learners per task and per resumable part")
 
-    models = sub.add_parser("models", help="model registry")
+    models = sub.add_parser("models", help="model registry (one tenant's)")
+    models.add_argument("--tenant", default="default", help="whose models")
     models_sub = models.add_subparsers(dest="models_command", required=True)
     models_sub.add_parser("list", help="stored versions, newest first")
     act = models_sub.add_parser("activate", help="serve this version")
@@ -292,7 +294,7 @@ def _train_or_evaluate(app: App, args: argparse.Namespace) -> int:
         for problem in problems[:20]:
             print(f"skipped {problem}", file=sys.stderr)
     else:
-        data = training_data_from_store(app.store, app.catalogs.require())
+        data = training_data_from_store(app.store, app.catalogs.require(), getattr(args, "tenant", "default"))
     print(f"{len(data.events)} events, {len(data.events.learner_ids)} learners, {len(data.catalog.module_ids)} modules")
     with tqdm(
         total=100, unit="%", desc=args.command, disable=None, bar_format="{l_bar}{bar}| {elapsed} {postfix}"
@@ -306,8 +308,9 @@ def _train_or_evaluate(app: App, args: argparse.Namespace) -> int:
             evaluation, _ = evaluate(data, make_split(args.split, data.events, args.seed), config, progress)
         else:
             outcome = app.training.train(
-                config, data=data, force=args.force, activate=not args.no_activate, progress=progress
-            )
+                config, tenant=args.tenant, data=data, force=args.force, activate=not args.no_activate,
+                progress=progress,
+            )  # fmt: skip
             evaluation = outcome.evaluation
     print(evaluation.table())
     if args.command == "evaluate":
@@ -350,7 +353,7 @@ def _paths(app: App, args: argparse.Namespace) -> int:
         print("error: --steps must be in [1, 50]", file=sys.stderr)
         return 2
     catalog = app.catalogs.require()
-    model = load_model(app.settings.models_dir / args.model) if args.model else app.models.active()
+    model = load_model(app.models.folder(args.model)) if args.model else app.models.active()
     s = app.settings
     planner = Planner.build(catalog, model, s.mastery_threshold, s.check_after_studies, s.required_confidence)
     now = datetime.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC)
@@ -461,9 +464,9 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _models(app: App, args: argparse.Namespace) -> int:
     if args.models_command == "list":
-        infos = app.models.list()
+        infos = app.models.list(args.tenant)
         if not infos:
-            print("no models yet: run `recommender train`")
+            print(f"no models of {args.tenant} yet: run `recommender train --tenant {args.tenant}`")
         for info in infos:
             marker = "*" if info.active else " "
             auc = info.metrics.get("auc", float("nan"))
@@ -471,9 +474,9 @@ def _models(app: App, args: argparse.Namespace) -> int:
             print(f"{marker} {info.version}  events={info.training_events}  auc={auc:.4f}  ndcg@10={ndcg:.4f}")
         return 0
     if args.models_command == "activate":
-        info, previous = app.models.activate(args.version)
+        info, previous = app.models.activate(args.version, args.tenant)
     else:
-        info, previous = app.models.rollback()
+        info, previous = app.models.rollback(args.tenant)
     print(f"active: {info.version} (was {previous or 'none'})")
     return 0
 

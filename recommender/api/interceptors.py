@@ -18,6 +18,8 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from recommender.errors import InvalidInput
+from recommender.service.models import check_tenant_name
 from recommender.storage.store import DEFAULT_TENANT
 
 log = logging.getLogger("recommender.access")
@@ -66,6 +68,10 @@ class TokenBook:
             token, tenant, roles = item.get("token"), item.get("tenant"), item.get("roles")
             if not (isinstance(token, str) and len(token) >= 16 and isinstance(tenant, str) and tenant):
                 raise ValueError(f"{path}[{i}]: token (16+ characters) and tenant are required")
+            try:
+                check_tenant_name(tenant)
+            except InvalidInput as exc:
+                raise ValueError(f"{path}[{i}]: {exc}") from exc
             if not (isinstance(roles, list) and set(roles) <= {"platform", "ml", "admin"}):
                 raise ValueError(f"{path}[{i}]: roles must be a list of platform, ml, admin")
             entries[cls.digest(token)] = Principal(tenant, frozenset(roles))

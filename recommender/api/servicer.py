@@ -129,7 +129,7 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
     # models ---------------------------------------------------------------------------------
     @translated
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
-        infos = self.app.models.list()
+        infos = self.app.models.list(tenant_of(context))
         active = next((i.version for i in infos if i.active), "")
         return pb.ListModelsResponse(models=[mapping.model_info_to_proto(i) for i in infos], active_version=active)
 
@@ -137,17 +137,18 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
     def ActivateModel(
         self, request: pb.ActivateModelRequest, context: grpc.ServicerContext
     ) -> pb.ActivateModelResponse:
-        info, previous = self.app.models.activate(request.version)
+        info, previous = self.app.models.activate(request.version, tenant_of(context))
         return pb.ActivateModelResponse(model=mapping.model_info_to_proto(info), previous_version=previous)
 
     @translated
     def TrainModel(self, request: pb.TrainModelRequest, context: grpc.ServicerContext) -> pb.TrainModelResponse:
-        job = self.app.training.start_job(mapping.train_config_from_proto(request), force=request.force)
+        config = mapping.train_config_from_proto(request)
+        job = self.app.training.start_job(config, force=request.force, tenant=tenant_of(context))
         return pb.TrainModelResponse(job_id=job.job_id)
 
     @translated
     def GetTrainingJob(self, request: pb.GetTrainingJobRequest, context: grpc.ServicerContext) -> pb.TrainingJob:
-        return mapping.training_job_to_proto(self.app.training.job(request.job_id))
+        return mapping.training_job_to_proto(self.app.training.job(request.job_id, tenant_of(context)))
 
 
 def _rejected(index: int, event_id: str, error: LubanError) -> pb.RejectedResult:

@@ -32,9 +32,11 @@ _BKT_WIDTHS_BEFORE = (6, 8)
 
 
 def owner_only_folder(folder: Path) -> None:
-    """Create `folder` if missing and make it readable by its owner only: model folders hold every
-    trained learner's identity vector."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    """Create `folder` (and the folders missing above it) readable by its owner only, and narrow
+    it if it exists: model folders hold every trained learner's identity vector."""
+    missing = [folder, *(p for p in folder.parents if not p.exists())] if not folder.exists() else [folder]
+    for f in reversed(missing):
+        f.mkdir(mode=0o700, exist_ok=True)
     os.chmod(folder, 0o700)
 
 

@@ -36,7 +36,7 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
     store.create_schema()
     catalogs = CatalogService(store, settings.catalog_refresh_seconds)
     registry = ModelRegistry(store, settings.models_dir, clock)
-    registry.load_active()
+    registry.upgrade_legacy()
     learners = LearnerService(
         store,
         catalogs,

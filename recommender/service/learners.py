@@ -49,7 +49,7 @@ class LearnerService:
         self,
         store: Store,
         catalogs: CatalogService,
-        bkt: Callable[[], BKTModel],
+        bkt: Callable[[str], BKTModel],
         clock: Clock,
         future_tolerance: timedelta = timedelta(minutes=5),
         forget: Callable[[str, str], int] = lambda _tenant, _learner: 0,
@@ -60,7 +60,7 @@ class LearnerService:
         self._bkt = bkt
         self._clock = clock
         self._future_tolerance = future_tolerance
-        self._committer = GroupCommitter(store, lambda: profile_updater(self._bkt()), clock)
+        self._committer = GroupCommitter(store, lambda tenant: profile_updater(self._bkt(tenant)), clock)
 
     def close(self) -> None:
         self._committer.close()
@@ -101,7 +101,7 @@ class LearnerService:
                 f"event {event.event_id!r} was already recorded with a different payload",
                 field="result.event_id",
             )
-        profile = project_profile(event.learner_id, committed.states, committed.updated_at, self._bkt(), now)
+        profile = project_profile(event.learner_id, committed.states, committed.updated_at, self._bkt(tenant), now)
         return profile, committed.outcome is EventOutcome.DUPLICATE
 
     def record_batch(self, tenant: str, events: Sequence[AssessmentEvent], first_index: int = 0) -> IngestResult:
@@ -116,7 +116,7 @@ class LearnerService:
                 valid.append((index, validate_event(event, catalog, now, self._future_tolerance)))
             except InvalidInput as exc:
                 result.rejected.append(Rejection(index, event.event_id, exc))
-        outcomes = self._store.record_events(tenant, [e for _, e in valid], profile_updater(self._bkt()), now)
+        outcomes = self._store.record_events(tenant, [e for _, e in valid], profile_updater(self._bkt(tenant)), now)
         for (index, event), outcome in zip(valid, outcomes, strict=True):
             if outcome is EventOutcome.ACCEPTED:
                 result.accepted += 1
@@ -143,12 +143,12 @@ class LearnerService:
         if found is None:
             raise NotFound("learner", learner_id, field="learner_id")
         states, updated_at = found
-        return project_profile(learner_id, states, updated_at, self._bkt(), as_of or self._clock())
+        return project_profile(learner_id, states, updated_at, self._bkt(tenant), as_of or self._clock())
 
     def profiles(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, SkillProfile]:
         """Profiles of many learners as of now (learners without any state get empty ones)."""
         now = self._clock()
-        model = self._bkt()
+        model = self._bkt(tenant)
         states = self._store.get_skill_states_many(tenant, learner_ids)
         return {lid: project_profile(lid, states.get(lid, []), None, model, now) for lid in learner_ids}
 

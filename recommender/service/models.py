@@ -1,8 +1,8 @@
-"""Model registry and training jobs.
+"""Model registry and training jobs, per tenant.
 
-The active model is one reference, swapped atomically: a request reads it once and finishes on
-the model it started with, so activation needs no downtime. Activations are recorded in the store,
-so `rollback` and several server processes agree on which version serves.
+Each tenant's active model is one reference, swapped atomically: a request reads it once and
+finishes on the model it started with, so activation needs no downtime. Activations are recorded
+in the store, so `rollback` and several server processes agree on which version serves.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+import shutil
 import threading
 import time
 import uuid
@@ -25,7 +27,14 @@ from recommender.domain.codec import catalog_parts_from_dict
 from recommender.domain.learner import Learner
 from recommender.errors import InvalidInput, ModelArtifactError, NotFound, PreconditionFailed
 from recommender.kt.bkt import BKTModel
-from recommender.ml.artifacts import finite_metrics, load_model, read_meta, rewrite_model, save_model
+from recommender.ml.artifacts import (
+    finite_metrics,
+    load_model,
+    owner_only_folder,
+    read_meta,
+    rewrite_model,
+    save_model,
+)
 from recommender.ml.data import TrainingData, build_event_table
 from recommender.ml.evaluate import Evaluation, evaluate, make_split, score_model
 from recommender.ml.features import NO_FEATURES, FeatureSchema
@@ -34,7 +43,7 @@ from recommender.ml.train import TrainConfig, train_hybrid
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
 from recommender.service.paths import model_key
-from recommender.storage.store import Store, erasure_subject
+from recommender.storage.store import DEFAULT_TENANT, LEGACY_TENANT, Store, erasure_subject
 
 log = logging.getLogger("recommender.models")
 COMPARE_ON = ("auc", "ndcg@10")
@@ -52,114 +61,186 @@ class ModelInfo:
     training_events: int
 
 
+TENANTS_FOLDER = "tenants"  # models/tenants/<tenant>/<version>/: a tenant's own versions
+RETIRED_FOLDER = "retired"  # models/retired/<version>/: older models that hold several tenants' learners
+_TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_tenant_name(tenant: str) -> str:
+    """A tenant's name names its model folder, so it is a plain path component."""
+    if not _TENANT_NAME.match(tenant):
+        raise InvalidInput.of("tenant", f"{tenant[:64]!r}: a tenant is 1-128 letters, digits, '.', '_' or '-'")
+    return tenant
+
+
 class ModelRegistry:
+    """Each tenant's model versions, activations and served model. A version belongs to the tenant
+    that trained it: another tenant cannot list, read or activate it (NOT_FOUND, as for a version
+    that does not exist). There is no shared model: every model is trained on one tenant's data."""
+
     def __init__(self, store: Store, models_dir: Path, clock: Clock) -> None:
         self._store = store
         self.models_dir = models_dir
         self._clock = clock
-        self._active: HybridModel | None = None
-        self._lock = threading.Lock()
+        self._active: dict[str, HybridModel | None] = {}
+        self._lock = threading.RLock()
 
     # serving --------------------------------------------------------------------------------
-    def active(self) -> HybridModel | None:
-        return self._active
+    def active(self, tenant: str = DEFAULT_TENANT) -> HybridModel | None:
+        try:
+            return self._active[tenant]
+        except KeyError:
+            return self.load_active(tenant)
 
-    def bkt(self) -> BKTModel:
-        model = self._active
+    def bkt(self, tenant: str = DEFAULT_TENANT) -> BKTModel:
+        model = self.active(tenant)
         return model.bkt if model is not None else _DEFAULT_BKT
 
-    def load_active(self) -> HybridModel | None:
-        """At startup (and to follow other processes): serve the store's latest activation."""
-        history = self._store.activation_history()
-        if not history:
-            return None
-        version = history[-1][0]
-        current = self._active
-        if current is not None and current.version == version:
-            return current
-        try:
-            self._active = load_model(self._folder(version))
-        except ModelArtifactError as exc:
-            log.error("active model %s cannot be loaded, serving without a model: %s", version, exc)
-            return None
-        return self._active
+    def serving(self) -> dict[str, str]:
+        """tenant -> active version, for the tenants served so far."""
+        return {t: m.version for t, m in sorted(self._active.items()) if m is not None}
+
+    def load_active(self, tenant: str = DEFAULT_TENANT) -> HybridModel | None:
+        """On first use (and to follow other processes): serve the tenant's latest activation."""
+        history = self._store.activation_history(tenant)
+        model: HybridModel | None = None
+        if history:
+            version = history[-1][0]
+            current = self._active.get(tenant)
+            if current is not None and current.version == version:
+                return current
+            try:
+                model = load_model(self.folder(version, tenant))
+            except (ModelArtifactError, InvalidInput) as exc:
+                log.error("active model %s of %s cannot be loaded, serving without a model: %s", version, tenant, exc)
+        with self._lock:
+            self._active[tenant] = model
+        return model
 
     # registry -------------------------------------------------------------------------------
-    def _folder(self, version: str) -> Path:
+    def tenant_folder(self, tenant: str) -> Path:
+        return self.models_dir / TENANTS_FOLDER / check_tenant_name(tenant)
+
+    def folder(self, version: str, tenant: str = DEFAULT_TENANT) -> Path:
         if not version or "/" in version or version.startswith("."):
             raise InvalidInput.of("version", f"{version!r} is not a model version")
-        return self.models_dir / version
+        return self.tenant_folder(tenant) / version
 
-    def list(self) -> list[ModelInfo]:
-        active = self._active.version if self._active else ""
+    def list(self, tenant: str = DEFAULT_TENANT) -> list[ModelInfo]:
+        active = self._active_version(tenant)
         infos = []
-        if self.models_dir.exists():
-            for folder in sorted(self.models_dir.iterdir(), reverse=True):
-                if not folder.is_dir() or folder.name.startswith("."):
-                    continue
-                try:
-                    meta = read_meta(folder)
-                except ModelArtifactError:
-                    continue
-                infos.append(_info(folder.name, meta, active))
+        for folder in _version_folders(self.tenant_folder(tenant)):
+            try:
+                meta = read_meta(folder)
+            except ModelArtifactError:
+                continue
+            infos.append(_info(folder.name, meta, active))
         infos.sort(key=lambda i: (i.created_at.isoformat() if i.created_at else "", i.version), reverse=True)
         return infos
 
-    def info(self, version: str) -> ModelInfo:
-        folder = self._folder(version)
+    def _active_version(self, tenant: str) -> str:
+        model = self.active(tenant)
+        return model.version if model is not None else ""
+
+    def info(self, version: str, tenant: str = DEFAULT_TENANT) -> ModelInfo:
+        folder = self.folder(version, tenant)
         if not folder.exists():
             raise NotFound("model version", version, field="version")
-        return _info(version, read_meta(folder), self._active.version if self._active else "")
+        return _info(version, read_meta(folder), self._active_version(tenant))
 
-    def activate(self, version: str) -> tuple[ModelInfo, str]:
+    def activate(self, version: str, tenant: str = DEFAULT_TENANT) -> tuple[ModelInfo, str]:
         """Load, validate, record, swap. A corrupt folder is refused and the active model stays."""
-        folder = self._folder(version)
+        folder = self.folder(version, tenant)
         if not folder.exists():
             raise NotFound("model version", version, field="version")
         model = load_model(folder)
         with self._lock:
-            previous = self._active.version if self._active else ""
-            self._store.record_activation(version, self._clock())
-            self._active = model
-        log.info("model %s active (was %s)", version, previous or "none")
-        return self.info(version), previous
+            previous = self._active_version(tenant)
+            self._store.record_activation(version, self._clock(), tenant)
+            self._active[tenant] = model
+        log.info("model %s active for %s (was %s)", version, tenant, previous or "none")
+        return self.info(version, tenant), previous
 
     def forget_learner(self, tenant: str, learner_id: str) -> int:
-        """Remove an erased learner's identity from every stored version that has it (their row
-        dropped from both factor models; every other row unchanged), and from the model being
-        served. Returns how many versions changed. Versions are rewritten in place, so one that is
-        activated later no longer knows the learner either."""
+        """Remove an erased learner's identity from every stored version of the tenant (and from
+        retired ones) that has it: their row is dropped from both factor models, every other row
+        stays, and the learner scores as a new one would. The served model changes with it.
+        Versions are rewritten in place, so one activated later no longer knows the learner either.
+        Returns how many versions changed."""
         name = f"id:{model_key(tenant, learner_id)}"
         changed = 0
         with self._lock:
-            for folder in self._version_folders():
-                try:
-                    if name not in read_meta(folder).get("user_features", ()):
-                        continue
-                    model = load_model(folder)
-                except ModelArtifactError as exc:
-                    log.error("cannot erase a learner from %s: %s", folder.name, exc)
-                    raise
-                rewrite_model(model.without_user_features([name]), folder)
+            folders = [
+                *_version_folders(self.tenant_folder(tenant)),
+                *_version_folders(self.models_dir / RETIRED_FOLDER),
+            ]
+            for folder in folders:
+                if name not in read_meta(folder).get("user_features", ()):
+                    continue
+                rewrite_model(load_model(folder).without_user_features([name]), folder)
                 changed += 1
-            active = self._active
+            active = self._active.get(tenant)
             if active is not None and name in active.user_space.index:
-                self._active = active.without_user_features([name])
+                self._active[tenant] = active.without_user_features([name])
         return changed
 
-    def _version_folders(self) -> tuple[Path, ...]:
-        if not self.models_dir.exists():
-            return ()
-        return tuple(sorted(f for f in self.models_dir.iterdir() if f.is_dir() and not f.name.startswith(".")))
-
-    def rollback(self) -> tuple[ModelInfo, str]:
+    def rollback(self, tenant: str = DEFAULT_TENANT) -> tuple[ModelInfo, str]:
         """Re-activate the version that was active before the current one."""
-        history = [v for v, _ in self._store.activation_history()]
+        history = [v for v, _ in self._store.activation_history(tenant)]
         current = history[-1] if history else ""
         for version in reversed(history[:-1]):
             if version != current:
-                return self.activate(version)
+                return self.activate(version, tenant)
         raise PreconditionFailed("no earlier model version to roll back to", subject="model")
+
+    # upgrade --------------------------------------------------------------------------------
+    def upgrade_legacy(self) -> tuple[str, ...]:
+        """Models from before models had tenants (models/<version>/) hold learners of every tenant,
+        and raw attribute values as features. At start each is rewritten without its attribute
+        features (no schema was declared for it) and either adopted by the one tenant whose learners
+        it holds (its activation carried over) or, holding several tenants' learners, retired to
+        models/retired/: never served again, still reached by erasure. Returns what was done."""
+        if not self.models_dir.exists():
+            return ()
+        owner_only_folder(self.models_dir)
+        legacy_history = [v for v, _ in self._store.activation_history(LEGACY_TENANT)]
+        legacy_active = legacy_history[-1] if legacy_history else ""
+        done: list[str] = []
+        for folder in _version_folders(self.models_dir):
+            if folder.name in (TENANTS_FOLDER, RETIRED_FOLDER):
+                continue
+            try:
+                model = load_model(folder)
+            except ModelArtifactError as exc:
+                log.error("old model folder %s cannot be read and is left as it is: %s", folder, exc)
+                continue
+            model = model.without_user_features([n for n in model.user_space.names if n.startswith("attr:")])
+            tenants = sorted({n[3:].split("/", 1)[0] for n in model.identity_names()})
+            if len(tenants) <= 1:
+                tenant = tenants[0] if tenants else DEFAULT_TENANT
+                save_model(model, self.folder(folder.name, tenant))
+                if folder.name == legacy_active and not self._store.activation_history(tenant):
+                    self._store.record_activation(folder.name, self._clock(), tenant)
+                done.append(f"model {folder.name} now belongs to tenant {tenant}")
+            else:
+                target = self.models_dir / RETIRED_FOLDER / folder.name
+                owner_only_folder(target.parent)
+                save_model(model, target)
+                message = (
+                    f"model {folder.name} holds learners of {len(tenants)} tenants ({', '.join(tenants)}) and is "
+                    f"retired to {target}: a model now serves one tenant. Retrain each tenant with "
+                    "`recommender train --tenant TENANT` (or TrainModel with the tenant's ml token)"
+                )
+                log.error("%s", message)
+                done.append(message)
+            shutil.rmtree(folder)
+        return tuple(done)
+
+
+def _version_folders(parent: Path) -> list[Path]:
+    if not parent.exists():
+        return []
+    return sorted(f for f in parent.iterdir() if f.is_dir() and not f.name.startswith("."))
 
 
 _DEFAULT_BKT = BKTModel()
@@ -189,11 +270,11 @@ class TrainOutcome:
     seconds: float
 
 
-def training_data_from_store(store: Store, catalog: Catalog) -> TrainingData:
-    """Every tenant's events and learners (erased learners are gone from the store, so a
-    training run can never see them)."""
-    learners = {model_key(t, x.learner_id): x for t, x in store.iter_learners()}
-    events = (replace(e, learner_id=model_key(t, e.learner_id)) for t, e in store.iter_events())
+def training_data_from_store(store: Store, catalog: Catalog, tenant: str = DEFAULT_TENANT) -> TrainingData:
+    """One tenant's events and learners, and nobody else's (erased learners are gone from the
+    store, so a training run that starts after an erasure never sees them)."""
+    learners = {model_key(t, x.learner_id): x for t, x in store.iter_learners(tenant)}
+    events = (replace(e, learner_id=model_key(t, e.learner_id)) for t, e in store.iter_events(tenant))
     return TrainingData(catalog, build_event_table(events, catalog), learners)
 
 
@@ -258,13 +339,14 @@ class TrainingService:
         self._clock = clock
         self.features = features
         self._jobs: dict[str, TrainingJob] = {}
-        self._running: str = ""
+        self._running: dict[str, str] = {}  # tenant -> its job that runs
         self._lock = threading.Lock()
 
     def train(
         self,
         config: TrainConfig,
         *,
+        tenant: str = DEFAULT_TENANT,
         data: TrainingData | None = None,
         force: bool = False,
         activate: bool = True,
@@ -276,7 +358,7 @@ class TrainingService:
         read_at = self._clock()
         if data is None:
             report("reading the store", 0.0)
-            data = training_data_from_store(self._store, self._catalogs.require())
+            data = training_data_from_store(self._store, self._catalogs.require(), tenant)
         if len(data.events) < MIN_EVENTS:
             raise PreconditionFailed(
                 f"{len(data.events)} usable events; at least {MIN_EVENTS} are needed to train", subject="training data"
@@ -284,7 +366,7 @@ class TrainingService:
         split = make_split("temporal", data.events, seed=config.seed)
         evaluation, _ = evaluate(data, split, config, progress=lambda m, f: report(f"evaluate: {m}", 0.05 + 0.5 * f))
         new_metrics = evaluation.models["luban"]
-        previous = self._registry.active()
+        previous = self._registry.active(tenant)
         previous_metrics: dict[str, float] = {}
         if previous is not None:
             report(f"scoring the active model {previous.version} on the same split", 0.6)
@@ -295,12 +377,13 @@ class TrainingService:
         now = self._clock()
         base = f"{now:%Y%m%dT%H%M%S}-{model.meta['data_fingerprint'][:8]}-s{config.seed}"
         version, n = base, 1
-        while (self._registry.models_dir / version).exists():  # same second, data and seed
+        while self._registry.folder(version, tenant).exists():  # same second, data and seed
             n += 1
             version = f"{base}-{n}"
+        owner_only_folder(self._registry.models_dir)
         save_model(
             replace(model, version=version),
-            self._registry.models_dir / version,
+            self._registry.folder(version, tenant),
             {
                 "created_at": now.isoformat(),
                 "metrics": evaluation.to_json()["models"],
@@ -311,7 +394,7 @@ class TrainingService:
         better = previous is None or _beats(new_metrics, previous_metrics)
         activated = False
         if activate and (better or force):
-            self._registry.activate(version)
+            self._registry.activate(version, tenant)
             activated = True
         report("done", 1.0)
         return TrainOutcome(
@@ -333,22 +416,24 @@ class TrainingService:
         return model.without_user_features(gone)
 
     # background jobs ------------------------------------------------------------------------
-    def start_job(self, config: TrainConfig, *, force: bool) -> TrainingJob:
-        """Start training on the store's data in the background; refuse at once what would fail."""
+    def start_job(self, config: TrainConfig, *, force: bool, tenant: str = DEFAULT_TENANT) -> TrainingJob:
+        """Start training on the tenant's data in the background; refuse at once what would fail.
+        One job runs per tenant; another tenant's job is never named."""
         self._catalogs.require()
-        events = self._store.count_events()
+        check_tenant_name(tenant)
+        events = self._store.count_events(tenant)
         if events < MIN_EVENTS:
             raise PreconditionFailed(f"the store holds {events} events; at least {MIN_EVENTS} are needed to train")
         with self._lock:
-            running = self._jobs.get(self._running)
+            running = self._jobs.get(self._running.get(tenant, ""))
             if running is not None and running.state in ("queued", "running"):
                 raise PreconditionFailed(
                     f"training job {running.job_id} is already running; poll it with GetTrainingJob",
                     subject="training",
                 )
-            job = TrainingJob(job_id=uuid.uuid4().hex[:16], started_at=self._clock())
+            job = TrainingJob(job_id=uuid.uuid4().hex[:16], started_at=self._clock(), tenant=tenant)
             self._jobs[job.job_id] = job
-            self._running = job.job_id
+            self._running[tenant] = job.job_id
         threading.Thread(
             target=self._run_job, args=(job, config, force), name=f"train-{job.job_id}", daemon=True
         ).start()
@@ -361,7 +446,7 @@ class TrainingService:
             job.message, job.progress = message, max(job.progress, min(fraction, 1.0))
 
         try:
-            outcome = self.train(config, force=force, progress=progress)
+            outcome = self.train(config, tenant=job.tenant, force=force, progress=progress)
         except Exception as exc:
             log.exception("training job %s failed", job.job_id)
             job.state, job.message = "failed", str(exc)
@@ -382,9 +467,10 @@ class TrainingService:
             counts[job.state] += 1
         return counts
 
-    def job(self, job_id: str) -> TrainingJob:
+    def job(self, job_id: str, tenant: str = DEFAULT_TENANT) -> TrainingJob:
+        """The tenant's job; another tenant's is NOT_FOUND, as one that does not exist."""
         job = self._jobs.get(job_id)
-        if job is None:
+        if job is None or job.tenant != tenant:
             raise NotFound("training job", job_id, field="job_id")
         return job
 
@@ -393,6 +479,7 @@ class TrainingService:
 class TrainingJob:
     job_id: str
     started_at: datetime
+    tenant: str = DEFAULT_TENANT
     state: str = "queued"  # queued | running | succeeded | failed
     progress: float = 0.0
     message: str = ""

@@ -19,7 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2  # 2: skill_states.studies_since_check
+SCHEMA_VERSION = 3  # 2: skill_states.studies_since_check; 3: model_activations.tenant_id
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
 SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
@@ -101,4 +101,6 @@ model_activations = Table(
     Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
     Column("version", String(128), nullable=False),
     Column("activated_us", BigInteger, nullable=False),
+    # whose model: each tenant serves its own ("" marks an activation from before models had tenants)
+    Column("tenant_id", String(128), nullable=False, server_default=""),
 )

@@ -44,7 +44,7 @@ from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord, SkillState
 from recommender.errors import Conflict, PreconditionFailed, StoreUnavailable
 from recommender.storage import schema as t
-from recommender.storage.store import EventOutcome, RecordedGroup, Updater, erasure_subject
+from recommender.storage.store import DEFAULT_TENANT, EventOutcome, RecordedGroup, Updater, erasure_subject
 
 log = logging.getLogger(__name__)
 
@@ -613,18 +613,24 @@ class SqlStore:
                 yield row.tenant_id, _event_from_row(row)
             after = rows[-1].seq
 
-    def count_events(self) -> int:
+    def count_events(self, tenant: str | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(t.events)
+        if tenant is not None:
+            query = query.where(t.events.c.tenant_id == tenant)
         with self._tx(write=False) as c:
-            return int(c.execute(sa.select(sa.func.count()).select_from(t.events)).scalar_one())
+            return int(c.execute(query).scalar_one())
 
     # model registry -------------------------------------------------------------------------
-    def record_activation(self, version: str, now: datetime) -> None:
+    def record_activation(self, version: str, now: datetime, tenant: str = DEFAULT_TENANT) -> None:
         with self._tx(write=True) as c:
-            c.execute(t.model_activations.insert().values(version=version, activated_us=to_micros(now)))
+            c.execute(
+                t.model_activations.insert().values(version=version, activated_us=to_micros(now), tenant_id=tenant)
+            )
 
-    def activation_history(self) -> list[tuple[str, datetime]]:
+    def activation_history(self, tenant: str = DEFAULT_TENANT) -> list[tuple[str, datetime]]:
+        a = t.model_activations.c
         with self._tx(write=False) as c:
-            rows = c.execute(sa.select(t.model_activations).order_by(t.model_activations.c.seq)).all()
+            rows = c.execute(sa.select(t.model_activations).where(a.tenant_id == tenant).order_by(a.seq)).all()
         return [(r.version, from_micros(r.activated_us)) for r in rows]
 
 
@@ -633,7 +639,17 @@ def _add_studies_since_check(c: Connection) -> None:
     c.execute(sa.text("ALTER TABLE skill_states ADD COLUMN studies_since_check INTEGER NOT NULL DEFAULT 0"))
 
 
-_UPGRADES: dict[int, Any] = {1: _add_studies_since_check}  # step N -> function(Connection) upgrading N to N + 1
+def _add_activation_tenants(c: Connection) -> None:
+    """2 -> 3: models belong to a tenant. Earlier activations were for every tenant at once: they
+    are marked LEGACY_TENANT, and the model registry decides at start what becomes of them
+    (adopted by the one tenant whose learners the model holds, or retired)."""
+    c.execute(sa.text("ALTER TABLE model_activations ADD COLUMN tenant_id VARCHAR(128) NOT NULL DEFAULT ''"))
+
+
+_UPGRADES: dict[int, Any] = {
+    1: _add_studies_since_check,
+    2: _add_activation_tenants,
+}  # step N -> function(Connection) upgrading N to N + 1
 
 
 def _serving_reads() -> dict[str, Any]:

@@ -15,6 +15,7 @@ from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord, SkillState
 
 DEFAULT_TENANT = "default"
+LEGACY_TENANT = ""  # model activations from before models belonged to a tenant
 
 
 def erasure_subject(tenant: str, learner_id: str) -> str:
@@ -122,10 +123,12 @@ class Store(Protocol):
     def iter_events(self, tenant: str | None = None) -> Iterator[tuple[str, AssessmentEvent]]:
         """(tenant, event) pairs in application order, streamed."""
 
-    def count_events(self) -> int: ...
+    def count_events(self, tenant: str | None = None) -> int:
+        """Every tenant's events, or one tenant's."""
 
     # model registry -------------------------------------------------------------------------
-    def record_activation(self, version: str, now: datetime) -> None: ...
+    def record_activation(self, version: str, now: datetime, tenant: str = DEFAULT_TENANT) -> None: ...
 
-    def activation_history(self) -> list[tuple[str, datetime]]:
-        """Activated versions, oldest first; the last one is active."""
+    def activation_history(self, tenant: str = DEFAULT_TENANT) -> list[tuple[str, datetime]]:
+        """The tenant's activated versions, oldest first; the last one is active (LEGACY_TENANT:
+        activations recorded before models had tenants)."""

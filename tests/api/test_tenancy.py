@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -192,7 +192,7 @@ def test_issue21_erasure_reaches_models_rows_and_store_bytes(colleges: Colleges)
     add_victim(colleges)
     versions = [train(colleges, A).model_version, train(colleges, A).model_version]
     key = f"{A}/{VICTIM}"
-    assert colleges.app.models.active().knows_learner(key)  # type: ignore[union-attr]
+    assert colleges.app.models.active(A).knows_learner(key)  # type: ignore[union-attr]
     models_dir = colleges.app.settings.models_dir
     secrets = (VICTIM.encode(), VICTIM_EMAIL.encode(), VICTIM_NID.encode())
     before = b"".join(f.read_bytes() for f in [*models_dir.rglob("*"), *store_files(colleges)] if f.is_file())
@@ -205,7 +205,7 @@ def test_issue21_erasure_reaches_models_rows_and_store_bytes(colleges: Colleges)
         if f.is_file():
             data = f.read_bytes()
             assert not [s for s in secrets if s in data], f"{f} still holds the erased learner"
-    assert not colleges.app.models.active().knows_learner(key)  # type: ignore[union-attr]
+    assert not colleges.app.models.active(A).knows_learner(key)  # type: ignore[union-attr]
     with pytest.raises(grpc.RpcError) as exc:
         colleges.stub.GetLearner(pb.GetLearnerRequest(learner_id=VICTIM), metadata=auth(A, "platform"))
     assert exc.value.code() == grpc.StatusCode.NOT_FOUND
@@ -243,9 +243,64 @@ def test_issue21_a_learner_erased_while_training_ran_leaves_the_new_model(colleg
     from recommender.ml.train import TrainConfig
     from recommender.service.models import training_data_from_store
 
-    data = training_data_from_store(colleges.app.store, colleges.app.catalogs.require())
+    data = training_data_from_store(colleges.app.store, colleges.app.catalogs.require(), A)
     assert f"{A}/{VICTIM}" in data.learners, "the run read the learner"
     colleges.app.learners.delete(A, VICTIM)
-    outcome = colleges.app.training.train(TrainConfig(seed=5, epochs=3, components=8), data=data, force=True)
+    outcome = colleges.app.training.train(TrainConfig(seed=5, epochs=3, components=8), tenant=A, data=data, force=True)
     meta = next(colleges.app.settings.models_dir.rglob(f"{outcome.version}/meta.json")).read_bytes()
     assert VICTIM.encode() not in meta and b"id:college-a/l0001" in meta
+
+
+# (c) models per tenant ------------------------------------------------------------------------
+def code(call: Callable[[], object]) -> grpc.StatusCode:
+    """The status a call ends with (a server stream is read to its end)."""
+    try:
+        result = call()
+        if isinstance(result, Iterator):
+            list(result)
+    except grpc.RpcError as exc:
+        return exc.code()
+    return grpc.StatusCode.OK
+
+
+def test_issue21_each_tenant_trains_lists_and_activates_only_its_own_models(colleges: Colleges) -> None:
+    load_college(colleges, A, 120)
+    load_college(colleges, B, 40)
+    job_a = train(colleges, A)
+    stub = colleges.stub
+    listed_a = stub.ListModels(pb.ListModelsRequest(), metadata=auth(A, "ml"))
+    assert listed_a.active_version == job_a.model_version
+    assert listed_a.models[0].training_events == 720, "A's events only (B holds 240 more)"
+    meta = json.loads((colleges.app.models.folder(job_a.model_version, A) / "meta.json").read_text())
+    assert {n.split("/")[0] for n in meta["user_features"] if n.startswith("id:")} == {f"id:{A}"}
+
+    assert stub.ListModels(pb.ListModelsRequest(), metadata=auth(B, "ml")).models == []
+    activate = pb.ActivateModelRequest(version=job_a.model_version)
+    assert code(lambda: stub.ActivateModel(activate, metadata=auth(B, "ml"))) == grpc.StatusCode.NOT_FOUND
+    job = pb.GetTrainingJobRequest(job_id=job_a.job_id)
+    assert code(lambda: stub.GetTrainingJob(job, metadata=auth(B, "ml"))) == grpc.StatusCode.NOT_FOUND
+    path_b = stub.RecommendPath(pb.RecommendPathRequest(learner_id="l0001"), metadata=auth(B, "platform"))
+    path_a = stub.RecommendPath(pb.RecommendPathRequest(learner_id="l0001"), metadata=auth(A, "platform"))
+    assert (path_a.model_version, path_b.model_version) == (job_a.model_version, ""), "B is not served A's model"
+
+    job_b = train(colleges, B)
+    assert stub.ListModels(pb.ListModelsRequest(), metadata=auth(B, "ml")).models[0].training_events == 240
+    assert stub.ListModels(pb.ListModelsRequest(), metadata=auth(A, "ml")).active_version == job_a.model_version
+    path_b = stub.RecommendPath(pb.RecommendPathRequest(learner_id="l0001"), metadata=auth(B, "platform"))
+    assert path_b.model_version == job_b.model_version
+    assert {m.version for m in stub.ListModels(pb.ListModelsRequest(), metadata=auth(A, "ml")).models} == {
+        job_a.model_version
+    }
+
+
+def test_issue21_a_running_job_of_one_tenant_does_not_block_or_name_itself_to_another(colleges: Colleges) -> None:
+    load_college(colleges, A, 400)
+    load_college(colleges, B, 40)
+    slow = pb.TrainModelRequest(seed=1, epochs=60)
+    running = colleges.stub.TrainModel(slow, metadata=auth(A, "ml")).job_id
+    with pytest.raises(grpc.RpcError) as exc:
+        colleges.stub.TrainModel(pb.TrainModelRequest(seed=2), metadata=auth(A, "ml"))
+    assert exc.value.code() == grpc.StatusCode.FAILED_PRECONDITION and running in str(exc.value.details())
+    assert train(colleges, B).model_version, "B trains while A's job runs"
+    while colleges.app.training.job(running, A).state in ("queued", "running"):
+        time.sleep(0.05)

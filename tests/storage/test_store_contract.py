@@ -15,7 +15,7 @@ from recommender.errors import Conflict
 from recommender.kt.bkt import BKTModel, profile_updater, replay
 from recommender.storage import EventOutcome, SqlStore
 from recommender.storage import schema as t
-from recommender.storage.store import erasure_subject
+from recommender.storage.store import LEGACY_TENANT, erasure_subject
 from tests.conftest import T0, tiny_catalog
 
 UPDATE = profile_updater(BKTModel())
@@ -227,11 +227,12 @@ def test_schema_1_is_upgraded_in_place_and_keeps_every_state(store: SqlStore) ->
     store.record_events("t1", [event("e1"), event("e2", minutes=5, skills=("welding", "safety"))], UPDATE, T0)
     with store.engine.begin() as c:
         c.execute(sa.text("ALTER TABLE skill_states DROP COLUMN studies_since_check"))
+        c.execute(sa.text("ALTER TABLE model_activations DROP COLUMN tenant_id"))
         c.execute(sa.update(t.meta).where(t.meta.c.key == "schema_version").values(value="1"))
     with store.engine.begin() as c:
         before = {tuple(r) for r in c.execute(sa.text("SELECT skill_id, mastery, attempts FROM skill_states"))}
     store.create_schema()
-    assert store.schema_version() == t.SCHEMA_VERSION == 2
+    assert store.schema_version() == t.SCHEMA_VERSION == 3
     found = store.get_skill_states("t1", "ana")
     assert found is not None
     assert {(s.skill_id, s.mastery, s.attempts, s.studies_since_check) for s in found[0]} == {
@@ -242,6 +243,25 @@ def test_schema_1_is_upgraded_in_place_and_keeps_every_state(store: SqlStore) ->
     assert after is not None
     assert {s.skill_id: s.studies_since_check for s in after[0]} == {"safety": 0, "welding": 1}
     assert [e.event_id for e in store.events_of("t1", "ana")] == ["e1", "e2", "e3"]
+
+
+def test_issue21_schema_2_activations_are_kept_as_legacy(store: SqlStore) -> None:
+    """A store written by schema 2 (activations for every tenant at once) opens under schema 3: its
+    activations are kept, marked legacy, for the model registry to adopt or retire; new ones are
+    the tenant's own."""
+    import sqlalchemy as sa
+
+    store.record_activation("v1", T0)
+    store.record_activation("v2", T0 + timedelta(seconds=1))
+    with store.engine.begin() as c:
+        c.execute(sa.text("ALTER TABLE model_activations DROP COLUMN tenant_id"))
+        c.execute(sa.update(t.meta).where(t.meta.c.key == "schema_version").values(value="2"))
+    store.create_schema()
+    assert store.schema_version() == 3
+    assert [v for v, _ in store.activation_history(LEGACY_TENANT)] == ["v1", "v2"]
+    assert store.activation_history() == []
+    store.record_activation("v3", T0, tenant="t1")
+    assert [v for v, _ in store.activation_history("t1")] == ["v3"] and store.activation_history("t2") == []
 
 
 def test_newer_schema_is_refused(store: SqlStore) -> None:
