@@ -5,6 +5,7 @@ store's bytes, and models and catalogs that belong to one tenant."""
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -18,9 +19,10 @@ from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.api.server import RunningServer, create_server
 from recommender.errors import InvalidInput
 from recommender.ml.features import FeatureSchema
+from recommender.ml.model import FactorModel
 from recommender.service.app import App, build_app
 from recommender.service.clock import ManualClock
-from tests.conftest import make_settings
+from tests.conftest import T0, make_settings
 from tests.ml.world import world, world_catalog
 
 A, B = "college-a", "college-b"
@@ -304,3 +306,83 @@ def test_issue21_a_running_job_of_one_tenant_does_not_block_or_name_itself_to_an
     assert train(colleges, B).model_version, "B trains while A's job runs"
     while colleges.app.training.job(running, A).state in ("queued", "running"):
         time.sleep(0.05)
+
+
+# (f) the upgrade path -------------------------------------------------------------------------
+def legacy_model(app: App, tenants: list[str], version: str) -> None:
+    """A model as versions before tenancy trained and saved it: every tenant's learners, an
+    undeclared attribute value as a feature, in models/<version>/, activated for everyone."""
+    import numpy as np
+
+    from recommender.domain.assessment import AssessmentEvent
+    from recommender.ml.artifacts import save_model
+    from recommender.ml.data import TrainingData, build_event_table
+    from recommender.ml.features import FeatureSpace
+    from recommender.ml.train import TrainConfig, train_hybrid
+    from recommender.service.paths import model_key
+    from recommender.storage.store import LEGACY_TENANT
+
+    catalog = app.catalogs.require()
+    learners = {model_key(t, x.learner_id): x for t, x in app.store.iter_learners() if t in tenants}
+    events: list[AssessmentEvent] = [
+        replace(e, learner_id=model_key(t, e.learner_id)) for t, e in app.store.iter_events() if t in tenants
+    ]
+    model = train_hybrid(TrainingData(catalog, build_event_table(events, catalog), learners), TrainConfig(epochs=2))
+
+    def with_row(f: FactorModel) -> FactorModel:
+        return replace(f, user_embeddings=np.vstack([f.user_embeddings, f.user_embeddings[:1]]),
+                       user_biases=np.append(f.user_biases, f.user_biases[:1]))  # fmt: skip
+
+    model = replace(
+        model,
+        version=version,
+        user_space=FeatureSpace((*model.user_space.names, f"attr:email={VICTIM_EMAIL}")),
+        success=with_row(model.success),
+        ranking=with_row(model.ranking),
+    )
+    save_model(model, app.settings.models_dir / version)
+    meta = app.settings.models_dir / version / "meta.json"
+    doc = json.loads(meta.read_text())
+    del doc["feature_schema"]  # written before schemas existed
+    meta.write_text(json.dumps(doc))
+    app.store.record_activation(version, T0, LEGACY_TENANT)
+
+
+def test_issue21_old_models_are_adopted_by_their_one_tenant_or_retired(
+    sqlite_url: str, tmp_path: Path, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    first = start(sqlite_url, tmp_path, clock)
+    try:
+        load_college(first, A, 40)
+        load_college(first, B, 40)
+        legacy_model(first.app, [A, B], "20260101T000000-shared")
+        legacy_model(first.app, [A], "20260102T000000-only-a")
+    finally:
+        first.running.stop(0)
+        first.app.close()
+    caplog.set_level(logging.ERROR, logger="recommender.models")
+    c = start(sqlite_url, tmp_path, clock)
+    try:
+        models_dir = c.app.settings.models_dir
+        retired = models_dir / "retired" / "20260101T000000-shared"
+        assert retired.exists() and not (models_dir / "20260101T000000-shared").exists()
+        assert "recommender train --tenant TENANT" in caplog.text and "2 tenants" in caplog.text
+        listed = c.stub.ListModels(pb.ListModelsRequest(), metadata=auth(A, "ml"))
+        assert [m.version for m in listed.models] == ["20260102T000000-only-a"]
+        assert listed.active_version == "20260102T000000-only-a", "the active one stays active for its tenant"
+        assert c.stub.ListModels(pb.ListModelsRequest(), metadata=auth(B, "ml")).models == []
+        retired_request = pb.ActivateModelRequest(version="20260101T000000-shared")
+        for tenant in (A, B):
+            with pytest.raises(grpc.RpcError) as exc:
+                c.stub.ActivateModel(retired_request, metadata=auth(tenant, "ml"))
+            assert exc.value.code() == grpc.StatusCode.NOT_FOUND
+        files = b"".join(p.read_bytes() for p in models_dir.rglob("*") if p.is_file())
+        assert VICTIM_EMAIL.encode() not in files, "attribute values leave old models"
+        assert b"id:college-b/l0003" in (retired / "meta.json").read_bytes()
+        gone = c.stub.DeleteLearner(pb.DeleteLearnerRequest(learner_id="l0003"), metadata=auth(B, "admin"))
+        assert gone.models_updated == 1 and b"college-b/l0003" not in (retired / "meta.json").read_bytes()
+        path = c.stub.RecommendPath(pb.RecommendPathRequest(learner_id="l0001"), metadata=auth(A, "platform"))
+        assert path.model_version == "20260102T000000-only-a"
+    finally:
+        c.running.stop(0)
+        c.app.close()
