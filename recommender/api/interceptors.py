@@ -28,6 +28,7 @@ REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", default=DEFAULT_TENANT)
 SERVICE_PREFIX = "/luban.path.v1.LearningPathService/"
 
+ROLES = frozenset({"platform", "ml", "admin", "operator"})
 # Which role may call which method; methods not listed (health, reflection) need no token.
 ROLES_FOR_METHOD: dict[str, frozenset[str]] = {
     **{m: frozenset({"platform"}) for m in (
@@ -36,6 +37,8 @@ ROLES_FOR_METHOD: dict[str, frozenset[str]] = {
     **{m: frozenset({"ml"}) for m in ("ListModels", "ActivateModel", "TrainModel", "GetTrainingJob")},
     **{m: frozenset({"admin"}) for m in ("UpsertCatalog", "DeleteLearner")},
     "GetCatalog": frozenset({"platform", "ml", "admin"}),
+    "UpsertSharedCatalog": frozenset({"operator"}),
+    "GetSharedCatalog": frozenset({"platform", "ml", "admin", "operator"}),
 }  # fmt: skip
 
 
@@ -72,8 +75,8 @@ class TokenBook:
                 check_tenant_name(tenant)
             except InvalidInput as exc:
                 raise ValueError(f"{path}[{i}]: {exc}") from exc
-            if not (isinstance(roles, list) and set(roles) <= {"platform", "ml", "admin"}):
-                raise ValueError(f"{path}[{i}]: roles must be a list of platform, ml, admin")
+            if not (isinstance(roles, list) and set(roles) <= ROLES):
+                raise ValueError(f"{path}[{i}]: roles must be a list of {', '.join(sorted(ROLES))}")
             entries[cls.digest(token)] = Principal(tenant, frozenset(roles))
         return cls(entries)
 

@@ -135,10 +135,10 @@ class RunningServer:
         self._watcher.start()
 
     def refresh_health(self) -> bool:
-        """SERVING only while the store answers and a catalog is loaded."""
+        """SERVING only while the store answers and a catalog (shared or a tenant's) is loaded."""
         try:
             self.app.store.ping()
-            serving = not self.app.catalogs.current().is_empty()
+            serving = self.app.catalogs.any_loaded()
         except LubanError as exc:
             log.warning("health check failed: %s", exc)
             serving = False

@@ -67,11 +67,11 @@ class LearnerService:
 
     # learners -------------------------------------------------------------------------------
     def upsert(self, tenant: str, learner: Learner) -> Learner:
-        learner = validate_learner(learner, self._catalogs.current())
+        learner = validate_learner(learner, self._catalogs.current(tenant))
         return self._store.upsert_learner(tenant, learner, self._clock())
 
     def upsert_many(self, tenant: str, learners: Sequence[Learner]) -> None:
-        catalog = self._catalogs.current()
+        catalog = self._catalogs.current(tenant)
         valid = [validate_learner(x, catalog) for x in learners]
         self._store.upsert_learners(tenant, valid, self._clock())
 
@@ -92,7 +92,7 @@ class LearnerService:
     def record(self, tenant: str, event: AssessmentEvent) -> tuple[SkillProfile, bool]:
         """Store one result and update the profile: (profile now, duplicate)."""
         now = self._clock()
-        event = validate_event(event, self._catalogs.require(), now, self._future_tolerance)
+        event = validate_event(event, self._catalogs.require(tenant), now, self._future_tolerance)
         committed = self._committer.record(tenant, event)
         if committed.outcome is EventOutcome.UNKNOWN_LEARNER or committed.states is None:
             raise NotFound("learner", event.learner_id, field="result.learner_id")
@@ -107,7 +107,7 @@ class LearnerService:
     def record_batch(self, tenant: str, events: Sequence[AssessmentEvent], first_index: int = 0) -> IngestResult:
         """Store a batch in one transaction; each bad result is rejected alone."""
         now = self._clock()
-        catalog = self._catalogs.require()
+        catalog = self._catalogs.require(tenant)
         result = IngestResult()
         valid: list[tuple[int, AssessmentEvent]] = []
         for offset, event in enumerate(events):

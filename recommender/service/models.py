@@ -358,7 +358,7 @@ class TrainingService:
         read_at = self._clock()
         if data is None:
             report("reading the store", 0.0)
-            data = training_data_from_store(self._store, self._catalogs.require(), tenant)
+            data = training_data_from_store(self._store, self._catalogs.require(tenant), tenant)
         if len(data.events) < MIN_EVENTS:
             raise PreconditionFailed(
                 f"{len(data.events)} usable events; at least {MIN_EVENTS} are needed to train", subject="training data"
@@ -419,7 +419,7 @@ class TrainingService:
     def start_job(self, config: TrainConfig, *, force: bool, tenant: str = DEFAULT_TENANT) -> TrainingJob:
         """Start training on the tenant's data in the background; refuse at once what would fail.
         One job runs per tenant; another tenant's job is never named."""
-        self._catalogs.require()
+        self._catalogs.require(tenant)
         check_tenant_name(tenant)
         events = self._store.count_events(tenant)
         if events < MIN_EVENTS:

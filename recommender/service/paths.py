@@ -278,7 +278,7 @@ class PathService:
     def planner(self, catalog: Catalog | None = None, tenant: str = DEFAULT_TENANT) -> Planner:
         """The planner for the current catalog revision and the tenant's active model, built once
         per pair; a request reads the model once, so a model swap never splits one request."""
-        catalog = catalog or self.catalogs.require()
+        catalog = catalog or self.catalogs.require(tenant)
         model = self._model(tenant)
         cached = self._cached.get(tenant)
         if cached is not None and cached[0] == catalog.revision and cached[1] is model:

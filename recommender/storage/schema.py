@@ -19,7 +19,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 3  # 2: skill_states.studies_since_check; 3: model_activations.tenant_id
+# 2: skill_states.studies_since_check; 3: model_activations.tenant_id, tenant catalogs
+SCHEMA_VERSION = 3
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
 SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
@@ -39,6 +40,24 @@ catalog_entries = Table(
     Column("kind", String(16), primary_key=True),  # skill | module | role
     Column("entry_id", String(128), primary_key=True),
     Column("body", Text, nullable=False),
+)
+
+# A tenant's own catalog entries; the rows of catalog_entries are the shared catalog (managed by
+# the operator), which a tenant inherits unless tenant_catalogs says otherwise.
+tenant_catalog_entries = Table(
+    "tenant_catalog_entries",
+    metadata,
+    Column("tenant_id", String(128), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # skill | module | role
+    Column("entry_id", String(128), primary_key=True),
+    Column("body", Text, nullable=False),
+)
+
+tenant_catalogs = Table(
+    "tenant_catalogs",
+    metadata,
+    Column("tenant_id", String(128), primary_key=True),
+    Column("inherits", Integer, nullable=False),  # 1: the shared catalog, with the tenant's entries over it
 )
 
 learners = Table(

@@ -14,7 +14,7 @@ import operator
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from recommender.domain.assessment import AssessmentEvent, from_micros, to_micros
-from recommender.domain.catalog import Catalog, build_catalog
+from recommender.domain.catalog import Catalog, Module, Skill, TargetRole, build_catalog
 from recommender.domain.codec import (
     _Reader,
     learner_from_dict,
@@ -44,7 +44,14 @@ from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord, SkillState
 from recommender.errors import Conflict, PreconditionFailed, StoreUnavailable
 from recommender.storage import schema as t
-from recommender.storage.store import DEFAULT_TENANT, EventOutcome, RecordedGroup, Updater, erasure_subject
+from recommender.storage.store import (
+    DEFAULT_TENANT,
+    EventOutcome,
+    RecordedGroup,
+    TenantCatalog,
+    Updater,
+    erasure_subject,
+)
 
 log = logging.getLogger(__name__)
 
@@ -224,33 +231,56 @@ class SqlStore:
         with self._tx(write=False) as c:
             revision = self._revision(c)
             rows = c.execute(sa.select(t.catalog_entries)).all()
-        if not rows:
-            return Catalog(skills={}, modules={}, roles={}, revision=revision)
-        problems: list[Any] = []
-        parts: dict[str, list[Any]] = {"skill": [], "module": [], "role": []}
-        readers = {"skill": skill_from_reader, "module": module_from_reader, "role": role_from_reader}
+        return _shared_catalog(rows, revision)
+
+    def load_tenant_catalog(self, tenant: str) -> tuple[Catalog, TenantCatalog | None]:
+        e, f = t.tenant_catalog_entries.c, t.tenant_catalogs.c
+        with self._tx(write=False) as c:
+            revision = self._revision(c)
+            shared = c.execute(sa.select(t.catalog_entries)).all()
+            inherits = c.execute(sa.select(f.inherits).where(f.tenant_id == tenant)).scalar_one_or_none()
+            own = c.execute(sa.select(t.tenant_catalog_entries).where(e.tenant_id == tenant)).all()
+        if inherits is None:
+            return _shared_catalog(shared, revision), None
+        skills, modules, roles = _catalog_parts(own)
+        return _shared_catalog(shared, revision), TenantCatalog(skills, modules, roles, bool(inherits))
+
+    def tenant_catalogs(self) -> dict[str, TenantCatalog]:
+        with self._tx(write=False) as c:
+            query = sa.select(t.tenant_catalogs.c.tenant_id, t.tenant_catalogs.c.inherits)
+            flags = dict(c.execute(query).tuples().all())
+            rows = c.execute(sa.select(t.tenant_catalog_entries)).all()
+        by_tenant: dict[str, list[Any]] = {tenant: [] for tenant in flags}
         for row in rows:
-            reader = _Reader(json.loads(row.body), f"{row.kind}:{row.entry_id}", problems)
-            parts[row.kind].append(readers[row.kind](reader))
-        return build_catalog(parts["skill"], parts["module"], parts["role"], revision)
+            by_tenant.setdefault(row.tenant_id, []).append(row)
+        return {tenant: TenantCatalog(*_catalog_parts(by_tenant[tenant]), bool(flags[tenant])) for tenant in flags}
+
+    def save_tenant_catalog(self, tenant: str, own: TenantCatalog, revision: int, expected_revision: int) -> None:
+        e, f = t.tenant_catalog_entries.c, t.tenant_catalogs.c
+        with self._tx(write=True) as c:
+            self._bump_revision(c, revision, expected_revision)
+            c.execute(t.tenant_catalog_entries.delete().where(e.tenant_id == tenant))
+            c.execute(t.tenant_catalogs.delete().where(f.tenant_id == tenant))
+            c.execute(t.tenant_catalogs.insert().values(tenant_id=tenant, inherits=int(own.inherits)))
+            rows = [{"tenant_id": tenant, **row} for row in _catalog_rows(own.skills, own.modules, own.roles)]
+            if rows:
+                c.execute(t.tenant_catalog_entries.insert(), rows)
+
+    def _bump_revision(self, c: Connection, revision: int, expected_revision: int) -> None:
+        updated = c.execute(
+            t.meta.update()
+            .where(t.meta.c.key == "catalog_revision")
+            .where(t.meta.c.value == str(expected_revision))
+            .values(value=str(revision))
+        )
+        if updated.rowcount != 1:
+            raise Conflict("the catalog changed concurrently; reload it and retry")
 
     def save_catalog(self, catalog: Catalog, expected_revision: int) -> None:
         with self._tx(write=True) as c:
-            updated = c.execute(
-                t.meta.update()
-                .where(t.meta.c.key == "catalog_revision")
-                .where(t.meta.c.value == str(expected_revision))
-                .values(value=str(catalog.revision))
-            )
-            if updated.rowcount != 1:
-                raise Conflict("the catalog changed concurrently; reload it and retry")
+            self._bump_revision(c, catalog.revision, expected_revision)
             c.execute(t.catalog_entries.delete())
-            entries = [
-                *(("skill", k, skill_to_dict(v)) for k, v in catalog.skills.items()),
-                *(("module", k, module_to_dict(v)) for k, v in catalog.modules.items()),
-                *(("role", k, role_to_dict(v)) for k, v in catalog.roles.items()),
-            ]
-            rows = [{"kind": kind, "entry_id": k, "body": json.dumps(body)} for kind, k, body in entries]
+            rows = _catalog_rows(catalog.skills.values(), catalog.modules.values(), catalog.roles.values())
             if rows:
                 c.execute(t.catalog_entries.insert(), rows)
 
@@ -670,6 +700,33 @@ def _serving_reads() -> dict[str, Any]:
         .where(e.learner_id == learner)
         .where(e.item_id == ""),  # AssessmentEvent.studies_module, in SQL
     }
+
+
+def _catalog_parts(rows: Sequence[Any]) -> tuple[list[Skill], list[Module], list[TargetRole]]:
+    problems: list[Any] = []
+    parts: dict[str, list[Any]] = {"skill": [], "module": [], "role": []}
+    readers = {"skill": skill_from_reader, "module": module_from_reader, "role": role_from_reader}
+    for row in rows:
+        reader = _Reader(json.loads(row.body), f"{row.kind}:{row.entry_id}", problems)
+        parts[row.kind].append(readers[row.kind](reader))
+    return parts["skill"], parts["module"], parts["role"]
+
+
+def _shared_catalog(rows: Sequence[Any], revision: int) -> Catalog:
+    if not rows:
+        return Catalog(skills={}, modules={}, roles={}, revision=revision)
+    return build_catalog(*_catalog_parts(rows), revision)
+
+
+def _catalog_rows(
+    skills: Iterable[Skill], modules: Iterable[Module], roles: Iterable[TargetRole]
+) -> list[dict[str, Any]]:
+    entries = [
+        *(("skill", v.skill_id, skill_to_dict(v)) for v in skills),
+        *(("module", v.module_id, module_to_dict(v)) for v in modules),
+        *(("role", v.role_id, role_to_dict(v)) for v in roles),
+    ]
+    return [{"kind": kind, "entry_id": k, "body": json.dumps(body)} for kind, k, body in entries]
 
 
 def _state_columns() -> tuple[sa.ColumnElement[Any], ...]:

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from recommender.domain.assessment import AssessmentEvent
-from recommender.domain.catalog import Catalog
+from recommender.domain.catalog import Catalog, Module, Skill, TargetRole
 from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord, SkillState
 
@@ -43,6 +43,17 @@ class RecordedGroup:
     profiles: dict[str, tuple[list[SkillState], datetime | None]]
 
 
+@dataclass(frozen=True)
+class TenantCatalog:
+    """A tenant's own catalog entries, as stored: valid only together with the shared catalog
+    when `inherits`, on their own otherwise."""
+
+    skills: list[Skill]
+    modules: list[Module]
+    roles: list[TargetRole]
+    inherits: bool
+
+
 class Store(Protocol):
     """Every method is one transaction. Errors: StoreUnavailable, Conflict (see errors.py)."""
 
@@ -61,7 +72,19 @@ class Store(Protocol):
     def catalog_revision(self) -> int: ...
 
     def save_catalog(self, catalog: Catalog, expected_revision: int) -> None:
-        """Replace the stored catalog; Conflict if another writer changed it since."""
+        """Replace the stored shared catalog; Conflict if another writer changed any catalog since.
+        The revision counts every catalog write, shared or a tenant's."""
+
+    def load_tenant_catalog(self, tenant: str) -> tuple[Catalog, TenantCatalog | None]:
+        """The shared catalog (with the current revision) and the tenant's own entries (None when
+        the tenant has none), read in one transaction."""
+
+    def save_tenant_catalog(self, tenant: str, own: TenantCatalog, revision: int, expected_revision: int) -> None:
+        """Replace the tenant's own entries and inheritance, setting the revision; Conflict if any
+        catalog changed since `expected_revision`."""
+
+    def tenant_catalogs(self) -> dict[str, TenantCatalog]:
+        """Every tenant's own catalog (to check a shared change against those that inherit it)."""
 
     # learners -----------------------------------------------------------------------------
     def upsert_learner(self, tenant: str, learner: Learner, now: datetime) -> Learner: ...

@@ -72,6 +72,7 @@ def test_tokens_roles_and_tenant_isolation(secured: tuple[RunningServer, pb_grpc
         stub.UpsertCatalog(catalog, metadata=bearer(TOKENS[0]["token"]))  # type: ignore[arg-type]
     assert code_of(exc.value) == grpc.StatusCode.PERMISSION_DENIED
     stub.UpsertCatalog(catalog, metadata=bearer(TOKENS[1]["token"]))  # type: ignore[arg-type]
+    stub.UpsertCatalog(catalog, metadata=bearer(TOKENS[2]["token"]))  # type: ignore[arg-type]  # each its own
     a, b = bearer(TOKENS[0]["token"]), bearer(TOKENS[2]["token"])  # type: ignore[arg-type]
     stub.UpsertLearner(pb.UpsertLearnerRequest(learner=ana()), metadata=a)
     stub.RecordAssessment(pb.RecordAssessmentRequest(result=result("e1")), metadata=a)

@@ -14,18 +14,20 @@ from pathlib import Path
 import grpc
 import pytest
 
+from recommender.api import mapping
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.api.server import RunningServer, create_server
+from recommender.domain.catalog import Catalog, Module, Skill, SkillWeight, build_catalog
 from recommender.errors import InvalidInput
 from recommender.ml.features import FeatureSchema
 from recommender.ml.model import FactorModel
 from recommender.service.app import App, build_app
 from recommender.service.clock import ManualClock
-from tests.conftest import T0, make_settings
+from tests.conftest import T0, make_settings, tiny_catalog
 from tests.ml.world import world, world_catalog
 
-A, B = "college-a", "college-b"
+A, B, OPS = "college-a", "college-b", "luban-ops"
 TOKENS = {
     (A, "platform"): "a-platform-0123456789",
     (A, "ml"): "a-ml-0123456789abcdef",
@@ -33,6 +35,7 @@ TOKENS = {
     (B, "platform"): "b-platform-0123456789",
     (B, "ml"): "b-ml-0123456789abcdef",
     (B, "admin"): "b-admin-0123456789abc",
+    (OPS, "operator"): "ops-operator-0123456789",
 }
 SCHEMA = {
     "attributes": [
@@ -386,3 +389,53 @@ def test_issue21_old_models_are_adopted_by_their_one_tenant_or_retired(
     finally:
         c.running.stop(0)
         c.app.close()
+
+
+# (d) catalogs per tenant ----------------------------------------------------------------------
+def catalog_request(catalog: Catalog, **fields: bool) -> pb.UpsertCatalogRequest:
+    return pb.UpsertCatalogRequest(
+        skills=mapping.skills_to_proto(catalog.skills.values()),
+        modules=mapping.modules_to_proto(catalog.modules.values()),
+        roles=mapping.roles_to_proto(catalog.roles.values()),
+        **fields,
+    )
+
+
+def module_ids(c: Colleges, tenant: str, role: str = "platform") -> set[str]:
+    return {m.module_id for m in c.stub.GetCatalog(pb.GetCatalogRequest(), metadata=auth(tenant, role)).modules}
+
+
+def test_issue21_a_tenant_admin_changes_only_its_own_catalog(colleges: Colleges) -> None:
+    stub = colleges.stub
+    tiny = build_catalog(*tiny_catalog())
+    stub.UpsertSharedCatalog(catalog_request(tiny), metadata=auth(OPS, "operator"))
+    assert module_ids(colleges, A) == module_ids(colleges, B) == set(tiny.modules), "both inherit the shared one"
+    ana = made_up("ana", track_pref="x")
+    ana.target_role_id = "welder"
+    stub.UpsertLearner(pb.UpsertLearnerRequest(learner=ana), metadata=auth(A, "platform"))
+
+    # the issue's case: B's admin replaces "the" catalog; A's paths keep working
+    stub.UpsertCatalog(catalog_request(world_catalog(), replace=True, inherit_shared=False), metadata=auth(B, "admin"))
+    assert module_ids(colleges, B) == set(world_catalog().modules)
+    assert module_ids(colleges, A) == set(tiny.modules)
+    path = stub.RecommendPath(pb.RecommendPathRequest(learner_id="ana"), metadata=auth(A, "platform"))
+    assert path.steps[0].module_id == "safety-101"
+    assert stub.GetSharedCatalog(pb.GetCatalogRequest(), metadata=auth(B, "admin")).modules[0].module_id in tiny.modules
+
+    # A adds a module of its own over the shared catalog; nobody else sees it
+    extra = Module("welding-lab-201", {"en": "Welding lab"}, (SkillWeight("welding"),), ("welding-101",), ("en",))
+    stub.UpsertCatalog(pb.UpsertCatalogRequest(modules=mapping.modules_to_proto([extra])), metadata=auth(A, "admin"))
+    assert module_ids(colleges, A) == {*tiny.modules, "welding-lab-201"}
+    assert "welding-lab-201" not in module_ids(colleges, B) | {m.module_id for m in stub.GetSharedCatalog(
+        pb.GetCatalogRequest(), metadata=auth(OPS, "operator")).modules}  # fmt: skip
+
+    # the operator cannot pull the ground from under a tenant's own entries
+    shrink = pb.UpsertCatalogRequest(skills=mapping.skills_to_proto([Skill("safety")]), replace=True)
+    with pytest.raises(grpc.RpcError) as exc:
+        stub.UpsertSharedCatalog(shrink, metadata=auth(OPS, "operator"))
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT and A in str(exc.value.details())
+    assert module_ids(colleges, A) == {*tiny.modules, "welding-lab-201"}, "nothing changed"
+    for tenant, role in ((A, "admin"), (B, "admin"), (A, "platform")):
+        with pytest.raises(grpc.RpcError) as exc:
+            stub.UpsertSharedCatalog(catalog_request(tiny), metadata=auth(tenant, role))
+        assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
