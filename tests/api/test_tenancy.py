@@ -10,11 +10,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 
 from recommender.api import mapping
+from recommender.api.interceptors import ROLES_FOR_METHOD
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.api.server import RunningServer, create_server
@@ -439,3 +441,164 @@ def test_issue21_a_tenant_admin_changes_only_its_own_catalog(colleges: Colleges)
         with pytest.raises(grpc.RpcError) as exc:
             stub.UpsertSharedCatalog(catalog_request(tiny), metadata=auth(tenant, role))
         assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+# (e) tenant B against everything of tenant A, every RPC and role, both stores -----------------
+A_LEARNER, A_SECRET, A_MODULE = "ana-a", "a-secret-value", "a-own-module-301"
+
+
+@pytest.fixture
+def any_store_colleges(store_url: str, tmp_path: Path, clock: ManualClock) -> Iterator[Colleges]:
+    c = start(store_url, tmp_path, clock)
+    try:
+        yield c
+    finally:
+        c.running.stop(0)
+        c.app.close()
+
+
+def a_world(c: Colleges) -> tuple[str, str]:
+    """Tenant A: learners with results, one with an undeclared attribute, a trained and active
+    model, and a module of its own over the shared catalog. Returns (model version, job id)."""
+    load_college(c, A, 40)
+    ana = made_up(A_LEARNER, note=A_SECRET)
+    c.stub.UpsertLearner(pb.UpsertLearnerRequest(learner=ana), metadata=auth(A, "platform"))
+    result = pb.AssessmentResult(event_id="ana-a-1", learner_id=A_LEARNER, module_id="x-0", score=0.9)
+    c.stub.RecordAssessment(pb.RecordAssessmentRequest(result=result), metadata=auth(A, "platform"))
+    own = Module(A_MODULE, {"en": "A only"}, (SkillWeight("x"),), ("x-0",), ("en",))
+    c.stub.UpsertCatalog(pb.UpsertCatalogRequest(modules=mapping.modules_to_proto([own])), metadata=auth(A, "admin"))
+    job = train(c, A)
+    return job.model_version, job.job_id
+
+
+def a_state(c: Colleges) -> tuple[object, ...]:
+    """Everything of A that B must not change, read as A."""
+    a = c.stub
+    learner = a.GetLearner(pb.GetLearnerRequest(learner_id=A_LEARNER), metadata=auth(A, "platform"))
+    profile = a.GetSkillProfile(pb.GetSkillProfileRequest(learner_id=A_LEARNER), metadata=auth(A, "platform"))
+    models = a.ListModels(pb.ListModelsRequest(), metadata=auth(A, "ml"))
+    files = sorted((str(p), p.read_bytes()) for p in c.app.models.tenant_folder(A).rglob("*") if p.is_file())
+    return (
+        learner.SerializeToString(deterministic=True),
+        [(s.skill_id, s.mastery, s.attempts) for s in profile.skills],
+        sorted(m.module_id for m in a.GetCatalog(pb.GetCatalogRequest(), metadata=auth(A, "admin")).modules),
+        models.active_version,
+        sorted(m.version for m in models.models),
+        c.app.store.count_events(A),
+        files,
+    )
+
+
+def cross_tenant_table(version: str, job_id: str) -> list[tuple[str, Callable[..., object], grpc.StatusCode]]:
+    """(RPC, call with B's (or the operator's) metadata aimed at A's things, the status expected
+    when the role may call the RPC). Reads first: later rows write under B's own tenant."""
+    probe = made_up(A_LEARNER)
+    result = pb.AssessmentResult(event_id="b-probe-1", learner_id=A_LEARNER, module_id="x-0", score=0.9)
+    b_module = Module("b-module-101", {"en": "B"}, (SkillWeight("x"),), (), ("en",))
+    ok, not_found = grpc.StatusCode.OK, grpc.StatusCode.NOT_FOUND
+
+    def stream(stub: Any, md: Any) -> pb.IngestSummary:
+        summary: pb.IngestSummary = stub.RecordAssessments(iter([pb.RecordAssessmentsRequest(results=[result])]),
+                                                           metadata=md)  # fmt: skip
+        assert summary.accepted == 0 and summary.rejected[0].code == grpc.StatusCode.NOT_FOUND.value[0]
+        return summary
+
+    # TrainModel: B holds no events (A's are not B's to train on); DeleteLearner answers deleted=false;
+    # UpsertSharedCatalog is the operator's, and re-states a shared skill, so A's catalog is unchanged
+    return [
+        ("GetLearner", lambda s, md: s.GetLearner(pb.GetLearnerRequest(learner_id=A_LEARNER), metadata=md), not_found),
+        (
+            "GetSkillProfile",
+            lambda s, md: s.GetSkillProfile(pb.GetSkillProfileRequest(learner_id=A_LEARNER), metadata=md),
+            not_found,
+        ),
+        (
+            "RecommendPath",
+            lambda s, md: s.RecommendPath(pb.RecommendPathRequest(learner_id=A_LEARNER), metadata=md),
+            not_found,
+        ),
+        ("GeneratePaths", lambda s, md: s.GeneratePaths(pb.GeneratePathsRequest(learners=[probe]), metadata=md), ok),
+        ("GetCatalog", lambda s, md: s.GetCatalog(pb.GetCatalogRequest(), metadata=md), ok),
+        ("GetSharedCatalog", lambda s, md: s.GetSharedCatalog(pb.GetCatalogRequest(), metadata=md), ok),
+        ("ListModels", lambda s, md: s.ListModels(pb.ListModelsRequest(), metadata=md), ok),
+        (
+            "GetTrainingJob",
+            lambda s, md: s.GetTrainingJob(pb.GetTrainingJobRequest(job_id=job_id), metadata=md),
+            not_found,
+        ),
+        (
+            "ActivateModel",
+            lambda s, md: s.ActivateModel(pb.ActivateModelRequest(version=version), metadata=md),
+            not_found,
+        ),
+        (
+            "TrainModel",
+            lambda s, md: s.TrainModel(pb.TrainModelRequest(), metadata=md),
+            grpc.StatusCode.FAILED_PRECONDITION,
+        ),
+        (
+            "RecordAssessment",
+            lambda s, md: s.RecordAssessment(pb.RecordAssessmentRequest(result=result), metadata=md),
+            not_found,
+        ),
+        ("RecordAssessments", stream, ok),
+        (
+            "DeleteLearner",
+            lambda s, md: s.DeleteLearner(pb.DeleteLearnerRequest(learner_id=A_LEARNER), metadata=md),
+            ok,
+        ),
+        (
+            "UpsertCatalog",
+            lambda s, md: s.UpsertCatalog(
+                pb.UpsertCatalogRequest(modules=mapping.modules_to_proto([b_module])), metadata=md
+            ),
+            ok,
+        ),
+        (
+            "UpsertSharedCatalog",
+            lambda s, md: s.UpsertSharedCatalog(
+                pb.UpsertCatalogRequest(skills=mapping.skills_to_proto([Skill("x")])), metadata=md
+            ),
+            ok,
+        ),
+        ("UpsertLearner", lambda s, md: s.UpsertLearner(pb.UpsertLearnerRequest(learner=probe), metadata=md), ok),
+    ]
+
+
+@pytest.mark.slow
+def test_issue21_tenant_b_reaches_nothing_of_tenant_a_over_every_rpc_and_role(any_store_colleges: Colleges) -> None:
+    c = any_store_colleges
+    version, job_id = a_world(c)
+    before = a_state(c)
+    table = cross_tenant_table(version, job_id)
+    service = pb.DESCRIPTOR.services_by_name["LearningPathService"]
+    assert [name for name, _, _ in table] and {name for name, _, _ in table} == set(service.methods_by_name)
+    a_markers = (version.encode(), job_id.encode(), A_SECRET.encode(), A_MODULE.encode())
+    seen: list[tuple[str, str, grpc.StatusCode]] = []
+    for name, call, expected in table:
+        for tenant, role in [(B, "platform"), (B, "ml"), (B, "admin"), (OPS, "operator")]:
+            allowed = role in ROLES_FOR_METHOD[name]
+            details = ""
+            try:
+                response = call(c.stub, auth(tenant, role))
+                responses = list(response) if isinstance(response, Iterator) else [response]
+                got = grpc.StatusCode.OK
+            except grpc.RpcError as exc:
+                got, responses, details = exc.code(), [], str(exc.details())
+            echoed = {"GetTrainingJob": job_id.encode(), "ActivateModel": version.encode()}.get(name)
+            assert not [m for m in a_markers if m in details.encode() and m != echoed], f"{name}: {details}"
+            want = expected if allowed else grpc.StatusCode.PERMISSION_DENIED
+            assert got == want, f"{name} as {tenant}/{role}: {got}, expected {want}"
+            for r in responses:
+                data = r.SerializeToString()
+                assert not [m for m in a_markers if m in data], f"{name} as {tenant}/{role} shows A's data"
+            if name == "DeleteLearner" and got == grpc.StatusCode.OK:
+                assert not responses[0].deleted
+            if name == "GeneratePaths" and got == grpc.StatusCode.OK:
+                assert responses[0].path.model_version != version
+            seen.append((name, role, got))
+    assert a_state(c) == before, "nothing of A changed"
+    assert sum(code == grpc.StatusCode.PERMISSION_DENIED for _, _, code in seen) > 0
+    assert {name for name, _, code in seen if code != grpc.StatusCode.PERMISSION_DENIED} == set(
+        service.methods_by_name
+    ), "every RPC was reached by some role of another tenant"
