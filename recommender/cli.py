@@ -290,7 +290,8 @@ def _train_or_evaluate(app: App, args: argparse.Namespace) -> int:
         if not args.catalog:
             print("error: --events needs --catalog", file=sys.stderr)
             return 2
-        data, problems = training_data_from_files(args.events, args.catalog, args.learners)
+        tenant = args.tenant if args.command == "train" else None  # a trained model is the tenant's
+        data, problems = training_data_from_files(args.events, args.catalog, args.learners, tenant)
         for problem in problems[:20]:
             print(f"skipped {problem}", file=sys.stderr)
     else:

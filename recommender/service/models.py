@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -279,9 +279,12 @@ def training_data_from_store(store: Store, catalog: Catalog, tenant: str = DEFAU
 
 
 def training_data_from_files(
-    events_file: Path, catalog_file: Path, learners_file: Path | None = None
+    events_file: Path, catalog_file: Path, learners_file: Path | None = None, tenant: str | None = None
 ) -> tuple[TrainingData, list[str]]:
-    """Training data from files in the generic format, with the problems found (line numbers)."""
+    """Training data from files in the generic format, with the problems found (line numbers).
+    With `tenant`, learners are named as that tenant's (model_key), so a model trained on the
+    files and saved for the tenant is reached by its erasures."""
+    key: Callable[[str], str] = (lambda x: x) if tenant is None else (lambda x: model_key(tenant, x))
     try:
         catalog = build_catalog(*catalog_parts_from_dict(json.loads(catalog_file.read_text(encoding="utf-8-sig"))))
     except (OSError, ValueError) as exc:
@@ -293,7 +296,7 @@ def training_data_from_files(
             if isinstance(item, BadRow):
                 problems.append(f"{events_file}:{item.line}: {item.error}")
             else:
-                yield item[1]
+                yield item[1] if tenant is None else replace(item[1], learner_id=key(item[1].learner_id))
 
     table = build_event_table(good_events(), catalog)
     if table.dropped:
@@ -304,7 +307,7 @@ def training_data_from_files(
             if isinstance(item, BadRow):
                 problems.append(f"{learners_file}:{item.line}: {item.error}")
             else:
-                learners[item[1].learner_id] = item[1]
+                learners[key(item[1].learner_id)] = item[1]
     return TrainingData(catalog, table, learners), problems
 
 
@@ -355,7 +358,8 @@ class TrainingService:
         started = time.perf_counter()
         config = replace(config, features=self.features)
         report = progress or (lambda _m, _f: None)
-        read_at = self._clock()
+        # erasures that the data may predate: since the store was read, or any (files, a caller's data)
+        read_at: datetime | None = self._clock() if data is None else None
         if data is None:
             report("reading the store", 0.0)
             data = training_data_from_store(self._store, self._catalogs.require(tenant), tenant)
@@ -406,13 +410,18 @@ class TrainingService:
             seconds=time.perf_counter() - started,
         )
 
-    def _without_erased(self, model: HybridModel, since: datetime) -> HybridModel:
-        """A learner erased after the run read its data leaves the model before it is saved (the
-        erasure could not reach a model that did not exist yet)."""
-        erased = self._store.erased_since(since)
+    def _without_erased(self, model: HybridModel, since: datetime | None) -> HybridModel:
+        """A learner erased after the run's data was read leaves the model before it is saved (the
+        erasure could not reach a model that did not exist yet). Data from files may predate any
+        erasure, so then every recorded erasure counts."""
+        erased = self._store.erased_since(since or datetime.fromtimestamp(0, UTC))
         if not erased:
             return model
-        gone = [n for n in model.identity_names() if erasure_subject(*n[3:].split("/", 1)) in erased]
+        gone = []
+        for name in model.identity_names():
+            tenant, _, learner_id = name[3:].partition("/")
+            if learner_id and erasure_subject(tenant, learner_id) in erased:
+                gone.append(name)
         return model.without_user_features(gone)
 
     # background jobs ------------------------------------------------------------------------

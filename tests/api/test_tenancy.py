@@ -602,3 +602,31 @@ def test_issue21_tenant_b_reaches_nothing_of_tenant_a_over_every_rpc_and_role(an
     assert {name for name, _, code in seen if code != grpc.StatusCode.PERMISSION_DENIED} == set(
         service.methods_by_name
     ), "every RPC was reached by some role of another tenant"
+
+
+def test_issue21_training_from_files_is_the_tenants_and_never_brings_an_erased_learner_back(
+    colleges: Colleges,
+) -> None:
+    """An export that predates an erasure still holds the learner: a model trained from it for the
+    tenant leaves them out, and one trained before the erasure is reached by it."""
+    from recommender.domain.codec import catalog_to_dict
+    from recommender.ml.train import TrainConfig
+    from recommender.service.models import training_data_from_files
+
+    _, events = world(40)
+    lines = ["learner_id,module_id,score,occurred_at"]
+    lines += [f"{e.learner_id},{e.module_id},{e.score},{e.occurred_at.isoformat()}" for e in events]
+    lines += [f"{VICTIM},x-{k},1.0,{T0.isoformat()}" for k in range(4)]
+    (colleges.tmp_path / "events.csv").write_text("\n".join(lines) + "\n")
+    (colleges.tmp_path / "catalog.json").write_text(json.dumps(catalog_to_dict(world_catalog())))
+    files = (colleges.tmp_path / "events.csv", colleges.tmp_path / "catalog.json")
+    config = TrainConfig(seed=5, epochs=3, components=8)
+
+    data, _ = training_data_from_files(*files, tenant=A)
+    before = colleges.app.training.train(config, tenant=A, data=data, force=True).version
+    assert colleges.app.models.active(A).knows_learner(f"{A}/{VICTIM}")  # type: ignore[union-attr]
+    assert colleges.app.learners.delete(A, VICTIM)[2] == 1, "the file-trained version is reached"
+    data, _ = training_data_from_files(*files, tenant=A)
+    after = colleges.app.training.train(config, tenant=A, data=data, force=True).version
+    for version in (before, after):
+        assert VICTIM.encode() not in (colleges.app.models.folder(version, A) / "meta.json").read_bytes()
