@@ -104,14 +104,16 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
         return mapping.catalog_to_proto(self.app.catalogs.current(tenant_of(context)))
 
     @translated
-    def UpsertSharedCatalog(self, request: pb.UpsertCatalogRequest, context: grpc.ServicerContext) -> pb.CatalogSummary:
-        if request.HasField("inherit_shared"):
-            raise InvalidInput.of("inherit_shared", "is a tenant's choice; it has no meaning for the shared catalog")
+    def UpsertSharedCatalog(
+        self, request: pb.UpsertSharedCatalogRequest, context: grpc.ServicerContext
+    ) -> pb.CatalogSummary:
         skills, modules, roles = mapping.catalog_parts_from_proto(request)
         return mapping.catalog_summary(self.app.catalogs.upsert(skills, modules, roles, replace=request.replace))
 
     @translated
-    def GetSharedCatalog(self, request: pb.GetCatalogRequest, context: grpc.ServicerContext) -> pb.GetCatalogResponse:
+    def GetSharedCatalog(
+        self, request: pb.GetSharedCatalogRequest, context: grpc.ServicerContext
+    ) -> pb.GetCatalogResponse:
         return mapping.catalog_to_proto(self.app.catalogs.shared())
 
     # paths ----------------------------------------------------------------------------------

@@ -403,6 +403,14 @@ def catalog_request(catalog: Catalog, **fields: bool) -> pb.UpsertCatalogRequest
     )
 
 
+def shared_request(catalog: Catalog) -> pb.UpsertSharedCatalogRequest:
+    return pb.UpsertSharedCatalogRequest(
+        skills=mapping.skills_to_proto(catalog.skills.values()),
+        modules=mapping.modules_to_proto(catalog.modules.values()),
+        roles=mapping.roles_to_proto(catalog.roles.values()),
+    )
+
+
 def module_ids(c: Colleges, tenant: str, role: str = "platform") -> set[str]:
     return {m.module_id for m in c.stub.GetCatalog(pb.GetCatalogRequest(), metadata=auth(tenant, role)).modules}
 
@@ -410,7 +418,7 @@ def module_ids(c: Colleges, tenant: str, role: str = "platform") -> set[str]:
 def test_issue21_a_tenant_admin_changes_only_its_own_catalog(colleges: Colleges) -> None:
     stub = colleges.stub
     tiny = build_catalog(*tiny_catalog())
-    stub.UpsertSharedCatalog(catalog_request(tiny), metadata=auth(OPS, "operator"))
+    stub.UpsertSharedCatalog(shared_request(tiny), metadata=auth(OPS, "operator"))
     assert module_ids(colleges, A) == module_ids(colleges, B) == set(tiny.modules), "both inherit the shared one"
     ana = made_up("ana", track_pref="x")
     ana.target_role_id = "welder"
@@ -422,24 +430,25 @@ def test_issue21_a_tenant_admin_changes_only_its_own_catalog(colleges: Colleges)
     assert module_ids(colleges, A) == set(tiny.modules)
     path = stub.RecommendPath(pb.RecommendPathRequest(learner_id="ana"), metadata=auth(A, "platform"))
     assert path.steps[0].module_id == "safety-101"
-    assert stub.GetSharedCatalog(pb.GetCatalogRequest(), metadata=auth(B, "admin")).modules[0].module_id in tiny.modules
+    shared = stub.GetSharedCatalog(pb.GetSharedCatalogRequest(), metadata=auth(B, "admin"))
+    assert {m.module_id for m in shared.modules} == set(tiny.modules)
 
     # A adds a module of its own over the shared catalog; nobody else sees it
     extra = Module("welding-lab-201", {"en": "Welding lab"}, (SkillWeight("welding"),), ("welding-101",), ("en",))
     stub.UpsertCatalog(pb.UpsertCatalogRequest(modules=mapping.modules_to_proto([extra])), metadata=auth(A, "admin"))
     assert module_ids(colleges, A) == {*tiny.modules, "welding-lab-201"}
-    assert "welding-lab-201" not in module_ids(colleges, B) | {m.module_id for m in stub.GetSharedCatalog(
-        pb.GetCatalogRequest(), metadata=auth(OPS, "operator")).modules}  # fmt: skip
+    shared = stub.GetSharedCatalog(pb.GetSharedCatalogRequest(), metadata=auth(OPS, "operator"))
+    assert "welding-lab-201" not in module_ids(colleges, B) | {m.module_id for m in shared.modules}
 
     # the operator cannot pull the ground from under a tenant's own entries
-    shrink = pb.UpsertCatalogRequest(skills=mapping.skills_to_proto([Skill("safety")]), replace=True)
+    shrink = pb.UpsertSharedCatalogRequest(skills=mapping.skills_to_proto([Skill("safety")]), replace=True)
     with pytest.raises(grpc.RpcError) as exc:
         stub.UpsertSharedCatalog(shrink, metadata=auth(OPS, "operator"))
     assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT and A in str(exc.value.details())
     assert module_ids(colleges, A) == {*tiny.modules, "welding-lab-201"}, "nothing changed"
     for tenant, role in ((A, "admin"), (B, "admin"), (A, "platform")):
         with pytest.raises(grpc.RpcError) as exc:
-            stub.UpsertSharedCatalog(catalog_request(tiny), metadata=auth(tenant, role))
+            stub.UpsertSharedCatalog(shared_request(tiny), metadata=auth(tenant, role))
         assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
@@ -519,7 +528,7 @@ def cross_tenant_table(version: str, job_id: str) -> list[tuple[str, Callable[..
         ),
         ("GeneratePaths", lambda s, md: s.GeneratePaths(pb.GeneratePathsRequest(learners=[probe]), metadata=md), ok),
         ("GetCatalog", lambda s, md: s.GetCatalog(pb.GetCatalogRequest(), metadata=md), ok),
-        ("GetSharedCatalog", lambda s, md: s.GetSharedCatalog(pb.GetCatalogRequest(), metadata=md), ok),
+        ("GetSharedCatalog", lambda s, md: s.GetSharedCatalog(pb.GetSharedCatalogRequest(), metadata=md), ok),
         ("ListModels", lambda s, md: s.ListModels(pb.ListModelsRequest(), metadata=md), ok),
         (
             "GetTrainingJob",
@@ -557,7 +566,7 @@ def cross_tenant_table(version: str, job_id: str) -> list[tuple[str, Callable[..
         (
             "UpsertSharedCatalog",
             lambda s, md: s.UpsertSharedCatalog(
-                pb.UpsertCatalogRequest(skills=mapping.skills_to_proto([Skill("x")])), metadata=md
+                pb.UpsertSharedCatalogRequest(skills=mapping.skills_to_proto([Skill("x")])), metadata=md
             ),
             ok,
         ),
