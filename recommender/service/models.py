@@ -101,7 +101,7 @@ class ModelRegistry:
         return {t: m.version for t, m in sorted(self._active.items()) if m is not None}
 
     def load_active(self, tenant: str = DEFAULT_TENANT) -> HybridModel | None:
-        """On first use (and to follow other processes): serve the tenant's latest activation."""
+        """On the tenant's first use in this process: serve its latest recorded activation."""
         history = self._store.activation_history(tenant)
         model: HybridModel | None = None
         if history:
@@ -113,9 +113,8 @@ class ModelRegistry:
                 model = load_model(self.folder(version, tenant))
             except (ModelArtifactError, InvalidInput) as exc:
                 log.error("active model %s of %s cannot be loaded, serving without a model: %s", version, tenant, exc)
-        with self._lock:
-            self._active[tenant] = model
-        return model
+        with self._lock:  # an activation meanwhile wins over what was read before it
+            return self._active.setdefault(tenant, model)
 
     # registry -------------------------------------------------------------------------------
     def tenant_folder(self, tenant: str) -> Path:
@@ -153,8 +152,8 @@ class ModelRegistry:
         folder = self.folder(version, tenant)
         if not folder.exists():
             raise NotFound("model version", version, field="version")
-        model = load_model(folder)
-        with self._lock:
+        with self._lock:  # not while an erasure rewrites the folder, nor loaded before one
+            model = load_model(folder)
             previous = self._active_version(tenant)
             self._store.record_activation(version, self._clock(), tenant)
             self._active[tenant] = model

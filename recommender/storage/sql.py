@@ -418,7 +418,8 @@ class SqlStore:
             c.execute(
                 t.learners.delete().where(t.learners.c.tenant_id == tenant).where(t.learners.c.learner_id == learner_id)
             )
-        self._checkpoint()
+        if existed or events_deleted:
+            self._checkpoint()
         return bool(existed), int(events_deleted)
 
     def _checkpoint(self) -> None:

@@ -108,9 +108,9 @@ class Store(Protocol):
 
     def delete_learner(self, tenant: str, learner_id: str, now: datetime | None = None) -> tuple[bool, int]:
         """Erase a learner, their states and events, and record the erasure (erasure_subject, not
-        the id; `now` defaults to the current time): (existed, events deleted). On SQLite the freed
-        pages are overwritten and the WAL is checkpointed, so no page of the store file keeps the
-        learner's values."""
+        the id; `now` defaults to the current time): (existed, events deleted). On SQLite, when
+        something was deleted, the file is rebuilt and the WAL checkpointed, so no page of the
+        store file keeps the learner's values."""
 
     def erased_since(self, since: datetime) -> set[str]:
         """erasure_subject of every learner erased at or after `since`."""
