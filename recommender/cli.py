@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     load = catalog_sub.add_parser("load", help="load a catalog JSON file (README: format)")
     load.add_argument("file", type=Path)
     load.add_argument("--merge", action="store_true", help="merge by id instead of replacing")
+    load.add_argument("--tenant", help="load into this tenant's own catalog (default: the shared catalog)")
 
     imp = sub.add_parser("import", help="load event / learner / catalog files into the store")
     imp.add_argument("--events", type=Path, help="events file (CSV, JSONL or Parquet; README: format)")
@@ -220,7 +221,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "paths":
             return _paths(app, args)
         if args.command == "catalog" and args.catalog_command == "load":
-            catalog = app.catalogs.load_file(args.file, replace=not args.merge)
+            catalog = app.catalogs.load_file(args.file, replace=not args.merge, tenant=args.tenant)
             print(
                 json.dumps(
                     {

@@ -132,10 +132,11 @@ def test_issue21_no_attribute_oracle_for_any_tenant(colleges: Colleges) -> None:
     load_college(colleges, A)
     version = train(colleges, A).model_version
     known = email("l0002")
+    values = [known, "x@y.example", "", "アリス@例え.jp", "a" * 256]
     for tenant in (A, B):
-        probes = [made_up("probe-1", email=known, national_id="NIDl0002X"), made_up("probe-2", email="x@y.example")]
-        same, other = first_paths(colleges, tenant, probes)
-        assert same and same == other, f"{tenant}: an undeclared attribute changed the scores"
+        probes = [made_up(f"probe-{i}", email=v, national_id=f"NID{v[:8]}") for i, v in enumerate(values)]
+        paths = first_paths(colleges, tenant, [*probes, made_up("probe-bare")])
+        assert paths[0] and all(p == paths[0] for p in paths), f"{tenant}: an undeclared attribute changed scores"
     declared = first_paths(colleges, A, [made_up("p-3", track_pref="x"), made_up("p-4", track_pref="y")])
     assert declared[0] != declared[1], "a declared attribute reaches the model (the probe above could fail)"
     folder = next(colleges.app.settings.models_dir.rglob(f"{version}/meta.json")).parent
@@ -639,3 +640,41 @@ def test_issue21_training_from_files_is_the_tenants_and_never_brings_an_erased_l
     after = colleges.app.training.train(config, tenant=A, data=data, force=True).version
     for version in (before, after):
         assert VICTIM.encode() not in (colleges.app.models.folder(version, A) / "meta.json").read_bytes()
+
+
+def test_issue21_token_tenants_name_folders_and_the_operator_role_exists(tmp_path: Path) -> None:
+    from recommender.api.interceptors import TokenBook
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([{"token": "ops-0123456789abcdef", "tenant": "luban-ops", "roles": ["operator"]}]))
+    assert TokenBook.load(good).principal("ops-0123456789abcdef") is not None
+    for tenant in ("../college-a", "college a", ".hidden", ""):
+        bad = tmp_path / "bad.json"
+        bad.write_text(json.dumps([{"token": "a-0123456789abcdef", "tenant": tenant, "roles": ["admin"]}]))
+        with pytest.raises(ValueError, match="tenant"):
+            TokenBook.load(bad)
+
+
+def test_issue21_catalog_load_goes_to_the_shared_catalog_or_one_tenants(tmp_path: Path, sqlite_url: str) -> None:
+    from recommender.cli import main
+    from recommender.domain.codec import catalog_to_dict
+    from recommender.storage import open_store
+
+    tiny, world_file = tmp_path / "tiny.json", tmp_path / "world.json"
+    tiny.write_text(json.dumps(catalog_to_dict(build_catalog(*tiny_catalog()))))
+    world_file.write_text(json.dumps(catalog_to_dict(world_catalog())))
+    store = ["--store-url", sqlite_url, "--models-dir", str(tmp_path / "models")]
+    assert main([*store, "catalog", "load", str(tiny)]) == 0
+    assert main([*store, "catalog", "load", str(world_file), "--merge", "--tenant", A]) == 0
+    s = open_store(sqlite_url)
+    try:
+        shared, own_a = s.load_tenant_catalog(A)
+        assert set(shared.modules) == set(build_catalog(*tiny_catalog()).modules)
+        assert (
+            own_a is not None
+            and own_a.inherits
+            and {m.module_id for m in own_a.modules} == set(world_catalog().modules)
+        )
+        assert s.load_tenant_catalog(B)[1] is None, "B inherits the shared catalog alone"
+    finally:
+        s.close()
