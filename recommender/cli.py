@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     load = catalog_sub.add_parser("load", help="load a catalog JSON file (README: format)")
     load.add_argument("file", type=Path)
     load.add_argument("--merge", action="store_true", help="merge by id instead of replacing")
+    load.add_argument("--tenant", help="load into this tenant's own catalog (default: the shared catalog)")
 
     imp = sub.add_parser("import", help="load event / learner / catalog files into the store")
     imp.add_argument("--events", type=Path, help="events file (CSV, JSONL or Parquet; README: format)")
@@ -57,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     _training_args(train)
     train.add_argument("--force", action="store_true", help="activate even if not better than the active model")
     train.add_argument("--no-activate", action="store_true", help="save the version without activating it")
+    train.add_argument("--tenant", default="default", help="whose data to train on and whose model it becomes")
 
     ev = sub.add_parser("evaluate", help="leakage-safe evaluation against baselines")
     _training_args(ev)
@@ -132,7 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     paths.add_argument("--as-of", help="plan as of this ISO 8601 time (default: now)")
     paths.add_argument("--chunk-size", type=int, default=2000, help="learners per task and per resumable part")
 
-    models = sub.add_parser("models", help="model registry")
+    models = sub.add_parser("models", help="model registry (one tenant's)")
+    models.add_argument("--tenant", default="default", help="whose models")
     models_sub = models.add_subparsers(dest="models_command", required=True)
     models_sub.add_parser("list", help="stored versions, newest first")
     act = models_sub.add_parser("activate", help="serve this version")
@@ -235,7 +238,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "paths":
             return _paths(app, args)
         if args.command == "catalog" and args.catalog_command == "load":
-            catalog = app.catalogs.load_file(args.file, replace=not args.merge)
+            catalog = app.catalogs.load_file(args.file, replace=not args.merge, tenant=args.tenant)
             print(
                 json.dumps(
                     {
@@ -295,17 +298,22 @@ def _train_or_evaluate(app: App, args: argparse.Namespace) -> int:
     from recommender.service.models import training_data_from_files, training_data_from_store
 
     config = TrainConfig(
-        seed=args.seed, epochs=args.epochs, components=args.components, reset_degenerate_bkt=args.reset_degenerate_bkt
+        seed=args.seed,
+        epochs=args.epochs,
+        components=args.components,
+        reset_degenerate_bkt=args.reset_degenerate_bkt,
+        features=app.training.features,
     )
     if args.events:
         if not args.catalog:
             print("error: --events needs --catalog", file=sys.stderr)
             return 2
-        data, problems = training_data_from_files(args.events, args.catalog, args.learners)
+        tenant = args.tenant if args.command == "train" else None  # a trained model is the tenant's
+        data, problems = training_data_from_files(args.events, args.catalog, args.learners, tenant)
         for problem in problems[:20]:
             print(f"skipped {problem}", file=sys.stderr)
     else:
-        data = training_data_from_store(app.store, app.catalogs.require())
+        data = training_data_from_store(app.store, app.catalogs.require(), getattr(args, "tenant", "default"))
     print(f"{len(data.events)} events, {len(data.events.learner_ids)} learners, {len(data.catalog.module_ids)} modules")
     with tqdm(
         total=100, unit="%", desc=args.command, disable=None, bar_format="{l_bar}{bar}| {elapsed} {postfix}"
@@ -319,8 +327,9 @@ def _train_or_evaluate(app: App, args: argparse.Namespace) -> int:
             evaluation, _ = evaluate(data, make_split(args.split, data.events, args.seed), config, progress)
         else:
             outcome = app.training.train(
-                config, data=data, force=args.force, activate=not args.no_activate, progress=progress
-            )
+                config, tenant=args.tenant, data=data, force=args.force, activate=not args.no_activate,
+                progress=progress,
+            )  # fmt: skip
             evaluation = outcome.evaluation
     print(evaluation.table())
     if args.command == "evaluate":
@@ -363,7 +372,7 @@ def _paths(app: App, args: argparse.Namespace) -> int:
         print("error: --steps must be in [1, 50]", file=sys.stderr)
         return 2
     catalog = app.catalogs.require()
-    model = load_model(app.settings.models_dir / args.model) if args.model else app.models.active()
+    model = load_model(app.models.folder(args.model)) if args.model else app.models.active()
     s = app.settings
     planner = Planner.build(catalog, model, s.mastery_confidence, s.check_after_studies, s.max_module_attempts)
     now = datetime.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC)
@@ -513,9 +522,9 @@ def _simulate_families(args: argparse.Namespace) -> int:
 
 def _models(app: App, args: argparse.Namespace) -> int:
     if args.models_command == "list":
-        infos = app.models.list()
+        infos = app.models.list(args.tenant)
         if not infos:
-            print("no models yet: run `recommender train`")
+            print(f"no models of {args.tenant} yet: run `recommender train --tenant {args.tenant}`")
         for info in infos:
             marker = "*" if info.active else " "
             auc = info.metrics.get("auc", float("nan"))
@@ -523,9 +532,9 @@ def _models(app: App, args: argparse.Namespace) -> int:
             print(f"{marker} {info.version}  events={info.training_events}  auc={auc:.4f}  ndcg@10={ndcg:.4f}")
         return 0
     if args.models_command == "activate":
-        info, previous = app.models.activate(args.version)
+        info, previous = app.models.activate(args.version, args.tenant)
     else:
-        info, previous = app.models.rollback()
+        info, previous = app.models.rollback(args.tenant)
     print(f"active: {info.version} (was {previous or 'none'})")
     return 0
 

@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     catalog_refresh_seconds: float = Field(
         default=2.0, ge=0, description="how often a server re-checks the catalog revision"
     )
+    feature_schema_file: Path | None = Field(
+        default=None,
+        description="JSON {attributes: [{key, kind: categorical|bucketed, values|bounds}]}: the learner "
+        "attributes that may become model features; none when unset",
+    )
     grace_seconds: float = Field(default=10.0, ge=0, description="graceful shutdown period")
     auth_tokens_file: Path | None = Field(
         default=None, description="JSON list of {token, tenant, roles}; auth is on when set"

@@ -61,7 +61,7 @@ def test_convert_import_train_evaluate_and_registry(tmp_path: Path, capsys: pyte
     assert "active:" in capsys.readouterr().out
 
     assert main([*store, "train", "--epochs", "3", "--keep-degenerate-bkt", "--no-activate"]) == 0
-    metas = [json.loads(p.read_text()) for p in (tmp_path / "models").glob("*/meta.json")]
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "models" / "tenants" / "default").glob("*/meta.json")]
     assert sorted(m["params"]["reset_degenerate_bkt"] for m in metas) == [False, True, True], "reset unless kept"
     with pytest.raises(SystemExit):
         main([*store, "train", "--keep-degenerate-bkt", "--reset-degenerate-bkt"])

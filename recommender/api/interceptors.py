@@ -18,6 +18,8 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from recommender.errors import InvalidInput
+from recommender.service.models import check_tenant_name
 from recommender.storage.store import DEFAULT_TENANT
 
 log = logging.getLogger("recommender.access")
@@ -26,6 +28,7 @@ REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", default=DEFAULT_TENANT)
 SERVICE_PREFIX = "/luban.path.v1.LearningPathService/"
 
+ROLES = frozenset({"platform", "ml", "admin", "operator"})
 # Which role may call which method; methods not listed (health, reflection) need no token.
 ROLES_FOR_METHOD: dict[str, frozenset[str]] = {
     **{m: frozenset({"platform"}) for m in (
@@ -34,6 +37,8 @@ ROLES_FOR_METHOD: dict[str, frozenset[str]] = {
     **{m: frozenset({"ml"}) for m in ("ListModels", "ActivateModel", "TrainModel", "GetTrainingJob")},
     **{m: frozenset({"admin"}) for m in ("UpsertCatalog", "DeleteLearner")},
     "GetCatalog": frozenset({"platform", "ml", "admin"}),
+    "UpsertSharedCatalog": frozenset({"operator"}),
+    "GetSharedCatalog": frozenset({"platform", "ml", "admin", "operator"}),
 }  # fmt: skip
 
 
@@ -66,8 +71,12 @@ class TokenBook:
             token, tenant, roles = item.get("token"), item.get("tenant"), item.get("roles")
             if not (isinstance(token, str) and len(token) >= 16 and isinstance(tenant, str) and tenant):
                 raise ValueError(f"{path}[{i}]: token (16+ characters) and tenant are required")
-            if not (isinstance(roles, list) and set(roles) <= {"platform", "ml", "admin"}):
-                raise ValueError(f"{path}[{i}]: roles must be a list of platform, ml, admin")
+            try:
+                check_tenant_name(tenant)
+            except InvalidInput as exc:
+                raise ValueError(f"{path}[{i}]: {exc}") from exc
+            if not (isinstance(roles, list) and set(roles) <= ROLES):
+                raise ValueError(f"{path}[{i}]: roles must be a list of {', '.join(sorted(ROLES))}")
             entries[cls.digest(token)] = Principal(tenant, frozenset(roles))
         return cls(entries)
 

@@ -152,7 +152,7 @@ def role_from_proto(msg: pb.TargetRole) -> TargetRole:
 
 
 def catalog_parts_from_proto(
-    msg: pb.UpsertCatalogRequest,
+    msg: pb.UpsertCatalogRequest | pb.UpsertSharedCatalogRequest,
 ) -> tuple[list[Skill], list[Module], list[TargetRole]]:
     return (
         [skill_from_proto(s) for s in msg.skills],

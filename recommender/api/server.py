@@ -135,10 +135,10 @@ class RunningServer:
         self._watcher.start()
 
     def refresh_health(self) -> bool:
-        """SERVING only while the store answers and a catalog is loaded."""
+        """SERVING only while the store answers and a catalog (shared or a tenant's) is loaded."""
         try:
             self.app.store.ping()
-            serving = not self.app.catalogs.current().is_empty()
+            serving = self.app.catalogs.any_loaded()
         except LubanError as exc:
             log.warning("health check failed: %s", exc)
             serving = False
@@ -222,9 +222,11 @@ class AppCollector(Collector):
         self._app = app
 
     def collect(self) -> Any:
-        model = GaugeMetricFamily("luban_active_model_info", "The model version serving (1)", labels=["version"])
-        active = self._app.models.active()
-        model.add_metric([active.version if active else ""], 1.0)
+        model = GaugeMetricFamily(
+            "luban_active_model_info", "The model version serving each tenant (1)", labels=["tenant", "version"]
+        )
+        for tenant, version in self._app.models.serving().items():
+            model.add_metric([tenant, version], 1.0)
         yield model
         jobs = GaugeMetricFamily("luban_training_jobs", "Training jobs by state", labels=["state"])
         for state, count in self._app.training.job_counts().items():

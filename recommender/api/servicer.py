@@ -41,8 +41,10 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
     def DeleteLearner(
         self, request: pb.DeleteLearnerRequest, context: grpc.ServicerContext
     ) -> pb.DeleteLearnerResponse:
-        deleted, events = self.app.learners.delete(tenant_of(context), request.learner_id)
-        return pb.DeleteLearnerResponse(learner_id=request.learner_id, deleted=deleted, events_deleted=events)
+        deleted, events, models = self.app.learners.delete(tenant_of(context), request.learner_id)
+        return pb.DeleteLearnerResponse(
+            learner_id=request.learner_id, deleted=deleted, events_deleted=events, models_updated=models
+        )
 
     # assessments ----------------------------------------------------------------------------
     @translated
@@ -91,12 +93,28 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
     @translated
     def UpsertCatalog(self, request: pb.UpsertCatalogRequest, context: grpc.ServicerContext) -> pb.CatalogSummary:
         skills, modules, roles = mapping.catalog_parts_from_proto(request)
-        catalog = self.app.catalogs.upsert(skills, modules, roles, replace=request.replace)
+        inherit = request.inherit_shared if request.HasField("inherit_shared") else None
+        catalog = self.app.catalogs.upsert(
+            skills, modules, roles, replace=request.replace, tenant=tenant_of(context), inherit=inherit
+        )
         return mapping.catalog_summary(catalog)
 
     @translated
     def GetCatalog(self, request: pb.GetCatalogRequest, context: grpc.ServicerContext) -> pb.GetCatalogResponse:
-        return mapping.catalog_to_proto(self.app.catalogs.current())
+        return mapping.catalog_to_proto(self.app.catalogs.current(tenant_of(context)))
+
+    @translated
+    def UpsertSharedCatalog(
+        self, request: pb.UpsertSharedCatalogRequest, context: grpc.ServicerContext
+    ) -> pb.CatalogSummary:
+        skills, modules, roles = mapping.catalog_parts_from_proto(request)
+        return mapping.catalog_summary(self.app.catalogs.upsert(skills, modules, roles, replace=request.replace))
+
+    @translated
+    def GetSharedCatalog(
+        self, request: pb.GetSharedCatalogRequest, context: grpc.ServicerContext
+    ) -> pb.GetCatalogResponse:
+        return mapping.catalog_to_proto(self.app.catalogs.shared())
 
     # paths ----------------------------------------------------------------------------------
     @translated
@@ -127,7 +145,7 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
     # models ---------------------------------------------------------------------------------
     @translated
     def ListModels(self, request: pb.ListModelsRequest, context: grpc.ServicerContext) -> pb.ListModelsResponse:
-        infos = self.app.models.list()
+        infos = self.app.models.list(tenant_of(context))
         active = next((i.version for i in infos if i.active), "")
         return pb.ListModelsResponse(models=[mapping.model_info_to_proto(i) for i in infos], active_version=active)
 
@@ -135,17 +153,18 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
     def ActivateModel(
         self, request: pb.ActivateModelRequest, context: grpc.ServicerContext
     ) -> pb.ActivateModelResponse:
-        info, previous = self.app.models.activate(request.version)
+        info, previous = self.app.models.activate(request.version, tenant_of(context))
         return pb.ActivateModelResponse(model=mapping.model_info_to_proto(info), previous_version=previous)
 
     @translated
     def TrainModel(self, request: pb.TrainModelRequest, context: grpc.ServicerContext) -> pb.TrainModelResponse:
-        job = self.app.training.start_job(mapping.train_config_from_proto(request), force=request.force)
+        config = mapping.train_config_from_proto(request)
+        job = self.app.training.start_job(config, force=request.force, tenant=tenant_of(context))
         return pb.TrainModelResponse(job_id=job.job_id)
 
     @translated
     def GetTrainingJob(self, request: pb.GetTrainingJobRequest, context: grpc.ServicerContext) -> pb.TrainingJob:
-        return mapping.training_job_to_proto(self.app.training.job(request.job_id))
+        return mapping.training_job_to_proto(self.app.training.job(request.job_id, tenant_of(context)))
 
 
 def _rejected(index: int, event_id: str, error: LubanError) -> pb.RejectedResult:

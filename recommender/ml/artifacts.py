@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from recommender.errors import ModelArtifactError
+from recommender.errors import InvalidInput, ModelArtifactError
 from recommender.kt.bkt import BKTModel, SkillParams
-from recommender.ml.features import FeatureSpace
+from recommender.ml.features import FeatureSchema, FeatureSpace
 from recommender.ml.model import FactorModel, HybridModel
 
 SCHEMA_VERSION = 1
@@ -31,9 +31,40 @@ _BKT_FIELDS = ("prior", "learn", "guess", "slip", "forget_per_day", "floor", "it
 _BKT_WIDTHS_BEFORE = (6, 8)
 
 
+def owner_only_folder(folder: Path) -> None:
+    """Create `folder` (and the folders missing above it) readable by its owner only, and narrow
+    it if it exists: model folders hold every trained learner's identity vector."""
+    missing = [folder, *(p for p in folder.parents if not p.exists())] if not folder.exists() else [folder]
+    for f in reversed(missing):
+        f.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(folder, 0o700)
+
+
 def save_model(model: HybridModel, directory: Path, extra_meta: Mapping[str, Any] | None = None) -> Path:
-    """Write atomically: a folder appears complete or not at all."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    """Write atomically: a folder appears complete or not at all. Folders 0700, files 0600."""
+    owner_only_folder(directory.parent)
+    staging = _write_staging(model, directory.parent, extra_meta)
+    try:
+        os.replace(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return directory
+
+
+def rewrite_model(model: HybridModel, directory: Path) -> None:
+    """Replace an existing version's files with `model` (same version): the new folder is written
+    beside it and swapped in, and the old one, with the rows `model` no longer has, is deleted."""
+    staging = _write_staging(model, directory.parent, None)
+    trash = directory.parent / f".trash-{directory.name}-{os.getpid()}"
+    try:
+        os.rename(directory, trash)
+        os.rename(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _write_staging(model: HybridModel, parent: Path, extra_meta: Mapping[str, Any] | None) -> Path:
     skills = sorted(model.bkt.params)
     arrays: dict[str, np.ndarray] = {
         "bkt": np.array(
@@ -53,20 +84,22 @@ def save_model(model: HybridModel, directory: Path, extra_meta: Mapping[str, Any
         "item_features": list(model.item_space.names),
         "bkt_skills": skills,
         "module_learn_pairs": [list(p) for p in pairs],  # (module, skill) of each module_learn entry
+        "feature_schema": model.features.to_json(),
         **dict(model.meta),
         **dict(extra_meta or {}),
     }
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=directory.parent))
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))  # created 0700
     try:
         np.savez(staging / ARRAYS, **arrays)  # type: ignore[arg-type]
         (staging / META).write_text(json.dumps(meta, indent=1, ensure_ascii=False, default=str), encoding="utf-8")
         for f in (ARRAYS, META):
+            os.chmod(staging / f, 0o600)
             with (staging / f).open("rb") as handle:
                 os.fsync(handle.fileno())
-        os.replace(staging, directory)
-    finally:
+    except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
-    return directory
+        raise
+    return staging
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
@@ -106,6 +139,10 @@ def load_model(directory: Path) -> HybridModel:
             raise ModelArtifactError(f"bkt array has shape {bkt.shape}, expected {(len(skills), len(_BKT_FIELDS))}")
         params = {s: _skill_params(row) for s, row in zip(skills, bkt, strict=True)}
         module_learn = _module_learn(arrays, meta)
+        # an artifact without a schema reads no attribute, whatever attr: features it holds
+        features = FeatureSchema.from_json(meta.get("feature_schema", {"attributes": []}), "feature_schema")
+    except InvalidInput as exc:
+        raise ModelArtifactError(f"{directory}: {exc}") from exc
     except ModelArtifactError as exc:
         raise ModelArtifactError(f"{directory}: {exc}") from exc
     except (KeyError, TypeError, ValueError) as exc:
@@ -118,11 +155,13 @@ def load_model(directory: Path) -> HybridModel:
         ranking=factors["ranking"],
         bkt=BKTModel(params=params, module_learn=module_learn),
         use_features=bool(meta.get("use_features", True)),
-        meta={k: v for k, v in meta.items() if k not in _LISTS},
+        features=features,
+        meta={k: v for k, v in meta.items() if k not in _UNPACKED},
     )
 
 
-_LISTS = ("user_features", "item_features", "bkt_skills", "module_learn_pairs")
+# fields, not meta
+_UNPACKED = ("user_features", "item_features", "bkt_skills", "feature_schema", "module_learn_pairs")
 
 
 def _module_learn(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> dict[tuple[str, str], float]:

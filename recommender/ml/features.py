@@ -1,7 +1,10 @@
 """Learner and module features for the hybrid model.
 
-Learners: country, languages, program, target role, HSK level, free attributes, and buckets of
-current mastery per practiced skill; warm learners (seen in training) add an identity feature.
+Learners: country, languages, program, target role, HSK level, the attributes a FeatureSchema
+declares (and only those), and buckets of current mastery per practiced skill; warm learners (seen
+in training) add an identity feature. An undeclared attribute never becomes a feature: a model fed
+raw attribute values is an oracle for them (two otherwise equal learners score differently when
+one holds a value some real learner has), and its folder would hold every value in clear.
 Modules: skills (by weight), track, difficulty bucket, languages; warm modules add an identity.
 Rows are normalized to sum 1, as LightFM recommends, so a learner's representation is the mean of
 their feature embeddings: a learner the model never saw is scored from features alone.
@@ -9,17 +12,150 @@ their feature embeddings: a learner the model never saw is scored from features 
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import sparse
 
 from recommender.domain.catalog import Module
 from recommender.domain.learner import Learner
+from recommender.errors import FieldViolation, InvalidInput
 
 Tokens = list[tuple[str, float]]
 MASTERY_BUCKETS = ((0.4, "lo"), (0.8, "mid"), (1.01, "hi"))
+
+
+MAX_DECLARED_VALUES = 256
+# Attribute keys that name a person rather than describe them. Matched on the key lowered with
+# every non-letter removed, so `E-Mail`, `national_id` and `phoneNumber` are all caught.
+_IDENTIFIER_PARTS = ("email", "mail", "phone", "mobile", "telephone", "nationalid", "passport", "ssn",
+                     "name", "address", "birth", "idnumber", "taxid", "iban", "username", "login")  # fmt: skip
+_IDENTIFIER_SUFFIXES = ("id", "number", "no")
+
+
+def identifier_reason(key: str) -> str:
+    """Why an attribute key names a person ("" when it does not look like an identifier)."""
+    folded = re.sub(r"[^a-z]", "", key.lower())
+    for part in _IDENTIFIER_PARTS:
+        if part in folded:
+            return f"{key!r} looks like an identifier ({part}); identifiers never become model features"
+    words = [w for w in re.split(r"[^a-z]+", re.sub(r"([a-z])([A-Z])", r"\1_\2", key).lower()) if w]
+    if words and words[-1] in _IDENTIFIER_SUFFIXES:
+        return f"{key!r} looks like an identifier (ends in {words[-1]!r}); identifiers never become model features"
+    return ""
+
+
+@dataclass(frozen=True)
+class AttributeFeature:
+    """One learner attribute that may become a model feature, and how.
+
+    `categorical`: the value is a feature only if it is one of `values` (declared up front, so no
+    free text can reach a model). `bucketed`: the value is read as a number and replaced by the
+    index of its bucket between `bounds` (ascending); anything else is treated as missing."""
+
+    key: str
+    kind: str  # categorical | bucketed
+    values: tuple[str, ...] = ()
+    bounds: tuple[float, ...] = ()
+
+    def token(self, value: str) -> str | None:
+        if self.kind == "categorical":
+            return f"attr:{self.key}={value}" if value in self.values else None
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        if not math.isfinite(number):
+            return None
+        bucket = sum(1 for b in self.bounds if number >= b)
+        return f"attr:{self.key}#{bucket}"
+
+
+@dataclass(frozen=True)
+class FeatureSchema:
+    """The learner attributes that may become model features. Everything else a learner carries is
+    stored and returned to its own tenant, and never reaches a model."""
+
+    attributes: tuple[AttributeFeature, ...] = ()
+
+    @property
+    def by_key(self) -> dict[str, AttributeFeature]:
+        cached: dict[str, AttributeFeature] | None = self.__dict__.get("_by_key")
+        if cached is None:
+            cached = {a.key: a for a in self.attributes}
+            object.__setattr__(self, "_by_key", cached)
+        return cached
+
+    def tokens(self, attributes: Mapping[str, str]) -> list[str]:
+        """The declared features of these attribute values, in key order."""
+        found = []
+        by_key = self.by_key
+        for key in sorted(attributes):
+            declared = by_key.get(key)
+            if declared is not None:
+                token = declared.token(attributes[key])
+                if token is not None:
+                    found.append(token)
+        return found
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attributes": [
+                {"key": a.key, "kind": a.kind, **({"values": list(a.values)} if a.kind == "categorical" else {}),
+                 **({"bounds": list(a.bounds)} if a.kind == "bucketed" else {})}
+                for a in self.attributes
+            ]
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, doc: object, where: str = "feature schema") -> FeatureSchema:
+        """Parse and check a schema; InvalidInput names every problem (an identifier among them)."""
+        problems: list[FieldViolation] = []
+        items = doc.get("attributes", []) if isinstance(doc, dict) else None
+        if not isinstance(items, list):
+            raise InvalidInput.of(where, 'expected {"attributes": [{"key", "kind", ...}]}')
+        declared: list[AttributeFeature] = []
+        for i, item in enumerate(items):
+            at = f"{where}.attributes[{i}]"
+            if not isinstance(item, dict) or not isinstance(item.get("key"), str) or not item["key"]:
+                problems.append(FieldViolation(at, "needs a non-empty string key"))
+                continue
+            key, kind = item["key"], item.get("kind")
+            reason = identifier_reason(key)
+            if reason:
+                problems.append(FieldViolation(at, reason))
+            if any(a.key == key for a in declared):
+                problems.append(FieldViolation(at, f"{key!r} is declared twice"))
+            if kind == "categorical":
+                values = item.get("values")
+                if not (isinstance(values, list) and values and all(isinstance(v, str) and v for v in values)):
+                    problems.append(FieldViolation(at, "a categorical feature lists its values (non-empty strings)"))
+                elif len(values) > MAX_DECLARED_VALUES:
+                    problems.append(FieldViolation(at, f"at most {MAX_DECLARED_VALUES} values"))
+                else:
+                    declared.append(AttributeFeature(key, kind, values=tuple(dict.fromkeys(values))))
+            elif kind == "bucketed":
+                raw = item.get("bounds")
+                bounds: list[Any] = raw if isinstance(raw, list) else []
+                ok = bool(bounds) and all(
+                    isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b) for b in bounds
+                )
+                if not ok or bounds != sorted(set(bounds)):
+                    problems.append(FieldViolation(at, "a bucketed feature has ascending, distinct numeric bounds"))
+                else:
+                    declared.append(AttributeFeature(key, kind, bounds=tuple(float(b) for b in bounds)))
+            else:
+                problems.append(FieldViolation(at, f"kind must be categorical or bucketed, not {kind!r}"))
+        if problems:
+            raise InvalidInput(problems)
+        return cls(tuple(declared))
+
+
+NO_FEATURES = FeatureSchema()
 
 
 @dataclass(frozen=True)
@@ -34,15 +170,6 @@ class FeatureSpace:
         if cached is None:
             cached = {n: i for i, n in enumerate(self.names)}
             object.__setattr__(self, "_index", cached)
-        return cached
-
-    @property
-    def attribute_keys(self) -> frozenset[str]:
-        """Keys of the learner attributes that have a feature (`attr:key=value`)."""
-        cached: frozenset[str] | None = self.__dict__.get("_attribute_keys")
-        if cached is None:
-            cached = frozenset(n[5:].split("=", 1)[0] for n in self.names if n.startswith("attr:"))
-            object.__setattr__(self, "_attribute_keys", cached)
         return cached
 
     @classmethod
@@ -84,6 +211,7 @@ def learner_tokens(
     *,
     identity: bool,
     use_features: bool = True,
+    schema: FeatureSchema = NO_FEATURES,
 ) -> Tokens:
     tokens: Tokens = []
     if use_features and learner is not None:
@@ -96,8 +224,8 @@ def learner_tokens(
         if learner.target_role_id:
             tokens.append((f"role:{learner.target_role_id}", 1.0))
         tokens.append((f"hsk:{learner.chinese_level}", 0.5))
-        for key, value in sorted(learner.attributes.items()):
-            tokens.append((f"attr:{key}={value}", 0.5))
+        for token in schema.tokens(learner.attributes):
+            tokens.append((token, 0.5))
     if use_features:
         for skill_id, m in sorted(mastery.items()):
             tokens.append((f"m:{skill_id}:{mastery_bucket(m)}", 0.25))

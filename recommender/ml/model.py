@@ -7,8 +7,8 @@ extra columns so scoring is one matmul:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,15 @@ from scipy import sparse
 from recommender.domain.catalog import Catalog
 from recommender.domain.learner import Learner
 from recommender.kt.bkt import BKTModel
-from recommender.ml.features import FeatureSpace, Tokens, identity_heavy, learner_tokens, module_tokens
+from recommender.ml.features import (
+    NO_FEATURES,
+    FeatureSchema,
+    FeatureSpace,
+    Tokens,
+    identity_heavy,
+    learner_tokens,
+    module_tokens,
+)
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -52,6 +60,7 @@ class HybridModel:
     ranking: FactorModel
     bkt: BKTModel
     use_features: bool = True
+    features: FeatureSchema = NO_FEATURES  # the attributes this model reads (as it was trained)
     meta: Mapping[str, Any] = field(default_factory=dict)
     _module_cache: dict[tuple[int, str], tuple[FloatArray, FloatArray]] = field(
         default_factory=dict, compare=False, repr=False
@@ -75,18 +84,43 @@ class HybridModel:
             self._module_cache[key] = cached
         return cached
 
+    def without_user_features(self, names: Iterable[str]) -> HybridModel:
+        """The model with these learner features' rows removed from both factor models (an erased
+        learner's identity): every other row, and so every other learner's scores, stays as it was,
+        and a learner who had that identity is scored from their features, as a new learner."""
+        index = self.user_space.index
+        drop = sorted({index[n] for n in names if n in index})
+        if not drop:
+            return self
+        keep = np.setdiff1d(np.arange(len(self.user_space.names)), drop)
+
+        def rows(f: FactorModel) -> FactorModel:
+            return replace(f, user_embeddings=f.user_embeddings[keep], user_biases=f.user_biases[keep])
+
+        return replace(
+            self,
+            user_space=FeatureSpace(tuple(self.user_space.names[i] for i in keep)),
+            success=rows(self.success),
+            ranking=rows(self.ranking),
+            _module_cache={},
+        )
+
+    def identity_names(self) -> list[str]:
+        """The learner identity features (`id:<model key>`) this model carries."""
+        return [n for n in self.user_space.names if n.startswith("id:")]
+
     def knows_learner(self, learner_id: str) -> bool:
         """Whether training saw this learner (their identity feature shapes their vectors)."""
         return f"id:{learner_id}" in self.user_space.index
 
     def cold_signature(self, learner: Learner) -> tuple[object, ...]:
         """Equal for learners with no history and no identity whom the model sees alike: the
-        fields learner_tokens reads, less the attributes whose key the model never saw (a name, an
-        e-mail). Cheap (no tokens): it is computed for every learner of a batch."""
+        fields learner_tokens reads, with the attributes as the model's feature schema reads them
+        (an undeclared one, a name or an e-mail, does not count). Computed for every learner of a
+        batch."""
         if not self.use_features:
             return ()
-        known = self.user_space.attribute_keys
-        attributes = tuple(sorted((k, v) for k, v in learner.attributes.items() if k in known))
+        attributes = tuple(self.features.tokens(learner.attributes))
         return (learner.country, learner.languages, learner.program, learner.target_role_id,
                 learner.chinese_level, attributes)  # fmt: skip
 
@@ -123,7 +157,14 @@ class HybridModel:
     ) -> list[Tokens]:
         index = self.user_space.index
         return [
-            learner_tokens(x, lid, m, identity=not cold and f"id:{lid}" in index, use_features=self.use_features)
+            learner_tokens(
+                x,
+                lid,
+                m,
+                identity=not cold and f"id:{lid}" in index,
+                use_features=self.use_features,
+                schema=self.features,
+            )
             for x, lid, m in zip(learners, learner_ids, masteries, strict=True)
         ]
 

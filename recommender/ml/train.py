@@ -5,7 +5,7 @@ What the model learns, and why:
   least PASS_SCORE, -1 otherwise), weighted by attempts. It predicts P(success on a module) for the
   planner's zone-of-proximal-development term and for knowledge-tracing predictions.
 - `ranking`: WARP loss on attempted modules: what learners like this one take next, for ranking.
-Both see learner features (country, languages, program, role, HSK, attributes, mastery buckets) and
+Both see learner features (country, languages, program, role, HSK, declared attributes, mastery buckets) and
 module features (skills, track, difficulty, languages), so a learner with no history is scored from
 features alone. LightFM runs single-threaded with a fixed seed: training is deterministic.
 """
@@ -24,7 +24,15 @@ from recommender.kt.bkt import BKTModel
 from recommender.kt.fit import ParamArrays, filter_sequences, fit_bkt
 from recommender.kt.sequences import Sequences
 from recommender.ml.data import EventTable, TrainingData
-from recommender.ml.features import FeatureSpace, as_float32, identity_heavy, learner_tokens, module_tokens
+from recommender.ml.features import (
+    NO_FEATURES,
+    FeatureSchema,
+    FeatureSpace,
+    as_float32,
+    identity_heavy,
+    learner_tokens,
+    module_tokens,
+)
 from recommender.ml.model import FactorModel, HybridModel
 
 PASS_SCORE = 0.5
@@ -44,6 +52,8 @@ class TrainConfig:
     # their results do not tell mastered from unmastered, and a planner fed those estimates did worse
     # than the fixed syllabus in the simulator (README: the planner and the simulator)
     reset_degenerate_bkt: bool = True
+    # the learner attributes that may become features (none unless declared)
+    features: FeatureSchema = NO_FEATURES
 
 
 def fit_knowledge_tracing(
@@ -88,7 +98,14 @@ def train_hybrid(
         per_learner[lr][catalog.skill_ids[sk]] = m
 
     learner_token_lists = [
-        learner_tokens(data.learners.get(lid), lid, per_learner[i], identity=True, use_features=config.use_features)
+        learner_tokens(
+            data.learners.get(lid),
+            lid,
+            per_learner[i],
+            identity=True,
+            use_features=config.use_features,
+            schema=config.features,
+        )
         for i, lid in enumerate(table.learner_ids)
     ]
     attempted = np.zeros(len(catalog.module_ids), dtype=bool)
@@ -150,7 +167,7 @@ def train_hybrid(
 
     bkt_model: BKTModel = bkt.to_model(catalog.skill_ids, catalog.module_ids)
     meta = {
-        "params": asdict(config),
+        "params": {k: v for k, v in asdict(config).items() if k != "features"},
         "data_fingerprint": data.fingerprint(),
         "counts": {
             "events": len(table),
@@ -169,5 +186,6 @@ def train_hybrid(
         ranking=factors(ranking),
         bkt=bkt_model,
         use_features=config.use_features,
+        features=config.features,
         meta=meta,
     )

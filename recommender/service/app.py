@@ -9,7 +9,7 @@ from recommender.config import Settings
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock, system_clock
 from recommender.service.learners import LearnerService
-from recommender.service.models import ModelRegistry, TrainingService
+from recommender.service.models import ModelRegistry, TrainingService, load_feature_schema
 from recommender.service.paths import PathService
 from recommender.storage import Store, open_store
 
@@ -31,17 +31,19 @@ class App:
 
 
 def build_app(settings: Settings, clock: Clock = system_clock, store: Store | None = None) -> App:
+    features = load_feature_schema(settings.feature_schema_file)
     store = store or open_store(settings.store_url)
     store.create_schema()
     catalogs = CatalogService(store, settings.catalog_refresh_seconds)
     registry = ModelRegistry(store, settings.models_dir, clock)
-    registry.load_active()
+    registry.upgrade_legacy()
     learners = LearnerService(
         store,
         catalogs,
         bkt=registry.bkt,
         clock=clock,
         future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
+        forget=registry.forget_learner,
     )
     paths = PathService(
         store,
@@ -60,6 +62,6 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
         learners=learners,
         paths=paths,
         models=registry,
-        training=TrainingService(registry, store, catalogs, clock),
+        training=TrainingService(registry, store, catalogs, clock, features),
         clock=clock,
     )

@@ -42,7 +42,7 @@ class _Pending:
 
 
 class GroupCommitter:
-    def __init__(self, store: Store, updater: Callable[[], Updater], clock: Clock) -> None:
+    def __init__(self, store: Store, updater: Callable[[str], Updater], clock: Clock) -> None:
         self._store = store
         self._updater = updater
         self._clock = clock
@@ -92,9 +92,18 @@ class GroupCommitter:
             self._commit(group)
 
     def _commit(self, group: list[_Pending]) -> None:
+        """One transaction per tenant in the group: each tenant's results are applied with its
+        own model's knowledge tracing."""
+        by_tenant: dict[str, list[_Pending]] = {}
+        for p in group:
+            by_tenant.setdefault(p.tenant, []).append(p)
+        for tenant, pending in by_tenant.items():
+            self._commit_tenant(tenant, pending)
+
+    def _commit_tenant(self, tenant: str, group: list[_Pending]) -> None:
         try:
             results = self._store.record_event_groups(
-                [(p.tenant, [p.event]) for p in group], self._updater(), self._clock(), with_profiles=True
+                [(p.tenant, [p.event]) for p in group], self._updater(tenant), self._clock(), with_profiles=True
             )
         except BaseException as exc:  # every caller of the group learns of the failure
             for p in group:

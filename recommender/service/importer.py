@@ -53,7 +53,7 @@ class Importer:
     ) -> ImportReport:
         report = ImportReport()
         if catalog is not None:
-            self._catalogs.load_file(catalog, replace=False)
+            self._catalogs.load_file(catalog, replace=False, tenant=tenant)  # the tenant's own entries
         if learners is not None:
             self._import_learners(tenant, learners, report)
         if events is not None:

@@ -49,27 +49,29 @@ class LearnerService:
         self,
         store: Store,
         catalogs: CatalogService,
-        bkt: Callable[[], BKTModel],
+        bkt: Callable[[str], BKTModel],
         clock: Clock,
         future_tolerance: timedelta = timedelta(minutes=5),
+        forget: Callable[[str, str], int] = lambda _tenant, _learner: 0,
     ) -> None:
         self._store = store
+        self._forget = forget
         self._catalogs = catalogs
         self._bkt = bkt
         self._clock = clock
         self._future_tolerance = future_tolerance
-        self._committer = GroupCommitter(store, lambda: profile_updater(self._bkt()), clock)
+        self._committer = GroupCommitter(store, lambda tenant: profile_updater(self._bkt(tenant)), clock)
 
     def close(self) -> None:
         self._committer.close()
 
     # learners -------------------------------------------------------------------------------
     def upsert(self, tenant: str, learner: Learner) -> Learner:
-        learner = validate_learner(learner, self._catalogs.current())
+        learner = validate_learner(learner, self._catalogs.current(tenant))
         return self._store.upsert_learner(tenant, learner, self._clock())
 
     def upsert_many(self, tenant: str, learners: Sequence[Learner]) -> None:
-        catalog = self._catalogs.current()
+        catalog = self._catalogs.current(tenant)
         valid = [validate_learner(x, catalog) for x in learners]
         self._store.upsert_learners(tenant, valid, self._clock())
 
@@ -79,14 +81,18 @@ class LearnerService:
             raise NotFound("learner", learner_id, field="learner_id")
         return learner
 
-    def delete(self, tenant: str, learner_id: str) -> tuple[bool, int]:
-        return self._store.delete_learner(tenant, learner_id)
+    def delete(self, tenant: str, learner_id: str) -> tuple[bool, int, int]:
+        """Erase the learner from the store, then from every stored model of the tenant, in this
+        call: (existed, events deleted, model versions updated). The store keeps a hashed record of
+        the erasure, so a training run that read the learner before it drops them too."""
+        existed, events = self._store.delete_learner(tenant, learner_id, self._clock())
+        return existed, events, self._forget(tenant, learner_id)
 
     # assessments ----------------------------------------------------------------------------
     def record(self, tenant: str, event: AssessmentEvent) -> tuple[SkillProfile, bool]:
         """Store one result and update the profile: (profile now, duplicate)."""
         now = self._clock()
-        event = validate_event(event, self._catalogs.require(), now, self._future_tolerance)
+        event = validate_event(event, self._catalogs.require(tenant), now, self._future_tolerance)
         committed = self._committer.record(tenant, event)
         if committed.outcome is EventOutcome.UNKNOWN_LEARNER or committed.states is None:
             raise NotFound("learner", event.learner_id, field="result.learner_id")
@@ -95,13 +101,13 @@ class LearnerService:
                 f"event {event.event_id!r} was already recorded with a different payload",
                 field="result.event_id",
             )
-        profile = project_profile(event.learner_id, committed.states, committed.updated_at, self._bkt(), now)
+        profile = project_profile(event.learner_id, committed.states, committed.updated_at, self._bkt(tenant), now)
         return profile, committed.outcome is EventOutcome.DUPLICATE
 
     def record_batch(self, tenant: str, events: Sequence[AssessmentEvent], first_index: int = 0) -> IngestResult:
         """Store a batch in one transaction; each bad result is rejected alone."""
         now = self._clock()
-        catalog = self._catalogs.require()
+        catalog = self._catalogs.require(tenant)
         result = IngestResult()
         valid: list[tuple[int, AssessmentEvent]] = []
         for offset, event in enumerate(events):
@@ -110,7 +116,7 @@ class LearnerService:
                 valid.append((index, validate_event(event, catalog, now, self._future_tolerance)))
             except InvalidInput as exc:
                 result.rejected.append(Rejection(index, event.event_id, exc))
-        outcomes = self._store.record_events(tenant, [e for _, e in valid], profile_updater(self._bkt()), now)
+        outcomes = self._store.record_events(tenant, [e for _, e in valid], profile_updater(self._bkt(tenant)), now)
         for (index, event), outcome in zip(valid, outcomes, strict=True):
             if outcome is EventOutcome.ACCEPTED:
                 result.accepted += 1
@@ -137,12 +143,12 @@ class LearnerService:
         if found is None:
             raise NotFound("learner", learner_id, field="learner_id")
         states, updated_at = found
-        return project_profile(learner_id, states, updated_at, self._bkt(), as_of or self._clock())
+        return project_profile(learner_id, states, updated_at, self._bkt(tenant), as_of or self._clock())
 
     def profiles(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, SkillProfile]:
         """Profiles of many learners as of now (learners without any state get empty ones)."""
         now = self._clock()
-        model = self._bkt()
+        model = self._bkt(tenant)
         states = self._store.get_skill_states_many(tenant, learner_ids)
         return {lid: project_profile(lid, states.get(lid, []), None, model, now) for lid in learner_ids}
 

@@ -1,8 +1,8 @@
-"""Model registry and training jobs.
+"""Model registry and training jobs, per tenant.
 
-The active model is one reference, swapped atomically: a request reads it once and finishes on
-the model it started with, so activation needs no downtime. Activations are recorded in the store,
-so `rollback` and several server processes agree on which version serves.
+Each tenant's active model is one reference, swapped atomically: a request reads it once and
+finishes on the model it started with, so activation needs no downtime. Activations are recorded
+in the store, so `rollback` and several server processes agree on which version serves.
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
+import shutil
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +27,23 @@ from recommender.domain.codec import catalog_parts_from_dict
 from recommender.domain.learner import Learner
 from recommender.errors import InvalidInput, ModelArtifactError, NotFound, PreconditionFailed
 from recommender.kt.bkt import BKTModel
-from recommender.ml.artifacts import finite_metrics, load_model, read_meta, save_model
+from recommender.ml.artifacts import (
+    finite_metrics,
+    load_model,
+    owner_only_folder,
+    read_meta,
+    rewrite_model,
+    save_model,
+)
 from recommender.ml.data import TrainingData, build_event_table
 from recommender.ml.evaluate import Evaluation, evaluate, make_split, score_model
+from recommender.ml.features import NO_FEATURES, FeatureSchema
 from recommender.ml.model import HybridModel
 from recommender.ml.train import TrainConfig, train_hybrid
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
 from recommender.service.paths import model_key
-from recommender.storage.store import Store
+from recommender.storage.store import DEFAULT_TENANT, LEGACY_TENANT, Store, erasure_subject
 
 log = logging.getLogger("recommender.models")
 COMPARE_ON = ("auc", "ndcg@10")
@@ -51,86 +61,185 @@ class ModelInfo:
     training_events: int
 
 
+TENANTS_FOLDER = "tenants"  # models/tenants/<tenant>/<version>/: a tenant's own versions
+RETIRED_FOLDER = "retired"  # models/retired/<version>/: older models that hold several tenants' learners
+_TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_tenant_name(tenant: str) -> str:
+    """A tenant's name names its model folder, so it is a plain path component."""
+    if not _TENANT_NAME.match(tenant):
+        raise InvalidInput.of("tenant", f"{tenant[:64]!r}: a tenant is 1-128 letters, digits, '.', '_' or '-'")
+    return tenant
+
+
 class ModelRegistry:
+    """Each tenant's model versions, activations and served model. A version belongs to the tenant
+    that trained it: another tenant cannot list, read or activate it (NOT_FOUND, as for a version
+    that does not exist). There is no shared model: every model is trained on one tenant's data."""
+
     def __init__(self, store: Store, models_dir: Path, clock: Clock) -> None:
         self._store = store
         self.models_dir = models_dir
         self._clock = clock
-        self._active: HybridModel | None = None
-        self._lock = threading.Lock()
+        self._active: dict[str, HybridModel | None] = {}
+        self._lock = threading.RLock()
 
     # serving --------------------------------------------------------------------------------
-    def active(self) -> HybridModel | None:
-        return self._active
+    def active(self, tenant: str = DEFAULT_TENANT) -> HybridModel | None:
+        try:
+            return self._active[tenant]
+        except KeyError:
+            return self.load_active(tenant)
 
-    def bkt(self) -> BKTModel:
-        model = self._active
+    def bkt(self, tenant: str = DEFAULT_TENANT) -> BKTModel:
+        model = self.active(tenant)
         return model.bkt if model is not None else _DEFAULT_BKT
 
-    def load_active(self) -> HybridModel | None:
-        """At startup (and to follow other processes): serve the store's latest activation."""
-        history = self._store.activation_history()
-        if not history:
-            return None
-        version = history[-1][0]
-        current = self._active
-        if current is not None and current.version == version:
-            return current
-        try:
-            self._active = load_model(self._folder(version))
-        except ModelArtifactError as exc:
-            log.error("active model %s cannot be loaded, serving without a model: %s", version, exc)
-            return None
-        return self._active
+    def serving(self) -> dict[str, str]:
+        """tenant -> active version, for the tenants served so far."""
+        return {t: m.version for t, m in sorted(self._active.items()) if m is not None}
+
+    def load_active(self, tenant: str = DEFAULT_TENANT) -> HybridModel | None:
+        """On the tenant's first use in this process: serve its latest recorded activation."""
+        history = self._store.activation_history(tenant)
+        model: HybridModel | None = None
+        if history:
+            version = history[-1][0]
+            current = self._active.get(tenant)
+            if current is not None and current.version == version:
+                return current
+            try:
+                model = load_model(self.folder(version, tenant))
+            except (ModelArtifactError, InvalidInput) as exc:
+                log.error("active model %s of %s cannot be loaded, serving without a model: %s", version, tenant, exc)
+        with self._lock:  # an activation meanwhile wins over what was read before it
+            return self._active.setdefault(tenant, model)
 
     # registry -------------------------------------------------------------------------------
-    def _folder(self, version: str) -> Path:
+    def tenant_folder(self, tenant: str) -> Path:
+        return self.models_dir / TENANTS_FOLDER / check_tenant_name(tenant)
+
+    def folder(self, version: str, tenant: str = DEFAULT_TENANT) -> Path:
         if not version or "/" in version or version.startswith("."):
             raise InvalidInput.of("version", f"{version!r} is not a model version")
-        return self.models_dir / version
+        return self.tenant_folder(tenant) / version
 
-    def list(self) -> list[ModelInfo]:
-        active = self._active.version if self._active else ""
+    def list(self, tenant: str = DEFAULT_TENANT) -> list[ModelInfo]:
+        active = self._active_version(tenant)
         infos = []
-        if self.models_dir.exists():
-            for folder in sorted(self.models_dir.iterdir(), reverse=True):
-                if not folder.is_dir() or folder.name.startswith("."):
-                    continue
-                try:
-                    meta = read_meta(folder)
-                except ModelArtifactError:
-                    continue
-                infos.append(_info(folder.name, meta, active))
+        for folder in _version_folders(self.tenant_folder(tenant)):
+            try:
+                meta = read_meta(folder)
+            except ModelArtifactError:
+                continue
+            infos.append(_info(folder.name, meta, active))
         infos.sort(key=lambda i: (i.created_at.isoformat() if i.created_at else "", i.version), reverse=True)
         return infos
 
-    def info(self, version: str) -> ModelInfo:
-        folder = self._folder(version)
+    def _active_version(self, tenant: str) -> str:
+        model = self.active(tenant)
+        return model.version if model is not None else ""
+
+    def info(self, version: str, tenant: str = DEFAULT_TENANT) -> ModelInfo:
+        folder = self.folder(version, tenant)
         if not folder.exists():
             raise NotFound("model version", version, field="version")
-        return _info(version, read_meta(folder), self._active.version if self._active else "")
+        return _info(version, read_meta(folder), self._active_version(tenant))
 
-    def activate(self, version: str) -> tuple[ModelInfo, str]:
+    def activate(self, version: str, tenant: str = DEFAULT_TENANT) -> tuple[ModelInfo, str]:
         """Load, validate, record, swap. A corrupt folder is refused and the active model stays."""
-        folder = self._folder(version)
+        folder = self.folder(version, tenant)
         if not folder.exists():
             raise NotFound("model version", version, field="version")
-        model = load_model(folder)
-        with self._lock:
-            previous = self._active.version if self._active else ""
-            self._store.record_activation(version, self._clock())
-            self._active = model
-        log.info("model %s active (was %s)", version, previous or "none")
-        return self.info(version), previous
+        with self._lock:  # not while an erasure rewrites the folder, nor loaded before one
+            model = load_model(folder)
+            previous = self._active_version(tenant)
+            self._store.record_activation(version, self._clock(), tenant)
+            self._active[tenant] = model
+        log.info("model %s active for %s (was %s)", version, tenant, previous or "none")
+        return self.info(version, tenant), previous
 
-    def rollback(self) -> tuple[ModelInfo, str]:
+    def forget_learner(self, tenant: str, learner_id: str) -> int:
+        """Remove an erased learner's identity from every stored version of the tenant (and from
+        retired ones) that has it: their row is dropped from both factor models, every other row
+        stays, and the learner scores as a new one would. The served model changes with it.
+        Versions are rewritten in place, so one activated later no longer knows the learner either.
+        Returns how many versions changed."""
+        name = f"id:{model_key(tenant, learner_id)}"
+        changed = 0
+        with self._lock:
+            folders = [
+                *_version_folders(self.tenant_folder(tenant)),
+                *_version_folders(self.models_dir / RETIRED_FOLDER),
+            ]
+            for folder in folders:
+                if name not in read_meta(folder).get("user_features", ()):
+                    continue
+                rewrite_model(load_model(folder).without_user_features([name]), folder)
+                changed += 1
+            active = self._active.get(tenant)
+            if active is not None and name in active.user_space.index:
+                self._active[tenant] = active.without_user_features([name])
+        return changed
+
+    def rollback(self, tenant: str = DEFAULT_TENANT) -> tuple[ModelInfo, str]:
         """Re-activate the version that was active before the current one."""
-        history = [v for v, _ in self._store.activation_history()]
+        history = [v for v, _ in self._store.activation_history(tenant)]
         current = history[-1] if history else ""
         for version in reversed(history[:-1]):
             if version != current:
-                return self.activate(version)
+                return self.activate(version, tenant)
         raise PreconditionFailed("no earlier model version to roll back to", subject="model")
+
+    # upgrade --------------------------------------------------------------------------------
+    def upgrade_legacy(self) -> tuple[str, ...]:
+        """Models from before models had tenants (models/<version>/) hold learners of every tenant,
+        and raw attribute values as features. At start each is rewritten without its attribute
+        features (no schema was declared for it) and either adopted by the one tenant whose learners
+        it holds (its activation carried over) or, holding several tenants' learners, retired to
+        models/retired/: never served again, still reached by erasure. Returns what was done."""
+        if not self.models_dir.exists():
+            return ()
+        owner_only_folder(self.models_dir)
+        legacy_history = [v for v, _ in self._store.activation_history(LEGACY_TENANT)]
+        legacy_active = legacy_history[-1] if legacy_history else ""
+        done: list[str] = []
+        for folder in _version_folders(self.models_dir):
+            if folder.name in (TENANTS_FOLDER, RETIRED_FOLDER):
+                continue
+            try:
+                model = load_model(folder)
+            except ModelArtifactError as exc:
+                log.error("old model folder %s cannot be read and is left as it is: %s", folder, exc)
+                continue
+            model = model.without_user_features([n for n in model.user_space.names if n.startswith("attr:")])
+            tenants = sorted({n[3:].split("/", 1)[0] for n in model.identity_names()})
+            if len(tenants) <= 1:
+                tenant = tenants[0] if tenants else DEFAULT_TENANT
+                save_model(model, self.folder(folder.name, tenant))
+                if folder.name == legacy_active and not self._store.activation_history(tenant):
+                    self._store.record_activation(folder.name, self._clock(), tenant)
+                done.append(f"model {folder.name} now belongs to tenant {tenant}")
+            else:
+                target = self.models_dir / RETIRED_FOLDER / folder.name
+                owner_only_folder(target.parent)
+                save_model(model, target)
+                message = (
+                    f"model {folder.name} holds learners of {len(tenants)} tenants ({', '.join(tenants)}) and is "
+                    f"retired to {target}: a model now serves one tenant. Retrain each tenant with "
+                    "`recommender train --tenant TENANT` (or TrainModel with the tenant's ml token)"
+                )
+                log.error("%s", message)
+                done.append(message)
+            shutil.rmtree(folder)
+        return tuple(done)
+
+
+def _version_folders(parent: Path) -> list[Path]:
+    if not parent.exists():
+        return []
+    return sorted(f for f in parent.iterdir() if f.is_dir() and not f.name.startswith("."))
 
 
 _DEFAULT_BKT = BKTModel()
@@ -160,18 +269,21 @@ class TrainOutcome:
     seconds: float
 
 
-def training_data_from_store(store: Store, catalog: Catalog) -> TrainingData:
-    """Every tenant's events and learners (erased learners are gone from the store, so a
-    training run can never see them)."""
-    learners = {model_key(t, x.learner_id): x for t, x in store.iter_learners()}
-    events = (replace(e, learner_id=model_key(t, e.learner_id)) for t, e in store.iter_events())
+def training_data_from_store(store: Store, catalog: Catalog, tenant: str = DEFAULT_TENANT) -> TrainingData:
+    """One tenant's events and learners, and nobody else's (erased learners are gone from the
+    store, so a training run that starts after an erasure never sees them)."""
+    learners = {model_key(t, x.learner_id): x for t, x in store.iter_learners(tenant)}
+    events = (replace(e, learner_id=model_key(t, e.learner_id)) for t, e in store.iter_events(tenant))
     return TrainingData(catalog, build_event_table(events, catalog), learners)
 
 
 def training_data_from_files(
-    events_file: Path, catalog_file: Path, learners_file: Path | None = None
+    events_file: Path, catalog_file: Path, learners_file: Path | None = None, tenant: str | None = None
 ) -> tuple[TrainingData, list[str]]:
-    """Training data from files in the generic format, with the problems found (line numbers)."""
+    """Training data from files in the generic format, with the problems found (line numbers).
+    With `tenant`, learners are named as that tenant's (model_key), so a model trained on the
+    files and saved for the tenant is reached by its erasures."""
+    key: Callable[[str], str] = (lambda x: x) if tenant is None else (lambda x: model_key(tenant, x))
     try:
         catalog = build_catalog(*catalog_parts_from_dict(json.loads(catalog_file.read_text(encoding="utf-8-sig"))))
     except (OSError, ValueError) as exc:
@@ -183,7 +295,7 @@ def training_data_from_files(
             if isinstance(item, BadRow):
                 problems.append(f"{events_file}:{item.line}: {item.error}")
             else:
-                yield item[1]
+                yield item[1] if tenant is None else replace(item[1], learner_id=key(item[1].learner_id))
 
     table = build_event_table(good_events(), catalog)
     if table.dropped:
@@ -194,37 +306,62 @@ def training_data_from_files(
             if isinstance(item, BadRow):
                 problems.append(f"{learners_file}:{item.line}: {item.error}")
             else:
-                learners[item[1].learner_id] = item[1]
+                learners[key(item[1].learner_id)] = item[1]
     return TrainingData(catalog, table, learners), problems
+
+
+def load_feature_schema(path: Path | None) -> FeatureSchema:
+    """The operator's feature schema file (none: no attribute becomes a feature); an identifier
+    declared as a feature is refused here, before anything is served or trained."""
+    if path is None:
+        return NO_FEATURES
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInput.of("feature_schema_file", f"cannot read {path}: {exc}") from exc
+    return FeatureSchema.from_json(doc, str(path))
 
 
 class TrainingService:
     """Trains, evaluates against the active model on the same split, saves, and promotes the new
-    version only if it is better (or forced)."""
+    version only if it is better (or forced). Every run uses the service's feature schema, whatever
+    the caller's config says: which attributes may reach a model is the operator's decision."""
 
-    def __init__(self, registry: ModelRegistry, store: Store, catalogs: CatalogService, clock: Clock) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        store: Store,
+        catalogs: CatalogService,
+        clock: Clock,
+        features: FeatureSchema = NO_FEATURES,
+    ) -> None:
         self._registry = registry
         self._store = store
         self._catalogs = catalogs
         self._clock = clock
+        self.features = features
         self._jobs: dict[str, TrainingJob] = {}
-        self._running: str = ""
+        self._running: dict[str, str] = {}  # tenant -> its job that runs
         self._lock = threading.Lock()
 
     def train(
         self,
         config: TrainConfig,
         *,
+        tenant: str = DEFAULT_TENANT,
         data: TrainingData | None = None,
         force: bool = False,
         activate: bool = True,
         progress: Progress | None = None,
     ) -> TrainOutcome:
         started = time.perf_counter()
+        config = replace(config, features=self.features)
         report = progress or (lambda _m, _f: None)
+        # erasures that the data may predate: since the store was read, or any (files, a caller's data)
+        read_at: datetime | None = self._clock() if data is None else None
         if data is None:
             report("reading the store", 0.0)
-            data = training_data_from_store(self._store, self._catalogs.require())
+            data = training_data_from_store(self._store, self._catalogs.require(tenant), tenant)
         if len(data.events) < MIN_EVENTS:
             raise PreconditionFailed(
                 f"{len(data.events)} usable events; at least {MIN_EVENTS} are needed to train", subject="training data"
@@ -232,22 +369,24 @@ class TrainingService:
         split = make_split("temporal", data.events, seed=config.seed)
         evaluation, _ = evaluate(data, split, config, progress=lambda m, f: report(f"evaluate: {m}", 0.05 + 0.5 * f))
         new_metrics = evaluation.models["luban"]
-        previous = self._registry.active()
+        previous = self._registry.active(tenant)
         previous_metrics: dict[str, float] = {}
         if previous is not None:
             report(f"scoring the active model {previous.version} on the same split", 0.6)
             previous_metrics = score_model(data, split, previous)
         report("training on all events", 0.65)
         model = train_hybrid(data, config, progress=lambda m, f: report(f"final: {m}", 0.65 + 0.3 * f))
+        model = self._without_erased(model, read_at)
         now = self._clock()
         base = f"{now:%Y%m%dT%H%M%S}-{model.meta['data_fingerprint'][:8]}-s{config.seed}"
         version, n = base, 1
-        while (self._registry.models_dir / version).exists():  # same second, data and seed
+        while self._registry.folder(version, tenant).exists():  # same second, data and seed
             n += 1
             version = f"{base}-{n}"
+        owner_only_folder(self._registry.models_dir)
         save_model(
             replace(model, version=version),
-            self._registry.models_dir / version,
+            self._registry.folder(version, tenant),
             {
                 "created_at": now.isoformat(),
                 "metrics": evaluation.to_json()["models"],
@@ -258,7 +397,7 @@ class TrainingService:
         better = previous is None or _beats(new_metrics, previous_metrics)
         activated = False
         if activate and (better or force):
-            self._registry.activate(version)
+            self._registry.activate(version, tenant)
             activated = True
         report("done", 1.0)
         return TrainOutcome(
@@ -270,23 +409,39 @@ class TrainingService:
             seconds=time.perf_counter() - started,
         )
 
+    def _without_erased(self, model: HybridModel, since: datetime | None) -> HybridModel:
+        """A learner erased after the run's data was read leaves the model before it is saved (the
+        erasure could not reach a model that did not exist yet). Data from files may predate any
+        erasure, so then every recorded erasure counts."""
+        erased = self._store.erased_since(since or datetime.fromtimestamp(0, UTC))
+        if not erased:
+            return model
+        gone = []
+        for name in model.identity_names():
+            tenant, _, learner_id = name[3:].partition("/")
+            if learner_id and erasure_subject(tenant, learner_id) in erased:
+                gone.append(name)
+        return model.without_user_features(gone)
+
     # background jobs ------------------------------------------------------------------------
-    def start_job(self, config: TrainConfig, *, force: bool) -> TrainingJob:
-        """Start training on the store's data in the background; refuse at once what would fail."""
-        self._catalogs.require()
-        events = self._store.count_events()
+    def start_job(self, config: TrainConfig, *, force: bool, tenant: str = DEFAULT_TENANT) -> TrainingJob:
+        """Start training on the tenant's data in the background; refuse at once what would fail.
+        One job runs per tenant; another tenant's job is never named."""
+        self._catalogs.require(tenant)
+        check_tenant_name(tenant)
+        events = self._store.count_events(tenant)
         if events < MIN_EVENTS:
             raise PreconditionFailed(f"the store holds {events} events; at least {MIN_EVENTS} are needed to train")
         with self._lock:
-            running = self._jobs.get(self._running)
+            running = self._jobs.get(self._running.get(tenant, ""))
             if running is not None and running.state in ("queued", "running"):
                 raise PreconditionFailed(
                     f"training job {running.job_id} is already running; poll it with GetTrainingJob",
                     subject="training",
                 )
-            job = TrainingJob(job_id=uuid.uuid4().hex[:16], started_at=self._clock())
+            job = TrainingJob(job_id=uuid.uuid4().hex[:16], started_at=self._clock(), tenant=tenant)
             self._jobs[job.job_id] = job
-            self._running = job.job_id
+            self._running[tenant] = job.job_id
         threading.Thread(
             target=self._run_job, args=(job, config, force), name=f"train-{job.job_id}", daemon=True
         ).start()
@@ -299,7 +454,7 @@ class TrainingService:
             job.message, job.progress = message, max(job.progress, min(fraction, 1.0))
 
         try:
-            outcome = self.train(config, force=force, progress=progress)
+            outcome = self.train(config, tenant=job.tenant, force=force, progress=progress)
         except Exception as exc:
             log.exception("training job %s failed", job.job_id)
             job.state, job.message = "failed", str(exc)
@@ -320,9 +475,10 @@ class TrainingService:
             counts[job.state] += 1
         return counts
 
-    def job(self, job_id: str) -> TrainingJob:
+    def job(self, job_id: str, tenant: str = DEFAULT_TENANT) -> TrainingJob:
+        """The tenant's job; another tenant's is NOT_FOUND, as one that does not exist."""
         job = self._jobs.get(job_id)
-        if job is None:
+        if job is None or job.tenant != tenant:
             raise NotFound("training job", job_id, field="job_id")
         return job
 
@@ -331,6 +487,7 @@ class TrainingService:
 class TrainingJob:
     job_id: str
     started_at: datetime
+    tenant: str = DEFAULT_TENANT
     state: str = "queued"  # queued | running | succeeded | failed
     progress: float = 0.0
     message: str = ""

@@ -25,7 +25,7 @@ from recommender.planner.plan import LearnerState, ModelOpinion, PlanInput, Plan
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
 from recommender.service.learners import LearnerService
-from recommender.storage.store import Store
+from recommender.storage.store import DEFAULT_TENANT, Store
 
 DEFAULT_STEPS = 10
 MAX_STEPS = 50
@@ -257,7 +257,7 @@ class PathService:
         self,
         store: Store,
         catalogs: CatalogService,
-        model: Callable[[], HybridModel | None],
+        model: Callable[[str], HybridModel | None],
         clock: Clock,
         mastery_confidence: float,
         check_after_studies: int,
@@ -272,24 +272,24 @@ class PathService:
         self._check_after = check_after_studies
         self._max_attempts = max_module_attempts
         self._lock = threading.Lock()
-        self._cached: tuple[int, HybridModel | None, Planner] | None = None
+        self._cached: dict[str, tuple[int, HybridModel | None, Planner]] = {}  # by tenant
         self._planning_slots = threading.BoundedSemaphore(planning_threads)
 
-    def planner(self, catalog: Catalog | None = None) -> Planner:
-        """The planner for the current catalog revision and active model, built once per pair;
-        a request reads the model once, so a model swap never splits one request."""
-        catalog = catalog or self.catalogs.require()
-        model = self._model()
-        cached = self._cached
+    def planner(self, catalog: Catalog | None = None, tenant: str = DEFAULT_TENANT) -> Planner:
+        """The planner for the current catalog revision and the tenant's active model, built once
+        per pair; a request reads the model once, so a model swap never splits one request."""
+        catalog = catalog or self.catalogs.require(tenant)
+        model = self._model(tenant)
+        cached = self._cached.get(tenant)
         if cached is not None and cached[0] == catalog.revision and cached[1] is model:
             return cached[2]
         with self._lock:
             planner = Planner.build(catalog, model, self._confidence, self._check_after, self._max_attempts)
-            self._cached = (catalog.revision, model, planner)
+            self._cached[tenant] = (catalog.revision, model, planner)
         return planner
 
     def recommend(self, tenant: str, request: PathRequest) -> LearningPath:
-        planner = self.planner()
+        planner = self.planner(tenant=tenant)
         found = self.store.get_learner_record(tenant, request.learner_id)
         if found is None:
             raise NotFound("learner", request.learner_id, field="learner_id")
@@ -359,7 +359,7 @@ def plan_cohort(
 ) -> Iterator[CohortOutcome]:
     """Paths for many learners in input order; per-learner errors are outcomes, not failures.
     Learners already stored under the tenant are planned from their stored profiles."""
-    planner = service.planner()
+    planner = service.planner(tenant=tenant)
     catalog = planner.catalog
     now = service.now()
     valid: dict[int, Learner] = {}

@@ -19,7 +19,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 3  # 2: skill_states.studies_since_check; 3: assessment_events.kind
+# 2: skill_states.studies_since_check; 3: model_activations.tenant_id, tenant catalogs;
+# 4: assessment_events.kind
+SCHEMA_VERSION = 4
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
 SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")
@@ -39,6 +41,24 @@ catalog_entries = Table(
     Column("kind", String(16), primary_key=True),  # skill | module | role
     Column("entry_id", String(128), primary_key=True),
     Column("body", Text, nullable=False),
+)
+
+# A tenant's own catalog entries; the rows of catalog_entries are the shared catalog (managed by
+# the operator), which a tenant inherits unless tenant_catalogs says otherwise.
+tenant_catalog_entries = Table(
+    "tenant_catalog_entries",
+    metadata,
+    Column("tenant_id", String(128), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # skill | module | role
+    Column("entry_id", String(128), primary_key=True),
+    Column("body", Text, nullable=False),
+)
+
+tenant_catalogs = Table(
+    "tenant_catalogs",
+    metadata,
+    Column("tenant_id", String(128), primary_key=True),
+    Column("inherits", Integer, nullable=False),  # 1: the shared catalog, with the tenant's entries over it
 )
 
 learners = Table(
@@ -86,10 +106,23 @@ skill_states = Table(
     Column("studies_since_check", Integer, nullable=False, server_default="0"),
 )
 
+# One row per erased learner: a keyed hash of (tenant, learner id), never the id itself, and when.
+# A training run that read the store before an erasure drops those learners before it saves.
+erasures = Table(
+    "erasures",
+    metadata,
+    Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
+    Column("subject", String(64), nullable=False),
+    Column("erased_us", BigInteger, nullable=False),
+    Index("ix_erasures_time", "erased_us"),
+)
+
 model_activations = Table(
     "model_activations",
     metadata,
     Column("seq", SEQUENCE, primary_key=True, autoincrement=True),
     Column("version", String(128), nullable=False),
     Column("activated_us", BigInteger, nullable=False),
+    # whose model: each tenant serves its own ("" marks an activation from before models had tenants)
+    Column("tenant_id", String(128), nullable=False, server_default=""),
 )

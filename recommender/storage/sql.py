@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import operator
+import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from recommender.domain.assessment import AssessmentEvent, ResultKind, from_micros, to_micros
-from recommender.domain.catalog import Catalog, build_catalog
+from recommender.domain.catalog import Catalog, Module, Skill, TargetRole, build_catalog
 from recommender.domain.codec import (
     _Reader,
     learner_from_dict,
@@ -42,7 +44,14 @@ from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord, SkillState
 from recommender.errors import Conflict, PreconditionFailed, StoreUnavailable
 from recommender.storage import schema as t
-from recommender.storage.store import EventOutcome, RecordedGroup, Updater
+from recommender.storage.store import (
+    DEFAULT_TENANT,
+    EventOutcome,
+    RecordedGroup,
+    TenantCatalog,
+    Updater,
+    erasure_subject,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +65,7 @@ def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _owner_only_file(Path(database))
         engine = sa.create_engine(
             parsed,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -78,13 +87,26 @@ def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
     return SqlStore(engine)
 
 
+def _owner_only_file(path: Path) -> None:
+    """The store file and its folder are created readable by their owner only (0600 / 0700); an
+    existing file is narrowed to 0600. SQLite gives its -wal and -shm files the database's mode."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with suppress(FileNotFoundError, PermissionError):
+            os.chmod(f, 0o600)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """WAL for concurrent readers; FULL sync so an acknowledged write survives a crash;
     writers take the lock at BEGIN so read-modify-write never meets a lock upgrade deadlock.
     Checkpoints every 10,000 WAL pages (40 MB) instead of 1,000: a batch of results dirties one
     leaf of the per-learner event index per learner, and with the default every batch's pages
     were copied back to the database file; in process, 600 batches of 1,000 went from 18,200 to
-    23,900 events/s (no effect on durability: each commit still syncs the WAL)."""
+    23,900 events/s (no effect on durability: each commit still syncs the WAL). secure_delete zeroes
+    what a delete frees, so an erased learner's values do not linger in free pages."""
 
     @sa_event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -94,6 +116,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=FULL")
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA wal_autocheckpoint=10000")
+        cursor.execute("PRAGMA secure_delete=ON")  # erased rows are overwritten, not left in free pages
         cursor.close()
 
     @sa_event.listens_for(engine, "begin")
@@ -208,33 +231,56 @@ class SqlStore:
         with self._tx(write=False) as c:
             revision = self._revision(c)
             rows = c.execute(sa.select(t.catalog_entries)).all()
-        if not rows:
-            return Catalog(skills={}, modules={}, roles={}, revision=revision)
-        problems: list[Any] = []
-        parts: dict[str, list[Any]] = {"skill": [], "module": [], "role": []}
-        readers = {"skill": skill_from_reader, "module": module_from_reader, "role": role_from_reader}
+        return _shared_catalog(rows, revision)
+
+    def load_tenant_catalog(self, tenant: str) -> tuple[Catalog, TenantCatalog | None]:
+        e, f = t.tenant_catalog_entries.c, t.tenant_catalogs.c
+        with self._tx(write=False) as c:
+            revision = self._revision(c)
+            shared = c.execute(sa.select(t.catalog_entries)).all()
+            inherits = c.execute(sa.select(f.inherits).where(f.tenant_id == tenant)).scalar_one_or_none()
+            own = c.execute(sa.select(t.tenant_catalog_entries).where(e.tenant_id == tenant)).all()
+        if inherits is None:
+            return _shared_catalog(shared, revision), None
+        skills, modules, roles = _catalog_parts(own)
+        return _shared_catalog(shared, revision), TenantCatalog(skills, modules, roles, bool(inherits))
+
+    def tenant_catalogs(self) -> dict[str, TenantCatalog]:
+        with self._tx(write=False) as c:
+            query = sa.select(t.tenant_catalogs.c.tenant_id, t.tenant_catalogs.c.inherits)
+            flags = dict(c.execute(query).tuples().all())
+            rows = c.execute(sa.select(t.tenant_catalog_entries)).all()
+        by_tenant: dict[str, list[Any]] = {tenant: [] for tenant in flags}
         for row in rows:
-            reader = _Reader(json.loads(row.body), f"{row.kind}:{row.entry_id}", problems)
-            parts[row.kind].append(readers[row.kind](reader))
-        return build_catalog(parts["skill"], parts["module"], parts["role"], revision)
+            by_tenant.setdefault(row.tenant_id, []).append(row)
+        return {tenant: TenantCatalog(*_catalog_parts(by_tenant[tenant]), bool(flags[tenant])) for tenant in flags}
+
+    def save_tenant_catalog(self, tenant: str, own: TenantCatalog, revision: int, expected_revision: int) -> None:
+        e, f = t.tenant_catalog_entries.c, t.tenant_catalogs.c
+        with self._tx(write=True) as c:
+            self._bump_revision(c, revision, expected_revision)
+            c.execute(t.tenant_catalog_entries.delete().where(e.tenant_id == tenant))
+            c.execute(t.tenant_catalogs.delete().where(f.tenant_id == tenant))
+            c.execute(t.tenant_catalogs.insert().values(tenant_id=tenant, inherits=int(own.inherits)))
+            rows = [{"tenant_id": tenant, **row} for row in _catalog_rows(own.skills, own.modules, own.roles)]
+            if rows:
+                c.execute(t.tenant_catalog_entries.insert(), rows)
+
+    def _bump_revision(self, c: Connection, revision: int, expected_revision: int) -> None:
+        updated = c.execute(
+            t.meta.update()
+            .where(t.meta.c.key == "catalog_revision")
+            .where(t.meta.c.value == str(expected_revision))
+            .values(value=str(revision))
+        )
+        if updated.rowcount != 1:
+            raise Conflict("the catalog changed concurrently; reload it and retry")
 
     def save_catalog(self, catalog: Catalog, expected_revision: int) -> None:
         with self._tx(write=True) as c:
-            updated = c.execute(
-                t.meta.update()
-                .where(t.meta.c.key == "catalog_revision")
-                .where(t.meta.c.value == str(expected_revision))
-                .values(value=str(catalog.revision))
-            )
-            if updated.rowcount != 1:
-                raise Conflict("the catalog changed concurrently; reload it and retry")
+            self._bump_revision(c, catalog.revision, expected_revision)
             c.execute(t.catalog_entries.delete())
-            entries = [
-                *(("skill", k, skill_to_dict(v)) for k, v in catalog.skills.items()),
-                *(("module", k, module_to_dict(v)) for k, v in catalog.modules.items()),
-                *(("role", k, role_to_dict(v)) for k, v in catalog.roles.items()),
-            ]
-            rows = [{"kind": kind, "entry_id": k, "body": json.dumps(body)} for kind, k, body in entries]
+            rows = _catalog_rows(catalog.skills.values(), catalog.modules.values(), catalog.roles.values())
             if rows:
                 c.execute(t.catalog_entries.insert(), rows)
 
@@ -356,9 +402,11 @@ class SqlStore:
         with self._tx(write=False) as c:
             return int(c.execute(sa.select(sa.func.count()).select_from(t.learners)).scalar_one())
 
-    def delete_learner(self, tenant: str, learner_id: str) -> tuple[bool, int]:
+    def delete_learner(self, tenant: str, learner_id: str, now: datetime | None = None) -> tuple[bool, int]:
+        erased_us = to_micros(now or datetime.now(UTC))
         with self._tx(write=True) as c:
             existed = self._lock_learners(c, tenant, [learner_id])
+            c.execute(t.erasures.insert().values(subject=erasure_subject(tenant, learner_id), erased_us=erased_us))
             events_deleted = c.execute(
                 t.events.delete().where(t.events.c.tenant_id == tenant).where(t.events.c.learner_id == learner_id)
             ).rowcount
@@ -370,7 +418,39 @@ class SqlStore:
             c.execute(
                 t.learners.delete().where(t.learners.c.tenant_id == tenant).where(t.learners.c.learner_id == learner_id)
             )
+        if existed or events_deleted:
+            self._checkpoint()
         return bool(existed), int(events_deleted)
+
+    def _checkpoint(self) -> None:
+        """SQLite: rebuild the file, then copy the WAL into it and truncate the WAL. secure_delete
+        zeroes what a delete frees, but a b-tree page can keep, in its unallocated space, stale
+        copies of cells that a split moved elsewhere; only a rebuild (VACUUM) leaves no page with
+        the learner's values (the erasure test greps the file). It costs time in proportion to the
+        store's size, with writers waiting."""
+        if self.dialect != "sqlite":
+            return
+        with self._write_lock:
+            raw = self.engine.raw_connection()  # outside any transaction: neither can run inside one
+            try:
+                cursor = raw.cursor()
+                cursor.execute("VACUUM")
+                for _attempt in range(50):
+                    cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    row = cursor.fetchone()
+                    if not (row and row[0]):
+                        break
+                    time.sleep(0.02)  # a reader still holds an older snapshot
+                else:
+                    log.warning("the WAL checkpoint after an erasure was blocked by readers; the next one completes it")
+                cursor.close()
+            finally:
+                raw.close()
+
+    def erased_since(self, since: datetime) -> set[str]:
+        with self._tx(write=False) as c:
+            rows = c.execute(sa.select(t.erasures.c.subject).where(t.erasures.c.erased_us >= to_micros(since)))
+            return {r.subject for r in rows}
 
     def _lock_learners(self, c: Connection, tenant: str, learner_ids: Sequence[str]) -> dict[str, int | None]:
         """Lock the learners' rows in id order (PostgreSQL); those that exist, with the time
@@ -564,18 +644,24 @@ class SqlStore:
                 yield row.tenant_id, _event_from_row(row)
             after = rows[-1].seq
 
-    def count_events(self) -> int:
+    def count_events(self, tenant: str | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(t.events)
+        if tenant is not None:
+            query = query.where(t.events.c.tenant_id == tenant)
         with self._tx(write=False) as c:
-            return int(c.execute(sa.select(sa.func.count()).select_from(t.events)).scalar_one())
+            return int(c.execute(query).scalar_one())
 
     # model registry -------------------------------------------------------------------------
-    def record_activation(self, version: str, now: datetime) -> None:
+    def record_activation(self, version: str, now: datetime, tenant: str = DEFAULT_TENANT) -> None:
         with self._tx(write=True) as c:
-            c.execute(t.model_activations.insert().values(version=version, activated_us=to_micros(now)))
+            c.execute(
+                t.model_activations.insert().values(version=version, activated_us=to_micros(now), tenant_id=tenant)
+            )
 
-    def activation_history(self) -> list[tuple[str, datetime]]:
+    def activation_history(self, tenant: str = DEFAULT_TENANT) -> list[tuple[str, datetime]]:
+        a = t.model_activations.c
         with self._tx(write=False) as c:
-            rows = c.execute(sa.select(t.model_activations).order_by(t.model_activations.c.seq)).all()
+            rows = c.execute(sa.select(t.model_activations).where(a.tenant_id == tenant).order_by(a.seq)).all()
         return [(r.version, from_micros(r.activated_us)) for r in rows]
 
 
@@ -585,13 +671,21 @@ def _add_studies_since_check(c: Connection) -> None:
 
 
 def _add_event_kind(c: Connection) -> None:
-    """2 -> 3: results recorded before kinds existed are unspecified (their kind is inferred)."""
+    """3 -> 4: results recorded before kinds existed are unspecified (their kind is inferred)."""
     c.execute(sa.text("ALTER TABLE assessment_events ADD COLUMN kind INTEGER NOT NULL DEFAULT 0"))
+
+
+def _add_activation_tenants(c: Connection) -> None:
+    """2 -> 3: models belong to a tenant. Earlier activations were for every tenant at once: they
+    are marked LEGACY_TENANT, and the model registry decides at start what becomes of them
+    (adopted by the one tenant whose learners the model holds, or retired)."""
+    c.execute(sa.text("ALTER TABLE model_activations ADD COLUMN tenant_id VARCHAR(128) NOT NULL DEFAULT ''"))
 
 
 _UPGRADES: dict[int, Any] = {
     1: _add_studies_since_check,
-    2: _add_event_kind,
+    2: _add_activation_tenants,
+    3: _add_event_kind,
 }  # step N -> function(Connection) upgrading N to N + 1
 
 
@@ -619,6 +713,33 @@ def _studies_module() -> sa.ColumnElement[bool]:
     """AssessmentEvent.studies_module, in SQL: a module assessment, sent as one or inferred."""
     e = t.events.c
     return sa.or_(e.kind == int(ResultKind.MODULE_ASSESSMENT), sa.and_(e.kind == 0, e.item_id == ""))
+
+
+def _catalog_parts(rows: Sequence[Any]) -> tuple[list[Skill], list[Module], list[TargetRole]]:
+    problems: list[Any] = []
+    parts: dict[str, list[Any]] = {"skill": [], "module": [], "role": []}
+    readers = {"skill": skill_from_reader, "module": module_from_reader, "role": role_from_reader}
+    for row in rows:
+        reader = _Reader(json.loads(row.body), f"{row.kind}:{row.entry_id}", problems)
+        parts[row.kind].append(readers[row.kind](reader))
+    return parts["skill"], parts["module"], parts["role"]
+
+
+def _shared_catalog(rows: Sequence[Any], revision: int) -> Catalog:
+    if not rows:
+        return Catalog(skills={}, modules={}, roles={}, revision=revision)
+    return build_catalog(*_catalog_parts(rows), revision)
+
+
+def _catalog_rows(
+    skills: Iterable[Skill], modules: Iterable[Module], roles: Iterable[TargetRole]
+) -> list[dict[str, Any]]:
+    entries = [
+        *(("skill", v.skill_id, skill_to_dict(v)) for v in skills),
+        *(("module", v.module_id, module_to_dict(v)) for v in modules),
+        *(("role", v.role_id, role_to_dict(v)) for v in roles),
+    ]
+    return [{"kind": kind, "entry_id": k, "body": json.dumps(body)} for kind, k, body in entries]
 
 
 def _state_columns() -> tuple[sa.ColumnElement[Any], ...]:

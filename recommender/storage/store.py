@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from recommender.domain.assessment import AssessmentEvent
-from recommender.domain.catalog import Catalog
+from recommender.domain.catalog import Catalog, Module, Skill, TargetRole
 from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord, SkillState
 
 DEFAULT_TENANT = "default"
+LEGACY_TENANT = ""  # model activations from before models belonged to a tenant
+
+
+def erasure_subject(tenant: str, learner_id: str) -> str:
+    """How an erasure is remembered: a hash of the tenant and id, so the record of an erasure does
+    not itself hold the id it erased."""
+    return hashlib.sha256(f"luban-erasure\0{tenant}\0{learner_id}".encode()).hexdigest()
+
 
 # Pure function from the touched skills' current states (absent = never practiced) and one
 # event to the new states of those skills. The store calls it inside the write transaction.
@@ -34,6 +43,17 @@ class RecordedGroup:
     profiles: dict[str, tuple[list[SkillState], datetime | None]]
 
 
+@dataclass(frozen=True)
+class TenantCatalog:
+    """A tenant's own catalog entries, as stored: valid only together with the shared catalog
+    when `inherits`, on their own otherwise."""
+
+    skills: list[Skill]
+    modules: list[Module]
+    roles: list[TargetRole]
+    inherits: bool
+
+
 class Store(Protocol):
     """Every method is one transaction. Errors: StoreUnavailable, Conflict (see errors.py)."""
 
@@ -52,7 +72,19 @@ class Store(Protocol):
     def catalog_revision(self) -> int: ...
 
     def save_catalog(self, catalog: Catalog, expected_revision: int) -> None:
-        """Replace the stored catalog; Conflict if another writer changed it since."""
+        """Replace the stored shared catalog; Conflict if another writer changed any catalog since.
+        The revision counts every catalog write, shared or a tenant's."""
+
+    def load_tenant_catalog(self, tenant: str) -> tuple[Catalog, TenantCatalog | None]:
+        """The shared catalog (with the current revision) and the tenant's own entries (None when
+        the tenant has none), read in one transaction."""
+
+    def save_tenant_catalog(self, tenant: str, own: TenantCatalog, revision: int, expected_revision: int) -> None:
+        """Replace the tenant's own entries and inheritance, setting the revision; Conflict if any
+        catalog changed since `expected_revision`."""
+
+    def tenant_catalogs(self) -> dict[str, TenantCatalog]:
+        """Every tenant's own catalog (to check a shared change against those that inherit it)."""
 
     # learners -----------------------------------------------------------------------------
     def upsert_learner(self, tenant: str, learner: Learner, now: datetime) -> Learner: ...
@@ -74,8 +106,14 @@ class Store(Protocol):
 
     def count_learners(self) -> int: ...
 
-    def delete_learner(self, tenant: str, learner_id: str) -> tuple[bool, int]:
-        """Erase a learner, their states and events: (existed, events deleted)."""
+    def delete_learner(self, tenant: str, learner_id: str, now: datetime | None = None) -> tuple[bool, int]:
+        """Erase a learner, their states and events, and record the erasure (erasure_subject, not
+        the id; `now` defaults to the current time): (existed, events deleted). On SQLite, when
+        something was deleted, the file is rebuilt and the WAL checkpointed, so no page of the
+        store file keeps the learner's values."""
+
+    def erased_since(self, since: datetime) -> set[str]:
+        """erasure_subject of every learner erased at or after `since`."""
 
     # assessments ---------------------------------------------------------------------------
     def record_events(
@@ -108,10 +146,12 @@ class Store(Protocol):
     def iter_events(self, tenant: str | None = None) -> Iterator[tuple[str, AssessmentEvent]]:
         """(tenant, event) pairs in application order, streamed."""
 
-    def count_events(self) -> int: ...
+    def count_events(self, tenant: str | None = None) -> int:
+        """Every tenant's events, or one tenant's."""
 
     # model registry -------------------------------------------------------------------------
-    def record_activation(self, version: str, now: datetime) -> None: ...
+    def record_activation(self, version: str, now: datetime, tenant: str = DEFAULT_TENANT) -> None: ...
 
-    def activation_history(self) -> list[tuple[str, datetime]]:
-        """Activated versions, oldest first; the last one is active."""
+    def activation_history(self, tenant: str = DEFAULT_TENANT) -> list[tuple[str, datetime]]:
+        """The tenant's activated versions, oldest first; the last one is active (LEGACY_TENANT:
+        activations recorded before models had tenants)."""

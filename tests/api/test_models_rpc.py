@@ -44,7 +44,7 @@ def test_train_job_list_and_activate(served: Served) -> None:
     assert listed.models[0].training_events == 720 and listed.models[0].metrics["auc"] > 0.5
     request = pb.TrainModelRequest(seed=5, epochs=5, force=True, reset_degenerate_bkt=False)
     second = wait_for(served.stub, served.stub.TrainModel(request).job_id)
-    params = [json.loads((served.app.settings.models_dir / v / "meta.json").read_text())["params"]
+    params = [json.loads((served.app.models.folder(v) / "meta.json").read_text())["params"]
               for v in (job.model_version, second.model_version)]  # fmt: skip
     assert [p["reset_degenerate_bkt"] for p in params] == [True, False], "unset resets; false reaches training"
     swapped = served.stub.ActivateModel(pb.ActivateModelRequest(version=job.model_version))
@@ -83,7 +83,7 @@ def test_corrupt_version_is_refused_and_the_active_model_stays(served: Served) -
     load_world(served.app, 100)
     good = served.app.training.train(CONFIG).version
     bad = served.app.training.train(CONFIG, activate=False).version
-    (served.app.settings.models_dir / bad / "meta.json").write_text("{broken")
+    (served.app.models.folder(bad) / "meta.json").write_text("{broken")
     with pytest.raises(grpc.RpcError) as exc:
         served.stub.ActivateModel(pb.ActivateModelRequest(version=bad))
     assert code_of(exc.value) == grpc.StatusCode.FAILED_PRECONDITION

@@ -55,7 +55,7 @@ def test_corrupt_model_is_refused_and_the_active_one_stays(app: App) -> None:
     load_world(app)
     good = app.training.train(CONFIG).version
     bad = app.training.train(CONFIG, activate=False).version
-    (app.settings.models_dir / bad / "arrays.npz").write_bytes(b"not a zip")
+    (app.models.folder(bad) / "arrays.npz").write_bytes(b"not a zip")
     with pytest.raises(ModelArtifactError):
         app.models.activate(bad)
     assert app.models.active().version == good  # type: ignore[union-attr]
@@ -67,7 +67,7 @@ def test_active_model_serves_paths_and_profiles(app: App) -> None:
     path = app.paths.recommend(DEFAULT_TENANT, PathRequest("l0000", target_role_id="r"))
     assert path.model_version == version
     assert app.learners.profile(DEFAULT_TENANT, "l0000").skills, "profiles still served"
-    assert app.learners._bkt() is app.models.active().bkt  # type: ignore[union-attr]  # fitted BKT now updates profiles
+    assert app.learners._bkt(DEFAULT_TENANT) is app.models.active().bkt  # type: ignore[union-attr]  # fitted BKT now updates profiles
 
 
 def test_erased_learners_are_invisible_to_training(app: App) -> None:

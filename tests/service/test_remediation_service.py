@@ -24,9 +24,12 @@ def _ana(app: App) -> Learner:
     return ana
 
 
-def _study(app: App, event_id: str, score: float, hours_ago: int, **kind: ResultKind) -> None:
+def _study(
+    app: App, event_id: str, score: float, hours_ago: int, kind: ResultKind = ResultKind.UNSPECIFIED
+) -> None:
     at = T0 - timedelta(hours=hours_ago)
-    app.learners.record_batch(DEFAULT_TENANT, [AssessmentEvent(event_id, "ana", "safety-101", score, at, **kind)])
+    event = AssessmentEvent(event_id, "ana", "safety-101", score, at, kind=kind)
+    app.learners.record_batch(DEFAULT_TENANT, [event])
 
 
 def test_a_failed_module_reads_as_not_learned_and_is_retaught_before_its_dependents(tiny_app: App) -> None:

@@ -15,6 +15,7 @@ from recommender.errors import Conflict
 from recommender.kt.bkt import BKTModel, profile_updater, replay
 from recommender.storage import EventOutcome, SqlStore
 from recommender.storage import schema as t
+from recommender.storage.store import LEGACY_TENANT, erasure_subject
 from tests.conftest import T0, tiny_catalog
 
 UPDATE = profile_updater(BKTModel())
@@ -60,6 +61,17 @@ def test_learners_upsert_get_delete(store: SqlStore) -> None:
     assert store.delete_learner("t1", "ana") == (True, 0)
     assert store.get_learner("t1", "ana") is None
     assert store.delete_learner("t1", "ana") == (False, 0)
+
+
+def test_issue21_erasures_are_remembered_by_hash_only(store: SqlStore) -> None:
+    store.upsert_learner("t1", Learner("ana-erased"), T0)
+    store.delete_learner("t1", "ana-erased", T0 + timedelta(hours=1))
+    assert store.erased_since(T0) == {erasure_subject("t1", "ana-erased")}
+    assert store.erased_since(T0 + timedelta(hours=2)) == set(), "only erasures at or after the time"
+    assert erasure_subject("t2", "ana-erased") != erasure_subject("t1", "ana-erased")
+    with store.engine.connect() as c:
+        rows = c.exec_driver_sql("SELECT * FROM erasures").all()
+    assert len(rows) == 1 and "ana-erased" not in repr(rows)
 
 
 def test_record_events_idempotency_conflict_and_unknown_learner(store: SqlStore) -> None:
@@ -218,11 +230,12 @@ def test_schema_1_is_upgraded_in_place_and_keeps_every_state(store: SqlStore) ->
     with store.engine.begin() as c:
         c.execute(sa.text("ALTER TABLE skill_states DROP COLUMN studies_since_check"))
         c.execute(sa.text("ALTER TABLE assessment_events DROP COLUMN kind"))
+        c.execute(sa.text("ALTER TABLE model_activations DROP COLUMN tenant_id"))
         c.execute(sa.update(t.meta).where(t.meta.c.key == "schema_version").values(value="1"))
     with store.engine.begin() as c:
         before = {tuple(r) for r in c.execute(sa.text("SELECT skill_id, mastery, attempts FROM skill_states"))}
     store.create_schema()
-    assert store.schema_version() == t.SCHEMA_VERSION == 3
+    assert store.schema_version() == t.SCHEMA_VERSION == 4
     kept = store.events_of("t1", "ana")
     assert {e.event_id: e.fingerprint() for e in kept} == fingerprints, "a replay is still a duplicate"
     assert {e.kind for e in kept} == {ResultKind.UNSPECIFIED}
@@ -236,6 +249,26 @@ def test_schema_1_is_upgraded_in_place_and_keeps_every_state(store: SqlStore) ->
     assert after is not None
     assert {s.skill_id: s.studies_since_check for s in after[0]} == {"safety": 0, "welding": 1}
     assert [e.event_id for e in store.events_of("t1", "ana")] == ["e1", "e2", "e3"]
+
+
+def test_issue21_schema_2_activations_are_kept_as_legacy(store: SqlStore) -> None:
+    """A store written by schema 2 (activations for every tenant at once) opens under the current schema: its
+    activations are kept, marked legacy, for the model registry to adopt or retire; new ones are
+    the tenant's own."""
+    import sqlalchemy as sa
+
+    store.record_activation("v1", T0)
+    store.record_activation("v2", T0 + timedelta(seconds=1))
+    with store.engine.begin() as c:
+        c.execute(sa.text("ALTER TABLE model_activations DROP COLUMN tenant_id"))
+        c.execute(sa.text("ALTER TABLE assessment_events DROP COLUMN kind"))
+        c.execute(sa.update(t.meta).where(t.meta.c.key == "schema_version").values(value="2"))
+    store.create_schema()
+    assert store.schema_version() == t.SCHEMA_VERSION
+    assert [v for v, _ in store.activation_history(LEGACY_TENANT)] == ["v1", "v2"]
+    assert store.activation_history() == []
+    store.record_activation("v3", T0, tenant="t1")
+    assert [v for v, _ in store.activation_history("t1")] == ["v3"] and store.activation_history("t2") == []
 
 
 def test_newer_schema_is_refused(store: SqlStore) -> None:
