@@ -27,6 +27,7 @@ class ReasonCode(enum.Enum):
     CHECK_DUE = "check_due"
     REMEDIATE = "remediate"
     NEEDS_SUPPORT = "needs_support"
+    CONFIRM_PREREQUISITE = "confirm_prerequisite"
 
 
 class StepKind(enum.Enum):

@@ -283,8 +283,13 @@ def _plan_batch(
         for module_id, count in x.state.studied.items():
             if module_id in view.position:
                 attempts[b, view.position[module_id]] = count
-    # a module mastered now, or implied mastered by a mastered module it lies behind
-    mastered_now = ra.implied(ra.mastered(mastery[:, pad], threshold))
+    # a module mastered now or, when the learner has no result on any of its skills, implied
+    # mastered by a mastered module it lies behind (direct evidence always rules)
+    direct = ra.mastered(mastery[:, pad], threshold)
+    practiced = np.zeros((size, n_skills + 1), dtype=bool)
+    practiced[:, :n_skills] = ~np.isnan(np.stack([x.state.days_since_practice for x in inputs]))
+    implied_only = ra.implied(direct) & ~direct & ~practiced[:, pad].any(axis=2)
+    mastered_now = direct | implied_only
     failed_out = np.zeros_like(allowed)
     if first.max_module_attempts > 0:
         failed_out = (attempts >= first.max_module_attempts) & ~mastered_now
@@ -330,6 +335,7 @@ def _plan_batch(
         budget=np.array([x.options.time_budget_minutes for x in inputs], dtype=np.float64),
     )
     stops = [StopReason.MAX_STEPS] * size
+    first_study = np.full(size, -1)  # the view module a path starts with, when it starts with a study
     supported: list[list[int]] = [[] for _ in inputs]  # failed-out modules retaken, with support
     readiness_after = np.zeros(size)
     need_ext = np.zeros((size, n_req + 1))  # the last column pads: always 0
@@ -405,6 +411,8 @@ def _plan_batch(
             choice = np.argmax(np.where(candidates, score, -np.inf), axis=1)  # first max = smallest id
             for i, j in zip(going.tolist(), choice[going].tolist(), strict=True):
                 b = int(work.ids[i])
+                if not steps[b]:
+                    first_study[b] = j
                 steps[b].append(
                     explain.step(inputs[b], renderers[b], len(steps[b]) + 1, work.mastery[i], j, projected[i, j],
                                  score.item(i, j), success.item(i, j), unlock.item(i, j), satisfied[i], review_due[b])
@@ -424,9 +432,13 @@ def _plan_batch(
         if some_stuck or halted.any():
             work = finish(stuck | halted)
 
+    for b, j in enumerate(first_study.tolist()):
+        implied_first = [p for p in view.prereq_pad[j].tolist() if p < n_view and implied_only[b, p]] if j >= 0 else []
+        if implied_first:
+            steps[b] = _confirm_first(catalog, ra, inputs[b], renderers[b], steps[b], implied_first)
     results: list[LearningPath | PreconditionFailed] = []
     for b, x in enumerate(inputs):
-        blockers = explain.needs_support(x, renderers[b], mastery[b], supported[b]) if supported[b] else ()
+        blockers = explain.needs_support(x, renderers[b], x.state.mastery, supported[b]) if supported[b] else ()
         if not steps[b] and stops[b] is not StopReason.ROLE_READY:
             blocking = _blocking_constraint(arrays, x.state, x.options, ra.req_idx, ra.level)
             results.append(PreconditionFailed(blocking, subject="path"))
@@ -653,6 +665,36 @@ def _skill_check(
         kind=StepKind.SKILL_CHECK,
         check_skill_ids=skill_ids,
     )
+
+
+def _confirm_first(
+    catalog: Catalog, ra: _RoleArrays, x: PlanInput, renderer: Renderer, steps: list[PathStep], implied: list[int]
+) -> list[PathStep]:
+    """The path with a check first of the skills of the first module's prerequisites that only
+    implication shows mastered (no result of the learner's own on them): a belief, confirmed for a
+    quarter of an hour before the learner builds on it. Later steps move down one; the path keeps
+    its length limit and time budget."""
+    view = ra.view
+    module_id = steps[0].module_id
+    skills = sorted({s for p in implied for s in view.skill_lists[p]})
+    skill_ids = tuple(catalog.skill_ids[s] for s in skills)
+    check = PathStep(
+        position=1,
+        module_id="",
+        score=0.0,
+        expected_success=float(np.mean([x.state.mastery[s] for s in skills])),
+        gains=(),
+        estimated_minutes=CHECK_MINUTES_PER_SKILL * len(skills),
+        review=False,
+        reasons=tuple(renderer.reason(ReasonCode.CONFIRM_PREREQUISITE, s, module_id) for s in skill_ids),
+        kind=StepKind.SKILL_CHECK,
+        check_skill_ids=skill_ids,
+    )
+    path = [check, *(s._replace(position=s.position + 1) for s in steps)][: max(x.options.max_steps, 1)]
+    budget = x.options.time_budget_minutes
+    while budget and len(path) > 1 and sum(s.estimated_minutes for s in path) > budget:
+        path.pop()
+    return path
 
 
 def _best_unlocked(view: ModuleView, j: int, satisfied: BoolArray) -> str | None:

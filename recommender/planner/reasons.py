@@ -30,6 +30,10 @@ TEMPLATES: dict[str, dict[ReasonCode, str]] = {
             "{module} was taken {attempts} times and {skill} is still not mastered, and nothing else you can take "
             "leads on without it: take it again with a teacher's support."
         ),
+        ReasonCode.CONFIRM_PREREQUISITE: (
+            "Check {skill}: {module} builds on it, and what you have shown suggests you know it; "
+            "a short check confirms it first."
+        ),
     },
     "zh": {
         ReasonCode.SKILL_GAP: "弥补{skill}的差距：当前掌握度{mastery}，要求{required}。",
@@ -48,6 +52,9 @@ TEMPLATES: dict[str, dict[ReasonCode, str]] = {
         ReasonCode.NEEDS_SUPPORT: (
             "{module}已学习{attempts}次，{skill}仍未掌握，而你目前可选的其他模块都需要它：请在老师的帮助下再学一次。"
         ),
+        ReasonCode.CONFIRM_PREREQUISITE: (
+            "检测{skill}：{module}以它为基础，你已展示的能力表明你很可能已掌握；先做简短检测确认。"
+        ),
     },
 }
 
@@ -62,6 +69,7 @@ PARAMETERS: dict[ReasonCode, tuple[str, ...]] = {
     ReasonCode.CHECK_DUE: ("skill_id", "studies", "mastery", "required"),
     ReasonCode.REMEDIATE: ("module_id", "attempts", "skill_id", "mastery", "required"),
     ReasonCode.NEEDS_SUPPORT: ("module_id", "attempts", "skill_id"),
+    ReasonCode.CONFIRM_PREREQUISITE: ("skill_id", "module_id"),
 }
 
 LANGUAGE_NAMES: dict[str, dict[str, str]] = {

@@ -124,8 +124,14 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
                 stack.extend(catalog.modules[p].prerequisite_module_ids)
         return found
 
-    # a module mastered at the start shows the modules behind it mastered (the surmise relation)
-    implied = {p for m in catalog.module_ids if mastered(m) for p in behind(m)}
+    # a module mastered at the start shows the modules behind it mastered (the surmise relation),
+    # when the learner has no result on any of their skills
+    def unpracticed(module_id: str) -> bool:
+        return all(
+            np.isnan(state.days_since_practice[catalog.skill_index[s]]) for s in catalog.modules[module_id].skill_ids
+        )
+
+    implied = {p for m in catalog.module_ids if mastered(m) for p in behind(m) if unpracticed(p) and not mastered(p)}
     failed_out = {
         m for m, n in state.studied.items() if options.max_module_attempts and n >= options.max_module_attempts
         and not mastered(m) and m not in implied
@@ -134,7 +140,21 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
     readiness_floor = path.readiness_now
     minutes = 0
     role = catalog.roles[options.target_role_id]
-    for step in path.steps:
+    confirmed: set[str] = set()
+    for k, step in enumerate(path.steps):
+        if step.kind is StepKind.SKILL_CHECK and step.reasons[0].code is ReasonCode.CONFIRM_PREREQUISITE:
+            # a check of implied prerequisites of the next module, first
+            assert k == 0 and len(path.steps) > 1 and path.steps[1].kind is StepKind.STUDY
+            nxt = catalog.modules[path.steps[1].module_id]
+            assert {r.params["module_id"] for r in step.reasons} == {nxt.module_id}
+            for skill_id in step.check_skill_ids:
+                assert np.isnan(state.days_since_practice[catalog.skill_index[skill_id]])
+            confirmed = {p for p in nxt.prerequisite_module_ids if p in implied}
+            assert confirmed and set(step.check_skill_ids) == {
+                s for p in confirmed for s in catalog.modules[p].skill_ids
+            }
+            minutes += step.estimated_minutes
+            continue
         if step.kind is StepKind.SKILL_CHECK:
             check_skill_check(catalog, state, options, role, step)
             minutes += step.estimated_minutes
@@ -146,6 +166,8 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
         # issue #20: a studied prerequisite not mastered blocks its dependents (no `or p in studied`)
         for p in module.prerequisite_module_ids:
             assert p in placed or mastered(p) or p in implied, f"{step.module_id} placed before its prerequisite {p}"
+            if k == 0:
+                assert p not in implied, "a path never starts on a prerequisite only implication shows"
         if step.module_id in failed_out:  # only as a supported retake that ends the path
             assert step is path.steps[-1] and path.stop_reason is StopReason.REPEATED_FAILURE
         remediates = [r for r in step.reasons if r.code is ReasonCode.REMEDIATE]

@@ -7,7 +7,7 @@ import numpy as np
 
 from recommender.domain.catalog import Module, Skill, SkillRequirement, SkillWeight, TargetRole, build_catalog
 from recommender.domain.learner import Learner
-from recommender.domain.path import ReasonCode, StopReason
+from recommender.domain.path import ReasonCode, StepKind, StopReason
 from recommender.planner.plan import LearnerState, PlanOptions
 from tests.conftest import tiny_catalog
 from tests.planner.test_plan_properties import check_invariants, plan
@@ -79,21 +79,28 @@ def test_a_failed_out_module_is_routed_around_when_another_module_teaches_its_sk
     check_invariants(catalog, failed, options, path)
 
 
-def test_a_mastered_module_shows_the_modules_behind_it_mastered() -> None:
-    """c-101 builds on b-101, which builds on a-101. A learner whose placement shows b mastered is
-    sent to c-101 at once, with no evidence on a itself (the surmise relation of the prerequisite
-    graph); with b not shown, the path starts from a-101."""
-    skills = [Skill(k, {"en": k.upper()}, "x") for k in "abc"]
+def test_a_mastered_module_shows_the_modules_behind_it_mastered_and_a_check_confirms_it() -> None:
+    """b-101 and d-101 both build on a-101, and the role needs b and d. A learner whose placement
+    shows b mastered, with no result on a, is not taught a-101 before d-101: mastering b shows a
+    (the surmise relation of the prerequisite graph), and a short check of a confirms it first.
+    With a result of their own on a below the confidence, the evidence rules: a-101 comes first."""
+    skills = [Skill(k, {"en": k.upper()}, "x") for k in "abd"]
     modules = [
         Module("a-101", {"en": "A"}, (SkillWeight("a"),), (), ("en",), "x", 0.3, 60),
         Module("b-101", {"en": "B"}, (SkillWeight("b"),), ("a-101",), ("en",), "x", 0.3, 60),
-        Module("c-101", {"en": "C"}, (SkillWeight("c"),), ("b-101",), ("en",), "x", 0.3, 60),
+        Module("d-101", {"en": "D"}, (SkillWeight("d"),), ("a-101",), ("en",), "x", 0.3, 60),
     ]
-    catalog = build_catalog(skills, modules, [TargetRole("r", {"en": "R"}, "x", (SkillRequirement("c", 0.8),))])
+    requirements = (SkillRequirement("b", 0.8), SkillRequirement("d", 0.8))
+    catalog = build_catalog(skills, modules, [TargetRole("r", {"en": "R"}, "x", requirements)])
     learner = Learner("kofi", languages=("en",), target_role_id="r")
-    mastery = np.array([0.1, 0.9, 0.1])
-    state = LearnerState(learner, mastery, mastery.copy(), np.ones(3))
+    mastery = np.array([0.15, 0.9, 0.1])
+    never_on_a = np.array([np.nan, 1.0, 1.0])
     options = PlanOptions("r", ("en",), check_after_studies=0)
-    assert [s.module_id for s in plan(catalog, state, options).steps] == ["c-101"]
-    mastery[1] = 0.5
-    assert [s.module_id for s in plan(catalog, state, options).steps][:3] == ["a-101", "b-101", "c-101"]
+    path = plan(catalog, LearnerState(learner, mastery, mastery.copy(), never_on_a), options)
+    check, study = path.steps[:2]
+    assert check.kind is StepKind.SKILL_CHECK and check.check_skill_ids == ("a",)
+    assert [r.code for r in check.reasons] == [ReasonCode.CONFIRM_PREREQUISITE]
+    assert check.reasons[0].params == {"skill_id": "a", "module_id": "d-101"}
+    assert study.module_id == "d-101" and study.position == 2
+    state = LearnerState(learner, mastery, mastery.copy(), np.ones(3))
+    assert [s.module_id for s in plan(catalog, state, options).steps][:2] == ["a-101", "d-101"]

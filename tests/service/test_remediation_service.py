@@ -24,9 +24,7 @@ def _ana(app: App) -> Learner:
     return ana
 
 
-def _study(
-    app: App, event_id: str, score: float, hours_ago: int, kind: ResultKind = ResultKind.UNSPECIFIED
-) -> None:
+def _study(app: App, event_id: str, score: float, hours_ago: int, kind: ResultKind = ResultKind.UNSPECIFIED) -> None:
     at = T0 - timedelta(hours=hours_ago)
     event = AssessmentEvent(event_id, "ana", "safety-101", score, at, kind=kind)
     app.learners.record_batch(DEFAULT_TENANT, [event])
