@@ -83,7 +83,8 @@ def learner_to_proto(learner: Learner) -> pb.Learner:
 
 # assessments --------------------------------------------------------------------------------
 def event_from_proto(msg: pb.AssessmentResult, now: datetime, prefix: str = "result") -> AssessmentEvent:
-    occurred = parse_timestamp(msg.occurred_at, f"{prefix}.occurred_at") if msg.HasField("occurred_at") else now
+    sent = msg.HasField("occurred_at")
+    occurred = parse_timestamp(msg.occurred_at, f"{prefix}.occurred_at") if sent else now
     return AssessmentEvent(
         event_id=msg.event_id,
         learner_id=msg.learner_id,
@@ -93,6 +94,7 @@ def event_from_proto(msg: pb.AssessmentResult, now: datetime, prefix: str = "res
         score=msg.score,
         occurred_at=occurred,
         duration_seconds=msg.duration_seconds,
+        occurred_at_sent=sent,
     )
 
 

@@ -17,7 +17,11 @@ MAX_DURATION_SECONDS = 7 * 24 * 3600.0
 
 @dataclass(frozen=True)
 class AssessmentEvent:
-    """One graded attempt. `occurred_at` is timezone-aware UTC; skill_ids are resolved."""
+    """One graded attempt. `occurred_at` is timezone-aware UTC; skill_ids are resolved.
+
+    `occurred_at_sent` is False when the client sent no time and `occurred_at` is the time the
+    server received the result: a retry of that request then carries another receive time, so the
+    duplicate check must compare what the client sent, not the filled-in default."""
 
     event_id: str
     learner_id: str
@@ -27,6 +31,7 @@ class AssessmentEvent:
     skill_ids: tuple[str, ...] = ()
     item_id: str = ""
     duration_seconds: float = 0.0
+    occurred_at_sent: bool = True
 
     @property
     def studies_module(self) -> bool:
@@ -44,7 +49,7 @@ class AssessmentEvent:
                 self.item_id,
                 ",".join(sorted(self.skill_ids)),
                 repr(float(self.score)),
-                str(to_micros(self.occurred_at)),
+                str(to_micros(self.occurred_at)) if self.occurred_at_sent else "",
                 repr(float(self.duration_seconds)),
             ]
         )
@@ -120,4 +125,5 @@ def validate_event(
         skill_ids=skills,
         item_id=event.item_id,
         duration_seconds=event.duration_seconds,
+        occurred_at_sent=event.occurred_at_sent,
     )
