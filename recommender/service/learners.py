@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from recommender.domain.assessment import AssessmentEvent, validate_event
+from recommender.domain.ids import require_id
 from recommender.domain.learner import Learner, validate_learner
 from recommender.domain.profile import SkillProfile, SkillState
 from recommender.errors import AlreadyExists, InvalidInput, LubanError, NotFound
@@ -74,13 +75,13 @@ class LearnerService:
         self._store.upsert_learners(tenant, valid, self._clock())
 
     def get(self, tenant: str, learner_id: str) -> Learner:
-        learner = self._store.get_learner(tenant, learner_id)
+        learner = self._store.get_learner(tenant, require_id("learner_id", learner_id))
         if learner is None:
             raise NotFound("learner", learner_id, field="learner_id")
         return learner
 
     def delete(self, tenant: str, learner_id: str) -> tuple[bool, int]:
-        return self._store.delete_learner(tenant, learner_id)
+        return self._store.delete_learner(tenant, require_id("learner_id", learner_id))
 
     # assessments ----------------------------------------------------------------------------
     def record(self, tenant: str, event: AssessmentEvent) -> tuple[SkillProfile, bool]:
@@ -133,7 +134,7 @@ class LearnerService:
 
     def profile(self, tenant: str, learner_id: str, as_of: datetime | None = None) -> SkillProfile:
         """Masteries as of `as_of` (default now), forgetting applied."""
-        found = self._store.get_skill_states(tenant, learner_id)
+        found = self._store.get_skill_states(tenant, require_id("learner_id", learner_id))
         if found is None:
             raise NotFound("learner", learner_id, field="learner_id")
         states, updated_at = found

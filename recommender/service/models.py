@@ -22,6 +22,7 @@ from typing import Any
 from recommender.datasets.formats import BadRow, read_events, read_learners
 from recommender.domain.catalog import Catalog, build_catalog
 from recommender.domain.codec import catalog_parts_from_dict
+from recommender.domain.ids import require_id
 from recommender.domain.learner import Learner
 from recommender.errors import InvalidInput, ModelArtifactError, NotFound, PreconditionFailed
 from recommender.kt.bkt import BKTModel
@@ -77,17 +78,17 @@ class ModelRegistry:
         if current is not None and current.version == version:
             return current
         try:
-            self._active = load_model(self._folder(version))
-        except ModelArtifactError as exc:
+            self._active = replace(load_model(self._folder(version)), version=version)
+        except (ModelArtifactError, InvalidInput) as exc:
             log.error("active model %s cannot be loaded, serving without a model: %s", version, exc)
             return None
         return self._active
 
     # registry -------------------------------------------------------------------------------
     def _folder(self, version: str) -> Path:
-        if not version or "/" in version or version.startswith("."):
-            raise InvalidInput.of("version", f"{version!r} is not a model version")
-        return self.models_dir / version
+        """A version is its folder's name, so it is an id: no path separators, no leading dot, and
+        short enough for any file system (a long one would fail deep in the OS)."""
+        return self.models_dir / require_id("version", version)
 
     def list(self) -> list[ModelInfo]:
         active = self._active.version if self._active else ""
@@ -97,10 +98,9 @@ class ModelRegistry:
                 if not folder.is_dir() or folder.name.startswith("."):
                     continue
                 try:
-                    meta = read_meta(folder)
-                except ModelArtifactError:
-                    continue
-                infos.append(_info(folder.name, meta, active))
+                    infos.append(_info(folder.name, read_meta(folder), active))
+                except ModelArtifactError as exc:  # one bad folder must not hide the others
+                    log.warning("skipping model folder %s: %s", folder.name[:128], exc)
         infos.sort(key=lambda i: (i.created_at.isoformat() if i.created_at else "", i.version), reverse=True)
         return infos
 
@@ -115,13 +115,15 @@ class ModelRegistry:
         folder = self._folder(version)
         if not folder.exists():
             raise NotFound("model version", version, field="version")
-        model = load_model(folder)
+        # everything that can refuse the folder runs before any effect: load, then describe it
+        model = replace(load_model(folder), version=version)
+        info = replace(_info(version, model.meta, ""), active=True)
         with self._lock:
             previous = self._active.version if self._active else ""
             self._store.record_activation(version, self._clock())
             self._active = model
         log.info("model %s active (was %s)", version, previous or "none")
-        return self.info(version), previous
+        return info, previous
 
     def rollback(self) -> tuple[ModelInfo, str]:
         """Re-activate the version that was active before the current one."""
@@ -137,16 +139,23 @@ _DEFAULT_BKT = BKTModel()
 
 
 def _info(version: str, meta: Mapping[str, Any], active: str) -> ModelInfo:
-    created = meta.get("created_at")
-    metrics = meta.get("metrics", {}).get("luban", {}) if isinstance(meta.get("metrics"), dict) else {}
-    return ModelInfo(
-        version=version,
-        created_at=datetime.fromisoformat(created) if isinstance(created, str) else None,
-        active=version == active,
-        metrics=finite_metrics(metrics),
-        data_fingerprint=str(meta.get("data_fingerprint", "")),
-        training_events=int(meta.get("counts", {}).get("events", 0)),
-    )
+    """What a folder's meta.json says about it; ModelArtifactError when a field is malformed
+    (a hand-edited or foreign meta.json), so callers refuse that folder alone."""
+    try:
+        created = meta.get("created_at")
+        metrics = meta.get("metrics", {}).get("luban", {}) if isinstance(meta.get("metrics"), dict) else {}
+        created_at = datetime.fromisoformat(created) if isinstance(created, str) else None
+        counts = meta.get("counts", {})
+        return ModelInfo(
+            version=version,
+            created_at=created_at,
+            active=version == active,
+            metrics=finite_metrics(metrics),
+            data_fingerprint=str(meta.get("data_fingerprint", "")),
+            training_events=int(counts.get("events", 0)) if isinstance(counts, dict) else 0,
+        )
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+        raise ModelArtifactError(f"model {version}: meta.json is malformed ({exc})") from exc
 
 
 # training -----------------------------------------------------------------------------------
@@ -321,7 +330,7 @@ class TrainingService:
         return counts
 
     def job(self, job_id: str) -> TrainingJob:
-        job = self._jobs.get(job_id)
+        job = self._jobs.get(require_id("job_id", job_id))
         if job is None:
             raise NotFound("training job", job_id, field="job_id")
         return job

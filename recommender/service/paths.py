@@ -13,7 +13,7 @@ from typing import cast
 import numpy as np
 
 from recommender.domain.catalog import Catalog
-from recommender.domain.ids import is_language_tag, is_locale
+from recommender.domain.ids import is_language_tag, is_locale, require_id
 from recommender.domain.learner import Learner, validate_learner
 from recommender.domain.path import LearningPath
 from recommender.domain.profile import SkillState
@@ -289,6 +289,7 @@ class PathService:
         return planner
 
     def recommend(self, tenant: str, request: PathRequest) -> LearningPath:
+        require_id("learner_id", request.learner_id)
         planner = self.planner()
         found = self.store.get_learner_record(tenant, request.learner_id)
         if found is None:
