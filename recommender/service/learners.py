@@ -69,9 +69,10 @@ class LearnerService:
         learner = validate_learner(learner, self._catalogs.current())
         return self._store.upsert_learner(tenant, learner, self._clock())
 
-    def upsert_many(self, tenant: str, learners: Sequence[Learner]) -> None:
+    def upsert_many(self, tenant: str, learners: Sequence[Learner], *, placeholders: bool = False) -> None:
+        """`placeholders`: learners known only from their events (ids only, no languages yet)."""
         catalog = self._catalogs.current()
-        valid = [validate_learner(x, catalog) for x in learners]
+        valid = [validate_learner(x, catalog, require_languages=not placeholders) for x in learners]
         self._store.upsert_learners(tenant, valid, self._clock())
 
     def get(self, tenant: str, learner_id: str) -> Learner:
