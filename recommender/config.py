@@ -8,17 +8,30 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def data_home() -> Path:
+    """Where the default store and model folders live: the project checkout when the package runs
+    from one (`make run`), else a per-user data folder. Never the working directory: run from
+    another folder, a relative default silently opened a new, empty store."""
+    project = Path(__file__).resolve().parent.parent
+    if (project / "pyproject.toml").is_file():
+        return project
+    return Path.home() / ".local" / "share" / "luban-path"
+
+
+DATA_HOME = data_home()
+
+
 class Settings(BaseSettings):
     """Every setting has an environment variable LUBAN_<NAME> (README: configuration reference)."""
 
     model_config = SettingsConfigDict(env_prefix="LUBAN_", frozen=True, extra="forbid")
 
     store_url: str = Field(
-        default="sqlite:///var/luban.db",
+        default=f"sqlite:///{DATA_HOME / 'var' / 'luban.db'}",
         description="SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
     )
     address: str = Field(default="127.0.0.1:50051", description="gRPC listen address")
-    models_dir: Path = Field(default=Path("models"), description="model artifact folders")
+    models_dir: Path = Field(default=DATA_HOME / "models", description="model artifact folders")
     max_workers: int = Field(default=16, ge=1, description="gRPC handler threads")
     planning_threads: int = Field(
         default=1,

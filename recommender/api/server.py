@@ -21,6 +21,7 @@ from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.api.servicer import LearningPathServicer
 from recommender.errors import LubanError
+from recommender.listen import ListenError, check_free, check_tls_pair
 from recommender.service.app import App
 
 log = logging.getLogger("recommender.server")
@@ -200,18 +201,25 @@ def create_server(app: App, address: str | None = None) -> RunningServer:
     target = address or settings.address
     if settings.tls_cert_file is not None:
         if settings.tls_key_file is None:
-            raise OSError("LUBAN_TLS_CERT_FILE needs LUBAN_TLS_KEY_FILE")
+            raise ListenError("LUBAN_TLS_CERT_FILE needs LUBAN_TLS_KEY_FILE")
+        check_tls_pair(settings.tls_cert_file, settings.tls_key_file)
         client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
         credentials = grpc.ssl_server_credentials(
             [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
             root_certificates=client_ca,
             require_client_auth=client_ca is not None,
         )
-        port = server.add_secure_port(target, credentials)
-    else:
-        port = server.add_insecure_port(target)
+    check_free(target)
+    try:
+        if settings.tls_cert_file is not None:
+            port = server.add_secure_port(target, credentials)
+        else:
+            port = server.add_insecure_port(target)
+    except RuntimeError as exc:  # grpc's "Failed to bind to address"
+        check_free(target)  # in use since the check above: say by whom
+        raise ListenError(f"cannot listen on {target}: {exc}") from exc
     if port == 0:
-        raise OSError(f"cannot bind {target}")
+        raise ListenError(f"cannot listen on {target}")
     return RunningServer(server=server, port=port, health=health_servicer, app=app, metrics=metrics)
 
 
