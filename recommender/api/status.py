@@ -142,6 +142,9 @@ def translated(method: Callable[..., T]) -> Callable[..., T]:
             return method(self, request, context)
         except LubanError as error:
             abort(context, error)
+        except grpc.RpcError:
+            _ended_by_transport(method.__name__)
+            raise
         except Exception as exc:
             if _is_abort(exc):
                 raise
@@ -159,12 +162,21 @@ def translated_stream(method: Callable[..., Iterator[T]]) -> Callable[..., Itera
             yield from method(self, request, context)
         except LubanError as error:
             abort(context, error)
+        except grpc.RpcError:
+            _ended_by_transport(method.__name__)
+            raise
         except Exception as exc:
             if _is_abort(exc):
                 raise
             _internal(context, exc, method.__name__)
 
     return wrapper
+
+
+def _ended_by_transport(method: str) -> None:
+    # grpc raises RpcError from a request stream the transport ended (the client cancelled, or
+    # sent a message over the size limit, and was answered so): nothing failed here
+    log.info("%s: the call ended before its request stream did", method)
 
 
 def _is_abort(exc: BaseException) -> bool:
