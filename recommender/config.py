@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         default=2.0, ge=0, description="how often a server re-checks the catalog revision"
     )
     grace_seconds: float = Field(default=10.0, ge=0, description="graceful shutdown period")
+    store_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="PostgreSQL: longest a statement may run (a lock is waited for half as long); a call's "
+        "own deadline shortens it, so a stuck database answers UNAVAILABLE in bounded time",
+    )
     auth_tokens_file: Path | None = Field(
         default=None, description="JSON list of {token, tenant, roles}; auth is on when set"
     )

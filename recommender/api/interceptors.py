@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from recommender.storage.deadline import CALL_DEADLINE, call_deadline
 from recommender.storage.store import DEFAULT_TENANT
 
 log = logging.getLogger("recommender.access")
@@ -221,6 +222,8 @@ class TelemetryInterceptor(grpc.ServerInterceptor):
                     context.set_trailing_metadata((("x-request-id", request_id),))
                     started = time.perf_counter()
                     metrics.in_flight.inc()
+                    left = context.time_remaining()
+                    CALL_DEADLINE.set(None if left is None else time.monotonic() + left)  # a generator: no reset
                     try:
                         yield from behaviour(checked(request, context), context)
                     finally:
@@ -234,7 +237,8 @@ class TelemetryInterceptor(grpc.ServerInterceptor):
                 started = time.perf_counter()
                 metrics.in_flight.inc()
                 try:
-                    return behaviour(checked(request, context), context)
+                    with call_deadline(context.time_remaining()):
+                        return behaviour(checked(request, context), context)
                 finally:
                     finish(context, started)
 

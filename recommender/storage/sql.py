@@ -41,6 +41,7 @@ from recommender.domain.codec import (
 from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord, SkillState
 from recommender.errors import Conflict, PreconditionFailed, StoreUnavailable
+from recommender.storage import deadline
 from recommender.storage import schema as t
 from recommender.storage.store import EventOutcome, RecordedGroup, Updater
 
@@ -50,8 +51,10 @@ _IN_CHUNK = 500  # bound on bound parameters per IN (...) list
 _PG_RETRYABLE = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
-def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
-    """Build the engine for `url` (sqlite:///PATH or postgresql+psycopg://...)."""
+def open_store(url: str, *, pool_size: int = 8, timeout_seconds: float = 10.0) -> SqlStore:
+    """Build the engine for `url` (sqlite:///PATH or postgresql+psycopg://...). On PostgreSQL a
+    statement runs at most `timeout_seconds` and waits at most half of that for a lock (less when
+    the call being served has less time left: storage.deadline)."""
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -71,11 +74,26 @@ def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
             max_overflow=pool_size,
             pool_pre_ping=True,
             pool_recycle=1800,
-            connect_args={"connect_timeout": 5},
-        )
+            # keepalives notice a peer that vanished from the network (not one that stopped answering)
+            connect_args={"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                          "keepalives_count": 3},
+        )  # fmt: skip
+        _configure_postgres(engine, timeout_seconds)
     else:
         raise PreconditionFailed(f"unsupported store URL scheme {parsed.drivername!r}")
-    return SqlStore(engine)
+    return SqlStore(engine, timeout_seconds)
+
+
+def _configure_postgres(engine: Engine, timeout_seconds: float) -> None:
+    """Session timeouts on every new connection, so no statement or lock wait is unbounded."""
+    statement_ms = max(int(timeout_seconds * 1000), 1)
+
+    @sa_event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {statement_ms}")
+            cursor.execute(f"SET lock_timeout = {max(statement_ms // 2, 1)}")
+        dbapi_connection.commit()  # a SET in a transaction that is rolled back would be undone
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -107,9 +125,10 @@ def _configure_sqlite(engine: Engine) -> None:
 class SqlStore:
     """The Store implementation. Thread-safe: each call takes its own pooled connection."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, timeout_seconds: float = 10.0) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._timeout_seconds = timeout_seconds
         self._compiled: dict[str, Any] = {}
         self._reads = _serving_reads()  # built once: building them per call cost as much as running them
         # SQLite has one writer at a time; in-process writers queue on a lock (woken at once)
@@ -122,12 +141,20 @@ class SqlStore:
     @contextmanager
     def _tx(self, *, write: bool) -> Iterator[Connection]:
         options = {} if write else {"luban_read_only": True}
+        left = deadline.remaining()
+        if left is not None and left <= 0:
+            raise StoreUnavailable("the call's deadline passed before the store was reached")
         try:
             with (
                 self._write_lock if write else nullcontext(),
                 self.engine.connect().execution_options(**options) as conn,
                 conn.begin(),
             ):
+                if left is not None and left < self._timeout_seconds and self.dialect == "postgresql":
+                    # this transaction gives up when the call does (the session's timeouts are longer)
+                    ms = max(int(left * 1000), 1)
+                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
                 yield conn
         except sa_exc.IntegrityError as exc:
             raise Conflict(f"a concurrent write conflicted; retry ({_short(exc)})") from exc
