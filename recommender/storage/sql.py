@@ -44,10 +44,14 @@ from recommender.errors import Conflict, PreconditionFailed, StoreUnavailable
 from recommender.storage import deadline
 from recommender.storage import schema as t
 from recommender.storage.store import EventOutcome, RecordedGroup, Updater
+from recommender.storage.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
 _IN_CHUNK = 500  # bound on bound parameters per IN (...) list
+WATCHDOG = Watchdog()
+PING_SECONDS = 5.0  # a checkout ping longer than this means the server is not answering
+SEVER_MARGIN_SECONDS = 1.0  # past a call's deadline before the watchdog cuts its connection
 _PG_RETRYABLE = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
@@ -72,7 +76,7 @@ def open_store(url: str, *, pool_size: int = 8, timeout_seconds: float = 10.0) -
             parsed,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
+            pool_pre_ping=False,  # pinged on checkout under the watchdog instead (_configure_postgres)
             pool_recycle=1800,
             # keepalives notice a peer that vanished from the network (not one that stopped answering)
             connect_args={"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
@@ -85,8 +89,20 @@ def open_store(url: str, *, pool_size: int = 8, timeout_seconds: float = 10.0) -
 
 
 def _configure_postgres(engine: Engine, timeout_seconds: float) -> None:
-    """Session timeouts on every new connection, so no statement or lock wait is unbounded."""
+    """Session timeouts on every new connection, so no statement or lock wait is unbounded, and a
+    ping on every checkout (a pooled connection may have died with a restarted server) that the
+    watchdog bounds, as a ping to a frozen server would never return."""
     statement_ms = max(int(timeout_seconds * 1000), 1)
+
+    @sa_event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        armed = WATCHDOG.arm(dbapi_connection.pgconn.socket, min(timeout_seconds, PING_SECONDS))
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa_exc.DisconnectionError(f"pooled connection is gone: {_short(exc)}") from exc
+        finally:
+            WATCHDOG.disarm(armed)
 
     @sa_event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -148,14 +164,19 @@ class SqlStore:
             with (
                 self._write_lock if write else nullcontext(),
                 self.engine.connect().execution_options(**options) as conn,
-                conn.begin(),
             ):
-                if left is not None and left < self._timeout_seconds and self.dialect == "postgresql":
-                    # this transaction gives up when the call does (the session's timeouts are longer)
-                    ms = max(int(left * 1000), 1)
-                    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
-                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
-                yield conn
+                armed = self._arm(conn, left)
+                try:
+                    with conn.begin():
+                        if armed is not None and left is not None and left < self._timeout_seconds:
+                            # this transaction gives up when the call does (the session's timeouts are longer)
+                            ms = max(int(left * 1000), 1)
+                            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+                            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+                        yield conn
+                finally:
+                    if armed is not None:
+                        WATCHDOG.disarm(armed)
         except sa_exc.IntegrityError as exc:
             raise Conflict(f"a concurrent write conflicted; retry ({_short(exc)})") from exc
         except sa_exc.DBAPIError as exc:
@@ -165,6 +186,18 @@ class SqlStore:
             raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
         except sa_exc.SQLAlchemyError as exc:
             raise StoreUnavailable(f"store error: {_short(exc)}") from exc
+
+    def _arm(self, conn: Connection, left: float | None) -> Any:
+        """PostgreSQL: the watchdog severs this connection if the transaction (commit included)
+        outlives what the server's own timeouts allow it (twice the store's timeout; the call's
+        deadline plus SEVER_MARGIN_SECONDS): then the server is not running them."""
+        if self.dialect != "postgresql":
+            return None
+        bound = 2 * self._timeout_seconds
+        if left is not None:
+            bound = min(bound, left + SEVER_MARGIN_SECONDS)
+        fd = conn.connection.dbapi_connection.pgconn.socket  # type: ignore[union-attr]
+        return WATCHDOG.arm(fd, bound)
 
     def _executemany(self, c: Connection, name: str, statement: Callable[[], Any], rows: list[dict[str, Any]]) -> None:
         """Bulk writes straight to the driver's executemany: `statement` is built and compiled

@@ -4,6 +4,9 @@ database runs, but every statement on the learners table waits."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -108,3 +111,81 @@ def test_the_database_gives_up_when_the_call_does(
         assert waiting == 0, "the server's statement still waits for the lock after the call ended"
     finally:
         observer.dispose()
+
+
+class FreezingProxy:
+    """A TCP proxy to PostgreSQL that can stop forwarding: to the server's clients it looks like a
+    server process that no longer runs (SIGSTOP) while its host still acknowledges packets."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._upstream = (host, port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._running = threading.Event()
+        self._running.set()
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def freeze(self) -> None:
+        self._running.clear()
+
+    def thaw(self) -> None:
+        self._running.set()
+
+    def close(self) -> None:
+        self._closed = True
+        self._running.set()
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self._upstream)
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while not self._closed:
+                data = source.recv(65536)
+                self._running.wait()  # frozen: hold what arrived, forward nothing
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, sink):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+
+
+@pytest.fixture
+def proxy(postgres_url: str) -> Iterator[tuple[FreezingProxy, str]]:
+    url = sa.engine.make_url(postgres_url)
+    running = FreezingProxy(url.host or "127.0.0.1", url.port or 5432)
+    try:
+        yield running, url.set(host="127.0.0.1", port=running.port).render_as_string(hide_password=False)
+    finally:
+        running.close()
+
+
+def test_a_frozen_database_answers_unavailable_and_the_service_recovers(
+    proxy: tuple[FreezingProxy, str], tmp_path: Path, clock: ManualClock
+) -> None:
+    frozen, url = proxy
+    for served in serve(url, tmp_path, clock, timeout=1.0):
+        load_tiny(served)
+        served.stub.UpsertLearner(pb.UpsertLearnerRequest(learner=ana()))
+        frozen.freeze()
+        try:
+            with pytest.raises(grpc.RpcError) as exc:
+                served.stub.GetLearner(pb.GetLearnerRequest(learner_id="ana"), timeout=60)
+            assert exc.value.code() == grpc.StatusCode.UNAVAILABLE, exc.value.details()
+        finally:
+            frozen.thaw()
+        assert served.stub.GetLearner(pb.GetLearnerRequest(learner_id="ana"), timeout=60).learner_id == "ana"
