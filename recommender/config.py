@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 def data_home() -> Path:
     """Where the default store and model folders live: the project checkout when the package runs
     from one (`make run`), else a per-user data folder. Never the working directory: run from
-    another folder, a relative default silently opened a new, empty store."""
+    another folder, a relative default would silently open a new, empty store."""
     project = Path(__file__).resolve().parent.parent
     if (project / "pyproject.toml").is_file():
         return project

@@ -1,9 +1,9 @@
 """Admission: health checks have capacity of their own, and overload is refused at the door.
 
 grpc runs every handler on one thread pool, in arrival order, and its `maximum_concurrent_rpcs`
-counts health checks with everything else. Under a burst of RecommendPath calls a probe then
-waited behind them, or was refused with RESOURCE_EXHAUSTED, and an orchestrator restarted a
-healthy instance. So:
+counts health checks with everything else: under a burst of RecommendPath calls a probe would wait
+behind them, or be refused with RESOURCE_EXHAUSTED, and an orchestrator would restart a healthy
+instance. So:
 
 - health and reflection run on a small pool of their own (grpc's per-behaviour
   `experimental_thread_pool`), never queued behind service calls;

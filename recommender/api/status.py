@@ -51,8 +51,8 @@ def field_of(error: LubanError) -> str:
 
 
 # Error text a status carries (message plus every detail), in bytes: an error echoes what the caller
-# sent, and without a bound a megabyte id, or thousands of violations, came back in the trailers,
-# which overflowed the metadata limit and turned the answer into RESOURCE_EXHAUSTED.
+# sent, and without a bound a megabyte id, or thousands of violations, would come back in the
+# trailers, overflow the metadata limit and turn the answer into RESOURCE_EXHAUSTED.
 MAX_MESSAGE_BYTES = 400
 MAX_DETAIL_BYTES = 500
 MAX_FIELD_BYTES = 100

@@ -93,8 +93,8 @@ def test_corrupt_version_is_refused_and_the_active_model_stays(served: Served) -
 def test_hot_swap_under_load_fails_no_call(served: Served) -> None:
     """Ten swaps while four clients call without pause: no call fails, and after each swap calls
     are served by the model just activated. The test waits for that outcome (a call that started
-    after the swap and names the new version) instead of counting calls finished in a fixed time,
-    which depended on how busy the machine was (issue #22, defect 8); throughput is `make bench`'s."""
+    after the swap and names the new version) rather than count calls finished in a fixed time,
+    which depends on how busy the machine is (issue #22, defect 8); throughput is `make bench`'s."""
     load_world(served.app, 150)
     a = served.app.training.train(CONFIG).version
     b = served.app.training.train(CONFIG, force=True).version
