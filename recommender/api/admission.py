@@ -23,7 +23,7 @@ import grpc
 
 from recommender.api.interceptors import SERVICE_PREFIX, _wrap
 
-HEALTH_THREADS = 4
+HEALTH_THREADS = 8  # health checks, their Watch streams and reflection
 if TYPE_CHECKING:
     Handler = grpc.RpcMethodHandler[Any, Any]  # generic in grpc-stubs only
 else:
