@@ -134,6 +134,13 @@ def serving(work: Path, quick: bool) -> dict[str, Any]:
                     "errors": sum(r["errors"] for r in runs),
                 }
         results["h2load"] = h2load_runs(work, echo_port, luban_port, requests, repeats)
+        runs = [load(luban_port, "overload", 200, requests * 2) for _ in range(repeats)]
+        results["overload@200"] = {
+            "health_ok": sum(int(r["health_ok"]) for r in runs),
+            "health_total": sum(int(r["health_total"]) for r in runs),
+            "errors": sum(int(r["errors"]) for r in runs),
+            "requests": sum(int(r["requests"]) for r in runs),
+        }
         for batch in (100, 1000):
             events = 20_000 if quick else 100_000
             runs = [load(luban_port, f"ingest{batch}", 1, events) for _ in range(repeats)]

@@ -3,7 +3,9 @@
 `python -m bench.load TARGET MODE CONCURRENCY REQUESTS [LEARNERS]` prints one JSON line:
 {"mode", "concurrency", "requests", "errors", "seconds", "qps", "p50_ms", "p99_ms"}.
 Modes: echo, recommend, record (a fresh event each call: durable writes), profile,
-ingest100 / ingest1000 (RecordAssessments streams; REQUESTS counts events).
+ingest100 / ingest1000 (RecordAssessments streams; REQUESTS counts events), overload
+(RecommendPath at CONCURRENCY while a probe calls grpc.health.v1 Check every 0.25 s with a 2 s
+deadline, as an orchestrator would; adds health_ok and health_total).
 """
 
 from __future__ import annotations
@@ -91,6 +93,35 @@ async def unary(target: str, mode: str, concurrency: int, requests: int, learner
     }
 
 
+async def overload(target: str, concurrency: int, requests: int, learners: int) -> dict[str, object]:
+    """RecommendPath at `concurrency` while health is probed; refusals (RESOURCE_EXHAUSTED) of
+    service calls are expected under overload and counted as errors, failed probes are not."""
+    from grpc_health.v1 import health_pb2
+
+    check = health_pb2.HealthCheckRequest(service="luban.path.v1.LearningPathService").SerializeToString()
+    probes: list[bool] = []
+    done = asyncio.Event()
+    async with grpc.aio.insecure_channel(target) as channel:
+        probe = channel.unary_unary("/grpc.health.v1.Health/Check", None, None)
+
+        async def prober() -> None:
+            while not done.is_set():
+                try:
+                    raw = await probe(check, timeout=2)
+                    probes.append(health_pb2.HealthCheckResponse.FromString(raw).status == 1)
+                except grpc.aio.AioRpcError:
+                    probes.append(False)
+                await asyncio.sleep(0.25)
+
+        running = asyncio.create_task(prober())
+        try:
+            result = await unary(target, "recommend", concurrency, requests, learners)
+        finally:
+            done.set()
+            await running
+    return {**result, "mode": "overload", "health_ok": sum(probes), "health_total": len(probes)}
+
+
 async def ingest(target: str, batch: int, events: int, learners: int) -> dict[str, object]:
     run = str(time.time_ns())
     messages = []
@@ -132,6 +163,8 @@ def main() -> None:
     learners = int(sys.argv[5]) if len(sys.argv) > 5 else 2000
     if mode.startswith("ingest"):
         out = asyncio.run(ingest(target, int(mode.removeprefix("ingest")), requests, learners))
+    elif mode == "overload":
+        out = asyncio.run(overload(target, concurrency, requests, learners))
     else:
         out = asyncio.run(unary(target, mode, concurrency, requests, learners))
     print(json.dumps(out))

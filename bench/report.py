@@ -98,6 +98,17 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
                     f"- RecordAssessments, {batch} results per message: "
                     f"{_range(r['events_per_s'], 0)} events/s durable on SQLite ({r['rejected']} rejected)"
                 )
+        over = serving.get("overload@200")
+        if over and over["health_total"]:
+            share = over["health_ok"] / over["health_total"]
+            lines.append(
+                f"- Overload: 200 concurrent RecommendPath callers ({over['errors']} of {over['requests']} calls "
+                f"refused or failed) while grpc.health.v1 Check was probed every 0.25 s with a 2 s deadline: "
+                f"{over['health_ok']} of {over['health_total']} probes answered SERVING ({share:.0%})"
+            )
+            targets.append(
+                ("health probes under overload: 100 % SERVING", f"{share:.1%}", "yes" if share == 1 else "no")
+            )
         if "ingest1000" in serving:
             v = serving["ingest1000"]["events_per_s"]["median"]
             targets.append(

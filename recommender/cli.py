@@ -18,6 +18,7 @@ from tqdm import tqdm
 
 from recommender.config import Settings
 from recommender.errors import InvalidInput, LubanError
+from recommender.listen import ListenError, check_free
 
 if TYPE_CHECKING:
     from recommender.service.app import App
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="recommender", description="Luban Path learning-path service")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("--store-url", help="store URL (env LUBAN_STORE_URL)")
     parser.add_argument("--address", help="gRPC listen address (env LUBAN_ADDRESS)")
     parser.add_argument("--models-dir", help="model folders (env LUBAN_MODELS_DIR)")
@@ -173,6 +175,17 @@ def _degenerate_bkt_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
     )
 
 
+def version() -> str:
+    """The installed distribution's version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("luban-path-recommender")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {}
     for name in ("store_url", "address", "models_dir"):
@@ -191,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = settings_from(args)
         return _dispatch(args, settings)
+    except ListenError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except ValidationError as exc:
         print(f"error: invalid setting: {exc}", file=sys.stderr)
         return 2
@@ -211,11 +227,16 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _convert(args)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command in ("serve", "run"):
+        check_free(settings.address)  # before loading or training anything
     if args.command == "serve":
         from recommender.server import serve
 
         serve(settings)
         return 0
+    from recommender.server import redact
+
+    print(f"store: {redact(settings.store_url)}", file=sys.stderr)
     app = build_app(settings)
     try:
         if args.command == "run":

@@ -8,17 +8,30 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def data_home() -> Path:
+    """Where the default store and model folders live: the project checkout when the package runs
+    from one (`make run`), else a per-user data folder. Never the working directory: run from
+    another folder, a relative default would silently open a new, empty store."""
+    project = Path(__file__).resolve().parent.parent
+    if (project / "pyproject.toml").is_file():
+        return project
+    return Path.home() / ".local" / "share" / "luban-path"
+
+
+DATA_HOME = data_home()
+
+
 class Settings(BaseSettings):
     """Every setting has an environment variable LUBAN_<NAME> (README: configuration reference)."""
 
     model_config = SettingsConfigDict(env_prefix="LUBAN_", frozen=True, extra="forbid")
 
     store_url: str = Field(
-        default="sqlite:///var/luban.db",
+        default=f"sqlite:///{DATA_HOME / 'var' / 'luban.db'}",
         description="SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB",
     )
     address: str = Field(default="127.0.0.1:50051", description="gRPC listen address")
-    models_dir: Path = Field(default=Path("models"), description="model artifact folders")
+    models_dir: Path = Field(default=DATA_HOME / "models", description="model artifact folders")
     max_workers: int = Field(default=16, ge=1, description="gRPC handler threads")
     planning_threads: int = Field(
         default=1,
@@ -60,6 +73,12 @@ class Settings(BaseSettings):
         "attributes that may become model features; none when unset",
     )
     grace_seconds: float = Field(default=10.0, ge=0, description="graceful shutdown period")
+    store_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="PostgreSQL: longest a statement may run (a lock is waited for half as long); a call's "
+        "own deadline shortens it, so a stuck database answers UNAVAILABLE in bounded time",
+    )
     auth_tokens_file: Path | None = Field(
         default=None, description="JSON list of {token, tenant, roles}; auth is on when set"
     )

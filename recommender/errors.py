@@ -25,6 +25,12 @@ class FieldViolation:
     description: str
 
 
+def clipped(text: str, limit: int = 128) -> str:
+    """`text` cut to `limit` characters, marked when cut: an error echoes what the caller sent,
+    and a megabyte id must not come back in every message (nor overflow the status metadata)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 class LubanError(Exception):
     """Base of every error the service reports on purpose."""
 
@@ -44,7 +50,7 @@ class NotFound(LubanError):
         self.kind = kind
         self.identifier = identifier
         self.field = field
-        super().__init__(f"{kind} {identifier!r} not found")
+        super().__init__(f"{kind} {clipped(identifier)!r} not found")
 
 
 class AlreadyExists(LubanError):
@@ -54,10 +60,13 @@ class AlreadyExists(LubanError):
 
 
 class PreconditionFailed(LubanError):
-    """The request is fine but the state is not: an operator (or the caller) must act first."""
+    """The request is fine but the state is not: an operator (or the caller) must act first.
+    `type` and `subject` say which precondition and on what (google.rpc.PreconditionFailure);
+    `type` defaults to the subject's name in capitals."""
 
-    def __init__(self, message: str, subject: str = "") -> None:
+    def __init__(self, message: str, subject: str = "", type: str = "") -> None:
         self.subject = subject
+        self.type = type or subject.upper().replace(" ", "_") or "STATE"
         super().__init__(message)
 
 

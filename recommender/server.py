@@ -14,10 +14,31 @@ from recommender.service.app import App, build_app
 log = logging.getLogger("recommender.server")
 
 
+MAX_LOGGED_MESSAGE = 2000  # characters of one log message
+MAX_LOGGED_TRACEBACK = 6000  # characters of one logged traceback
+
+
+class BoundedRecords(logging.Filter):
+    """Clips a record's message and traceback: a log line may quote what a caller sent (an id, a
+    path), and a megabyte argument must not become a megabyte log line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if len(message) > MAX_LOGGED_MESSAGE:
+            record.msg, record.args = f"{message[:MAX_LOGGED_MESSAGE]}... ({len(message)} characters)", None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text and len(record.exc_text) > MAX_LOGGED_TRACEBACK:
+            text = record.exc_text
+            record.exc_text = f"{text[: MAX_LOGGED_TRACEBACK // 2]}\n...\n{text[-MAX_LOGGED_TRACEBACK // 2 :]}"
+        return True
+
+
 def configure_logging(settings: Settings, verbose: bool = False) -> None:
     from recommender.api.interceptors import JsonFormatter
 
     handler = logging.StreamHandler()
+    handler.addFilter(BoundedRecords())
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from recommender.errors import InvalidInput
 from recommender.service.models import check_tenant_name
+from recommender.storage.deadline import CALL_DEADLINE, call_deadline
 from recommender.storage.store import DEFAULT_TENANT
 
 log = logging.getLogger("recommender.access")
@@ -118,25 +119,70 @@ def _metadata(details: grpc.HandlerCallDetails) -> dict[str, str]:
     return {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}  # type: ignore[attr-defined]
 
 
-def _wrap(handler: grpc.RpcMethodHandler, around: Callable[[Callable[..., Any], bool], Callable[..., Any]]) -> Any:
-    """The same handler with its behaviour wrapped (streaming responses stay lazy)."""
+def _wrap(
+    handler: grpc.RpcMethodHandler,
+    around: Callable[[Callable[..., Any], bool], Callable[..., Any]],
+    deserializer: Callable[[bytes], Any] | None = None,
+) -> Any:
+    """The same handler with its behaviour wrapped (streaming responses stay lazy), and with
+    `deserializer` in place of the handler's own when given."""
+    load = deserializer or handler.request_deserializer
     if handler.unary_unary:
         return grpc.unary_unary_rpc_method_handler(
-            around(handler.unary_unary, False), handler.request_deserializer, handler.response_serializer
+            around(handler.unary_unary, False), load, handler.response_serializer
         )
     if handler.unary_stream:
         return grpc.unary_stream_rpc_method_handler(
-            around(handler.unary_stream, True), handler.request_deserializer, handler.response_serializer
+            around(handler.unary_stream, True), load, handler.response_serializer
         )
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
-            around(handler.stream_unary, False), handler.request_deserializer, handler.response_serializer
+            around(handler.stream_unary, False), load, handler.response_serializer
         )
     return grpc.stream_stream_rpc_method_handler(
         around(handler.stream_stream, True),  # type: ignore[arg-type]
-        handler.request_deserializer,
+        load,
         handler.response_serializer,
     )
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A request message that did not parse. grpc answers a deserializer's exception with INTERNAL
+    and an ERROR log with a traceback; bytes that are not the method's message are the client's
+    mistake, so the deserializer hands this on and the call is refused with INVALID_ARGUMENT."""
+
+    type_name: str
+    reason: str
+
+
+def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def load(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # protobuf's DecodeError, or a wrong-typed field
+            owner = getattr(deserializer, "__self__", None)
+            name = getattr(owner, "__name__", "request")
+            return Malformed(name, str(exc)[:200])
+
+    return load
+
+
+def _refuse_malformed(context: grpc.ServicerContext, request: Malformed) -> None:
+    context.abort(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        f"the request is not a valid {request.type_name} message ({request.reason})",
+    )
+
+
+def _checked(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+    for request in requests:
+        if isinstance(request, Malformed):
+            _refuse_malformed(context, request)
+        yield request
 
 
 class TelemetryInterceptor(grpc.ServerInterceptor):
@@ -171,6 +217,13 @@ class TelemetryInterceptor(grpc.ServerInterceptor):
                                    "tenant": TENANT.get()}},
                 )  # fmt: skip
 
+            def checked(request: Any, context: grpc.ServicerContext) -> Any:
+                if isinstance(request, Malformed):
+                    _refuse_malformed(context, request)
+                if client_streaming:
+                    return _checked(request, context)
+                return request
+
             if streaming:
 
                 def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
@@ -178,8 +231,10 @@ class TelemetryInterceptor(grpc.ServerInterceptor):
                     context.set_trailing_metadata((("x-request-id", request_id),))
                     started = time.perf_counter()
                     metrics.in_flight.inc()
+                    left = context.time_remaining()
+                    CALL_DEADLINE.set(None if left is None else time.monotonic() + left)  # a generator: no reset
                     try:
-                        yield from behaviour(request, context)
+                        yield from behaviour(checked(request, context), context)
                     finally:
                         finish(context, started)
 
@@ -191,13 +246,15 @@ class TelemetryInterceptor(grpc.ServerInterceptor):
                 started = time.perf_counter()
                 metrics.in_flight.inc()
                 try:
-                    return behaviour(request, context)
+                    with call_deadline(context.time_remaining()):
+                        return behaviour(checked(request, context), context)
                 finally:
                     finish(context, started)
 
             return unary
 
-        return _wrap(handler, around)  # type: ignore[no-any-return]
+        client_streaming = handler.request_streaming
+        return _wrap(handler, around, _lenient(handler.request_deserializer))  # type: ignore[no-any-return]
 
 
 def _code_name(context: grpc.ServicerContext) -> str:
@@ -282,5 +339,5 @@ class JsonFormatter(logging.Formatter):
         if isinstance(rpc, dict):
             doc.update(rpc)
         if record.exc_info:
-            doc["error"] = self.formatException(record.exc_info)
+            doc["error"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(doc, ensure_ascii=False)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
-from recommender.api.status import code_of, field_of
+from recommender.api.status import code_of, field_of, message_of
 from recommender.domain.assessment import AssessmentEvent, ResultKind
 from recommender.domain.catalog import (
     Catalog,
@@ -22,7 +22,7 @@ from recommender.domain.catalog import (
 from recommender.domain.learner import Learner
 from recommender.domain.path import LearningPath, Reason, ReasonCode, StepKind, StopReason
 from recommender.domain.profile import SkillProfile
-from recommender.errors import FieldViolation, InvalidInput
+from recommender.errors import FieldViolation, InvalidInput, clipped
 from recommender.ml.train import TrainConfig
 from recommender.service.models import ModelInfo, TrainingJob
 from recommender.service.paths import CohortOutcome, PathRequest
@@ -83,7 +83,8 @@ def learner_to_proto(learner: Learner) -> pb.Learner:
 
 # assessments --------------------------------------------------------------------------------
 def event_from_proto(msg: pb.AssessmentResult, now: datetime, prefix: str = "result") -> AssessmentEvent:
-    occurred = parse_timestamp(msg.occurred_at, f"{prefix}.occurred_at") if msg.HasField("occurred_at") else now
+    sent = msg.HasField("occurred_at")
+    occurred = parse_timestamp(msg.occurred_at, f"{prefix}.occurred_at") if sent else now
     return AssessmentEvent(
         event_id=msg.event_id,
         learner_id=msg.learner_id,
@@ -93,6 +94,7 @@ def event_from_proto(msg: pb.AssessmentResult, now: datetime, prefix: str = "res
         score=msg.score,
         occurred_at=occurred,
         duration_seconds=msg.duration_seconds,
+        occurred_at_sent=sent,
         kind=result_kind_from_proto(msg.kind, f"{prefix}.kind"),
     )
 
@@ -307,8 +309,8 @@ def cohort_outcome_to_proto(outcome: CohortOutcome) -> pb.GeneratePathsResponse:
     assert error is not None
     return pb.GeneratePathsResponse(
         index=outcome.index,
-        learner_id=outcome.learner_id,
-        error=pb.PathError(code=code_of(error).value[0], message=str(error), field=field_of(error)),
+        learner_id=clipped(outcome.learner_id),  # a rejected id may be of any length
+        error=pb.PathError(code=code_of(error).value[0], message=message_of(error), field=field_of(error)),
     )
 
 

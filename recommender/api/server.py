@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent import futures
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -16,11 +15,13 @@ from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from recommender.api.admission import AdmissionInterceptor, CountingExecutor
 from recommender.api.interceptors import AuthInterceptor, Metrics, TelemetryInterceptor, TokenBook
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.api.servicer import LearningPathServicer
 from recommender.errors import LubanError
+from recommender.listen import ListenError, check_free, check_tls_pair
 from recommender.service.app import App
 
 log = logging.getLogger("recommender.server")
@@ -117,6 +118,7 @@ class RunningServer:
     health: DrainingHealthServicer
     app: App
     metrics: Metrics
+    admission: AdmissionInterceptor | None = None
     health_interval: float = 1.0
     metrics_port: int = 0
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -160,6 +162,8 @@ class RunningServer:
         stopped = self.server.stop(grace)
         self.health.end_watches()
         stopped.wait()
+        if self.admission is not None:
+            self.admission.close()
         if self._watcher is not None:
             self._watcher.join()
         if self._metrics_server is not None:
@@ -175,21 +179,23 @@ def create_server(app: App, address: str | None = None) -> RunningServer:
     settings = app.settings
     metrics = Metrics.create()
     metrics.registry.register(AppCollector(app))
-    interceptors: list[grpc.ServerInterceptor] = [TelemetryInterceptor(metrics)]  # type: ignore[type-arg]
+    pool = CountingExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc")
+    admission = AdmissionInterceptor(pool, limit=settings.max_workers * 8)
+    interceptors: list[grpc.ServerInterceptor] = [admission, TelemetryInterceptor(metrics)]  # type: ignore[type-arg]
     if settings.auth_tokens_file is not None:
         interceptors.append(AuthInterceptor(TokenBook.load(settings.auth_tokens_file)))
     else:
         log.warning("AUTHENTICATION IS OFF: every caller acts as tenant 'default' with every role; "
                     "set LUBAN_AUTH_TOKENS_FILE for anything but local development")  # fmt: skip
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc"),
+        pool,
         interceptors=interceptors,
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
             ("grpc.so_reuseport", 0),
         ],
-        maximum_concurrent_rpcs=settings.max_workers * 8,
+        # no maximum_concurrent_rpcs: it would count health checks too (AdmissionInterceptor bounds the rest)
     )
     pb_grpc.add_LearningPathServiceServicer_to_server(LearningPathServicer(app), server)
     health_servicer = DrainingHealthServicer()
@@ -200,19 +206,28 @@ def create_server(app: App, address: str | None = None) -> RunningServer:
     target = address or settings.address
     if settings.tls_cert_file is not None:
         if settings.tls_key_file is None:
-            raise OSError("LUBAN_TLS_CERT_FILE needs LUBAN_TLS_KEY_FILE")
+            raise ListenError("LUBAN_TLS_CERT_FILE needs LUBAN_TLS_KEY_FILE")
+        check_tls_pair(settings.tls_cert_file, settings.tls_key_file)
         client_ca = settings.tls_client_ca_file.read_bytes() if settings.tls_client_ca_file else None
         credentials = grpc.ssl_server_credentials(
             [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())],
             root_certificates=client_ca,
             require_client_auth=client_ca is not None,
         )
-        port = server.add_secure_port(target, credentials)
-    else:
-        port = server.add_insecure_port(target)
+    check_free(target)
+    try:
+        if settings.tls_cert_file is not None:
+            port = server.add_secure_port(target, credentials)
+        else:
+            port = server.add_insecure_port(target)
+    except RuntimeError as exc:  # grpc's "Failed to bind to address"
+        check_free(target)  # in use since the check above: say by whom
+        raise ListenError(f"cannot listen on {target}: {exc}") from exc
     if port == 0:
-        raise OSError(f"cannot bind {target}")
-    return RunningServer(server=server, port=port, health=health_servicer, app=app, metrics=metrics)
+        raise ListenError(f"cannot listen on {target}")
+    return RunningServer(
+        server=server, port=port, health=health_servicer, app=app, metrics=metrics, admission=admission
+    )
 
 
 class AppCollector(Collector):

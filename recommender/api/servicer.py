@@ -10,8 +10,8 @@ from recommender.api import mapping
 from recommender.api.interceptors import TENANT
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
-from recommender.api.status import code_of, field_of, translated, translated_stream
-from recommender.errors import InvalidInput, LubanError
+from recommender.api.status import code_of, field_of, message_of, translated, translated_stream
+from recommender.errors import InvalidInput, LubanError, clipped
 from recommender.service.app import App
 from recommender.service.paths import plan_cohort
 
@@ -169,5 +169,9 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
 
 def _rejected(index: int, event_id: str, error: LubanError) -> pb.RejectedResult:
     return pb.RejectedResult(
-        index=index, event_id=event_id, field=field_of(error), reason=str(error), code=code_of(error).value[0]
+        index=index,
+        event_id=clipped(event_id),
+        field=field_of(error),
+        reason=message_of(error),
+        code=code_of(error).value[0],
     )

@@ -50,15 +50,64 @@ def field_of(error: LubanError) -> str:
     return str(getattr(error, "field", ""))
 
 
+# Error text a status carries (message plus every detail), in bytes: an error echoes what the caller
+# sent, and without a bound a megabyte id, or thousands of violations, would come back in the
+# trailers, overflow the metadata limit and turn the answer into RESOURCE_EXHAUSTED.
+MAX_MESSAGE_BYTES = 400
+MAX_DETAIL_BYTES = 500
+MAX_FIELD_BYTES = 100
+MAX_DESCRIPTION_BYTES = 200
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` UTF-8 bytes (on a character boundary), marked when cut."""
+    data = text.encode()
+    if len(data) <= limit:
+        return text
+    return data[: max(limit - 3, 0)].decode(errors="ignore") + "..."
+
+
+def message_of(error: LubanError) -> str:
+    """The error's message as a client sees it (bounded)."""
+    return clip(str(error), MAX_MESSAGE_BYTES)
+
+
 def status_of(error: LubanError) -> status_pb2.Status:
-    """google.rpc.Status with BadRequest field violations for invalid fields."""
+    """google.rpc.Status with BadRequest field violations for invalid fields and PreconditionFailure
+    for a state to fix; the text of it all is bounded (MAX_MESSAGE_BYTES + MAX_DETAIL_BYTES)."""
     code = code_of(error)
-    status = status_pb2.Status(code=code.value[0], message=str(error))
+    status = status_pb2.Status(code=code.value[0], message=message_of(error))
     violations: list[tuple[str, str]] = []
     if isinstance(error, InvalidInput):
         violations = [(v.field, v.description) for v in error.violations]
     elif isinstance(error, NotFound | AlreadyExists) and error.field:
         violations = [(error.field, str(error))]
+    if isinstance(error, PreconditionFailed):
+        status.details.add().Pack(
+            error_details_pb2.PreconditionFailure(
+                violations=[
+                    error_details_pb2.PreconditionFailure.Violation(
+                        type=clip(error.type, MAX_FIELD_BYTES),
+                        subject=clip(error.subject, MAX_FIELD_BYTES),
+                        description=clip(str(error), MAX_DESCRIPTION_BYTES),
+                    )
+                ]
+            )
+        )
+    if violations:
+        kept: list[tuple[str, str]] = []
+        budget = MAX_DETAIL_BYTES
+        for field, description in violations:
+            f, d = clip(field, MAX_FIELD_BYTES), clip(description, MAX_DESCRIPTION_BYTES)
+            size = len(f.encode()) + len(d.encode())
+            if size > budget:
+                break
+            kept.append((f, d))
+            budget -= size
+        if len(kept) < len(violations):
+            more = f" ({len(violations) - len(kept)} more problems not shown)"
+            status.message = clip(status.message, MAX_MESSAGE_BYTES - len(more)) + more
+        violations = kept
     if violations:
         detail = error_details_pb2.BadRequest(
             field_violations=[
@@ -93,6 +142,9 @@ def translated(method: Callable[..., T]) -> Callable[..., T]:
             return method(self, request, context)
         except LubanError as error:
             abort(context, error)
+        except grpc.RpcError:
+            _ended_by_transport(method.__name__)
+            raise
         except Exception as exc:
             if _is_abort(exc):
                 raise
@@ -110,12 +162,21 @@ def translated_stream(method: Callable[..., Iterator[T]]) -> Callable[..., Itera
             yield from method(self, request, context)
         except LubanError as error:
             abort(context, error)
+        except grpc.RpcError:
+            _ended_by_transport(method.__name__)
+            raise
         except Exception as exc:
             if _is_abort(exc):
                 raise
             _internal(context, exc, method.__name__)
 
     return wrapper
+
+
+def _ended_by_transport(method: str) -> None:
+    # grpc raises RpcError from a request stream the transport ended (the client cancelled, or
+    # sent a message over the size limit, and was answered so): nothing failed here
+    log.info("%s: the call ended before its request stream did", method)
 
 
 def _is_abort(exc: BaseException) -> bool:

@@ -88,6 +88,20 @@ def read_records(path: Path) -> Iterator[tuple[int, Mapping[str, Any]]]:
         if fmt == "csv":
             reader = csv.DictReader(handle)
             for record in reader:
+                # DictReader pads a short row with None and puts a long row's extra cells under
+                # None: either is a malformed row, not a row whose last columns are empty
+                extra = record.pop(None, None)
+                if extra is not None or any(v is None for v in record.values()):
+                    fields = sum(v is not None for v in record.values()) + len(extra or ())
+                    header = len(reader.fieldnames or ())
+                    yield (
+                        reader.line_num,
+                        {
+                            "__error__": f"malformed row: {fields} fields where the header has {header}",
+                            "learner_id": record.get("learner_id") or "",
+                        },
+                    )
+                    continue
                 yield reader.line_num, record
         else:
             for number, text in enumerate(handle, start=1):
@@ -178,7 +192,7 @@ def read_events(path: Path) -> Iterator[tuple[int, AssessmentEvent] | BadRow]:
 
 def parse_learner(record: Mapping[str, Any]) -> Learner:
     if "__error__" in record:
-        raise RowError("line", str(record["__error__"]))
+        raise RowError(str(record.get("__field__", "line")), str(record["__error__"]))
     languages = record.get("languages") or ()
     if isinstance(languages, str):
         languages = tuple(x.strip() for x in languages.split(";") if x.strip())

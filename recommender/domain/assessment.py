@@ -33,7 +33,11 @@ class ResultKind(enum.IntEnum):
 
 @dataclass(frozen=True)
 class AssessmentEvent:
-    """One graded attempt. `occurred_at` is timezone-aware UTC; skill_ids are resolved."""
+    """One graded attempt. `occurred_at` is timezone-aware UTC; skill_ids are resolved.
+
+    `occurred_at_sent` is False when the client sent no time and `occurred_at` is the time the
+    server received the result: a retry of that request then carries another receive time, so the
+    duplicate check must compare what the client sent, not the filled-in default."""
 
     event_id: str
     learner_id: str
@@ -43,6 +47,7 @@ class AssessmentEvent:
     skill_ids: tuple[str, ...] = ()
     item_id: str = ""
     duration_seconds: float = 0.0
+    occurred_at_sent: bool = True
     kind: ResultKind = ResultKind.UNSPECIFIED
 
     @property
@@ -65,7 +70,7 @@ class AssessmentEvent:
                 self.item_id,
                 ",".join(sorted(self.skill_ids)),
                 repr(float(self.score)),
-                str(to_micros(self.occurred_at)),
+                str(to_micros(self.occurred_at)) if self.occurred_at_sent else "",
                 repr(float(self.duration_seconds)),
             ]
             # an unset kind adds nothing, so results stored before kinds existed keep their fingerprint
@@ -149,5 +154,6 @@ def validate_event(
         skill_ids=skills,
         item_id=event.item_id,
         duration_seconds=event.duration_seconds,
+        occurred_at_sent=event.occurred_at_sent,
         kind=event.kind,
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from recommender.errors import FieldViolation
+from recommender.errors import FieldViolation, InvalidInput
 
 MAX_ID_LENGTH = 128
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]*")
@@ -22,6 +22,16 @@ def id_violation(field: str, value: str, *, required: bool = True) -> FieldViola
     if not _ID.fullmatch(value):
         return FieldViolation(field, "may only contain letters, digits and . _ : @ - (starting with a letter or digit)")
     return None
+
+
+def require_id(field: str, value: str) -> str:
+    """`value` if it is a well-formed id, else InvalidInput naming `field`. Reads check ids as
+    writes do: an id that could never have been stored is the caller's mistake (INVALID_ARGUMENT),
+    not an unknown entity, and never reaches the store (a NUL byte there is a driver error)."""
+    v = id_violation(field, value)
+    if v:
+        raise InvalidInput(v)
+    return value
 
 
 def is_language_tag(value: str) -> bool:

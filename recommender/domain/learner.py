@@ -31,8 +31,15 @@ class Learner:
     updated_at: datetime | None = None
 
 
-def validate_learner(learner: Learner, catalog: Catalog, prefix: str = "learner") -> Learner:
-    """The learner with normalized languages, or InvalidInput naming every bad field."""
+def validate_learner(
+    learner: Learner, catalog: Catalog, prefix: str = "learner", *, require_languages: bool = True
+) -> Learner:
+    """The learner with normalized languages, or InvalidInput naming every bad field.
+
+    A learner needs at least one language: no path can be planned without one, and refusing it
+    here says so at the call that can fix it. A target role may wait (not chosen yet). Only a
+    placeholder for a learner known from events alone (an import without a learner file) is stored
+    without languages (`require_languages=False`)."""
     problems: list[FieldViolation] = []
     v = id_violation(f"{prefix}.learner_id", learner.learner_id)
     if v:
@@ -42,6 +49,10 @@ def validate_learner(learner: Learner, catalog: Catalog, prefix: str = "learner"
         problems.append(v)
     if learner.country and not is_country_code(learner.country):
         problems.append(FieldViolation(f"{prefix}.country", "must be an ISO 3166-1 alpha-2 code such as 'RW'"))
+    if require_languages and not learner.languages:
+        problems.append(
+            FieldViolation(f"{prefix}.languages", "is required: at least one language the learner studies in")
+        )
     if len(learner.languages) > MAX_LANGUAGES:
         problems.append(FieldViolation(f"{prefix}.languages", f"at most {MAX_LANGUAGES} languages"))
     for i, lang in enumerate(learner.languages):

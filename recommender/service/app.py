@@ -32,7 +32,7 @@ class App:
 
 def build_app(settings: Settings, clock: Clock = system_clock, store: Store | None = None) -> App:
     features = load_feature_schema(settings.feature_schema_file)
-    store = store or open_store(settings.store_url)
+    store = store or open_store(settings.store_url, timeout_seconds=settings.store_timeout_seconds)
     store.create_schema()
     catalogs = CatalogService(store, settings.catalog_refresh_seconds)
     registry = ModelRegistry(store, settings.models_dir, clock)

@@ -292,7 +292,8 @@ def run_cohort(
             index = min(pending)
             collect(pending.pop(index).result())
 
-    for index, rows in enumerate(_chunks(read_records(cohort), chunk_size)):
+    first_line: dict[str, int] = {}  # learner id -> the line that plans them
+    for index, rows in enumerate(_chunks(_first_of_each(read_records(cohort), first_line), chunk_size)):
         n_chunks = index + 1
         summary.learners += len(rows)
         if (work / f"part-{index:08d}").exists():
@@ -330,6 +331,28 @@ def run_cohort(
     summary.errors_file = errors_file
     shutil.rmtree(work)
     return summary
+
+
+def _first_of_each(
+    records: Iterator[tuple[int, Mapping[str, Any]]], first_line: dict[str, int]
+) -> Iterator[tuple[int, Mapping[str, Any]]]:
+    """The records, with a repeated learner id turned into a bad row naming the line that plans
+    them: a learner is planned (and stored) once, and a repeat is reported, not silently redone."""
+    for line, record in records:
+        learner_id = record.get("learner_id")
+        if "__error__" not in record and isinstance(learner_id, str) and learner_id:
+            first = first_line.setdefault(learner_id, line)
+            if first != line:
+                yield (
+                    line,
+                    {
+                        "__error__": f"duplicate learner_id {learner_id[:128]!r}: already planned from line {first}",
+                        "__field__": "learner_id",
+                        "learner_id": learner_id,
+                    },
+                )
+                continue
+        yield line, record
 
 
 def _count_done(work: Path, index: int) -> tuple[int, int]:

@@ -85,7 +85,7 @@ class Importer:
             # bad ids are left to record_batch, which rejects their rows with the reason
             missing = [Learner(lid) for lid in ids if lid not in known and id_violation("learner_id", lid) is None]
             if missing:
-                self._learners.upsert_many(tenant, missing)
+                self._learners.upsert_many(tenant, missing, placeholders=True)
                 report.learners_created += len(missing)
             result = self._learners.record_batch(tenant, [e for _, e in batch])
             report.accepted += result.accepted

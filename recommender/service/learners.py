@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from recommender.domain.assessment import AssessmentEvent, validate_event
+from recommender.domain.ids import require_id
 from recommender.domain.learner import Learner, validate_learner
 from recommender.domain.profile import SkillProfile, SkillState
 from recommender.errors import AlreadyExists, InvalidInput, LubanError, NotFound
@@ -70,13 +71,14 @@ class LearnerService:
         learner = validate_learner(learner, self._catalogs.current(tenant))
         return self._store.upsert_learner(tenant, learner, self._clock())
 
-    def upsert_many(self, tenant: str, learners: Sequence[Learner]) -> None:
+    def upsert_many(self, tenant: str, learners: Sequence[Learner], *, placeholders: bool = False) -> None:
+        """`placeholders`: learners known only from their events (ids only, no languages yet)."""
         catalog = self._catalogs.current(tenant)
-        valid = [validate_learner(x, catalog) for x in learners]
+        valid = [validate_learner(x, catalog, require_languages=not placeholders) for x in learners]
         self._store.upsert_learners(tenant, valid, self._clock())
 
     def get(self, tenant: str, learner_id: str) -> Learner:
-        learner = self._store.get_learner(tenant, learner_id)
+        learner = self._store.get_learner(tenant, require_id("learner_id", learner_id))
         if learner is None:
             raise NotFound("learner", learner_id, field="learner_id")
         return learner
@@ -85,7 +87,7 @@ class LearnerService:
         """Erase the learner from the store, then from every stored model of the tenant, in this
         call: (existed, events deleted, model versions updated). The store keeps a hashed record of
         the erasure, so a training run that read the learner before it drops them too."""
-        existed, events = self._store.delete_learner(tenant, learner_id, self._clock())
+        existed, events = self._store.delete_learner(tenant, require_id("learner_id", learner_id), self._clock())
         return existed, events, self._forget(tenant, learner_id)
 
     # assessments ----------------------------------------------------------------------------
@@ -139,7 +141,7 @@ class LearnerService:
 
     def profile(self, tenant: str, learner_id: str, as_of: datetime | None = None) -> SkillProfile:
         """Masteries as of `as_of` (default now), forgetting applied."""
-        found = self._store.get_skill_states(tenant, learner_id)
+        found = self._store.get_skill_states(tenant, require_id("learner_id", learner_id))
         if found is None:
             raise NotFound("learner", learner_id, field="learner_id")
         states, updated_at = found

@@ -24,6 +24,7 @@ from typing import Any
 from recommender.datasets.formats import BadRow, read_events, read_learners
 from recommender.domain.catalog import Catalog, build_catalog
 from recommender.domain.codec import catalog_parts_from_dict
+from recommender.domain.ids import require_id
 from recommender.domain.learner import Learner
 from recommender.errors import InvalidInput, ModelArtifactError, NotFound, PreconditionFailed
 from recommender.kt.bkt import BKTModel
@@ -110,7 +111,7 @@ class ModelRegistry:
             if current is not None and current.version == version:
                 return current
             try:
-                model = load_model(self.folder(version, tenant))
+                model = replace(load_model(self.folder(version, tenant)), version=version)
             except (ModelArtifactError, InvalidInput) as exc:
                 log.error("active model %s of %s cannot be loaded, serving without a model: %s", version, tenant, exc)
         with self._lock:  # an activation meanwhile wins over what was read before it
@@ -121,19 +122,20 @@ class ModelRegistry:
         return self.models_dir / TENANTS_FOLDER / check_tenant_name(tenant)
 
     def folder(self, version: str, tenant: str = DEFAULT_TENANT) -> Path:
+        """A version is its folder's name, so it is an id: no path separators, no leading dot, and
+        short enough for any file system (a long one would fail deep in the OS)."""
         if not version or "/" in version or version.startswith("."):
-            raise InvalidInput.of("version", f"{version!r} is not a model version")
-        return self.tenant_folder(tenant) / version
+            raise InvalidInput.of("version", f"{version[:128]!r} is not a model version")
+        return self.tenant_folder(tenant) / require_id("version", version)
 
     def list(self, tenant: str = DEFAULT_TENANT) -> list[ModelInfo]:
         active = self._active_version(tenant)
         infos = []
         for folder in _version_folders(self.tenant_folder(tenant)):
             try:
-                meta = read_meta(folder)
-            except ModelArtifactError:
-                continue
-            infos.append(_info(folder.name, meta, active))
+                infos.append(_info(folder.name, read_meta(folder), active))
+            except ModelArtifactError as exc:  # one bad folder must not hide the others
+                log.warning("skipping model folder %s: %s", folder.name[:128], exc)
         infos.sort(key=lambda i: (i.created_at.isoformat() if i.created_at else "", i.version), reverse=True)
         return infos
 
@@ -153,12 +155,14 @@ class ModelRegistry:
         if not folder.exists():
             raise NotFound("model version", version, field="version")
         with self._lock:  # not while an erasure rewrites the folder, nor loaded before one
-            model = load_model(folder)
+            # everything that can refuse the folder runs before any effect: load, then describe it
+            model = replace(load_model(folder), version=version)
+            info = replace(_info(version, model.meta, ""), active=True)
             previous = self._active_version(tenant)
             self._store.record_activation(version, self._clock(), tenant)
             self._active[tenant] = model
         log.info("model %s active for %s (was %s)", version, tenant, previous or "none")
-        return self.info(version, tenant), previous
+        return info, previous
 
     def forget_learner(self, tenant: str, learner_id: str) -> int:
         """Remove an erased learner's identity from every stored version of the tenant (and from
@@ -246,16 +250,23 @@ _DEFAULT_BKT = BKTModel()
 
 
 def _info(version: str, meta: Mapping[str, Any], active: str) -> ModelInfo:
-    created = meta.get("created_at")
-    metrics = meta.get("metrics", {}).get("luban", {}) if isinstance(meta.get("metrics"), dict) else {}
-    return ModelInfo(
-        version=version,
-        created_at=datetime.fromisoformat(created) if isinstance(created, str) else None,
-        active=version == active,
-        metrics=finite_metrics(metrics),
-        data_fingerprint=str(meta.get("data_fingerprint", "")),
-        training_events=int(meta.get("counts", {}).get("events", 0)),
-    )
+    """What a folder's meta.json says about it; ModelArtifactError when a field is malformed
+    (a hand-edited or foreign meta.json), so callers refuse that folder alone."""
+    try:
+        created = meta.get("created_at")
+        metrics = meta.get("metrics", {}).get("luban", {}) if isinstance(meta.get("metrics"), dict) else {}
+        created_at = datetime.fromisoformat(created) if isinstance(created, str) else None
+        counts = meta.get("counts", {})
+        return ModelInfo(
+            version=version,
+            created_at=created_at,
+            active=version == active,
+            metrics=finite_metrics(metrics),
+            data_fingerprint=str(meta.get("data_fingerprint", "")),
+            training_events=int(counts.get("events", 0)) if isinstance(counts, dict) else 0,
+        )
+    except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+        raise ModelArtifactError(f"model {version}: meta.json is malformed ({exc})") from exc
 
 
 # training -----------------------------------------------------------------------------------
@@ -477,7 +488,7 @@ class TrainingService:
 
     def job(self, job_id: str, tenant: str = DEFAULT_TENANT) -> TrainingJob:
         """The tenant's job; another tenant's is NOT_FOUND, as one that does not exist."""
-        job = self._jobs.get(job_id)
+        job = self._jobs.get(require_id("job_id", job_id))
         if job is None or job.tenant != tenant:
             raise NotFound("training job", job_id, field="job_id")
         return job

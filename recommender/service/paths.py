@@ -13,7 +13,7 @@ from typing import cast
 import numpy as np
 
 from recommender.domain.catalog import Catalog
-from recommender.domain.ids import is_language_tag, is_locale
+from recommender.domain.ids import is_language_tag, is_locale, require_id
 from recommender.domain.learner import Learner, validate_learner
 from recommender.domain.path import LearningPath
 from recommender.domain.profile import NO_STUDIES, SkillState
@@ -194,17 +194,28 @@ class Planner:
         for i, lang in enumerate(request.languages):
             if not is_language_tag(lang):
                 problems.append(FieldViolation(f"languages[{i}]", f"{lang[:40]!r} is not a BCP 47 tag"))
-        if not languages:
-            problems.append(FieldViolation("languages", "the learner has no languages; pass languages"))
         if request.locale and not is_locale(request.locale):
             problems.append(FieldViolation("locale", f"{request.locale[:40]!r} is not a locale such as 'zh-CN'"))
         if len(request.exclude_module_ids) > MAX_EXCLUSIONS:
             problems.append(FieldViolation("exclude_module_ids", f"at most {MAX_EXCLUSIONS} ids"))
         role_id = request.target_role_id or learner.target_role_id
-        if not role_id:
-            problems.append(FieldViolation("target_role_id", "the learner has no target role; pass target_role_id"))
         if problems:
             raise InvalidInput(problems)
+        # the request is well formed; what is missing is the learner's own state (FAILED_PRECONDITION)
+        subject = f"learners/{learner.learner_id}"
+        if not languages:
+            raise PreconditionFailed(
+                f"learner {learner.learner_id!r} has no languages; pass languages, or set them with UpsertLearner",
+                subject=subject,
+                type="LANGUAGES",
+            )
+        if not role_id:
+            raise PreconditionFailed(
+                f"learner {learner.learner_id!r} has no target role yet; pass target_role_id, "
+                "or set it with UpsertLearner",
+                subject=subject,
+                type="TARGET_ROLE",
+            )
         if role_id not in catalog.roles:
             raise NotFound("role", role_id, field="target_role_id")
         for i, module_id in enumerate(request.exclude_module_ids):
@@ -289,6 +300,7 @@ class PathService:
         return planner
 
     def recommend(self, tenant: str, request: PathRequest) -> LearningPath:
+        require_id("learner_id", request.learner_id)
         planner = self.planner(tenant=tenant)
         found = self.store.get_learner_record(tenant, request.learner_id)
         if found is None:

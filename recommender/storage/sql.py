@@ -43,6 +43,7 @@ from recommender.domain.codec import (
 from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord, SkillState
 from recommender.errors import Conflict, PreconditionFailed, StoreUnavailable
+from recommender.storage import deadline
 from recommender.storage import schema as t
 from recommender.storage.store import (
     DEFAULT_TENANT,
@@ -52,15 +53,21 @@ from recommender.storage.store import (
     Updater,
     erasure_subject,
 )
+from recommender.storage.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
 _IN_CHUNK = 500  # bound on bound parameters per IN (...) list
+WATCHDOG = Watchdog()
+PING_SECONDS = 5.0  # a checkout ping longer than this means the server is not answering
+SEVER_MARGIN_SECONDS = 1.0  # past a call's deadline before the watchdog cuts its connection
 _PG_RETRYABLE = {"40001", "40P01"}  # serialization failure, deadlock detected
 
 
-def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
-    """Build the engine for `url` (sqlite:///PATH or postgresql+psycopg://...)."""
+def open_store(url: str, *, pool_size: int = 8, timeout_seconds: float = 10.0) -> SqlStore:
+    """Build the engine for `url` (sqlite:///PATH or postgresql+psycopg://...). On PostgreSQL a
+    statement runs at most `timeout_seconds` and waits at most half of that for a lock (less when
+    the call being served has less time left: storage.deadline)."""
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
@@ -78,13 +85,40 @@ def open_store(url: str, *, pool_size: int = 8) -> SqlStore:
             parsed,
             pool_size=pool_size,
             max_overflow=pool_size,
-            pool_pre_ping=True,
+            pool_pre_ping=False,  # pinged on checkout under the watchdog instead (_configure_postgres)
             pool_recycle=1800,
-            connect_args={"connect_timeout": 5},
-        )
+            # keepalives notice a peer that vanished from the network (not one that stopped answering)
+            connect_args={"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5,
+                          "keepalives_count": 3},
+        )  # fmt: skip
+        _configure_postgres(engine, timeout_seconds)
     else:
         raise PreconditionFailed(f"unsupported store URL scheme {parsed.drivername!r}")
-    return SqlStore(engine)
+    return SqlStore(engine, timeout_seconds)
+
+
+def _configure_postgres(engine: Engine, timeout_seconds: float) -> None:
+    """Session timeouts on every new connection, so no statement or lock wait is unbounded, and a
+    ping on every checkout (a pooled connection may have died with a restarted server) that the
+    watchdog bounds, as a ping to a frozen server would never return."""
+    statement_ms = max(int(timeout_seconds * 1000), 1)
+
+    @sa_event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        armed = WATCHDOG.arm(dbapi_connection.pgconn.socket, min(timeout_seconds, PING_SECONDS))
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa_exc.DisconnectionError(f"pooled connection is gone: {_short(exc)}") from exc
+        finally:
+            WATCHDOG.disarm(armed)
+
+    @sa_event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {statement_ms}")
+            cursor.execute(f"SET lock_timeout = {max(statement_ms // 2, 1)}")
+        dbapi_connection.commit()  # a SET in a transaction that is rolled back would be undone
 
 
 def _owner_only_file(path: Path) -> None:
@@ -130,9 +164,10 @@ def _configure_sqlite(engine: Engine) -> None:
 class SqlStore:
     """The Store implementation. Thread-safe: each call takes its own pooled connection."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, timeout_seconds: float = 10.0) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._timeout_seconds = timeout_seconds
         self._compiled: dict[str, Any] = {}
         self._reads = _serving_reads()  # built once: building them per call cost as much as running them
         # SQLite has one writer at a time; in-process writers queue on a lock (woken at once)
@@ -145,13 +180,26 @@ class SqlStore:
     @contextmanager
     def _tx(self, *, write: bool) -> Iterator[Connection]:
         options = {} if write else {"luban_read_only": True}
+        left = deadline.remaining()
+        if left is not None and left <= 0:
+            raise StoreUnavailable("the call's deadline passed before the store was reached")
         try:
             with (
                 self._write_lock if write else nullcontext(),
                 self.engine.connect().execution_options(**options) as conn,
-                conn.begin(),
             ):
-                yield conn
+                armed = self._arm(conn, left)
+                try:
+                    with conn.begin():
+                        if armed is not None and left is not None and left < self._timeout_seconds:
+                            # this transaction gives up when the call does (the session's timeouts are longer)
+                            ms = max(int(left * 1000), 1)
+                            conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+                            conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+                        yield conn
+                finally:
+                    if armed is not None:
+                        WATCHDOG.disarm(armed)
         except sa_exc.IntegrityError as exc:
             raise Conflict(f"a concurrent write conflicted; retry ({_short(exc)})") from exc
         except sa_exc.DBAPIError as exc:
@@ -161,6 +209,18 @@ class SqlStore:
             raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
         except sa_exc.SQLAlchemyError as exc:
             raise StoreUnavailable(f"store error: {_short(exc)}") from exc
+
+    def _arm(self, conn: Connection, left: float | None) -> Any:
+        """PostgreSQL: the watchdog severs this connection if the transaction (commit included)
+        outlives what the server's own timeouts allow it (twice the store's timeout; the call's
+        deadline plus SEVER_MARGIN_SECONDS): then the server is not running them."""
+        if self.dialect != "postgresql":
+            return None
+        bound = 2 * self._timeout_seconds
+        if left is not None:
+            bound = min(bound, left + SEVER_MARGIN_SECONDS)
+        fd = conn.connection.dbapi_connection.pgconn.socket  # type: ignore[union-attr]
+        return WATCHDOG.arm(fd, bound)
 
     def _executemany(self, c: Connection, name: str, statement: Callable[[], Any], rows: list[dict[str, Any]]) -> None:
         """Bulk writes straight to the driver's executemany: `statement` is built and compiled

@@ -91,21 +91,29 @@ def test_corrupt_version_is_refused_and_the_active_model_stays(served: Served) -
 
 
 def test_hot_swap_under_load_fails_no_call(served: Served) -> None:
+    """Ten swaps while four clients call without pause: no call fails, and after each swap calls
+    are served by the model just activated. The test waits for that outcome (a call that started
+    after the swap and names the new version) rather than count calls finished in a fixed time,
+    which depends on how busy the machine is (issue #22, defect 8); throughput is `make bench`'s."""
     load_world(served.app, 150)
     a = served.app.training.train(CONFIG).version
     b = served.app.training.train(CONFIG, force=True).version
     stop = threading.Event()
     failures: list[BaseException] = []
-    calls = [0]
+    served_by: list[tuple[int, str]] = []  # (swap generation the call started in, model version)
+    generation = [0]
+    lock = threading.Lock()
 
     def load(worker: int) -> None:
         stub = served.stub
         i = 0
         while not stop.is_set():
             learner = f"l{(worker * 7 + i) % 150:04d}"
+            started_in = generation[0]
             try:
                 path = stub.RecommendPath(pb.RecommendPathRequest(learner_id=learner, target_role_id="r"), timeout=10)
-                assert path.model_version in (a, b)
+                with lock:
+                    served_by.append((started_in, path.model_version))
                 at = mapping.timestamp(T0 - timedelta(minutes=1))
                 stub.RecordAssessment(
                     pb.RecordAssessmentRequest(
@@ -119,7 +127,6 @@ def test_hot_swap_under_load_fails_no_call(served: Served) -> None:
                     ),
                     timeout=10,
                 )
-                calls[0] += 2
             except BaseException as exc:
                 failures.append(exc)
             i += 1
@@ -127,11 +134,19 @@ def test_hot_swap_under_load_fails_no_call(served: Served) -> None:
     threads = [threading.Thread(target=load, args=(w,)) for w in range(4)]
     for t in threads:
         t.start()
-    for k in range(10):
-        served.stub.ActivateModel(pb.ActivateModelRequest(version=a if k % 2 == 0 else b))
-        time.sleep(0.05)
-    stop.set()
-    for t in threads:
-        t.join()
+    try:
+        for k in range(10):
+            version = a if k % 2 == 0 else b
+            served.stub.ActivateModel(pb.ActivateModelRequest(version=version))
+            generation[0] = k + 1
+            deadline = time.monotonic() + 120  # a stall, not a slow machine, trips it
+            while (k + 1, version) not in served_by:
+                assert not failures, failures[:3]
+                assert time.monotonic() < deadline, f"no call served by {version} after swap {k + 1}"
+                time.sleep(0.01)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
     assert not failures, failures[:3]
-    assert calls[0] > 40
+    assert {v for _, v in served_by} == {a, b}

@@ -1,0 +1,77 @@
+"""Issue #22, defect 3: health checks have capacity of their own. With every handler thread busy
+and the queue full, a probe still answers SERVING at once, and a service call beyond capacity is
+refused with RESOURCE_EXHAUSTED instead of waiting."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
+from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
+from recommender.api.server import create_server
+from recommender.service.app import build_app
+from recommender.service.clock import ManualClock
+from tests.api.conftest import Served
+from tests.api.test_core_rpcs import load_tiny
+from tests.conftest import make_settings
+
+WORKERS = 2
+
+
+@pytest.fixture
+def tiny_server(tmp_path: Path, sqlite_url: str, clock: ManualClock) -> Iterator[Served]:
+    app = build_app(make_settings(sqlite_url, tmp_path, max_workers=WORKERS), clock=clock)
+    running = create_server(app, "127.0.0.1:0")
+    running.health_interval = 0.1
+    running.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
+    try:
+        yield Served(running, channel, pb_grpc.LearningPathServiceStub(channel), app)
+    finally:
+        channel.close()
+        running.stop(0)
+        app.close()
+
+
+def test_health_answers_while_every_handler_is_busy(tiny_server: Served) -> None:
+    load_tiny(tiny_server)
+    health = health_pb2_grpc.HealthStub(tiny_server.channel)
+    request = health_pb2.HealthCheckRequest(service="luban.path.v1.LearningPathService")
+    while health.Check(request, timeout=5).status != health_pb2.HealthCheckResponse.SERVING:
+        pass
+    release = threading.Event()
+
+    def held() -> Iterator[pb.RecordAssessmentsRequest]:
+        release.wait(60)  # a client stream that sends nothing until released: it holds its handler
+        return
+        yield
+
+    # enough open streams to occupy every handler thread and fill the queue (8 per thread)
+    streams = [tiny_server.stub.RecordAssessments.future(held(), timeout=60) for _ in range(WORKERS * 9 + 4)]
+    try:
+        refused = None
+        for _ in range(200):  # the calls arrive at the server asynchronously
+            try:
+                tiny_server.stub.GetCatalog(pb.GetCatalogRequest(), timeout=0.5)
+            except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED:
+                    refused = exc
+                    break
+        assert refused is not None, "a service call beyond capacity is refused, not queued without bound"
+        for _ in range(20):
+            assert health.Check(request, timeout=2).status == health_pb2.HealthCheckResponse.SERVING
+        watch = health.Watch(request, timeout=5)
+        assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
+        watch.cancel()
+    finally:
+        release.set()
+    outcomes = [s.exception() for s in streams]  # each stream's own 60 s deadline bounds the wait
+    accepted = [s for s, e in zip(streams, outcomes, strict=True) if e is None]
+    assert accepted, "the calls that were admitted finish normally"
+    assert all(e is None or e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED for e in outcomes)  # type: ignore[attr-defined]

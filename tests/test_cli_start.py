@@ -1,0 +1,115 @@
+"""Issue #22, defect 6 (and the TLS line of defect 7): the command line says what is wrong in one
+line instead of a traceback, opens the same store from any folder and says which, reports every
+cohort row it does not plan, and has --version."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from recommender.api.server import create_server
+from recommender.cli import main
+from recommender.config import DATA_HOME, Settings
+from recommender.listen import AddressInUse, ListenError
+from recommender.service.app import App, build_app
+from tests.api.test_hardening import openssl
+from tests.conftest import make_settings
+from tests.service.test_cohort import read_csv, store_args  # noqa: F401 - the fixture
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", ["serve", "run"])
+def test_a_busy_port_is_one_line_naming_its_holder(
+    tmp_path: Path, busy_port: int, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    code = main(["--store-url", url, "--address", f"127.0.0.1:{busy_port}", command])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"127.0.0.1:{busy_port} is already in use by pid {os.getpid()}" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "s.db").exists(), "nothing loaded or trained before the port was known free"
+
+
+def test_create_server_refuses_a_busy_port(app: App, busy_port: int) -> None:
+    with pytest.raises(AddressInUse, match=f"by pid {os.getpid()}"):
+        create_server(app, f"127.0.0.1:{busy_port}")
+
+
+def test_a_tls_key_that_is_not_the_certificates_is_named(tmp_path: Path, sqlite_url: str) -> None:
+    for name in ("one", "two"):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem",
+                "-days", "1", "-subj", f"/CN={name}", cwd=tmp_path)  # fmt: skip
+    settings = make_settings(
+        sqlite_url, tmp_path, tls_cert_file=tmp_path / "one.pem", tls_key_file=tmp_path / "two.key"
+    )
+    app = build_app(settings)
+    try:
+        with pytest.raises(ListenError, match="not the certificate's private key") as exc:
+            create_server(app, "127.0.0.1:0")
+        assert "Failed to bind" not in str(exc.value)
+    finally:
+        app.close()
+
+
+def test_the_default_store_does_not_depend_on_the_working_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("LUBAN_STORE_URL", "LUBAN_MODELS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert DATA_HOME == ROOT, "run from a checkout, the project holds the store"
+    assert settings.store_url == f"sqlite:///{ROOT / 'var' / 'luban.db'}"
+    assert settings.models_dir == ROOT / "models"
+
+
+def test_every_command_says_which_store_it_opened(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["--store-url", url, "--models-dir", str(tmp_path / "m"), "models", "list"]) == 0
+    assert f"store: {url}" in capsys.readouterr().err
+
+
+def test_version() -> None:
+    out = subprocess.run([sys.executable, "-m", "recommender", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "recommender 0.1.0"
+
+
+def test_duplicated_and_short_cohort_rows_are_reported(
+    tmp_path: Path,
+    store_args: list[str],  # noqa: F811 - the fixture
+) -> None:
+    cohort = tmp_path / "cohort.csv"
+    with cohort.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["learner_id", "languages", "target_role_id", "chinese_level"])
+        writer.writerow(["a-1", "en", "cnc-machine-operator", "0"])  # line 2
+        writer.writerow(["a-2", "en"])  # line 3: short
+        writer.writerow(["a-1", "fr", "cnc-machine-operator", "0"])  # line 4: a-1 again
+        writer.writerow(["a-3", "en", "cnc-machine-operator", "0", "surplus"])  # line 5: long
+    out = tmp_path / "paths.jsonl"
+    assert main([*store_args, "paths", "--cohort", str(cohort), "--out", str(out)]) == 0
+    planned = [line for line in out.read_text().splitlines() if line]
+    assert len(planned) == 1 and '"a-1"' in planned[0]
+    errors = {e["line"]: e for e in read_csv(Path(f"{out}.errors.csv"))}
+    assert sorted(errors) == ["3", "4", "5"]
+    assert "malformed row: 2 fields where the header has 4" in errors["3"]["reason"]
+    assert errors["3"]["learner_id"] == "a-2"
+    assert errors["4"]["field"] == "learner_id" and "already planned from line 2" in errors["4"]["reason"]
+    assert "malformed row: 5 fields" in errors["5"]["reason"]
