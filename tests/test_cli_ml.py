@@ -22,7 +22,7 @@ def test_convert_import_train_evaluate_and_registry(tmp_path: Path, capsys: pyte
     assert "oulad:" in capsys.readouterr().out
     # a bad row in the events file is reported with its line number and skipped
     with (out / "events.csv").open("a") as handle:
-        handle.write("bad-1,ou-AAA-2013J-11391,ou-AAA-2013J-1752,,,1.7,2013-10-20T00:00:00+00:00,,\n")
+        handle.write("bad-1,ou-AAA-2013J-11391,ou-AAA-2013J-1752,,,1.7,2013-10-20T00:00:00+00:00,,,\n")
     args = ["import", "--events", str(out / "events.csv"), "--learners", str(out / "learners.csv"),
             "--catalog", str(out / "catalog.json")]  # fmt: skip
     assert main([*store, *args]) == 0

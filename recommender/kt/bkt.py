@@ -76,6 +76,11 @@ class SkillParams:
 
 DEFAULT_PARAMS = SkillParams()
 
+# the evidence in one module-assessment score, in items: a module's test has several items, so
+# its score says more than one item does, though less than as many independent items (they share
+# the learner's general ability and the module's other skills) (docs/decisions/0001-evidence-semantics.md)
+MODULE_SCORE_WEIGHT = 2.0
+
 
 @dataclass(frozen=True)
 class BKTModel:
@@ -106,18 +111,18 @@ def decay(mastery: float, elapsed_days: float, forget_per_day: float, floor: flo
     return min(max(floor + (mastery - floor) * keep, 0.0), 1.0)
 
 
-def likelihoods(score: float, guess: float, slip: float) -> tuple[float, float]:
-    """(P(score | unmastered), P(score | mastered)): a partial score is a fractional count of right
-    answers (right^score wrong^(1-score)), so 0 and 1 give BKT's own emissions and a score halfway
-    gives evidence halfway between, in log-odds."""
-    unknown = guess**score * (1.0 - guess) ** (1.0 - score)
-    known = (1.0 - slip) ** score * slip ** (1.0 - score)
+def likelihoods(score: float, guess: float, slip: float, weight: float = 1.0) -> tuple[float, float]:
+    """(P(score | unmastered), P(score | mastered)) of a score read as `weight` items' worth of
+    evidence: a partial score is a fractional count of right answers (right^score wrong^(1-score)),
+    so 0 and 1 give BKT's own emissions and a score halfway gives evidence halfway between."""
+    unknown = (guess**score * (1.0 - guess) ** (1.0 - score)) ** weight
+    known = ((1.0 - slip) ** score * slip ** (1.0 - score)) ** weight
     return unknown, known
 
 
-def posterior(mastery: float, score: float, guess: float, slip: float) -> float:
+def posterior(mastery: float, score: float, guess: float, slip: float, weight: float = 1.0) -> float:
     """P(mastered | observed score), by Bayes' rule on likelihoods()."""
-    unknown, known = likelihoods(score, guess, slip)
+    unknown, known = likelihoods(score, guess, slip, weight)
     evidence = mastery * known + (1.0 - mastery) * unknown
     if evidence <= 0:
         return min(max(mastery, 0.0), 1.0)
@@ -157,7 +162,7 @@ def apply_result(
     kind = resolve_kind(kind, "")
     if kind is ResultKind.MODULE_ASSESSMENT:
         rate = params.learn if learn is None else learn
-        mastery = posterior(prior + (1.0 - prior) * rate, score, params.guess, params.slip)
+        mastery = posterior(prior + (1.0 - prior) * rate, score, params.guess, params.slip, MODULE_SCORE_WEIGHT)
         studies += 1
     else:
         mastery = posterior(prior, score, params.item_guess, params.item_slip)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields, replace
 import numpy as np
 import numpy.typing as npt
 
-from recommender.kt.bkt import DEFAULT_PARAMS, BKTModel, SkillParams
+from recommender.kt.bkt import DEFAULT_PARAMS, MODULE_SCORE_WEIGHT, BKTModel, SkillParams
 from recommender.kt.sequences import Sequences
 
 FloatArray = npt.NDArray[np.float64]
@@ -103,11 +103,17 @@ class ParamArrays:
         )
 
 
-def _emissions(obs: FloatArray, guess: FloatArray, slip: FloatArray) -> tuple[FloatArray, FloatArray]:
+def _emissions(
+    obs: FloatArray, guess: FloatArray, slip: FloatArray, weight: FloatArray
+) -> tuple[FloatArray, FloatArray]:
     """P(obs | unmastered), P(obs | mastered): kt.bkt.likelihoods, vectorized."""
-    unknown = guess**obs * (1 - guess) ** (1 - obs)
-    known = (1 - slip) ** obs * slip ** (1 - obs)
+    unknown = (guess**obs * (1 - guess) ** (1 - obs)) ** weight
+    known = ((1 - slip) ** obs * slip ** (1 - obs)) ** weight
     return unknown, known
+
+
+def _evidence_weights(seqs: Sequences) -> FloatArray:
+    return np.where(seqs.item, 1.0, MODULE_SCORE_WEIGHT)
 
 
 def filter_predictions(seqs: Sequences, p: ParamArrays) -> FloatArray:
@@ -121,7 +127,7 @@ def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, Float
     k = seqs.skill
     prior, forget = p.prior[k], p.forget[k]
     guess, slip = p.emissions_of(seqs)
-    e0_all, e1_all = _emissions(seqs.obs, guess, slip)
+    e0_all, e1_all = _emissions(seqs.obs, guess, slip, _evidence_weights(seqs))
     before, after = _learning_rates(seqs, p)
     m = prior.copy()
     pred = np.empty_like(seqs.obs)
@@ -180,7 +186,7 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
     a1 = np.empty(n_rows)  # scaled forward P(L_t = 1 | o_1..t)
     scale = np.empty(n_rows)
     guess, slip = p.emissions_of(seqs)
-    e0_all, e1_all = _emissions(seqs.obs, guess, slip)
+    e0_all, e1_all = _emissions(seqs.obs, guess, slip, _evidence_weights(seqs))
     state = prior.copy()  # P(L = 1 | o_1..t-1) before row t's own learning step
     for t in range(seqs.steps):
         n, sl = int(seqs.n_active[t]), seqs.at(t)

@@ -115,7 +115,7 @@ def test_a_model_folder_with_a_bad_created_at_is_refused_before_any_effect(serve
     load_world(served.app, 100)
     good = served.app.training.train(CONFIG).version
     bad = served.app.training.train(CONFIG, activate=False).version
-    meta_file = served.app.settings.models_dir / bad / "meta.json"
+    meta_file = served.app.models.folder(bad) / "meta.json"
     meta = json.loads(meta_file.read_text())
     meta["created_at"] = "yesterday-ish"
     meta_file.write_text(json.dumps(meta))
@@ -133,8 +133,8 @@ def test_a_model_version_is_its_folder_name(served: Served) -> None:
     load_world(served.app, 100)
     served.app.training.train(CONFIG)
     other = served.app.training.train(CONFIG, activate=False).version
-    renamed = served.app.settings.models_dir / "renamed-by-an-operator"
-    (served.app.settings.models_dir / other).rename(renamed)
+    renamed = served.app.models.folder("renamed-by-an-operator")
+    served.app.models.folder(other).rename(renamed)
     activated = served.stub.ActivateModel(pb.ActivateModelRequest(version=renamed.name))
     assert activated.model.version == renamed.name and activated.model.active
     listed = served.stub.ListModels(pb.ListModelsRequest())

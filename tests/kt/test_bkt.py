@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from recommender.domain.assessment import AssessmentEvent, ResultKind
 from recommender.domain.profile import SkillState
 from recommender.kt.bkt import (
+    MODULE_SCORE_WEIGHT,
     BKTModel,
     SkillParams,
     apply_result,
@@ -125,16 +126,26 @@ def test_a_failed_module_assessment_reads_as_not_learned(mastery: float, score: 
     """The assessment comes after the module's instruction: the learning step first, then the
     score as evidence about the state after it. A score no better than a guess takes the estimate
     below what the study alone would give and, for a learner not already likely to know the skill,
-    below the mastery confidence, so the module is remediated. (Observe-then-learn left a learner
-    with no knowledge who scored 0.2 at about 0.60 and a learning step, and the planner counted the
-    module as learned.)"""
+    below the mastery confidence, so the module is remediated; from a mastered state it lowers the
+    estimate. (Observe-then-learn left a learner with no knowledge who scored 0.2 at about 0.60 and
+    a learning step, and the planner counted the module as learned.)"""
     p = SkillParams()
     before = SkillState("s", mastery, 2, T0)
     after = apply_result(before, "s", score, T0, p, kind=ResultKind.MODULE_ASSESSMENT)
-    learned = mastery + (1 - mastery) * p.learn
-    assert after.mastery <= learned + 1e-12
+    assert after.mastery <= mastery + (1 - mastery) * p.learn + 1e-12
+    confidence = PlanOptions("r", ("en",)).mastery_confidence
     if mastery < 0.5:
-        assert after.mastery < PlanOptions("r", ("en",)).mastery_confidence
+        assert after.mastery < confidence
+    if mastery >= confidence:
+        assert after.mastery <= mastery + 1e-12
+
+
+def test_repeated_failed_modules_never_read_as_mastered() -> None:
+    """Each study may teach, but three scores of 0.3 in a row stay well under the confidence."""
+    p, state = SkillParams(), None
+    for day in range(3):
+        state = apply_result(state, "s", 0.3, T0 + timedelta(days=day), p, kind=ResultKind.MODULE_ASSESSMENT)
+    assert state is not None and state.mastery < 0.6
 
 
 def test_a_module_assessment_learns_then_observes() -> None:
@@ -142,10 +153,10 @@ def test_a_module_assessment_learns_then_observes() -> None:
     before = SkillState("s", 0.3, 1, T0)
     after = apply_result(before, "s", 0.7, T0, p, kind=ResultKind.MODULE_ASSESSMENT)
     learned = 0.3 + 0.7 * 0.4
-    assert after.mastery == pytest.approx(posterior(learned, 0.7, p.guess, p.slip))
+    assert after.mastery == pytest.approx(posterior(learned, 0.7, p.guess, p.slip, MODULE_SCORE_WEIGHT))
     # the module's own fitted effect replaces the skill's rate
     own = apply_result(before, "s", 0.7, T0, p, kind=ResultKind.MODULE_ASSESSMENT, learn=0.9)
-    assert own.mastery == pytest.approx(posterior(0.3 + 0.7 * 0.9, 0.7, p.guess, p.slip))
+    assert own.mastery == pytest.approx(posterior(0.3 + 0.7 * 0.9, 0.7, p.guess, p.slip, MODULE_SCORE_WEIGHT))
 
 
 def test_a_correct_check_item_raises_mastery_without_a_learning_step() -> None:

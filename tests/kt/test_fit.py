@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from recommender.domain.assessment import ResultKind
-from recommender.kt.bkt import DEFAULT_PARAMS, SkillParams, apply_result
+from recommender.kt.bkt import DEFAULT_PARAMS, MODULE_SCORE_WEIGHT, SkillParams, apply_result
 from recommender.kt.fit import ParamArrays, filter_predictions, filter_sequences, fit_bkt
 from recommender.kt.sequences import build_sequences
 from tests.conftest import T0
@@ -17,7 +17,8 @@ TRUTH = {"prior": (0.3, 0.6), "learn": (0.15, 0.05), "guess": (0.2, 0.25), "slip
 
 
 def simulate(n_learners: int, seed: int) -> tuple[np.ndarray, ...]:
-    """Module assessments: each study teaches first, then its score is observed."""
+    """Module assessments: each study teaches first, then its score is observed, the share right
+    of MODULE_SCORE_WEIGHT items (the evidence a module score is read as)."""
     rng = np.random.default_rng(seed)
     learner, skill, score = [], [], []
     for i in range(n_learners):
@@ -28,7 +29,7 @@ def simulate(n_learners: int, seed: int) -> tuple[np.ndarray, ...]:
                 p = 1 - TRUTH["slip"][k] if known else TRUTH["guess"][k]
                 learner.append(i)
                 skill.append(k)
-                score.append(float(rng.random() < p))
+                score.append(float((rng.random(int(MODULE_SCORE_WEIGHT)) < p).mean()))
     n = len(score)
     return np.array(learner), np.array(skill), np.array(score), np.zeros(n)
 
@@ -58,7 +59,8 @@ def test_em_fits_item_results_with_emissions_of_their_own() -> None:
             item.append(is_item)
             if not is_item:  # a module study teaches, then is assessed
                 known = known or rng.random() < 0.15
-            score.append(float(rng.random() < (1 - slip if known else guess)))
+            items = 1 if is_item else int(MODULE_SCORE_WEIGHT)
+            score.append(float((rng.random(items) < (1 - slip if known else guess)).mean()))
             if is_item:  # a practice item is answered, then its feedback teaches
                 known = known or rng.random() < 0.04
     kind = np.where(np.array(item), int(ResultKind.PRACTICE), int(ResultKind.MODULE_ASSESSMENT))
@@ -84,7 +86,9 @@ def test_degenerate_fits_can_be_reset_to_the_defaults() -> None:
             for k in range(2):
                 learner.append(i)
                 skill.append(k)
-                score.append(float(rng.random() < (0.5 if k == 0 else (0.9 if known else 0.2))))
+                score.append(
+                    float((rng.random(int(MODULE_SCORE_WEIGHT)) < (0.5 if k == 0 else (0.9 if known else 0.2))).mean())
+                )
             known = known or rng.random() < 0.15
     seqs = build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(len(score)))
     kept = fit_bkt(seqs, 2)
@@ -149,7 +153,7 @@ def test_em_fits_each_modules_own_learning_effect() -> None:
             learner.append(i)
             skill.append(0)
             module.append(m)
-            score.append(float(rng.random() < (0.9 if known else 0.15)))
+            score.append(float((rng.random(int(MODULE_SCORE_WEIGHT)) < (0.9 if known else 0.15)).mean()))
     n = len(score)
     kind = np.full(n, int(ResultKind.MODULE_ASSESSMENT))
     seqs = build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(n), kind, np.array(module))
