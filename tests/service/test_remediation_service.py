@@ -62,18 +62,20 @@ def test_studies_are_counted_per_learner_and_item_results_do_not_count(tiny_app:
     assert stored["p1"] is ResultKind.CHECK and stored["e1"] is ResultKind.UNSPECIFIED, "kinds stored as sent"
 
 
-def test_repeated_failure_stops_with_the_module_named_in_single_and_batch_paths(tiny_app: App) -> None:
+def test_repeated_failure_ends_on_a_supported_retake_named_in_single_and_batch_paths(tiny_app: App) -> None:
     ana = _ana(tiny_app)
     for i in range(3):
         _study(tiny_app, f"e{i}", 0.1, 10 - i)
     request = PathRequest("ana", max_steps=4)
     single = tiny_app.paths.recommend(DEFAULT_TENANT, request)
-    # three studies of safety: a skill check comes first; after a failed check, the path stops
+    # three studies of safety: a skill check comes first
     assert single.steps and single.steps[0].check_skill_ids
     for k in range(5):
         _study(tiny_app, f"c{k}", 0.0, 5, kind=ResultKind.CHECK)
     stopped = tiny_app.paths.recommend(DEFAULT_TENANT, request)
-    assert stopped.stop_reason is StopReason.REPEATED_FAILURE and not stopped.steps
+    # nothing else leads on: one more retake, with a teacher's support, and the path ends there
+    assert stopped.stop_reason is StopReason.REPEATED_FAILURE
+    assert [s.module_id for s in stopped.steps] == ["safety-101"]
     assert [r.params["module_id"] for r in stopped.blockers] == ["safety-101"]
     batch = list(plan_cohort(tiny_app.paths, DEFAULT_TENANT, [ana], max_steps=4, locale="", persist=False,
                              learner_service=tiny_app.learners))  # fmt: skip
