@@ -164,13 +164,36 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
     if options.time_budget_minutes:
         assert minutes <= options.time_budget_minutes
     assert path.readiness_after >= readiness_floor - 1e-12, "readiness never decreases"
+    # issue #24: each skill out of reach is named first, with what blocks it; then retakes with support
+    support = [r for r in path.blockers if r.code is ReasonCode.NEEDS_SUPPORT]
+    out_of_reach = path.blockers[: len(path.blockers) - len(support)]
+    assert all(r.code is not ReasonCode.NEEDS_SUPPORT for r in out_of_reach)
+    assert [r.params["skill_id"] for r in out_of_reach] == list(path.unreachable_skill_ids)
+    if path.unreachable_skill_ids:
+        assert path.stop_reason in (StopReason.ROLE_OUT_OF_REACH, StopReason.TIME_BUDGET, StopReason.REPEATED_FAILURE)
+    else:
+        assert path.stop_reason is not StopReason.ROLE_OUT_OF_REACH
     if path.stop_reason is StopReason.REPEATED_FAILURE:
-        assert [r.params["module_id"] for r in path.blockers] == [path.steps[-1].module_id]
+        assert [r.params["module_id"] for r in support] == [path.steps[-1].module_id]
         assert path.steps[-1].module_id in failed_out
     else:
-        assert not path.blockers
+        assert not support
+    for step in path.steps:  # issue #24: a step never points at a module the learner cannot take
+        for r in step.reasons:
+            if r.code is ReasonCode.PREREQUISITE_FOR:
+                assert takeable(catalog, state, options, r.params["module_id"]), r.params["module_id"]
     assert len(path.steps) <= options.max_steps
     assert 0.0 <= path.readiness_now <= path.readiness_after <= 1.0 + 1e-9
+
+
+def takeable(catalog: Catalog, state: LearnerState, options: PlanOptions, module_id: str) -> bool:
+    """Whether the learner can follow the module: taught in one of their languages (in Chinese only
+    at their HSK level), not excluded."""
+    module = catalog.modules[module_id]
+    shared = {x.split("-")[0] for x in module.languages} & {x.split("-")[0] for x in options.languages}
+    if not shared or module_id in options.exclude_module_ids:
+        return False
+    return shared != {"zh"} or state.learner.chinese_level >= module.min_chinese_level
 
 
 def check_skill_check(
