@@ -231,7 +231,7 @@ class Renderer:
             values["language_name"] = language_name(params["language"], key)
         if "languages" in params:
             names = [language_name(x, key) for x in params["languages"].split(";") if x]
-            values["languages"] = format_list(names, style="or", locale=key)
+            values["languages"] = format_list(names, locale=key)
         message = MESSAGES[code]
         count = int(float(params[message.count])) if message.plural else 1
         return Reason(code=code, params=params, text=template(key, code, count).format(**values))

@@ -112,7 +112,7 @@ def test_numbers_lists_and_names_follow_the_locale(catalog: Catalog) -> None:
     assert "45\xa0%" in gap[1], "French puts a no-break space before the percent sign"
     assert "焊接" in gap[2] and "掌握度" in gap[2], "the catalog's own Chinese name"
     assert rendered(catalog, "fr", ReasonCode.LANGUAGE_MATCH, "1") == "Enseigné en arabe."
-    assert "anglais ou chinois" in rendered(catalog, "fr", ReasonCode.LANGUAGE_BLOCKED, "1")
+    assert "anglais et chinois" in rendered(catalog, "fr", ReasonCode.LANGUAGE_BLOCKED, "1")
     ru = [rendered(catalog, "ru", ReasonCode.REVIEW_DUE, n) for n in ("1", "3", "5")]
     assert "1 день" in ru[0] and "3 дня" in ru[1] and "5 дней" in ru[2], "Russian plural forms"
     ar = [rendered(catalog, "ar", ReasonCode.REMEDIATE, n) for n in ("2", "3")]
