@@ -182,6 +182,8 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
         for r in step.reasons:
             if r.code is ReasonCode.PREREQUISITE_FOR:
                 assert takeable(catalog, state, options, r.params["module_id"]), r.params["module_id"]
+            if r.code is ReasonCode.SIMILAR_LEARNERS_SUCCEEDED:  # its figure is the step's own
+                assert r.params["expected_success"] == f"{step.expected_success:.2f}"
     assert len(path.steps) <= options.max_steps
     assert 0.0 <= path.readiness_now <= path.readiness_after <= 1.0 + 1e-9
 
@@ -292,6 +294,33 @@ def test_cold_start_learner_follows_prerequisites_in_their_language() -> None:
     assert path.readiness_after > path.readiness_now
     codes = {r.code.value for s in path.steps for r in s.reasons}
     assert {"skill_gap", "role_requires", "language_match", "prerequisite_for"} <= codes
+
+
+def test_an_out_of_reach_role_is_said_first_and_reasons_quote_the_steps_own_figures() -> None:
+    """Issue #24: the French learner cannot take inspection-101 (en, zh) nor welding-301 (zh, HSK 4):
+    the path stops with ROLE_OUT_OF_REACH, names the module in the way and its languages, never
+    points a PREREQUISITE_FOR at either, and the similar-learners reason quotes the step's own
+    expected success beside the model's figure."""
+    catalog = build_catalog(*tiny_catalog())
+    learner = Learner("new", languages=("fr",), chinese_level=0, target_role_id="welder")
+    prior = np.full(len(catalog.skill_ids), 0.15)
+    state = LearnerState(learner, prior, np.zeros_like(prior), np.full_like(prior, math.nan))
+    arrays, kt = CatalogArrays.build(catalog), SkillParamArrays.build(catalog, BKTModel())
+    model = ModelOpinion(np.full(len(catalog.module_ids), 0.9), "v1")
+    path = plan_path(arrays, kt, state, PlanOptions("welder", ("fr",), locale="fr"), T0, model)
+    assert path.stop_reason is StopReason.ROLE_OUT_OF_REACH and path.locale == "fr"
+    (blocker,) = path.blockers
+    assert blocker.code is ReasonCode.LANGUAGE_BLOCKED
+    assert dict(blocker.params) == {"skill_id": "inspection", "module_id": "inspection-101", "languages": "en;zh"}
+    assert blocker.text == (
+        "Inspection est hors de portée pour l'instant : Inspection n'est enseigné qu'en anglais et chinois."
+    )
+    unlocked = [r.params["module_id"] for s in path.steps for r in s.reasons if r.code is ReasonCode.PREREQUISITE_FOR]
+    assert unlocked == ["welding-101"], "welding-101 opens welding-301 and inspection-101, which she cannot take"
+    for step in path.steps:
+        (similar,) = [r for r in step.reasons if r.code is ReasonCode.SIMILAR_LEARNERS_SUCCEEDED]
+        assert similar.params["expected_success"] == f"{step.expected_success:.2f}"
+        assert similar.params["similar_learners_success"] == "0.90" and "90\xa0%" in similar.text
 
 
 def test_review_is_planned_when_forgetting_pulled_a_skill_below_level() -> None:
