@@ -51,6 +51,10 @@ def test_the_tour_learner_is_told_what_blocks_her_role_first_and_every_reason_is
     for r in blocked:
         assert r.params["module_id"] not in can_take
         assert "hors de portée" in r.text
+    # names from the catalog's own French names
+    assert "Conduite de machines CNC est hors de portée" in blocked[0].text
+    assert all("(Opérateur sur machines CNC)" in r.text for s in path.steps for r in s.reasons
+               if r.code == pb.REASON_CODE_ROLE_REQUIRES)  # fmt: skip
     for step in path.steps:
         assert step.module_id in can_take
         for r in step.reasons:
