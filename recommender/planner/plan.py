@@ -19,6 +19,11 @@ one studied and not mastered blocks its dependents, and the path re-teaches it f
 path routes around it through other modules teaching its skills, or stops with REPEATED_FAILURE
 and names it (blockers). When a role skill's estimate has stalled below its target after several
 studies, the first step is a skill check instead (_skill_check).
+
+A role skill no module the learner can take teaches (languages, HSK level, exclusions, catalog)
+is out of reach: the path stops with ROLE_OUT_OF_REACH, names first what blocks each such skill
+(blockers), and plans toward the rest; a module is neither valued nor explained by what it
+unlocks for modules the learner cannot take.
 """
 
 from __future__ import annotations
