@@ -377,11 +377,18 @@ def test_a_requirement_is_met_at_the_required_confidence_whatever_its_level() ->
 
 def test_blocking_constraint_is_named() -> None:
     catalog = build_catalog(*tiny_catalog())
-    learner = Learner("ar", languages=("ar",), target_role_id="welder")
+    learner = Learner("th", languages=("th",), target_role_id="welder")
     low = np.full(4, 0.1)
     state = LearnerState(learner, low, low, np.zeros(4))
-    with pytest.raises(PreconditionFailed, match=r"taught in the learner's languages \(ar\)"):
-        plan(catalog, state, PlanOptions("welder", ("ar",)))
+    with pytest.raises(PreconditionFailed, match=r"taught in the learner's languages \(th\)"):
+        plan(catalog, state, PlanOptions("welder", ("th",)))
+    # issue #24: a learner who can follow some module of the catalog (marketing-101 is taught in
+    # Arabic) is not rejected: the path has no step toward the welder role, and says why
+    ar = plan(catalog, replace(state, learner=replace(learner, languages=("ar",))), PlanOptions("welder", ("ar",)))
+    assert ar.steps == () and ar.stop_reason is StopReason.ROLE_OUT_OF_REACH
+    assert [(r.code, r.params["skill_id"]) for r in ar.blockers] == [
+        (ReasonCode.LANGUAGE_BLOCKED, s) for s in ("safety", "welding", "inspection")
+    ]
     zh = Learner("zh", languages=("zh",), chinese_level=0, target_role_id="welder")
     path = plan(catalog, replace(state, learner=zh), PlanOptions("welder", ("zh",)))
     assert "welding-301" not in [s.module_id for s in path.steps]
