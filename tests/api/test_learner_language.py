@@ -85,3 +85,16 @@ def test_a_learner_whose_role_is_out_of_reach_is_not_rejected_when_some_module_i
     path = demo.stub.RecommendPath(pb.RecommendPathRequest(learner_id="karim", locale="fr"))
     assert path.stop_reason == pb.STOP_REASON_ROLE_OUT_OF_REACH
     assert path.blockers and [r.params["skill_id"] for r in path.blockers] == list(path.unreachable_skill_ids)
+
+
+def test_the_tours_learner_reaches_her_role_when_she_studies_chinese(demo: Served) -> None:
+    """The README tour registers amina with Chinese at HSK 2: the CNC modules taught in Chinese are
+    open to her, and the path reaches the role."""
+    tour = pb.Learner()
+    tour.CopyFrom(AMINA)
+    tour.languages.append("zh")
+    tour.chinese_level = 2
+    demo.stub.UpsertLearner(pb.UpsertLearnerRequest(learner=tour))
+    path = demo.stub.RecommendPath(pb.RecommendPathRequest(learner_id="amina", max_steps=50, locale="fr"))
+    assert path.stop_reason == pb.STOP_REASON_ROLE_READY and path.readiness_after == pytest.approx(1.0)
+    assert not path.unreachable_skill_ids and not path.blockers
