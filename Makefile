@@ -8,7 +8,7 @@ PB := $(PB_DIR)/luban/path/v1/learning_path_pb2.py
 PROTO := proto/luban/path/v1/learning_path.proto
 PYTEST_ARGS ?=
 
-.PHONY: run test lint proto bench bench-quick clean serve demo pybkt h2load
+.PHONY: run test lint proto messages bench bench-quick clean serve demo pybkt h2load
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,16 @@ $(PB): $(PROTO) $(INSTALLED)
 	for d in $(PB_DIR)/luban $(PB_DIR)/luban/path $(PB_DIR)/luban/path/v1; do touch $$d/__init__.py; done
 
 proto: $(PB)
+
+# Reason texts: extract the English messages from reasons.py into the template, then merge it into
+# every locale's catalog (new messages arrive untranslated; the i18n test fails until they are
+# translated). The .po files are compiled in memory at first use: no .mo is built or committed.
+LOCALES_DIR := recommender/planner/locales
+messages: $(INSTALLED)
+	$(BIN)/pybabel extract --no-default-keywords -k _text:1c,2 -k _plural:1c,2,3 --no-location --width 120 \
+		--project "Luban Path" --copyright-holder "Luban Path" --msgid-bugs-address "" \
+		-o $(LOCALES_DIR)/reasons.pot recommender/planner/reasons.py
+	$(BIN)/pybabel update --no-fuzzy-matching --width 120 -D reasons -i $(LOCALES_DIR)/reasons.pot -d $(LOCALES_DIR)
 
 run: $(PB)
 	$(BIN)/recommender run

@@ -128,7 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     paths.add_argument("--events", type=Path, help="prior assessment results (generic event format)")
     paths.add_argument("--steps", type=int, default=10)
     paths.add_argument("--model", help="model version (default: the active one)")
-    paths.add_argument("--locale", default="en")
+    paths.add_argument("--locale", default="", help="reason texts' locale (default: each learner's first language)")
     paths.add_argument("--workers", type=int, default=1, help="local worker processes")
     paths.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     paths.add_argument("--resume", action="store_true", help="continue an interrupted run")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from demo_catalog_names import module_titles, role_names, skill_names
+
 # skill_id: (English name, Chinese name, domain)
 SKILLS: dict[str, tuple[str, str, str]] = {
     # Chinese for vocational purposes
@@ -412,7 +414,8 @@ ROLES: dict[str, tuple[str, str, str, float, list[tuple[str, float, float]]]] = 
 
 def build() -> dict[str, object]:
     skills = [
-        {"skill_id": sid, "names": {"en": en, "zh": zh}, "domain": domain} for sid, (en, zh, domain) in SKILLS.items()
+        {"skill_id": sid, "names": {"en": en, "zh": zh, **skill_names(sid)}, "domain": domain}
+        for sid, (en, zh, domain) in SKILLS.items()
     ]
     modules: list[dict[str, object]] = []
     skill_list = list(SKILLS)
@@ -425,7 +428,7 @@ def build() -> dict[str, object]:
             languages = ["en", "zh", LOCAL_LANGUAGES[i % 6], LOCAL_LANGUAGES[(i + 2) % 6]]
         intro = {
             "module_id": f"{sid}-101",
-            "titles": {"en": f"{en}: foundations", "zh": f"{zh}：基础"},
+            "titles": {"en": f"{en}: foundations", "zh": f"{zh}：基础", **module_titles(sid, 0)},
             "skills": [{"skill_id": sid, "weight": 1.0}],
             "prerequisite_module_ids": [f"{p}-101" for p in SKILL_PREREQS.get(sid, [])],
             "languages": languages,
@@ -446,7 +449,7 @@ def build() -> dict[str, object]:
         modules.append(
             {
                 "module_id": f"{sid}-201",
-                "titles": {"en": f"{en}: applied practice", "zh": f"{zh}：实训"},
+                "titles": {"en": f"{en}: applied practice", "zh": f"{zh}：实训", **module_titles(sid, 1)},
                 "skills": applied_skills if sid != "zh-hanzi-reading" else applied_skills[:1],
                 "prerequisite_module_ids": prereq_applied,
                 "languages": languages if domain != "chinese" else ["zh"],
@@ -460,7 +463,11 @@ def build() -> dict[str, object]:
             modules.append(
                 {
                     "module_id": f"{sid}-301",
-                    "titles": {"en": f"{en}: advanced workshop (in Chinese)", "zh": f"{zh}：高级工坊"},
+                    "titles": {
+                        "en": f"{en}: advanced workshop (in Chinese)",
+                        "zh": f"{zh}：高级工坊",
+                        **module_titles(sid, 2),
+                    },
                     "skills": [{"skill_id": sid, "weight": 1.0}]
                     + ([{"skill_id": ZH_SUPPORT[domain], "weight": 0.3}] if domain in ZH_SUPPORT else []),
                     "prerequisite_module_ids": [f"{sid}-201"],
@@ -478,7 +485,7 @@ def build() -> dict[str, object]:
     roles = [
         {
             "role_id": rid,
-            "names": {"en": en, "zh": zh},
+            "names": {"en": en, "zh": zh, **role_names(rid)},
             "industry": industry,
             "requirements": [{"skill_id": s, "level": lv, "weight": w} for s, lv, w in reqs],
             "shortage_index": shortage,

@@ -21,7 +21,7 @@ from recommender.domain.path import LearningPath, PathStep, Reason
 STEP_COLUMNS = [
     "learner_id", "target_role_id", "position", "module_id", "score", "expected_success", "estimated_minutes",
     "review", "reasons", "reason_texts", "readiness_now", "readiness_after", "stop_reason",
-    "unreachable_skill_ids", "model_version", "generated_at", "kind", "check_skill_ids", "blockers",
+    "unreachable_skill_ids", "model_version", "generated_at", "kind", "check_skill_ids", "blockers", "locale",
 ]  # fmt: skip
 
 
@@ -42,6 +42,7 @@ def _path_fields(path: LearningPath) -> dict[str, Any]:
         "unreachable_skill_ids": list(path.unreachable_skill_ids),
         "model_version": path.model_version,
         "blockers": [_reason_json(r) for r in path.blockers],
+        "locale": path.locale,
     }
     if path.generated_at is not None:
         fields["generated_at"] = mapping.timestamp_json(path.generated_at)
@@ -88,6 +89,7 @@ def step_rows(path: LearningPath) -> list[dict[str, Any]]:
         "model_version": path.model_version,
         "generated_at": path.generated_at.isoformat() if path.generated_at else "",
         "blockers": " | ".join(r.text for r in path.blockers),
+        "locale": path.locale,
     }
     if not path.steps:
         return [{**common, "position": 0, "module_id": "", "score": None, "expected_success": None,
@@ -148,7 +150,7 @@ class JsonlEncoder:
         once per steps tuple."""
         key = id(path.steps)
         values = (path.target_role_id, path.readiness_now, path.readiness_after, path.stop_reason,
-                  path.unreachable_skill_ids, path.model_version, path.blockers)  # fmt: skip
+                  path.unreachable_skill_ids, path.model_version, path.blockers, path.locale)  # fmt: skip
         cached = self._shared.get(key)
         if cached is not None and cached[0] is path.steps and cached[1] == values:
             self._shared.move_to_end(key)
@@ -251,7 +253,7 @@ def _parquet_schema() -> Any:
             ("reason_texts", pa.string()), ("readiness_now", pa.float64()), ("readiness_after", pa.float64()),
             ("stop_reason", pa.string()), ("unreachable_skill_ids", pa.string()), ("model_version", pa.string()),
             ("generated_at", pa.string()), ("kind", pa.string()), ("check_skill_ids", pa.string()),
-            ("blockers", pa.string()),
+            ("blockers", pa.string()), ("locale", pa.string()),
         ]
     )  # fmt: skip
 

@@ -224,6 +224,7 @@ _STOP = {
     StopReason.ROLE_READY: pb.STOP_REASON_ROLE_READY,
     StopReason.NO_ELIGIBLE_MODULE: pb.STOP_REASON_NO_ELIGIBLE_MODULE,
     StopReason.REPEATED_FAILURE: pb.STOP_REASON_REPEATED_FAILURE,
+    StopReason.ROLE_OUT_OF_REACH: pb.STOP_REASON_ROLE_OUT_OF_REACH,
 }
 _REASON = {
     ReasonCode.SKILL_GAP: pb.REASON_CODE_SKILL_GAP,
@@ -235,6 +236,10 @@ _REASON = {
     ReasonCode.CHECK_DUE: pb.REASON_CODE_CHECK_DUE,
     ReasonCode.REMEDIATE: pb.REASON_CODE_REMEDIATE,
     ReasonCode.NEEDS_SUPPORT: pb.REASON_CODE_NEEDS_SUPPORT,
+    ReasonCode.LANGUAGE_BLOCKED: pb.REASON_CODE_LANGUAGE_BLOCKED,
+    ReasonCode.CHINESE_LEVEL_BLOCKED: pb.REASON_CODE_CHINESE_LEVEL_BLOCKED,
+    ReasonCode.NOT_IN_CATALOG: pb.REASON_CODE_NOT_IN_CATALOG,
+    ReasonCode.MODULE_EXCLUDED: pb.REASON_CODE_MODULE_EXCLUDED,
     ReasonCode.CONFIRM_PREREQUISITE: pb.REASON_CODE_CONFIRM_PREREQUISITE,
 }
 
@@ -293,6 +298,7 @@ def path_to_proto(path: LearningPath) -> pb.LearningPath:
         model_version=path.model_version,
         generated_at=timestamp(path.generated_at),
         blockers=[_reason_to_proto(r) for r in path.blockers],
+        locale=path.locale,
     )
 
 

@@ -15,6 +15,7 @@ class StopReason(enum.Enum):
     ROLE_READY = "role_ready"
     NO_ELIGIBLE_MODULE = "no_eligible_module"
     REPEATED_FAILURE = "repeated_failure"
+    ROLE_OUT_OF_REACH = "role_out_of_reach"
 
 
 class ReasonCode(enum.Enum):
@@ -27,6 +28,11 @@ class ReasonCode(enum.Enum):
     CHECK_DUE = "check_due"
     REMEDIATE = "remediate"
     NEEDS_SUPPORT = "needs_support"
+    # path-level blockers: why a role skill is out of reach under the learner's constraints
+    LANGUAGE_BLOCKED = "language_blocked"
+    CHINESE_LEVEL_BLOCKED = "chinese_level_blocked"
+    NOT_IN_CATALOG = "not_in_catalog"
+    MODULE_EXCLUDED = "module_excluded"
     CONFIRM_PREREQUISITE = "confirm_prerequisite"
 
 
@@ -78,3 +84,4 @@ class LearningPath:
     model_version: str = ""
     generated_at: datetime | None = None
     blockers: tuple[Reason, ...] = ()  # what stops the path short of the role, when something does
+    locale: str = "en"  # the locale of every reason text in the path

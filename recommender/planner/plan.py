@@ -19,6 +19,11 @@ one studied and not mastered blocks its dependents, and the path re-teaches it f
 path routes around it through other modules teaching its skills, or stops with REPEATED_FAILURE
 and names it (blockers). When a role skill's estimate has stalled below its target after several
 studies, the first step is a skill check instead (_skill_check).
+
+A role skill no module the learner can take teaches (languages, HSK level, exclusions, catalog)
+is out of reach: the path stops with ROLE_OUT_OF_REACH, names first what blocks each such skill
+(blockers), and plans toward the rest; a module is neither valued nor explained by what it
+unlocks for modules the learner cannot take.
 """
 
 from __future__ import annotations
@@ -294,7 +299,8 @@ def _plan_batch(
     if first.max_module_attempts > 0:
         failed_out = (attempts >= first.max_module_attempts) & ~mastered_now
     readiness_now = ra.readiness(mastery)
-    unreachable = _unreachable_skills(catalog, ra, allowed, mastered_now, mastery)
+    reachable = _reachable(ra, allowed, mastered_now)
+    unreachable = _unreachable_skills(catalog, ra, reachable, mastery)
     peak = np.stack([x.state.peak[ra.req_idx] for x in inputs])
     review_due = (peak >= ra.level) & (mastery[:, ra.req_idx] < ra.level)
     model_logit = None
@@ -303,7 +309,7 @@ def _plan_batch(
         model_logit = np.log(p / (1.0 - p))
     renderers = [arrays.renderer(x.options.locale) for x in inputs]
 
-    explain = _Explainer(catalog, ra, threshold)
+    explain = _Explainer(catalog, ra, threshold, {id(x): reachable[b] for b, x in enumerate(inputs)})
     steps: list[list[PathStep]] = [[] for _ in inputs]
     minutes_used = np.zeros(size)
     for b, x in enumerate(inputs):
@@ -319,7 +325,7 @@ def _plan_batch(
     # skills, so a step costs O(modules x skills per module), not O(modules x requirements).
     n_req = len(ra.req_idx)
     behind_unplaced = np.zeros((size, n_view, n_req + 1))
-    behind_unplaced[:, :, :n_req] = view.behind_teaches
+    behind_unplaced[:, :, :n_req] = _reachable_behind_teaches(view, reachable)
     work = _Work(
         ids=np.arange(size),
         mastery=mastery,
@@ -438,8 +444,22 @@ def _plan_batch(
             steps[b] = _confirm_first(catalog, ra, inputs[b], renderers[b], steps[b], implied_first)
     results: list[LearningPath | PreconditionFailed] = []
     for b, x in enumerate(inputs):
+        # the weakest skill as of now: `mastery` rows are projected along the path only while they
+        # share the batch's array, so reading them here would depend on the batch
         blockers = explain.needs_support(x, renderers[b], x.state.mastery, supported[b]) if supported[b] else ()
-        if not steps[b] and stops[b] is not StopReason.ROLE_READY:
+        if unreachable[b]:
+            # the role is out of reach: say so first, and plan toward the reachable part
+            out_of_reach = _out_of_reach(arrays, ra, x, renderers[b], allowed[b], reachable[b], mastered_now[b],
+                                         unreachable[b])  # fmt: skip
+            blockers = out_of_reach + blockers
+            if stops[b] in (StopReason.MAX_STEPS, StopReason.NO_ELIGIBLE_MODULE):
+                stops[b] = StopReason.ROLE_OUT_OF_REACH
+        # a learner who can follow some module of the catalog always gets a path, if only to say
+        # what blocks the role; one who can follow none, or whose request leaves nothing, does not
+        answered = stops[b] is StopReason.ROLE_READY or (
+            stops[b] is StopReason.ROLE_OUT_OF_REACH and arrays.language_mask(x.options.languages, 99).any()
+        )
+        if not steps[b] and not answered:
             blocking = _blocking_constraint(arrays, x.state, x.options, ra.req_idx, ra.level)
             results.append(PreconditionFailed(blocking, subject="path"))
             continue
@@ -455,6 +475,7 @@ def _plan_batch(
                 model_version=x.model.version if x.model else "",
                 generated_at=now,
                 blockers=blockers,
+                locale=renderers[b].key,
             )
         )
     return results
@@ -526,6 +547,9 @@ class _Explainer:
     catalog: Catalog
     ra: _RoleArrays
     threshold: float  # a prerequisite's mastery confidence
+    # per learner (keyed by id() of their PlanInput, alive for the batch): the view modules they can
+    # take, now or once earlier steps are done; a PREREQUISITE_FOR reason names only these
+    reachable: dict[int, BoolArray]
     levels: list[float] = field(init=False)
     requirement_of: list[int] = field(init=False)
     language: dict[tuple[int, tuple[str, ...]], str] = field(init=False, default_factory=dict)
@@ -581,13 +605,17 @@ class _Explainer:
             reasons.append(renderer.reason(ReasonCode.SKILL_GAP, skill_id, f"{b:.2f}", f"{levels[r]:.2f}"))
             reasons.append(renderer.reason(ReasonCode.ROLE_REQUIRES, ra.role.role_id, skill_id))
         if unlock > EPS and not satisfied[j]:
-            unlocked = _best_unlocked(view, j, satisfied)
+            unlocked = _best_unlocked(view, j, satisfied, self.reachable[id(x)])
             if unlocked is not None:
                 reasons.append(renderer.reason(ReasonCode.PREREQUISITE_FOR, unlocked))
         if x.model is not None:
-            expected = x.model.success.item(view.modules[j])
-            if expected >= SIMILAR_LEARNERS_MIN_SUCCESS:
-                reasons.append(renderer.reason(ReasonCode.SIMILAR_LEARNERS_SUCCEEDED, f"{expected:.2f}"))
+            similar = x.model.success.item(view.modules[j])
+            if similar >= SIMILAR_LEARNERS_MIN_SUCCESS:
+                # the model's figure for learners like this one, beside the step's own expected
+                # success (which also weighs what this learner knows), each named as what it is
+                reasons.append(
+                    renderer.reason(ReasonCode.SIMILAR_LEARNERS_SUCCEEDED, f"{success:.2f}", f"{similar:.2f}")
+                )
         key = (j, x.options.languages)
         language = self.language.get(key)
         if language is None:
@@ -697,11 +725,12 @@ def _confirm_first(
     return path
 
 
-def _best_unlocked(view: ModuleView, j: int, satisfied: BoolArray) -> str | None:
-    """The module j is a prerequisite of that teaches the most role skills (smallest id on ties)."""
+def _best_unlocked(view: ModuleView, j: int, satisfied: BoolArray, reachable: BoolArray) -> str | None:
+    """The module j is a prerequisite of that teaches the most role skills (smallest id on ties),
+    among those the learner can take: a module they cannot take is no reason to study j."""
     best: tuple[float, str] | None = None
     for k in view.dependents[j]:
-        if satisfied[k]:
+        if satisfied[k] or not reachable[k]:
             continue
         relevance = float(view.role_relevance[k])
         if best is None or relevance > best[0]:
@@ -716,11 +745,9 @@ def _language_of(taught: frozenset[str], module_languages: tuple[str, ...], pref
     return module_languages[0]
 
 
-def _unreachable_skills(
-    catalog: Catalog, ra: _RoleArrays, allowed: BoolArray, mastered: BoolArray, mastery: FloatArray
-) -> list[tuple[str, ...]]:
-    """Per learner: role skills still below level that no module reachable under the constraints
-    teaches (reachable: allowed, with every prerequisite mastered, studied or itself reachable)."""
+def _reachable(ra: _RoleArrays, allowed: BoolArray, mastered: BoolArray) -> BoolArray:
+    """(learners, view modules): the modules each learner can take under their constraints, now
+    or later: allowed, with every prerequisite mastered or itself reachable."""
     view = ra.view
     n_view = len(view.module_ids)
     reachable = np.zeros_like(allowed)
@@ -731,9 +758,93 @@ def _unreachable_skills(
         if (grown == reachable).all():
             break
         reachable = grown
-    taught = (reachable[:, :, None] & (view.teaches_role[None] > 0)).any(axis=1)
+    return reachable
+
+
+def _unreachable_skills(
+    catalog: Catalog, ra: _RoleArrays, reachable: BoolArray, mastery: FloatArray
+) -> list[tuple[str, ...]]:
+    """Per learner: role skills still below level that no module reachable under the constraints
+    teaches (_reachable)."""
+    taught = (reachable[:, :, None] & (ra.view.teaches_role[None] > 0)).any(axis=1)
     missing = (mastery[:, ra.req_idx] < ra.level) & ~taught
     return [tuple(catalog.skill_ids[ra.req_idx[r]] for r in np.flatnonzero(row).tolist()) for row in missing]
+
+
+def _reachable_behind_teaches(view: ModuleView, reachable: BoolArray) -> FloatArray:
+    """(learners, view modules, role requirements): view.behind_teaches counting only the later
+    modules each learner can take, so a module is never valued for unlocking one they cannot.
+    Computed once per distinct row of `reachable`, so a learner's values do not depend on who else
+    is in the batch; a learner who can take every module gets view.behind_teaches itself."""
+    out = np.empty((len(reachable), *view.behind_teaches.shape))
+    rows: dict[bytes, FloatArray] = {}
+    for b, row in enumerate(reachable):
+        key = row.tobytes()
+        found = rows.get(key)
+        if found is None:
+            found = rows[key] = view.behind_teaches if row.all() else (view.behind * row) @ view.teaches_role
+        out[b] = found
+    return out
+
+
+def _out_of_reach(
+    arrays: CatalogArrays,
+    ra: _RoleArrays,
+    x: PlanInput,
+    renderer: Renderer,
+    allowed: BoolArray,
+    reachable: BoolArray,
+    mastered: BoolArray,
+    skill_ids: tuple[str, ...],
+) -> tuple[Reason, ...]:
+    """One path-level reason per role skill out of reach (rows of one learner over the view): what
+    blocks the module teaching it that is closest to reach (fewest modules in its way the learner
+    cannot take): the module's languages, its HSK level, an exclusion, or no module at all."""
+    catalog, view = arrays.catalog, ra.view
+    n_view = len(view.module_ids)
+    blocked: dict[int, frozenset[int]] = {}
+
+    def blocking(j: int) -> frozenset[int]:
+        """The modules in j's way (j or its missing prerequisites, transitively) the learner cannot take."""
+        found = blocked.get(j)
+        if found is None:
+            if reachable[j]:
+                found = frozenset()
+            elif not allowed[j]:
+                found = frozenset({j})
+            else:
+                found = frozenset().union(
+                    *(
+                        blocking(p)
+                        for p in view.prereq_pad[j].tolist()
+                        if p < n_view and not (mastered[p] or reachable[p])
+                    )
+                )
+            blocked[j] = found
+        return found
+
+    learner = x.state.learner
+    reasons: list[Reason] = []
+    for skill_id in skill_ids:
+        s = catalog.skill_index[skill_id]
+        teaching = [j for j in range(n_view) if s in view.skill_lists[j]]
+        if not teaching:
+            reasons.append(renderer.reason(ReasonCode.NOT_IN_CATALOG, skill_id))
+            continue
+        closest = min(teaching, key=lambda j: (len(blocking(j)), view.module_ids[j]))
+        way = blocking(closest)
+        q = closest if closest in way else min(way, key=lambda k: view.module_ids[k])
+        module = catalog.modules[view.module_ids[q]]
+        taught = [primary_language(t) for t in module.languages]
+        speaks = {primary_language(t) for t in x.options.languages}
+        if module.module_id in x.options.exclude_module_ids:
+            reasons.append(renderer.reason(ReasonCode.MODULE_EXCLUDED, skill_id, module.module_id))
+        elif "zh" in taught and "zh" in speaks and learner.chinese_level < module.min_chinese_level:
+            reasons.append(renderer.reason(ReasonCode.CHINESE_LEVEL_BLOCKED, skill_id, module.module_id,
+                                           str(module.min_chinese_level), str(learner.chinese_level)))  # fmt: skip
+        else:
+            reasons.append(renderer.reason(ReasonCode.LANGUAGE_BLOCKED, skill_id, module.module_id, ";".join(taught)))
+    return tuple(reasons)
 
 
 def _blocking_constraint(

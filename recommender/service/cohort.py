@@ -59,7 +59,7 @@ class ChunkResult:
 @dataclass(frozen=True)
 class CohortOptions:
     steps: int = 10
-    locale: str = "en"
+    locale: str = ""  # "": each learner's first language that has reason texts, else en
     tenant: str = "default"
 
 

@@ -22,6 +22,7 @@ from recommender.kt.bkt import SECONDS_PER_DAY, BKTModel, mastery_now
 from recommender.ml.model import HybridModel
 from recommender.planner.arrays import CatalogArrays, SkillParamArrays
 from recommender.planner.plan import LearnerState, ModelOpinion, PlanInput, PlanOptions, plan_paths
+from recommender.planner.reasons import resolve_locale
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
 from recommender.service.learners import LearnerService
@@ -182,7 +183,8 @@ class Planner:
         return [ModelOpinion(success=row, version=self.model.version) for row in success]
 
     def options_for(self, learner: Learner, request: PathRequest) -> PlanOptions:
-        """Validate the request against the learner and catalog; defaults come from the learner."""
+        """Validate the request against the learner and catalog; defaults come from the learner (the
+        locale of reason texts too: the request's, else the learner's first language, else en)."""
         catalog = self.catalog
         problems: list[FieldViolation] = []
         steps = request.max_steps or DEFAULT_STEPS
@@ -227,7 +229,7 @@ class Planner:
             max_steps=steps,
             time_budget_minutes=request.time_budget_minutes,
             exclude_module_ids=frozenset(request.exclude_module_ids),
-            locale=request.locale or "en",
+            locale=resolve_locale(request.locale, learner.languages),
             mastery_confidence=self.mastery_confidence,
             check_after_studies=self.check_after_studies,
             max_module_attempts=self.max_module_attempts,

@@ -41,7 +41,9 @@ def test_overrides_role_languages_and_exclusions(ready: Served) -> None:
         pb.RecommendPathRequest(learner_id="ana", target_role_id="marketer", languages=["ar"], max_steps=3, locale="xx")
     )
     assert [s.module_id for s in path.steps] == ["marketing-101"]
-    assert "Taught in Arabic." in [r.text for r in path.steps[0].reasons], "unknown locale falls back to en"
+    # issue #24: a locale without texts falls back to the learner's first language (ana: fr, en)
+    assert path.locale == "fr"
+    assert "Enseigné en arabe." in [r.text for r in path.steps[0].reasons]
     excluded = ready.stub.RecommendPath(pb.RecommendPathRequest(learner_id="ana", exclude_module_ids=["welding-101"]))
     assert "welding-101" not in [s.module_id for s in excluded.steps]
     assert "welding" in excluded.unreachable_skill_ids

@@ -186,13 +186,38 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
     if options.time_budget_minutes:
         assert minutes <= options.time_budget_minutes
     assert path.readiness_after >= readiness_floor - 1e-12, "readiness never decreases"
+    # issue #24: each skill out of reach is named first, with what blocks it; then retakes with support
+    support = [r for r in path.blockers if r.code is ReasonCode.NEEDS_SUPPORT]
+    out_of_reach = path.blockers[: len(path.blockers) - len(support)]
+    assert all(r.code is not ReasonCode.NEEDS_SUPPORT for r in out_of_reach)
+    assert [r.params["skill_id"] for r in out_of_reach] == list(path.unreachable_skill_ids)
+    if path.unreachable_skill_ids:
+        assert path.stop_reason in (StopReason.ROLE_OUT_OF_REACH, StopReason.TIME_BUDGET, StopReason.REPEATED_FAILURE)
+    else:
+        assert path.stop_reason is not StopReason.ROLE_OUT_OF_REACH
     if path.stop_reason is StopReason.REPEATED_FAILURE:
-        assert [r.params["module_id"] for r in path.blockers] == [path.steps[-1].module_id]
+        assert [r.params["module_id"] for r in support] == [path.steps[-1].module_id]
         assert path.steps[-1].module_id in failed_out
     else:
-        assert not path.blockers
+        assert not support
+    for step in path.steps:  # issue #24: a step never points at a module the learner cannot take
+        for r in step.reasons:
+            if r.code is ReasonCode.PREREQUISITE_FOR:
+                assert takeable(catalog, state, options, r.params["module_id"]), r.params["module_id"]
+            if r.code is ReasonCode.SIMILAR_LEARNERS_SUCCEEDED:  # its figure is the step's own
+                assert r.params["expected_success"] == f"{step.expected_success:.2f}"
     assert len(path.steps) <= options.max_steps
     assert 0.0 <= path.readiness_now <= path.readiness_after <= 1.0 + 1e-9
+
+
+def takeable(catalog: Catalog, state: LearnerState, options: PlanOptions, module_id: str) -> bool:
+    """Whether the learner can follow the module: taught in one of their languages (in Chinese only
+    at their HSK level), not excluded."""
+    module = catalog.modules[module_id]
+    shared = {x.split("-")[0] for x in module.languages} & {x.split("-")[0] for x in options.languages}
+    if not shared or module_id in options.exclude_module_ids:
+        return False
+    return shared != {"zh"} or state.learner.chinese_level >= module.min_chinese_level
 
 
 def check_skill_check(
@@ -293,6 +318,33 @@ def test_cold_start_learner_follows_prerequisites_in_their_language() -> None:
     assert {"skill_gap", "role_requires", "language_match", "prerequisite_for"} <= codes
 
 
+def test_an_out_of_reach_role_is_said_first_and_reasons_quote_the_steps_own_figures() -> None:
+    """Issue #24: the French learner cannot take inspection-101 (en, zh) nor welding-301 (zh, HSK 4):
+    the path stops with ROLE_OUT_OF_REACH, names the module in the way and its languages, never
+    points a PREREQUISITE_FOR at either, and the similar-learners reason quotes the step's own
+    expected success beside the model's figure."""
+    catalog = build_catalog(*tiny_catalog())
+    learner = Learner("new", languages=("fr",), chinese_level=0, target_role_id="welder")
+    prior = np.full(len(catalog.skill_ids), 0.15)
+    state = LearnerState(learner, prior, np.zeros_like(prior), np.full_like(prior, math.nan))
+    arrays, kt = CatalogArrays.build(catalog), SkillParamArrays.build(catalog, BKTModel())
+    model = ModelOpinion(np.full(len(catalog.module_ids), 0.9), "v1")
+    path = plan_path(arrays, kt, state, PlanOptions("welder", ("fr",), locale="fr"), T0, model)
+    assert path.stop_reason is StopReason.ROLE_OUT_OF_REACH and path.locale == "fr"
+    (blocker,) = path.blockers
+    assert blocker.code is ReasonCode.LANGUAGE_BLOCKED
+    assert dict(blocker.params) == {"skill_id": "inspection", "module_id": "inspection-101", "languages": "en;zh"}
+    assert blocker.text == (
+        "Inspection est hors de portée pour l'instant : Inspection n'est enseigné qu'en anglais et chinois."
+    )
+    unlocked = [r.params["module_id"] for s in path.steps for r in s.reasons if r.code is ReasonCode.PREREQUISITE_FOR]
+    assert unlocked == ["welding-101"], "welding-101 opens welding-301 and inspection-101, which she cannot take"
+    for step in path.steps:
+        (similar,) = [r for r in step.reasons if r.code is ReasonCode.SIMILAR_LEARNERS_SUCCEEDED]
+        assert similar.params["expected_success"] == f"{step.expected_success:.2f}"
+        assert similar.params["similar_learners_success"] == "0.90" and "90\xa0%" in similar.text
+
+
 def test_review_is_planned_when_forgetting_pulled_a_skill_below_level() -> None:
     catalog = build_catalog(*tiny_catalog())
     learner = Learner("old", languages=("en",), target_role_id="welder")
@@ -347,11 +399,18 @@ def test_a_requirement_is_met_at_the_required_confidence_whatever_its_level() ->
 
 def test_blocking_constraint_is_named() -> None:
     catalog = build_catalog(*tiny_catalog())
-    learner = Learner("ar", languages=("ar",), target_role_id="welder")
+    learner = Learner("th", languages=("th",), target_role_id="welder")
     low = np.full(4, 0.1)
     state = LearnerState(learner, low, low, np.zeros(4))
-    with pytest.raises(PreconditionFailed, match=r"taught in the learner's languages \(ar\)"):
-        plan(catalog, state, PlanOptions("welder", ("ar",)))
+    with pytest.raises(PreconditionFailed, match=r"taught in the learner's languages \(th\)"):
+        plan(catalog, state, PlanOptions("welder", ("th",)))
+    # issue #24: a learner who can follow some module of the catalog (marketing-101 is taught in
+    # Arabic) is not rejected: the path has no step toward the welder role, and says why
+    ar = plan(catalog, replace(state, learner=replace(learner, languages=("ar",))), PlanOptions("welder", ("ar",)))
+    assert ar.steps == () and ar.stop_reason is StopReason.ROLE_OUT_OF_REACH
+    assert [(r.code, r.params["skill_id"]) for r in ar.blockers] == [
+        (ReasonCode.LANGUAGE_BLOCKED, s) for s in ("safety", "welding", "inspection")
+    ]
     zh = Learner("zh", languages=("zh",), chinese_level=0, target_role_id="welder")
     path = plan(catalog, replace(state, learner=zh), PlanOptions("welder", ("zh",)))
     assert "welding-301" not in [s.module_id for s in path.steps]

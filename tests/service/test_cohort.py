@@ -221,3 +221,20 @@ def test_a_dask_worker_without_the_job_fails_the_chunk_with_a_reason() -> None:
         future = client.submit(plan_on_worker, "luban-cohort-missing", ChunkTask(0, [], {}, {}), pure=False)
         with pytest.raises(RuntimeError, match="luban-cohort-missing is not installed on Dask worker"):
             future.result(timeout=60)
+
+
+def test_paths_locale_fr_writes_french_and_without_a_locale_each_learners_language(
+    tmp_path: Path, store_args: list[str]
+) -> None:
+    """Issue #24: the README's francophone example wrote English."""
+    cohort = tmp_path / "cohort.csv"
+    write_cohort(cohort, 12)
+    assert run_paths(store_args, cohort, tmp_path / "fr.jsonl", "--steps", "3", "--locale", "fr") == 0
+    paths = [json.loads(x) for x in (tmp_path / "fr.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert paths and {p["locale"] for p in paths} == {"fr"}
+    texts = [r["text"] for p in paths for s in p["steps"] for r in s["reasons"]]
+    assert texts and all(t.startswith(("Renforce", "Le métier", "Enseigné", "Ouvre", "Reprenez")) for t in texts)
+    assert run_paths(store_args, cohort, tmp_path / "own.jsonl", "--steps", "3") == 0
+    own = [json.loads(x) for x in (tmp_path / "own.jsonl").read_text(encoding="utf-8").splitlines()]
+    languages = {r["learner_id"]: r["languages"].split(";")[0] for r in read_csv(cohort)}
+    assert [p["locale"] for p in own] == [languages[p["learner_id"]] for p in own]
