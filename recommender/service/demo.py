@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recommender.domain.assessment import AssessmentEvent
+from recommender.domain.assessment import AssessmentEvent, ResultKind
 from recommender.service.app import App
 from recommender.simulation.truth import (
     HiddenLearner,
@@ -140,6 +140,7 @@ def _placement(
                 skill_ids=(r.skill_id,),
                 score=float(rng.random() < p),
                 occurred_at=day - timedelta(hours=1),
+                kind=ResultKind.CHECK,  # a placement item teaches nothing
             )
             for k in range(items)
         )
