@@ -1,5 +1,8 @@
-# Luban Path. `make run` and `make test` set everything up on a fresh machine with Python 3.11.
-PYTHON ?= python3.11
+# Luban Path. `make run` and `make test` set everything up on a fresh machine with Python 3.11+.
+# PYTHON: the first Python 3.11 or newer on PATH (3.11 first: CI's version); `make PYTHON=...` overrides.
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3.14 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { command -v $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
@@ -11,9 +14,11 @@ PYTEST_ARGS ?=
 .PHONY: run test lint proto bench bench-quick clean serve demo pybkt h2load
 
 $(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "make: no Python 3.11 or newer on PATH; install one, or name it: make PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -q -e '.[dev,dask]'
+	@echo "make: installing Luban Path and its development tools into $(VENV) (about a minute on a fresh machine)"
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev,dask]'
 	touch $(INSTALLED)
 
 $(PB): $(PROTO) $(INSTALLED)
