@@ -11,7 +11,7 @@ PB := $(PB_DIR)/luban/path/v1/learning_path_pb2.py
 PROTO := proto/luban/path/v1/learning_path.proto
 PYTEST_ARGS ?=
 
-.PHONY: run test lint proto bench bench-quick clean serve demo pybkt h2load
+.PHONY: run test lint proto docs bench bench-quick clean serve demo pybkt h2load
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "make: no Python 3.11 or newer on PATH; install one, or name it: make PYTHON=/path/to/python3.11"; exit 1; }
@@ -41,6 +41,22 @@ demo: $(PB)
 test: $(PB)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The docs site: MkDocs with Material, the API reference generated from the .proto's comments.
+DOCS_INSTALLED := $(VENV)/.docs-installed
+API_REFERENCE := docs/reference/api.md
+
+$(DOCS_INSTALLED): pyproject.toml $(INSTALLED)
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev,dask,docs]'
+	touch $@
+
+$(API_REFERENCE): $(PROTO) tools/proto_doc.py $(INSTALLED)
+	$(BIN)/python tools/proto_doc.py $(PROTO) $@
+
+# NO_MKDOCS_2_WARNING: Material prints a banner about its successor on every build; the build's
+# own warnings still fail it (--strict).
+docs: $(DOCS_INSTALLED) $(API_REFERENCE)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 node_modules/.bin/buf: package.json package-lock.json
 	npm ci --silent --no-audit --no-fund
 	touch $@
@@ -68,7 +84,7 @@ h2load:
 		|| { command -v sudo >/dev/null && sudo -n apt-get install -y -q nghttp2-client >/dev/null; }
 
 clean:
-	rm -rf $(VENV) $(PB_DIR)/luban node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PB_DIR)/luban node_modules .mypy_cache .pytest_cache .ruff_cache site $(API_REFERENCE)
 
 # pyBKT gets a virtual environment of its own: it needs scikit-learn < 1.8, and its C++ build
 # (fast) must be compiled from the sdist with numpy already present.
