@@ -1,5 +1,8 @@
-# Luban Path. `make run` and `make test` set everything up on a fresh machine with Python 3.11.
-PYTHON ?= python3.11
+# Luban Path. `make run` and `make test` set everything up on a fresh machine with Python 3.11+.
+# PYTHON: the first Python 3.11 or newer on PATH (3.11 first: CI's version); `make PYTHON=...` overrides.
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3.14 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& { command -v $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
@@ -8,12 +11,14 @@ PB := $(PB_DIR)/luban/path/v1/learning_path_pb2.py
 PROTO := proto/luban/path/v1/learning_path.proto
 PYTEST_ARGS ?=
 
-.PHONY: run test lint proto messages bench bench-quick clean serve demo pybkt h2load
+.PHONY: run test lint proto messages docs bench bench-quick clean serve demo pybkt h2load
 
 $(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "make: no Python 3.11 or newer on PATH; install one, or name it: make PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
-	$(BIN)/python -m pip install -q -e '.[dev,dask]'
+	@echo "make: installing Luban Path and its development tools into $(VENV) (about a minute on a fresh machine)"
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev,dask]'
 	touch $(INSTALLED)
 
 $(PB): $(PROTO) $(INSTALLED)
@@ -46,6 +51,22 @@ demo: $(PB)
 test: $(PB)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The docs site: MkDocs with Material, the API reference generated from the .proto's comments.
+DOCS_INSTALLED := $(VENV)/.docs-installed
+API_REFERENCE := docs/reference/api.md
+
+$(DOCS_INSTALLED): pyproject.toml $(INSTALLED)
+	$(BIN)/python -m pip install --progress-bar on -e '.[dev,dask,docs]'
+	touch $@
+
+$(API_REFERENCE): $(PROTO) tools/proto_doc.py $(INSTALLED)
+	$(BIN)/python tools/proto_doc.py $(PROTO) $@
+
+# NO_MKDOCS_2_WARNING: Material prints a banner about its successor on every build; the build's
+# own warnings still fail it (--strict).
+docs: $(DOCS_INSTALLED) $(API_REFERENCE)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 node_modules/.bin/buf: package.json package-lock.json
 	npm ci --silent --no-audit --no-fund
 	touch $@
@@ -73,7 +94,7 @@ h2load:
 		|| { command -v sudo >/dev/null && sudo -n apt-get install -y -q nghttp2-client >/dev/null; }
 
 clean:
-	rm -rf $(VENV) $(PB_DIR)/luban node_modules .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PB_DIR)/luban node_modules .mypy_cache .pytest_cache .ruff_cache site $(API_REFERENCE)
 
 # pyBKT gets a virtual environment of its own: it needs scikit-learn < 1.8, and its C++ build
 # (fast) must be compiled from the sdist with numpy already present.

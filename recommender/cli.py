@@ -1,6 +1,6 @@
 """The `recommender` command: thin commands over service/, with progress bars.
 
-Global options override the LUBAN_* environment variables (see README, configuration).
+Global options override the LUBAN_* environment variables (docs/operations/configuration.md).
 """
 
 from __future__ import annotations
@@ -40,13 +40,13 @@ def _parser() -> argparse.ArgumentParser:
 
     catalog = sub.add_parser("catalog", help="catalog commands")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
-    load = catalog_sub.add_parser("load", help="load a catalog JSON file (README: format)")
+    load = catalog_sub.add_parser("load", help="load a catalog JSON file (docs/data-formats.md)")
     load.add_argument("file", type=Path)
     load.add_argument("--merge", action="store_true", help="merge by id instead of replacing")
     load.add_argument("--tenant", help="load into this tenant's own catalog (default: the shared catalog)")
 
     imp = sub.add_parser("import", help="load event / learner / catalog files into the store")
-    imp.add_argument("--events", type=Path, help="events file (CSV, JSONL or Parquet; README: format)")
+    imp.add_argument("--events", type=Path, help="events file (CSV, JSONL or Parquet; docs/data-formats.md)")
     imp.add_argument("--learners", type=Path, help="learners file")
     imp.add_argument("--catalog", type=Path, help="catalog JSON (merged into the store's catalog)")
     imp.add_argument("--tenant", default="default", help="tenant the learners belong to")
@@ -171,7 +171,7 @@ def _degenerate_bkt_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
         dest="reset_degenerate_bkt",
         action="store_false",
         help=f"{prefix}keep every fitted BKT parameter, degenerate ones too: better score prediction on OULAD, "
-        "worse paths in the simulator (README, what the model learns)",
+        "worse paths in the simulator (docs/decisions/0004-degenerate-bkt-reset.md)",
     )
 
 

@@ -22,7 +22,7 @@ DATA_HOME = data_home()
 
 
 class Settings(BaseSettings):
-    """Every setting has an environment variable LUBAN_<NAME> (README: configuration reference)."""
+    """Every setting has an environment variable LUBAN_<NAME> (docs/operations/configuration.md)."""
 
     model_config = SettingsConfigDict(env_prefix="LUBAN_", frozen=True, extra="forbid")
 
@@ -37,7 +37,7 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         description="RecommendPath calls planning at once; planning is CPU-bound Python, so more threads "
-        "only contend for the interpreter lock (measured: more throughput with 1 than with 16)",
+        "only contend for the interpreter lock",
     )
     max_batch: int = Field(default=5000, ge=1, description="results per RecordAssessments message")
     max_ids_per_request: int = Field(default=10000, ge=1, description="learners per GeneratePaths")

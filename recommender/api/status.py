@@ -1,4 +1,4 @@
-"""The one place that turns domain errors into gRPC statuses (ARCHITECTURE.md status table)."""
+"""The one place that turns domain errors into gRPC statuses (the errors table in docs/api.md)."""
 
 from __future__ import annotations
 

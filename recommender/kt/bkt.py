@@ -103,8 +103,8 @@ class BKTModel:
 
 def decay(mastery: float, elapsed_days: float, forget_per_day: float, floor: float) -> float:
     """Mastery after `elapsed_days` without practice: exponential decay of the excess over floor.
-    Scalar (math, not numpy): one result updates a few skills, and numpy's per-call overhead on
-    scalars was a third of ingest time; kt/fit.py has the vectorized form for training."""
+    Scalar (math, not numpy): one result updates a few skills, where numpy's per-call overhead on
+    scalars outweighs the arithmetic; kt/fit.py has the vectorized form for training."""
     if mastery <= floor:
         return min(max(mastery, 0.0), 1.0)
     keep = math.exp(-forget_per_day * max(elapsed_days, 0.0))

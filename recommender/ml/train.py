@@ -49,8 +49,8 @@ class TrainConfig:
     use_features: bool = True
     fit_bkt: bool = True
     # skills whose BKT fit is degenerate (guess or slip at its bound) keep the default parameters:
-    # their results do not tell mastered from unmastered, and a planner fed those estimates did worse
-    # than the fixed syllabus in the simulator (README: the planner and the simulator)
+    # their results do not tell mastered from unmastered, and a planner fed those estimates plans
+    # paths longer than the fixed syllabus (docs/decisions/0004-degenerate-bkt-reset.md)
     reset_degenerate_bkt: bool = True
     # the learner attributes that may become features (none unless declared)
     features: FeatureSchema = NO_FEATURES

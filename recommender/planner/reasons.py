@@ -200,7 +200,8 @@ RENDERED_LIMIT = 50_000
 class Renderer:
     """Reason texts for one catalog in one locale (resolved once per plan, not once per reason).
     Rendered reasons are kept: a cohort's paths repeat the same (code, parameters) pairs, and
-    formatting them is a large share of planning time. Reasons are frozen, so sharing one is safe."""
+    formatting each pair once keeps text out of the planning loop. Reasons are frozen, so sharing
+    one is safe."""
 
     catalog: Catalog
     key: str

@@ -4,7 +4,8 @@ A durable commit costs one fsync (SQLite FULL sync, PostgreSQL WAL flush), and o
 take turns. So concurrent RecordAssessment calls do not each commit: they queue, and one writer
 thread commits everything queued so far in one transaction (Store.record_event_groups), then
 wakes each caller with its own outcome. Under load a commit carries many results; alone, a result
-commits at once. Nothing is acknowledged before its transaction has committed.
+commits at once. Nothing is acknowledged before its transaction has committed
+(docs/decisions/0006-group-commit.md).
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """A cohort job's planner on Dask workers, installed once per worker as a worker plugin.
 
 Not a replicated `scatter(..., broadcast=True)`: replication copies data worker to worker, and a
-copy that failed there (`get_data` asserting on the reply) left the chunk that needed it waiting
-forever, with every worker idle (seen in a 10,000-learner bench run). A plugin is sent to each
+copy that fails there (`get_data` asserting on the reply) leaves the chunk that needs it waiting
+forever, with every worker idle. A plugin is sent to each
 worker by the scheduler, also to workers that join later, and lives in the worker process: its
 planner, and so the planner's memo, is unpickled once and kept across the job's chunks (the
 active memory manager may drop a scattered copy between chunks, and each fetch would start a

@@ -136,11 +136,11 @@ def _owner_only_file(path: Path) -> None:
 def _configure_sqlite(engine: Engine) -> None:
     """WAL for concurrent readers; FULL sync so an acknowledged write survives a crash;
     writers take the lock at BEGIN so read-modify-write never meets a lock upgrade deadlock.
-    Checkpoints every 10,000 WAL pages (40 MB) instead of 1,000: a batch of results dirties one
-    leaf of the per-learner event index per learner, and with the default every batch's pages
-    were copied back to the database file; in process, 600 batches of 1,000 went from 18,200 to
-    23,900 events/s (no effect on durability: each commit still syncs the WAL). secure_delete zeroes
-    what a delete frees, so an erased learner's values do not linger in free pages."""
+    Checkpoints every 10,000 WAL pages (40 MB) instead of SQLite's 1,000: a batch of results
+    dirties one leaf of the per-learner event index per learner, and a checkpoint after nearly
+    every batch would copy those pages back each time (docs/decisions/0005-wal-checkpoints.md; no
+    effect on durability: each commit still syncs the WAL). secure_delete zeroes what a delete
+    frees, so an erased learner's values do not linger in free pages."""
 
     @sa_event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -225,7 +225,7 @@ class SqlStore:
     def _executemany(self, c: Connection, name: str, statement: Callable[[], Any], rows: list[dict[str, Any]]) -> None:
         """Bulk writes straight to the driver's executemany: `statement` is built and compiled
         once per store (cached under `name`) and the rows (plain str/int/float values) skip
-        SQLAlchemy's per-row parameter processing, which was a seventh of ingest time."""
+        SQLAlchemy's per-row parameter processing, a cost paid per row on the ingest path."""
         if not rows:
             return  # the driver would take an empty list for "no parameters" and fail
         compiled = self._compiled.get(name)
@@ -804,7 +804,7 @@ def _catalog_rows(
 
 def _state_columns() -> tuple[sa.ColumnElement[Any], ...]:
     """A skill state's columns, in _state_from_values's order: rows are read as plain tuples
-    (Row attribute access was a third of ingest's state reads)."""
+    (skipping Row attribute access, a per-row cost on ingest's state reads)."""
     s = t.skill_states.c
     return (s.skill_id, s.mastery, s.attempts, s.last_practiced_us, s.studies_since_check)
 
