@@ -13,10 +13,8 @@ import pytest
 
 from recommender.cli import main
 from recommender.domain.catalog import build_catalog
-from recommender.domain.codec import catalog_parts_from_dict
 from recommender.service.app import build_app
 from recommender.service.clock import ManualClock
-from recommender.service.demo import demo_catalog_path
 from recommender.service.simulate import (
     FAMILY_PROTOCOL,
     _skill_check,
@@ -180,19 +178,19 @@ def test_paired_reduction_interval() -> None:
     assert all(np.isnan(paired_reduction_interval([], [], seed=1)))
 
 
-def test_adaptive_paths_need_fewer_modules_than_the_syllabus_on_the_demo_world(tmp_path: Path) -> None:
-    """The product's claim, on 30 demo learners (seed 2, cap 80): the adaptive service needs
-    clearly fewer modules than the fixed syllabus (about 20 % here, the interval above 0), with no
-    prerequisite violation. With BKT's learning step after every check item and a tutor step's
-    learn rate (the service before 2026-12-02) it needed 4.6 %, its interval reaching below 0."""
-    catalog = build_catalog(*catalog_parts_from_dict(json.loads(demo_catalog_path().read_text(encoding="utf-8"))))
-    report = simulate(
-        catalog, cohort_for(catalog, "demo", 30, seed=2), world_name="demo", seed=2, max_modules=80,
-        policies=["adaptive", "syllabus"], workdir=tmp_path,
+def test_adaptive_paths_need_far_fewer_modules_than_the_syllabus_on_a_tuning_family(tmp_path: Path) -> None:
+    """The product's claim (issue #20), on a tuning family with informative scores: 12 learners,
+    the protocol of the family table (placement test, syllabus retakes). The adaptive service needs
+    at most 0.6x the syllabus's modules, the interval above 0, and breaks no prerequisite."""
+    world, cohort = _family_world("broad-medium", 12, seed=5)
+    doc = simulate(
+        world.catalog, cohort, world_name="broad-medium", seed=5, max_modules=80,
+        policies=("adaptive", "syllabus"), workdir=tmp_path, world=world, protocol=FAMILY_PROTOCOL,
     ).to_json()  # fmt: skip
-    assert report["adaptive_vs_syllabus_module_reduction"] >= 0.10
-    assert report["adaptive_vs_syllabus_module_reduction_ci95"][0] > 0
-    assert report["policies"]["adaptive"]["prerequisite_violations"] == 0
+    adaptive, syllabus = doc["policies"]["adaptive"], doc["policies"]["syllabus"]
+    assert adaptive["modules_mean"] <= 0.6 * syllabus["modules_mean"]
+    assert doc["adaptive_vs_syllabus_module_reduction_ci95"][0] > 0
+    assert adaptive["prerequisite_violations"] == 0
 
 
 def _family_world(name: str, learners: int, seed: int) -> tuple[HiddenWorld, list[HiddenLearner]]:
