@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import grpc
@@ -23,8 +24,9 @@ class Served:
     app: App
 
 
-@pytest.fixture
-def served(app: App) -> Iterator[Served]:
+@contextmanager
+def serving(app: App) -> Iterator[Served]:
+    """A real server for `app` on a loopback port, with a channel to it; both closed after."""
     running = create_server(app, "127.0.0.1:0")
     running.health_interval = 0.1
     running.start()
@@ -34,6 +36,12 @@ def served(app: App) -> Iterator[Served]:
     finally:
         channel.close()
         running.stop(0)
+
+
+@pytest.fixture
+def served(app: App) -> Iterator[Served]:
+    with serving(app) as server:
+        yield server
 
 
 def violations(error: grpc.RpcError) -> dict[str, str]:

@@ -13,11 +13,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
-from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
-from recommender.api.server import create_server
 from recommender.service.app import build_app
 from recommender.service.clock import ManualClock
-from tests.api.conftest import Served
+from tests.api.conftest import Served, serving
 from tests.api.test_core_rpcs import load_tiny
 from tests.conftest import make_settings
 
@@ -27,15 +25,10 @@ WORKERS = 2
 @pytest.fixture
 def tiny_server(tmp_path: Path, sqlite_url: str, clock: ManualClock) -> Iterator[Served]:
     app = build_app(make_settings(sqlite_url, tmp_path, max_workers=WORKERS), clock=clock)
-    running = create_server(app, "127.0.0.1:0")
-    running.health_interval = 0.1
-    running.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     try:
-        yield Served(running, channel, pb_grpc.LearningPathServiceStub(channel), app)
+        with serving(app) as server:
+            yield server
     finally:
-        channel.close()
-        running.stop(0)
         app.close()
 
 

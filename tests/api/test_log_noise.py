@@ -13,13 +13,11 @@ import grpc
 import pytest
 
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
-from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
-from recommender.api.server import create_server
 from recommender.config import Settings
 from recommender.server import configure_logging
 from recommender.service.app import build_app
 from recommender.service.clock import ManualClock
-from tests.api.conftest import Served
+from tests.api.conftest import Served, serving
 from tests.api.test_core_rpcs import ana, load_tiny
 from tests.conftest import make_settings
 
@@ -59,14 +57,10 @@ def test_malformed_protobuf_is_invalid_argument_and_not_an_error_log(
 @pytest.fixture
 def small_limit(tmp_path: Path, sqlite_url: str, clock: ManualClock) -> Iterator[Served]:
     app = build_app(make_settings(sqlite_url, tmp_path, max_message_bytes=64 * 1024), clock=clock)
-    running = create_server(app, "127.0.0.1:0")
-    running.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     try:
-        yield Served(running, channel, pb_grpc.LearningPathServiceStub(channel), app)
+        with serving(app) as server:
+            yield server
     finally:
-        channel.close()
-        running.stop(0)
         app.close()
 
 

@@ -16,11 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
-from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
-from recommender.api.server import create_server
 from recommender.service.app import build_app
 from recommender.service.clock import ManualClock
-from tests.api.conftest import Served
+from tests.api.conftest import Served, serving
 from tests.api.test_core_rpcs import ana, load_tiny
 from tests.conftest import make_settings
 
@@ -29,14 +27,10 @@ pytestmark = pytest.mark.postgres
 
 def serve(postgres_url: str, tmp_path: Path, clock: ManualClock, timeout: float) -> Iterator[Served]:
     app = build_app(make_settings(postgres_url, tmp_path, store_timeout_seconds=timeout), clock=clock)
-    running = create_server(app, "127.0.0.1:0")
-    running.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{running.port}")
     try:
-        yield Served(running, channel, pb_grpc.LearningPathServiceStub(channel), app)
+        with serving(app) as server:
+            yield server
     finally:
-        channel.close()
-        running.stop(0)
         app.close()
 
 
