@@ -331,6 +331,9 @@ def fit_bkt(
     flat_skill = seqs.row_skill
     few = np.bincount(flat_skill, minlength=n_skills) < MIN_RESPONSES
     few_items = np.bincount(flat_skill[seqs.item], minlength=n_skills) < MIN_RESPONSES
+    # the practice rate only from practice results: checks never learn, so a skill checked often
+    # but never practised keeps the default rate, not the fit's starting value
+    few_practice = np.bincount(flat_skill[seqs.learns_after], minlength=n_skills) < MIN_RESPONSES
     few_modules = np.bincount(flat_skill[~seqs.item], minlength=n_skills) < MIN_RESPONSES
     default = ParamArrays.constant(n_skills)
     params = ParamArrays(
@@ -341,7 +344,7 @@ def fit_bkt(
         forget=default.forget.copy() if fit_forgetting else np.zeros(n_skills),
         item_guess=np.where(few_items, default.item_guess, params.item_guess),
         item_slip=np.where(few_items, default.item_slip, params.item_slip),
-        item_learn=np.where(few_items, default.item_learn, params.item_learn),
+        item_learn=np.where(few_practice, default.item_learn, params.item_learn),
         module_learn={pair: rate for pair, rate in params.module_learn.items() if not few_modules[pair[1]]},
     )
     if reset_degenerate:

@@ -290,10 +290,13 @@ def _plan_batch(
                 attempts[b, view.position[module_id]] = count
     # a module mastered now or, when the learner has no result on any of its skills, implied
     # mastered by a mastered module it lies behind (direct evidence always rules)
-    direct = ra.mastered(mastery[:, pad], threshold)
+    m_pad_now = np.take(mastery, pad, axis=1)  # C-ordered, so sums do not depend on the batch
+    direct = ra.mastered(m_pad_now, threshold)
     practiced = np.zeros((size, n_skills + 1), dtype=bool)
     practiced[:, :n_skills] = ~np.isnan(np.stack([x.state.days_since_practice for x in inputs]))
-    implied_only = ra.implied(direct) & ~direct & ~practiced[:, pad].any(axis=2)
+    # nor to modules teaching a role skill still short of its target: readiness needs them taught
+    role_short = ((ra.pad_req < len(ra.req_idx)) & (m_pad_now < ra.pad_level)).any(axis=2)
+    implied_only = ra.implied(direct) & ~direct & ~np.take(practiced, pad, axis=1).any(axis=2) & ~role_short
     mastered_now = direct | implied_only
     failed_out = np.zeros_like(allowed)
     if first.max_module_attempts > 0:
@@ -441,7 +444,20 @@ def _plan_batch(
     for b, j in enumerate(first_study.tolist()):
         implied_first = [p for p in view.prereq_pad[j].tolist() if p < n_view and implied_only[b, p]] if j >= 0 else []
         if implied_first:
-            steps[b] = _confirm_first(catalog, ra, inputs[b], renderers[b], steps[b], implied_first)
+            confirmed = _confirm_first(catalog, ra, inputs[b], renderers[b], steps[b], implied_first)
+            if confirmed is not None:
+                kept = confirmed[1:]
+                if len(kept) < len(steps[b]):  # a step gave way to the check: the path ends earlier
+                    on_path = {s.module_id for s in kept}
+                    supported[b] = [k for k in supported[b] if view.module_ids[k] in on_path]
+                    budget = inputs[b].options.time_budget_minutes
+                    over = (
+                        budget > 0
+                        and sum(s.estimated_minutes for s in confirmed) + steps[b][len(kept)].estimated_minutes > budget
+                    )
+                    stops[b] = StopReason.TIME_BUDGET if over else StopReason.MAX_STEPS
+                    readiness_after[b] = _readiness_after(catalog, ra, inputs[b].state.mastery, kept)
+                steps[b] = confirmed
     results: list[LearningPath | PreconditionFailed] = []
     for b, x in enumerate(inputs):
         # the weakest skill as of now: `mastery` rows are projected along the path only while they
@@ -697,7 +713,7 @@ def _skill_check(
 
 def _confirm_first(
     catalog: Catalog, ra: _RoleArrays, x: PlanInput, renderer: Renderer, steps: list[PathStep], implied: list[int]
-) -> list[PathStep]:
+) -> list[PathStep] | None:
     """The path with a check first of the skills of the first module's prerequisites that only
     implication shows mastered (no result of the learner's own on them): a belief, confirmed for a
     quarter of an hour before the learner builds on it. Later steps move down one; the path keeps
@@ -718,11 +734,23 @@ def _confirm_first(
         kind=StepKind.SKILL_CHECK,
         check_skill_ids=skill_ids,
     )
-    path = [check, *(s._replace(position=s.position + 1) for s in steps)][: max(x.options.max_steps, 1)]
     budget = x.options.time_budget_minutes
+    if budget and check.estimated_minutes > budget:
+        return None  # the check alone does not fit: the path goes without it
+    path = [check, *(s._replace(position=s.position + 1) for s in steps)][: max(x.options.max_steps, 1)]
     while budget and len(path) > 1 and sum(s.estimated_minutes for s in path) > budget:
         path.pop()
     return path
+
+
+def _readiness_after(catalog: Catalog, ra: _RoleArrays, mastery: FloatArray, steps: Sequence[PathStep]) -> float:
+    """Readiness once `steps` are done, from the mastery each projects for its skills."""
+    projected = np.ones((1, len(catalog.skill_ids) + 1))
+    projected[0, :-1] = mastery
+    for step in steps:
+        for gain in step.gains:
+            projected[0, catalog.skill_index[gain.skill_id]] = gain.mastery_after
+    return float(ra.readiness(projected)[0])
 
 
 def _best_unlocked(view: ModuleView, j: int, satisfied: BoolArray, reachable: BoolArray) -> str | None:

@@ -141,7 +141,9 @@ def test_a_failed_module_assessment_reads_as_not_learned(mastery: float, score: 
 
 
 def test_repeated_failed_modules_never_read_as_mastered() -> None:
-    """Each study may teach, but three scores of 0.3 in a row stay well under the confidence."""
+    """Each study may teach, but three scores of 0.3 in a row stay well under the confidence.
+    (Repeated scores settle at mastery from about 0.35 up: each study's learning step outweighs
+    the evidence of a middling score; a single study needs about 0.55.)"""
     p, state = SkillParams(), None
     for day in range(3):
         state = apply_result(state, "s", 0.3, T0 + timedelta(days=day), p, kind=ResultKind.MODULE_ASSESSMENT)

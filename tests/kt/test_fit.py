@@ -162,3 +162,21 @@ def test_em_fits_each_modules_own_learning_effect() -> None:
     assert fitted.module_learn[(1, 0)] == pytest.approx(0.1, abs=0.06)
     model = fitted.to_model(["s"], ["good", "poor"])
     assert model.learn_from("good", "s") > model.learn_from("poor", "s")
+
+
+def test_a_skill_checked_but_never_practised_keeps_the_default_practice_rate() -> None:
+    """Checks never learn, so however many there are they say nothing of a practice rate."""
+    rng = np.random.default_rng(13)
+    learner, skill, score, kind = [], [], [], []
+    for i in range(200):
+        known = rng.random() < 0.3
+        for k in (ResultKind.CHECK, ResultKind.CHECK, ResultKind.MODULE_ASSESSMENT, ResultKind.CHECK):
+            if k is ResultKind.MODULE_ASSESSMENT:
+                known = known or rng.random() < 0.5
+            learner.append(i)
+            skill.append(0)
+            kind.append(int(k))
+            score.append(float(rng.random() < (0.9 if known else 0.2)))
+    n = len(score)
+    seqs = build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(n), np.array(kind))
+    assert fit_bkt(seqs, 1).item_learn[0] == DEFAULT_PARAMS.item_learn

@@ -104,3 +104,41 @@ def test_a_mastered_module_shows_the_modules_behind_it_mastered_and_a_check_conf
     assert study.module_id == "d-101" and study.position == 2
     state = LearnerState(learner, mastery, mastery.copy(), np.ones(3))
     assert [s.module_id for s in plan(catalog, state, options).steps][:2] == ["a-101", "d-101"]
+
+
+def test_a_confirming_check_that_takes_the_only_step_ends_the_path_truthfully() -> None:
+    """With one step allowed, the check takes it: the path says it stopped at its length limit,
+    not that the role is reached, and projects no readiness the check does not bring."""
+    skills = [Skill(k, {"en": k.upper()}, "x") for k in "abd"]
+    modules = [
+        Module("a-101", {"en": "A"}, (SkillWeight("a"),), (), ("en",), "x", 0.3, 60),
+        Module("b-101", {"en": "B"}, (SkillWeight("b"),), ("a-101",), ("en",), "x", 0.3, 60),
+        Module("d-101", {"en": "D"}, (SkillWeight("d"),), ("a-101",), ("en",), "x", 0.3, 60),
+    ]
+    requirements = (SkillRequirement("b", 0.8), SkillRequirement("d", 0.8))
+    catalog = build_catalog(skills, modules, [TargetRole("r", {"en": "R"}, "x", requirements)])
+    learner = Learner("kofi", languages=("en",), target_role_id="r")
+    mastery = np.array([0.15, 0.9, 0.1])
+    state = LearnerState(learner, mastery, mastery.copy(), np.array([np.nan, 1.0, 1.0]))
+    path = plan(catalog, state, PlanOptions("r", ("en",), check_after_studies=0, max_steps=1))
+    assert [s.kind for s in path.steps] == [StepKind.SKILL_CHECK]
+    assert path.stop_reason is StopReason.MAX_STEPS
+    assert path.readiness_after == path.readiness_now < 1.0
+
+
+def test_a_role_skill_short_of_its_target_is_taught_not_implied() -> None:
+    """The role needs a too: a module teaching it is not taken as mastered on b's evidence, so
+    nothing that builds on it comes before it."""
+    skills = [Skill(k, {"en": k.upper()}, "x") for k in "abd"]
+    modules = [
+        Module("a-101", {"en": "A"}, (SkillWeight("a"),), (), ("en",), "x", 0.3, 600),
+        Module("b-101", {"en": "B"}, (SkillWeight("b"),), ("a-101",), ("en",), "x", 0.3, 60),
+        Module("d-101", {"en": "D"}, (SkillWeight("d"),), ("a-101",), ("en",), "x", 0.3, 60),
+    ]
+    requirements = tuple(SkillRequirement(k, 0.8) for k in "abd")
+    catalog = build_catalog(skills, modules, [TargetRole("r", {"en": "R"}, "x", requirements)])
+    learner = Learner("kofi", languages=("en",), target_role_id="r")
+    mastery = np.array([0.15, 0.9, 0.1])
+    state = LearnerState(learner, mastery, mastery.copy(), np.array([np.nan, 1.0, 1.0]))
+    order = [s.module_id for s in plan(catalog, state, PlanOptions("r", ("en",), check_after_studies=0)).steps]
+    assert order.index("a-101") < order.index("d-101")
