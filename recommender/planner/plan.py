@@ -300,7 +300,11 @@ def _plan_batch(
     mastered_now = direct | implied_only
     failed_out = np.zeros_like(allowed)
     if first.max_module_attempts > 0:
-        failed_out = (attempts >= first.max_module_attempts) & ~mastered_now
+        # not a module the learner mastered when last practised and has since forgotten: a review
+        peaks = np.ones((size, n_skills + 1))
+        peaks[:, :n_skills] = np.stack([x.state.peak for x in inputs])
+        was_mastered = ra.mastered(np.take(peaks, pad, axis=1), threshold)
+        failed_out = (attempts >= first.max_module_attempts) & ~mastered_now & ~was_mastered
     readiness_now = ra.readiness(mastery)
     reachable = _reachable(ra, allowed, mastered_now)
     unreachable = _unreachable_skills(catalog, ra, reachable, mastery)
@@ -463,6 +467,10 @@ def _plan_batch(
         # the weakest skill as of now: `mastery` rows are projected along the path only while they
         # share the batch's array, so reading them here would depend on the batch
         blockers = explain.needs_support(x, renderers[b], x.state.mastery, supported[b]) if supported[b] else ()
+        if stops[b] is StopReason.ROLE_READY:
+            # the path got there: a prerequisite no module in reach teaches became mastered through
+            # another module teaching its skills, so nothing was out of reach after all
+            unreachable[b] = ()
         if unreachable[b]:
             # the role is out of reach: say so first, and plan toward the reachable part
             out_of_reach = _out_of_reach(arrays, ra, x, renderers[b], allowed[b], reachable[b], mastered_now[b],

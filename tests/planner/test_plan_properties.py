@@ -133,7 +133,24 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
             np.isnan(state.days_since_practice[catalog.skill_index[s]]) for s in catalog.modules[module_id].skill_ids
         )
 
-    implied = {p for m in catalog.module_ids if mastered(m) for p in behind(m) if unpracticed(p) and not mastered(p)}
+    role = catalog.roles[options.target_role_id]
+    targets = {
+        r.skill_id: float(t)
+        for r, t in zip(
+            role.requirements, requirement_targets(role, options.mastery_confidence, options.level_margin), strict=True
+        )
+    }
+
+    def role_short(module_id: str) -> bool:  # teaches a role skill still short of its target: taught, not implied
+        return any(s in targets and mastery[s] < targets[s] for s in catalog.modules[module_id].skill_ids)
+
+    implied = {
+        p
+        for m in catalog.module_ids
+        if mastered(m)
+        for p in behind(m)
+        if unpracticed(p) and not mastered(p) and not role_short(p)
+    }
     failed_out = {
         m for m, n in state.studied.items() if options.max_module_attempts and n >= options.max_module_attempts
         and not mastered(m) and m not in implied

@@ -142,3 +142,16 @@ def test_a_role_skill_short_of_its_target_is_taught_not_implied() -> None:
     state = LearnerState(learner, mastery, mastery.copy(), np.array([np.nan, 1.0, 1.0]))
     order = [s.module_id for s in plan(catalog, state, PlanOptions("r", ("en",), check_after_studies=0)).steps]
     assert order.index("a-101") < order.index("d-101")
+
+
+def test_a_module_mastered_then_forgotten_is_a_review_not_a_failure() -> None:
+    """Three studies of safety-101, mastered after the last one and faded since: it is simply
+    retaught, with no teacher's support asked and no early stop."""
+    catalog = build_catalog(*tiny_catalog())
+    state, mastery = _state(0.4, {"safety-101": 3})
+    peak = mastery.copy()
+    peak[catalog.skill_index["safety"]] = 0.9
+    faded = LearnerState(state.learner, mastery, peak, state.days_since_practice, state.studied)
+    path = plan(catalog, faded, WELDER)
+    assert path.steps[0].module_id == "safety-101"
+    assert path.stop_reason is not StopReason.REPEATED_FAILURE and not path.blockers
