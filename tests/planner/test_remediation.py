@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from recommender.domain.catalog import Module, Skill, SkillRequirement, SkillWeight, TargetRole, build_catalog
+from recommender.domain.catalog import (
+    Catalog,
+    Module,
+    Skill,
+    SkillRequirement,
+    SkillWeight,
+    TargetRole,
+    build_catalog,
+)
 from recommender.domain.learner import Learner
 from recommender.domain.path import ReasonCode, StepKind, StopReason
 from recommender.planner.plan import LearnerState, PlanOptions
@@ -13,6 +21,18 @@ from tests.conftest import tiny_catalog
 from tests.planner.test_plan_properties import check_invariants, plan
 
 WELDER = PlanOptions("welder", ("en",), check_after_studies=0)
+
+
+def _abd_catalog(required: str, a_minutes: int = 60) -> Catalog:
+    """b-101 and d-101 both build on a-101; the role needs the skills in `required` at 0.8."""
+    skills = [Skill(k, {"en": k.upper()}, "x") for k in "abd"]
+    modules = [
+        Module("a-101", {"en": "A"}, (SkillWeight("a"),), (), ("en",), "x", 0.3, a_minutes),
+        Module("b-101", {"en": "B"}, (SkillWeight("b"),), ("a-101",), ("en",), "x", 0.3, 60),
+        Module("d-101", {"en": "D"}, (SkillWeight("d"),), ("a-101",), ("en",), "x", 0.3, 60),
+    ]
+    requirements = tuple(SkillRequirement(k, 0.8) for k in required)
+    return build_catalog(skills, modules, [TargetRole("r", {"en": "R"}, "x", requirements)])
 
 
 def _state(safety: float, studied: dict[str, int]) -> tuple[LearnerState, np.ndarray]:
@@ -84,14 +104,7 @@ def test_a_mastered_module_shows_the_modules_behind_it_mastered_and_a_check_conf
     shows b mastered, with no result on a, is not taught a-101 before d-101: mastering b shows a
     (the surmise relation of the prerequisite graph), and a short check of a confirms it first.
     With a result of their own on a below the confidence, the evidence rules: a-101 comes first."""
-    skills = [Skill(k, {"en": k.upper()}, "x") for k in "abd"]
-    modules = [
-        Module("a-101", {"en": "A"}, (SkillWeight("a"),), (), ("en",), "x", 0.3, 60),
-        Module("b-101", {"en": "B"}, (SkillWeight("b"),), ("a-101",), ("en",), "x", 0.3, 60),
-        Module("d-101", {"en": "D"}, (SkillWeight("d"),), ("a-101",), ("en",), "x", 0.3, 60),
-    ]
-    requirements = (SkillRequirement("b", 0.8), SkillRequirement("d", 0.8))
-    catalog = build_catalog(skills, modules, [TargetRole("r", {"en": "R"}, "x", requirements)])
+    catalog = _abd_catalog("bd")
     learner = Learner("kofi", languages=("en",), target_role_id="r")
     mastery = np.array([0.15, 0.9, 0.1])
     never_on_a = np.array([np.nan, 1.0, 1.0])
@@ -109,14 +122,7 @@ def test_a_mastered_module_shows_the_modules_behind_it_mastered_and_a_check_conf
 def test_a_confirming_check_that_takes_the_only_step_ends_the_path_truthfully() -> None:
     """With one step allowed, the check takes it: the path says it stopped at its length limit,
     not that the role is reached, and projects no readiness the check does not bring."""
-    skills = [Skill(k, {"en": k.upper()}, "x") for k in "abd"]
-    modules = [
-        Module("a-101", {"en": "A"}, (SkillWeight("a"),), (), ("en",), "x", 0.3, 60),
-        Module("b-101", {"en": "B"}, (SkillWeight("b"),), ("a-101",), ("en",), "x", 0.3, 60),
-        Module("d-101", {"en": "D"}, (SkillWeight("d"),), ("a-101",), ("en",), "x", 0.3, 60),
-    ]
-    requirements = (SkillRequirement("b", 0.8), SkillRequirement("d", 0.8))
-    catalog = build_catalog(skills, modules, [TargetRole("r", {"en": "R"}, "x", requirements)])
+    catalog = _abd_catalog("bd")
     learner = Learner("kofi", languages=("en",), target_role_id="r")
     mastery = np.array([0.15, 0.9, 0.1])
     state = LearnerState(learner, mastery, mastery.copy(), np.array([np.nan, 1.0, 1.0]))
@@ -129,14 +135,7 @@ def test_a_confirming_check_that_takes_the_only_step_ends_the_path_truthfully() 
 def test_a_role_skill_short_of_its_target_is_taught_not_implied() -> None:
     """The role needs a too: a module teaching it is not taken as mastered on b's evidence, so
     nothing that builds on it comes before it."""
-    skills = [Skill(k, {"en": k.upper()}, "x") for k in "abd"]
-    modules = [
-        Module("a-101", {"en": "A"}, (SkillWeight("a"),), (), ("en",), "x", 0.3, 600),
-        Module("b-101", {"en": "B"}, (SkillWeight("b"),), ("a-101",), ("en",), "x", 0.3, 60),
-        Module("d-101", {"en": "D"}, (SkillWeight("d"),), ("a-101",), ("en",), "x", 0.3, 60),
-    ]
-    requirements = tuple(SkillRequirement(k, 0.8) for k in "abd")
-    catalog = build_catalog(skills, modules, [TargetRole("r", {"en": "R"}, "x", requirements)])
+    catalog = _abd_catalog("abd", a_minutes=600)
     learner = Learner("kofi", languages=("en",), target_role_id="r")
     mastery = np.array([0.15, 0.9, 0.1])
     state = LearnerState(learner, mastery, mastery.copy(), np.array([np.nan, 1.0, 1.0]))
