@@ -140,6 +140,7 @@ def module_from_proto(msg: pb.Module) -> Module:
         difficulty=msg.difficulty,
         estimated_minutes=msg.estimated_minutes,
         min_chinese_level=msg.min_chinese_level,
+        raises_chinese_level=msg.raises_chinese_level,
     )
 
 
@@ -179,6 +180,7 @@ def modules_to_proto(modules: Iterable[Module]) -> list[pb.Module]:
             difficulty=m.difficulty,
             estimated_minutes=m.estimated_minutes,
             min_chinese_level=m.min_chinese_level,
+            raises_chinese_level=m.raises_chinese_level,
         )
         for m in modules
     ]
@@ -241,6 +243,7 @@ _REASON = {
     ReasonCode.NOT_IN_CATALOG: pb.REASON_CODE_NOT_IN_CATALOG,
     ReasonCode.MODULE_EXCLUDED: pb.REASON_CODE_MODULE_EXCLUDED,
     ReasonCode.CONFIRM_PREREQUISITE: pb.REASON_CODE_CONFIRM_PREREQUISITE,
+    ReasonCode.LANGUAGE_UNLOCK: pb.REASON_CODE_LANGUAGE_UNLOCK,
 }
 
 _KIND = {StepKind.STUDY: pb.STEP_KIND_STUDY, StepKind.SKILL_CHECK: pb.STEP_KIND_SKILL_CHECK}

@@ -44,6 +44,9 @@ class Module:
     difficulty: float = 0.5
     estimated_minutes: int = 60
     min_chinese_level: int = 0
+    # the HSK level a learner who masters this module has reached (a module of the Chinese ladder);
+    # 0: the module raises no level
+    raises_chinese_level: int = 0
 
     @cached_property
     def skill_ids(self) -> tuple[str, ...]:
@@ -255,6 +258,7 @@ def _normalized(module: Module) -> Module:
         difficulty=module.difficulty,
         estimated_minutes=module.estimated_minutes,
         min_chinese_level=module.min_chinese_level,
+        raises_chinese_level=module.raises_chinese_level,
     )
 
 
@@ -284,6 +288,16 @@ def _module_problems(path: str, module: Module, skill_ids: set[str], module_ids:
         problems.append(FieldViolation(f"{path}.estimated_minutes", "must be in [1, 100000]"))
     if not 0 <= module.min_chinese_level <= MAX_HSK_LEVEL:
         problems.append(FieldViolation(f"{path}.min_chinese_level", "must be an HSK level 0-6"))
+    if not 0 <= module.raises_chinese_level <= MAX_HSK_LEVEL:
+        problems.append(FieldViolation(f"{path}.raises_chinese_level", "must be an HSK level 0-6 (0: none)"))
+    elif 0 < module.raises_chinese_level <= module.min_chinese_level:
+        problems.append(
+            FieldViolation(
+                f"{path}.raises_chinese_level",
+                f"must exceed the module's min_chinese_level ({module.min_chinese_level}): "
+                "a module raises a learner above the level it needs",
+            )
+        )
     return problems
 
 

@@ -38,6 +38,7 @@ def module_to_dict(module: Module) -> JsonDict:
         "difficulty": module.difficulty,
         "estimated_minutes": module.estimated_minutes,
         "min_chinese_level": module.min_chinese_level,
+        "raises_chinese_level": module.raises_chinese_level,
     }
 
 
@@ -131,6 +132,7 @@ def module_from_reader(r: _Reader) -> Module:
         difficulty=r.number("difficulty", 0.5),
         estimated_minutes=r.integer("estimated_minutes", 60),
         min_chinese_level=r.integer("min_chinese_level", 0),
+        raises_chinese_level=r.integer("raises_chinese_level", 0),
     )
 
 

@@ -34,6 +34,7 @@ class ReasonCode(enum.Enum):
     NOT_IN_CATALOG = "not_in_catalog"
     MODULE_EXCLUDED = "module_excluded"
     CONFIRM_PREREQUISITE = "confirm_prerequisite"
+    LANGUAGE_UNLOCK = "language_unlock"
 
 
 class StepKind(enum.Enum):

@@ -116,6 +116,11 @@ MESSAGES: dict[ReasonCode, Message] = {
         "Check {skill}: {module} builds on it, and what you have shown suggests you know it. "
         "A short test confirms it first.",
     ),
+    ReasonCode.LANGUAGE_UNLOCK: _text(
+        "language_unlock",
+        "Raises your Chinese toward {module}, which is taught in Chinese at HSK {level_needed}; "
+        "your level is HSK {level_now}.",
+    ),
 }
 
 # each reason's parameters, in the order Renderer.reason takes their values
@@ -134,6 +139,7 @@ PARAMETERS: dict[ReasonCode, tuple[str, ...]] = {
     ReasonCode.NOT_IN_CATALOG: ("skill_id",),
     ReasonCode.MODULE_EXCLUDED: ("skill_id", "module_id"),
     ReasonCode.CONFIRM_PREREQUISITE: ("skill_id", "module_id"),
+    ReasonCode.LANGUAGE_UNLOCK: ("module_id", "level_needed", "level_now"),
 }
 
 # parameters that are shares in [0, 1], shown as percentages; counts, shown as integers
