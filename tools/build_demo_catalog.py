@@ -214,6 +214,11 @@ CHINESE_LEVEL_OF = {
     "zh-business-ecommerce": 2,
     "zh-customer-service": 2,
 }
+# The Chinese ladder: the HSK level a learner who masters each skill's foundations module has reached.
+RAISES_CHINESE_LEVEL = {"zh-hsk1": 1, "zh-hsk2": 2, "zh-hsk3": 3, "zh-hsk4": 4}
+# A technical module taught in Chinese among other languages needs this HSK level in Chinese (its
+# Chinese-only advanced workshop too): the Chinese of the trade is learnt on the ladder first.
+TECHNICAL_CHINESE_LEVEL = 3
 ZH_SUPPORT = {
     "manufacturing": "zh-tech-manufacturing",
     "automation": "zh-tech-electrical",
@@ -412,6 +417,13 @@ ROLES: dict[str, tuple[str, str, str, float, list[tuple[str, float, float]]]] = 
 }
 
 
+def _min_chinese_level(sid: str, domain: str) -> int:
+    """The HSK level a module of the skill needs when taken in Chinese."""
+    if domain == "chinese":
+        return CHINESE_LEVEL_OF[sid]
+    return 0 if domain == "culture" else TECHNICAL_CHINESE_LEVEL
+
+
 def build() -> dict[str, object]:
     skills = [
         {"skill_id": sid, "names": {"en": en, "zh": zh, **skill_names(sid)}, "domain": domain}
@@ -423,7 +435,8 @@ def build() -> dict[str, object]:
         base = BASE_DIFFICULTY[domain] + 0.05 * len(SKILL_PREREQS.get(sid, []))
         track = TRACK_OF_DOMAIN[domain]
         if domain == "chinese":
-            languages = ["zh"] if CHINESE_LEVEL_OF[sid] >= 2 else ["zh", "en"]
+            # beginners' Chinese is taught through the learners' own languages; from HSK 2 on, in Chinese
+            languages = ["zh"] if CHINESE_LEVEL_OF[sid] >= 2 else ["zh", "en", *LOCAL_LANGUAGES]
         else:
             languages = ["en", "zh", LOCAL_LANGUAGES[i % 6], LOCAL_LANGUAGES[(i + 2) % 6]]
         intro = {
@@ -435,7 +448,8 @@ def build() -> dict[str, object]:
             "track": track,
             "difficulty": round(min(base, 0.9), 2),
             "estimated_minutes": 90 if domain in ("chinese", "culture") else 120,
-            "min_chinese_level": CHINESE_LEVEL_OF.get(sid, 2 if languages == ["zh"] else 0),
+            "min_chinese_level": _min_chinese_level(sid, domain),
+            "raises_chinese_level": RAISES_CHINESE_LEVEL.get(sid, 0),
         }
         modules.append(intro)
         applied_skills: list[dict[str, object]] = [{"skill_id": sid, "weight": 1.0}]
@@ -456,7 +470,8 @@ def build() -> dict[str, object]:
                 "track": track,
                 "difficulty": round(min(base + 0.2, 0.95), 2),
                 "estimated_minutes": 180,
-                "min_chinese_level": max(CHINESE_LEVEL_OF.get(sid, 0), 2 if domain == "chinese" else 0),
+                "min_chinese_level": max(_min_chinese_level(sid, domain), 2 if domain == "chinese" else 0),
+                "raises_chinese_level": 0,
             }
         )
         if sid in ADVANCED:
@@ -475,7 +490,8 @@ def build() -> dict[str, object]:
                     "track": track,
                     "difficulty": round(min(base + 0.35, 0.98), 2),
                     "estimated_minutes": 240,
-                    "min_chinese_level": 3,
+                    "min_chinese_level": TECHNICAL_CHINESE_LEVEL,
+                    "raises_chinese_level": 0,
                 }
             )
     # Applied modules of skills whose prerequisite has no 201 drop that reference.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +17,10 @@ from recommender.planner.reasons import Renderer, locale_key
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int64]
+
+# the Chinese level of a module no level opens (taught in none of the learner's languages nor in Chinese)
+NEVER = 99
 
 
 @dataclass(frozen=True)
@@ -31,6 +36,7 @@ class CatalogArrays:
     minutes: FloatArray  # (n_modules,)
     difficulty: FloatArray  # (n_modules,)
     min_chinese_level: npt.NDArray[np.int64]  # (n_modules,)
+    raises_chinese_level: npt.NDArray[np.int64]  # (n_modules,) 0 for modules outside the Chinese ladder
     taught_in: dict[str, BoolArray]  # primary language subtag -> (n_modules,) mask
     depth: int  # modules on the longest prerequisite chain
     _views: dict[str, ModuleView] = field(default_factory=dict, compare=False, repr=False)
@@ -77,6 +83,7 @@ class CatalogArrays:
             minutes=np.array([m.estimated_minutes for m in modules], dtype=np.float64),
             difficulty=np.array([m.difficulty for m in modules], dtype=np.float64),
             min_chinese_level=np.array([m.min_chinese_level for m in modules], dtype=np.int64),
+            raises_chinese_level=np.array([m.raises_chinese_level for m in modules], dtype=np.int64),
             taught_in=taught_in,
             depth=max(chain.values(), default=0),
         )
@@ -90,15 +97,12 @@ class CatalogArrays:
             return view
         catalog = self.catalog
         needed = [catalog.skill_index[r.skill_id] for r in catalog.roles[role_id].requirements]
-        relevant = set(np.flatnonzero((self.weights[:, needed] > 0).any(axis=1)).tolist())
-        stack = list(relevant)
-        while stack:
-            j = stack.pop()
-            for p in catalog.modules[catalog.module_ids[j]].prerequisite_module_ids:
-                k = catalog.module_index[p]
-                if k not in relevant:
-                    relevant.add(k)
-                    stack.append(k)
+        relevant = self._with_prerequisites(set(np.flatnonzero((self.weights[:, needed] > 0).any(axis=1)).tolist()))
+        zh = self.taught_in.get("zh")
+        if zh is not None and zh[sorted(relevant)].any():
+            # a module taught in Chinese may be followed once the learner's Chinese is good enough:
+            # the Chinese ladder (and what it requires) is part of the way to the role
+            relevant = self._with_prerequisites(relevant | set(np.flatnonzero(self.raises_chinese_level).tolist()))
         modules = np.array(sorted(relevant), dtype=np.intp)  # ascending: ties still go to the smaller id
         unlock = self.unlock_share[modules][:, modules].toarray()
         # what lies behind each module, all prerequisite levels at once:
@@ -141,9 +145,24 @@ class CatalogArrays:
                 for j in modules
             ),
             position={catalog.module_ids[j]: i for i, j in enumerate(modules)},
+            raises_chinese_level=self.raises_chinese_level[modules],
         )
         self._views[role_id] = view
         return view
+
+    def _with_prerequisites(self, modules: set[int]) -> set[int]:
+        """`modules` and every module they (transitively) require."""
+        catalog = self.catalog
+        relevant = set(modules)
+        stack = list(relevant)
+        while stack:
+            j = stack.pop()
+            for p in catalog.modules[catalog.module_ids[j]].prerequisite_module_ids:
+                k = catalog.module_index[p]
+                if k not in relevant:
+                    relevant.add(k)
+                    stack.append(k)
+        return relevant
 
     def renderer(self, locale: str) -> Renderer:
         key = locale_key(locale)
@@ -152,21 +171,70 @@ class CatalogArrays:
             found = self._renderers[key] = Renderer(self.catalog, key)
         return found
 
-    def language_mask(self, languages: tuple[str, ...], chinese_level: int) -> BoolArray:
-        """Modules the learner can follow: taught in one of their languages, and when Chinese is
-        the only such language, their HSK level meets the module's minimum."""
+    def chinese_gate(self, languages: tuple[str, ...]) -> IntArray:
+        """(n_modules,): the HSK level at which a learner with these languages can follow each
+        module. 0 for a module taught in one of their languages other than Chinese; for one taught
+        in Chinese and none of those, its min_chinese_level, and at least HSK 1 for a learner who
+        does not list Chinese (they read Chinese once they reach HSK 1: Chinese is a route, learnt
+        on the Chinese ladder); NEVER for the others. Built once per set of languages."""
+        primaries = frozenset(primary_language(x) for x in languages)
+        key = ("chinese-gate", primaries)
+        found = self.derived.get(key)
+        if found is not None:
+            return cast(IntArray, found)
         n = len(self.minutes)
-        any_match = np.zeros(n, dtype=bool)
-        other_match = np.zeros(n, dtype=bool)
+        other = np.zeros(n, dtype=bool)
+        for lang in primaries - {"zh"}:
+            mask = self.taught_in.get(lang)
+            if mask is not None:
+                other |= mask
+        zh = self.taught_in.get("zh", np.zeros(n, dtype=bool))
+        floor = 0 if "zh" in primaries else 1
+        gate = np.where(other, 0, np.where(zh, np.maximum(self.min_chinese_level, floor), NEVER)).astype(np.int64)
+        gate.setflags(write=False)
+        self.derived[key] = gate
+        return gate
+
+    def language_mask(self, languages: tuple[str, ...], chinese_level: int) -> BoolArray:
+        """Modules a learner at this HSK level can follow (chinese_gate)."""
+        return np.asarray(self.chinese_gate(languages) <= chinese_level)
+
+    def taught_mask(self, languages: tuple[str, ...]) -> BoolArray:
+        """Modules taught in one of these languages, whatever the learner's Chinese."""
+        taught = np.zeros(len(self.minutes), dtype=bool)
         for lang in {primary_language(x) for x in languages}:
             mask = self.taught_in.get(lang)
-            if mask is None:
-                continue
-            any_match |= mask
-            if lang != "zh":
-                other_match |= mask
-        chinese_only = any_match & ~other_match
-        return np.asarray(any_match & (~chinese_only | (self.min_chinese_level <= chinese_level)))
+            if mask is not None:
+                taught |= mask
+        return taught
+
+    def _ladder(self) -> tuple[IntArray, npt.NDArray[np.intp], FloatArray]:
+        """The Chinese ladder's modules: the level each raises to, their skills padded with the
+        sentinel skill (as ModuleView.skill_pad) and each skill's share of the module (0 in padding)."""
+        found = self.derived.get(("chinese-ladder",))
+        if found is None:
+            ladder = np.flatnonzero(self.raises_chinese_level)
+            taught = [np.flatnonzero(self.weights[j]) for j in ladder]
+            width = max((len(t) for t in taught), default=1)
+            pad = np.full((len(ladder), width), len(self.catalog.skill_ids), dtype=np.intp)
+            share = np.zeros((len(ladder), width))
+            for i, (j, t) in enumerate(zip(ladder, taught, strict=True)):
+                pad[i, : len(t)] = t
+                share[i, : len(t)] = self.weight_share[j, t]
+            found = self.derived[("chinese-ladder",)] = (self.raises_chinese_level[ladder], pad, share)
+        return cast(tuple[IntArray, npt.NDArray[np.intp], FloatArray], found)
+
+    def shown_chinese_level(self, mastery: FloatArray, threshold: float) -> IntArray:
+        """(learners,): the HSK level each learner's results show: the highest raises_chinese_level
+        of a module they have mastered (its skills' mastery averaged by their weight in it, at the
+        planner's one confidence, as a prerequisite is read), 0 when none. `mastery` is (learners,
+        skills + a sentinel column), the planner's layout; each row is summed on its own, so a
+        learner's level does not depend on the batch."""
+        raises, pad, share = self._ladder()
+        if not len(raises):
+            return np.zeros(len(mastery), dtype=np.int64)
+        known = (share * np.take(mastery, pad, axis=1)).sum(axis=2)
+        return np.asarray(np.where(known >= threshold - 1e-9, raises, 0).max(axis=1, initial=0), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -191,6 +259,7 @@ class ModuleView:
     role_relevance: FloatArray  # (r,) total weight of the role's skills each module teaches
     primary_languages: tuple[frozenset[str], ...]  # primary language subtags each module is taught in
     position: dict[str, int]  # module id -> view index
+    raises_chinese_level: npt.NDArray[np.int64]  # (r,) the HSK level each module raises a learner to, else 0
 
 
 @dataclass(frozen=True)

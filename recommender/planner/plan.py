@@ -35,11 +35,11 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from recommender.domain.catalog import Catalog, TargetRole
+from recommender.domain.catalog import MAX_HSK_LEVEL, Catalog, TargetRole
 from recommender.domain.learner import Learner
 from recommender.domain.path import LearningPath, PathStep, Reason, ReasonCode, SkillGain, StepKind, StopReason
 from recommender.errors import PreconditionFailed
-from recommender.planner.arrays import CatalogArrays, ModuleView, SkillParamArrays, primary_language
+from recommender.planner.arrays import NEVER, CatalogArrays, ModuleView, SkillParamArrays, primary_language
 from recommender.planner.reasons import Renderer
 
 FloatArray = npt.NDArray[np.float64]
@@ -76,6 +76,10 @@ class PlanOptions:
     check_after_studies: int = 3
     # module assessments after which a module still not mastered is not planned again (0: no limit)
     max_module_attempts: int = 3
+    # Chinese as a route: plan the Chinese ladder when the role needs modules taught only in Chinese
+    # above the learner's level, and read the level from their results too. False: Chinese is only
+    # a filter at the declared level (the language-blind baseline the simulator compares against)
+    chinese_route: bool = True
 
 
 @dataclass(frozen=True)
@@ -145,7 +149,8 @@ def plan_paths(
     groups: dict[tuple[object, ...], list[int]] = {}
     for i, x in enumerate(inputs):
         o = x.options
-        key = (o.target_role_id, o.mastery_confidence, o.level_margin, o.max_module_attempts, x.model is not None)
+        key = (o.target_role_id, o.mastery_confidence, o.level_margin, o.max_module_attempts, o.chinese_route,
+               x.model is not None)  # fmt: skip
         groups.setdefault(key, []).append(i)
     for members in groups.values():
         for start in range(0, len(members), BATCH):
@@ -282,7 +287,13 @@ def _plan_batch(
 
     mastery = np.ones((size, n_skills + 1))  # the last column is the sentinel skill
     mastery[:, :n_skills] = np.stack([x.state.mastery for x in inputs])
-    allowed = _allowed(arrays, view, inputs)
+    gate, excluded = _gates(arrays, view, inputs)
+    # each learner's HSK level now: declared, or shown by a mastered module of the Chinese ladder
+    declared = np.array([x.state.learner.chinese_level for x in inputs], dtype=np.int64)
+    level_now = declared
+    if first.chinese_route:
+        level_now = np.maximum(declared, arrays.shown_chinese_level(mastery, threshold))
+    allowed = (gate <= level_now[:, None]) & ~excluded
     attempts = np.zeros((size, n_view), dtype=np.int64)
     for b, x in enumerate(inputs):
         for module_id, count in x.state.studied.items():
@@ -292,6 +303,9 @@ def _plan_batch(
     # mastered by a mastered module it lies behind (direct evidence always rules)
     m_pad_now = np.take(mastery, pad, axis=1)  # C-ordered, so sums do not depend on the batch
     direct = ra.mastered(m_pad_now, threshold)
+    if first.chinese_route:
+        # a module of the Chinese ladder at or below the learner's level is behind them
+        direct |= (view.raises_chinese_level > 0) & (view.raises_chinese_level <= level_now[:, None])
     practiced = np.zeros((size, n_skills + 1), dtype=bool)
     practiced[:, :n_skills] = ~np.isnan(np.stack([x.state.days_since_practice for x in inputs]))
     # nor to modules teaching a role skill still short of its target: readiness needs them taught
@@ -307,6 +321,11 @@ def _plan_batch(
         failed_out = (attempts >= first.max_module_attempts) & ~mastered_now & ~was_mastered
     readiness_now = ra.readiness(mastery)
     reachable = _reachable(ra, allowed, mastered_now)
+    route = None
+    if first.chinese_route:
+        route = _chinese_route(ra, gate, excluded, level_now, mastered_now, reachable, mastery)
+        if route is not None:
+            allowed, reachable = route.allowed, route.reachable
     unreachable = _unreachable_skills(catalog, ra, reachable, mastery)
     peak = np.stack([x.state.peak[ra.req_idx] for x in inputs])
     review_due = (peak >= ra.level) & (mastery[:, ra.req_idx] < ra.level)
@@ -316,7 +335,7 @@ def _plan_batch(
         model_logit = np.log(p / (1.0 - p))
     renderers = [arrays.renderer(x.options.locale) for x in inputs]
 
-    explain = _Explainer(catalog, ra, threshold, {id(x): reachable[b] for b, x in enumerate(inputs)})
+    explain = _Explainer(catalog, ra, threshold, {id(x): reachable[b] for b, x in enumerate(inputs)}, route)
     steps: list[list[PathStep]] = [[] for _ in inputs]
     minutes_used = np.zeros(size)
     for b, x in enumerate(inputs):
@@ -346,6 +365,10 @@ def _plan_batch(
         taken=np.array([len(s) for s in steps]),
         max_steps=np.array([x.options.max_steps for x in inputs]),
         budget=np.array([x.options.time_budget_minutes for x in inputs], dtype=np.float64),
+        level=level_now.copy(),
+        gate=gate if route is not None else None,
+        route=route.modules if route is not None else None,
+        opened=route.opened if route is not None else None,
     )
     stops = [StopReason.MAX_STEPS] * size
     first_study = np.full(size, -1)  # the view module a path starts with, when it starts with a study
@@ -377,6 +400,9 @@ def _plan_batch(
         sat_ext = satisfied_ext[:k]
         sat_ext[:, :n_view] = satisfied
         eligible = work.allowed & sat_ext[:, view.prereq_pad].all(axis=2) & ~work.placed
+        if work.gate is not None:
+            # the Chinese route: a module taught only in Chinese waits for the level the path reaches
+            eligible &= work.gate <= work.level[:, None]
         # P(success) per module: BKT's prediction shifted by difficulty, blended in logit space
         # with the hybrid model's prediction when one is active
         known = (view.pad_share * m_pad).sum(axis=2)
@@ -401,6 +427,10 @@ def _plan_batch(
             flat_unlock[frontier] = (behind * np.take(need, frontier // n_view, axis=0)).sum(axis=1)
         unlock = flat_unlock.reshape(k, n_view)
         value = gain + UNLOCK_WEIGHT * np.maximum(unlock, 0.0) * ~satisfied
+        if work.route is not None and work.opened is not None:
+            # a module of the Chinese route is worth what the route opens toward the role
+            opens = (need[:, :n_req] * work.opened).sum(axis=1)
+            value = value + UNLOCK_WEIGHT * opens[:, None] * work.route
         candidates = eligible & (value > EPS)
         over_budget = np.zeros(k, dtype=bool)
         limited = work.budget > 0
@@ -428,7 +458,8 @@ def _plan_batch(
                     first_study[b] = j
                 steps[b].append(
                     explain.step(inputs[b], renderers[b], len(steps[b]) + 1, work.mastery[i], j, projected[i, j],
-                                 score.item(i, j), success.item(i, j), unlock.item(i, j), satisfied[i], review_due[b])
+                                 score.item(i, j), success.item(i, j), unlock.item(i, j), satisfied[i], review_due[b],
+                                 b, int(work.level[i]))
                 )  # fmt: skip
                 if halted[i]:
                     supported[b].append(j)
@@ -439,6 +470,9 @@ def _plan_batch(
             work.minutes_used[rows] += view.minutes[chosen]
             work.taken[rows] += 1
             work.behind_unplaced[going[:, None], :, ra.pad_req[chosen]] -= view.behind.T[chosen][:, None, :]
+            if work.gate is not None:
+                # a module of the Chinese ladder placed: later steps count the level it reaches
+                work.level[going] = np.maximum(work.level[going], view.raises_chinese_level[chosen])
         if some_stuck:
             for b, over in zip(work.ids[stuck].tolist(), over_budget[stuck].tolist(), strict=True):
                 stops[b] = StopReason.TIME_BUDGET if over else StopReason.NO_ELIGIBLE_MODULE
@@ -474,14 +508,14 @@ def _plan_batch(
         if unreachable[b]:
             # the role is out of reach: say so first, and plan toward the reachable part
             out_of_reach = _out_of_reach(arrays, ra, x, renderers[b], allowed[b], reachable[b], mastered_now[b],
-                                         unreachable[b])  # fmt: skip
+                                         unreachable[b], gate[b], int(level_now[b]))  # fmt: skip
             blockers = out_of_reach + blockers
             if stops[b] in (StopReason.MAX_STEPS, StopReason.NO_ELIGIBLE_MODULE):
                 stops[b] = StopReason.ROLE_OUT_OF_REACH
         # a learner who can follow some module of the catalog always gets a path, if only to say
         # what blocks the role; one who can follow none, or whose request leaves nothing, does not
         answered = stops[b] is StopReason.ROLE_READY or (
-            stops[b] is StopReason.ROLE_OUT_OF_REACH and arrays.language_mask(x.options.languages, 99).any()
+            stops[b] is StopReason.ROLE_OUT_OF_REACH and arrays.taught_mask(x.options.languages).any()
         )
         if not steps[b] and not answered:
             blocking = _blocking_constraint(arrays, x.state, x.options, ra.req_idx, ra.level)
@@ -522,30 +556,35 @@ class _Work:
     taken: npt.NDArray[np.int64]
     max_steps: npt.NDArray[np.int64]
     budget: FloatArray
+    level: IntArray  # the HSK level each learner has reached along their path
+    # the Chinese route, when some learner of the batch takes one (_ChineseRoute); None: no gate
+    gate: IntArray | None  # (learners, view modules) the HSK level each module needs
+    route: BoolArray | None  # (learners, view modules) the route's modules
+    opened: FloatArray | None  # (learners, requirements) 1 where the route opens the requirement
 
     def keep(self, rows: BoolArray) -> _Work:
         logit = None if self.model_logit is None else self.model_logit[rows]
         flagged = None if self.flagged is None else self.flagged[rows]
+        gate = None if self.gate is None else self.gate[rows]
+        route = None if self.route is None else self.route[rows]
+        opened = None if self.opened is None else self.opened[rows]
         return _Work(self.ids[rows], self.mastery[rows], self.placed[rows], self.implied[rows], self.allowed[rows],
                      flagged,
                      logit, self.behind_unplaced[rows], self.minutes_used[rows], self.taken[rows],
-                     self.max_steps[rows], self.budget[rows])  # fmt: skip
+                     self.max_steps[rows], self.budget[rows], self.level[rows], gate, route, opened)  # fmt: skip
 
 
-def _allowed(arrays: CatalogArrays, view: ModuleView, inputs: Sequence[PlanInput]) -> BoolArray:
-    """(learners, view modules): taught in the learner's languages at their HSK level, not excluded."""
-    masks: dict[tuple[tuple[str, ...], int], BoolArray] = {}
-    allowed = np.empty((len(inputs), len(view.module_ids)), dtype=bool)
+def _gates(arrays: CatalogArrays, view: ModuleView, inputs: Sequence[PlanInput]) -> tuple[IntArray, BoolArray]:
+    """(learners, view modules) twice: the HSK level at which each learner can follow each module
+    (CatalogArrays.chinese_gate), and the modules the request excludes."""
+    gate = np.empty((len(inputs), len(view.module_ids)), dtype=np.int64)
+    excluded = np.zeros((len(inputs), len(view.module_ids)), dtype=bool)
     for b, x in enumerate(inputs):
-        key = (x.options.languages, x.state.learner.chinese_level)
-        mask = masks.get(key)
-        if mask is None:
-            mask = masks[key] = arrays.language_mask(*key)[view.modules]
-        allowed[b] = mask
+        gate[b] = arrays.chinese_gate(x.options.languages)[view.modules]
         for module_id in x.options.exclude_module_ids:
             if module_id in view.position:
-                allowed[b, view.position[module_id]] = False
-    return allowed
+                excluded[b, view.position[module_id]] = True
+    return gate, excluded
 
 
 class _LearningPads:
@@ -574,6 +613,7 @@ class _Explainer:
     # per learner (keyed by id() of their PlanInput, alive for the batch): the view modules they can
     # take, now or once earlier steps are done; a PREREQUISITE_FOR reason names only these
     reachable: dict[int, BoolArray]
+    route: _ChineseRoute | None = None  # the batch's Chinese routes, if any learner takes one
     levels: list[float] = field(init=False)
     requirement_of: list[int] = field(init=False)
     language: dict[tuple[int, tuple[str, ...]], str] = field(init=False, default_factory=dict)
@@ -595,8 +635,11 @@ class _Explainer:
         unlock: float,
         satisfied: BoolArray,
         review_due: BoolArray,
+        row: int,
+        chinese_level: int,
     ) -> PathStep:
-        """Place view module j, whose skills' projected mastery (padded) the step loop computed."""
+        """Place view module j, whose skills' projected mastery (padded) the step loop computed, for
+        the batch's learner `row`, at `chinese_level` before the step."""
         catalog, ra, levels = self.catalog, self.ra, self.levels
         view = ra.view
         module = catalog.modules[view.module_ids[j]]
@@ -607,6 +650,11 @@ class _Explainer:
             mastery[s] = a
 
         reasons: list[Reason] = []
+        if self.route is not None and self.route.modules[row, j]:
+            k = self.route.unlocked(ra, row, chinese_level)
+            if k is not None:
+                needed, now = str(int(self.route.gate[row, k])), str(chinese_level)
+                reasons.append(renderer.reason(ReasonCode.LANGUAGE_UNLOCK, view.module_ids[k], needed, now))
         review = False
         attempts = x.state.studied.get(module.module_id, 0)
         if attempts:
@@ -778,7 +826,114 @@ def _language_of(taught: frozenset[str], module_languages: tuple[str, ...], pref
     for lang in preferred:
         if primary_language(lang) in taught:
             return primary_language(lang)
-    return module_languages[0]
+    # followed in Chinese by a learner who reads it without listing it (Chinese reached on the ladder)
+    return "zh" if "zh" in taught else module_languages[0]
+
+
+@dataclass(frozen=True)
+class _ChineseRoute:
+    """The Chinese route of a batch's learners: the level each aims at, and the modules that get
+    them there. A learner who takes none has target = their level and no route module."""
+
+    level_now: IntArray  # (learners,) the HSK level before the path
+    target: IntArray  # (learners,) the HSK level the path reaches when it climbs the ladder
+    gate: IntArray  # (learners, view modules) the HSK level at which each can follow each module
+    allowed: BoolArray  # (learners, view modules) followable at the target level, not excluded
+    reachable: BoolArray  # (learners, view modules) _reachable under `allowed`
+    modules: BoolArray  # (learners, view modules) the route: a ladder module reaching the target, with
+    # every module it needs not yet mastered (prerequisites, and the ladder below its own level)
+    opened: FloatArray  # (learners, requirements) 1 where the route opens a requirement still short
+
+    def unlocked(self, ra: _RoleArrays, row: int, level: int) -> int | None:
+        """The view module a route step at `level` leads to: among those the route opens (taught
+        only in Chinese above `level`, up to the target) that the learner can reach, the one
+        needing the lowest level, teaching and leading to the role most, smallest id."""
+        view = ra.view
+        gate = self.gate[row]
+        ahead = np.flatnonzero((gate > level) & (gate <= self.target[row]) & self.reachable[row] & ~self.modules[row])
+        if not ahead.size:
+            return None
+        worth = view.role_relevance + view.behind_teaches.sum(axis=1)
+        return min(ahead.tolist(), key=lambda k: (view.role_relevance[k] <= 0, int(gate[k]), -float(worth[k]),
+                                                  view.module_ids[k]))  # fmt: skip
+
+
+def _chinese_route(
+    ra: _RoleArrays,
+    gate: IntArray,
+    excluded: BoolArray,
+    level_now: IntArray,
+    mastered: BoolArray,
+    reachable: BoolArray,
+    mastery: FloatArray,
+) -> _ChineseRoute | None:
+    """The Chinese route of each learner whose role needs modules taught only in Chinese above
+    their level (None when no learner of the batch does): the lowest HSK level that opens as many
+    of the role's requirements still short as any level the Chinese ladder can take them to (a
+    ladder module is itself followed at its own min level, so the ladder is climbed step by step),
+    and the modules that reach it. Per learner and row-wise, so a learner's route does not depend
+    on the batch."""
+    view = ra.view
+    raises = view.raises_chinese_level
+    n_view = len(view.module_ids)
+    teaches = view.teaches_role[None] > 0
+
+    def covered(reach: BoolArray) -> BoolArray:
+        return np.asarray((reach[:, :, None] & teaches).any(axis=1))
+
+    short = mastery[:, ra.req_idx] < ra.level
+    open_now = covered(reachable) & short
+    rows = np.flatnonzero((short & ~open_now).any(axis=1) & (raises[None] > level_now[:, None]).any(axis=1))
+    if not rows.size:
+        return None
+    g, ex, m, start = gate[rows], excluded[rows], mastered[rows], level_now[rows]
+    best_open, best_level, best_reach = open_now[rows], start.copy(), reachable[rows]
+    for aim in range(int(start.min()) + 1, MAX_HSK_LEVEL + 1):
+        cap = np.maximum(start, aim)
+        level = start.copy()
+        while True:  # climb: each level reached opens the ladder modules followed at it
+            reach = _reachable(ra, (g <= level[:, None]) & ~ex, m)
+            up = np.minimum(np.maximum(level, np.where(reach, raises, 0).max(axis=1, initial=0)), cap)
+            if (up == level).all():
+                break
+            level = up
+        opens = covered(reach) & short[rows]
+        better = opens.sum(axis=1) > best_open.sum(axis=1)
+        best_open = np.where(better[:, None], opens, best_open)
+        best_level = np.where(better, level, best_level)
+        best_reach = np.where(better[:, None], reach, best_reach)
+    climbing = best_level > start
+    if not climbing.any():
+        return None
+    target = level_now.copy()
+    target[rows] = best_level
+    allowed = (gate <= target[:, None]) & ~excluded
+    reach_all = reachable.copy()
+    reach_all[rows] = best_reach
+    opened = np.zeros((len(gate), len(ra.req_idx)))
+    opened[rows] = (best_open & ~open_now[rows]).astype(np.float64)
+    modules = np.zeros_like(allowed)
+    for b in rows[climbing].tolist():
+        chosen: set[int] = set()
+        wanted = [int(target[b])]
+        while wanted:  # the ladder module reaching each level wanted, and what it needs
+            aim = wanted.pop()
+            if aim <= level_now[b] or any(raises[k] >= aim for k in chosen):
+                continue
+            ladder = [k for k in range(n_view) if reach_all[b, k] and raises[k] >= aim and not mastered[b, k]]
+            if not ladder:
+                continue
+            stack = [min(ladder, key=lambda k: (int(raises[k]), view.module_ids[k]))]
+            while stack:
+                k = stack.pop()
+                if k in chosen or mastered[b, k]:
+                    continue
+                chosen.add(k)
+                stack.extend(p for p in view.prereq_pad[k].tolist() if p < n_view)
+                if gate[b, k] > level_now[b]:
+                    wanted.append(int(gate[b, k]))
+        modules[b, sorted(chosen)] = True
+    return _ChineseRoute(level_now, target, gate, allowed, reach_all, modules, opened)
 
 
 def _reachable(ra: _RoleArrays, allowed: BoolArray, mastered: BoolArray) -> BoolArray:
@@ -832,6 +987,8 @@ def _out_of_reach(
     reachable: BoolArray,
     mastered: BoolArray,
     skill_ids: tuple[str, ...],
+    gate: IntArray,
+    chinese_level: int,
 ) -> tuple[Reason, ...]:
     """One path-level reason per role skill out of reach (rows of one learner over the view): what
     blocks the module teaching it that is closest to reach (fewest modules in its way the learner
@@ -859,7 +1016,8 @@ def _out_of_reach(
             blocked[j] = found
         return found
 
-    learner = x.state.learner
+    # a learner reads Chinese when they list it or have reached HSK 1 (CatalogArrays.chinese_gate)
+    reads_chinese = chinese_level >= 1 or "zh" in {primary_language(t) for t in x.options.languages}
     reasons: list[Reason] = []
     for skill_id in skill_ids:
         s = catalog.skill_index[skill_id]
@@ -872,12 +1030,12 @@ def _out_of_reach(
         q = closest if closest in way else min(way, key=lambda k: view.module_ids[k])
         module = catalog.modules[view.module_ids[q]]
         taught = [primary_language(t) for t in module.languages]
-        speaks = {primary_language(t) for t in x.options.languages}
         if module.module_id in x.options.exclude_module_ids:
             reasons.append(renderer.reason(ReasonCode.MODULE_EXCLUDED, skill_id, module.module_id))
-        elif "zh" in taught and "zh" in speaks and learner.chinese_level < module.min_chinese_level:
+        elif reads_chinese and chinese_level < gate[q] < NEVER:
+            # taught in Chinese above any level the Chinese ladder takes this learner to
             reasons.append(renderer.reason(ReasonCode.CHINESE_LEVEL_BLOCKED, skill_id, module.module_id,
-                                           str(module.min_chinese_level), str(learner.chinese_level)))  # fmt: skip
+                                           str(int(gate[q])), str(chinese_level)))  # fmt: skip
         else:
             reasons.append(renderer.reason(ReasonCode.LANGUAGE_BLOCKED, skill_id, module.module_id, ";".join(taught)))
     return tuple(reasons)
@@ -899,10 +1057,10 @@ def _blocking_constraint(
     langs = ", ".join(options.languages) or "none"
     if not teaching.any():
         return f"no module in the catalog teaches the role's missing skills {gap_skills}"
-    if not (teaching & arrays.language_mask(options.languages, 99)).any():
+    if not (teaching & arrays.taught_mask(options.languages)).any():
         return f"no module teaching {gap_skills} is taught in the learner's languages ({langs})"
     if not (teaching & language_ok).any():
-        need = int(arrays.min_chinese_level[teaching & arrays.language_mask(options.languages, 99)].min())
+        need = int(arrays.min_chinese_level[teaching & arrays.taught_mask(options.languages)].min())
         return (
             f"the modules teaching {gap_skills} in ({langs}) are taught only in Chinese and need HSK {need}; "
             f"the learner has HSK {state.learner.chinese_level}"

@@ -47,6 +47,9 @@ def worlds(draw: st.DrawFn, max_skills: int = 6, max_taught: int = 2) -> tuple[C
     for j in range(n_modules):
         taught = draw(st.lists(st.integers(0, n_skills - 1), min_size=1, max_size=max_taught, unique=True))
         prereqs = draw(st.lists(st.integers(0, j - 1), max_size=3, unique=True)) if j else []
+        min_level = draw(st.integers(0, 6))
+        # some modules climb the Chinese ladder (issue #24): a level above the one they need
+        raises = draw(st.sampled_from([0, 0, 0, min(min_level + 1, 6), min(min_level + 2, 6)]))
         modules.append(
             Module(
                 module_id=f"m{j:02d}",
@@ -55,7 +58,8 @@ def worlds(draw: st.DrawFn, max_skills: int = 6, max_taught: int = 2) -> tuple[C
                 languages=tuple(draw(st.lists(st.sampled_from(LANGS), min_size=1, max_size=3, unique=True))),
                 difficulty=draw(st.floats(0.0, 1.0)),
                 estimated_minutes=draw(st.integers(10, 300)),
-                min_chinese_level=draw(st.integers(0, 6)),
+                min_chinese_level=min_level,
+                raises_chinese_level=raises if raises > min_level else 0,
             )
         )
     reqs = draw(st.lists(st.integers(0, n_skills - 1), min_size=1, max_size=n_skills, unique=True))
@@ -97,6 +101,7 @@ def learners(draw: st.DrawFn, catalog: Catalog, learner_id: str = "x") -> tuple[
         mastery_confidence=draw(st.sampled_from([0.8, 0.6])),
         level_margin=draw(st.sampled_from([None, None, 0.5])),
         max_module_attempts=draw(st.sampled_from([3, 3, 1, 0])),
+        chinese_route=draw(st.sampled_from([True, True, False])),
     )
     return state, options
 
@@ -115,6 +120,17 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
         taught = catalog.modules[module_id].skills
         total = sum(w.weight for w in taught)
         return sum(w.weight * mastery[w.skill_id] for w in taught) / total >= options.mastery_confidence - 1e-9
+
+    # issue #24: the learner's HSK level is the declared one or what a mastered module of the
+    # Chinese ladder shows; a ladder module at or below it is behind them
+    level = state.learner.chinese_level
+    if options.chinese_route:
+        level = max([level, *(m.raises_chinese_level for m in catalog.modules.values() if mastered(m.module_id))])
+    start_level = level
+
+    def direct(module_id: str) -> bool:
+        raises = catalog.modules[module_id].raises_chinese_level
+        return mastered(module_id) or (options.chinese_route and 0 < raises <= start_level)
 
     def behind(module_id: str) -> set[str]:
         found: set[str] = set()
@@ -147,13 +163,13 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
     implied = {
         p
         for m in catalog.module_ids
-        if mastered(m)
+        if direct(m)
         for p in behind(m)
-        if unpracticed(p) and not mastered(p) and not role_short(p)
+        if unpracticed(p) and not direct(p) and not role_short(p)
     }
     failed_out = {
         m for m, n in state.studied.items() if options.max_module_attempts and n >= options.max_module_attempts
-        and not mastered(m) and m not in implied
+        and not direct(m) and m not in implied
     }  # fmt: skip
     placed: set[str] = set()
     readiness_floor = path.readiness_now
@@ -189,17 +205,21 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
         assert step.module_id not in options.exclude_module_ids
         # issue #20: a studied prerequisite not mastered blocks its dependents (no `or p in studied`)
         for p in module.prerequisite_module_ids:
-            assert p in placed or mastered(p) or p in implied, f"{step.module_id} placed before its prerequisite {p}"
+            assert p in placed or direct(p) or p in implied, f"{step.module_id} placed before its prerequisite {p}"
             if k == 0:
                 assert p not in implied, "a path never starts on a prerequisite only implication shows"
         if step.module_id in failed_out:  # only as a supported retake that ends the path
             assert step is path.steps[-1] and path.stop_reason is StopReason.REPEATED_FAILURE
         remediates = [r for r in step.reasons if r.code is ReasonCode.REMEDIATE]
         assert bool(remediates) == (step.module_id in state.studied), "a retake says it remediates"
-        shared = {x.split("-")[0] for x in module.languages} & set(options.languages)
-        assert shared, "every step is in one of the learner's languages"
-        if shared == {"zh"}:
-            assert state.learner.chinese_level >= module.min_chinese_level
+        # issue #24: a step taught only in Chinese (for this learner) never needs more than the HSK
+        # level reached by that step: the declared or shown level, or a ladder module placed earlier
+        assert followable(module, options, level), "every step is in the learner's languages, at their HSK level"
+        level = max(level, module.raises_chinese_level) if options.chinese_route else level
+        unlocks = [r for r in step.reasons if r.code is ReasonCode.LANGUAGE_UNLOCK]
+        if unlocks:
+            assert options.chinese_route and unlocks[0] is step.reasons[0]
+            assert int(unlocks[0].params["level_now"]) < int(unlocks[0].params["level_needed"])
         assert step.reasons, "every step says why"
         for g in step.gains:
             assert g.mastery_after >= g.mastery_before - 1e-12
@@ -226,22 +246,35 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
         assert not support
     for step in path.steps:  # issue #24: a step never points at a module the learner cannot take
         for r in step.reasons:
-            if r.code is ReasonCode.PREREQUISITE_FOR:
-                assert takeable(catalog, state, options, r.params["module_id"]), r.params["module_id"]
+            if r.code in (ReasonCode.PREREQUISITE_FOR, ReasonCode.LANGUAGE_UNLOCK):
+                assert takeable(catalog, options, start_level, r.params["module_id"]), r.params["module_id"]
             if r.code is ReasonCode.SIMILAR_LEARNERS_SUCCEEDED:  # its figure is the step's own
                 assert r.params["expected_success"] == f"{step.expected_success:.2f}"
     assert len(path.steps) <= options.max_steps
     assert 0.0 <= path.readiness_now <= path.readiness_after <= 1.0 + 1e-9
 
 
-def takeable(catalog: Catalog, state: LearnerState, options: PlanOptions, module_id: str) -> bool:
-    """Whether the learner can follow the module: taught in one of their languages (in Chinese only
-    at their HSK level), not excluded."""
-    module = catalog.modules[module_id]
-    shared = {x.split("-")[0] for x in module.languages} & {x.split("-")[0] for x in options.languages}
-    if not shared or module_id in options.exclude_module_ids:
+def followable(module: Module, options: PlanOptions, level: int) -> bool:
+    """Taught in one of the learner's languages other than Chinese, or in Chinese at an HSK level
+    they have (at least HSK 1 when they do not list Chinese)."""
+    listed = {x.split("-")[0] for x in options.languages}
+    taught = {x.split("-")[0] for x in module.languages}
+    if taught & (listed - {"zh"}):
+        return True
+    return "zh" in taught and level >= max(module.min_chinese_level, 0 if "zh" in listed else 1)
+
+
+def takeable(catalog: Catalog, options: PlanOptions, level: int, module_id: str) -> bool:
+    """Whether a learner at this HSK level can ever follow the module, not excluded: at the highest
+    level the Chinese ladder can take them to (ignoring the ladder's prerequisites: an upper bound)."""
+    if module_id in options.exclude_module_ids:
         return False
-    return shared != {"zh"} or state.learner.chinese_level >= module.min_chinese_level
+    climbing = options.chinese_route
+    while climbing:
+        ladder = [m for m in catalog.modules.values() if m.module_id not in options.exclude_module_ids]
+        up = max([level, *(m.raises_chinese_level for m in ladder if followable(m, options, level))])
+        climbing, level = up > level, up
+    return followable(catalog.modules[module_id], options, level)
 
 
 def check_skill_check(
