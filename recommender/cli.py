@@ -101,11 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     _degenerate_bkt_args(sim, "with --history: ")
     sim.add_argument(
+        "--chinese-route",
+        action="store_true",
+        help="--world demo: learners whose role needs modules taught only in Chinese above their HSK level, the "
+        "adaptive policy against the language-blind one (no-route: Chinese only a filter) and the syllabus",
+    )
+    sim.add_argument(
         "--policies",
         default="",
         metavar="P,P",
-        help="comma-separated policies to run, of adaptive, bayes, oracle, syllabus and popularity (default: all); "
-        "the syllabus, the baseline of every reduction, always runs",
+        help="comma-separated policies to run, of adaptive, bayes, oracle, syllabus, popularity and no-route "
+        "(default: all but no-route; with --chinese-route: adaptive and no-route); the syllabus, the baseline of every "
+        "reduction, always runs",
     )
     sim.add_argument(
         "--oracle-noise",
@@ -450,7 +457,16 @@ def _simulate(args: argparse.Namespace) -> int:
     from recommender.domain.catalog import build_catalog
     from recommender.domain.codec import catalog_parts_from_dict
     from recommender.service.demo import demo_catalog_path
-    from recommender.service.simulate import POLICIES, OracleFeed, cohort_for, historical_popularity, simulate
+    from recommender.service.simulate import (
+        EXTRA_POLICIES,
+        NO_ROUTE,
+        POLICIES,
+        OracleFeed,
+        chinese_route_cohort,
+        cohort_for,
+        historical_popularity,
+        simulate,
+    )
 
     if args.family or args.families:
         return _simulate_families(args)
@@ -469,13 +485,19 @@ def _simulate(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    chosen = [p.strip() for p in args.policies.split(",") if p.strip()] or list(POLICIES)
-    unknown = sorted(set(chosen) - set(POLICIES))
+    known = (*POLICIES, *EXTRA_POLICIES)
+    default = ["adaptive", NO_ROUTE] if args.chinese_route else list(POLICIES)
+    chosen = [p.strip() for p in args.policies.split(",") if p.strip()] or default
+    unknown = sorted(set(chosen) - set(known))
     if unknown:
-        print(f"error: --policies: unknown {', '.join(unknown)} (known: {', '.join(POLICIES)})", file=sys.stderr)
+        print(f"error: --policies: unknown {', '.join(unknown)} (known: {', '.join(known)})", file=sys.stderr)
         return 2
-    policies = [p for p in POLICIES if p in chosen or p == "syllabus"]
-    cohort = cohort_for(catalog, args.world, args.learners, args.seed)
+    policies = [p for p in known if p in chosen or p == "syllabus"]
+    if args.chinese_route:
+        cohort = chinese_route_cohort(catalog, args.learners, args.seed)
+        print(f"{len(cohort)} learners whose role needs modules taught only in Chinese above their HSK level")
+    else:
+        cohort = cohort_for(catalog, args.world, args.learners, args.seed)
     past = cohort_for(catalog, args.world, args.history, args.seed, past=True)
     if past:
         print(f"training a model on {len(past)} past learners' results first")

@@ -58,12 +58,14 @@ from recommender.domain.assessment import AssessmentEvent, ResultKind
 from recommender.domain.catalog import Catalog
 from recommender.domain.path import PathStep, StepKind
 from recommender.errors import LubanError
+from recommender.kt.bkt import BKTModel
 from recommender.ml.train import TrainConfig
-from recommender.planner.plan import LearnerState, plan_path
+from recommender.planner.arrays import CatalogArrays, SkillParamArrays
+from recommender.planner.plan import LearnerState, PlanOptions, plan_path
 from recommender.service.app import App, build_app
 from recommender.service.clock import ManualClock
 from recommender.service.demo import record_histories
-from recommender.service.paths import PathRequest, learner_state
+from recommender.service.paths import PathRequest, learner_state, model_key
 from recommender.simulation.posterior import ParticleTracker
 from recommender.simulation.truth import (
     HiddenLearner,
@@ -75,12 +77,17 @@ from recommender.simulation.truth import (
     make_world,
     role_syllabus,
     sample_learners,
+    true_chinese_level,
     true_readiness,
     world_syllabus,
 )
 from recommender.storage.store import DEFAULT_TENANT
 
 POLICIES = ("adaptive", "bayes", "oracle", "syllabus", "popularity")
+# run only when asked: the adaptive policy with Chinese only a filter at the declared HSK level
+# (PlanOptions.chinese_route off), the language-blind baseline of `simulate --chinese-route`
+NO_ROUTE = "no-route"
+EXTRA_POLICIES = (NO_ROUTE,)
 # the bayes policy's confidence margin: the best of 0, 0.1, 0.2, 0.25, 0.3 and 0.4 on the demo world
 # (44.4 modules at 0.25; 57.7 at 0, where believed-ready learners stop short after one check)
 BAYES_MARGIN = 0.25
@@ -111,7 +118,7 @@ DEMO_PROTOCOL = Protocol()
 # the protocol of issue #20's evaluation: 3 placement items per required skill, a syllabus that
 # retakes a module below the pass mark up to 3 attempts
 FAMILY_PROTOCOL = Protocol(placement_items=3, syllabus_attempts=3, pass_mark=0.6)
-READS_RESULTS = ("adaptive", "bayes")
+READS_RESULTS = ("adaptive", "bayes", NO_ROUTE)
 
 
 @dataclass
@@ -437,7 +444,7 @@ def _run_learner(
             feed = oracle.mastery(mastery, noise) if policy == "oracle" else None
             margin = oracle.margin
         # the mastery this decision is planned on (None for a fixed order)
-        seen = _service_estimate(app, who) if policy == "adaptive" else feed
+        seen = _service_estimate(app, who) if policy in ("adaptive", NO_ROUTE) else feed
         step = (
             _study(syllabus[cursor % len(syllabus)])
             if policy == "syllabus" and syllabus
@@ -454,7 +461,7 @@ def _run_learner(
             curve.append(readiness)
             continue
         module_id = step.module_id if step is not None else None
-        if module_id is None and policy in ("adaptive", "bayes") and not checked_since_progress:
+        if module_id is None and policy in READS_RESULTS and not checked_since_progress:
             every_skill = tuple(r.skill_id for r in role.requirements)
             answers = _skill_check(app, clock, world, who, mastery, len(taken), rng, every_skill)
             if tracker is not None:
@@ -472,7 +479,14 @@ def _run_learner(
         if _violates(world, module_id, taken, mastery):
             result.violations += 1
         mastery = forget(mastery, 1.0, who.forget_per_day)
-        score, mastery = attempt(world, who, mastery, module_id, rng)
+        if can_take(catalog.modules[module_id], who.learner):
+            score, mastery = attempt(world, who, mastery, module_id, rng)
+        else:  # taught in a language the learner cannot follow (yet): nothing learnt, nothing right
+            score = 0.0
+        # the learner's Chinese rises as they truly pass the Chinese ladder's modules
+        level = true_chinese_level(catalog, who.learner.chinese_level, mastery, protocol.pass_mark)
+        if level != who.learner.chinese_level:
+            who = replace(who, learner=replace(who.learner, chinese_level=level))
         if tracker is not None:
             tracker.forget(1.0)
             tracker.studied(module_id, score)
@@ -532,11 +546,12 @@ def _skill_check(
     answers: list[tuple[int, float, list[bool]]] = []
     levels = {r.skill_id: r.level for r in catalog.roles[who.learner.target_role_id].requirements}
     for skill_id in skill_ids:
-        module_id = next(
-            (m for m in catalog.topological_order
-             if skill_id in catalog.modules[m].skill_ids and can_take(catalog.modules[m], who.learner)),
-            None,
-        )  # fmt: skip
+        teaching = [m for m in catalog.topological_order if skill_id in catalog.modules[m].skill_ids]
+        # filed under one the learner can take, else (a check of a skill they meet only in Chinese
+        # they cannot follow yet) the first that teaches it
+        module_id = next((m for m in teaching if can_take(catalog.modules[m], who.learner)), None) or next(
+            iter(teaching), None
+        )
         if module_id is None:
             continue
         level = levels.get(skill_id, MASTERED)
@@ -578,6 +593,15 @@ def _next_step(
     try:
         if policy == "adaptive":
             path = app.paths.recommend(DEFAULT_TENANT, request)
+        elif policy == NO_ROUTE:
+            # what RecommendPath plans, with Chinese only a filter at the declared level
+            planner = app.paths.planner()
+            found = app.store.get_learner_record(DEFAULT_TENANT, who.learner.learner_id)
+            if found is None:
+                return None
+            options = replace(planner.options_for(found.learner, request), chinese_route=False)
+            key = model_key(DEFAULT_TENANT, found.learner.learner_id)
+            path = planner.plan(key, found.learner, found.states, options, app.clock(), found.studied_module_ids)
         elif feed is not None:
             planner = app.paths.planner()
             days = np.full(len(feed), 1.0)
@@ -653,3 +677,32 @@ def cohort_for(catalog: Catalog, world: str, learners: int, seed: int, *, past: 
     if world == "junyi":
         cohort = [replace(h, learner=replace(h.learner, languages=("zh",), chinese_level=6)) for h in cohort]
     return cohort
+
+
+def chinese_route_cohort(catalog: Catalog, learners: int, seed: int, *, draws: int = 4000) -> list[HiddenLearner]:
+    """The first `learners` simulated learners (drawn as cohort_for draws the demo world's, up to
+    `draws` of them) whose role needs modules taught only in Chinese above their HSK level: as new
+    learners, some role skill is out of reach with Chinese only a filter at their declared level,
+    and none is once the planner may climb the Chinese ladder. What `simulate --chinese-route`
+    compares the adaptive policy and the language-blind one on."""
+    arrays, kt = CatalogArrays.build(catalog), SkillParamArrays.build(catalog, BKTModel())
+    n = len(catalog.skill_ids)
+    found: list[HiddenLearner] = []
+    for who in sample_learners(catalog, draws, np.random.default_rng([seed, 5]), prefix="sim"):
+        learner = who.learner
+        state = LearnerState(learner, kt.prior.copy(), np.zeros(n), np.full(n, np.nan))
+        options = PlanOptions(learner.target_role_id, learner.languages, max_steps=1)
+        blind = _unreachable(arrays, kt, state, replace(options, chinese_route=False))
+        if blind and not _unreachable(arrays, kt, state, options):
+            found.append(who)
+            if len(found) == learners:
+                break
+    return found
+
+
+def _unreachable(arrays: CatalogArrays, kt: SkillParamArrays, state: LearnerState, options: PlanOptions) -> bool:
+    """Whether some role skill is out of reach for the learner under these options."""
+    try:
+        return bool(plan_path(arrays, kt, state, options, _START).unreachable_skill_ids)
+    except LubanError:  # no path at all: nothing in reach
+        return True

@@ -244,11 +244,26 @@ def role_syllabus(catalog: Catalog, role_id: str, learner: Learner) -> list[str]
 
 
 def can_take(module: Module, learner: Learner) -> bool:
+    """Whether the learner can follow the module: taught in one of their languages other than
+    Chinese, or in Chinese at their HSK level (at least HSK 1 when they do not list Chinese: a
+    learner who has climbed the Chinese ladder reads it)."""
     languages = set(learner.languages)
-    if not languages & set(module.languages):
-        return False
-    only_chinese = not (languages - {"zh"}) & set(module.languages)
-    return not (only_chinese and learner.chinese_level < module.min_chinese_level)
+    if (languages - {"zh"}) & set(module.languages):
+        return True
+    floor = 0 if "zh" in languages else 1
+    return "zh" in module.languages and learner.chinese_level >= max(module.min_chinese_level, floor)
+
+
+def true_chinese_level(catalog: Catalog, level: int, mastery: FloatArray, passed: float) -> int:
+    """The learner's HSK level given their true mastery: `level`, or the highest level a module of
+    the Chinese ladder raises to whose skills they truly know at the pass mark `passed` (weighted
+    mean), as an HSK test is passed."""
+    for module in catalog.modules.values():
+        if module.raises_chinese_level > level:
+            idx = [catalog.skill_index[s.skill_id] for s in module.skills]
+            if np.average(mastery[idx], weights=[s.weight for s in module.skills]) >= passed:
+                level = module.raises_chinese_level
+    return level
 
 
 def history(

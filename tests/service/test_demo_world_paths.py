@@ -1,5 +1,7 @@
 """Issue #24 on the demo world: no learner who can follow some module of the catalog is rejected;
-each gets a path toward the reachable part of their role, with what blocks the rest named."""
+each gets a path toward the reachable part of their role, with what blocks the rest named; and
+with Chinese as a route, the Chinese ladder opens every role that needs modules taught only in
+Chinese above a learner's level."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ LEARNERS = 500  # includes demo-0408 (MA: ar, fr), whose reachable modules are a
 
 def test_every_demo_learner_gets_a_path_with_the_blockers_named(app: App) -> None:
     load_demo(app, learners=LEARNERS)
-    out_of_reach = 0
+    out_of_reach = climbing = 0
     for i in range(LEARNERS):
         learner_id = f"demo-{i:04d}"
         try:
@@ -28,4 +30,6 @@ def test_every_demo_learner_gets_a_path_with_the_blockers_named(app: App) -> Non
         if path.unreachable_skill_ids:
             out_of_reach += 1
             assert path.stop_reason in (StopReason.ROLE_OUT_OF_REACH, StopReason.REPEATED_FAILURE)
-    assert out_of_reach, "the demo world has learners whose role is out of reach in their languages"
+        climbing += any(r.code is ReasonCode.LANGUAGE_UNLOCK for s in path.steps for r in s.reasons)
+    assert not out_of_reach, "every demo role is open to every demo learner, through the Chinese ladder if need be"
+    assert climbing, "the demo world has learners whose role needs the Chinese ladder"

@@ -13,11 +13,15 @@ import pytest
 
 from recommender.cli import main
 from recommender.domain.catalog import build_catalog
+from recommender.domain.codec import catalog_parts_from_dict
 from recommender.service.app import build_app
 from recommender.service.clock import ManualClock
+from recommender.service.demo import demo_catalog_path
 from recommender.service.simulate import (
     FAMILY_PROTOCOL,
+    NO_ROUTE,
     _skill_check,
+    chinese_route_cohort,
     cohort_for,
     historical_popularity,
     paired_ratio_interval,
@@ -25,7 +29,7 @@ from recommender.service.simulate import (
     simulate,
 )
 from recommender.simulation.families import build_world, sample_family_learners, select_families
-from recommender.simulation.truth import HiddenLearner, HiddenWorld, world_syllabus
+from recommender.simulation.truth import HiddenLearner, HiddenWorld, can_take, world_syllabus
 from recommender.storage.store import DEFAULT_TENANT
 from tests.conftest import T0, make_settings, tiny_catalog
 
@@ -316,3 +320,23 @@ def test_simulate_families_prints_one_table_and_writes_json(tmp_path: Path, caps
     assert main(["simulate", "--families", "all", "--policies", "adaptive"]) == 2
     with pytest.raises(SystemExit):
         main(["simulate", "--family", "deep-weak", "--families", "all"])
+
+
+def test_the_chinese_route_reaches_the_role_where_chinese_as_a_filter_cannot(tmp_path: Path) -> None:
+    """Issue #24, on demo-world learners whose role needs modules taught only in Chinese above their
+    HSK level: the adaptive policy climbs the Chinese ladder (the simulated learner's level rises
+    as they pass it) and reaches the role; with Chinese only a filter no learner can."""
+    catalog = build_catalog(*catalog_parts_from_dict(json.loads(demo_catalog_path().read_text(encoding="utf-8"))))
+    cohort = chinese_route_cohort(catalog, 3, seed=1)
+    assert len(cohort) == 3
+    report = simulate(catalog, cohort, world_name="demo", seed=1, max_modules=50, policies=("adaptive", NO_ROUTE),
+                      workdir=tmp_path)  # fmt: skip
+    adaptive, blind = report.results["adaptive"], report.results[NO_ROUTE]
+    assert not any(blind.reached), "what the role needs is taught only in Chinese they never get to"
+    assert sum(adaptive.reached) >= 2
+    ladder = {m for m in catalog.module_ids if catalog.modules[m].raises_chinese_level}
+    for trace, reached in zip(adaptive.traces, adaptive.reached, strict=True):
+        if reached:
+            assert ladder & set(trace), "the role was reached through the Chinese ladder"
+    for who, trace in zip(cohort, blind.traces, strict=True):
+        assert all(not m or can_take(catalog.modules[m], who.learner) for m in trace), "blind: the declared level"
