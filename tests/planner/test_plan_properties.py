@@ -47,9 +47,9 @@ def worlds(draw: st.DrawFn, max_skills: int = 6, max_taught: int = 2) -> tuple[C
     for j in range(n_modules):
         taught = draw(st.lists(st.integers(0, n_skills - 1), min_size=1, max_size=max_taught, unique=True))
         prereqs = draw(st.lists(st.integers(0, j - 1), max_size=3, unique=True)) if j else []
-        min_level = draw(st.integers(0, 6))
+        min_level = draw(st.sampled_from([0, 0, 1, 2, 3, 4, 6]))
         # some modules climb the Chinese ladder (issue #24): a level above the one they need
-        raises = draw(st.sampled_from([0, 0, 0, min(min_level + 1, 6), min(min_level + 2, 6)]))
+        raises = draw(st.sampled_from([0, 0, min(min_level + 1, 6), min(min_level + 2, 6)]))
         modules.append(
             Module(
                 module_id=f"m{j:02d}",
@@ -80,7 +80,7 @@ def learners(draw: st.DrawFn, catalog: Catalog, learner_id: str = "x") -> tuple[
     learner = Learner(
         learner_id,
         languages=tuple(draw(st.lists(st.sampled_from(LANGS), min_size=1, max_size=3, unique=True))),
-        chinese_level=draw(st.integers(0, 6)),
+        chinese_level=draw(st.sampled_from([0, 0, 1, 2, 3, 6])),
     )
     mastery = np.array([draw(st.floats(0.0, 1.0)) for _ in range(n_skills)])
     studied = {
@@ -312,11 +312,60 @@ def test_planner_invariants_on_random_catalogs(world: tuple[Catalog, LearnerStat
 
 
 @st.composite
+def ladder_worlds(draw: st.DrawFn) -> tuple[Catalog, LearnerState, PlanOptions]:
+    """A random world with a Chinese ladder (HSK 1 and 2 taught in English and French, 3 and 4 in
+    Chinese) and a role skill taught only by a module in Chinese at HSK 2-5: paths climb the ladder."""
+    catalog, _, _ = draw(worlds())
+    ladder = [Skill(f"h{k}") for k in range(1, 5)]
+    modules = list(catalog.modules.values())
+    for k in range(1, 5):
+        modules.append(
+            Module(
+                f"zh-{k}",
+                skills=(SkillWeight(f"h{k}"),),
+                languages=("en", "fr", "zh") if k <= 2 else ("zh",),
+                prerequisite_module_ids=(f"zh-{k - 1}",) if k > 1 else (),
+                min_chinese_level=k - 1,
+                raises_chinese_level=k,
+            )
+        )
+    prerequisites = tuple(draw(st.lists(st.sampled_from(list(catalog.module_ids)), max_size=1)))
+    level = draw(st.integers(2, 5))
+    trade = Module("trade-zh", skills=(SkillWeight("trade"),), languages=("zh",), min_chinese_level=level,
+                   prerequisite_module_ids=prerequisites)  # fmt: skip
+    modules.append(trade)
+    base = catalog.roles["role"]
+    role = replace(base, requirements=(*base.requirements, SkillRequirement("trade", draw(st.floats(0.3, 0.9)))))
+    ladder.append(Skill("trade"))
+    catalog = build_catalog([*catalog.skills.values(), *ladder], modules, [role])
+    state, options = draw(learners(catalog))
+    return catalog, state, replace(options, max_steps=draw(st.integers(8, 30)), time_budget_minutes=0)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ladder_worlds())
+def test_a_path_never_takes_a_module_above_the_chinese_level_reached_by_its_step(
+    world: tuple[Catalog, LearnerState, PlanOptions],
+) -> None:
+    """Issue #24: on worlds with a Chinese ladder, every invariant holds, and a step taught only in
+    Chinese (for the learner) never needs more than the HSK level reached by that step: the
+    declared or shown level, or a ladder module earlier in the same path (check_invariants)."""
+    catalog, state, options = world
+    try:
+        path = plan(catalog, state, options)
+    except PreconditionFailed as exc:
+        message = str(exc)
+        assert message, "a failed plan names its blocking constraint"
+        return
+    check_invariants(catalog, state, options, path)
+
+
+@st.composite
 def cohorts(draw: st.DrawFn) -> tuple[Catalog, list[PlanInput]]:
     """One catalog, several learners with their own languages, states, options, locales and (when
     a model is active for the example) model opinions. Roles and modules reach 8 skills and more,
     where numpy's sums switch to pairwise summation and memory layout starts to matter."""
-    catalog, _, _ = draw(worlds(max_skills=12, max_taught=10))
+    catalog, _, _ = draw(st.one_of(worlds(max_skills=12, max_taught=10), ladder_worlds()))
     with_model = draw(st.booleans())
     inputs: list[PlanInput] = []
     for i in range(draw(st.integers(1, 7))):
