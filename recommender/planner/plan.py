@@ -303,9 +303,6 @@ def _plan_batch(
     # mastered by a mastered module it lies behind (direct evidence always rules)
     m_pad_now = np.take(mastery, pad, axis=1)  # C-ordered, so sums do not depend on the batch
     direct = ra.mastered(m_pad_now, threshold)
-    if first.chinese_route:
-        # a module of the Chinese ladder at or below the learner's level is behind them
-        direct |= (view.raises_chinese_level > 0) & (view.raises_chinese_level <= level_now[:, None])
     practiced = np.zeros((size, n_skills + 1), dtype=bool)
     practiced[:, :n_skills] = ~np.isnan(np.stack([x.state.days_since_practice for x in inputs]))
     # nor to modules teaching a role skill still short of its target: readiness needs them taught

@@ -74,10 +74,15 @@ def test_a_learner_without_chinese_climbs_the_ladder_to_the_module_taught_only_i
     assert language[0].params == {"language": "zh"}, "followed in Chinese, reached on the ladder"
 
 
-def test_the_declared_level_and_the_results_both_count_and_the_ladder_below_them_is_not_retaught() -> None:
-    declared = [s.module_id for s in plan(ladder_catalog(), ("fr", "zh"), 2).steps]
-    assert "zh-1" not in declared and "zh-2" not in declared and declared.index("zh-3") < declared.index("weld-201")
-    shown = [s.module_id for s in plan(ladder_catalog(), ("fr",), 0, zh3=0.95).steps]
+def test_the_declared_level_and_the_results_both_count() -> None:
+    declared = plan(ladder_catalog(), ("fr", "zh"), 2)
+    ids = [s.module_id for s in declared.steps]
+    assert ids.index("zh-3") < ids.index("weld-201")
+    # the ladder's modules are prerequisites like any other: taught until results show them
+    assert ids.index("zh-1") < ids.index("zh-2") < ids.index("zh-3")
+    assert all(r.params["level_now"] == "2" for s in declared.steps for r in s.reasons
+               if r.code is ReasonCode.LANGUAGE_UNLOCK), "the level comes from HSK 2 on"  # fmt: skip
+    shown = [s.module_id for s in plan(ladder_catalog(), ("fr",), 0, zh1=0.95, zh2=0.95, zh3=0.95).steps]
     assert not any(m.startswith("zh-") for m in shown), "a mastered HSK 3 module shows HSK 3"
     assert "weld-201" in shown
 

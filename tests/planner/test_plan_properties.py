@@ -122,15 +122,12 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
         return sum(w.weight * mastery[w.skill_id] for w in taught) / total >= options.mastery_confidence - 1e-9
 
     # issue #24: the learner's HSK level is the declared one or what a mastered module of the
-    # Chinese ladder shows; a ladder module at or below it is behind them
+    # Chinese ladder shows
     level = state.learner.chinese_level
     if options.chinese_route:
         level = max([level, *(m.raises_chinese_level for m in catalog.modules.values() if mastered(m.module_id))])
     start_level = level
-
-    def direct(module_id: str) -> bool:
-        raises = catalog.modules[module_id].raises_chinese_level
-        return mastered(module_id) or (options.chinese_route and 0 < raises <= start_level)
+    direct = mastered  # the ladder's modules are prerequisites like any other, whatever the level
 
     def behind(module_id: str) -> set[str]:
         found: set[str] = set()
