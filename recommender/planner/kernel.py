@@ -61,7 +61,7 @@ def _block_py(a: FloatArray, lo: int, n: int) -> float:
         res = -0.0
         for i in range(n):
             res += a[lo + i]
-        return res
+        return float(res)
     r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
     r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
     i = 8
@@ -79,7 +79,7 @@ def _block_py(a: FloatArray, lo: int, n: int) -> float:
     while i < n:
         res += a[lo + i]
         i += 1
-    return res
+    return float(res)
 
 
 _block = njit(cache=True)(_block_py)
@@ -135,12 +135,12 @@ _sum = njit(cache=True)(_sum_py)
 
 def _maximum_py(a: float, b: float) -> float:
     """np.maximum of two floats (NaN propagates from either side)."""
-    return a if (a >= b or a != a) else b
+    return a if (a >= b or math.isnan(a)) else b
 
 
 def _minimum_py(a: float, b: float) -> float:
     """np.minimum of two floats."""
-    return a if (a <= b or a != a) else b
+    return a if (a <= b or math.isnan(a)) else b
 
 
 _maximum = njit(cache=True)(_maximum_py)
@@ -312,9 +312,9 @@ def _plan_steps_py(
                 success = 1.0 / (1.0 + math.exp(-logit))
                 z = (success - target) / width
                 score[j] = value[j] * (floor + (1.0 - floor) * math.exp(-(z * z))) * hours_penalty[j]
-                if best < 0 or score[j] > score[best] or score[j] != score[j]:
+                if best < 0 or score[j] > score[best] or math.isnan(score[j]):
                     best = j
-                    if score[j] != score[j]:
+                    if math.isnan(score[j]):
                         break  # argmax stops at the first NaN
             for j in range(n_view):
                 if (

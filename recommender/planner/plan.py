@@ -591,8 +591,10 @@ def _compiled_steps(
 
     role = _kernel_inputs(arrays, ra, explain.threshold)
     flagged = work.flagged if work.flagged is not None else np.zeros_like(work.allowed)
-    found = kernel.plan_steps(role, work.mastery, work.allowed, work.implied, flagged, work.model_logit,
-                              work.behind_unplaced, work.minutes_used, work.taken, work.max_steps, work.budget)  # fmt: skip
+    found = kernel.plan_steps(
+        role, work.mastery, work.allowed, work.implied, flagged, work.model_logit,
+        work.behind_unplaced, work.minutes_used, work.taken, work.max_steps, work.budget,
+    )  # fmt: skip
     rows, cols = np.nonzero((np.arange(found.chosen.shape[1]) < found.n_steps[:, None]) & ~found.ambiguous[:, None])
     chosen = found.chosen[rows, cols]
     logit = None if work.model_logit is None else work.model_logit[rows, chosen]

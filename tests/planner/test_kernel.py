@@ -27,7 +27,9 @@ from tests.planner.test_plan_properties import cohorts
 LANGS = ["en", "fr", "zh", "ar"]
 
 
-def assert_same(kernel_paths: list[LearningPath | PreconditionFailed], reference: list[LearningPath | PreconditionFailed]) -> None:
+def assert_same(
+    kernel_paths: list[LearningPath | PreconditionFailed], reference: list[LearningPath | PreconditionFailed]
+) -> None:
     """Equal dataclasses: the same steps in the same order with the same reasons, stop reason,
     blockers and every float equal (== on floats: bit for bit but for the sign of zero)."""
     assert len(kernel_paths) == len(reference)
@@ -46,15 +48,15 @@ def random_catalog(rng: np.random.Generator, n_skills: int, n_modules: int, n_ro
     for j in range(n_modules):
         width = int(rng.integers(1, 11)) if rng.random() < 0.1 else int(rng.integers(1, 4))
         taught = rng.choice(n_skills, size=min(width, n_skills), replace=False)
-        prereqs = rng.choice(j, size=min(j, int(rng.integers(0, 4))), replace=False) if j else []
+        prereqs: list[int] = rng.choice(j, size=min(j, int(rng.integers(0, 4))), replace=False).tolist() if j else []
         modules.append(
             Module(
                 module_id=f"m{j:03d}",
                 skills=tuple(SkillWeight(f"s{s:02d}", float(rng.choice([0.3, 0.6, 1.0]))) for s in taught),
                 prerequisite_module_ids=tuple(f"m{p:03d}" for p in prereqs),
                 languages=tuple(rng.choice(LANGS[:3], size=int(rng.integers(1, 4)), replace=False).tolist()),
-                difficulty=float(rng.choice([rng.random(), 0.5])),  # some exact ties among modules
-                estimated_minutes=int(rng.choice([60, rng.integers(10, 300)])),
+                difficulty=float(rng.random()) if rng.random() < 0.5 else 0.5,  # exact ties among modules
+                estimated_minutes=60 if rng.random() < 0.5 else int(rng.integers(10, 300)),
                 min_chinese_level=int(rng.integers(0, 7)),
             )
         )
@@ -87,7 +89,9 @@ def random_inputs(rng: np.random.Generator, catalog: Catalog, n: int, with_model
                           weekly_minutes=int(rng.choice([0, 120, 600])))  # fmt: skip
         mastery = rng.choice([rng.random(n_skills), np.full(n_skills, 0.15), rng.uniform(0.6, 1.0, n_skills)])
         days = np.where(rng.random(n_skills) < 0.4, np.nan, rng.uniform(1, 200, n_skills))
-        peak = np.where(np.isnan(days), 0.0, np.maximum(mastery, rng.choice([mastery, rng.uniform(0.7, 1.0, n_skills)])))
+        peak = np.where(
+            np.isnan(days), 0.0, np.maximum(mastery, rng.choice([mastery, rng.uniform(0.7, 1.0, n_skills)]))
+        )
         studied = {str(m): int(rng.integers(1, 5)) for m in rng.choice(module_ids, size=int(rng.integers(0, 6)))}
         studies = rng.integers(0, 5, n_skills).astype(np.int64)
         state = LearnerState(learner, mastery, peak, days, studied, studies)
@@ -99,7 +103,7 @@ def random_inputs(rng: np.random.Generator, catalog: Catalog, n: int, with_model
             exclude_module_ids=frozenset(str(m) for m in rng.choice(module_ids, size=int(rng.integers(0, 3)))),
             locale=str(rng.choice(["en", "zh-CN"])),
             mastery_confidence=float(rng.choice([0.8, 0.8, 0.6])),
-            level_margin=rng.choice([None, None, 0.5]),
+            level_margin=None if rng.random() < 2 / 3 else 0.5,
             check_after_studies=int(rng.choice([0, 3, 3])),
             max_module_attempts=int(rng.choice([3, 3, 1, 0])),
         )
@@ -173,7 +177,10 @@ def test_a_near_tie_between_different_candidates_is_left_to_the_reference() -> N
         assert bool(found.ambiguous[0]) is ambiguous
         learner = Learner("x", languages=("en",))
         state = LearnerState(learner, mastery[0, :2], mastery[0, :2], np.full(2, 3.0))
-        inputs = [PlanInput(state, PlanOptions("r", ("en",))), PlanInput(replace(state, learner=replace(learner, learner_id="y")), PlanOptions("r", ("en",), max_steps=1))]
+        inputs = [
+            PlanInput(state, PlanOptions("r", ("en",))),
+            PlanInput(replace(state, learner=replace(learner, learner_id="y")), PlanOptions("r", ("en",), max_steps=1)),
+        ]
         paths = both_ways(catalog, inputs)
         first = paths[0]
         assert isinstance(first, LearningPath) and [s.module_id for s in first.steps] == ["ma", "mb"]
