@@ -453,3 +453,17 @@ def plan_steps(
         out.n_steps, out.stop, out.readiness_after, out.ambiguous,
     )  # fmt: skip
     return out
+
+
+def warm() -> None:
+    """Load the compiled step loop (from its disk cache, or compile it) by running it on no
+    learners, with the argument types of a real batch: a server does this before its first call."""
+    f1, f2 = np.zeros(0), np.zeros((0, 0))
+    i1, i2 = np.zeros(0, dtype=np.intp), np.zeros((0, 0), dtype=np.intp)
+    b2, n1 = np.zeros((0, 0), dtype=np.bool_), np.zeros(0, dtype=np.int64)
+    role = RoleInputs(
+        skill_pad=i2, n_taught=i1, pad_share=f2, pad_weights=f2, pad_req=i2, pad_level=f2, pad_weight=f2,
+        learn=f2, keep=f2, module_right=f1, module_guess=f1, content_shift=f1, hours_penalty=f1,
+        prereq_pad=i2, minutes=f1, behind=f2, req_idx=i1, level=f1, weight=f1, consts=np.zeros(7),
+    )  # fmt: skip
+    plan_steps(role, f2, b2, b2, b2, None, np.zeros((0, 0, 0)), f1, n1, n1, f1)

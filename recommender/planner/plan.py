@@ -562,6 +562,16 @@ class _Out(NamedTuple):
     readiness_after: FloatArray
 
 
+def warm_kernel() -> bool:
+    """Load the compiled step loop ahead of the first plan (kernel.warm); False where it cannot run."""
+    if not _kernel_available():
+        return False
+    from recommender.planner import kernel
+
+    kernel.warm()
+    return True
+
+
 def _kernel_available() -> bool:
     """Whether the compiled step loop can run here (Numba imports); if not, the reference plans."""
     try:

@@ -21,7 +21,7 @@ from recommender.errors import FieldViolation, InvalidInput, LubanError, NotFoun
 from recommender.kt.bkt import SECONDS_PER_DAY, BKTModel, mastery_now
 from recommender.ml.model import HybridModel
 from recommender.planner.arrays import CatalogArrays, SkillParamArrays
-from recommender.planner.plan import LearnerState, ModelOpinion, PlanInput, PlanOptions, plan_paths
+from recommender.planner.plan import LearnerState, ModelOpinion, PlanInput, PlanOptions, plan_paths, warm_kernel
 from recommender.planner.reasons import resolve_locale
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
@@ -324,6 +324,11 @@ class PathService:
 
     def now(self) -> datetime:
         return self._clock()
+
+    def warm(self) -> None:
+        """Load what the first path would otherwise wait for: the compiled planner (when in use)."""
+        if self._kernel:
+            warm_kernel()
 
 
 def learner_state(

@@ -184,3 +184,21 @@ def test_a_near_tie_between_different_candidates_is_left_to_the_reference() -> N
         paths = both_ways(catalog, inputs)
         first = paths[0]
         assert isinstance(first, LearningPath) and [s.module_id for s in first.steps] == ["ma", "mb"]
+
+
+def test_warming_loads_the_very_code_planning_runs() -> None:
+    """warm_kernel() (a server calls it before serving) runs the kernel with a real batch's
+    argument types: planning afterwards needs no other compilation."""
+    assert planner.warm_kernel()
+    signatures = list(kernel._plan_steps.signatures)  # type: ignore[attr-defined]
+    catalog = _pair_catalog(0.5)
+    state = LearnerState(Learner("x", languages=("en",)), np.full(2, 0.2), np.zeros(2), np.full(2, np.nan))
+    model = ModelOpinion(np.full(2, 0.5), "v1")
+    both_ways(
+        catalog,
+        [
+            PlanInput(state, PlanOptions("r", ("en",), time_budget_minutes=90)),
+            PlanInput(state, PlanOptions("r", ("en",)), model),
+        ],
+    )
+    assert list(kernel._plan_steps.signatures) == signatures == signatures[:1]  # type: ignore[attr-defined]
