@@ -1,6 +1,7 @@
 """plan_path(): one learner's ordered next modules; plan_paths(): many learners' at once. Pure and
 deterministic (ties go to the smaller module id), vectorized over modules and learners so a step
-costs a few numpy operations for a whole batch.
+costs a few numpy operations for a whole batch. The step loop runs compiled by default
+(kernel.py); _reference_steps, the numpy loop, is its specification and gives the same paths.
 
 Each step picks, among eligible modules, the best of
     value = projected readiness gain toward the role + UNLOCK_WEIGHT * what it unlocks toward it
