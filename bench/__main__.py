@@ -59,7 +59,9 @@ def run(args: list[str], env: dict[str, str] | None = None, timeout: float = 900
     return stdout, seconds, usage.ru_maxrss // 1024
 
 
-def recommender(work: Path, *args: str, timeout: float = 900) -> tuple[str, float, int]:
+def recommender(
+    work: Path, *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> tuple[str, float, int]:
     return run(
         [
             PY,
@@ -71,6 +73,7 @@ def recommender(work: Path, *args: str, timeout: float = 900) -> tuple[str, floa
             str(work / "models"),
             *args,
         ],
+        env=env,
         timeout=timeout,
     )
 
@@ -259,6 +262,23 @@ print(json.dumps({"median_ms": float(np.median(times)), "p90_ms": float(np.perce
     }
 
 
+def demo_planning(work: Path, quick: bool) -> dict[str, Any]:
+    """Planning demo learners in process, the compiled step loop against the numpy reference
+    (bench/planning.py): separate processes, the median of their figures with min-max."""
+    args = ["--store-url", f"sqlite:///{work / 'bench.db'}", "--models-dir", str(work / "models")]
+    args += ["--learners", "200", "--rounds", "1" if quick else "3"]
+    runs = [
+        json.loads(run([PY, "-m", "bench.planning", *args])[0].strip().splitlines()[-1])
+        for _ in range(2 if quick else 3)
+    ]
+    out: dict[str, Any] = {"learners": runs[0]["learners"], "repeats": len(runs), "model": runs[0]["model"]}
+    out["identical_paths"] = all(r["identical_paths"] for r in runs)
+    out["first_call_ms"] = median_of(runs, "first_call_ms")
+    for label in ("kernel", "reference"):
+        out[label] = {key: median_of([r[label] for r in runs], key) for key in runs[0][label]}
+    return out
+
+
 def batch(work: Path, quick: bool) -> dict[str, Any]:
     """learners/s end to end (the process's wall time, start-up included: ~1 s of imports, store
     and model loading) and once running (the rate the command itself reports: reading, planning
@@ -267,9 +287,9 @@ def batch(work: Path, quick: bool) -> dict[str, Any]:
     sizes = [2000] if quick else [10_000, 100_000]
     results: dict[str, Any] = {}
 
-    def paths(label: str, size: int, cohort: Path, *extra: str) -> None:
+    def paths(label: str, size: int, cohort: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         out, seconds, peak = recommender(work, "paths", "--cohort", str(cohort), "--out", str(work / f"{label}.jsonl"),
-                                         "--as-of", "2026-11-01T00:00:00+00:00", *extra, timeout=3600)  # fmt: skip
+                                         "--as-of", "2026-11-01T00:00:00+00:00", *extra, timeout=3600, env=env)  # fmt: skip
         running = float(out.strip().splitlines()[-1].rsplit(";", 1)[1].split()[0])
         results[f"{size}:{label}"] = {"learners_per_s": size / seconds, "running_learners_per_s": running,
                                       "seconds": seconds, "peak_rss_mb": peak}  # fmt: skip
@@ -299,6 +319,14 @@ def batch(work: Path, quick: bool) -> dict[str, Any]:
             write_prior_results(cohort, events)
             paths("local+prior", size, cohort, "--events", str(events))
             paths("workers2+prior", size, cohort, "--events", str(events), "--workers", "2")
+            # the same with the planner's numpy reference instead of its compiled step loop
+            reference = {"LUBAN_PLANNER_KERNEL": "false"}
+            paths("workers2+reference", size, cohort, "--workers", "2", env=reference)
+            paths("workers2+prior+reference", size, cohort, "--events", str(events), "--workers", "2", env=reference)
+            same = (work / "workers2+prior.jsonl").read_bytes() == (
+                work / "workers2+prior+reference.jsonl"
+            ).read_bytes()
+            results[f"{size}:kernel_identical_to_reference"] = same
             # the same job twice on one cluster: the first also pays the workers' imports (a fresh
             # cluster), the second runs on warm workers, as on a cluster that is already up
             code = (
@@ -473,6 +501,7 @@ def main() -> None:
         results["demo_train_seconds"] = seconds
         steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
             ("planning", lambda: planning_cost(args.quick)),
+            ("demo_planning", lambda: demo_planning(work, args.quick)),
             ("serving", lambda: serving(work, args.quick)),
             ("batch", lambda: batch(work, args.quick)),
             ("quality", lambda: quality(work, args.quick)),

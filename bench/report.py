@@ -133,6 +133,34 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
                 "yes" if planning["median_ms"] <= 2 else "no",
             )
         )
+    demo = results.get("demo_planning", {})
+    if "kernel" in demo:
+        k, r = demo["kernel"], demo["reference"]
+
+        def fig(d: dict[str, float], unit: str) -> str:
+            return f"{d['median']:,.0f} {unit} ({d['min']:,.0f}-{d['max']:,.0f})"
+
+        lines += [
+            "## Planning on the demo world: compiled step loop and numpy reference",
+            "",
+            f"{demo['learners']} demo learners (model {demo['model'] or 'none'}), planned in process by the service's "
+            f"planner (model scores, learner state, planning, reasons; no store read): medians of "
+            f"{demo['repeats']} processes, min-max in brackets. Identical paths both ways: {demo['identical_paths']}.",
+            "",
+            "| planner | one learner a call: wall, median | p90 | CPU, median | all in one call: wall | CPU |",
+            "|---|---|---|---|---|---|",
+            *(
+                f"| {name} | {fig(d['one_median_us'], 'us')} | {fig(d['one_p90_us'], 'us')} | "
+                f"{fig(d['one_cpu_median_us'], 'us')} | {fig(d['batch_ms'], 'ms')} | {fig(d['batch_cpu_ms'], 'ms')} |"
+                for name, d in (("compiled (default)", k), ("numpy reference (`LUBAN_PLANNER_KERNEL=false`)", r))
+            ),
+            "",
+            "- CPU: the planning thread's own CPU time, which moves far less than wall time with the load of "
+            "whatever else runs on the machine",
+            f"- a fresh process's first planning call (Numba imported, the compiled code loaded from its disk "
+            f"cache): {fig(demo['first_call_ms'], 'ms')}",
+            "",
+        ]
     batch = results.get("batch", {})
     if batch and "error" not in batch:
         lines += [
@@ -162,6 +190,9 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
                 )
             elif what == "dask_identical_to_local":
                 notes.append(f"- {int(size):,}-learner cohort: Dask output identical to the local run: {r}")
+            elif what == "kernel_identical_to_reference":
+                notes.append(f"- {int(size):,}-learner cohort with prior results: the compiled planner's output "
+                             f"identical to the numpy reference's (`+reference`, `LUBAN_PLANNER_KERNEL=false`): {r}")  # fmt: skip
             elif what == "prior_workers2_identical_to_local":
                 notes.append(f"- {int(size):,}-learner cohort with prior results: `--workers 2` output identical "
                              f"to the local run: {r}")  # fmt: skip
@@ -301,7 +332,7 @@ def write_report(results: dict[str, Any], path: Path, plots: Path) -> None:
     plot_links = _plots(results, plots)
     lines += ["## Targets", "", TARGETS.rstrip()] + [f"| {a} | {b} | {c} |" for a, b, c in targets] + [""]
     lines += plot_links
-    for name in ("serving", "batch", "quality", "simulation", "planning"):
+    for name in ("serving", "batch", "quality", "simulation", "planning", "demo_planning"):
         if isinstance(results.get(name), dict) and "error" in results[name]:
             lines += [f"**{name} failed in this run:**", "", "```", results[name]["error"][-1500:], "```", ""]
     path.write_text("\n".join(lines) + "\n")

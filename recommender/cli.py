@@ -402,7 +402,9 @@ def _paths(app: App, args: argparse.Namespace) -> int:
     catalog = app.catalogs.require()
     model = load_model(app.models.folder(args.model)) if args.model else app.models.active()
     s = app.settings
-    planner = Planner.build(catalog, model, s.mastery_confidence, s.check_after_studies, s.max_module_attempts)
+    planner = Planner.build(
+        catalog, model, s.mastery_confidence, s.check_after_studies, s.max_module_attempts, s.planner_kernel
+    )
     now = datetime.fromisoformat(args.as_of) if args.as_of else datetime.now(UTC)
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)

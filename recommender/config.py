@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         description="module assessments after which a module still not mastered is no longer planned: the "
         "path routes around it or stops with REPEATED_FAILURE (planner); 0 never stops retaking",
     )
+    planner_kernel: bool = Field(
+        default=True,
+        description="plan with the compiled step loop (Numba) when it imports; false plans with the numpy "
+        "reference: the same paths, more slowly",
+    )
     future_tolerance_seconds: float = Field(
         default=300.0, ge=0, description="how far in the future occurred_at may lie (clock skew)"
     )

@@ -51,6 +51,7 @@ def configure_logging(settings: Settings, verbose: bool = False) -> None:
 def serve(settings: Settings, app: App | None = None) -> None:
     configure_logging(settings)
     app = app or build_app(settings)
+    app.paths.warm()  # the first RecommendPath does not wait for the compiled planner to load
     running = create_server(app)
     running.start()
     host = settings.address.rsplit(":", 1)[0]

@@ -1,6 +1,7 @@
 """plan_path(): one learner's ordered next modules; plan_paths(): many learners' at once. Pure and
 deterministic (ties go to the smaller module id), vectorized over modules and learners so a step
-costs a few numpy operations for a whole batch.
+costs a few numpy operations for a whole batch. The step loop runs compiled by default
+(kernel.py); _reference_steps, the numpy loop, is its specification and gives the same paths.
 
 Each step picks, among eligible modules, the best of
     value = projected readiness gain toward the role + UNLOCK_WEIGHT * what it unlocks toward it
@@ -31,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -41,6 +43,9 @@ from recommender.domain.path import LearningPath, PathStep, Reason, ReasonCode, 
 from recommender.errors import PreconditionFailed
 from recommender.planner.arrays import NEVER, CatalogArrays, ModuleView, SkillParamArrays, primary_language
 from recommender.planner.reasons import Renderer
+
+if TYPE_CHECKING:
+    from recommender.planner.kernel import RoleInputs
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -125,15 +130,17 @@ def plan_path(
     options: PlanOptions,
     now: datetime,
     model: ModelOpinion | None = None,
+    *,
+    kernel: bool = True,
 ) -> LearningPath:
-    result = plan_paths(arrays, kt, [PlanInput(state, options, model)], now)[0]
+    result = plan_paths(arrays, kt, [PlanInput(state, options, model)], now, kernel=kernel)[0]
     if isinstance(result, PreconditionFailed):
         raise result
     return result
 
 
 def plan_paths(
-    arrays: CatalogArrays, kt: SkillParamArrays, inputs: Sequence[PlanInput], now: datetime
+    arrays: CatalogArrays, kt: SkillParamArrays, inputs: Sequence[PlanInput], now: datetime, *, kernel: bool = True
 ) -> list[LearningPath | PreconditionFailed]:
     """Paths for many learners, in input order; a learner no step can be planned for gets the
     PreconditionFailed naming the blocking constraint instead. Learners with the same role,
@@ -144,7 +151,10 @@ def plan_paths(
     sums along the learner's own rows of a C-ordered array, so batch and single-learner planning
     agree bit for bit (tested). Hence no BLAS products (their rounding depends on the matrix
     shapes), and gathers along axis 1 use np.take: m[:, idx] is column-major, and numpy sums the
-    rows of a column-major array in another order than a single row (pairwise from 8 terms)."""
+    rows of a column-major array in another order than a single row (pairwise from 8 terms).
+
+    kernel: run the step loop compiled (kernel.py) when Numba is importable; False runs the numpy
+    reference (_reference_steps). Both give the same paths (tested)."""
     results: dict[int, LearningPath | PreconditionFailed] = {}
     groups: dict[tuple[object, ...], list[int]] = {}
     for i, x in enumerate(inputs):
@@ -155,7 +165,8 @@ def plan_paths(
     for members in groups.values():
         for start in range(0, len(members), BATCH):
             part = members[start : start + BATCH]
-            for i, result in zip(part, _plan_batch(arrays, kt, [inputs[i] for i in part], now), strict=True):
+            planned = _plan_batch(arrays, kt, [inputs[i] for i in part], now, kernel)
+            for i, result in zip(part, planned, strict=True):
                 results[i] = result
     return [results[i] for i in range(len(inputs))]
 
@@ -183,6 +194,7 @@ class _RoleArrays:
     hours_penalty: FloatArray
     check_skills: npt.NDArray[np.intp]  # the role's skills, then the other skills its view's modules teach
     check_targets: FloatArray  # the mastery each must reach: its requirement's target, else the confidence
+    n_taught: npt.NDArray[np.intp]  # skills each view module teaches: its leading skill_pad slots
 
     @classmethod
     def of(
@@ -234,6 +246,7 @@ class _RoleArrays:
             hours_penalty=1.0 / np.sqrt(view.minutes / 60.0),
             check_skills=np.array(check_skills, dtype=np.intp),
             check_targets=np.r_[level, np.full(len(check_skills) - len(req_idx), confidence)],
+            n_taught=np.array([len(s) for s in view.skill_lists], dtype=np.intp),
         )
 
     def mastered(self, m_pad: FloatArray, threshold: float) -> BoolArray:
@@ -271,8 +284,24 @@ def requirement_targets(role: TargetRole, confidence: float, level_margin: float
     return np.asarray(required + level_margin * (1.0 - required), dtype=np.float64)
 
 
+def _success(content: FloatArray, content_shift: FloatArray, model_logit: FloatArray | None) -> FloatArray:
+    """P(success) of studying each module: BKT's prediction (content) shifted by difficulty,
+    blended in logit space with the hybrid model's prediction when one is active."""
+    logit = np.log(content / (1.0 - content)) + content_shift
+    if model_logit is not None:
+        logit = 0.5 * logit + 0.5 * model_logit
+    return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=np.float64)
+
+
+def _score(value: FloatArray, success: FloatArray, hours_penalty: FloatArray) -> FloatArray:
+    """A step's score: its value, weighed by how close its success is to TARGET_SUCCESS (the zone
+    of proximal development), per hour of study."""
+    zpd = np.exp(-(((success - TARGET_SUCCESS) / ZPD_WIDTH) ** 2))
+    return np.asarray(value * (ZPD_FLOOR + (1.0 - ZPD_FLOOR) * zpd) * hours_penalty, dtype=np.float64)
+
+
 def _plan_batch(
-    arrays: CatalogArrays, kt: SkillParamArrays, inputs: Sequence[PlanInput], now: datetime
+    arrays: CatalogArrays, kt: SkillParamArrays, inputs: Sequence[PlanInput], now: datetime, kernel: bool
 ) -> list[LearningPath | PreconditionFailed]:
     """Learners with the same role, thresholds and model presence, planned step by step together.
     Arrays are (learners, ...); each step works on the learners still planning (`work`)."""
@@ -371,110 +400,13 @@ def _plan_batch(
     first_study = np.full(size, -1)  # the view module a path starts with, when it starts with a study
     supported: list[list[int]] = [[] for _ in inputs]  # failed-out modules retaken, with support
     readiness_after = np.zeros(size)
-    need_ext = np.zeros((size, n_req + 1))  # the last column pads: always 0
-    satisfied_ext = np.ones((size, n_view + 1), dtype=bool)  # the last slot pads prerequisite lists
-    everyone = np.arange(size)
-
-    def finish(done: BoolArray) -> _Work:
-        """Record the final readiness of the learners in `done` and go on without them."""
-        readiness_after[work.ids[done]] = ra.readiness(work.mastery[done])
-        return work.keep(~done)
-
-    while True:
-        m_role = np.take(work.mastery, ra.req_idx, axis=1)
-        ready = ra.readiness_of(m_role) >= 1.0 - EPS
-        done = ready | (work.taken >= work.max_steps)  # the others stop at MAX_STEPS
-        if done.any():
-            for b in work.ids[ready].tolist():
-                stops[b] = StopReason.ROLE_READY
-            work, m_role = finish(done), m_role[~done]
-        k = len(work.ids)
-        if not k:
-            break
-        m = work.mastery
-        m_pad = np.take(m, pad, axis=1)  # (learners, modules, skills per module)
-        satisfied = ra.mastered(m_pad, threshold) | work.placed | work.implied
-        sat_ext = satisfied_ext[:k]
-        sat_ext[:, :n_view] = satisfied
-        eligible = work.allowed & sat_ext[:, view.prereq_pad].all(axis=2) & ~work.placed
-        if work.gate is not None:
-            # the Chinese route: a module taught only in Chinese waits for the level the path reaches
-            eligible &= work.gate <= work.level[:, None]
-        # P(success) per module: BKT's prediction shifted by difficulty, blended in logit space
-        # with the hybrid model's prediction when one is active
-        known = (view.pad_share * m_pad).sum(axis=2)
-        # np.minimum(np.maximum()) is np.clip, at a fraction of its per-call cost
-        content = np.minimum(np.maximum(known * ra.module_right + (1.0 - known) * ra.module_guess, 1e-4), 1 - 1e-4)
-        logit = np.log(content / (1.0 - content)) + ra.content_shift
-        if work.model_logit is not None:
-            logit = 0.5 * logit + 0.5 * work.model_logit
-        success = 1.0 / (1.0 + np.exp(-logit))
-        # projected mastery of each module's skills after studying it
-        updated = ra.bkt.expected_update(m_pad)
-        projected = np.maximum(m_pad + view.pad_weights * (updated - m_pad), m_pad)
-        gain = (
-            ra.pad_weight * (np.minimum(projected / ra.pad_level, 1.0) - np.minimum(m_pad / ra.pad_level, 1.0))
-        ).sum(axis=2)
-        need = need_ext[:k]
-        need[:, :n_req] = np.maximum(ra.level - m_role, 0.0) / ra.level * ra.weight
-        flat_unlock = np.zeros(k * n_view)  # (learner, module) pairs, flat
-        frontier = np.flatnonzero(eligible & ~satisfied)
-        if frontier.size:
-            behind = np.take(work.behind_unplaced.reshape(k * n_view, n_req + 1), frontier, axis=0)
-            flat_unlock[frontier] = (behind * np.take(need, frontier // n_view, axis=0)).sum(axis=1)
-        unlock = flat_unlock.reshape(k, n_view)
-        value = gain + UNLOCK_WEIGHT * np.maximum(unlock, 0.0) * ~satisfied
-        if work.route is not None and work.opened is not None:
-            # a module of the Chinese route is worth what the route opens toward the role
-            opens = (need[:, :n_req] * work.opened).sum(axis=1)
-            value = value + UNLOCK_WEIGHT * opens[:, None] * work.route
-        candidates = eligible & (value > EPS)
-        over_budget = np.zeros(k, dtype=bool)
-        limited = work.budget > 0
-        if limited.any():
-            fits = ~limited[:, None] | (work.minutes_used[:, None] + view.minutes <= work.budget[:, None])
-            over_budget = candidates.any(axis=1) & ~(candidates & fits).any(axis=1)
-            candidates &= fits
-        halted = np.zeros(k, dtype=bool)
-        if work.flagged is not None:
-            # route around a module failed max_module_attempts times; when only such modules are
-            # left, retake one with a person's support and end the path there (it never loops)
-            preferred = candidates & ~work.flagged
-            halted = candidates.any(axis=1) & ~preferred.any(axis=1)
-            candidates = np.where(halted[:, None], candidates, preferred)
-        stuck = ~candidates.any(axis=1)
-        some_stuck = bool(stuck.any())
-        going = np.flatnonzero(~stuck) if some_stuck else everyone[:k]
-        if going.size:  # then some module is a candidate (and the view is not empty)
-            zpd = np.exp(-(((success - TARGET_SUCCESS) / ZPD_WIDTH) ** 2))
-            score = value * (ZPD_FLOOR + (1.0 - ZPD_FLOOR) * zpd) * ra.hours_penalty
-            choice = np.argmax(np.where(candidates, score, -np.inf), axis=1)  # first max = smallest id
-            for i, j in zip(going.tolist(), choice[going].tolist(), strict=True):
-                b = int(work.ids[i])
-                if not steps[b]:
-                    first_study[b] = j
-                steps[b].append(
-                    explain.step(inputs[b], renderers[b], len(steps[b]) + 1, work.mastery[i], j, projected[i, j],
-                                 score.item(i, j), success.item(i, j), unlock.item(i, j), satisfied[i], review_due[b],
-                                 b, int(work.level[i]))
-                )  # fmt: skip
-                if halted[i]:
-                    supported[b].append(j)
-                    stops[b] = StopReason.REPEATED_FAILURE
-            chosen = choice[going] if some_stuck else choice
-            rows = going if some_stuck else slice(None)  # the same rows, without a gather
-            work.placed[going, chosen] = True
-            work.minutes_used[rows] += view.minutes[chosen]
-            work.taken[rows] += 1
-            work.behind_unplaced[going[:, None], :, ra.pad_req[chosen]] -= view.behind.T[chosen][:, None, :]
-            if work.gate is not None:
-                # a module of the Chinese ladder placed: later steps count the level it reaches
-                work.level[going] = np.maximum(work.level[going], view.raises_chinese_level[chosen])
-        if some_stuck:
-            for b, over in zip(work.ids[stuck].tolist(), over_budget[stuck].tolist(), strict=True):
-                stops[b] = StopReason.TIME_BUDGET if over else StopReason.NO_ELIGIBLE_MODULE
-        if some_stuck or halted.any():
-            work = finish(stuck | halted)
+    out = _Out(steps, stops, first_study, supported, readiness_after)
+    rest: _Work | None = work
+    if kernel and _kernel_available() and work.gate is None:
+        # the kernel has no Chinese route: a batch where a learner climbs the ladder runs the reference
+        rest = _compiled_steps(arrays, ra, explain, inputs, renderers, review_due, work, out)
+    if rest is not None:
+        _reference_steps(ra, explain, inputs, renderers, review_due, rest, out)
 
     for b, j in enumerate(first_study.tolist()):
         implied_first = [p for p in view.prereq_pad[j].tolist() if p < n_view and implied_only[b, p]] if j >= 0 else []
@@ -534,6 +466,252 @@ def _plan_batch(
             )
         )
     return results
+
+
+def _reference_steps(
+    ra: _RoleArrays,
+    explain: _Explainer,
+    inputs: Sequence[PlanInput],
+    renderers: Sequence[Renderer],
+    review_due: BoolArray,
+    work: _Work,
+    out: _Out,
+) -> None:
+    """The step loop in numpy, all of `work`'s learners at once: the reference the compiled kernel
+    (kernel.py) must agree with, bit for bit."""
+    view, threshold = ra.view, explain.threshold
+    pad, n_view, n_req = view.skill_pad, len(view.module_ids), len(ra.req_idx)
+    steps, stops, first_study, supported, readiness_after = out
+    size = len(work.ids)
+    need_ext = np.zeros((size, n_req + 1))  # the last column pads: always 0
+    satisfied_ext = np.ones((size, n_view + 1), dtype=bool)  # the last slot pads prerequisite lists
+    everyone = np.arange(size)
+
+    def finish(done: BoolArray) -> _Work:
+        """Record the final readiness of the learners in `done` and go on without them."""
+        readiness_after[work.ids[done]] = ra.readiness(work.mastery[done])
+        return work.keep(~done)
+
+    while True:
+        m_role = np.take(work.mastery, ra.req_idx, axis=1)
+        ready = ra.readiness_of(m_role) >= 1.0 - EPS
+        done = ready | (work.taken >= work.max_steps)  # the others stop at MAX_STEPS
+        if done.any():
+            for b in work.ids[ready].tolist():
+                stops[b] = StopReason.ROLE_READY
+            work, m_role = finish(done), m_role[~done]
+        k = len(work.ids)
+        if not k:
+            break
+        m = work.mastery
+        m_pad = np.take(m, pad, axis=1)  # (learners, modules, skills per module)
+        satisfied = ra.mastered(m_pad, threshold) | work.placed | work.implied
+        sat_ext = satisfied_ext[:k]
+        sat_ext[:, :n_view] = satisfied
+        eligible = work.allowed & sat_ext[:, view.prereq_pad].all(axis=2) & ~work.placed
+        if work.gate is not None:
+            # the Chinese route: a module taught only in Chinese waits for the level the path reaches
+            eligible &= work.gate <= work.level[:, None]
+        # P(success) per module: BKT's prediction shifted by difficulty, blended in logit space
+        # with the hybrid model's prediction when one is active
+        known = (view.pad_share * m_pad).sum(axis=2)
+        # np.minimum(np.maximum()) is np.clip, at a fraction of its per-call cost
+        content = np.minimum(np.maximum(known * ra.module_right + (1.0 - known) * ra.module_guess, 1e-4), 1 - 1e-4)
+        success = _success(content, ra.content_shift, work.model_logit)
+        # projected mastery of each module's skills after studying it
+        updated = ra.bkt.expected_update(m_pad)
+        projected = np.maximum(m_pad + view.pad_weights * (updated - m_pad), m_pad)
+        gain = (
+            ra.pad_weight * (np.minimum(projected / ra.pad_level, 1.0) - np.minimum(m_pad / ra.pad_level, 1.0))
+        ).sum(axis=2)
+        need = need_ext[:k]
+        need[:, :n_req] = np.maximum(ra.level - m_role, 0.0) / ra.level * ra.weight
+        flat_unlock = np.zeros(k * n_view)  # (learner, module) pairs, flat
+        frontier = np.flatnonzero(eligible & ~satisfied)
+        if frontier.size:
+            behind = np.take(work.behind_unplaced.reshape(k * n_view, n_req + 1), frontier, axis=0)
+            flat_unlock[frontier] = (behind * np.take(need, frontier // n_view, axis=0)).sum(axis=1)
+        unlock = flat_unlock.reshape(k, n_view)
+        value = gain + UNLOCK_WEIGHT * np.maximum(unlock, 0.0) * ~satisfied
+        if work.route is not None and work.opened is not None:
+            # a module of the Chinese route is worth what the route opens toward the role
+            opens = (need[:, :n_req] * work.opened).sum(axis=1)
+            value = value + UNLOCK_WEIGHT * opens[:, None] * work.route
+        candidates = eligible & (value > EPS)
+        over_budget = np.zeros(k, dtype=bool)
+        limited = work.budget > 0
+        if limited.any():
+            fits = ~limited[:, None] | (work.minutes_used[:, None] + view.minutes <= work.budget[:, None])
+            over_budget = candidates.any(axis=1) & ~(candidates & fits).any(axis=1)
+            candidates &= fits
+        halted = np.zeros(k, dtype=bool)
+        if work.flagged is not None:
+            # route around a module failed max_module_attempts times; when only such modules are
+            # left, retake one with a person's support and end the path there (it never loops)
+            preferred = candidates & ~work.flagged
+            halted = candidates.any(axis=1) & ~preferred.any(axis=1)
+            candidates = np.where(halted[:, None], candidates, preferred)
+        stuck = ~candidates.any(axis=1)
+        some_stuck = bool(stuck.any())
+        going = np.flatnonzero(~stuck) if some_stuck else everyone[:k]
+        if going.size:  # then some module is a candidate (and the view is not empty)
+            score = _score(value, success, ra.hours_penalty)
+            choice = np.argmax(np.where(candidates, score, -np.inf), axis=1)  # first max = smallest id
+            for i, j in zip(going.tolist(), choice[going].tolist(), strict=True):
+                b = int(work.ids[i])
+                if not steps[b]:
+                    first_study[b] = j
+                steps[b].append(
+                    explain.step(inputs[b], renderers[b], len(steps[b]) + 1, work.mastery[i], j, projected[i, j],
+                                 score.item(i, j), success.item(i, j), unlock.item(i, j), satisfied[i], review_due[b],
+                                 b, int(work.level[i]))
+                )  # fmt: skip
+                if halted[i]:
+                    supported[b].append(j)
+                    stops[b] = StopReason.REPEATED_FAILURE
+            chosen = choice[going] if some_stuck else choice
+            rows = going if some_stuck else slice(None)  # the same rows, without a gather
+            work.placed[going, chosen] = True
+            work.minutes_used[rows] += view.minutes[chosen]
+            work.taken[rows] += 1
+            work.behind_unplaced[going[:, None], :, ra.pad_req[chosen]] -= view.behind.T[chosen][:, None, :]
+            if work.gate is not None:
+                # a module of the Chinese ladder placed: later steps count the level it reaches
+                work.level[going] = np.maximum(work.level[going], view.raises_chinese_level[chosen])
+        if some_stuck:
+            for b, over in zip(work.ids[stuck].tolist(), over_budget[stuck].tolist(), strict=True):
+                stops[b] = StopReason.TIME_BUDGET if over else StopReason.NO_ELIGIBLE_MODULE
+        if some_stuck or halted.any():
+            work = finish(stuck | halted)
+
+
+class _Out(NamedTuple):
+    """What the step loop records per learner of a batch (steps holds any skill check already)."""
+
+    steps: list[list[PathStep]]
+    stops: list[StopReason]
+    first_study: IntArray  # the view module a path starts with, when it starts with a study (else -1)
+    supported: list[list[int]]  # failed-out modules retaken, with support
+    readiness_after: FloatArray
+
+
+def warm_kernel() -> bool:
+    """Load the compiled step loop ahead of the first plan (kernel.warm); False where it cannot run."""
+    if not _kernel_available():
+        return False
+    from recommender.planner import kernel
+
+    kernel.warm()
+    return True
+
+
+def _kernel_available() -> bool:
+    """Whether the compiled step loop can run here (Numba imports); if not, the reference plans."""
+    try:
+        from recommender.planner import kernel  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _compiled_steps(
+    arrays: CatalogArrays,
+    ra: _RoleArrays,
+    explain: _Explainer,
+    inputs: Sequence[PlanInput],
+    renderers: Sequence[Renderer],
+    review_due: BoolArray,
+    work: _Work,
+    out: _Out,
+) -> _Work | None:
+    """_reference_steps compiled (kernel.py), one learner at a time: the kernel chooses the steps
+    and projects mastery; the expected success and score each step reports come from the
+    reference's numpy expressions (_success, _score) on the kernel's inputs to them, as numpy's
+    exp and log may differ from the compiled ones in the last bit. Returns the learners left to
+    the reference (a near tie between different candidates decided one of their steps), their
+    rows as planning began, or None."""
+    from recommender.planner import kernel
+
+    role = _kernel_inputs(arrays, ra, explain.threshold)
+    flagged = work.flagged if work.flagged is not None else np.zeros_like(work.allowed)
+    found = kernel.plan_steps(
+        role, work.mastery, work.allowed, work.implied, flagged, work.model_logit,
+        work.behind_unplaced, work.minutes_used, work.taken, work.max_steps, work.budget,
+    )  # fmt: skip
+    rows, cols = np.nonzero((np.arange(found.chosen.shape[1]) < found.n_steps[:, None]) & ~found.ambiguous[:, None])
+    chosen = found.chosen[rows, cols]
+    logit = None if work.model_logit is None else work.model_logit[rows, chosen]
+    success = _success(found.content[rows, cols], ra.content_shift[chosen], logit)
+    score = _score(found.value[rows, cols], success, ra.hours_penalty[chosen])
+    mastery = work.mastery.copy()  # each row projected along its path as explain.step places steps
+    n = 0
+    for i, b in enumerate(work.ids.tolist()):
+        if found.ambiguous[i]:
+            continue
+        steps = out.steps[b]
+        for t in range(int(found.n_steps[i])):
+            j = int(found.chosen[i, t])
+            if not steps:
+                out.first_study[b] = j
+            steps.append(
+                explain.step(inputs[b], renderers[b], len(steps) + 1, mastery[i], j, found.projected[i, t],
+                             score.item(n), success.item(n), found.unlock.item(i, t), found.satisfied[i, t],
+                             review_due[b], b, int(work.level[i]))
+            )  # fmt: skip
+            n += 1
+        out.stops[b] = _KERNEL_STOPS[int(found.stop[i])]
+        if out.stops[b] is StopReason.REPEATED_FAILURE:
+            out.supported[b].append(int(found.chosen[i, found.n_steps[i] - 1]))
+        out.readiness_after[b] = found.readiness_after[i]
+    return work.keep(found.ambiguous) if found.ambiguous.any() else None
+
+
+_KERNEL_STOPS = (
+    StopReason.MAX_STEPS,
+    StopReason.ROLE_READY,
+    StopReason.TIME_BUDGET,
+    StopReason.NO_ELIGIBLE_MODULE,
+    StopReason.REPEATED_FAILURE,
+)
+
+
+def _kernel_inputs(arrays: CatalogArrays, ra: _RoleArrays, threshold: float) -> RoleInputs:
+    """The role's arrays as the kernel takes them (C-ordered, its dtypes), kept beside ra."""
+    from recommender.planner.kernel import TIE_TOLERANCE, RoleInputs
+
+    key = ("kernel-inputs", ra.role.role_id, threshold, id(ra))
+    found = arrays.derived.get(key)
+    if isinstance(found, tuple) and found[0] is ra and isinstance(found[1], RoleInputs):
+        return found[1]
+    view = ra.view
+
+    def c(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return np.ascontiguousarray(a)
+
+    built = RoleInputs(
+        skill_pad=c(view.skill_pad.astype(np.intp)),
+        n_taught=c(ra.n_taught),
+        pad_share=c(view.pad_share),
+        pad_weights=c(view.pad_weights),
+        pad_req=c(ra.pad_req.astype(np.intp)),
+        pad_level=c(ra.pad_level),
+        pad_weight=c(ra.pad_weight),
+        learn=c(ra.bkt.learn),
+        keep=c(ra.bkt.keep),
+        module_right=c(ra.module_right),
+        module_guess=c(ra.module_guess),
+        content_shift=c(ra.content_shift),
+        hours_penalty=c(ra.hours_penalty),
+        prereq_pad=c(view.prereq_pad.astype(np.intp)),
+        minutes=c(view.minutes),
+        behind=c(view.behind),
+        req_idx=c(ra.req_idx.astype(np.intp)),
+        level=c(ra.level),
+        weight=c(ra.weight),
+        consts=np.array([threshold, EPS, UNLOCK_WEIGHT, TARGET_SUCCESS, ZPD_WIDTH, ZPD_FLOOR, TIE_TOLERANCE]),
+    )
+    arrays.derived[key] = (ra, built)
+    return built
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
         check_after_studies=settings.check_after_studies,
         max_module_attempts=settings.max_module_attempts,
         planning_threads=settings.planning_threads,
+        planner_kernel=settings.planner_kernel,
     )
     return App(
         settings=settings,

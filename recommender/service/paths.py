@@ -21,7 +21,7 @@ from recommender.errors import FieldViolation, InvalidInput, LubanError, NotFoun
 from recommender.kt.bkt import SECONDS_PER_DAY, BKTModel, mastery_now
 from recommender.ml.model import HybridModel
 from recommender.planner.arrays import CatalogArrays, SkillParamArrays
-from recommender.planner.plan import LearnerState, ModelOpinion, PlanInput, PlanOptions, plan_paths
+from recommender.planner.plan import LearnerState, ModelOpinion, PlanInput, PlanOptions, plan_paths, warm_kernel
 from recommender.planner.reasons import resolve_locale
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
@@ -80,6 +80,7 @@ class Planner:
     mastery_confidence: float
     check_after_studies: int
     max_module_attempts: int
+    kernel: bool = True  # the compiled step loop (plan_paths)
     _memo: PathMemo = field(default_factory=lambda: PathMemo(MEMO_LIMIT), compare=False, repr=False)
 
     def __getstate__(self) -> dict[str, object]:
@@ -96,6 +97,7 @@ class Planner:
         mastery_confidence: float,
         check_after_studies: int,
         max_module_attempts: int,
+        kernel: bool = True,
     ) -> Planner:
         bkt = model.bkt if model is not None else DEFAULT_BKT
         return cls(
@@ -107,6 +109,7 @@ class Planner:
             mastery_confidence,
             check_after_studies,
             max_module_attempts,
+            kernel,
         )
 
     @property
@@ -147,7 +150,7 @@ class Planner:
             PlanInput(state, x.options, opinion)
             for x, state, opinion in zip(firsts, states, self._opinions(firsts, states), strict=True)
         ]
-        planned = plan_paths(self.arrays, self.kt, inputs, now)
+        planned = plan_paths(self.arrays, self.kt, inputs, now, kernel=self.kernel)
         for ((kind, key), members), path in zip(pending.items(), planned, strict=True):
             if isinstance(path, PreconditionFailed):
                 for i in members:
@@ -276,6 +279,7 @@ class PathService:
         check_after_studies: int,
         max_module_attempts: int,
         planning_threads: int = 1,
+        planner_kernel: bool = True,
     ) -> None:
         self.store = store
         self.catalogs = catalogs
@@ -284,6 +288,7 @@ class PathService:
         self._confidence = mastery_confidence
         self._check_after = check_after_studies
         self._max_attempts = max_module_attempts
+        self._kernel = planner_kernel
         self._lock = threading.Lock()
         self._cached: dict[str, tuple[int, HybridModel | None, Planner]] = {}  # by tenant
         self._planning_slots = threading.BoundedSemaphore(planning_threads)
@@ -297,7 +302,9 @@ class PathService:
         if cached is not None and cached[0] == catalog.revision and cached[1] is model:
             return cached[2]
         with self._lock:
-            planner = Planner.build(catalog, model, self._confidence, self._check_after, self._max_attempts)
+            planner = Planner.build(
+                catalog, model, self._confidence, self._check_after, self._max_attempts, self._kernel
+            )
             self._cached[tenant] = (catalog.revision, model, planner)
         return planner
 
@@ -317,6 +324,11 @@ class PathService:
 
     def now(self) -> datetime:
         return self._clock()
+
+    def warm(self) -> None:
+        """Load what the first path would otherwise wait for: the compiled planner (when in use)."""
+        if self._kernel:
+            warm_kernel()
 
 
 def learner_state(

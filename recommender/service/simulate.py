@@ -614,7 +614,7 @@ def _next_step(
                 mastery_confidence=MASTERED,
                 max_module_attempts=0,  # it knows the truth: a module it retakes still teaches
             )
-            path = plan_path(planner.arrays, planner.kt, state, options, app.clock())
+            path = plan_path(planner.arrays, planner.kt, state, options, app.clock(), kernel=planner.kernel)
         else:
             path = None
     except LubanError:
