@@ -401,12 +401,18 @@ def _plan_batch(
     supported: list[list[int]] = [[] for _ in inputs]  # failed-out modules retaken, with support
     readiness_after = np.zeros(size)
     out = _Out(steps, stops, first_study, supported, readiness_after)
-    rest: _Work | None = work
-    if kernel and _kernel_available() and work.gate is None:
-        # the kernel has no Chinese route: a batch where a learner climbs the ladder runs the reference
-        rest = _compiled_steps(arrays, ra, explain, inputs, renderers, review_due, work, out)
-    if rest is not None:
-        _reference_steps(ra, explain, inputs, renderers, review_due, rest, out)
+    parts: list[_Work | None] = [work]
+    if kernel and _kernel_available():
+        # the kernel has no Chinese route: learners climbing the ladder run the reference (a learner's
+        # path does not depend on who else is planned with them, so the batch may be split)
+        climbing = route.target > route.level_now if route is not None else np.zeros(size, dtype=bool)
+        compiled = work.keep(~climbing) if climbing.any() else work
+        parts = [work.keep(climbing) if climbing.any() else None]
+        if len(compiled.ids):
+            parts.append(_compiled_steps(arrays, ra, explain, inputs, renderers, review_due, compiled, out))
+    for part in parts:
+        if part is not None:
+            _reference_steps(ra, explain, inputs, renderers, review_due, part, out)
 
     for b, j in enumerate(first_study.tolist()):
         implied_first = [p for p in view.prereq_pad[j].tolist() if p < n_view and implied_only[b, p]] if j >= 0 else []
