@@ -36,3 +36,8 @@ def test_the_wheel_holds_the_service_and_its_data_but_no_lab_module(tmp_path: Pa
     assert "recommender/service/simulate.py" in modules and "recommender/cli.py" in modules
     assert any(n.startswith("recommender/planner/locales/") and n.endswith(".po") for n in names)
     assert "recommender/data/demo_catalog.json" in names
+    # the store's migrations run from the installed package
+    assert {
+        "recommender/storage/migrations/env.py",
+        "recommender/storage/migrations/versions/s0001_schema_1.py",
+    } <= modules
