@@ -216,11 +216,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in ("serve", "run"):
         check_free(settings.address)  # before loading or training anything
     if args.command == "serve":
-        from recommender.server import serve
+        from recommender.composition_root import serve
 
         serve(settings)
         return 0
-    from recommender.server import redact
+    from recommender.composition_root import redact
 
     print(f"store: {redact(settings.store_url)}", file=sys.stderr)
     app = build_app(settings)
@@ -229,7 +229,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             _demo(app, None)
             if app.models.active() is None:
                 _train_demo_model(app)
-            from recommender.server import serve
+            from recommender.composition_root import serve
 
             serve(settings, app)
             return 0

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from recommender.api.server import create_server
+from recommender.api.grpc_server import create_server
 from recommender.cli import main
 from recommender.config import DATA_HOME, Settings
 from recommender.listen import AddressInUse, ListenError
