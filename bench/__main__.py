@@ -280,7 +280,7 @@ def batch(work: Path, quick: bool) -> dict[str, Any]:
             [
                 PY,
                 "-c",
-                f"from tests.service.test_cohort import write_cohort; from pathlib import Path; "
+                f"from tests.service.test_cohort_files import write_cohort; from pathlib import Path; "
                 f"write_cohort(Path('{cohort}'), {size})",
             ]
         )
@@ -291,7 +291,7 @@ def batch(work: Path, quick: bool) -> dict[str, Any]:
             # the same learners with the columns a real intake file has (full_name, email): they
             # become attributes no model has seen, and must not make every learner a distinct input
             named = work / f"cohort-{size}-named.csv"
-            run([PY, "-c", f"from tests.service.test_cohort import write_cohort; from pathlib import Path; "
+            run([PY, "-c", f"from tests.service.test_cohort_files import write_cohort; from pathlib import Path; "
                  f"write_cohort(Path('{named}'), {size}, names=True)"])  # fmt: skip
             paths("local+names", size, named)
             # every learner with two prior module results: no two plan from the same inputs

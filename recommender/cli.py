@@ -367,8 +367,8 @@ def _paths(app: App, args: argparse.Namespace) -> int:
     from recommender.api.export import encoder_for
     from recommender.domain.learner import validate_learner
     from recommender.ml.artifacts import load_model
-    from recommender.service.cohort import CohortOptions, DaskRunner, LocalRunner, prior_results, run_cohort
-    from recommender.service.paths import Planner
+    from recommender.service.cohort_files import CohortOptions, DaskRunner, LocalRunner, prior_results, run_cohort
+    from recommender.service.recommend import Planner
 
     try:
         encode, finish = encoder_for(args.out)

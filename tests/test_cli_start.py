@@ -21,7 +21,7 @@ from recommender.listen import AddressInUse, ListenError
 from recommender.service.app import App, build_app
 from tests.api.test_hardening import openssl
 from tests.conftest import make_settings
-from tests.service.test_cohort import read_csv, store_args  # noqa: F401 - the fixture
+from tests.service.test_cohort_files import read_csv, store_args  # noqa: F401 - the fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 

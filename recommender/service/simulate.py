@@ -58,7 +58,7 @@ from recommender.planner.plan import LearnerState, plan_path
 from recommender.service.app import App, build_app
 from recommender.service.clock import ManualClock
 from recommender.service.demo import record_histories
-from recommender.service.paths import PathRequest, learner_state
+from recommender.service.recommend import PathRequest, learner_state
 from recommender.simulation.truth import (
     FloatArray,
     HiddenLearner,

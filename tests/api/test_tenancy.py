@@ -325,7 +325,7 @@ def legacy_model(app: App, tenants: list[str], version: str) -> None:
     from recommender.ml.data import TrainingData, build_event_table
     from recommender.ml.features import FeatureSpace
     from recommender.ml.train import TrainConfig, train_hybrid
-    from recommender.service.paths import model_key
+    from recommender.service.recommend import model_key
     from recommender.storage.store import LEGACY_TENANT
 
     catalog = app.catalogs.require()

@@ -19,7 +19,7 @@ import pytest
 from recommender.cli import main
 from recommender.domain.catalog import build_catalog
 from recommender.domain.codec import catalog_parts_from_dict
-from recommender.service.cohort import ChunkTask
+from recommender.service.cohort_files import ChunkTask
 from recommender.service.demo import demo_catalog_path
 from recommender.simulation.truth import sample_learners
 
