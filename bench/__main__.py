@@ -300,7 +300,7 @@ def batch(work: Path, quick: bool) -> dict[str, Any]:
             [
                 PY,
                 "-c",
-                f"from tests.service.test_cohort import write_cohort; from pathlib import Path; "
+                f"from tests.service.test_cohort_files import write_cohort; from pathlib import Path; "
                 f"write_cohort(Path('{cohort}'), {size})",
             ]
         )
@@ -311,7 +311,7 @@ def batch(work: Path, quick: bool) -> dict[str, Any]:
             # the same learners with the columns a real intake file has (full_name, email): they
             # become attributes no model has seen, and must not make every learner a distinct input
             named = work / f"cohort-{size}-named.csv"
-            run([PY, "-c", f"from tests.service.test_cohort import write_cohort; from pathlib import Path; "
+            run([PY, "-c", f"from tests.service.test_cohort_files import write_cohort; from pathlib import Path; "
                  f"write_cohort(Path('{named}'), {size}, names=True)"])  # fmt: skip
             paths("local+names", size, named)
             # every learner with two prior module results: no two plan from the same inputs
@@ -446,23 +446,27 @@ def pybkt_row(work: Path, data: Path, split: str) -> dict[str, Any] | None:
     return row
 
 
+def lab_simulate(*args: str) -> None:
+    """The lab's simulator (`python -m lab simulate`): the product's policies and the lab's bounds."""
+    run([PY, "-m", "lab", "simulate", *args], timeout=3600)
+
+
 def simulation(work: Path, quick: bool) -> dict[str, Any]:
     learners = "10" if quick else "60"
     out = work / "sim-demo.json"
-    recommender(work, "simulate", "--learners", learners, "--max-modules", "100", "--json", str(out), timeout=3600)
+    lab_simulate("--learners", learners, "--max-modules", "100", "--json", str(out))
     results = {"demo": json.loads(out.read_text())}
     # the service as `make run` deploys it: a model trained on past learners' results active
     out = work / "sim-demo-trained.json"
-    recommender(work, "simulate", "--learners", learners, "--max-modules", "100", "--history", "200" if quick else "2000",
-                "--json", str(out), timeout=3600)  # fmt: skip
+    lab_simulate(
+        "--learners", learners, "--max-modules", "100", "--history", "200" if quick else "2000", "--json", str(out)
+    )
     results["demo-trained"] = json.loads(out.read_text())
     junyi = SHARED / "junyi2015_exercise_graph"
     if junyi.exists():
         recommender(work, "convert", "junyi", str(junyi), str(work / "junyi"))
         out = work / "sim-junyi.json"
-        recommender(
-            work,
-            "simulate",
+        lab_simulate(
             "--world",
             "junyi",
             "--catalog",
@@ -473,7 +477,6 @@ def simulation(work: Path, quick: bool) -> dict[str, Any]:
             "60",
             "--json",
             str(out),
-            timeout=3600,
         )
         results["junyi"] = json.loads(out.read_text())
     else:

@@ -67,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", choices=["temporal", "cold"], default="temporal")
     ev.add_argument("--json", type=Path, dest="json_out", help="also write the results as JSON")
 
-    sim = sub.add_parser("simulate", help="adaptive paths vs bounds, syllabus and popularity on simulated learners")
+    sim = sub.add_parser("simulate", help="adaptive paths vs the oracle and the syllabus on simulated learners")
     sim.add_argument("--world", choices=["demo", "junyi"], default=None, help="one world (default: demo)")
     worlds = sim.add_mutually_exclusive_group()
     worlds.add_argument(
@@ -110,23 +110,9 @@ def _parser() -> argparse.ArgumentParser:
         "--policies",
         default="",
         metavar="P,P",
-        help="comma-separated policies to run, of adaptive, bayes, oracle, syllabus, popularity and no-route "
-        "(default: all but no-route; with --chinese-route: adaptive and no-route); the syllabus, the baseline of every "
-        "reduction, always runs",
-    )
-    sim.add_argument(
-        "--oracle-noise",
-        type=float,
-        default=0.0,
-        metavar="SD",
-        help="feed the oracle the true mastery plus Gaussian noise of this sd, drawn afresh every step: what "
-        "knowledge tracing that accurate would give (default 0: the exact truth)",
-    )
-    sim.add_argument(
-        "--oracle-margin",
-        type=float,
-        default=0.0,
-        help="the oracle's confidence margin on role levels, in [0, 1) (the service's is 0.5; default 0)",
+        help="comma-separated policies to run, of adaptive, oracle, syllabus and no-route (default: all but no-route; "
+        "with --chinese-route: adaptive and no-route); "
+        "the syllabus, the baseline of every reduction, always runs",
     )
 
     paths = sub.add_parser("paths", help="plan first paths for a whole cohort from a file")
@@ -237,11 +223,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command in ("serve", "run"):
         check_free(settings.address)  # before loading or training anything
     if args.command == "serve":
-        from recommender.server import serve
+        from recommender.composition_root import serve
 
         serve(settings)
         return 0
-    from recommender.server import redact
+    from recommender.composition_root import redact
 
     print(f"store: {redact(settings.store_url)}", file=sys.stderr)
     app = build_app(settings)
@@ -250,7 +236,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             _demo(app, None)
             if app.models.active() is None:
                 _train_demo_model(app)
-            from recommender.server import serve
+            from recommender.composition_root import serve
 
             serve(settings, app)
             return 0
@@ -388,8 +374,8 @@ def _paths(app: App, args: argparse.Namespace) -> int:
     from recommender.api.export import encoder_for
     from recommender.domain.learner import validate_learner
     from recommender.ml.artifacts import load_model
-    from recommender.service.cohort import CohortOptions, DaskRunner, LocalRunner, prior_results, run_cohort
-    from recommender.service.paths import Planner
+    from recommender.service.cohort_files import CohortOptions, DaskRunner, LocalRunner, prior_results, run_cohort
+    from recommender.service.recommend import Planner
 
     try:
         encode, finish = encoder_for(args.out)
@@ -459,16 +445,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from recommender.domain.catalog import build_catalog
     from recommender.domain.codec import catalog_parts_from_dict
     from recommender.service.demo import demo_catalog_path
-    from recommender.service.simulate import (
-        EXTRA_POLICIES,
-        NO_ROUTE,
-        POLICIES,
-        OracleFeed,
-        chinese_route_cohort,
-        cohort_for,
-        historical_popularity,
-        simulate,
-    )
+    from recommender.service.simulate import NO_ROUTE, POLICIES, chinese_route_cohort, cohort_for, simulate
 
     if args.family or args.families:
         return _simulate_families(args)
@@ -482,12 +459,7 @@ def _simulate(args: argparse.Namespace) -> int:
     if args.history < 0:
         print("error: --history must be >= 0", file=sys.stderr)
         return 2
-    try:
-        OracleFeed(args.oracle_noise, args.oracle_margin)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    known = (*POLICIES, *EXTRA_POLICIES)
+    known = (*POLICIES, NO_ROUTE)
     default = ["adaptive", NO_ROUTE] if args.chinese_route else list(POLICIES)
     chosen = [p.strip() for p in args.policies.split(",") if p.strip()] or default
     unknown = sorted(set(chosen) - set(known))
@@ -514,12 +486,9 @@ def _simulate(args: argparse.Namespace) -> int:
             world_name=args.world,
             seed=args.seed,
             max_modules=args.max_modules,
-            popularity=historical_popularity(catalog, args.seed),
             policies=policies,
             progress=advance,
             history=past,
-            oracle_noise=args.oracle_noise,
-            oracle_margin=args.oracle_margin,
             reset_degenerate_bkt=args.reset_degenerate_bkt,
         )
     print(report.table())
@@ -539,8 +508,8 @@ def _simulate_families(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: --family: {exc}", file=sys.stderr)
         return 2
-    if args.world or args.policies or args.oracle_noise or args.oracle_margin:
-        print("error: --world, --policies and --oracle-* apply to one world, not to families", file=sys.stderr)
+    if args.world or args.policies:
+        print("error: --world and --policies apply to one world, not to families", file=sys.stderr)
         return 2
     learners = 40 if args.learners is None else args.learners
     if learners < 1 or args.max_modules < 1 or args.history < 0 or args.worlds < 1:

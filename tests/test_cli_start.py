@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from recommender.api.server import create_server
+from recommender.api.grpc_server import create_server
 from recommender.cli import main
 from recommender.config import DATA_HOME, Settings
 from recommender.listen import AddressInUse, ListenError
 from recommender.service.app import App, build_app
 from tests.api.test_hardening import openssl
 from tests.conftest import make_settings
-from tests.service.test_cohort import read_csv, store_args  # noqa: F401 - the fixture
+from tests.service.test_cohort_files import read_csv, store_args  # noqa: F401 - the fixture
 
 ROOT = Path(__file__).resolve().parent.parent
 

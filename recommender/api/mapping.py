@@ -25,7 +25,7 @@ from recommender.domain.profile import SkillProfile
 from recommender.errors import FieldViolation, InvalidInput, clipped
 from recommender.ml.train import TrainConfig
 from recommender.service.models import ModelInfo, TrainingJob
-from recommender.service.paths import CohortOutcome, PathRequest
+from recommender.service.recommend import CohortOutcome, PathRequest
 
 
 def timestamp(moment: datetime | None) -> Timestamp | None:

@@ -13,7 +13,7 @@ from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.api.status import code_of, field_of, message_of, translated, translated_stream
 from recommender.errors import InvalidInput, LubanError, clipped
 from recommender.service.app import App
-from recommender.service.paths import plan_cohort
+from recommender.service.recommend import plan_cohort
 
 
 def tenant_of(context: grpc.ServicerContext) -> str:

@@ -72,10 +72,9 @@ class PlanOptions:
     # module's dependents need): one confidence at which a skill counts as mastered, for role
     # requirements, prerequisites, checks and readiness alike (docs/decisions/0003-one-mastery.md)
     mastery_confidence: float = 0.8
-    # None: off. Otherwise the mastery fed in is a level itself, not a probability (a simulator's
-    # oracle fed the truth): a requirement is then met at level + level_margin * (1 - level), and a
-    # prerequisite at mastery_confidence read as a level
-    level_margin: float | None = None
+    # the mastery fed in is a level itself, not a probability (a simulator's oracle fed the truth):
+    # a requirement is then met at its level, and a prerequisite at mastery_confidence read as a level
+    mastery_is_level: bool = False
     # studies (module results) after which a role skill still below its target gets a skill check
     # first; 0 never plans one
     check_after_studies: int = 3
@@ -159,7 +158,7 @@ def plan_paths(
     groups: dict[tuple[object, ...], list[int]] = {}
     for i, x in enumerate(inputs):
         o = x.options
-        key = (o.target_role_id, o.mastery_confidence, o.level_margin, o.max_module_attempts, o.chinese_route,
+        key = (o.target_role_id, o.mastery_confidence, o.mastery_is_level, o.max_module_attempts, o.chinese_route,
                x.model is not None)  # fmt: skip
         groups.setdefault(key, []).append(i)
     for members in groups.values():
@@ -198,26 +197,26 @@ class _RoleArrays:
 
     @classmethod
     def of(
-        cls, arrays: CatalogArrays, kt: SkillParamArrays, role: TargetRole, confidence: float, margin: float | None
+        cls, arrays: CatalogArrays, kt: SkillParamArrays, role: TargetRole, confidence: float, levels: bool
     ) -> _RoleArrays:
         """Built once per role, targets and BKT parameters, then kept with the catalog arrays."""
-        key = ("role-arrays", role.role_id, confidence, margin)
+        key = ("role-arrays", role.role_id, confidence, levels)
         found = arrays.derived.get(key)
         if isinstance(found, _RoleArrays) and found.kt is kt and found.role is role:
             return found
-        built = cls.build(arrays, kt, role, confidence, margin)
+        built = cls.build(arrays, kt, role, confidence, levels)
         arrays.derived[key] = built
         return built
 
     @classmethod
     def build(
-        cls, arrays: CatalogArrays, kt: SkillParamArrays, role: TargetRole, confidence: float, margin: float | None
+        cls, arrays: CatalogArrays, kt: SkillParamArrays, role: TargetRole, confidence: float, levels: bool
     ) -> _RoleArrays:
         catalog = arrays.catalog
         view = arrays.role_view(role.role_id)
         n_skills = len(catalog.skill_ids)
         req_idx = np.array([catalog.skill_index[r.skill_id] for r in role.requirements], dtype=np.intp)
-        level = requirement_targets(role, confidence, margin)
+        level = requirement_targets(role, confidence, levels)
         weight = np.array([r.weight for r in role.requirements])
         weight = weight / weight.sum()
         pad = view.skill_pad
@@ -274,14 +273,14 @@ class _RoleArrays:
         return np.asarray((np.minimum(role_mastery / self.level, 1.0) * self.weight).sum(axis=1))
 
 
-def requirement_targets(role: TargetRole, confidence: float, level_margin: float | None = None) -> FloatArray:
+def requirement_targets(role: TargetRole, confidence: float, mastery_is_level: bool = False) -> FloatArray:
     """The mastery at which each of the role's requirements counts as met (PlanOptions): the one
     mastery confidence, whatever the level (the level is what the platform's checks are pitched
-    at, not how sure the service must be); in level mode, level + margin * (1 - level)."""
+    at, not how sure the service must be); when the mastery is a level, the level itself."""
     required = np.array([r.level for r in role.requirements], dtype=np.float64)
-    if level_margin is None:
+    if not mastery_is_level:
         return np.full(len(required), confidence)
-    return np.asarray(required + level_margin * (1.0 - required), dtype=np.float64)
+    return required
 
 
 def _success(content: FloatArray, content_shift: FloatArray, model_logit: FloatArray | None) -> FloatArray:
@@ -308,7 +307,7 @@ def _plan_batch(
     catalog = arrays.catalog
     first = inputs[0].options
     role = catalog.roles[first.target_role_id]
-    ra = _RoleArrays.of(arrays, kt, role, first.mastery_confidence, first.level_margin)
+    ra = _RoleArrays.of(arrays, kt, role, first.mastery_confidence, first.mastery_is_level)
     view = ra.view
     size, n_skills, n_view = len(inputs), len(catalog.skill_ids), len(view.module_ids)
     threshold = first.mastery_confidence

@@ -10,7 +10,7 @@ from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock, system_clock
 from recommender.service.learners import LearnerService
 from recommender.service.models import ModelRegistry, TrainingService, load_feature_schema
-from recommender.service.paths import PathService
+from recommender.service.recommend import PathService
 from recommender.storage import Store, open_store
 
 

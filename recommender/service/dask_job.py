@@ -15,8 +15,8 @@ from datetime import datetime
 from distributed import get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from recommender.service.cohort import ChunkResult, ChunkTask, CohortOptions, Encoder, plan_chunk
-from recommender.service.paths import Planner
+from recommender.service.cohort_files import ChunkResult, ChunkTask, CohortOptions, Encoder, plan_chunk
+from recommender.service.recommend import Planner
 
 
 class CohortJob(WorkerPlugin):

@@ -43,7 +43,7 @@ from recommender.ml.model import HybridModel
 from recommender.ml.train import TrainConfig, train_hybrid
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
-from recommender.service.paths import model_key
+from recommender.service.recommend import model_key
 from recommender.storage.store import DEFAULT_TENANT, LEGACY_TENANT, Store, erasure_subject
 
 log = logging.getLogger("recommender.models")

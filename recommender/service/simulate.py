@@ -1,6 +1,6 @@
 """`recommender simulate`: hidden-truth learners take recommended modules one at a time; their
-results are recorded through the same service code as live assessments. Policies compared on the
-same learners and the same hidden truth:
+results are recorded through the same service code as live assessments. The policies a user
+compares, on the same learners and the same hidden truth:
 
 - adaptive: RecommendPath after every result, take its first step. A skill-check step is taken as
   an item-level assessment of its skills (CHECK_ITEMS items per skill, each right with a probability
@@ -9,22 +9,15 @@ same learners and the same hidden truth:
   the learner sits a readiness check (the same assessment of every role skill, counted as one module
   and CHECK_MINUTES): the platform's certification step. Both report item results through the same
   service code as live assessments;
-- bayes: the same planner fed the posterior mean of a particle filter (simulation/posterior.py) that
-  knows the simulator's equations, the population and the world's module effects but not the
-  learner, updated from exactly what the service sees (module scores, check items, declared HSK
-  and experience), with BAYES_MARGIN, and the same readiness check: close to the best knowledge
-  tracing these observations allow, so adaptive -> bayes is about what a better tracer could still
-  win and bayes -> oracle what no tracer can;
 - oracle: the same planner fed the hidden true mastery instead of the service's estimate (a
-  diagnostic: what perfect knowledge tracing would give; the rest of the gap is the planner's).
-  With `oracle_noise` it is fed the truth plus Gaussian noise of that standard deviation, drawn
-  afresh at every step, and plans with `oracle_margin` as its confidence margin: what knowledge
-  tracing that accurate would give;
+  diagnostic: what perfect knowledge tracing would give; the rest of the gap is the planner's);
 - syllabus: the role's modules in prerequisite order (fixed, the same for everyone), one module
   per concept where a concept has a Chinese-only variant; under a `Protocol` with more than one
   attempt, a module scored below the pass mark is retaken, up to that many attempts, then the
-  syllabus moves on; at its end it starts again;
-- popularity: the modules most taken in the demo histories first, whatever the prerequisites.
+  syllabus moves on; at its end it starts again.
+
+A policy is a `Policy`: other ones (the research lab's, `python -m lab`) run through the same
+loop, on the same draws, beside these.
 
 A `Protocol` says how learners meet the service: the demo world's (no placement test, each
 syllabus module once) or the world families' (`FAMILY_PROTOCOL`: a placement test of
@@ -45,11 +38,12 @@ from __future__ import annotations
 
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from typing import Protocol as Interface
 
 import numpy as np
 
@@ -65,9 +59,9 @@ from recommender.planner.plan import LearnerState, PlanOptions, plan_path
 from recommender.service.app import App, build_app
 from recommender.service.clock import ManualClock
 from recommender.service.demo import record_histories
-from recommender.service.paths import PathRequest, learner_state, model_key
-from recommender.simulation.posterior import ParticleTracker
+from recommender.service.recommend import PathRequest, learner_state, model_key
 from recommender.simulation.truth import (
+    FloatArray,
     HiddenLearner,
     HiddenWorld,
     attempt,
@@ -75,7 +69,6 @@ from recommender.simulation.truth import (
     check_item_success,
     forget,
     make_world,
-    role_syllabus,
     sample_learners,
     true_chinese_level,
     true_readiness,
@@ -83,14 +76,9 @@ from recommender.simulation.truth import (
 )
 from recommender.storage.store import DEFAULT_TENANT
 
-POLICIES = ("adaptive", "bayes", "oracle", "syllabus", "popularity")
-# run only when asked: the adaptive policy with Chinese only a filter at the declared HSK level
-# (PlanOptions.chinese_route off), the language-blind baseline of `simulate --chinese-route`
+POLICIES = ("adaptive", "oracle", "syllabus")
+# run only when asked: the adaptive policy with Chinese only a filter (NoRoute)
 NO_ROUTE = "no-route"
-EXTRA_POLICIES = (NO_ROUTE,)
-# the bayes policy's confidence margin: the best of 0, 0.1, 0.2, 0.25, 0.3 and 0.4 on the demo world
-# (44.4 modules at 0.25; 57.7 at 0, where believed-ready learners stop short after one check)
-BAYES_MARGIN = 0.25
 CHECK_MINUTES = 60
 CHECK_ITEMS = 10
 MASTERED = 0.8  # a skill truly mastered: the family generator's floor of a known concept, the service's one confidence
@@ -101,9 +89,9 @@ BOOTSTRAP_RESAMPLES = 2000
 @dataclass(frozen=True)
 class Protocol:
     """How the simulated learners meet the service. `placement_items`: check items per role skill
-    in a placement test before the first step (adaptive and bayes, the policies that read
-    results; 0: none); `syllabus_attempts`: how often the syllabus policy takes a module scored
-    below `pass_mark` before it moves on (1: once, whatever the score)."""
+    in a placement test before the first step (for the policies that read results; 0: none);
+    `syllabus_attempts`: how often the syllabus policy takes a module scored below `pass_mark`
+    before it moves on (1: once, whatever the score)."""
 
     placement_items: int = 0
     syllabus_attempts: int = 1
@@ -115,10 +103,196 @@ class Protocol:
 
 
 DEMO_PROTOCOL = Protocol()
-# the protocol of issue #20's evaluation: 3 placement items per required skill, a syllabus that
+# the world families' evaluation protocol: 3 placement items per required skill, a syllabus that
 # retakes a module below the pass mark up to 3 attempts
 FAMILY_PROTOCOL = Protocol(placement_items=3, syllabus_attempts=3, pass_mark=0.6)
-READS_RESULTS = ("adaptive", "bayes", NO_ROUTE)
+
+# (skill index, the level asked, the answers) per skill a check assessed
+CheckAnswers = list[tuple[int, float, list[bool]]]
+
+
+@dataclass
+class LearnerRun:
+    """One learner under one policy: what a policy may consult. `mastery` is the hidden truth
+    now (the loop replaces it after every step); `taken` the steps so far ("" for a check);
+    `draws` the policy's own random stream, apart from the learner's."""
+
+    app: App
+    world: HiddenWorld
+    who: HiddenLearner
+    protocol: Protocol
+    mastery: FloatArray
+    taken: list[str]
+    draws: np.random.Generator
+
+
+class Session:
+    """A policy's decisions for one learner. The default reads no results: it ignores checks and
+    studies (the service records them anyway)."""
+
+    def decide(self) -> tuple[PathStep | None, FloatArray | None]:
+        """The next step (None: nothing more to give) and the mastery it was planned on, in
+        catalog.skill_ids order (None: the policy plans on no estimate)."""
+        raise NotImplementedError
+
+    def checked(self, answers: CheckAnswers) -> None:
+        """Check items answered (a placement test, a skill check or a readiness check)."""
+
+    def studied(self, module_id: str, score: float) -> None:
+        """A module taken after a day, and its score."""
+
+
+class Policy(Interface):
+    """A way of choosing a simulated learner's steps. `reads_results`: the learner sits the
+    protocol's placement test first, and a readiness check when the policy believes the role
+    reached; `label`: how the report names it beside the syllabus."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def reads_results(self) -> bool: ...
+
+    @property
+    def label(self) -> str: ...
+
+    def start(self, run: LearnerRun) -> Session: ...
+
+
+@dataclass(frozen=True)
+class Adaptive:
+    """The service: RecommendPath after every result, its first step taken."""
+
+    name: str = "adaptive"
+    reads_results: bool = True
+    label: str = "adaptive"
+
+    def start(self, run: LearnerRun) -> Session:
+        return _AdaptiveSession(run)
+
+
+class _AdaptiveSession(Session):
+    def __init__(self, run: LearnerRun) -> None:
+        self.run = run
+
+    def decide(self) -> tuple[PathStep | None, FloatArray | None]:
+        app, who = self.run.app, self.run.who
+        seen = _service_estimate(app, who)
+        try:
+            path = app.paths.recommend(DEFAULT_TENANT, PathRequest(who.learner.learner_id, max_steps=1))
+        except LubanError:
+            return None, seen
+        return (path.steps[0] if path.steps else None), seen
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """The same planner fed the hidden true mastery."""
+
+    name: str = "oracle"
+    reads_results: bool = False
+    label: str = "oracle, the planner fed true mastery:"
+
+    def start(self, run: LearnerRun) -> Session:
+        return _OracleSession(run)
+
+
+class _OracleSession(Session):
+    def __init__(self, run: LearnerRun) -> None:
+        self.run = run
+
+    def decide(self) -> tuple[PathStep | None, FloatArray | None]:
+        feed = np.asarray(self.run.mastery, dtype=np.float64).copy()
+        return plan_on_levels(self.run, feed), feed
+
+
+@dataclass(frozen=True)
+class Syllabus:
+    """The role's modules in prerequisite order, with the protocol's retakes; followed again from
+    the start once finished (the learner re-studies)."""
+
+    name: str = "syllabus"
+    reads_results: bool = False
+    label: str = ""  # the baseline the others are compared with
+
+    def start(self, run: LearnerRun) -> Session:
+        return _SyllabusSession(run)
+
+
+class _SyllabusSession(Session):
+    def __init__(self, run: LearnerRun) -> None:
+        self.run = run
+        self.order = world_syllabus(run.world, run.who.learner.target_role_id, run.who.learner)
+        self.cursor, self.tries = 0, 0  # the module it is at, and the attempts on it so far
+
+    def decide(self) -> tuple[PathStep | None, FloatArray | None]:
+        return (study_step(self.order[self.cursor % len(self.order)]) if self.order else None), None
+
+    def studied(self, module_id: str, score: float) -> None:
+        self.tries += 1
+        if score >= self.run.protocol.pass_mark or self.tries >= self.run.protocol.syllabus_attempts:
+            self.cursor, self.tries = self.cursor + 1, 0
+
+
+@dataclass(frozen=True)
+class NoRoute:
+    """The service with Chinese only a filter at the declared HSK level (PlanOptions.chinese_route
+    off): the language-blind baseline of `simulate --chinese-route`."""
+
+    name: str = NO_ROUTE
+    reads_results: bool = True
+    label: str = "no-route, Chinese only a filter:"
+
+    def start(self, run: LearnerRun) -> Session:
+        return _NoRouteSession(run)
+
+
+class _NoRouteSession(Session):
+    def __init__(self, run: LearnerRun) -> None:
+        self.run = run
+
+    def decide(self) -> tuple[PathStep | None, FloatArray | None]:
+        app, who = self.run.app, self.run.who
+        seen = _service_estimate(app, who)
+        planner = app.paths.planner()
+        found = app.store.get_learner_record(DEFAULT_TENANT, who.learner.learner_id)
+        if found is None:
+            return None, seen
+        request = PathRequest(who.learner.learner_id, max_steps=1)
+        try:
+            options = replace(planner.options_for(found.learner, request), chinese_route=False)
+            key = model_key(DEFAULT_TENANT, found.learner.learner_id)
+            path = planner.plan(key, found.learner, found.states, options, app.clock(), found.studied_module_ids)
+        except LubanError:
+            return None, seen
+        return (path.steps[0] if path.steps else None), seen
+
+
+PRODUCT_POLICIES: Mapping[str, Policy] = {p.name: p for p in (Adaptive(), Oracle(), Syllabus(), NoRoute())}
+
+
+def plan_on_levels(run: LearnerRun, feed: FloatArray, arrays: CatalogArrays | None = None) -> PathStep | None:
+    """The service's planner fed `feed` as the learner's levels (not a probability): the first
+    step of that path, None when there is none. Prerequisites count at MASTERED, as `_violates`
+    reads them; a module is never given up (whoever knows the truth knows a retaken module still
+    teaches). `arrays`: the catalog arrays to plan over (default: the service's)."""
+    app, who = run.app, run.who
+    request = PathRequest(who.learner.learner_id, max_steps=1)
+    try:
+        planner = app.paths.planner()
+        days = np.full(len(feed), 1.0)
+        studied = Counter(m for m in run.taken if m)  # "" marks a check
+        state = LearnerState(who.learner, feed, feed.copy(), days, studied)
+        options = replace(
+            planner.options_for(who.learner, request),
+            mastery_is_level=True,
+            mastery_confidence=MASTERED,
+            max_module_attempts=0,
+        )
+        path = plan_path(arrays or planner.arrays, planner.kt, state, options, app.clock(), kernel=planner.kernel)
+    except LubanError:
+        return None
+    return path.steps[0] if path.steps else None
 
 
 @dataclass
@@ -170,9 +344,10 @@ class SimulationReport:
     results: dict[str, PolicyResult]
     model_version: str = ""  # the services' active model; "" when they plan without one
     history_learners: int = 0  # past learners the model was trained on
-    oracle_noise: float = 0.0  # sd of the noise on the oracle's true mastery
-    oracle_margin: float = 0.0  # the oracle's confidence margin on role levels
     reset_degenerate_bkt: bool = True  # how the model was trained (TrainConfig)
+    # per policy compared with the syllabus, how the table names it (Policy.label)
+    labels: Mapping[str, str] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # what else the JSON records (a lab's settings)
 
     def to_json(self) -> dict[str, Any]:
         policies = {name: r.summary() for name, r in self.results.items()}
@@ -196,20 +371,23 @@ class SimulationReport:
             "seed": self.seed,
             "model_version": self.model_version,
             "history_learners": self.history_learners,
-            "oracle_noise": self.oracle_noise,
-            "oracle_margin": self.oracle_margin,
             "reset_degenerate_bkt": self.reset_degenerate_bkt,
+            **self.extra,
             "policies": policies,
-            "adaptive_vs_syllabus_module_reduction": reduction("adaptive"),
-            "adaptive_vs_syllabus_module_reduction_ci95": interval("adaptive"),
-            "oracle_vs_syllabus_module_reduction": reduction("oracle"),
-            "oracle_vs_syllabus_module_reduction_ci95": interval("oracle"),
+            **{
+                key: value
+                for name in dict.fromkeys(["adaptive", "oracle", *self._compared()])
+                for key, value in (
+                    (f"{name}_vs_syllabus_module_reduction", reduction(name)),
+                    (f"{name}_vs_syllabus_module_reduction_ci95", interval(name)),
+                )
+            },
             "curves": {name: r.curve for name, r in self.results.items()},
-        } | (
-            {"bayes_vs_syllabus_module_reduction": reduction("bayes"),
-             "bayes_vs_syllabus_module_reduction_ci95": interval("bayes")}
-            if "bayes" in self.results else {}
-        )  # fmt: skip
+        }
+
+    def _compared(self) -> list[str]:
+        """The policies the table compares with the syllabus, in run order."""
+        return [name for name in self.results if self.labels.get(name)] if "syllabus" in self.results else []
 
     def table(self) -> str:
         doc = self.to_json()
@@ -228,22 +406,15 @@ class SimulationReport:
                 f"{s['checks_mean']:>8.1f}{s['minutes_mean']:>10.0f}{s['gain_per_step']:>11.3f}{s['prerequisite_violations']:>14d}"
                 + (f"{s['tracking_error']:>11.3f}" if s["tracking_error"] is not None else f"{'-':>11}")
             )
-        fed = "true mastery"
-        if self.oracle_noise or self.oracle_margin:
-            fed += f" + noise sd {self.oracle_noise:g}, margin {self.oracle_margin:g}"
 
         def versus(name: str) -> str:
             low, high = doc[f"{name}_vs_syllabus_module_reduction_ci95"]
             return f"{doc[f'{name}_vs_syllabus_module_reduction']:.1%} (95% CI {low:.1%} to {high:.1%})"
 
-        labels = {
-            "adaptive": "adaptive",
-            "bayes": "bayes, the planner fed the best tracing of the same observations:",
-            "oracle": f"oracle, the planner fed {fed}:",
-        }
-        compared = [name for name in labels if name in self.results] if "syllabus" in self.results else []
-        for k, name in enumerate(compared):
-            lines.append(("fewer modules than the syllabus: " if k == 0 else "  ") + f"{labels[name]} {versus(name)}")
+        for k, name in enumerate(self._compared()):
+            lines.append(
+                ("fewer modules than the syllabus: " if k == 0 else "  ") + f"{self.labels[name]} {versus(name)}"
+            )
         if self.model_version:
             lines.append(
                 f"the services' active model: {self.model_version}, trained on {self.history_learners} past learners"
@@ -288,23 +459,21 @@ def simulate(
     world_name: str,
     seed: int,
     max_modules: int = 60,
-    popularity: Sequence[str] = (),
-    policies: Sequence[str] = POLICIES,
+    policies: Sequence[str | Policy] = POLICIES,
     workdir: Path | None = None,
     progress: Callable[[int], None] | None = None,
     history: Sequence[HiddenLearner] = (),
-    oracle_noise: float = 0.0,
-    oracle_margin: float = 0.0,
     reset_degenerate_bkt: bool = True,
     world: HiddenWorld | None = None,
     protocol: Protocol = DEMO_PROTOCOL,
+    extra: Mapping[str, Any] | None = None,
 ) -> SimulationReport:
-    """Every policy on the same learners and hidden world (`world`, whose catalog must be
-    `catalog`; by default the demo dynamics over `catalog` with module effects drawn from the
-    seed), under `protocol`. With `history`, those learners' past results in the world train a
-    model first (`reset_degenerate_bkt` as in TrainConfig), and every policy's service runs with it
-    active."""
-    oracle = OracleFeed(oracle_noise, oracle_margin)
+    """Every policy (a name of PRODUCT_POLICIES, or a Policy) on the same learners and hidden
+    world (`world`, whose catalog must be `catalog`; by default the demo dynamics over `catalog`
+    with module effects drawn from the seed), under `protocol`. With `history`, those learners'
+    past results in the world train a model first (`reset_degenerate_bkt` as in TrainConfig), and
+    every policy's service runs with it active. `extra` goes into the report's JSON as it is."""
+    chosen = [PRODUCT_POLICIES[p] if isinstance(p, str) else p for p in policies]
     if world is None:
         world = make_world(catalog, np.random.default_rng([seed, 99]))
     elif world.catalog is not catalog:
@@ -318,50 +487,40 @@ def simulate(
             if history
             else ""
         )
-        for policy in policies:
+        for policy in chosen:
             clock = ManualClock(_START)
-            app = _service(catalog, Path(tmp) / f"{policy}.db", models_dir, clock)
+            app = _service(catalog, Path(tmp) / f"{policy.name}.db", models_dir, clock)
             try:
                 if version:
                     app.models.activate(version)
                 app.learners.upsert_many(DEFAULT_TENANT, [h.learner for h in cohort])
                 active = app.models.active()
-                result = PolicyResult(policy, model_version=active.version if active else "")
+                result = PolicyResult(policy.name, model_version=active.version if active else "")
                 for i, who in enumerate(cohort):
-                    rng = np.random.default_rng([seed, i])  # same draws for every policy
-                    noise = np.random.default_rng([seed, i, 17])  # the oracle's own draws
-                    placement = np.random.default_rng([seed, i, 29])  # the placement test's own draws
-                    _run_learner(
-                        app, clock, world, who, policy, popularity, max_modules, rng, result, oracle, noise,
-                        protocol, placement,
-                    )  # fmt: skip
+                    draws = _Draws(
+                        learner=np.random.default_rng([seed, i]),  # the same for every policy
+                        policy=np.random.default_rng([seed, i, 17]),  # the policy's own
+                        placement=np.random.default_rng([seed, i, 29]),  # the placement test's own
+                    )
+                    _run_learner(app, clock, world, who, policy, max_modules, draws, result, protocol)
                     if progress:
                         progress(1)
-                results[policy] = result
+                results[policy.name] = result
             finally:
                 app.close()
     return SimulationReport(
-        world_name, len(cohort), max_modules, seed, results, version, len(history), oracle_noise, oracle_margin,
-        reset_degenerate_bkt and bool(history),
+        world_name, len(cohort), max_modules, seed, results, version, len(history),
+        reset_degenerate_bkt and bool(history), {p.name: p.label for p in chosen}, dict(extra or {}),
     )  # fmt: skip
 
 
 @dataclass(frozen=True)
-class OracleFeed:
-    """What the oracle policy is fed: true mastery plus noise of sd `noise`, planned with `margin`."""
+class _Draws:
+    """One learner's random streams, apart so that one policy's draws never shift another's."""
 
-    noise: float = 0.0
-    margin: float = 0.0
-
-    def __post_init__(self) -> None:
-        if self.noise < 0 or not 0 <= self.margin < 1:
-            raise ValueError("oracle_noise must be >= 0 and oracle_margin in [0, 1)")
-
-    def mastery(self, truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        seen = np.asarray(truth, dtype=np.float64).copy()
-        if self.noise:
-            seen = np.clip(seen + rng.normal(0.0, self.noise, size=len(seen)), 0.0, 1.0)
-        return seen
+    learner: np.random.Generator  # outcomes: scores, check answers
+    policy: np.random.Generator
+    placement: np.random.Generator
 
 
 _START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -402,71 +561,48 @@ def _run_learner(
     clock: ManualClock,
     world: HiddenWorld,
     who: HiddenLearner,
-    policy: str,
-    popularity: Sequence[str],
+    policy: Policy,
     max_modules: int,
-    rng: np.random.Generator,
+    draws: _Draws,
     result: PolicyResult,
-    oracle: OracleFeed,
-    noise: np.random.Generator,
     protocol: Protocol,
-    placement: np.random.Generator,
 ) -> None:
     catalog = world.catalog
     role = catalog.roles[who.learner.target_role_id]
-    mastery = who.initial_mastery.copy()
-    taken: list[str] = []
+    run = LearnerRun(app, world, who, protocol, who.initial_mastery.copy(), [], draws.policy)
+    taken = run.taken
     minutes = 0.0
-    readiness = true_readiness(role, catalog, mastery)
-    syllabus = world_syllabus(world, role.role_id, who.learner) if policy == "syllabus" else []
-    cursor, tries = 0, 0  # the syllabus: the module it is at, and the attempts on it so far
-    ranked = [m for m in popularity if can_take(catalog.modules[m], who.learner)] if policy == "popularity" else []
+    readiness = true_readiness(role, catalog, run.mastery)
     curve = [readiness]
     role_skills = np.array([catalog.skill_index[r.skill_id] for r in role.requirements], dtype=np.intp)
+    every_skill = tuple(r.skill_id for r in role.requirements)
     checked_since_progress = False
-    tracker = ParticleTracker.start(world, who.learner, noise) if policy == "bayes" else None
+    session = policy.start(run)
     placed = 0
-    if protocol.placement_items and policy in READS_RESULTS:
-        every_skill = tuple(r.skill_id for r in role.requirements)
+    if protocol.placement_items and policy.reads_results:
         answers = _skill_check(
-            app, clock, world, who, mastery, 0, placement, every_skill,
+            app, clock, world, who, run.mastery, 0, draws.placement, every_skill,
             items=protocol.placement_items, label="placement",
         )  # fmt: skip
         placed = sum(len(rights) for _, _, rights in answers)
-        if tracker is not None:
-            for skill, level, rights in answers:
-                tracker.checked(skill, level, rights)
+        session.checked(answers)
     while readiness < READY and len(taken) < max_modules:
-        if tracker is not None:
-            feed: np.ndarray | None = tracker.estimate()
-            margin = BAYES_MARGIN
-        else:
-            feed = oracle.mastery(mastery, noise) if policy == "oracle" else None
-            margin = oracle.margin
-        # the mastery this decision is planned on (None for a fixed order)
-        seen = _service_estimate(app, who) if policy in ("adaptive", NO_ROUTE) else feed
-        step = (
-            _study(syllabus[cursor % len(syllabus)])
-            if policy == "syllabus" and syllabus
-            else _next_step(app, who, policy, taken, syllabus, ranked, feed, margin)
-        )
+        step, seen = session.decide()
         if seen is not None:
-            error = seen[role_skills] - mastery[role_skills]
+            error = seen[role_skills] - run.mastery[role_skills]
             result.tracking_errors.append(float(np.abs(error).mean()))
             result.tracking_biases.append(float(error.mean()))
         if step is not None and step.kind is StepKind.SKILL_CHECK:
-            _skill_check(app, clock, world, who, mastery, len(taken), rng, step.check_skill_ids)
+            session.checked(
+                _skill_check(app, clock, world, who, run.mastery, len(taken), draws.learner, step.check_skill_ids)
+            )
             taken.append("")
             minutes += step.estimated_minutes
             curve.append(readiness)
             continue
         module_id = step.module_id if step is not None else None
-        if module_id is None and policy in READS_RESULTS and not checked_since_progress:
-            every_skill = tuple(r.skill_id for r in role.requirements)
-            answers = _skill_check(app, clock, world, who, mastery, len(taken), rng, every_skill)
-            if tracker is not None:
-                for skill, level, rights in answers:
-                    tracker.checked(skill, level, rights)
+        if module_id is None and policy.reads_results and not checked_since_progress:
+            session.checked(_skill_check(app, clock, world, who, run.mastery, len(taken), draws.learner, every_skill))
             checked_since_progress = True
             taken.append("")
             minutes += CHECK_MINUTES
@@ -476,24 +612,18 @@ def _run_learner(
             result.stopped_short += 1
             break
         checked_since_progress = False
-        if _violates(world, module_id, taken, mastery):
+        if _violates(world, module_id, taken, run.mastery):
             result.violations += 1
-        mastery = forget(mastery, 1.0, who.forget_per_day)
+        run.mastery = forget(run.mastery, 1.0, who.forget_per_day)
         if can_take(catalog.modules[module_id], who.learner):
-            score, mastery = attempt(world, who, mastery, module_id, rng)
+            score, run.mastery = attempt(world, who, run.mastery, module_id, draws.learner)
         else:  # taught in a language the learner cannot follow (yet): nothing learnt, nothing right
             score = 0.0
         # the learner's Chinese rises as they truly pass the Chinese ladder's modules
-        level = true_chinese_level(catalog, who.learner.chinese_level, mastery, protocol.pass_mark)
+        level = true_chinese_level(catalog, who.learner.chinese_level, run.mastery, protocol.pass_mark)
         if level != who.learner.chinese_level:
-            who = replace(who, learner=replace(who.learner, chinese_level=level))
-        if tracker is not None:
-            tracker.forget(1.0)
-            tracker.studied(module_id, score)
-        if policy == "syllabus":
-            tries += 1
-            if score >= protocol.pass_mark or tries >= protocol.syllabus_attempts:
-                cursor, tries = cursor + 1, 0
+            who = run.who = replace(who, learner=replace(who.learner, chinese_level=level))
+        session.studied(module_id, score)
         clock.advance(days=1)
         event = AssessmentEvent(
             event_id=f"{who.learner.learner_id}-{len(taken):03d}",
@@ -506,7 +636,7 @@ def _run_learner(
         app.learners.record_batch(DEFAULT_TENANT, [event])
         taken.append(module_id)
         minutes += catalog.modules[module_id].estimated_minutes
-        after = true_readiness(role, catalog, mastery)
+        after = true_readiness(role, catalog, run.mastery)
         if readiness < 1.0:
             result.gains.append((after - readiness) / (1.0 - readiness))
         readiness = after
@@ -576,56 +706,6 @@ def _skill_check(
     return answers
 
 
-def _next_step(
-    app: App,
-    who: HiddenLearner,
-    policy: str,
-    taken: list[str],
-    syllabus: list[str],
-    ranked: list[str],
-    feed: np.ndarray | None,
-    margin: float,
-) -> PathStep | None:
-    """The policy's next step: a path's first step, or the next module of a fixed order. `feed`:
-    the mastery the oracle or the particle filter plans on, with confidence margin `margin`; the
-    adaptive policy asks the service."""
-    request = PathRequest(who.learner.learner_id, max_steps=1)
-    try:
-        if policy == "adaptive":
-            path = app.paths.recommend(DEFAULT_TENANT, request)
-        elif policy == NO_ROUTE:
-            # what RecommendPath plans, with Chinese only a filter at the declared level
-            planner = app.paths.planner()
-            found = app.store.get_learner_record(DEFAULT_TENANT, who.learner.learner_id)
-            if found is None:
-                return None
-            options = replace(planner.options_for(found.learner, request), chinese_route=False)
-            key = model_key(DEFAULT_TENANT, found.learner.learner_id)
-            path = planner.plan(key, found.learner, found.states, options, app.clock(), found.studied_module_ids)
-        elif feed is not None:
-            planner = app.paths.planner()
-            days = np.full(len(feed), 1.0)
-            studied = Counter(m for m in taken if m)  # "" marks a readiness check
-            state = LearnerState(who.learner, feed, feed.copy(), days, studied)
-            # the feed is a level, not a probability: prerequisites at MASTERED, as _violates reads them
-            options = replace(
-                planner.options_for(who.learner, request),
-                level_margin=margin,
-                mastery_confidence=MASTERED,
-                max_module_attempts=0,  # it knows the truth: a module it retakes still teaches
-            )
-            path = plan_path(planner.arrays, planner.kt, state, options, app.clock(), kernel=planner.kernel)
-        else:
-            path = None
-    except LubanError:
-        return None
-    if path is not None:
-        return path.steps[0] if path.steps else None
-    # fixed orders are followed again from the start once finished (the learner re-studies)
-    pool = syllabus if policy == "syllabus" else ranked
-    return _study(pool[len(taken) % len(pool)]) if pool else None
-
-
 def _service_estimate(app: App, who: HiddenLearner) -> np.ndarray:
     """The mastery the service plans this learner on now (forgetting applied, the prior where
     never practiced): what RecommendPath reads, in catalog.skill_ids order."""
@@ -635,7 +715,8 @@ def _service_estimate(app: App, who: HiddenLearner) -> np.ndarray:
     return learner_state(planner.catalog, who.learner, states, planner.kt, planner.bkt, app.clock()).mastery
 
 
-def _study(module_id: str) -> PathStep:
+def study_step(module_id: str) -> PathStep:
+    """A step that takes one module (a fixed order's)."""
     return PathStep(0, module_id, 0.0, 0.0, (), 0, False, ())
 
 
@@ -653,20 +734,6 @@ def _violates(world: HiddenWorld, module_id: str, taken: list[str], mastery: np.
         if np.average(mastery[skills], weights=[s.weight for s in prerequisite.skills]) < MASTERED:
             return True
     return False
-
-
-def popularity_order(counts: Counter[str], catalog: Catalog) -> list[str]:
-    return sorted(catalog.module_ids, key=lambda m: (-counts.get(m, 0), m))
-
-
-def historical_popularity(catalog: Catalog, seed: int, learners: int = 500) -> list[str]:
-    """Module popularity in histories drawn like the demo world's (role syllabus prefixes)."""
-    counts: Counter[str] = Counter()
-    for i, who in enumerate(sample_learners(catalog, learners, np.random.default_rng([seed, 7]), prefix="h")):
-        rng = np.random.default_rng([seed, 8, i])
-        syllabus = role_syllabus(catalog, who.learner.target_role_id, who.learner)
-        counts.update(syllabus[: int(rng.integers(2, max(3, min(len(syllabus), 30))))])
-    return popularity_order(counts, catalog)
 
 
 def cohort_for(catalog: Catalog, world: str, learners: int, seed: int, *, past: bool = False) -> list[HiddenLearner]:

@@ -1,4 +1,6 @@
-"""The relational schema, versioned. Bump SCHEMA_VERSION and add an upgrade step to change it.
+"""The relational schema the store's statements are written against. It changes only with a
+migration (storage/migrations/versions/, one Alembic revision per change), and a test checks that
+the migrations build exactly this schema.
 
 Times are stored as integer microseconds since the epoch (UTC): exact and portable across
 SQLite and PostgreSQL. JSON bodies are text, so both backends read them alike.
@@ -18,10 +20,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-
-# 2: skill_states.studies_since_check; 3: model_activations.tenant_id, tenant catalogs;
-# 4: assessment_events.kind
-SCHEMA_VERSION = 4
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
 SEQUENCE = BigInteger().with_variant(Integer(), "sqlite")

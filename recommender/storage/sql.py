@@ -43,7 +43,7 @@ from recommender.domain.codec import (
 from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord, SkillState
 from recommender.errors import Conflict, PreconditionFailed, StoreUnavailable
-from recommender.storage import deadline
+from recommender.storage import deadline, migrations
 from recommender.storage import schema as t
 from recommender.storage.store import (
     DEFAULT_TENANT,
@@ -62,6 +62,7 @@ WATCHDOG = Watchdog()
 PING_SECONDS = 5.0  # a checkout ping longer than this means the server is not answering
 SEVER_MARGIN_SECONDS = 1.0  # past a call's deadline before the watchdog cuts its connection
 _PG_RETRYABLE = {"40001", "40P01"}  # serialization failure, deadlock detected
+_MIGRATION_LOCK = 0x4C55_4241_4E  # the advisory lock key PostgreSQL stores migrate under
 
 
 def open_store(url: str, *, pool_size: int = 8, timeout_seconds: float = 10.0) -> SqlStore:
@@ -245,31 +246,17 @@ class SqlStore:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
     def create_schema(self) -> None:
+        """Create the schema, or upgrade it in place, in one transaction (storage/migrations)."""
         with self._tx(write=True) as c:
-            t.metadata.create_all(c, checkfirst=True)
-            row = c.execute(sa.select(t.meta.c.value).where(t.meta.c.key == "schema_version")).first()
-            if row is None:
-                c.execute(
-                    t.meta.insert(),
-                    [
-                        {"key": "schema_version", "value": str(t.SCHEMA_VERSION)},
-                        {"key": "catalog_revision", "value": "0"},
-                    ],
-                )
-                return
-            version = int(row[0])
-            if version > t.SCHEMA_VERSION:
-                raise PreconditionFailed(
-                    f"the database schema is version {version}, newer than this code "
-                    f"({t.SCHEMA_VERSION}); upgrade Luban Path"
-                )
-            for step in range(version, t.SCHEMA_VERSION):
-                _UPGRADES[step](c)
-            c.execute(t.meta.update().where(t.meta.c.key == "schema_version").values(value=str(t.SCHEMA_VERSION)))
+            if self.dialect == "postgresql":
+                # two processes opening one new store: the second waits, then finds it at head
+                c.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            migrations.upgrade(c)
 
-    def schema_version(self) -> int:
+    def schema_revision(self) -> str | None:
+        """The schema's migration revision (None before create_schema)."""
         with self._tx(write=False) as c:
-            return int(c.execute(sa.select(t.meta.c.value).where(t.meta.c.key == "schema_version")).scalar_one())
+            return migrations.current(c)
 
     def ping(self) -> None:
         with self._tx(write=False) as c:
@@ -723,30 +710,6 @@ class SqlStore:
         with self._tx(write=False) as c:
             rows = c.execute(sa.select(t.model_activations).where(a.tenant_id == tenant).order_by(a.seq)).all()
         return [(r.version, from_micros(r.activated_us)) for r in rows]
-
-
-def _add_studies_since_check(c: Connection) -> None:
-    """1 -> 2: existing states start at 0 studies since a check (no check is due until new studies)."""
-    c.execute(sa.text("ALTER TABLE skill_states ADD COLUMN studies_since_check INTEGER NOT NULL DEFAULT 0"))
-
-
-def _add_event_kind(c: Connection) -> None:
-    """3 -> 4: results recorded before kinds existed are unspecified (their kind is inferred)."""
-    c.execute(sa.text("ALTER TABLE assessment_events ADD COLUMN kind INTEGER NOT NULL DEFAULT 0"))
-
-
-def _add_activation_tenants(c: Connection) -> None:
-    """2 -> 3: models belong to a tenant. Earlier activations were for every tenant at once: they
-    are marked LEGACY_TENANT, and the model registry decides at start what becomes of them
-    (adopted by the one tenant whose learners the model holds, or retired)."""
-    c.execute(sa.text("ALTER TABLE model_activations ADD COLUMN tenant_id VARCHAR(128) NOT NULL DEFAULT ''"))
-
-
-_UPGRADES: dict[int, Any] = {
-    1: _add_studies_since_check,
-    2: _add_activation_tenants,
-    3: _add_event_kind,
-}  # step N -> function(Connection) upgrading N to N + 1
 
 
 def _serving_reads() -> dict[str, Any]:

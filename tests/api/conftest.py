@@ -11,8 +11,8 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from recommender.api.grpc_server import RunningServer, create_server
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
-from recommender.api.server import RunningServer, create_server
 from recommender.service.app import App
 
 

@@ -27,7 +27,7 @@ from recommender.domain.path import LearningPath, StepKind, StopReason
 from recommender.domain.profile import SkillState
 from recommender.errors import LubanError
 from recommender.service.demo import demo_catalog_path
-from recommender.service.paths import PathRequest, Planner
+from recommender.service.recommend import PathRequest, Planner
 from recommender.simulation.truth import sample_learners
 from tests.conftest import T0
 

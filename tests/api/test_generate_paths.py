@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
-from recommender.service.paths import PlanItem, Planner
+from recommender.service.recommend import PlanItem, Planner
 from tests.api.conftest import Served
 from tests.api.test_core_rpcs import code_of, load_tiny
 

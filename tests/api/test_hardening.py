@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from recommender.api import mapping
+from recommender.api.grpc_server import RunningServer, create_server
 from recommender.api.interceptors import REQUEST_ID, JsonFormatter
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
-from recommender.api.server import RunningServer, create_server
 from recommender.service.app import App, build_app
 from recommender.service.clock import ManualClock
 from tests.api.conftest import Served

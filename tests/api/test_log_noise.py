@@ -13,8 +13,8 @@ import grpc
 import pytest
 
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
+from recommender.composition_root import configure_logging
 from recommender.config import Settings
-from recommender.server import configure_logging
 from recommender.service.app import build_app
 from recommender.service.clock import ManualClock
 from tests.api.conftest import Served, serving

@@ -16,10 +16,10 @@ import grpc
 import pytest
 
 from recommender.api import mapping
+from recommender.api.grpc_server import RunningServer, create_server
 from recommender.api.interceptors import ROLES_FOR_METHOD
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
-from recommender.api.server import RunningServer, create_server
 from recommender.domain.catalog import Catalog, Module, Skill, SkillWeight, build_catalog
 from recommender.errors import InvalidInput
 from recommender.ml.features import FeatureSchema
@@ -325,7 +325,7 @@ def legacy_model(app: App, tenants: list[str], version: str) -> None:
     from recommender.ml.data import TrainingData, build_event_table
     from recommender.ml.features import FeatureSpace
     from recommender.ml.train import TrainConfig, train_hybrid
-    from recommender.service.paths import model_key
+    from recommender.service.recommend import model_key
     from recommender.storage.store import LEGACY_TENANT
 
     catalog = app.catalogs.require()

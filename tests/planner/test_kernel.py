@@ -103,7 +103,7 @@ def random_inputs(rng: np.random.Generator, catalog: Catalog, n: int, with_model
             exclude_module_ids=frozenset(str(m) for m in rng.choice(module_ids, size=int(rng.integers(0, 3)))),
             locale=str(rng.choice(["en", "zh-CN"])),
             mastery_confidence=float(rng.choice([0.8, 0.8, 0.6])),
-            level_margin=None if rng.random() < 2 / 3 else 0.5,
+            mastery_is_level=bool(rng.random() >= 2 / 3),
             check_after_studies=int(rng.choice([0, 3, 3])),
             max_module_attempts=int(rng.choice([3, 3, 1, 0])),
         )

@@ -99,7 +99,7 @@ def learners(draw: st.DrawFn, catalog: Catalog, learner_id: str = "x") -> tuple[
         exclude_module_ids=exclude,
         check_after_studies=draw(st.sampled_from([0, 1, 3])),
         mastery_confidence=draw(st.sampled_from([0.8, 0.6])),
-        level_margin=draw(st.sampled_from([None, None, 0.5])),
+        mastery_is_level=draw(st.sampled_from([False, False, True])),
         max_module_attempts=draw(st.sampled_from([3, 3, 1, 0])),
         chinese_route=draw(st.sampled_from([True, True, False])),
     )
@@ -150,7 +150,9 @@ def check_invariants(catalog: Catalog, state: LearnerState, options: PlanOptions
     targets = {
         r.skill_id: float(t)
         for r, t in zip(
-            role.requirements, requirement_targets(role, options.mastery_confidence, options.level_margin), strict=True
+            role.requirements,
+            requirement_targets(role, options.mastery_confidence, options.mastery_is_level),
+            strict=True,
         )
     }
 
@@ -281,7 +283,7 @@ def check_skill_check(
     one of them due, and says why for each; it teaches nothing."""
     assert step.position == 1 and not step.module_id and not step.gains
     assert options.check_after_studies > 0 and state.studies_since_check is not None
-    targets = requirement_targets(role, options.mastery_confidence, options.level_margin)
+    targets = requirement_targets(role, options.mastery_confidence, options.mastery_is_level)
     levels = {r.skill_id: float(t) for r, t in zip(role.requirements, targets, strict=True)}
     studies = {s: int(state.studies_since_check[catalog.skill_index[s]]) for s in step.check_skill_ids}
     for skill_id in step.check_skill_ids:  # a skill the role needs, or one on the way to it
@@ -376,7 +378,7 @@ def cohorts(draw: st.DrawFn) -> tuple[Catalog, list[PlanInput]]:
             options,
             locale=draw(st.sampled_from(["en", "zh-CN"])),
             mastery_confidence=draw(st.sampled_from([0.8, 0.8, 0.6])),
-            level_margin=draw(st.sampled_from([None, None, 0.5])),
+            mastery_is_level=draw(st.sampled_from([False, False, True])),
         )
         opinion = None
         if with_model:
@@ -480,8 +482,8 @@ def test_a_ready_learner_gets_an_empty_path_and_role_ready() -> None:
 def test_a_requirement_is_met_at_the_required_confidence_whatever_its_level() -> None:
     """Mastery is P(at the skill's level): 0.82 meets every welder requirement at confidence 0.8
     (levels 0.8, 0.8 and 0.6 alike), none at 0.9; 0.7 on the level-0.6 skill does not meet it (the
-    other skills mastered, so its module is the first step). In level mode the estimate is a
-    level, met at level + margin * (1 - level) (0.9, 0.9, 0.8)."""
+    other skills mastered, so its module is the first step). When the mastery is a level, each
+    requirement is met at its own level: 0.82 meets them all, 0.7 only the level-0.6 one."""
     catalog = build_catalog(*tiny_catalog())
     learner = Learner("pro", languages=("en",), target_role_id="welder")
     sure = np.full(4, 0.82)
@@ -489,10 +491,13 @@ def test_a_requirement_is_met_at_the_required_confidence_whatever_its_level() ->
     options = PlanOptions("welder", ("en",))
     ready = plan(catalog, state, options)
     assert ready.steps == () and ready.readiness_now == 1.0 and ready.stop_reason is StopReason.ROLE_READY
-    for stricter in (replace(options, mastery_confidence=0.9), replace(options, level_margin=0.5)):
-        path = plan(catalog, state, stricter)
-        assert path.steps and path.readiness_now < 1.0
-    assert plan(catalog, state, replace(options, level_margin=0.0)).steps == ()
+    stricter = plan(catalog, state, replace(options, mastery_confidence=0.9))
+    assert stricter.steps and stricter.readiness_now < 1.0
+    levels = replace(options, mastery_is_level=True)
+    assert plan(catalog, state, levels).steps == ()
+    below = np.full(4, 0.7)
+    short = plan(catalog, LearnerState(learner, below, below, np.zeros(4)), levels)
+    assert short.steps and short.readiness_now < 1.0
     unsure = np.full(4, 0.95)
     unsure[catalog.skill_index["inspection"]] = 0.7
     path = plan(catalog, LearnerState(learner, unsure, unsure, np.zeros(4)), options)

@@ -9,7 +9,7 @@ from recommender.domain.path import ReasonCode, StopReason
 from recommender.errors import LubanError
 from recommender.service.app import App
 from recommender.service.demo import load_demo
-from recommender.service.paths import PathRequest
+from recommender.service.recommend import PathRequest
 
 LEARNERS = 500  # includes demo-0408 (MA: ar, fr), whose reachable modules are all behind her
 

@@ -8,7 +8,7 @@ from recommender.errors import ModelArtifactError, NotFound, PreconditionFailed
 from recommender.ml.train import TrainConfig
 from recommender.service.app import App
 from recommender.service.models import training_data_from_store
-from recommender.service.paths import PathRequest
+from recommender.service.recommend import PathRequest
 from recommender.storage.store import DEFAULT_TENANT
 from tests.ml.world import world, world_catalog
 

@@ -13,7 +13,7 @@ from recommender.domain.catalog import Module, SkillWeight
 from recommender.domain.learner import Learner
 from recommender.domain.profile import SkillState
 from recommender.service.app import App
-from recommender.service.paths import PathRequest, Planner, model_key
+from recommender.service.recommend import PathRequest, Planner, model_key
 from recommender.storage.store import DEFAULT_TENANT
 from tests.conftest import T0
 from tests.service.test_models import CONFIG, load_world

@@ -13,7 +13,7 @@ from recommender.domain.learner import Learner
 from recommender.domain.path import ReasonCode, StopReason
 from recommender.kt.bkt import SkillParams
 from recommender.service.app import App
-from recommender.service.paths import PathRequest, plan_cohort
+from recommender.service.recommend import PathRequest, plan_cohort
 from recommender.storage.store import DEFAULT_TENANT
 from tests.conftest import T0
 

@@ -6,7 +6,6 @@ import itertools
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -23,7 +22,6 @@ from recommender.service.simulate import (
     _skill_check,
     chinese_route_cohort,
     cohort_for,
-    historical_popularity,
     paired_ratio_interval,
     paired_reduction_interval,
     simulate,
@@ -37,12 +35,9 @@ from tests.conftest import T0, make_settings, tiny_catalog
 def test_policies_run_on_the_same_learners_and_respect_prerequisites(tmp_path: Path) -> None:
     catalog = build_catalog(*tiny_catalog())
     cohort = cohort_for(catalog, "demo", 6, seed=3)
-    report = simulate(
-        catalog, cohort, world_name="tiny", seed=3, max_modules=25,
-        popularity=historical_popularity(catalog, 3, learners=30), workdir=tmp_path,
-    )  # fmt: skip
+    report = simulate(catalog, cohort, world_name="tiny", seed=3, max_modules=25, workdir=tmp_path)
     doc = report.to_json()
-    assert set(doc["policies"]) == {"adaptive", "bayes", "oracle", "syllabus", "popularity"}
+    assert set(doc["policies"]) == {"adaptive", "oracle", "syllabus"}
     for name, summary in doc["policies"].items():
         assert summary["learners"] == 6, name
         assert 0 <= summary["reached_share"] <= 1
@@ -50,7 +45,7 @@ def test_policies_run_on_the_same_learners_and_respect_prerequisites(tmp_path: P
     assert doc["policies"]["adaptive"]["prerequisite_violations"] == 0
     checks = {name: summary["checks_mean"] for name, summary in doc["policies"].items()}
     assert checks["adaptive"] > 0, "the adaptive learners answer checks (skill or readiness) with item results"
-    assert checks["oracle"] == checks["syllabus"] == checks["popularity"] == 0, "they never check"
+    assert checks["oracle"] == checks["syllabus"] == 0, "they never check"
     assert doc["policies"]["syllabus"]["prerequisite_violations"] == 0, "the syllabus follows prerequisite order"
     for name in ("adaptive", "oracle"):
         curve = doc["curves"][name]
@@ -60,19 +55,14 @@ def test_policies_run_on_the_same_learners_and_respect_prerequisites(tmp_path: P
     assert oracle["tracking_error"] == oracle["tracking_bias"] == 0.0, "the oracle plans on the truth itself"
     adaptive = doc["policies"]["adaptive"]
     assert 0.0 < adaptive["tracking_error"] <= 1.0 and abs(adaptive["tracking_bias"]) <= adaptive["tracking_error"]
-    for name in ("syllabus", "popularity"):
-        assert doc["policies"][name]["tracking_error"] is None, f"{name} plans on no estimate"
-    bayes = doc["policies"]["bayes"]
-    assert 0.0 < bayes["tracking_error"] < adaptive["tracking_error"], "the best tracing of the same observations"
-    assert (
-        doc["bayes_vs_syllabus_module_reduction"]
-        == 1 - bayes["modules_mean"] / doc["policies"]["syllabus"]["modules_mean"]
-    )
-    assert "bayes, the planner fed the best tracing" in report.table()
-    again = simulate(
-        catalog, cohort, world_name="tiny", seed=3, max_modules=25,
-        popularity=historical_popularity(catalog, 3, learners=30), workdir=tmp_path,
-    ).to_json()  # fmt: skip
+    assert doc["policies"]["syllabus"]["tracking_error"] is None, "a fixed order plans on no estimate"
+    for name in ("adaptive", "oracle"):
+        assert doc[f"{name}_vs_syllabus_module_reduction"] == pytest.approx(
+            1 - doc["policies"][name]["modules_mean"] / doc["policies"]["syllabus"]["modules_mean"]
+        )
+    assert "syllabus_vs_syllabus_module_reduction" not in doc, "the baseline is not compared with itself"
+    assert "oracle, the planner fed true mastery:" in report.table()
+    again = simulate(catalog, cohort, world_name="tiny", seed=3, max_modules=25, workdir=tmp_path).to_json()
     assert again == doc, "seeded: the same report twice"
 
 
@@ -82,10 +72,7 @@ def test_a_learner_no_policy_can_teach_stops_short_and_counts_at_the_cap(tmp_pat
     assert "sw" not in taught
     who = cohort_for(catalog, "demo", 1, seed=3)[0]
     stranded = replace(who, learner=replace(who.learner, languages=("sw",), chinese_level=0))
-    doc = simulate(
-        catalog, [stranded], world_name="tiny", seed=3, max_modules=12,
-        popularity=historical_popularity(catalog, 3, learners=30), workdir=tmp_path,
-    ).to_json()  # fmt: skip
+    doc = simulate(catalog, [stranded], world_name="tiny", seed=3, max_modules=12, workdir=tmp_path).to_json()
     for name, summary in doc["policies"].items():
         assert summary["stopped_short"] == 1, name
         assert summary["reached_share"] == 0 and summary["modules_mean"] == 12, name
@@ -114,37 +101,17 @@ def test_simulate_command_writes_json(tmp_path: Path, capsys: pytest.CaptureFixt
     assert json.loads(trained.read_text())["reset_degenerate_bkt"] is False
     chosen = tmp_path / "chosen.json"
     assert (
-        main(["simulate", "--learners", "2", "--max-modules", "4", "--policies", "bayes", "--json", str(chosen)]) == 0
+        main(["simulate", "--learners", "2", "--max-modules", "4", "--policies", "oracle", "--json", str(chosen)]) == 0
     )
     printed = capsys.readouterr().out
-    assert set(json.loads(chosen.read_text())["policies"]) == {"bayes", "syllabus"}, "the baseline always runs"
-    assert "bayes, the planner fed" in printed and "oracle" not in printed and "adaptive" not in printed
+    assert set(json.loads(chosen.read_text())["policies"]) == {"oracle", "syllabus"}, "the baseline always runs"
+    assert "oracle, the planner fed" in printed and "adaptive" not in printed
     assert main(["simulate", "--policies", "adaptive,bogus"]) == 2
-    assert main(["simulate", "--oracle-noise", "-0.1"]) == 2
-    assert main(["simulate", "--oracle-margin", "1"]) == 2
-
-
-def test_a_noisy_oracle_plans_on_noisy_truth_and_leaves_the_other_policies_alone(tmp_path: Path) -> None:
-    catalog = build_catalog(*tiny_catalog())
-    cohort = cohort_for(catalog, "demo", 6, seed=3)
-    policies = ("adaptive", "oracle", "syllabus")
-
-    def run(noise: float, margin: float) -> dict[str, Any]:
-        return simulate(
-            catalog, cohort, world_name="tiny", seed=3, max_modules=25, policies=policies, workdir=tmp_path,
-            oracle_noise=noise, oracle_margin=margin,
-        ).to_json()  # fmt: skip
-
-    exact, noisy = run(0.0, 0.25), run(0.3, 0.25)
-    assert noisy == run(0.3, 0.25), "seeded: the noise is drawn the same way twice"
-    assert noisy["curves"]["oracle"] != exact["curves"]["oracle"], "the oracle sees (and plans on) the noise"
-    for name in ("adaptive", "syllabus"):
-        assert noisy["policies"][name] == exact["policies"][name], f"{name} draws nothing from the oracle's noise"
-    # what the oracle plans on is off the truth by the noise: E|N(0, 0.3)| = 0.24, less where clipped to [0, 1]
-    assert 0.1 < noisy["policies"]["oracle"]["tracking_error"] < 0.24
-    assert (noisy["oracle_noise"], noisy["oracle_margin"]) == (0.3, 0.25)
-    with pytest.raises(ValueError, match="oracle_noise"):
-        run(-0.1, 0.0)
+    for lab_only in ("bayes", "popularity"):
+        assert main(["simulate", "--policies", lab_only]) == 2, "the lab's policies are `python -m lab simulate`"
+    for lab_flag in ("--oracle-noise", "--oracle-margin"):
+        with pytest.raises(SystemExit):
+            main(["simulate", lab_flag, "0.1"])
 
 
 def test_a_model_trained_on_past_learners_is_active_for_every_policy(tmp_path: Path) -> None:

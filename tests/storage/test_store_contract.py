@@ -7,15 +7,14 @@ from datetime import timedelta
 
 import pytest
 
-from recommender.domain.assessment import AssessmentEvent, ResultKind
+from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.catalog import build_catalog
 from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord
 from recommender.errors import Conflict
 from recommender.kt.bkt import BKTModel, profile_updater, replay
-from recommender.storage import EventOutcome, SqlStore
-from recommender.storage import schema as t
-from recommender.storage.store import LEGACY_TENANT, erasure_subject
+from recommender.storage import EventOutcome, SqlStore, migrations
+from recommender.storage.store import erasure_subject
 from tests.conftest import T0, tiny_catalog
 
 UPDATE = profile_updater(BKTModel())
@@ -32,9 +31,9 @@ def event(eid: str, learner: str = "ana", score: float = 1.0, minutes: int = 0, 
     )
 
 
-def test_schema_is_versioned_and_idempotent(store: SqlStore) -> None:
+def test_schema_is_at_the_newest_revision_and_idempotent(store: SqlStore) -> None:
     store.create_schema()
-    assert store.schema_version() == t.SCHEMA_VERSION
+    assert store.schema_revision() == migrations.head()
 
 
 def test_catalog_round_trip_and_optimistic_revision(store: SqlStore) -> None:
@@ -216,70 +215,6 @@ def test_model_activation_history(store: SqlStore) -> None:
     store.record_activation("v1", T0)
     store.record_activation("v2", T0 + timedelta(seconds=1))
     assert [v for v, _ in store.activation_history()] == ["v1", "v2"]
-
-
-def test_schema_1_is_upgraded_in_place_and_keeps_every_state(store: SqlStore) -> None:
-    """A store written by schema 1 (no studies_since_check, no result kinds) opens under the
-    current schema: the columns are added with 0 (no check is due until new studies; kinds
-    unspecified, inferred from item_id as before), and nothing stored is lost."""
-    import sqlalchemy as sa
-
-    store.upsert_learner("t1", Learner("ana"), T0)
-    store.record_events("t1", [event("e1"), event("e2", minutes=5, skills=("welding", "safety"))], UPDATE, T0)
-    fingerprints = {e.event_id: e.fingerprint() for e in store.events_of("t1", "ana")}
-    with store.engine.begin() as c:
-        c.execute(sa.text("ALTER TABLE skill_states DROP COLUMN studies_since_check"))
-        c.execute(sa.text("ALTER TABLE assessment_events DROP COLUMN kind"))
-        c.execute(sa.text("ALTER TABLE model_activations DROP COLUMN tenant_id"))
-        c.execute(sa.update(t.meta).where(t.meta.c.key == "schema_version").values(value="1"))
-    with store.engine.begin() as c:
-        before = {tuple(r) for r in c.execute(sa.text("SELECT skill_id, mastery, attempts FROM skill_states"))}
-    store.create_schema()
-    assert store.schema_version() == t.SCHEMA_VERSION == 4
-    kept = store.events_of("t1", "ana")
-    assert {e.event_id: e.fingerprint() for e in kept} == fingerprints, "a replay is still a duplicate"
-    assert {e.kind for e in kept} == {ResultKind.UNSPECIFIED}
-    found = store.get_skill_states("t1", "ana")
-    assert found is not None
-    assert {(s.skill_id, s.mastery, s.attempts, s.studies_since_check) for s in found[0]} == {
-        (*row, 0) for row in before
-    }
-    store.record_events("t1", [event("e3", minutes=10)], UPDATE, T0)
-    after = store.get_skill_states("t1", "ana")
-    assert after is not None
-    assert {s.skill_id: s.studies_since_check for s in after[0]} == {"safety": 0, "welding": 1}
-    assert [e.event_id for e in store.events_of("t1", "ana")] == ["e1", "e2", "e3"]
-
-
-def test_issue21_schema_2_activations_are_kept_as_legacy(store: SqlStore) -> None:
-    """A store written by schema 2 (activations for every tenant at once) opens under the current schema: its
-    activations are kept, marked legacy, for the model registry to adopt or retire; new ones are
-    the tenant's own."""
-    import sqlalchemy as sa
-
-    store.record_activation("v1", T0)
-    store.record_activation("v2", T0 + timedelta(seconds=1))
-    with store.engine.begin() as c:
-        c.execute(sa.text("ALTER TABLE model_activations DROP COLUMN tenant_id"))
-        c.execute(sa.text("ALTER TABLE assessment_events DROP COLUMN kind"))
-        c.execute(sa.update(t.meta).where(t.meta.c.key == "schema_version").values(value="2"))
-    store.create_schema()
-    assert store.schema_version() == t.SCHEMA_VERSION
-    assert [v for v, _ in store.activation_history(LEGACY_TENANT)] == ["v1", "v2"]
-    assert store.activation_history() == []
-    store.record_activation("v3", T0, tenant="t1")
-    assert [v for v, _ in store.activation_history("t1")] == ["v3"] and store.activation_history("t2") == []
-
-
-def test_newer_schema_is_refused(store: SqlStore) -> None:
-    import sqlalchemy as sa
-
-    from recommender.errors import PreconditionFailed
-
-    with store.engine.begin() as c:
-        c.execute(sa.update(t.meta).where(t.meta.c.key == "schema_version").values(value="999"))
-    with pytest.raises(PreconditionFailed, match="newer than this code"):
-        store.create_schema()
 
 
 def test_learner_records_read_many_learners_like_one(store: SqlStore) -> None:

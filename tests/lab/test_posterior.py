@@ -7,10 +7,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from lab.posterior import ParticleTracker
 from recommender.domain.catalog import build_catalog
 from recommender.domain.codec import catalog_parts_from_dict
 from recommender.service.demo import demo_catalog_path
-from recommender.simulation.posterior import ParticleTracker
 from recommender.simulation.truth import (
     HiddenLearner,
     HiddenWorld,

@@ -29,7 +29,7 @@ from recommender.domain.path import LearningPath
 from recommender.domain.profile import NO_STUDIES, SkillState
 from recommender.errors import InvalidInput, LubanError, PreconditionFailed
 from recommender.kt.bkt import profile_updater
-from recommender.service.paths import PathRequest, PlanItem, Planner, model_key
+from recommender.service.recommend import PathRequest, PlanItem, Planner, model_key
 
 CHUNK = 2000
 ERROR_COLUMNS = ["line", "learner_id", "field", "reason"]

@@ -7,7 +7,7 @@ import signal
 import threading
 from types import FrameType
 
-from recommender.api.server import create_server
+from recommender.api.grpc_server import create_server
 from recommender.config import Settings
 from recommender.service.app import App, build_app
 

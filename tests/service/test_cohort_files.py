@@ -19,7 +19,7 @@ import pytest
 from recommender.cli import main
 from recommender.domain.catalog import build_catalog
 from recommender.domain.codec import catalog_parts_from_dict
-from recommender.service.cohort import ChunkTask
+from recommender.service.cohort_files import ChunkTask
 from recommender.service.demo import demo_catalog_path
 from recommender.simulation.truth import sample_learners
 
@@ -90,13 +90,18 @@ def test_workers_and_chunking_do_not_change_the_output(tmp_path: Path, store_arg
     assert (tmp_path / "one.jsonl.errors.csv").read_text() == (tmp_path / "two.jsonl.errors.csv").read_text()
 
 
+# the scheduler's HTTP server (its metrics) on a free port: 8787, its default, may be another test
+# suite's on a shared machine
+FREE_PORT = "127.0.0.1:0"
+
+
 def test_dask_local_cluster_gives_the_same_output(tmp_path: Path, store_args: list[str]) -> None:
     from distributed import Client, LocalCluster
 
     cohort = tmp_path / "cohort.csv"
     write_cohort(cohort, 30)
     assert run_paths(store_args, cohort, tmp_path / "local.jsonl") == 0
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=FREE_PORT) as cluster:
         for name in ("dask.jsonl", "again.jsonl"):  # two jobs on one cluster, one after the other
             assert run_paths(store_args, cohort, tmp_path / name, "--scheduler", cluster.scheduler_address,
                              "--chunk-size", "8") == 0  # fmt: skip
@@ -215,7 +220,7 @@ def test_a_dask_worker_without_the_job_fails_the_chunk_with_a_reason() -> None:
     from recommender.service.dask_job import plan_on_worker
 
     with (
-        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=FREE_PORT) as cluster,
         Client(cluster) as client,
     ):
         future = client.submit(plan_on_worker, "luban-cohort-missing", ChunkTask(0, [], {}, {}), pure=False)

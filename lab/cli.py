@@ -1,0 +1,126 @@
+"""`python -m lab`: the lab's experiments, over the product simulator (recommender simulate).
+
+    python -m lab simulate [--world demo|junyi] [--policies adaptive,bayes,oracle,syllabus,popularity]
+                           [--oracle-noise SD] [--oracle-margin M] ...
+
+runs every chosen policy on the same hidden-truth learners and prints the table that
+docs/simulator-experiments.md quotes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm import tqdm
+
+from lab.policies import LAB_POLICIES, NoisyOracle, historical_popularity, lab_policies
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__.splitlines()[0] if __doc__ else None)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sim = sub.add_parser(
+        "simulate", help="adaptive paths vs the bayes and oracle bounds, the syllabus and popularity, on one world"
+    )
+    sim.add_argument("--world", choices=["demo", "junyi"], default="demo", help="the hidden world (default: demo)")
+    sim.add_argument("--catalog", type=Path, help="catalog JSON (junyi: the converted Junyi catalog)")
+    sim.add_argument("--learners", type=int, default=100)
+    sim.add_argument("--max-modules", type=int, default=100)
+    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--json", type=Path, dest="json_out", help="also write the report as JSON")
+    sim.add_argument(
+        "--history",
+        type=int,
+        default=0,
+        metavar="N",
+        help="first train a model on N past learners' results in the same hidden world and plan with it active",
+    )
+    sim.add_argument(
+        "--keep-degenerate-bkt",
+        dest="reset_degenerate_bkt",
+        action="store_false",
+        help="with --history: keep every fitted BKT parameter, degenerate ones too",
+    )
+    sim.add_argument(
+        "--policies",
+        default="",
+        metavar="P,P",
+        help=f"comma-separated, of {', '.join(LAB_POLICIES)} (default: all); the syllabus, the baseline of every "
+        "reduction, always runs",
+    )
+    sim.add_argument(
+        "--oracle-noise",
+        type=float,
+        default=0.0,
+        metavar="SD",
+        help="feed the oracle the true mastery plus Gaussian noise of this sd, drawn afresh every step: what "
+        "knowledge tracing that accurate would give (default 0: the exact truth)",
+    )
+    sim.add_argument(
+        "--oracle-margin",
+        type=float,
+        default=0.0,
+        help="the oracle's margin on role levels, in [0, 1): a requirement met at level + margin * (1 - level)",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return _simulate(args)
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from recommender.domain.catalog import build_catalog
+    from recommender.domain.codec import catalog_parts_from_dict
+    from recommender.service.demo import demo_catalog_path
+    from recommender.service.simulate import cohort_for, simulate
+
+    if args.world == "junyi" and not args.catalog:
+        print("error: --world junyi needs --catalog (recommender convert junyi SRC OUT)", file=sys.stderr)
+        return 2
+    if args.history < 0 or args.learners < 1 or args.max_modules < 1:
+        print("error: --learners and --max-modules must be >= 1, --history >= 0", file=sys.stderr)
+        return 2
+    try:
+        NoisyOracle(args.oracle_noise, args.oracle_margin)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    chosen = {p.strip() for p in args.policies.split(",") if p.strip()} or set(LAB_POLICIES)
+    unknown = sorted(chosen - set(LAB_POLICIES))
+    if unknown:
+        print(f"error: --policies: unknown {', '.join(unknown)} (known: {', '.join(LAB_POLICIES)})", file=sys.stderr)
+        return 2
+    path = args.catalog or demo_catalog_path()
+    catalog = build_catalog(*catalog_parts_from_dict(json.loads(path.read_text(encoding="utf-8-sig"))))
+    policies = lab_policies(
+        sorted(chosen | {"syllabus"}),
+        popularity=historical_popularity(catalog, args.seed) if "popularity" in chosen else (),
+        oracle_noise=args.oracle_noise,
+        oracle_margin=args.oracle_margin,
+    )
+    cohort = cohort_for(catalog, args.world, args.learners, args.seed)
+    past = cohort_for(catalog, args.world, args.history, args.seed, past=True)
+    if past:
+        print(f"training a model on {len(past)} past learners' results first")
+    with tqdm(total=len(policies) * len(cohort), unit="learner", desc="simulate", disable=None) as bar:
+
+        def advance(n: int) -> None:
+            bar.update(n)
+
+        report = simulate(
+            catalog, cohort, world_name=args.world, seed=args.seed, max_modules=args.max_modules,
+            policies=policies, progress=advance, history=past, reset_degenerate_bkt=args.reset_degenerate_bkt,
+            extra={"oracle_noise": args.oracle_noise, "oracle_margin": args.oracle_margin},
+        )  # fmt: skip
+    print(report.table())
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(report.to_json(), indent=1) + "\n")
+        print(f"wrote {args.json_out}")
+    return 0
