@@ -157,10 +157,10 @@ def apply_result(
     studies since the skill was last checked.
 
     `weight`: the skill's weight in the module (catalog), for a module assessment. A module that
-    is partly about the skill teaches it in proportion (the skill's rate times the weight, unless
-    `learn` gives the pair's own fitted rate, which already is the pair's effect), and its score is
-    evidence about the skill in proportion (MODULE_SCORE_WEIGHT items times the weight): a score
-    mostly earned on the module's main skill says little about a side skill."""
+    is partly about the skill teaches it in proportion (its rate, the pair's own or the skill's,
+    times the weight, as the planner projects it), and its score is evidence about the skill in
+    proportion (MODULE_SCORE_WEIGHT items times the weight): a score mostly earned on the
+    module's main skill says little about a side skill."""
     if state is None:
         prior, last, attempts, studies = params.prior, at, 0, 0
     else:
@@ -168,7 +168,7 @@ def apply_result(
         last, attempts, studies = max(state.last_practiced_at, at), state.attempts, state.studies_since_check
     kind = resolve_kind(kind, "")
     if kind is ResultKind.MODULE_ASSESSMENT:
-        rate = params.learn * weight if learn is None else learn
+        rate = (params.learn if learn is None else learn) * weight
         mastery = posterior(prior + (1.0 - prior) * rate, score, params.guess, params.slip, MODULE_SCORE_WEIGHT * weight)
         studies += 1
     else:

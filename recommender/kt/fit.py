@@ -149,13 +149,14 @@ def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, Float
 
 
 def pair_rates(seqs: Sequences, p: ParamArrays) -> FloatArray:
-    """P(learn) of each of the sequences' (module, skill) pairs: fitted, else the skill's rate
-    times the skill's weight in the module."""
-    rates = p.learn[seqs.pair_skill] * seqs.pair_weight
+    """P(learn) of each of the sequences' (module, skill) pairs: the pair's fitted rate, else the
+    skill's, times the skill's weight in the module (as bkt.apply_result learns)."""
+    rates = p.learn[seqs.pair_skill].copy()
     for j, (module, skill) in enumerate(zip(seqs.pair_module.tolist(), seqs.pair_skill.tolist(), strict=True)):
         found = p.module_learn.get((module, skill))
         if found is not None:
             rates[j] = found
+    rates *= seqs.pair_weight
     return rates
 
 
@@ -264,12 +265,14 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
         rows = seqs.pair >= 0
         n_pairs = len(seqs.pair_skill)
         pair_learned = np.bincount(seqs.pair[rows], weights=learned_before[rows], minlength=n_pairs)
-        pair_chances = np.bincount(seqs.pair[rows], weights=chance_before[rows], minlength=n_pairs)
+        # a pair's rate is per unit of weight, like the skill's
+        pair_chances = np.bincount(seqs.pair[rows], weights=(chance_before * seqs.row_weight)[rows], minlength=n_pairs)
         studies = np.bincount(seqs.pair[rows], minlength=n_pairs)
         lo, hi = BOUNDS["module_learn"]
         # shrunk toward the skill's rate: a pair seen a few times says little on its own
-        skill_rate = np.clip(new_learn, lo, hi)[seqs.pair_skill] * seqs.pair_weight
-        shrunk = (pair_learned + MODULE_LEARN_SHRINK * skill_rate) / (pair_chances + MODULE_LEARN_SHRINK)
+        shrunk = (pair_learned + MODULE_LEARN_SHRINK * np.clip(new_learn, lo, hi)[seqs.pair_skill]) / (
+            pair_chances + MODULE_LEARN_SHRINK
+        )
         for j in np.flatnonzero(studies >= MIN_PAIR_STUDIES).tolist():
             new_module_learn[(int(seqs.pair_module[j]), int(seqs.pair_skill[j]))] = float(np.clip(shrunk[j], lo, hi))
 

@@ -220,10 +220,9 @@ class SkillParamArrays:
         )
 
     def learn_pads(self, view: ModuleView) -> FloatArray:
-        """P(learn) of each (view module, padded skill) pair, as kt.bkt.apply_result learns: the
-        module's own rate for the skill where fitted, else the skill's rate times its weight in the
-        module; 0 in padding."""
-        pads = np.append(self.learn, 0.0)[view.skill_pad] * view.pad_weights
+        """P(learn) of each (view module, padded skill) pair: the module's own rate for the skill
+        where fitted, else the skill's; 0 in padding."""
+        pads = np.append(self.learn, 0.0)[view.skill_pad]
         if self.module_learn:
             for j, (module, skills) in enumerate(zip(view.modules.tolist(), view.skill_lists, strict=True)):
                 for slot, skill in enumerate(skills):

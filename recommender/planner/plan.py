@@ -388,7 +388,7 @@ def _plan_batch(
         success = 1.0 / (1.0 + np.exp(-logit))
         # projected mastery of each module's skills after studying it
         updated = ra.bkt.expected_update(m_pad)
-        projected = np.maximum(updated, m_pad)
+        projected = np.maximum(m_pad + view.pad_weights * (updated - m_pad), m_pad)
         gain = (
             ra.pad_weight * (np.minimum(projected / ra.pad_level, 1.0) - np.minimum(m_pad / ra.pad_level, 1.0))
         ).sum(axis=2)
