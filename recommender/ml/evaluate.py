@@ -126,9 +126,7 @@ def evaluate(
     train_table = table.subset(split.train)
     train_data = replace(data, events=train_table)
     report("fitting BKT on the training events", 0.0)
-    bkt, masteries = fit_knowledge_tracing(
-        train_table, len(catalog.skill_ids), reset_degenerate=config.reset_degenerate_bkt
-    )
+    bkt, masteries = fit_knowledge_tracing(train_table, catalog, reset_degenerate=config.reset_degenerate_bkt)
 
     def stage(share: float, offset: float) -> Progress:
         return lambda message, done: report(message, offset + share * done)
@@ -169,7 +167,7 @@ class _Scorer:
         self.data, self.split, self.catalog = data, split, data.catalog
         table = data.events
         self.labels = table.score >= PASS_SCORE
-        self.bkt_pred = _bkt_predictions(table, bkt)
+        self.bkt_pred = _bkt_predictions(table, bkt, data.catalog)
         self.history = history_features(table, prior=float(self.labels[split.train].mean()))
         self.item_rate, self.module_rate = _success_rates(table, split.train)
         # mastery at the end of training, per learner id (warm learners only)
@@ -290,7 +288,7 @@ def score_model(data: TrainingData, split: Split, model: HybridModel) -> dict[st
     table = data.events
     train_table = table.subset(split.train)
     bkt = ParamArrays.from_model(model.bkt, data.catalog.skill_ids, data.catalog.module_ids)
-    masteries = final_masteries(train_table.skill_sequences(), bkt)
+    masteries = final_masteries(train_table.skill_sequences(data.catalog.module_skill_weights), bkt)
     scorer = _Scorer(data, split, train_table, bkt, masteries)
     cold = split.name == "cold"
     group = split.cold_test if cold else split.warm_test
@@ -328,10 +326,10 @@ def history_features(table: EventTable, prior: float, window: int = 10) -> Float
     return np.column_stack([_logit(overall), _logit(last), np.log1p(position)])
 
 
-def _bkt_predictions(table: EventTable, bkt: ParamArrays) -> FloatArray:
+def _bkt_predictions(table: EventTable, bkt: ParamArrays, catalog: Catalog) -> FloatArray:
     """P(correct) for every event before it is observed (mean over its skills)."""
     rows, _ = table.expanded()
-    seqs = table.skill_sequences()
+    seqs = table.skill_sequences(catalog.module_skill_weights)
     flat, _ = filter_sequences(seqs, bkt)
     per_skill_row = np.empty(len(rows))
     per_skill_row[seqs.row_of] = flat
