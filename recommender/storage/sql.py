@@ -462,6 +462,15 @@ class SqlStore:
         with self._tx(write=False) as c:
             return int(c.execute(sa.select(sa.func.count()).select_from(t.learners)).scalar_one())
 
+    def learners_version(self, tenant: str) -> tuple[int, int, int]:
+        c_ = t.learners.c
+        query = sa.select(sa.func.count(), sa.func.max(c_.updated_us), sa.func.max(c_.profile_updated_us)).where(
+            c_.tenant_id == tenant
+        )
+        with self._tx(write=False) as c:
+            count, updated, profiled = c.execute(query).one()
+        return int(count), int(updated or 0), int(profiled or 0)
+
     def delete_learner(self, tenant: str, learner_id: str, now: datetime | None = None) -> tuple[bool, int]:
         erased_us = to_micros(now or datetime.now(UTC))
         with self._tx(write=True) as c:
