@@ -100,10 +100,16 @@ def serve_dashboard(settings: Settings) -> None:
     print(
         f"Luban Path dashboard on http://{settings.dashboard_address}/ (store {redact(settings.store_url)})", flush=True
     )
+    server = uvicorn.Server(uvicorn.Config(create_dashboard(app, warm=True), host=host, port=port, log_config=None))
+    # uvicorn drains on SIGTERM or Ctrl-C, then raises the signal again under the handlers it found:
+    # these, so the process ends through the `finally` below (and exits 0) instead of by the signal
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: None)
     try:
-        uvicorn.Server(uvicorn.Config(create_dashboard(app), host=host, port=port, log_config=None)).run()
+        server.run()
     finally:
         app.close()
+    log.info("dashboard stopped")
 
 
 def redact(url: str) -> str:

@@ -77,8 +77,13 @@ def timeline(
         return []
     start = min(t for t, _ in events).timestamp()
     span = max(max(t for t, _ in events).timestamp() - start, 1.0)
+    left, right, bottom, top = 8.0, width - 8.0, height - 8.0, 8.0
     return [
-        Point(8 + (width - 16) * (t.timestamp() - start) / span, height - 8 - (height - 16) * s, f"{t:%Y-%m-%d} {s:.2f}",
-              s >= pass_score)
+        Point(
+            left + (right - left) * (t.timestamp() - start) / span,
+            bottom - (bottom - top) * s,
+            f"{t:%Y-%m-%d} {s:.2f}",
+            s >= pass_score,
+        )
         for t, s in events
-    ]  # fmt: skip
+    ]

@@ -51,7 +51,7 @@ def negotiate(requested: str, accept_language: str) -> str:
             preferred.append((weight, tag.replace("-", "_")))
     preferred.sort(key=lambda x: -x[0])
     found = Locale.negotiate([t for _, t in preferred], list(INTERFACE_LOCALES), sep="_")
-    return found or SOURCE_LOCALE
+    return str(found) if found else SOURCE_LOCALE
 
 
 def direction(language: str) -> str:

@@ -73,7 +73,11 @@ def session_secret(settings: Settings) -> str:
     return secrets.token_urlsafe(32)
 
 
-def create_dashboard(app: App, *, secret: str | None = None, tokens: TokenBook | None = None) -> Starlette:
+def create_dashboard(
+    app: App, *, secret: str | None = None, tokens: TokenBook | None = None, warm: bool = False
+) -> Starlette:
+    """The dashboard over `app`; `warm`: plan every tenant's learners at once, in the background,
+    so the first visitor need not wait for it."""
     settings = app.settings
     if tokens is None and settings.auth_tokens_file is not None:
         tokens = TokenBook.load(settings.auth_tokens_file)
@@ -83,6 +87,8 @@ def create_dashboard(app: App, *, secret: str | None = None, tokens: TokenBook |
         urlencode=urlencode, quote=quote,
     )  # fmt: skip
     state = Dashboard(app, Insights(app, settings.dashboard_refresh_seconds), tokens, templates)
+    if warm:
+        state.insights.warm(tokens.tenants() if tokens is not None else [DEFAULT_TENANT])
 
     def view(
         handler: Callable[[Request, Dashboard, Principal], Awaitable[Response]], roles: frozenset[str]
@@ -262,7 +268,7 @@ def _page(
 
 
 def _int(value: str | None, default: int, low: int, high: int, name: str) -> int:
-    if value in (None, ""):
+    if value is None or value == "":
         return default
     try:
         number = int(value)
@@ -291,6 +297,7 @@ async def overview(request: Request, state: Dashboard, principal: Principal) -> 
             "bin_labels": labels,
             "catalog": catalog,
             "stalled_shown": data.stalled[:STALLED_SHOWN],
+            "refreshing": state.insights.refreshing(principal.tenant),
         },
     )
 
@@ -302,7 +309,8 @@ async def priorities_page(request: Request, state: Dashboard, principal: Princip
     catalog = state.insights.snapshot(principal.tenant).catalog
     return _page(
         request, state, principal, "priorities.html",
-        {"p": data, "cohort": cohort, "cohorts": cohorts, "catalog": catalog},
+        {"p": data, "cohort": cohort, "cohorts": cohorts, "catalog": catalog,
+         "refreshing": state.insights.refreshing(principal.tenant)},
     )  # fmt: skip
 
 

@@ -56,6 +56,9 @@ class TokenBook:
     def principal(self, token: str) -> Principal | None:
         return self._by_hash.get(self.digest(token))
 
+    def tenants(self) -> list[str]:
+        return sorted({p.tenant for p in self._by_hash.values()})
+
     def by_digest(self, digest: str) -> Principal | None:
         """The principal whose token hashes to `digest` (a dashboard session keeps the hash, never
         the token)."""

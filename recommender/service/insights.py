@@ -12,6 +12,7 @@ re-planning thousands of learners.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -27,7 +28,7 @@ import numpy.typing as npt
 from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.catalog import Catalog
 from recommender.domain.learner import Learner
-from recommender.domain.path import LearningPath, ReasonCode, StopReason
+from recommender.domain.path import LearningPath, Reason, ReasonCode, StopReason
 from recommender.domain.profile import LearnerRecord, SkillProfile
 from recommender.errors import LubanError, PreconditionFailed
 from recommender.kt.bkt import SECONDS_PER_DAY
@@ -37,35 +38,85 @@ from recommender.service.app import App
 from recommender.service.models import ModelInfo, TrainingJob
 from recommender.service.paths import MAX_STEPS, PathRequest, PlanItem, Planner, learner_state, model_key
 
+log = logging.getLogger("recommender.insights")
 FloatArray = npt.NDArray[np.float64]
 READINESS_BINS = 10
 # a path to readiness: as many steps as a path may have; a learner not ready by then counts as
 # "not within reach of the planned path"
 TO_READINESS_STEPS = MAX_STEPS
 DEFAULT_STALLED_DAYS = 14
+# more changed learners than this since a snapshot: plan the whole tenant again (in the background)
+INCREMENTAL_LIMIT = 2000
+REBUILD_SECONDS = 3600.0  # forgetting moves everyone's mastery: re-plan the whole tenant hourly
 REPEATED = (ReasonCode.NEEDS_SUPPORT,)  # a step that retakes a module failed max_module_attempts - 1 times
 
 
 @dataclass(frozen=True)
+class Row:
+    """One learner in a snapshot: what their planned path toward readiness says."""
+
+    learner: Learner
+    error: str  # why there is no path ("" when there is one)
+    readiness_now: float  # NaN without a path
+    readiness_after: float
+    modules_to_ready: float  # NaN when the path does not reach readiness
+    hours_to_ready: float
+    days_since_practice: float  # NaN when never assessed
+    role_mastery: FloatArray | None  # mastery now of each skill the target role requires (requirement order)
+    failing: tuple[str, ...]  # modules failed again and again
+    blockers: tuple[Reason, ...]  # what keeps a role skill out of reach
+
+
+@dataclass(frozen=True)
 class Snapshot:
-    """One tenant's learners, planned toward readiness, as arrays in learner order."""
+    """One tenant's learners, planned toward readiness; the arrays are in learner-id order."""
 
     tenant: str
-    key: tuple[object, ...]
-    as_of: datetime
+    key: tuple[object, ...]  # (catalog revision, model version, *store.learners_version)
+    # learners changed after it (store microseconds) are not in it yet; two writers' changes in one
+    # microsecond could hide one of them until the hourly rebuild
+    watermark: int
+    as_of: datetime  # when its oldest rows were planned
     catalog: Catalog
     mastery_confidence: float
+    rows: Mapping[str, Row]
     learners: tuple[Learner, ...]
-    paths: tuple[LearningPath | None, ...]  # None: no path (the error says why)
-    errors: tuple[str, ...]
-    readiness_now: FloatArray  # NaN without a path
+    readiness_now: FloatArray
     readiness_after: FloatArray
-    modules_to_ready: FloatArray  # NaN when the path does not reach readiness
+    modules_to_ready: FloatArray
     hours_to_ready: FloatArray
-    days_since_practice: FloatArray  # NaN when never assessed
-    role_mastery: Mapping[str, tuple[npt.NDArray[np.intp], FloatArray]]  # role -> (learner rows, mastery)
-    failing: tuple[tuple[str, ...], ...]  # per learner: modules failed again and again
-    built_seconds: float
+    days_since_practice: FloatArray
+    built_seconds: float  # the last full build
+    replanned: int  # learners planned by the last build or refresh
+
+    @classmethod
+    def of(
+        cls, tenant: str, key: tuple[object, ...], planner: Planner, rows: Mapping[str, Row], as_of: datetime,
+        built_seconds: float, replanned: int,
+    ) -> Snapshot:  # fmt: skip
+        ordered = dict(sorted(rows.items()))
+        values = list(ordered.values())
+
+        def column(name: str) -> FloatArray:
+            return np.array([getattr(r, name) for r in values], dtype=np.float64)
+
+        return cls(
+            tenant=tenant,
+            key=key,
+            watermark=max(int(key[3]), int(key[4])),  # type: ignore[call-overload]
+            as_of=as_of,
+            catalog=planner.catalog,
+            mastery_confidence=planner.mastery_confidence,
+            rows=ordered,
+            learners=tuple(r.learner for r in values),
+            readiness_now=column("readiness_now"),
+            readiness_after=column("readiness_after"),
+            modules_to_ready=column("modules_to_ready"),
+            hours_to_ready=column("hours_to_ready"),
+            days_since_practice=column("days_since_practice"),
+            built_seconds=built_seconds,
+            replanned=replanned,
+        )
 
 
 @dataclass(frozen=True)
@@ -161,25 +212,87 @@ class Insights:
     def __init__(self, app: App, refresh_seconds: float = 60.0) -> None:
         self._app = app
         self._refresh_seconds = refresh_seconds
-        self._lock = threading.Lock()
-        self._snapshots: dict[str, tuple[Snapshot, float]] = {}  # tenant -> (snapshot, checked, monotonic)
+        self._lock = threading.RLock()
+        self._snapshots: dict[str, tuple[Snapshot, float]] = {}  # tenant -> (snapshot, checked; monotonic)
+        self._building: set[str] = set()  # tenants rebuilt in the background now
 
     # snapshots ------------------------------------------------------------------------------
-    def snapshot(self, tenant: str) -> Snapshot:
-        """The tenant's current snapshot: rebuilt when its learners, catalog or model changed."""
+    def snapshot(self, tenant: str, *, wait: bool = False) -> Snapshot:
+        """The tenant's snapshot. Learners changed since it was made are re-planned (only they);
+        after a catalog change, a model activation or an erasure, or when it is older than
+        REBUILD_SECONDS, the whole tenant is planned again in the background (or now, `wait`)
+        while the older figures, with their time, keep answering. Only a tenant's first snapshot
+        is built while the caller waits."""
         planner = self._app.paths.planner(tenant=tenant)
         found = self._snapshots.get(tenant)
-        fresh = found is not None and time.monotonic() - found[1] < self._refresh_seconds
-        if found is not None and fresh and found[0].key[:2] == (planner.catalog.revision, planner.model_version):
+        if (
+            found is not None
+            and time.monotonic() - found[1] < self._refresh_seconds
+            and found[0].key[:2] == (planner.catalog.revision, planner.model_version)
+            and not wait
+        ):
             return found[0]
         with self._lock:
-            key = (planner.catalog.revision, planner.model_version, *self._app.store.learners_version(tenant))
+            version = self._app.store.learners_version(tenant)
+            key = (planner.catalog.revision, planner.model_version, *version)
             found = self._snapshots.get(tenant)
-            if found is None or found[0].key != key:
-                self._snapshots[tenant] = (build_snapshot(self._app, tenant, planner, key), time.monotonic())
+            if found is None:
+                snapshot = full_snapshot(self._app, tenant, planner, key)
             else:
-                self._snapshots[tenant] = (found[0], time.monotonic())
-            return self._snapshots[tenant][0]
+                snapshot = found[0]
+                too_old = (self._app.clock() - snapshot.as_of).total_seconds() > REBUILD_SECONDS
+                if snapshot.key[:2] != key[:2] or too_old:
+                    snapshot = self._rebuild(tenant, planner, key, snapshot, wait)
+                elif snapshot.key != key:
+                    changed = self._app.store.changed_learners(tenant, snapshot.watermark)
+                    if len(changed) > INCREMENTAL_LIMIT:
+                        snapshot = self._rebuild(tenant, planner, key, snapshot, wait)
+                    else:
+                        snapshot = refreshed_snapshot(self._app, snapshot, planner, key, changed)
+                        if len(snapshot.rows) != version[0]:  # erased learners: only a full build drops them
+                            snapshot = self._rebuild(tenant, planner, key, snapshot, wait)
+            self._snapshots[tenant] = (snapshot, time.monotonic())
+            return snapshot
+
+    def refreshing(self, tenant: str) -> bool:
+        """Whether the tenant's figures are being rebuilt in the background."""
+        return tenant in self._building
+
+    def warm(self, tenants: Sequence[str]) -> threading.Thread:
+        """Build the tenants' first snapshots in the background (at start, before anyone asks)."""
+
+        def run() -> None:
+            for tenant in tenants:
+                try:
+                    self.snapshot(tenant)
+                except LubanError as exc:  # no catalog yet, a store outage: the first request says so
+                    log.info("no dashboard figures for %s yet: %s", tenant, exc)
+
+        thread = threading.Thread(target=run, name="dashboard-warm", daemon=True)
+        thread.start()
+        return thread
+
+    def _rebuild(
+        self, tenant: str, planner: Planner, key: tuple[object, ...], current: Snapshot, wait: bool
+    ) -> Snapshot:
+        """A full build: now when `wait`, else in the background, answering with `current` meanwhile."""
+        if wait:
+            return full_snapshot(self._app, tenant, planner, key)
+        if tenant not in self._building:
+            self._building.add(tenant)
+
+            def run() -> None:
+                try:
+                    built = full_snapshot(self._app, tenant, planner, key)
+                    with self._lock:
+                        self._snapshots[tenant] = (built, time.monotonic())
+                except Exception:
+                    log.exception("rebuilding the dashboard figures of %s failed", tenant)
+                finally:
+                    self._building.discard(tenant)
+
+            threading.Thread(target=run, name=f"dashboard-{tenant}", daemon=True).start()
+        return current
 
     def overview(
         self, tenant: str, cohort_id: str = "", role_id: str = "", stalled_days: int = DEFAULT_STALLED_DAYS
@@ -216,70 +329,68 @@ class Insights:
         return self._app.training.jobs(tenant)
 
 
-def build_snapshot(app: App, tenant: str, planner: Planner, key: tuple[object, ...]) -> Snapshot:
+def full_snapshot(app: App, tenant: str, planner: Planner, key: tuple[object, ...]) -> Snapshot:
     started = time.perf_counter()
     now = app.clock()
     ids = [learner.learner_id for _, learner in app.store.iter_learners(tenant)]
+    rows = plan_rows(app, tenant, planner, ids, now)
+    return Snapshot.of(tenant, key, planner, rows, now, time.perf_counter() - started, len(rows))
+
+
+def refreshed_snapshot(
+    app: App, snapshot: Snapshot, planner: Planner, key: tuple[object, ...], changed: Sequence[str]
+) -> Snapshot:
+    """The snapshot with the `changed` learners planned again (added ones joining it)."""
+    rows = plan_rows(app, snapshot.tenant, planner, changed, app.clock())
+    merged = {**snapshot.rows, **rows}
+    return Snapshot.of(snapshot.tenant, key, planner, merged, snapshot.as_of, snapshot.built_seconds, len(rows))
+
+
+def plan_rows(app: App, tenant: str, planner: Planner, ids: Sequence[str], now: datetime) -> dict[str, Row]:
+    """The learners' rows: read in one transaction, planned together (plan_many) toward readiness."""
     records = app.store.get_learner_records(tenant, ids)
-    learners = tuple(records[i].learner for i in ids if i in records)
-    n = len(learners)
-    paths: list[LearningPath | None] = [None] * n
-    errors = [""] * n
+    learners = [records[i].learner for i in ids if i in records]
+    errors: dict[str, str] = {}
     items: list[PlanItem] = []
-    rows: list[int] = []
-    for row, learner in enumerate(learners):
+    for learner in learners:
         record = records[learner.learner_id]
         try:
             options = planner.options_for(learner, PathRequest(learner.learner_id, TO_READINESS_STEPS))
         except LubanError as exc:
-            errors[row] = _why(exc)
+            errors[learner.learner_id] = _why(exc)
             continue
         items.append(
             PlanItem(model_key(tenant, learner.learner_id), learner, record.states, options, record.studied_module_ids)
         )
-        rows.append(row)
-    for row, planned in zip(rows, planner.plan_many(items, now), strict=True):
+    paths: dict[str, LearningPath] = {}
+    for item, planned in zip(items, planner.plan_many(items, now), strict=True):
         if isinstance(planned, PreconditionFailed):
-            errors[row] = _why(planned)
+            errors[item.learner.learner_id] = _why(planned)
         else:
-            paths[row] = planned
-    readiness_now = np.full(n, math.nan)
-    readiness_after = np.full(n, math.nan)
-    modules = np.full(n, math.nan)
-    hours = np.full(n, math.nan)
-    failing: list[tuple[str, ...]] = [()] * n
-    for row, path in enumerate(paths):
-        if path is None:
-            continue
-        readiness_now[row], readiness_after[row] = path.readiness_now, path.readiness_after
-        if path.stop_reason is StopReason.ROLE_READY:
-            modules[row] = len(path.steps)
-            hours[row] = sum(s.estimated_minutes for s in path.steps) / 60.0
-        failing[row] = _failing(path)
-    days = np.full(n, math.nan)
-    for row, learner in enumerate(learners):
+            paths[item.learner.learner_id] = planned
+    mastery = _role_mastery(planner, learners, records, now)
+    out: dict[str, Row] = {}
+    for learner in learners:
+        path = paths.get(learner.learner_id)
         states = records[learner.learner_id].states
+        days = math.nan
         if states:
             last = max(s.last_practiced_at for s in states)
-            days[row] = max((now - last).total_seconds(), 0.0) / SECONDS_PER_DAY
-    return Snapshot(
-        tenant=tenant,
-        key=key,
-        as_of=now,
-        catalog=planner.catalog,
-        mastery_confidence=planner.mastery_confidence,
-        learners=learners,
-        paths=tuple(paths),
-        errors=tuple(errors),
-        readiness_now=readiness_now,
-        readiness_after=readiness_after,
-        modules_to_ready=modules,
-        hours_to_ready=hours,
-        days_since_practice=days,
-        role_mastery=_role_mastery(planner, learners, records, now),
-        failing=tuple(failing),
-        built_seconds=time.perf_counter() - started,
-    )
+            days = max((now - last).total_seconds(), 0.0) / SECONDS_PER_DAY
+        ready = path is not None and path.stop_reason is StopReason.ROLE_READY
+        out[learner.learner_id] = Row(
+            learner=learner,
+            error=errors.get(learner.learner_id, ""),
+            readiness_now=path.readiness_now if path else math.nan,
+            readiness_after=path.readiness_after if path else math.nan,
+            modules_to_ready=len(path.steps) if path and ready else math.nan,
+            hours_to_ready=sum(s.estimated_minutes for s in path.steps) / 60.0 if path and ready else math.nan,
+            days_since_practice=days,
+            role_mastery=mastery.get(learner.learner_id),
+            failing=_failing(path) if path else (),
+            blockers=path.blockers if path else (),
+        )
+    return out
 
 
 def _why(exc: LubanError) -> str:
@@ -304,27 +415,22 @@ def _failing(path: LearningPath) -> tuple[str, ...]:
 
 def _role_mastery(
     planner: Planner, learners: Sequence[Learner], records: Mapping[str, LearnerRecord], now: datetime
-) -> dict[str, tuple[npt.NDArray[np.intp], FloatArray]]:
-    """Per target role: its learners' rows and their mastery now (forgetting applied) of each skill
-    the role requires, in requirement order."""
+) -> dict[str, FloatArray]:
+    """Per learner with a target role: their mastery now (forgetting applied) of each skill the
+    role requires, in requirement order."""
     catalog = planner.catalog
-    by_role: dict[str, list[int]] = defaultdict(list)
-    for row, learner in enumerate(learners):
-        if learner.target_role_id in catalog.roles:
-            by_role[learner.target_role_id].append(row)
-    out: dict[str, tuple[npt.NDArray[np.intp], FloatArray]] = {}
-    for role_id, role_rows in by_role.items():
-        columns = [catalog.skill_index[r.skill_id] for r in catalog.roles[role_id].requirements]
-        mastery = np.empty((len(role_rows), len(columns)))
-        for k, row in enumerate(role_rows):
-            learner = learners[row]
-            record = records[learner.learner_id]
-            if record.states:
-                state = learner_state(catalog, learner, record.states, planner.kt, planner.bkt, now)
-                mastery[k] = state.mastery[columns]
-            else:
-                mastery[k] = planner.kt.prior[columns]
-        out[role_id] = (np.asarray(role_rows, dtype=np.intp), mastery)
+    out: dict[str, FloatArray] = {}
+    for learner in learners:
+        role = catalog.roles.get(learner.target_role_id)
+        if role is None:
+            continue
+        columns = [catalog.skill_index[r.skill_id] for r in role.requirements]
+        record = records[learner.learner_id]
+        if record.states:
+            state = learner_state(catalog, learner, record.states, planner.kt, planner.bkt, now)
+            out[learner.learner_id] = state.mastery[columns]
+        else:
+            out[learner.learner_id] = planner.kt.prior[columns]
     return out
 
 
@@ -348,6 +454,7 @@ def _counts(values: Iterable[str]) -> tuple[tuple[str, int], ...]:
 def cohort_overview(snapshot: Snapshot, cohort_id: str, role_id: str, stalled_days: int) -> CohortOverview:
     """The figures of the learners of one cohort (all when "") aiming at one role (all when "")."""
     learners = snapshot.learners
+    rows = list(snapshot.rows.values())
     cohorts = _counts(x.cohort_id for x in learners)
     roles = _counts(x.target_role_id for x in learners if x.target_role_id)
     chosen = np.array(
@@ -358,16 +465,16 @@ def cohort_overview(snapshot: Snapshot, cohort_id: str, role_id: str, stalled_da
         dtype=bool,
     )
     planned = chosen & np.isfinite(snapshot.readiness_now)
-    not_planned = _counts(snapshot.errors[i] for i in np.flatnonzero(chosen & ~planned))
+    not_planned = _counts(rows[i].error for i in np.flatnonzero(chosen & ~planned))
     now, after = snapshot.readiness_now[planned], snapshot.readiness_after[planned]
     stalled: list[StalledLearner] = []
     days = snapshot.days_since_practice
     for row in np.flatnonzero(chosen):
         late = bool(days[row] >= stalled_days)  # NaN (never assessed) is not stalled: not started
-        if late or snapshot.failing[row]:
+        if late or rows[row].failing:
             x = learners[row]
             stalled.append(
-                StalledLearner(x.learner_id, x.cohort_id, x.target_role_id, float(days[row]), snapshot.failing[row])
+                StalledLearner(x.learner_id, x.cohort_id, x.target_role_id, float(days[row]), rows[row].failing)
             )
     stalled.sort(key=lambda s: (-len(s.failing_module_ids), -(0 if math.isnan(s.days_since_practice) else
                                                                  s.days_since_practice), s.learner_id))  # fmt: skip
@@ -399,20 +506,19 @@ def _heatmap(snapshot: Snapshot, chosen: npt.NDArray[np.bool_]) -> Heatmap:
     """Per role of the chosen learners and per skill any of those roles requires: the share of the
     role's learners whose mastery now is below the mastery a requirement asks (the one confidence)."""
     catalog = snapshot.catalog
-    confidence = snapshot.mastery_confidence
-    role_ids = sorted(r for r, (rows, _) in snapshot.role_mastery.items() if chosen[rows].any())
+    by_role: dict[str, list[FloatArray]] = defaultdict(list)
+    for row, picked in zip(snapshot.rows.values(), chosen.tolist(), strict=True):
+        if picked and row.role_mastery is not None:
+            by_role[row.learner.target_role_id].append(row.role_mastery)
+    role_ids = sorted(by_role)
     skills = sorted({q.skill_id for r in role_ids for q in catalog.roles[r].requirements})
     column = {s: j for j, s in enumerate(skills)}
     below = np.full((len(role_ids), len(skills)), math.nan)
-    sizes = []
     for i, role_id in enumerate(role_ids):
-        rows, mastery = snapshot.role_mastery[role_id]
-        mine = chosen[rows]
-        sizes.append(int(mine.sum()))
-        shares = (mastery[mine] < confidence).mean(axis=0)
+        shares = (np.vstack(by_role[role_id]) < snapshot.mastery_confidence).mean(axis=0)
         for q, share in zip(catalog.roles[role_id].requirements, shares, strict=True):
             below[i, column[q.skill_id]] = share
-    return Heatmap(tuple(role_ids), tuple(skills), below, tuple(sizes))
+    return Heatmap(tuple(role_ids), tuple(skills), below, tuple(len(by_role[r]) for r in role_ids))
 
 
 def priorities(snapshot: Snapshot, cohort_id: str = "") -> Priorities:
@@ -424,14 +530,15 @@ def priorities(snapshot: Snapshot, cohort_id: str = "") -> Priorities:
     untaught: dict[tuple[str, str], set[int]] = defaultdict(set)
     blocked: set[int] = set()
     considered = 0
-    for row, (learner, path) in enumerate(zip(snapshot.learners, snapshot.paths, strict=True)):
+    for row, entry in enumerate(snapshot.rows.values()):
+        learner = entry.learner
         if cohort_id and learner.cohort_id != cohort_id:
             continue
         considered += 1
-        if path is None or not learner.languages:
+        if not learner.languages:
             continue
         language = primary_language(learner.languages[0])
-        for reason in path.blockers:
+        for reason in entry.blockers:
             skill = reason.params.get("skill_id", "")
             if reason.code in (ReasonCode.LANGUAGE_BLOCKED, ReasonCode.CHINESE_LEVEL_BLOCKED):
                 translate[(reason.params["module_id"], language, skill)].add(row)

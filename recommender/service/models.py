@@ -79,9 +79,10 @@ class ModelRegistry:
     that trained it: another tenant cannot list, read or activate it (NOT_FOUND, as for a version
     that does not exist). There is no shared model: every model is trained on one tenant's data."""
 
-    def __init__(self, store: Store, models_dir: Path, clock: Clock, refresh_seconds: float = 0.0) -> None:
-        """`refresh_seconds` > 0: re-read the tenant's latest activation at most that often, so a
-        version activated by another process (the dashboard, a second server) is served here too."""
+    def __init__(self, store: Store, models_dir: Path, clock: Clock, refresh_seconds: float | None = None) -> None:
+        """`refresh_seconds`: re-read the tenant's latest activation at most that often, so a version
+        activated by another process (the dashboard, a second server) is served here too; None:
+        only at the tenant's first use."""
         self._store = store
         self.models_dir = models_dir
         self._clock = clock
@@ -97,7 +98,8 @@ class ModelRegistry:
         except KeyError:
             self._checked[tenant] = time.monotonic()
             return self.load_active(tenant)
-        if self._refresh_seconds > 0 and time.monotonic() - self._checked.get(tenant, 0.0) >= self._refresh_seconds:
+        refresh = self._refresh_seconds
+        if refresh is not None and time.monotonic() - self._checked.get(tenant, 0.0) >= refresh:
             return self._follow(tenant, model)
         return model
 
