@@ -94,6 +94,7 @@ def dashboard_bench(work: Path, learners: int = 10_000, repeats: int = 20) -> di
                 time.sleep(0.2)
         result["first_answer_seconds"] = time.perf_counter() - started  # process start + snapshot build
         result["first_request_ms"] = first_ms
+        print(f"dashboard bench: first answer {result['first_answer_seconds']:.1f} s", file=sys.stderr, flush=True)
         roles = re.findall(r'<option value="([a-z0-9-]+)" >', body)
         urls = ["/", "/?cohort=demo-2026", *(f"/?role={r}" for r in roles[:6]), "/?stalled_days=30"]
         timings = [_get(f"{base}{urls[i % len(urls)]}")[0] for i in range(repeats)]
@@ -118,7 +119,7 @@ def _after_new_results(work: Path, base: str, times: int = 5) -> list[float]:
 
     app = build_app(Settings(store_url=f"sqlite:///{work / 'dash.db'}", models_dir=work / "models"))
     try:
-        learners = [x for _, x in zip(range(times), app.store.iter_learners("default"), strict=False)]
+        learners = [x for _, (_, x) in zip(range(times), app.store.iter_learners("default"), strict=False)]
         module_id = app.catalogs.require().module_ids[0]
         out = []
         for i, learner in enumerate(learners):

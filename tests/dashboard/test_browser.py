@@ -168,7 +168,7 @@ def test_cohort_overview(browser: Any, base_url: str, world: World) -> None:
     browser.get(f"{base_url}/")
     Select(browser.find_element("id", "cohort")).select_by_value(NORTH_COHORT)
     role = Select(browser.find_element("id", "role"))
-    chosen = role.options[1].get_attribute("value")
+    chosen = str(role.options[1].get_attribute("value"))
     role.select_by_value(chosen)
     browser.find_element("css selector", ".filters button").click()
     _wait(browser, lambda d: f"role={chosen}" in d.current_url)

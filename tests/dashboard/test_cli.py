@@ -61,7 +61,9 @@ def _check(child: subprocess.Popen[str], port: int) -> None:
 
 
 @pytest.mark.parametrize("command", ["dashboard", "run"])
-def test_a_taken_dashboard_address_is_one_line(tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_taken_dashboard_address_is_one_line(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
