@@ -97,10 +97,14 @@ def serve_dashboard(settings: Settings) -> None:
     configure_logging(settings)
     app = build_app(settings)
     host, port = split_address(settings.dashboard_address)
-    print(
-        f"Luban Path dashboard on http://{settings.dashboard_address}/ (store {redact(settings.store_url)})", flush=True
-    )
-    server = uvicorn.Server(uvicorn.Config(create_dashboard(app, warm=True), host=host, port=port, log_config=None))
+    scheme = "https" if settings.tls_cert_file is not None else "http"  # the gRPC server's certificate, when set
+    print(f"Luban Path dashboard on {scheme}://{settings.dashboard_address}/ (store {redact(settings.store_url)})")
+    sys.stdout.flush()
+    config = uvicorn.Config(
+        create_dashboard(app, warm=True), host=host, port=port, log_config=None,
+        ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
     # uvicorn drains on SIGTERM or Ctrl-C, then raises the signal again under the handlers it found:
     # these, so the process ends through the `finally` below (and exits 0) instead of by the signal
     for signum in (signal.SIGTERM, signal.SIGINT):

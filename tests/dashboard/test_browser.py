@@ -177,7 +177,11 @@ def test_cohort_overview(browser: Any, base_url: str, world: World) -> None:
     assert browser.find_elements("css selector", "svg rect.now")
     assert browser.find_elements("css selector", "[data-testid=heatmap] td")
     _axe(browser)
-    browser.get(f"{base_url}/?cohort={NORTH_COHORT}")
+    browser.get(f"{base_url}/?cohort={NORTH_COHORT}&lang=zh")
+    assert browser.find_element("tag name", "html").get_attribute("lang") == "zh"
+    _axe(browser)
+    _shot(browser, "overview-zh")
+    browser.get(f"{base_url}/?cohort={NORTH_COHORT}&lang=en")
     _shot(browser, "overview")
 
 
@@ -203,6 +207,7 @@ def test_learner_page(browser: Any, base_url: str, world: World) -> None:
     assert path.get_attribute("dir") == "rtl" and path.get_attribute("lang") == "ar"
     assert path.value_of_css_property("direction") == "rtl"
     _axe(browser)
+    _shot(browser, "learner-rtl")
     browser.get(f"{base_url}/")
     browser.find_element("css selector", "[data-testid=stalled] a").click()
     _wait(browser, lambda d: "/learners/" in d.current_url)
