@@ -65,3 +65,12 @@ def locale_name(locale: str) -> str:
         return str(Locale.parse(locale).get_display_name(locale))
     except (ValueError, UnknownLocaleError):
         return locale
+
+
+def language_name(tag: str, locale: str) -> str:
+    """A language's name in the interface locale (CLDR), with its tag: "Arabic (ar)"."""
+    try:
+        name = Locale.parse(tag.replace("-", "_")).get_language_name(locale)
+    except (ValueError, UnknownLocaleError):
+        return tag
+    return f"{name} ({tag})" if name else tag

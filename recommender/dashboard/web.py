@@ -39,7 +39,14 @@ from starlette.templating import Jinja2Templates
 
 from recommender.config import Settings
 from recommender.dashboard import charts
-from recommender.dashboard.i18n import INTERFACE_LOCALES, direction, locale_name, negotiate, translations
+from recommender.dashboard.i18n import (
+    INTERFACE_LOCALES,
+    direction,
+    language_name,
+    locale_name,
+    negotiate,
+    translations,
+)
 from recommender.errors import InvalidInput, LubanError, NotFound, PreconditionFailed
 from recommender.ml.train import PASS_SCORE, TrainConfig
 from recommender.service.app import App
@@ -84,7 +91,7 @@ def create_dashboard(
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.globals.update(
         format_percent=format_percent, format_decimal=format_decimal, isnan=math.isnan, heat=charts.heat,
-        urlencode=urlencode, quote=quote,
+        urlencode=urlencode, quote=quote, language_name=language_name,
     )  # fmt: skip
     state = Dashboard(app, Insights(app, settings.dashboard_refresh_seconds), tokens, templates)
     if warm:
