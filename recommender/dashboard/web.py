@@ -29,6 +29,8 @@ from urllib.parse import quote, urlencode
 from babel.dates import format_datetime
 from babel.numbers import format_decimal, format_percent
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -47,7 +49,7 @@ from recommender.dashboard.i18n import (
     negotiate,
     translations,
 )
-from recommender.errors import InvalidInput, LubanError, NotFound, PreconditionFailed
+from recommender.errors import InvalidInput, LubanError, NotFound, PreconditionFailed, StoreUnavailable
 from recommender.ml.train import PASS_SCORE, TrainConfig
 from recommender.service.app import App
 from recommender.service.auth import ROLES, Principal, TokenBook
@@ -98,7 +100,7 @@ def create_dashboard(
         state.insights.warm(tokens.tenants() if tokens is not None else [DEFAULT_TENANT])
 
     def view(
-        handler: Callable[[Request, Dashboard, Principal], Awaitable[Response]], roles: frozenset[str]
+        handler: Callable[[Request, Dashboard, Principal, FormData | None], Response], roles: frozenset[str]
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
             principal = _principal(request, state)
@@ -109,17 +111,19 @@ def create_dashboard(
                 return RedirectResponse(f"/signin?{urlencode({'next': target})}", 303)
             if not principal.roles & roles:
                 return _page(request, state, principal, "error.html", {"status": 403, "message": None}, 403)
-            if request.method == "POST" and not request.headers.get("authorization"):
-                form = await request.form()
-                sent = str(form.get("csrf", ""))
-                if not hmac.compare_digest(sent, _csrf(request)):
-                    return _page(request, state, principal, "error.html", {"status": 403, "message": "csrf"}, 403)
+            form = await request.form() if request.method == "POST" else None
+            by_session = form is not None and not request.headers.get("authorization")
+            if by_session and not hmac.compare_digest(str(form.get("csrf", "")) if form else "", _csrf(request)):
+                return _page(request, state, principal, "error.html", {"status": 403, "message": "csrf"}, 403)
             try:
-                return await handler(request, state, principal)
+                # planning and the store block: in a worker thread, so other requests keep being served
+                return await run_in_threadpool(handler, request, state, principal, form)
             except NotFound as exc:
                 return _page(request, state, principal, "error.html", {"status": 404, "message": str(exc)}, 404)
             except (InvalidInput, PreconditionFailed) as exc:
                 return _page(request, state, principal, "error.html", {"status": 400, "message": str(exc)}, 400)
+            except StoreUnavailable as exc:
+                return _page(request, state, principal, "error.html", {"status": 503, "message": str(exc)}, 503)
 
         return endpoint
 
@@ -287,7 +291,7 @@ def _int(value: str | None, default: int, low: int, high: int, name: str) -> int
 
 
 # views --------------------------------------------------------------------------------------
-async def overview(request: Request, state: Dashboard, principal: Principal) -> Response:
+def overview(request: Request, state: Dashboard, principal: Principal, form: FormData | None) -> Response:
     q = request.query_params
     stalled_days = _int(q.get("stalled_days"), DEFAULT_STALLED_DAYS, 1, MAX_STALLED_DAYS, "stalled_days")
     data = state.insights.overview(principal.tenant, q.get("cohort", ""), q.get("role", ""), stalled_days)
@@ -309,10 +313,10 @@ async def overview(request: Request, state: Dashboard, principal: Principal) -> 
     )
 
 
-async def priorities_page(request: Request, state: Dashboard, principal: Principal) -> Response:
+def priorities_page(request: Request, state: Dashboard, principal: Principal, form: FormData | None) -> Response:
     cohort = request.query_params.get("cohort", "")
     data = state.insights.priorities(principal.tenant, cohort)
-    cohorts = state.insights.overview(principal.tenant).cohorts
+    cohorts = state.insights.cohorts(principal.tenant)
     catalog = state.insights.snapshot(principal.tenant).catalog
     return _page(
         request, state, principal, "priorities.html",
@@ -321,7 +325,7 @@ async def priorities_page(request: Request, state: Dashboard, principal: Princip
     )  # fmt: skip
 
 
-async def priorities_csv(request: Request, state: Dashboard, principal: Principal) -> Response:
+def priorities_csv(request: Request, state: Dashboard, principal: Principal, form: FormData | None) -> Response:
     cohort = request.query_params.get("cohort", "")
     data = state.insights.priorities(principal.tenant, cohort)
     out = io.StringIO()
@@ -339,7 +343,7 @@ async def priorities_csv(request: Request, state: Dashboard, principal: Principa
     )
 
 
-async def learner_page(request: Request, state: Dashboard, principal: Principal) -> Response:
+def learner_page(request: Request, state: Dashboard, principal: Principal, form: FormData | None) -> Response:
     page = state.insights.learner(principal.tenant, request.path_params["learner_id"])
     catalog = state.app.catalogs.current(principal.tenant)
     content_lang = page.path.locale if page.path is not None else (page.learner.languages or ("en",))[0]
@@ -381,7 +385,7 @@ BASELINE_ORDER = ("luban", "bkt", "cf_only", "popularity", "syllabus", "random")
 METRICS = ("auc", "rmse", "ece", "ndcg@10")
 
 
-async def models_page(request: Request, state: Dashboard, principal: Principal) -> Response:
+def models_page(request: Request, state: Dashboard, principal: Principal, form: FormData | None) -> Response:
     versions = state.insights.models(principal.tenant)
     shown = request.query_params.get("version") or next((v.info.version for v in versions if v.info.active), "")
     selected = next((v for v in versions if v.info.version == shown), versions[0] if versions else None)
@@ -402,25 +406,24 @@ async def models_page(request: Request, state: Dashboard, principal: Principal) 
     )
 
 
-async def activate(request: Request, state: Dashboard, principal: Principal) -> Response:
+def activate(request: Request, state: Dashboard, principal: Principal, form: FormData | None) -> Response:
     """GET: the confirmation; POST: the activation."""
     if request.method == "GET":
         version = request.query_params.get("version", "")
         info = state.app.models.info(version, principal.tenant)
         return _page(request, state, principal, "confirm.html", {"action": "activate", "info": info})
-    form = await request.form()
-    info, _previous = state.app.models.activate(str(form.get("version", "")), principal.tenant)
+    info, _previous = state.app.models.activate(str(form.get("version", "")) if form else "", principal.tenant)
     return RedirectResponse(f"/models?{urlencode({'done': 'activated', 'version': info.version})}", 303)
 
 
-async def rollback(request: Request, state: Dashboard, principal: Principal) -> Response:
+def rollback(request: Request, state: Dashboard, principal: Principal, form: FormData | None) -> Response:
     if request.method == "GET":
         return _page(request, state, principal, "confirm.html", {"action": "rollback", "info": None})
     info, _previous = state.app.models.rollback(principal.tenant)
     return RedirectResponse(f"/models?{urlencode({'done': 'rolled_back', 'version': info.version})}", 303)
 
 
-async def train(request: Request, state: Dashboard, principal: Principal) -> Response:
+def train(request: Request, state: Dashboard, principal: Principal, form: FormData | None) -> Response:
     """Start training in the background, in this process (never in the gRPC server's)."""
     try:
         state.app.training.start_job(TrainConfig(), force=False, tenant=principal.tenant)

@@ -299,6 +299,10 @@ class Insights:
     ) -> CohortOverview:
         return cohort_overview(self.snapshot(tenant), cohort_id, role_id, stalled_days)
 
+    def cohorts(self, tenant: str) -> tuple[tuple[str, int], ...]:
+        """The tenant's cohorts and their sizes, largest first."""
+        return _counts(x.cohort_id for x in self.snapshot(tenant).learners)
+
     def priorities(self, tenant: str, cohort_id: str = "") -> Priorities:
         return priorities(self.snapshot(tenant), cohort_id)
 
