@@ -315,7 +315,7 @@ class Insights:
         error = ""
         try:
             path = self._app.paths.recommend(tenant, PathRequest(learner_id))
-        except (PreconditionFailed, LubanError) as exc:
+        except LubanError as exc:  # no target role or language yet: the page says why
             error = str(exc)
         events = tuple(self._app.store.events_of(tenant, learner_id))
         return LearnerPage(learner, profile, path, error, events)

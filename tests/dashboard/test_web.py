@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -114,6 +115,20 @@ def test_models_page_shows_the_evaluation_against_the_baselines(client: TestClie
         assert name in page
     assert "<circle" in page  # the calibration plot's points
     assert world.north_versions[0] in page and world.north_versions[1] in page
+
+
+def test_training_from_the_dashboard_is_a_job_with_progress(client: TestClient, world: World) -> None:
+    r = client.post("/models/train", headers=NORTH)
+    assert r.status_code == 303
+    job = world.app.training.jobs("north")[0]
+    deadline = time.monotonic() + 120
+    while job.state in ("queued", "running"):
+        assert time.monotonic() < deadline, "training did not finish"
+        time.sleep(0.2)
+    assert job.state == "succeeded", job.message
+    page = client.get("/models", headers=NORTH).text
+    assert job.job_id in page and 'value="100"' in page  # its progress bar, full
+    assert world.app.training.jobs("south") == []
 
 
 def test_priorities_csv_ranks_what_the_page_shows(client: TestClient, world: World) -> None:
