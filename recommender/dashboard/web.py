@@ -220,13 +220,17 @@ async def signin(request: Request, state: Dashboard) -> Response:
             error = True
         else:
             token = str(form.get("token", "")).strip()
-            if state.tokens.principal(token) is not None:
+            principal = state.tokens.principal(token)
+            if principal is not None:
+                chosen = request.session.get("lang")
                 request.session.clear()  # a new session on sign-in: nothing of another sign-in carries over
                 request.session["token"] = TokenBook.digest(token)
-                request.session["lang"] = negotiate(
-                    str(request.query_params.get("lang", "")), request.headers.get("accept-language", "")
-                )
-                return RedirectResponse(_safe_next(str(form.get("next", target))), 303)
+                if chosen in INTERFACE_LOCALES:  # the language chosen on the sign-in page stays
+                    request.session["lang"] = chosen
+                landing = _safe_next(str(form.get("next", target)))
+                if landing == "/" and not principal.roles & LEARNER_ROLES and principal.roles & MODEL_ROLES:
+                    landing = "/models"  # an ML engineer's token: the page it may see
+                return RedirectResponse(landing, 303)
             error = True
     return _page(request, state, None, "signin.html", {"error": error, "next": target}, 401 if error else 200)
 

@@ -18,7 +18,7 @@ from recommender.config import Settings
 from recommender.dashboard.web import create_dashboard
 from recommender.service.app import build_app
 from recommender.service.demo import load_demo
-from tests.dashboard.world import NORTH_COHORT, NORTH_TOKEN, SOUTH_COHORT, SOUTH_TOKEN, World, build_world
+from tests.dashboard.world import ML_TOKEN, NORTH_COHORT, NORTH_TOKEN, SOUTH_COHORT, SOUTH_TOKEN, World, build_world
 
 NORTH = {"Authorization": f"Bearer {NORTH_TOKEN}"}
 SOUTH = {"Authorization": f"Bearer {SOUTH_TOKEN}"}
@@ -87,6 +87,10 @@ def test_roles_decide_the_pages(client: TestClient) -> None:
     assert client.get("/models", headers=NORTH).status_code == 200
     r = client.get("/models", headers=SOUTH)
     assert r.status_code == 403 and 'href="/models"' not in r.text  # nor is it offered
+    page = client.get("/signin")
+    r = client.post("/signin", data={"token": ML_TOKEN, "csrf": _csrf(page.text), "next": "/"})
+    assert r.headers["location"] == "/models"  # an ML engineer lands on the page the token opens
+    assert client.get("/").status_code == 403 and client.get("/models").status_code == 200
 
 
 def test_activation_needs_the_csrf_token_and_rollback_restores(client: TestClient, world: World) -> None:

@@ -17,6 +17,7 @@ from recommender.simulation.truth import make_world, sample_learners
 
 NORTH_TOKEN = "north-token-0123456789"
 SOUTH_TOKEN = "south-token-0123456789"
+ML_TOKEN = "north-ml-only-0123456789"
 NORTH_COHORT = "demo-2026"
 SOUTH_COHORT = "south-2026"
 
@@ -35,6 +36,7 @@ def build_world(folder: Path, north: int = 120, south: int = 40, auth: bool = Tr
             [
                 {"token": NORTH_TOKEN, "tenant": "north", "roles": ["platform", "ml"]},
                 {"token": SOUTH_TOKEN, "tenant": "south", "roles": ["platform"]},
+                {"token": ML_TOKEN, "tenant": "north", "roles": ["ml"]},
             ]
         )
     )
