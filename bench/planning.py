@@ -20,7 +20,7 @@ from typing import Any
 
 from recommender.config import Settings
 from recommender.service.app import build_app
-from recommender.service.paths import PathRequest, PlanItem, Planner, model_key
+from recommender.service.recommend import PathRequest, PlanItem, Planner, model_key
 from recommender.storage.store import DEFAULT_TENANT
 
 
