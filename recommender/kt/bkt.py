@@ -169,7 +169,9 @@ def apply_result(
     kind = resolve_kind(kind, "")
     if kind is ResultKind.MODULE_ASSESSMENT:
         rate = (params.learn if learn is None else learn) * weight
-        mastery = posterior(prior + (1.0 - prior) * rate, score, params.guess, params.slip, MODULE_SCORE_WEIGHT * weight)
+        mastery = posterior(
+            prior + (1.0 - prior) * rate, score, params.guess, params.slip, MODULE_SCORE_WEIGHT * weight
+        )
         studies += 1
     else:
         mastery = posterior(prior, score, params.item_guess, params.item_slip)

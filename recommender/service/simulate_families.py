@@ -137,8 +137,9 @@ class FamilyTable:
             better = [r.family.name for r in self.rows if r.trained and r.ratio("trained") < r.ratio()]
             doc["trained_fewer_modules"] = {"families": better, "of": len(self.rows)}
             # where the paired interval excludes 1: a difference the learners show, either way
-            doc["trained_clearly_fewer"] = [r.family.name for r in self.rows if r.trained and r.trained_interval()[1] < 1]
-            doc["trained_clearly_more"] = [r.family.name for r in self.rows if r.trained and r.trained_interval()[0] > 1]
+            intervals = {r.family.name: r.trained_interval() for r in self.rows if r.trained}
+            doc["trained_clearly_fewer"] = [name for name, (_, high) in intervals.items() if high < 1]
+            doc["trained_clearly_more"] = [name for name, (low, _) in intervals.items() if low > 1]
         return doc
 
     def to_json(self) -> dict[str, Any]:

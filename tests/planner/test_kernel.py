@@ -167,7 +167,7 @@ def test_a_near_tie_between_different_candidates_is_left_to_the_reference() -> N
     for difficulty_b, ambiguous in ((0.3 + 1e-14, True), (0.3, False)):
         catalog = _pair_catalog(difficulty_b)
         arrays, kt = CatalogArrays.build(catalog), SkillParamArrays.build(catalog, BKTModel())
-        ra = planner._RoleArrays.of(arrays, kt, catalog.roles["r"], 0.8, None)
+        ra = planner._RoleArrays.of(arrays, kt, catalog.roles["r"], 0.8, False)
         mastery = np.array([[0.2, 0.2, 1.0]])  # a, b and the sentinel skill
         found = kernel.plan_steps(
             planner._kernel_inputs(arrays, ra, 0.8), mastery, np.ones((1, 2), dtype=bool), np.zeros((1, 2), dtype=bool),
