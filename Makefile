@@ -11,7 +11,7 @@ PB := $(PB_DIR)/luban/path/v1/learning_path_pb2.py
 PROTO := proto/luban/path/v1/learning_path.proto
 PYTEST_ARGS ?=
 
-.PHONY: run test lint proto messages docs bench bench-quick clean serve demo pybkt h2load
+.PHONY: run test lint proto messages docs bench bench-quick clean serve demo pybkt h2load browser dashboard
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "make: no Python 3.11 or newer on PATH; install one, or name it: make PYTHON=/path/to/python3.11"; exit 1; }
@@ -33,11 +33,17 @@ proto: $(PB)
 # every locale's catalog (new messages arrive untranslated; the i18n test fails until they are
 # translated). The .po files are compiled in memory at first use: no .mo is built or committed.
 LOCALES_DIR := recommender/planner/locales
+DASHBOARD_DIR := recommender/dashboard
 messages: $(INSTALLED)
 	$(BIN)/pybabel extract --no-default-keywords -k _text:1c,2 -k _plural:1c,2,3 --no-location --width 120 \
 		--project "Luban Path" --copyright-holder "Luban Path" --msgid-bugs-address "" \
 		-o $(LOCALES_DIR)/reasons.pot recommender/planner/reasons.py
 	$(BIN)/pybabel update --no-fuzzy-matching --width 120 -D reasons -i $(LOCALES_DIR)/reasons.pot -d $(LOCALES_DIR)
+	$(BIN)/pybabel extract -F $(DASHBOARD_DIR)/babel.cfg --no-location --width 120 \
+		--project "Luban Path" --copyright-holder "Luban Path" --msgid-bugs-address "" \
+		-o $(DASHBOARD_DIR)/locales/dashboard.pot $(DASHBOARD_DIR)
+	$(BIN)/pybabel update --no-fuzzy-matching --width 120 -D dashboard -i $(DASHBOARD_DIR)/locales/dashboard.pot \
+		-d $(DASHBOARD_DIR)/locales
 
 run: $(PB)
 	$(BIN)/recommender run
@@ -45,11 +51,29 @@ run: $(PB)
 serve: $(PB)
 	$(BIN)/recommender serve
 
+dashboard: $(PB)
+	$(BIN)/recommender dashboard
+
 demo: $(PB)
 	$(BIN)/recommender demo
 
-test: $(PB)
+# The dashboard's browser tests need chromium (installed by `make browser`, only when it is missing)
+# and axe-core (npm ci, when npm is there); without them they skip, or fail when LUBAN_REQUIRE_BROWSER=1.
+TEST_DEPS := $(PB) $(if $(wildcard /usr/bin/chromedriver),,browser) $(if $(shell command -v npm),node_modules/.bin/buf,)
+test: $(TEST_DEPS)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Debian's chromium and its driver for the browser tests (no browser is downloaded at test time), and
+# fonts for every script the dashboard shows (CJK, Arabic, Thai, ...). Needs root or sudo; never fails
+# `make test`: without them the browser tests say how to install them.
+BROWSER_PACKAGES := chromium chromium-driver fonts-noto-core fonts-noto-cjk
+browser:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	else echo "make browser: root or sudo is needed to apt-get install $(BROWSER_PACKAGES)"; exit 0; fi; \
+	echo "make: installing $(BROWSER_PACKAGES) for the dashboard's browser tests"; \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(BROWSER_PACKAGES) >/dev/null 2>&1 \
+	|| { $$SUDO apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q \
+		$(BROWSER_PACKAGES) >/dev/null; } || echo "make browser: could not install $(BROWSER_PACKAGES)"
 
 # The docs site: MkDocs with Material, the API reference generated from the .proto's comments.
 DOCS_INSTALLED := $(VENV)/.docs-installed

@@ -484,6 +484,14 @@ def simulation(work: Path, quick: bool) -> dict[str, Any]:
     return results
 
 
+def dashboard(work: Path, quick: bool) -> dict[str, Any]:
+    from bench.dashboard import dashboard_bench
+
+    folder = work / "dashboard"
+    folder.mkdir()
+    return dashboard_bench(folder, learners=2_000 if quick else 10_000)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
@@ -509,6 +517,7 @@ def main() -> None:
             ("batch", lambda: batch(work, args.quick)),
             ("quality", lambda: quality(work, args.quick)),
             ("simulation", lambda: simulation(work, args.quick)),
+            ("dashboard", lambda: dashboard(work, args.quick)),
         ]
         for name, step in steps:
             print(f"{name} ...", flush=True)

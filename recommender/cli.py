@@ -34,7 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sub.add_parser("serve", help="serve gRPC until SIGTERM (same as python server.py)")
-    sub.add_parser("run", help="load the demo world if the store is empty, then serve")
+    sub.add_parser("run", help="load the demo world if the store is empty, then serve (gRPC and the dashboard)")
+    dash = sub.add_parser("dashboard", help="serve the web dashboard until SIGTERM (docs/dashboard.md)")
+    dash.add_argument("--listen", help="HOST:PORT (env LUBAN_DASHBOARD_ADDRESS, default 127.0.0.1:8080)")
     demo = sub.add_parser("demo", help="load the demo world into the store (idempotent)")
     demo.add_argument("--learners", type=int, default=None, help="cohort size (default 2000)")
 
@@ -185,6 +187,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         value = getattr(args, name)
         if value is not None:
             overrides[name] = value
+    if getattr(args, "listen", None):
+        overrides["dashboard_address"] = args.listen
     return Settings(**overrides)
 
 
@@ -222,10 +226,17 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _simulate(args)
     if args.command in ("serve", "run"):
         check_free(settings.address)  # before loading or training anything
+    if args.command in ("dashboard", "run"):
+        check_free(settings.dashboard_address, "--listen or LUBAN_DASHBOARD_ADDRESS")
     if args.command == "serve":
         from recommender.composition_root import serve
 
         serve(settings)
+        return 0
+    if args.command == "dashboard":
+        from recommender.composition_root import serve_dashboard
+
+        serve_dashboard(settings)
         return 0
     from recommender.composition_root import redact
 
@@ -236,9 +247,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             _demo(app, None)
             if app.models.active() is None:
                 _train_demo_model(app)
-            from recommender.composition_root import serve
+            from recommender.composition_root import serve, start_dashboard
 
-            serve(settings, app)
+            dashboard = start_dashboard(settings)  # its own process: it never takes the server's CPU
+            try:
+                serve(settings, app, dashboard=f"http://{settings.dashboard_address}/")
+            finally:
+                dashboard.terminate()
+                dashboard.wait(timeout=settings.grace_seconds + 5)
             return 0
         if args.command == "demo":
             _demo(app, args.learners)

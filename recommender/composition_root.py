@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
+import sys
 import threading
 from types import FrameType
 
@@ -48,7 +50,7 @@ def configure_logging(settings: Settings, verbose: bool = False) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def serve(settings: Settings, app: App | None = None) -> None:
+def serve(settings: Settings, app: App | None = None, dashboard: str = "") -> None:
     configure_logging(settings)
     app = app or build_app(settings)
     app.paths.warm()  # the first RecommendPath does not wait for the compiled planner to load
@@ -57,7 +59,8 @@ def serve(settings: Settings, app: App | None = None) -> None:
     host = settings.address.rsplit(":", 1)[0]
     print(
         f"Luban Path serving on {host}:{running.port} (store {redact(settings.store_url)})\n"
-        f"  health:  grpc.health.v1.Health/Check\n"
+        + (f"  dashboard: {dashboard}\n" if dashboard else "")
+        + f"  health:  grpc.health.v1.Health/Check\n"
         f"  list:    grpcurl -plaintext {host}:{running.port} list   (or buf curl --list-methods; see README)\n"
         f"  Ctrl-C or SIGTERM stops it gracefully",
         flush=True,
@@ -74,6 +77,44 @@ def serve(settings: Settings, app: App | None = None) -> None:
     running.stop(settings.grace_seconds)
     app.close()
     log.info("stopped")
+
+
+def start_dashboard(settings: Settings) -> subprocess.Popen[bytes]:
+    """`recommender dashboard` as a child process with the same store and models (the rest of its
+    settings come from the same LUBAN_* environment)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "recommender", "--store-url", settings.store_url, "--models-dir",
+         str(settings.models_dir), "dashboard", "--listen", settings.dashboard_address],
+    )  # fmt: skip
+
+
+def serve_dashboard(settings: Settings) -> None:
+    """The web dashboard over the same store and model registry, until SIGTERM or Ctrl-C."""
+    import uvicorn
+
+    from recommender.dashboard.web import create_dashboard
+    from recommender.listen import split_address
+
+    configure_logging(settings)
+    app = build_app(settings)
+    host, port = split_address(settings.dashboard_address)
+    scheme = "https" if settings.tls_cert_file is not None else "http"  # the gRPC server's certificate, when set
+    print(f"Luban Path dashboard on {scheme}://{settings.dashboard_address}/ (store {redact(settings.store_url)})")
+    sys.stdout.flush()
+    config = uvicorn.Config(
+        create_dashboard(app, warm=True), host=host, port=port, log_config=None,
+        ssl_certfile=settings.tls_cert_file, ssl_keyfile=settings.tls_key_file,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    # uvicorn drains on SIGTERM or Ctrl-C, then raises the signal again under the handlers it found:
+    # these, so the process ends through the `finally` below (and exits 0) instead of by the signal
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda _signum, _frame: None)
+    try:
+        server.run()
+    finally:
+        app.close()
+    log.info("dashboard stopped")
 
 
 def redact(url: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -70,7 +70,9 @@ class Settings(BaseSettings):
         default=300.0, ge=0, description="how far in the future occurred_at may lie (clock skew)"
     )
     catalog_refresh_seconds: float = Field(
-        default=2.0, ge=0, description="how often a server re-checks the catalog revision"
+        default=2.0,
+        ge=0,
+        description="how often a process re-checks the catalog revision and each tenant's active model",
     )
     feature_schema_file: Path | None = Field(
         default=None,
@@ -92,5 +94,17 @@ class Settings(BaseSettings):
     tls_key_file: Path | None = Field(default=None, description="server private key (PEM)")
     tls_client_ca_file: Path | None = Field(
         default=None, description="CA bundle for client certificates; mTLS (required) when set"
+    )
+    dashboard_address: str = Field(default="127.0.0.1:8080", description="web dashboard listen address (HTTP)")
+    dashboard_session_secret: SecretStr | None = Field(
+        default=None,
+        description="signs the dashboard's session cookies; when unset each dashboard process draws its own, "
+        "so sign-ins end when it restarts (set it when several dashboard processes serve one address)",
+    )
+    dashboard_refresh_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="longest the dashboard serves a tenant's cohort figures before re-checking its learners "
+        "for changes (model and catalog changes show at once)",
     )
     log_format: str = Field(default="json", pattern="^(json|text)$", description="json or text")

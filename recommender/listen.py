@@ -29,7 +29,7 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", number
 
 
-def check_free(address: str) -> None:
+def check_free(address: str, option: str = "--address or LUBAN_ADDRESS") -> None:
     """AddressInUse naming the process that listens on `address`'s port, if one does. Other bind
     problems (an address this host does not have) are left to the server, which reports them."""
     host, port = split_address(address)
@@ -44,7 +44,7 @@ def check_free(address: str) -> None:
             if exc.errno == errno.EADDRINUSE:
                 raise AddressInUse(
                     f"{address} is already in use{holder(port)}; stop that server or choose another "
-                    "address with --address or LUBAN_ADDRESS"
+                    f"address with {option}"
                 ) from exc
         except (socket.gaierror, OverflowError):
             return

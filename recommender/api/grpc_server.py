@@ -16,13 +16,14 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from recommender.api.admission import AdmissionInterceptor, CountingExecutor
-from recommender.api.interceptors import AuthInterceptor, Metrics, TelemetryInterceptor, TokenBook
+from recommender.api.interceptors import AuthInterceptor, Metrics, TelemetryInterceptor
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.api.servicer import LearningPathServicer
 from recommender.errors import LubanError
 from recommender.listen import ListenError, check_free, check_tls_pair
 from recommender.service.app import App
+from recommender.service.auth import TokenBook
 
 log = logging.getLogger("recommender.server")
 

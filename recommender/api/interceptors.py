@@ -5,21 +5,18 @@ method, including streaming ones, is covered the same way."""
 from __future__ import annotations
 
 import contextvars
-import hashlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from recommender.errors import InvalidInput
-from recommender.service.models import check_tenant_name
+from recommender.service.auth import TokenBook
 from recommender.storage.deadline import CALL_DEADLINE, call_deadline
 from recommender.storage.store import DEFAULT_TENANT
 
@@ -29,7 +26,6 @@ REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 TENANT: contextvars.ContextVar[str] = contextvars.ContextVar("tenant", default=DEFAULT_TENANT)
 SERVICE_PREFIX = "/luban.path.v1.LearningPathService/"
 
-ROLES = frozenset({"platform", "ml", "admin", "operator"})
 # Which role may call which method; methods not listed (health, reflection) need no token.
 ROLES_FOR_METHOD: dict[str, frozenset[str]] = {
     **{m: frozenset({"platform"}) for m in (
@@ -41,48 +37,6 @@ ROLES_FOR_METHOD: dict[str, frozenset[str]] = {
     "UpsertSharedCatalog": frozenset({"operator"}),
     "GetSharedCatalog": frozenset({"platform", "ml", "admin", "operator"}),
 }  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Principal:
-    tenant: str
-    roles: frozenset[str]
-
-
-class TokenBook:
-    """Bearer tokens from LUBAN_AUTH_TOKENS_FILE, kept only as SHA-256 hashes in memory."""
-
-    def __init__(self, entries: Mapping[str, Principal]) -> None:
-        self._by_hash = dict(entries)
-
-    @staticmethod
-    def digest(token: str) -> str:
-        return hashlib.sha256(token.encode()).hexdigest()
-
-    @classmethod
-    def load(cls, path: Path) -> TokenBook:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"cannot read the token file {path}: {exc}") from exc
-        if not isinstance(data, list):
-            raise ValueError(f"{path}: expected a JSON list of {{token, tenant, roles}}")
-        entries: dict[str, Principal] = {}
-        for i, item in enumerate(data):
-            token, tenant, roles = item.get("token"), item.get("tenant"), item.get("roles")
-            if not (isinstance(token, str) and len(token) >= 16 and isinstance(tenant, str) and tenant):
-                raise ValueError(f"{path}[{i}]: token (16+ characters) and tenant are required")
-            try:
-                check_tenant_name(tenant)
-            except InvalidInput as exc:
-                raise ValueError(f"{path}[{i}]: {exc}") from exc
-            if not (isinstance(roles, list) and set(roles) <= ROLES):
-                raise ValueError(f"{path}[{i}]: roles must be a list of {', '.join(sorted(ROLES))}")
-            entries[cls.digest(token)] = Principal(tenant, frozenset(roles))
-        return cls(entries)
-
-    def principal(self, token: str) -> Principal | None:
-        return self._by_hash.get(self.digest(token))
 
 
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)

@@ -52,6 +52,10 @@ class Module:
     def skill_ids(self) -> tuple[str, ...]:
         return tuple(s.skill_id for s in self.skills)
 
+    @cached_property
+    def skill_weights(self) -> Mapping[str, float]:
+        return {s.skill_id: s.weight for s in self.skills}
+
 
 @dataclass(frozen=True)
 class SkillRequirement:
@@ -102,6 +106,11 @@ class Catalog:
             for sw in self.modules[module_id].skills:
                 matrix[m, self.skill_index[sw.skill_id]] = sw.weight
         return matrix
+
+    def skill_weights_of(self, module_id: str) -> Mapping[str, float]:
+        """The module's skill weights; empty for a module not in the catalog."""
+        module = self.modules.get(module_id)
+        return module.skill_weights if module is not None else {}
 
     @cached_property
     def topological_order(self) -> tuple[str, ...]:

@@ -147,13 +147,20 @@ def apply_result(
     *,
     kind: ResultKind = ResultKind.MODULE_ASSESSMENT,
     learn: float | None = None,
+    weight: float = 1.0,
 ) -> SkillState:
     """One skill's state after one result: forget since last practice, then the kind's order of
     learning and evidence (ResultKind): a module assessment learns (at `learn`, the module's own
     effect on the skill, else the skill's rate) and then observes, because its test comes after the
     instruction; a practice item observes and then learns at the skill's practice rate
     (`item_learn`); a check only observes. An item result (practice or check) resets the count of
-    studies since the skill was last checked."""
+    studies since the skill was last checked.
+
+    `weight`: the skill's weight in the module (catalog), for a module assessment. A module that
+    is partly about the skill teaches it in proportion (its rate, the pair's own or the skill's,
+    times the weight, as the planner projects it), and its score is evidence about the skill in
+    proportion (MODULE_SCORE_WEIGHT items times the weight): a score mostly earned on the
+    module's main skill says little about a side skill."""
     if state is None:
         prior, last, attempts, studies = params.prior, at, 0, 0
     else:
@@ -161,8 +168,10 @@ def apply_result(
         last, attempts, studies = max(state.last_practiced_at, at), state.attempts, state.studies_since_check
     kind = resolve_kind(kind, "")
     if kind is ResultKind.MODULE_ASSESSMENT:
-        rate = params.learn if learn is None else learn
-        mastery = posterior(prior + (1.0 - prior) * rate, score, params.guess, params.slip, MODULE_SCORE_WEIGHT)
+        rate = (params.learn if learn is None else learn) * weight
+        mastery = posterior(
+            prior + (1.0 - prior) * rate, score, params.guess, params.slip, MODULE_SCORE_WEIGHT * weight
+        )
         studies += 1
     else:
         mastery = posterior(prior, score, params.item_guess, params.item_slip)
@@ -180,12 +189,16 @@ def apply_result(
 
 def profile_updater(
     model: BKTModel,
+    skill_weights: Callable[[str], Mapping[str, float]] | None = None,
 ) -> Callable[[Mapping[str, SkillState], AssessmentEvent], list[SkillState]]:
-    """The store's Updater for this model: each touched skill gets one BKT step."""
+    """The store's Updater for this model: each touched skill gets one BKT step. `skill_weights`:
+    a module's skill weights in the catalog (apply_result's `weight`); a skill the module does not
+    list, or no catalog, counts in full."""
 
     def update(states: Mapping[str, SkillState], event: AssessmentEvent) -> list[SkillState]:
         kind = event.effective_kind
         module = event.module_id if kind is ResultKind.MODULE_ASSESSMENT else ""
+        weights = skill_weights(module) if module and skill_weights is not None else {}
         return [
             apply_result(
                 states.get(s),
@@ -194,7 +207,8 @@ def profile_updater(
                 event.occurred_at,
                 model.of(s),
                 kind=kind,
-                learn=model.learn_from(module, s) if module else None,
+                learn=model.module_learn.get((module, s)) if module else None,
+                weight=weights.get(s, 1.0),
             )
             for s in event.skill_ids
         ]

@@ -113,7 +113,9 @@ def _emissions(
 
 
 def _evidence_weights(seqs: Sequences) -> FloatArray:
-    return np.where(seqs.item, 1.0, MODULE_SCORE_WEIGHT)
+    """Items' worth of evidence in each row (as in bkt.apply_result): a module score's weighs
+    MODULE_SCORE_WEIGHT items times the skill's weight in the module."""
+    return np.where(seqs.item, 1.0, MODULE_SCORE_WEIGHT * seqs.row_weight)
 
 
 def filter_predictions(seqs: Sequences, p: ParamArrays) -> FloatArray:
@@ -147,12 +149,14 @@ def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, Float
 
 
 def pair_rates(seqs: Sequences, p: ParamArrays) -> FloatArray:
-    """P(learn) of each of the sequences' (module, skill) pairs: fitted, else the skill's rate."""
+    """P(learn) of each of the sequences' (module, skill) pairs: the pair's fitted rate, else the
+    skill's, times the skill's weight in the module (as bkt.apply_result learns)."""
     rates = p.learn[seqs.pair_skill].copy()
     for j, (module, skill) in enumerate(zip(seqs.pair_module.tolist(), seqs.pair_skill.tolist(), strict=True)):
         found = p.module_learn.get((module, skill))
         if found is not None:
             rates[j] = found
+    rates *= seqs.pair_weight
     return rates
 
 
@@ -162,7 +166,7 @@ def _learning_rates(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, FloatA
     learn in neither (as in bkt.apply_result)."""
     skill = seqs.row_skill
     module_rate = np.where(seqs.pair >= 0, pair_rates(seqs, p)[np.maximum(seqs.pair, 0)] if len(seqs.pair_skill)
-                           else 0.0, p.learn[skill])  # fmt: skip
+                           else 0.0, p.learn[skill] * seqs.row_weight)  # fmt: skip
     before = np.where(seqs.learns_before, module_rate, 0.0)
     after = np.where(seqs.learns_after, p.item_learn[skill], 0.0)
     return before, after
@@ -252,14 +256,17 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
         return np.where(seen > 1e-12, per_skill(learned * rows) / np.maximum(seen, 1e-12), old)
 
     module, practice = seqs.learns_before, seqs.learns_after & has_next
-    new_learn = ratio(learned_before, chance_before, module, p.learn)
+    # a pair's rate is the skill's times its weight in the module, so the skill's rate is learned
+    # transitions per weighted chance
+    new_learn = ratio(learned_before, chance_before * seqs.row_weight, module, p.learn)
     new_item_learn = ratio(learned_after, gamma0, practice, p.item_learn)
     new_module_learn: dict[tuple[int, int], float] = {}
     if len(seqs.pair_skill):
         rows = seqs.pair >= 0
         n_pairs = len(seqs.pair_skill)
         pair_learned = np.bincount(seqs.pair[rows], weights=learned_before[rows], minlength=n_pairs)
-        pair_chances = np.bincount(seqs.pair[rows], weights=chance_before[rows], minlength=n_pairs)
+        # a pair's rate is per unit of weight, like the skill's
+        pair_chances = np.bincount(seqs.pair[rows], weights=(chance_before * seqs.row_weight)[rows], minlength=n_pairs)
         studies = np.bincount(seqs.pair[rows], minlength=n_pairs)
         lo, hi = BOUNDS["module_learn"]
         # shrunk toward the skill's rate: a pair seen a few times says little on its own
@@ -277,8 +284,9 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
         seen = per_skill(weights * rows)
         return np.where(seen > 1e-12, per_skill(weights * hits * rows) / np.maximum(seen, 1e-12), old)
 
-    new_guess = emission(gamma0, seqs.obs, ~item, p.guess)
-    new_slip = emission(gamma1, 1 - seqs.obs, ~item, p.slip)
+    # a module score is weighted by the skill's weight in the module, as in its likelihood
+    new_guess = emission(gamma0 * seqs.row_weight, seqs.obs, ~item, p.guess)
+    new_slip = emission(gamma1 * seqs.row_weight, 1 - seqs.obs, ~item, p.slip)
     new_item_guess = emission(gamma0, seqs.obs, item, p.item_guess)
     new_item_slip = emission(gamma1, 1 - seqs.obs, item, p.item_slip)
     log_likelihood = float(np.log(scale).sum())

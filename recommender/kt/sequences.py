@@ -34,6 +34,9 @@ class Sequences:
     pair: IntArray
     pair_module: IntArray  # (n_pairs,) the pair's module index
     pair_skill: IntArray  # (n_pairs,) the pair's skill index
+    # (n_rows,) the skill's weight in the module of a module assessment (bkt.apply_result's
+    # `weight`), 1 for item results; None: every weight 1
+    weight: FloatArray | None = None
 
     @property
     def steps(self) -> int:
@@ -58,6 +61,19 @@ class Sequences:
         return np.asarray(self.kind == PRACTICE)
 
     @cached_property
+    def row_weight(self) -> FloatArray:
+        """Each flat row's weight (all 1 when none were given)."""
+        return np.ones(len(self.obs)) if self.weight is None else self.weight
+
+    @cached_property
+    def pair_weight(self) -> FloatArray:
+        """Each (module, skill) pair's weight: the skill's weight in the module."""
+        weights = np.ones(len(self.pair_skill))
+        rows = self.pair >= 0
+        weights[self.pair[rows]] = self.row_weight[rows]
+        return weights
+
+    @cached_property
     def row_sequence(self) -> IntArray:
         """The sequence of each flat row (rows are step-major: sequences 0..n_active[t]-1 at step t)."""
         if not self.steps:
@@ -77,10 +93,12 @@ def build_sequences(
     days: FloatArray,
     kind: npt.NDArray[np.integer] | None = None,
     module: IntArray | None = None,
+    weight: FloatArray | None = None,
 ) -> Sequences:
     """Rows must already be in time order within each learner (ties keep input order). `kind`:
     each row's resolved ResultKind (default: every row a module assessment); `module`: each row's
-    module index, so a module's own learning effect per skill can be fitted."""
+    module index, so a module's own learning effect per skill can be fitted; `weight`: each row's
+    skill weight in its module (default 1; item results count 1 whatever is given)."""
     n = len(learner)
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
@@ -125,4 +143,5 @@ def build_sequences(
         pair=pair,
         pair_module=pair_module.astype(np.int64),
         pair_skill=pair_skill.astype(np.int64),
+        weight=None if weight is None else np.where(studied, np.asarray(weight, dtype=np.float64)[rows], 1.0),
     )

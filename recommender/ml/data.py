@@ -61,13 +61,19 @@ class EventTable:
         counts = np.diff(self.skill_ptr)
         return np.repeat(np.arange(len(self)), counts), self.skill_idx
 
-    def skill_sequences(self) -> Sequences:
+    def skill_sequences(self, skill_weights: FloatArray | None = None) -> Sequences:
         """One BKT sequence per (learner, skill), each row with its result kind and module (a
         module's learning effect is fitted per skill); flat rows map back to expanded() rows
-        through row_of."""
+        through row_of. `skill_weights`: the catalog's (modules, skills) weights
+        (Catalog.module_skill_weights); a skill its module does not list counts in full."""
         rows, skills = self.expanded()
+        modules = self.module[rows]
+        weight = None
+        if skill_weights is not None:
+            weight = skill_weights[modules, skills]
+            weight = np.where(weight > 0, weight, 1.0)
         return build_sequences(
-            self.learner[rows], skills, self.score[rows], self.days[rows], self.kind[rows], self.module[rows]
+            self.learner[rows], skills, self.score[rows], self.days[rows], self.kind[rows], modules, weight
         )
 
 

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from recommender.domain.catalog import Catalog
 from recommender.kt.fit import ParamArrays, filter_sequences
 from recommender.ml.data import EventTable, TrainingData
-from recommender.ml.metrics import auc, expected_calibration_error, ranking_at_k, rmse
+from recommender.ml.metrics import auc, expected_calibration_error, ranking_at_k, reliability, rmse
 from recommender.ml.model import HybridModel
 from recommender.ml.train import PASS_SCORE, TrainConfig, final_masteries, fit_knowledge_tracing, train_hybrid
 
@@ -78,9 +78,15 @@ class Evaluation:
     models: dict[str, dict[str, float]]
     warm: dict[str, dict[str, float]] | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    # the headline test set's reliability bins per model (metrics.reliability): the calibration plot
+    calibration: dict[str, list[tuple[float, float, int]]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"split": self.split, "models": _clean(self.models), "counts": self.counts}
+        if self.calibration:
+            doc["calibration"] = {
+                m: [[round(p, 4), round(o, 4), n] for p, o, n in bins] for m, bins in self.calibration.items()
+            }
         if self.warm is not None:
             doc["warm"] = {"models": _clean(self.warm)}
         return doc
@@ -126,9 +132,7 @@ def evaluate(
     train_table = table.subset(split.train)
     train_data = replace(data, events=train_table)
     report("fitting BKT on the training events", 0.0)
-    bkt, masteries = fit_knowledge_tracing(
-        train_table, len(catalog.skill_ids), reset_degenerate=config.reset_degenerate_bkt
-    )
+    bkt, masteries = fit_knowledge_tracing(train_table, catalog, reset_degenerate=config.reset_degenerate_bkt)
 
     def stage(share: float, offset: float) -> Progress:
         return lambda message, done: report(message, offset + share * done)
@@ -149,10 +153,12 @@ def evaluate(
         "modules": len(catalog.module_ids),
     }
     report("done", 1.0)
+    headline = split.cold_test if split.name == "cold" else split.warm_test
+    calibration = scorer.calibration(headline, model, cold=split.name == "cold")
     if split.name == "cold":
         assert cold is not None
-        return Evaluation("cold", cold, warm, counts), model
-    return Evaluation(split.name, warm, None, counts), model
+        return Evaluation("cold", cold, warm, counts, calibration), model
+    return Evaluation(split.name, warm, None, counts, calibration), model
 
 
 class _Scorer:
@@ -169,7 +175,7 @@ class _Scorer:
         self.data, self.split, self.catalog = data, split, data.catalog
         table = data.events
         self.labels = table.score >= PASS_SCORE
-        self.bkt_pred = _bkt_predictions(table, bkt)
+        self.bkt_pred = _bkt_predictions(table, bkt, data.catalog)
         self.history = history_features(table, prior=float(self.labels[split.train].mean()))
         self.item_rate, self.module_rate = _success_rates(table, split.train)
         # mastery at the end of training, per learner id (warm learners only)
@@ -230,8 +236,7 @@ class _Scorer:
                 "ece": expected_calibration_error(labels, pred),
             }
 
-        stacked = self._stack_features(model, rows, cold, leave_one_out=False) @ self._stacker(model, str(id(model)))
-        results = {"luban": kt(_sigmoid(stacked))}
+        results = {"luban": kt(self._luban(rows, model, cold))}
         if cf_model is not None:
             results |= {
                 "bkt": kt(self.bkt_pred[rows]),
@@ -243,6 +248,23 @@ class _Scorer:
         for name, values in self._ranking(rows, model, cf_model, cold, rng).items():
             results[name].update(values)
         return results
+
+    def _luban(self, rows: BoolArray, model: HybridModel, cold: bool) -> FloatArray:
+        """The service's success predictions on `rows` (the stacked blend)."""
+        stacked = self._stack_features(model, rows, cold, leave_one_out=False) @ self._stacker(model, str(id(model)))
+        return _sigmoid(stacked)
+
+    def calibration(
+        self, rows: BoolArray, model: HybridModel, *, cold: bool
+    ) -> dict[str, list[tuple[float, float, int]]]:
+        """Reliability bins of the service's predictions and of BKT's on `rows`."""
+        if not rows.any():
+            return {}
+        labels = self.labels[rows]
+        return {
+            "luban": reliability(labels, self._luban(rows, model, cold)),
+            "bkt": reliability(labels, self.bkt_pred[rows]),
+        }
 
     def _ranking(
         self, rows: BoolArray, model: HybridModel, cf_model: HybridModel | None, cold: bool, rng: np.random.Generator
@@ -290,7 +312,7 @@ def score_model(data: TrainingData, split: Split, model: HybridModel) -> dict[st
     table = data.events
     train_table = table.subset(split.train)
     bkt = ParamArrays.from_model(model.bkt, data.catalog.skill_ids, data.catalog.module_ids)
-    masteries = final_masteries(train_table.skill_sequences(), bkt)
+    masteries = final_masteries(train_table.skill_sequences(data.catalog.module_skill_weights), bkt)
     scorer = _Scorer(data, split, train_table, bkt, masteries)
     cold = split.name == "cold"
     group = split.cold_test if cold else split.warm_test
@@ -328,10 +350,10 @@ def history_features(table: EventTable, prior: float, window: int = 10) -> Float
     return np.column_stack([_logit(overall), _logit(last), np.log1p(position)])
 
 
-def _bkt_predictions(table: EventTable, bkt: ParamArrays) -> FloatArray:
+def _bkt_predictions(table: EventTable, bkt: ParamArrays, catalog: Catalog) -> FloatArray:
     """P(correct) for every event before it is observed (mean over its skills)."""
     rows, _ = table.expanded()
-    seqs = table.skill_sequences()
+    seqs = table.skill_sequences(catalog.module_skill_weights)
     flat, _ = filter_sequences(seqs, bkt)
     per_skill_row = np.empty(len(rows))
     per_skill_row[seqs.row_of] = flat

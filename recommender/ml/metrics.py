@@ -36,6 +36,22 @@ def expected_calibration_error(labels: npt.NDArray[np.bool_], predictions: Float
     return float(np.abs(observed[mask] - predicted[mask]).sum() / len(labels))
 
 
+def reliability(
+    labels: npt.NDArray[np.bool_], predictions: FloatArray, bins: int = 10
+) -> list[tuple[float, float, int]]:
+    """The calibration plot's points, on expected_calibration_error's bins: (mean prediction,
+    observed success rate, events) per bin that holds any event."""
+    which = np.minimum((predictions * bins).astype(int), bins - 1)
+    counts = np.bincount(which, minlength=bins)
+    predicted = np.bincount(which, weights=predictions, minlength=bins)
+    observed = np.bincount(which, weights=labels.astype(np.float64), minlength=bins)
+    return [
+        (float(predicted[b] / counts[b]), float(observed[b] / counts[b]), int(counts[b]))
+        for b in range(bins)
+        if counts[b]
+    ]
+
+
 def ranking_at_k(
     scores: FloatArray, candidates: npt.NDArray[np.bool_], relevant: npt.NDArray[np.bool_], k: int = 10
 ) -> dict[str, float]:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from scipy import sparse
 
+from recommender.domain.catalog import Catalog
 from recommender.kt.bkt import BKTModel
 from recommender.kt.fit import ParamArrays, filter_sequences, fit_bkt
 from recommender.kt.sequences import Sequences
@@ -57,10 +58,11 @@ class TrainConfig:
 
 
 def fit_knowledge_tracing(
-    table: EventTable, n_skills: int, *, reset_degenerate: bool = False
+    table: EventTable, catalog: Catalog, *, reset_degenerate: bool = False
 ) -> tuple[ParamArrays, dict[tuple[int, int], float]]:
     """BKT parameters and each (learner, skill) mastery after the learner's last event."""
-    seqs = table.skill_sequences()
+    n_skills = len(catalog.skill_ids)
+    seqs = table.skill_sequences(catalog.module_skill_weights)
     params = fit_bkt(seqs, n_skills, reset_degenerate=reset_degenerate)
     return params, final_masteries(seqs, params)
 
@@ -88,9 +90,7 @@ def train_hybrid(
     if bkt is None or masteries is None:
         report("fitting BKT", 0.0)
         if config.fit_bkt:
-            bkt, masteries = fit_knowledge_tracing(
-                table, len(catalog.skill_ids), reset_degenerate=config.reset_degenerate_bkt
-            )
+            bkt, masteries = fit_knowledge_tracing(table, catalog, reset_degenerate=config.reset_degenerate_bkt)
         else:
             bkt, masteries = ParamArrays.constant(len(catalog.skill_ids)), {}
     per_learner: list[dict[str, float]] = [{} for _ in table.learner_ids]

@@ -35,7 +35,7 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
     store = store or open_store(settings.store_url, timeout_seconds=settings.store_timeout_seconds)
     store.create_schema()
     catalogs = CatalogService(store, settings.catalog_refresh_seconds)
-    registry = ModelRegistry(store, settings.models_dir, clock)
+    registry = ModelRegistry(store, settings.models_dir, clock, settings.catalog_refresh_seconds)
     registry.upgrade_legacy()
     learners = LearnerService(
         store,

@@ -226,7 +226,7 @@ def prior_results(events_file: Path | None, planner: Planner, problems: list[str
 
             event = replace(event, skill_ids=planner.catalog.modules[event.module_id].skill_ids)
         by_learner.setdefault(event.learner_id, []).append(event)
-    update = profile_updater(planner.bkt)
+    update = profile_updater(planner.bkt, planner.catalog.skill_weights_of)
     states: dict[str, list[SkillState]] = {}
     for learner_id, events in by_learner.items():
         current: dict[str, SkillState] = {}

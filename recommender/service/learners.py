@@ -15,7 +15,7 @@ from recommender.kt.bkt import BKTModel, mastery_now, profile_updater
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
 from recommender.service.commit import GroupCommitter
-from recommender.storage.store import EventOutcome, Store
+from recommender.storage.store import EventOutcome, Store, Updater
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,11 @@ class LearnerService:
         self._bkt = bkt
         self._clock = clock
         self._future_tolerance = future_tolerance
-        self._committer = GroupCommitter(store, lambda tenant: profile_updater(self._bkt(tenant)), clock)
+        self._committer = GroupCommitter(store, self._updater, clock)
+
+    def _updater(self, tenant: str) -> Updater:
+        """The profile update for the tenant's model and catalog (a module's skill weights)."""
+        return profile_updater(self._bkt(tenant), self._catalogs.current(tenant).skill_weights_of)
 
     def close(self) -> None:
         self._committer.close()
@@ -118,7 +122,7 @@ class LearnerService:
                 valid.append((index, validate_event(event, catalog, now, self._future_tolerance)))
             except InvalidInput as exc:
                 result.rejected.append(Rejection(index, event.event_id, exc))
-        outcomes = self._store.record_events(tenant, [e for _, e in valid], profile_updater(self._bkt(tenant)), now)
+        outcomes = self._store.record_events(tenant, [e for _, e in valid], self._updater(tenant), now)
         for (index, event), outcome in zip(valid, outcomes, strict=True):
             if outcome is EventOutcome.ACCEPTED:
                 result.accepted += 1

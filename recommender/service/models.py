@@ -79,19 +79,48 @@ class ModelRegistry:
     that trained it: another tenant cannot list, read or activate it (NOT_FOUND, as for a version
     that does not exist). There is no shared model: every model is trained on one tenant's data."""
 
-    def __init__(self, store: Store, models_dir: Path, clock: Clock) -> None:
+    def __init__(self, store: Store, models_dir: Path, clock: Clock, refresh_seconds: float | None = None) -> None:
+        """`refresh_seconds`: re-read the tenant's latest activation at most that often, so a version
+        activated by another process (the dashboard, a second server) is served here too; None:
+        only at the tenant's first use."""
         self._store = store
         self.models_dir = models_dir
         self._clock = clock
+        self._refresh_seconds = refresh_seconds
         self._active: dict[str, HybridModel | None] = {}
+        self._checked: dict[str, float] = {}  # tenant -> when its activation was last read (monotonic)
         self._lock = threading.RLock()
 
     # serving --------------------------------------------------------------------------------
     def active(self, tenant: str = DEFAULT_TENANT) -> HybridModel | None:
         try:
-            return self._active[tenant]
+            model = self._active[tenant]
         except KeyError:
+            self._checked[tenant] = time.monotonic()
             return self.load_active(tenant)
+        refresh = self._refresh_seconds
+        if refresh is not None and time.monotonic() - self._checked.get(tenant, 0.0) >= refresh:
+            return self._follow(tenant, model)
+        return model
+
+    def _follow(self, tenant: str, model: HybridModel | None) -> HybridModel | None:
+        """The tenant's model after another process's activation, if one happened since."""
+        self._checked[tenant] = time.monotonic()
+        history = self._store.activation_history(tenant)
+        if not history or (model is not None and model.version == history[-1][0]):
+            return model
+        version = history[-1][0]
+        try:
+            loaded = replace(load_model(self.folder(version, tenant)), version=version)
+        except (ModelArtifactError, InvalidInput) as exc:
+            log.error("model %s of %s, activated elsewhere, cannot be loaded; keeping %s: %s", version, tenant,
+                      model.version if model else "none", exc)  # fmt: skip
+            return model
+        with self._lock:  # an activation in this process meanwhile wins
+            if self._active.get(tenant) is model:
+                self._active[tenant] = loaded
+                log.info("model %s active for %s (activated by another process)", version, tenant)
+            return self._active[tenant]
 
     def bkt(self, tenant: str = DEFAULT_TENANT) -> BKTModel:
         model = self.active(tenant)
@@ -161,6 +190,7 @@ class ModelRegistry:
             previous = self._active_version(tenant)
             self._store.record_activation(version, self._clock(), tenant)
             self._active[tenant] = model
+            self._checked[tenant] = time.monotonic()
         log.info("model %s active for %s (was %s)", version, tenant, previous or "none")
         return info, previous
 
@@ -485,6 +515,11 @@ class TrainingService:
         for job in list(self._jobs.values()):
             counts[job.state] += 1
         return counts
+
+    def jobs(self, tenant: str = DEFAULT_TENANT) -> list[TrainingJob]:
+        """The tenant's jobs started by this process, newest first."""
+        return sorted((j for j in list(self._jobs.values()) if j.tenant == tenant), key=lambda j: j.started_at,
+                      reverse=True)  # fmt: skip
 
     def job(self, job_id: str, tenant: str = DEFAULT_TENANT) -> TrainingJob:
         """The tenant's job; another tenant's is NOT_FOUND, as one that does not exist."""

@@ -64,6 +64,13 @@ class FamilyRow:
         ours = self._source(policy).modules
         return paired_ratio_interval(ours, self.report.results["syllabus"].modules, self.report.seed)
 
+    def trained_interval(self) -> tuple[float, float]:
+        """95 % paired bootstrap interval of trained / untrained adaptive modules: an interval
+        holding 1 says the model made no difference these learners can show."""
+        return paired_ratio_interval(
+            self._source("trained").modules, self.report.results["adaptive"].modules, self.report.seed
+        )
+
     def _source(self, policy: str) -> PolicyResult:
         if policy == "trained":
             if self.trained is None:
@@ -91,6 +98,9 @@ class FamilyRow:
                 "trained_modules": self.trained.results["adaptive"].modules_mean(),
                 "trained_vs_syllabus_ratio": self.ratio("trained"),
                 "trained_vs_syllabus_ratio_ci95": list(self.ratio_interval("trained")),
+                "trained_vs_untrained_ratio": self.trained.results["adaptive"].modules_mean()
+                / self.modules("adaptive"),
+                "trained_vs_untrained_ratio_ci95": list(self.trained_interval()),
                 "trained_model_version": self.trained.model_version,
                 "trained_report": self.trained.to_json(),
             }
@@ -126,6 +136,10 @@ class FamilyTable:
         if self.history:
             better = [r.family.name for r in self.rows if r.trained and r.ratio("trained") < r.ratio()]
             doc["trained_fewer_modules"] = {"families": better, "of": len(self.rows)}
+            # where the paired interval excludes 1: a difference the learners show, either way
+            intervals = {r.family.name: r.trained_interval() for r in self.rows if r.trained}
+            doc["trained_clearly_fewer"] = [name for name, (_, high) in intervals.items() if high < 1]
+            doc["trained_clearly_more"] = [name for name, (low, _) in intervals.items() if low > 1]
         return doc
 
     def to_json(self) -> dict[str, Any]:
@@ -149,7 +163,7 @@ class FamilyTable:
         head = (
             f"{'family':<14}{'split':<10}{'inform.':>8}{'adaptive':>10}{'syllabus':>10}{'oracle':>8}"
             f"{'adapt/syll (95% CI)':>24}{'orac/syll':>11}{'viol.':>7}"
-            + (f"{'trained':>9}{'train/syll (95% CI)':>24}" if trained else "")
+            + (f"{'trained':>9}{'train/syll (95% CI)':>24}{'train/untr. (95% CI)':>24}" if trained else "")
         )
         lines = [
             f"{len(self.rows)} world families: {self.learners} learners in {self.worlds} worlds each, "
@@ -173,7 +187,10 @@ class FamilyTable:
                 f"{row.report.results['adaptive'].violations:>7d}"
             )
             if trained and row.trained is not None:
-                line += f"{row.trained.results['adaptive'].modules_mean():>9.1f}{interval(row, 'trained'):>24}"
+                trained_modules = row.trained.results["adaptive"].modules_mean()
+                low, high = row.trained_interval()
+                versus = f"{trained_modules / row.modules('adaptive'):.2f} ({low:.2f}-{high:.2f})"
+                line += f"{trained_modules:>9.1f}{interval(row, 'trained'):>24}{versus:>24}"
             lines.append(line)
         s = self.summary()
         if s["held_out_mean_ratio"] is not None:
@@ -189,7 +206,9 @@ class FamilyTable:
             better = s["trained_fewer_modules"]
             lines.append(
                 f"trained service needs fewer modules than the untrained one on {len(better['families'])} of "
-                f"{better['of']} families"
+                f"{better['of']} families; clearly fewer (interval below 1) on "
+                f"{', '.join(s['trained_clearly_fewer']) or 'none'}, clearly more on "
+                f"{', '.join(s['trained_clearly_more']) or 'none'}"
             )
         return "\n".join(lines)
 

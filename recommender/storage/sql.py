@@ -449,6 +449,26 @@ class SqlStore:
         with self._tx(write=False) as c:
             return int(c.execute(sa.select(sa.func.count()).select_from(t.learners)).scalar_one())
 
+    def learners_version(self, tenant: str) -> tuple[int, int, int]:
+        c_ = t.learners.c
+        query = sa.select(sa.func.count(), sa.func.max(c_.updated_us), sa.func.max(c_.profile_updated_us)).where(
+            c_.tenant_id == tenant
+        )
+        with self._tx(write=False) as c:
+            count, updated, profiled = c.execute(query).one()
+        return int(count), int(updated or 0), int(profiled or 0)
+
+    def changed_learners(self, tenant: str, since_us: int) -> list[str]:
+        c_ = t.learners.c
+        query = (
+            sa.select(c_.learner_id)
+            .where(c_.tenant_id == tenant)
+            .where(sa.or_(c_.updated_us > since_us, c_.profile_updated_us > since_us))
+            .order_by(c_.learner_id)
+        )
+        with self._tx(write=False) as c:
+            return [str(x) for x in c.execute(query).scalars()]
+
     def delete_learner(self, tenant: str, learner_id: str, now: datetime | None = None) -> tuple[bool, int]:
         erased_us = to_micros(now or datetime.now(UTC))
         with self._tx(write=True) as c:

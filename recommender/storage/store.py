@@ -106,6 +106,15 @@ class Store(Protocol):
 
     def count_learners(self) -> int: ...
 
+    def learners_version(self, tenant: str) -> tuple[int, int, int]:
+        """(learners, latest learner change, latest profile change; microseconds) of the tenant: it
+        changes whenever a learner is added, changed, erased or assessed, so a view computed from
+        the tenant's learners knows when it is stale."""
+
+    def changed_learners(self, tenant: str, since_us: int) -> list[str]:
+        """Ids of the tenant's learners added, changed or assessed after `since_us` (microseconds,
+        as learners_version reports them)."""
+
     def delete_learner(self, tenant: str, learner_id: str, now: datetime | None = None) -> tuple[bool, int]:
         """Erase a learner, their states and events, and record the erasure (erasure_subject, not
         the id; `now` defaults to the current time): (existed, events deleted). On SQLite, when

@@ -643,7 +643,7 @@ def test_issue21_training_from_files_is_the_tenants_and_never_brings_an_erased_l
 
 
 def test_issue21_token_tenants_name_folders_and_the_operator_role_exists(tmp_path: Path) -> None:
-    from recommender.api.interceptors import TokenBook
+    from recommender.service.auth import TokenBook
 
     good = tmp_path / "good.json"
     good.write_text(json.dumps([{"token": "ops-0123456789abcdef", "tenant": "luban-ops", "roles": ["operator"]}]))

@@ -19,6 +19,7 @@ from recommender.kt.bkt import (
     decay,
     mastery_now,
     posterior,
+    profile_updater,
     replay,
 )
 from recommender.planner.plan import PlanOptions
@@ -159,6 +160,34 @@ def test_a_module_assessment_learns_then_observes() -> None:
     # the module's own fitted effect replaces the skill's rate
     own = apply_result(before, "s", 0.7, T0, p, kind=ResultKind.MODULE_ASSESSMENT, learn=0.9)
     assert own.mastery == pytest.approx(posterior(0.3 + 0.7 * 0.9, 0.7, p.guess, p.slip, MODULE_SCORE_WEIGHT))
+
+
+def test_a_side_skill_learns_and_is_evidenced_in_proportion_to_its_weight() -> None:
+    """A module partly about a skill teaches it at the skill's rate times the weight, and its
+    score weighs that much less: a failing score earned mostly on the module's main skill moves a
+    side skill less than the main one, either way."""
+    p = SkillParams(learn=0.6)
+    before = SkillState("s", 0.3, 1, T0)
+    side = apply_result(before, "s", 0.2, T0, p, kind=ResultKind.MODULE_ASSESSMENT, weight=0.4)
+    learned = 0.3 + 0.7 * 0.6 * 0.4
+    assert side.mastery == pytest.approx(posterior(learned, 0.2, p.guess, p.slip, MODULE_SCORE_WEIGHT * 0.4))
+    main = apply_result(before, "s", 0.2, T0, p, kind=ResultKind.MODULE_ASSESSMENT)
+    assert main.mastery < side.mastery, "a failed score says more about the main skill"
+    good_side = apply_result(before, "s", 1.0, T0, p, kind=ResultKind.MODULE_ASSESSMENT, weight=0.4)
+    good_main = apply_result(before, "s", 1.0, T0, p, kind=ResultKind.MODULE_ASSESSMENT)
+    assert before.mastery < good_side.mastery < good_main.mastery
+
+
+def test_the_updater_reads_a_modules_skill_weights() -> None:
+    event = AssessmentEvent("e1", "l1", "m1", 1.0, T0, skill_ids=("main", "side"))
+    weights = {"m1": {"main": 1.0, "side": 0.4}}
+    states = profile_updater(BKTModel(), lambda m: weights.get(m, {}))({}, event)
+    by_skill = {s.skill_id: s.mastery for s in states}
+    p = BKTModel().default
+    assert by_skill["side"] == pytest.approx(
+        apply_result(None, "side", 1.0, T0, p, kind=ResultKind.MODULE_ASSESSMENT, weight=0.4).mastery
+    )
+    assert by_skill["main"] > by_skill["side"]
 
 
 def test_a_correct_check_item_raises_mastery_without_a_learning_step() -> None:

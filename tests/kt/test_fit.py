@@ -113,7 +113,8 @@ def test_filter_matches_the_online_update_event_by_event() -> None:
     p = SkillParams(prior=0.2, learn=0.1, guess=0.15, slip=0.1, forget_per_day=0.03, floor=0.2, item_guess=0.3,
                     item_slip=0.25, item_learn=0.05)  # fmt: skip
     params = ParamArrays.constant(2, p)
-    seqs = build_sequences(learner, skill, score, days, kind)
+    weight = rng.choice([1.0, 0.4], n)  # the skill's weight in the module: a main or a side skill
+    seqs = build_sequences(learner, skill, score, days, kind, weight=weight)
     flat = filter_predictions(seqs, params)
     predicted = np.empty(n)
     predicted[seqs.row_of] = flat
@@ -129,11 +130,11 @@ def test_filter_matches_the_online_update_event_by_event() -> None:
             mastery = mastery_now(state, p, at)  # type: ignore[arg-type]
         guess, slip = (p.item_guess, p.item_slip) if item[i] else (p.guess, p.slip)
         if not item[i]:  # a module assessment's score is predicted after its learning step
-            mastery = mastery + (1 - mastery) * p.learn
+            mastery = mastery + (1 - mastery) * p.learn * weight[i]
         expected = mastery * (1 - slip) + (1 - mastery) * guess
         assert predicted[i] == pytest.approx(expected, abs=1e-9)
         states[int(skill[i])] = apply_result(state, str(skill[i]), float(score[i]), at, p,  # type: ignore[arg-type]
-                                             kind=ResultKind(int(kind[i])))  # fmt: skip
+                                             kind=ResultKind(int(kind[i])), weight=float(weight[i]))  # fmt: skip
     final = filter_sequences(seqs, params)[1]
     for k, m in zip(seqs.skill.tolist(), final.tolist(), strict=True):
         assert m == pytest.approx(states[k].mastery, abs=1e-9), "the filter ends where the online update does"  # type: ignore[attr-defined]

@@ -232,3 +232,23 @@ def test_learner_records_read_many_learners_like_one(store: SqlStore) -> None:
     assert records["ana"].learner == ana and records["ana"].studied_module_ids == {"welding-101": 1}
     assert records["bo"] == store.get_learner_record("t1", "bo")
     assert store.get_learner_records("t1", []) == {}
+
+
+def test_learners_version_and_changes_follow_the_tenant_s_learners(store: SqlStore) -> None:
+    """What the dashboard's snapshots watch: a version that moves on every change of a tenant's
+    learners (added, changed, assessed, erased) and the learners changed after a mark."""
+    assert store.learners_version("t1") == (0, 0, 0)
+    store.upsert_learners("t1", [Learner("ana"), Learner("bob")], T0)
+    store.upsert_learner("t2", Learner("zoe"), T0 + timedelta(hours=3))
+    first = store.learners_version("t1")
+    assert first[0] == 2 and first[1] > 0 and first[2] == 0
+    assert store.changed_learners("t1", 0) == ["ana", "bob"]
+    mark = max(first[1:])
+    assert store.changed_learners("t1", mark) == []  # zoe is another tenant's
+    store.record_events("t1", [event("e1", learner="bob")], UPDATE, T0 + timedelta(hours=1))
+    second = store.learners_version("t1")
+    assert second[2] > mark and store.changed_learners("t1", mark) == ["bob"]
+    store.upsert_learner("t1", Learner("ana", country="MA"), T0 + timedelta(hours=2))
+    assert store.changed_learners("t1", max(second[1:])) == ["ana"]
+    store.delete_learner("t1", "ana")
+    assert store.learners_version("t1")[0] == 1
