@@ -65,6 +65,9 @@ class Row:
     role_mastery: FloatArray | None  # mastery now of each skill the target role requires (requirement order)
     failing: tuple[str, ...]  # modules failed again and again
     blockers: tuple[Reason, ...]  # what keeps a role skill out of reach
+    # modules taught only in Chinese above the learner's level that the path climbs the Chinese
+    # ladder to reach (REASON_CODE_LANGUAGE_UNLOCK)
+    unlocks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -393,8 +396,15 @@ def plan_rows(app: App, tenant: str, planner: Planner, ids: Sequence[str], now: 
             role_mastery=mastery.get(learner.learner_id),
             failing=_failing(path) if path else (),
             blockers=path.blockers if path else (),
+            unlocks=_unlocks(path) if path else (),
         )
     return out
+
+
+def _unlocks(path: LearningPath) -> tuple[str, ...]:
+    """The modules the path's Chinese route leads to, in path order."""
+    found = {r.params["module_id"]: None for s in path.steps for r in s.reasons if r.code is ReasonCode.LANGUAGE_UNLOCK}
+    return tuple(found)
 
 
 def _why(exc: LubanError) -> str:
@@ -528,8 +538,10 @@ def _heatmap(snapshot: Snapshot, chosen: npt.NDArray[np.bool_]) -> Heatmap:
 def priorities(snapshot: Snapshot, cohort_id: str = "") -> Priorities:
     """From the planned paths' blockers: a module taught only in other languages (or in Chinese
     above the learner's HSK level) is a translation that would unblock the skill for the learner,
-    in the learner's first language; a skill no module teaches at all is a catalog gap. Each
-    learner counts once per (module, language) and per (skill, language)."""
+    in the learner's first language; a skill no module teaches at all is a catalog gap. A module
+    taught only in Chinese that a path climbs the Chinese ladder to reach is a translation too: it
+    would spare the learner the climb. Each learner counts once per (module, language) and per
+    (skill, language)."""
     translate: dict[tuple[str, str, str], set[int]] = defaultdict(set)
     untaught: dict[tuple[str, str], set[int]] = defaultdict(set)
     blocked: set[int] = set()
@@ -551,6 +563,12 @@ def priorities(snapshot: Snapshot, cohort_id: str = "") -> Priorities:
             elif reason.code is ReasonCode.NOT_IN_CATALOG:
                 untaught[(skill, "")].add(row)
                 blocked.add(row)
+        role = snapshot.catalog.roles.get(learner.target_role_id) if entry.unlocks else None
+        required = {q.skill_id for q in role.requirements} if role is not None else set()
+        for module_id in entry.unlocks:
+            taught = snapshot.catalog.modules[module_id].skill_ids
+            for skill in [s for s in taught if s in required] or list(taught):
+                translate[(module_id, language, skill)].add(row)
     by_module: dict[tuple[str, str], set[int]] = defaultdict(set)
     skill_of: dict[tuple[str, str], set[str]] = defaultdict(set)
     for (module_id, language, skill), who in translate.items():
