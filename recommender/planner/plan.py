@@ -302,72 +302,117 @@ def _score(value: FloatArray, success: FloatArray, hours_penalty: FloatArray) ->
 def _plan_batch(
     arrays: CatalogArrays, kt: SkillParamArrays, inputs: Sequence[PlanInput], now: datetime, kernel: bool
 ) -> list[LearningPath | PreconditionFailed]:
-    """Learners with the same role, thresholds and model presence, planned step by step together.
-    Arrays are (learners, ...); each step works on the learners still planning (`work`)."""
-    catalog = arrays.catalog
-    first = inputs[0].options
-    role = catalog.roles[first.target_role_id]
-    ra = _RoleArrays.of(arrays, kt, role, first.mastery_confidence, first.mastery_is_level)
+    """Learners with the same role, thresholds and model presence, planned step by step together:
+    where each learner stands, the steps, a check before a path builds on an implied
+    prerequisite, then each learner's path."""
+    start = _BatchStart.of(arrays, kt, inputs)
+    out = _walk(arrays, start, inputs, kernel)
+    for row, first_module in enumerate(out.first_study.tolist()):
+        if first_module >= 0:
+            _confirm_implied_prerequisites(arrays.catalog, start, inputs[row], row, first_module, out)
+    return [_path_of(arrays, start, learner, row, out, now) for row, learner in enumerate(inputs)]
+
+
+@dataclass
+class _BatchStart:
+    """Where each learner of a batch stands before the first step (arrays are (learners, ...))."""
+
+    ra: _RoleArrays
+    threshold: float  # the mastery confidence
+    mastery: FloatArray  # (learners, skills + sentinel): projected along the path by the step loop
+    gate: IntArray  # the HSK level each view module needs (see _gates)
+    level_now: IntArray  # each learner's HSK level now: declared, or shown by the Chinese ladder
+    allowed: BoolArray  # view modules the learner can take (now, or on the Chinese route)
+    reachable: BoolArray  # view modules reachable through modules the learner can take
+    mastered_now: BoolArray  # view modules mastered, or implied mastered
+    implied_only: BoolArray  # view modules only implied mastered (no result on their skills)
+    failed_out: BoolArray  # view modules failed max_module_attempts times
+    readiness_now: FloatArray
+    unreachable: list[tuple[str, ...]]  # role skills out of reach, per learner
+    review_due: BoolArray  # role requirements met at their peak and forgotten since
+    model_logit: FloatArray | None
+    renderers: list[Renderer]
+    route: _ChineseRoute | None
+    explain: _Explainer
+
+    @classmethod
+    def of(cls, arrays: CatalogArrays, kt: SkillParamArrays, inputs: Sequence[PlanInput]) -> _BatchStart:
+        catalog = arrays.catalog
+        first = inputs[0].options
+        role = catalog.roles[first.target_role_id]
+        ra = _RoleArrays.of(arrays, kt, role, first.mastery_confidence, first.mastery_is_level)
+        view = ra.view
+        size, n_skills, n_view = len(inputs), len(catalog.skill_ids), len(view.module_ids)
+        threshold = first.mastery_confidence
+        pad = view.skill_pad
+
+        mastery = np.ones((size, n_skills + 1))  # the last column is the sentinel skill
+        mastery[:, :n_skills] = np.stack([x.state.mastery for x in inputs])
+        gate, excluded = _gates(arrays, view, inputs)
+        # each learner's HSK level now: declared, or shown by a mastered module of the Chinese ladder
+        declared = np.array([x.state.learner.chinese_level for x in inputs], dtype=np.int64)
+        level_now = declared
+        if first.chinese_route:
+            level_now = np.maximum(declared, arrays.shown_chinese_level(mastery, threshold))
+        allowed = (gate <= level_now[:, None]) & ~excluded
+        attempts = np.zeros((size, n_view), dtype=np.int64)
+        for row, x in enumerate(inputs):
+            for module_id, count in x.state.studied.items():
+                if module_id in view.position:
+                    attempts[row, view.position[module_id]] = count
+        # a module mastered now or, when the learner has no result on any of its skills, implied
+        # mastered by a mastered module it lies behind (direct evidence always rules)
+        m_pad_now = np.take(mastery, pad, axis=1)  # C-ordered, so sums do not depend on the batch
+        direct = ra.mastered(m_pad_now, threshold)
+        practiced = np.zeros((size, n_skills + 1), dtype=bool)
+        practiced[:, :n_skills] = ~np.isnan(np.stack([x.state.days_since_practice for x in inputs]))
+        # nor to modules teaching a role skill still short of its target: readiness needs them taught
+        role_short = ((ra.pad_req < len(ra.req_idx)) & (m_pad_now < ra.pad_level)).any(axis=2)
+        implied_only = ra.implied(direct) & ~direct & ~np.take(practiced, pad, axis=1).any(axis=2) & ~role_short
+        mastered_now = direct | implied_only
+        failed_out = np.zeros_like(allowed)
+        if first.max_module_attempts > 0:
+            # not a module the learner mastered when last practised and has since forgotten: a review
+            peaks = np.ones((size, n_skills + 1))
+            peaks[:, :n_skills] = np.stack([x.state.peak for x in inputs])
+            was_mastered = ra.mastered(np.take(peaks, pad, axis=1), threshold)
+            failed_out = (attempts >= first.max_module_attempts) & ~mastered_now & ~was_mastered
+        readiness_now = ra.readiness(mastery)
+        reachable = _reachable(ra, allowed, mastered_now)
+        route = None
+        if first.chinese_route:
+            route = _chinese_route(ra, gate, excluded, level_now, mastered_now, reachable, mastery)
+            if route is not None:
+                allowed, reachable = route.allowed, route.reachable
+        unreachable = _unreachable_skills(catalog, ra, reachable, mastery)
+        peak = np.stack([x.state.peak[ra.req_idx] for x in inputs])
+        review_due = (peak >= ra.level) & (mastery[:, ra.req_idx] < ra.level)
+        model_logit = None
+        if inputs[0].model is not None:
+            p = np.clip(
+                np.stack([x.model.success[view.modules] for x in inputs if x.model is not None]), 1e-4, 1 - 1e-4
+            )
+            model_logit = np.log(p / (1.0 - p))
+        renderers = [arrays.renderer(x.options.locale) for x in inputs]
+        explain = _Explainer(catalog, ra, threshold, {id(x): reachable[row] for row, x in enumerate(inputs)}, route)
+        return cls(ra, threshold, mastery, gate, level_now, allowed, reachable, mastered_now, implied_only,
+                   failed_out, readiness_now, unreachable, review_due, model_logit, renderers, route,
+                   explain)  # fmt: skip
+
+
+def _walk(arrays: CatalogArrays, start: _BatchStart, inputs: Sequence[PlanInput], kernel: bool) -> _Out:
+    """The steps of every learner of the batch: a skill check first where one is due, then the
+    step loop, compiled where it can be and the numpy reference otherwise."""
+    catalog, ra = arrays.catalog, start.ra
     view = ra.view
-    size, n_skills, n_view = len(inputs), len(catalog.skill_ids), len(view.module_ids)
-    threshold = first.mastery_confidence
-    pad = view.skill_pad
-
-    mastery = np.ones((size, n_skills + 1))  # the last column is the sentinel skill
-    mastery[:, :n_skills] = np.stack([x.state.mastery for x in inputs])
-    gate, excluded = _gates(arrays, view, inputs)
-    # each learner's HSK level now: declared, or shown by a mastered module of the Chinese ladder
-    declared = np.array([x.state.learner.chinese_level for x in inputs], dtype=np.int64)
-    level_now = declared
-    if first.chinese_route:
-        level_now = np.maximum(declared, arrays.shown_chinese_level(mastery, threshold))
-    allowed = (gate <= level_now[:, None]) & ~excluded
-    attempts = np.zeros((size, n_view), dtype=np.int64)
-    for b, x in enumerate(inputs):
-        for module_id, count in x.state.studied.items():
-            if module_id in view.position:
-                attempts[b, view.position[module_id]] = count
-    # a module mastered now or, when the learner has no result on any of its skills, implied
-    # mastered by a mastered module it lies behind (direct evidence always rules)
-    m_pad_now = np.take(mastery, pad, axis=1)  # C-ordered, so sums do not depend on the batch
-    direct = ra.mastered(m_pad_now, threshold)
-    practiced = np.zeros((size, n_skills + 1), dtype=bool)
-    practiced[:, :n_skills] = ~np.isnan(np.stack([x.state.days_since_practice for x in inputs]))
-    # nor to modules teaching a role skill still short of its target: readiness needs them taught
-    role_short = ((ra.pad_req < len(ra.req_idx)) & (m_pad_now < ra.pad_level)).any(axis=2)
-    implied_only = ra.implied(direct) & ~direct & ~np.take(practiced, pad, axis=1).any(axis=2) & ~role_short
-    mastered_now = direct | implied_only
-    failed_out = np.zeros_like(allowed)
-    if first.max_module_attempts > 0:
-        # not a module the learner mastered when last practised and has since forgotten: a review
-        peaks = np.ones((size, n_skills + 1))
-        peaks[:, :n_skills] = np.stack([x.state.peak for x in inputs])
-        was_mastered = ra.mastered(np.take(peaks, pad, axis=1), threshold)
-        failed_out = (attempts >= first.max_module_attempts) & ~mastered_now & ~was_mastered
-    readiness_now = ra.readiness(mastery)
-    reachable = _reachable(ra, allowed, mastered_now)
-    route = None
-    if first.chinese_route:
-        route = _chinese_route(ra, gate, excluded, level_now, mastered_now, reachable, mastery)
-        if route is not None:
-            allowed, reachable = route.allowed, route.reachable
-    unreachable = _unreachable_skills(catalog, ra, reachable, mastery)
-    peak = np.stack([x.state.peak[ra.req_idx] for x in inputs])
-    review_due = (peak >= ra.level) & (mastery[:, ra.req_idx] < ra.level)
-    model_logit = None
-    if inputs[0].model is not None:
-        p = np.clip(np.stack([x.model.success[view.modules] for x in inputs if x.model is not None]), 1e-4, 1 - 1e-4)
-        model_logit = np.log(p / (1.0 - p))
-    renderers = [arrays.renderer(x.options.locale) for x in inputs]
-
-    explain = _Explainer(catalog, ra, threshold, {id(x): reachable[b] for b, x in enumerate(inputs)}, route)
+    size, n_view = len(inputs), len(view.module_ids)
     steps: list[list[PathStep]] = [[] for _ in inputs]
     minutes_used = np.zeros(size)
-    for b, x in enumerate(inputs):
-        check = _skill_check(catalog, x.state, x.options, ra, renderers[b])
+    for row, x in enumerate(inputs):
+        check = _skill_check(catalog, x.state, x.options, ra, start.renderers[row])
         if check is not None:
-            steps[b].append(check)
-            minutes_used[b] += check.estimated_minutes
+            steps[row].append(check)
+            minutes_used[row] += check.estimated_minutes
     # what each module unlocks toward the role is behind @ (need taught by each unplaced module);
     # as need is per requirement, that is (behind @ teaches_role, less the placed modules' rows) @
     # need. The first factor is kept per learner (a last column, never needed, takes the updates
@@ -376,30 +421,27 @@ def _plan_batch(
     # skills, so a step costs O(modules x skills per module), not O(modules x requirements).
     n_req = len(ra.req_idx)
     behind_unplaced = np.zeros((size, n_view, n_req + 1))
-    behind_unplaced[:, :, :n_req] = _reachable_behind_teaches(view, reachable)
+    behind_unplaced[:, :, :n_req] = _reachable_behind_teaches(view, start.reachable)
+    route = start.route
     work = _Work(
         ids=np.arange(size),
-        mastery=mastery,
+        mastery=start.mastery,
         placed=np.zeros((size, n_view), dtype=bool),
-        implied=mastered_now,
-        allowed=allowed,
-        flagged=failed_out if failed_out.any() else None,
-        model_logit=model_logit,
+        implied=start.mastered_now,
+        allowed=start.allowed,
+        flagged=start.failed_out if start.failed_out.any() else None,
+        model_logit=start.model_logit,
         behind_unplaced=behind_unplaced,
         minutes_used=minutes_used,
         taken=np.array([len(s) for s in steps]),
         max_steps=np.array([x.options.max_steps for x in inputs]),
         budget=np.array([x.options.time_budget_minutes for x in inputs], dtype=np.float64),
-        level=level_now.copy(),
-        gate=gate if route is not None else None,
+        level=start.level_now.copy(),
+        gate=start.gate if route is not None else None,
         route=route.modules if route is not None else None,
         opened=route.opened if route is not None else None,
     )
-    stops = [StopReason.MAX_STEPS] * size
-    first_study = np.full(size, -1)  # the view module a path starts with, when it starts with a study
-    supported: list[list[int]] = [[] for _ in inputs]  # failed-out modules retaken, with support
-    readiness_after = np.zeros(size)
-    out = _Out(steps, stops, first_study, supported, readiness_after)
+    out = _Out(steps, [StopReason.MAX_STEPS] * size, np.full(size, -1), [[] for _ in inputs], np.zeros(size))
     parts: list[_Work | None] = [work]
     if kernel and _kernel_available():
         # the kernel has no Chinese route: learners climbing the ladder run the reference (a learner's
@@ -408,69 +450,83 @@ def _plan_batch(
         compiled = work.keep(~climbing) if climbing.any() else work
         parts = [work.keep(climbing) if climbing.any() else None]
         if len(compiled.ids):
-            parts.append(_compiled_steps(arrays, ra, explain, inputs, renderers, review_due, compiled, out))
+            parts.append(_compiled_steps(arrays, ra, start.explain, inputs, start.renderers, start.review_due,
+                                         compiled, out))  # fmt: skip
     for part in parts:
         if part is not None:
-            _reference_steps(ra, explain, inputs, renderers, review_due, part, out)
+            _reference_steps(ra, start.explain, inputs, start.renderers, start.review_due, part, out)
+    return out
 
-    for b, j in enumerate(first_study.tolist()):
-        implied_first = [p for p in view.prereq_pad[j].tolist() if p < n_view and implied_only[b, p]] if j >= 0 else []
-        if implied_first:
-            confirmed = _confirm_first(catalog, ra, inputs[b], renderers[b], steps[b], implied_first)
-            if confirmed is not None:
-                kept = confirmed[1:]
-                if len(kept) < len(steps[b]):  # a step gave way to the check: the path ends earlier
-                    on_path = {s.module_id for s in kept}
-                    supported[b] = [k for k in supported[b] if view.module_ids[k] in on_path]
-                    budget = inputs[b].options.time_budget_minutes
-                    over = (
-                        budget > 0
-                        and sum(s.estimated_minutes for s in confirmed) + steps[b][len(kept)].estimated_minutes > budget
-                    )
-                    stops[b] = StopReason.TIME_BUDGET if over else StopReason.MAX_STEPS
-                    readiness_after[b] = _readiness_after(catalog, ra, inputs[b].state.mastery, kept)
-                steps[b] = confirmed
-    results: list[LearningPath | PreconditionFailed] = []
-    for b, x in enumerate(inputs):
-        # the weakest skill as of now: `mastery` rows are projected along the path only while they
-        # share the batch's array, so reading them here would depend on the batch
-        blockers = explain.needs_support(x, renderers[b], x.state.mastery, supported[b]) if supported[b] else ()
-        if stops[b] is StopReason.ROLE_READY:
-            # the path got there: a prerequisite no module in reach teaches became mastered through
-            # another module teaching its skills, so nothing was out of reach after all
-            unreachable[b] = ()
-        if unreachable[b]:
-            # the role is out of reach: say so first, and plan toward the reachable part
-            out_of_reach = _out_of_reach(arrays, ra, x, renderers[b], allowed[b], reachable[b], mastered_now[b],
-                                         unreachable[b], gate[b], int(level_now[b]))  # fmt: skip
-            blockers = out_of_reach + blockers
-            if stops[b] in (StopReason.MAX_STEPS, StopReason.NO_ELIGIBLE_MODULE):
-                stops[b] = StopReason.ROLE_OUT_OF_REACH
-        # a learner who can follow some module of the catalog always gets a path, if only to say
-        # what blocks the role; one who can follow none, or whose request leaves nothing, does not
-        answered = stops[b] is StopReason.ROLE_READY or (
-            stops[b] is StopReason.ROLE_OUT_OF_REACH and arrays.taught_mask(x.options.languages).any()
-        )
-        if not steps[b] and not answered:
-            blocking = _blocking_constraint(arrays, x.state, x.options, ra.req_idx, ra.level)
-            results.append(PreconditionFailed(blocking, subject="path"))
-            continue
-        results.append(
-            LearningPath(
-                learner_id=x.state.learner.learner_id,
-                target_role_id=role.role_id,
-                steps=tuple(steps[b]),
-                readiness_now=float(readiness_now[b]),
-                readiness_after=float(readiness_after[b]),
-                stop_reason=stops[b],
-                unreachable_skill_ids=unreachable[b],
-                model_version=x.model.version if x.model else "",
-                generated_at=now,
-                blockers=blockers,
-                locale=renderers[b].key,
-            )
-        )
-    return results
+
+def _confirm_implied_prerequisites(
+    catalog: Catalog, start: _BatchStart, learner: PlanInput, row: int, first_module: int, out: _Out
+) -> None:
+    """A path whose first study builds on a prerequisite only implied mastered starts with a
+    short check of it (_confirm_first); a step that gives way to the check ends the path earlier."""
+    ra = start.ra
+    view = ra.view
+    n_view = len(view.module_ids)
+    implied_first = [p for p in view.prereq_pad[first_module].tolist() if p < n_view and start.implied_only[row, p]]
+    if not implied_first:
+        return
+    steps = out.steps[row]
+    confirmed = _confirm_first(catalog, ra, learner, start.renderers[row], steps, implied_first)
+    if confirmed is None:
+        return
+    kept = confirmed[1:]
+    if len(kept) < len(steps):  # a step gave way to the check: the path ends earlier
+        on_path = {s.module_id for s in kept}
+        out.supported[row] = [k for k in out.supported[row] if view.module_ids[k] in on_path]
+        budget = learner.options.time_budget_minutes
+        over = budget > 0 and sum(s.estimated_minutes for s in confirmed) + steps[len(kept)].estimated_minutes > budget
+        out.stops[row] = StopReason.TIME_BUDGET if over else StopReason.MAX_STEPS
+        out.readiness_after[row] = _readiness_after(catalog, ra, learner.state.mastery, kept)
+    out.steps[row] = confirmed
+
+
+def _path_of(
+    arrays: CatalogArrays, start: _BatchStart, learner: PlanInput, row: int, out: _Out, now: datetime
+) -> LearningPath | PreconditionFailed:
+    """One learner's path from the batch's steps, with what blocks the role named first."""
+    ra, renderer = start.ra, start.renderers[row]
+    stop, unreachable, supported = out.stops[row], start.unreachable[row], out.supported[row]
+    # the weakest skill as of now: `mastery` rows are projected along the path only while they
+    # share the batch's array, so reading them here would depend on the batch
+    blockers = start.explain.needs_support(learner, renderer, learner.state.mastery, supported) if supported else ()
+    if stop is StopReason.ROLE_READY:
+        # the path got there: a prerequisite no module in reach teaches became mastered through
+        # another module teaching its skills, so nothing was out of reach after all
+        unreachable = ()
+    if unreachable:
+        # the role is out of reach: say so first, and plan toward the reachable part
+        out_of_reach = _out_of_reach(arrays, ra, learner, renderer, start.allowed[row], start.reachable[row],
+                                     start.mastered_now[row], unreachable, start.gate[row],
+                                     int(start.level_now[row]))  # fmt: skip
+        blockers = out_of_reach + blockers
+        if stop in (StopReason.MAX_STEPS, StopReason.NO_ELIGIBLE_MODULE):
+            stop = StopReason.ROLE_OUT_OF_REACH
+    # a learner who can follow some module of the catalog always gets a path, if only to say
+    # what blocks the role; one who can follow none, or whose request leaves nothing, does not
+    answered = stop is StopReason.ROLE_READY or (
+        stop is StopReason.ROLE_OUT_OF_REACH and arrays.taught_mask(learner.options.languages).any()
+    )
+    steps = out.steps[row]
+    if not steps and not answered:
+        return PreconditionFailed(_blocking_constraint(arrays, learner.state, learner.options, ra.req_idx, ra.level),
+                                  subject="path")  # fmt: skip
+    return LearningPath(
+        learner_id=learner.state.learner.learner_id,
+        target_role_id=ra.role.role_id,
+        steps=tuple(steps),
+        readiness_now=float(start.readiness_now[row]),
+        readiness_after=float(out.readiness_after[row]),
+        stop_reason=stop,
+        unreachable_skill_ids=unreachable,
+        model_version=learner.model.version if learner.model else "",
+        generated_at=now,
+        blockers=blockers,
+        locale=renderer.key,
+    )
 
 
 def _reference_steps(
