@@ -19,12 +19,13 @@ from recommender.domain.catalog import (
     SkillWeight,
     TargetRole,
 )
+from recommender.domain.jobs import TrainingJob
 from recommender.domain.learner import Learner
 from recommender.domain.path import LearningPath, Reason, ReasonCode, StepKind, StopReason
 from recommender.domain.profile import SkillProfile
 from recommender.errors import FieldViolation, InvalidInput, clipped
 from recommender.ml.train import TrainConfig
-from recommender.service.models import ModelInfo, TrainingJob
+from recommender.service.models import ModelInfo
 from recommender.service.recommend import CohortOutcome, PathRequest
 
 

@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.catalog import Catalog
+from recommender.domain.jobs import TrainingJob
 from recommender.domain.learner import Learner
 from recommender.domain.path import LearningPath, Reason, ReasonCode, StopReason
 from recommender.domain.profile import LearnerRecord, SkillProfile
@@ -35,7 +36,7 @@ from recommender.kt.bkt import SECONDS_PER_DAY
 from recommender.ml.artifacts import read_meta
 from recommender.planner.arrays import primary_language
 from recommender.service.app import App
-from recommender.service.models import ModelInfo, TrainingJob
+from recommender.service.models import ModelInfo
 from recommender.service.recommend import MAX_STEPS, PathRequest, PlanItem, Planner, learner_state, model_key
 
 log = logging.getLogger("recommender.insights")

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,9 @@ from recommender.datasets.formats import BadRow, read_events, read_learners
 from recommender.domain.catalog import Catalog, build_catalog
 from recommender.domain.codec import catalog_parts_from_dict
 from recommender.domain.ids import require_id
+from recommender.domain.jobs import JOB_HEARTBEAT, JOB_STATES, TrainingJob
 from recommender.domain.learner import Learner
-from recommender.errors import InvalidInput, ModelArtifactError, NotFound, PreconditionFailed
+from recommender.errors import InvalidInput, LubanError, ModelArtifactError, NotFound, PreconditionFailed
 from recommender.kt.bkt import BKTModel
 from recommender.ml.artifacts import (
     finite_metrics,
@@ -49,6 +50,7 @@ from recommender.storage.store import DEFAULT_TENANT, LEGACY_TENANT, Store, eras
 log = logging.getLogger("recommender.models")
 COMPARE_ON = ("auc", "ndcg@10")
 MIN_EVENTS = 10
+PROGRESS_STEP = 0.01  # a job's progress is written to the store when it moves this much (or its message changes)
 Progress = Callable[[str, float], None]
 
 
@@ -381,8 +383,7 @@ class TrainingService:
         self._catalogs = catalogs
         self._clock = clock
         self.features = features
-        self._jobs: dict[str, TrainingJob] = {}
-        self._running: dict[str, str] = {}  # tenant -> its job that runs
+        self._jobs: dict[str, TrainingJob] = {}  # the jobs this process runs, as last written
         self._lock = threading.Lock()
 
     def train(
@@ -467,80 +468,96 @@ class TrainingService:
     # background jobs ------------------------------------------------------------------------
     def start_job(self, config: TrainConfig, *, force: bool, tenant: str = DEFAULT_TENANT) -> TrainingJob:
         """Start training on the tenant's data in the background; refuse at once what would fail.
-        One job runs per tenant; another tenant's job is never named."""
+        One job runs per tenant, whichever process runs it (jobs are in the store); another
+        tenant's job is never named."""
         self._catalogs.require(tenant)
         check_tenant_name(tenant)
         events = self._store.count_events(tenant)
         if events < MIN_EVENTS:
             raise PreconditionFailed(f"the store holds {events} events; at least {MIN_EVENTS} are needed to train")
         with self._lock:
-            running = self._jobs.get(self._running.get(tenant, ""))
-            if running is not None and running.state in ("queued", "running"):
+            now = self._clock()
+            running = next((j for j in self.jobs(tenant, limit=5) if j.active), None)
+            if running is not None:
                 raise PreconditionFailed(
                     f"training job {running.job_id} is already running; poll it with GetTrainingJob",
                     subject="training",
                 )
-            job = TrainingJob(job_id=uuid.uuid4().hex[:16], started_at=self._clock(), tenant=tenant)
+            job = TrainingJob(job_id=uuid.uuid4().hex[:16], started_at=now, tenant=tenant, updated_at=now)
+            self._store.save_training_job(job)
             self._jobs[job.job_id] = job
-            self._running[tenant] = job.job_id
         threading.Thread(
             target=self._run_job, args=(job, config, force), name=f"train-{job.job_id}", daemon=True
         ).start()
         return job
 
     def _run_job(self, job: TrainingJob, config: TrainConfig, force: bool) -> None:
-        job.state = "running"
+        lock = threading.Lock()
+        current = [job]
+
+        def publish(**changes: Any) -> None:
+            """The job with `changes`, written where every process reads it; a store that fails
+            to take a progress note does not stop the training."""
+            with lock:
+                current[0] = updated = replace(current[0], **changes, updated_at=self._clock())
+                self._jobs[updated.job_id] = updated
+                try:
+                    self._store.save_training_job(updated)
+                except LubanError:
+                    log.warning("training job %s: its state could not be stored", updated.job_id, exc_info=True)
 
         def progress(message: str, fraction: float) -> None:
-            job.message, job.progress = message, max(job.progress, min(fraction, 1.0))
+            value = max(current[0].progress, min(fraction, 1.0))
+            if message != current[0].message or value - current[0].progress >= PROGRESS_STEP:
+                publish(message=message, progress=value)
 
+        done = threading.Event()
+
+        def heartbeat() -> None:
+            while not done.wait(JOB_HEARTBEAT.total_seconds()):
+                publish()
+
+        publish(state="running")
+        threading.Thread(target=heartbeat, name=f"train-{job.job_id}-heartbeat", daemon=True).start()
         try:
             outcome = self.train(config, tenant=job.tenant, force=force, progress=progress)
         except Exception as exc:
             log.exception("training job %s failed", job.job_id)
-            job.state, job.message = "failed", str(exc)
+            done.set()
+            publish(state="failed", message=str(exc), finished_at=self._clock())
         else:
-            job.state, job.progress = "succeeded", 1.0
-            job.model_version, job.activated = outcome.version, outcome.activated
-            job.metrics = dict(finite_metrics(outcome.evaluation.models["luban"]))
-            job.message = (
-                f"{outcome.version} {'activated' if outcome.activated else 'not activated (not better than '}"
-                f"{'' if outcome.activated else outcome.previous_version + ')'}"
+            done.set()
+            publish(
+                state="succeeded",
+                progress=1.0,
+                model_version=outcome.version,
+                activated=outcome.activated,
+                metrics=dict(finite_metrics(outcome.evaluation.models["luban"])),
+                message=(
+                    f"{outcome.version} {'activated' if outcome.activated else 'not activated (not better than '}"
+                    f"{'' if outcome.activated else outcome.previous_version + ')'}"
+                ),
+                finished_at=self._clock(),
             )
-        finally:
-            job.finished_at = self._clock()
 
     def job_counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(("queued", "running", "succeeded", "failed"), 0)
+        """This process's jobs by state (each process exports its own)."""
+        counts = dict.fromkeys(JOB_STATES, 0)
         for job in list(self._jobs.values()):
             counts[job.state] += 1
         return counts
 
-    def jobs(self, tenant: str = DEFAULT_TENANT) -> list[TrainingJob]:
-        """The tenant's jobs started by this process, newest first."""
-        return sorted((j for j in list(self._jobs.values()) if j.tenant == tenant), key=lambda j: j.started_at,
-                      reverse=True)  # fmt: skip
+    def jobs(self, tenant: str = DEFAULT_TENANT, limit: int = 50) -> list[TrainingJob]:
+        """The tenant's jobs, whichever process ran them, newest first."""
+        now = self._clock()
+        return [j.as_seen_at(now) for j in self._store.training_jobs(tenant, limit)]
 
     def job(self, job_id: str, tenant: str = DEFAULT_TENANT) -> TrainingJob:
         """The tenant's job; another tenant's is NOT_FOUND, as one that does not exist."""
-        job = self._jobs.get(require_id("job_id", job_id))
-        if job is None or job.tenant != tenant:
+        job = self._store.training_job(tenant, require_id("job_id", job_id))
+        if job is None:
             raise NotFound("training job", job_id, field="job_id")
-        return job
-
-
-@dataclass
-class TrainingJob:
-    job_id: str
-    started_at: datetime
-    tenant: str = DEFAULT_TENANT
-    state: str = "queued"  # queued | running | succeeded | failed
-    progress: float = 0.0
-    message: str = ""
-    model_version: str = ""
-    activated: bool = False
-    finished_at: datetime | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
+        return job.as_seen_at(self._clock())
 
 
 def _beats(new: Mapping[str, float], old: Mapping[str, float]) -> bool:

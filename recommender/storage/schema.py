@@ -124,3 +124,22 @@ model_activations = Table(
     # whose model: each tenant serves its own ("" marks an activation from before models had tenants)
     Column("tenant_id", String(128), nullable=False, server_default=""),
 )
+
+# Training jobs, written by the process that runs one and read by every process (a client polls
+# GetTrainingJob wherever its call lands; the dashboard lists them)
+training_jobs = Table(
+    "training_jobs",
+    metadata,
+    Column("job_id", String(64), primary_key=True),
+    Column("tenant_id", String(128), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("progress", Float, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("model_version", String(128), nullable=False),
+    Column("activated", Integer, nullable=False),
+    Column("started_us", BigInteger, nullable=False),
+    Column("finished_us", BigInteger, nullable=True),
+    Column("updated_us", BigInteger, nullable=False),
+    Column("metrics", Text, nullable=False),  # JSON object of metric -> value
+    Index("ix_training_jobs_tenant_started", "tenant_id", "started_us"),
+)

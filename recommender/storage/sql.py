@@ -40,6 +40,7 @@ from recommender.domain.codec import (
     skill_from_reader,
     skill_to_dict,
 )
+from recommender.domain.jobs import TrainingJob
 from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord, SkillState
 from recommender.errors import Conflict, PreconditionFailed, StoreUnavailable
@@ -730,6 +731,57 @@ class SqlStore:
         with self._tx(write=False) as c:
             rows = c.execute(sa.select(t.model_activations).where(a.tenant_id == tenant).order_by(a.seq)).all()
         return [(r.version, from_micros(r.activated_us)) for r in rows]
+
+    # training jobs --------------------------------------------------------------------------
+    def save_training_job(self, job: TrainingJob) -> None:
+        values = {
+            "tenant_id": job.tenant,
+            "state": job.state,
+            "progress": float(job.progress),
+            "message": job.message,
+            "model_version": job.model_version,
+            "activated": int(job.activated),
+            "started_us": to_micros(job.started_at),
+            "finished_us": to_micros(job.finished_at) if job.finished_at is not None else None,
+            "updated_us": to_micros(job.updated_at or job.started_at),
+            "metrics": json.dumps(dict(job.metrics), sort_keys=True),
+        }
+        j = t.training_jobs.c
+        with self._tx(write=True) as c:
+            updated = c.execute(t.training_jobs.update().where(j.job_id == job.job_id).values(**values)).rowcount
+            if not updated:
+                c.execute(t.training_jobs.insert().values(job_id=job.job_id, **values))
+
+    def training_job(self, tenant: str, job_id: str) -> TrainingJob | None:
+        j = t.training_jobs.c
+        with self._tx(write=False) as c:
+            row = c.execute(
+                sa.select(t.training_jobs).where(j.job_id == job_id).where(j.tenant_id == tenant)
+            ).one_or_none()
+        return _training_job(row) if row is not None else None
+
+    def training_jobs(self, tenant: str, limit: int = 50) -> list[TrainingJob]:
+        j = t.training_jobs.c
+        query = sa.select(t.training_jobs).where(j.tenant_id == tenant)
+        with self._tx(write=False) as c:
+            rows = c.execute(query.order_by(j.started_us.desc(), j.job_id).limit(limit)).all()
+        return [_training_job(r) for r in rows]
+
+
+def _training_job(row: Any) -> TrainingJob:
+    return TrainingJob(
+        job_id=row.job_id,
+        started_at=from_micros(row.started_us),
+        tenant=row.tenant_id,
+        state=row.state,
+        progress=float(row.progress),
+        message=row.message,
+        model_version=row.model_version,
+        activated=bool(row.activated),
+        finished_at=from_micros(row.finished_us) if row.finished_us is not None else None,
+        metrics={str(k): float(v) for k, v in json.loads(row.metrics).items()},
+        updated_at=from_micros(row.updated_us),
+    )
 
 
 def _serving_reads() -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.catalog import Catalog, Module, Skill, TargetRole
+from recommender.domain.jobs import TrainingJob
 from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord, SkillState
 
@@ -164,3 +165,13 @@ class Store(Protocol):
     def activation_history(self, tenant: str = DEFAULT_TENANT) -> list[tuple[str, datetime]]:
         """The tenant's activated versions, oldest first; the last one is active (LEGACY_TENANT:
         activations recorded before models had tenants)."""
+
+    # training jobs --------------------------------------------------------------------------
+    def save_training_job(self, job: TrainingJob) -> None:
+        """Insert or replace the job (keyed by job_id)."""
+
+    def training_job(self, tenant: str, job_id: str) -> TrainingJob | None:
+        """The tenant's job; None when it does not exist or is another tenant's."""
+
+    def training_jobs(self, tenant: str, limit: int = 50) -> list[TrainingJob]:
+        """The tenant's most recent jobs, newest first."""

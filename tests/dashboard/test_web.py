@@ -129,6 +129,7 @@ def test_training_from_the_dashboard_is_a_job_with_progress(client: TestClient, 
     while job.state in ("queued", "running"):
         assert time.monotonic() < deadline, "training did not finish"
         time.sleep(0.2)
+        job = world.app.training.job(job.job_id, "north")  # as the store has it now
     assert job.state == "succeeded", job.message
     page = client.get("/models", headers=NORTH).text
     assert job.job_id in page and 'value="100"' in page  # its progress bar, full

@@ -56,7 +56,7 @@ def _to_legacy(store: SqlStore, version: int) -> None:
         1: ["tenant_catalogs", "tenant_catalog_entries", "erasures"],
         2: ["tenant_catalogs", "tenant_catalog_entries", "erasures"],  # erasures came within 2
         3: [],
-    }[version]
+    }[version] + ["training_jobs"]  # revision 0005: after the hand-written upgrades
     columns = {
         1: [("skill_states", "studies_since_check"), ("model_activations", "tenant_id"), ("assessment_events", "kind")],
         2: [("model_activations", "tenant_id"), ("assessment_events", "kind")],

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
 from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.catalog import build_catalog
+from recommender.domain.jobs import TrainingJob
 from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord
 from recommender.errors import Conflict
@@ -215,6 +217,22 @@ def test_model_activation_history(store: SqlStore) -> None:
     store.record_activation("v1", T0)
     store.record_activation("v2", T0 + timedelta(seconds=1))
     assert [v for v, _ in store.activation_history()] == ["v1", "v2"]
+
+
+def test_training_jobs_round_trip_per_tenant_newest_first(store: SqlStore) -> None:
+    first = TrainingJob("j1", T0, "t1", updated_at=T0)
+    store.save_training_job(first)
+    done = replace(first, state="succeeded", progress=1.0, message="v1 activated", model_version="v1",
+                   activated=True, finished_at=T0 + timedelta(minutes=2), metrics={"auc": 0.75},
+                   updated_at=T0 + timedelta(minutes=2))  # fmt: skip
+    store.save_training_job(done)  # the same job, written again as it ends
+    later = TrainingJob("j2", T0 + timedelta(hours=1), "t1", updated_at=T0 + timedelta(hours=1))
+    store.save_training_job(later)
+    store.save_training_job(TrainingJob("j3", T0, "t2", updated_at=T0))
+    assert store.training_job("t1", "j1") == done
+    assert store.training_job("t2", "j1") is None, "another tenant's job is not found"
+    assert [j.job_id for j in store.training_jobs("t1")] == ["j2", "j1"]
+    assert [j.job_id for j in store.training_jobs("t1", limit=1)] == ["j2"]
 
 
 def test_learner_records_read_many_learners_like_one(store: SqlStore) -> None:
