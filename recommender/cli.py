@@ -232,8 +232,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         from recommender.server import serve
 
-        serve(settings)
-        return 0
+        return serve(settings)
     from recommender.server import redact
 
     print(f"store: {redact(settings.store_url)}", file=sys.stderr)
@@ -245,8 +244,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
                 _train_demo_model(app)
             from recommender.server import serve
 
-            serve(settings, app)
-            return 0
+            return serve(settings, app)
         if args.command == "demo":
             _demo(app, args.learners)
             return 0

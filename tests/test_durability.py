@@ -1,5 +1,6 @@
 """Faults against real server processes: SIGKILL mid-stream, SIGTERM drain, a store outage, and
-two servers on one PostgreSQL database."""
+two servers on one PostgreSQL database. Each server is two processes sharing its port
+(LUBAN_PROCESSES=2), as on a two-core host: a signal to the server reaches every process."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def server_process(store_url: str, tmp: Path, port: int | None = None) -> Iterat
     port = port or free_port()
     env = {**os.environ, "LUBAN_STORE_URL": store_url, "LUBAN_ADDRESS": f"127.0.0.1:{port}",
            "LUBAN_MODELS_DIR": str(tmp / "models"), "LUBAN_LOG_FORMAT": "text", "LUBAN_GRACE_SECONDS": "60",
-           "LUBAN_CATALOG_REFRESH_SECONDS": "0"}  # fmt: skip
+           "LUBAN_CATALOG_REFRESH_SECONDS": "0", "LUBAN_PROCESSES": "2"}  # fmt: skip
     log = (tmp / f"server-{port}.log").open("ab")
     process = subprocess.Popen([sys.executable, "-m", "recommender", "serve"], env=env, stdout=log, stderr=log)
     try:

@@ -10,7 +10,7 @@ from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock, system_clock
 from recommender.service.learners import LearnerService
 from recommender.service.models import ModelRegistry, TrainingService, load_feature_schema
-from recommender.service.paths import PathService
+from recommender.service.paths import PathCache, PathService
 from recommender.storage import Store, open_store
 
 
@@ -35,7 +35,7 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
     store = store or open_store(settings.store_url, timeout_seconds=settings.store_timeout_seconds)
     store.create_schema()
     catalogs = CatalogService(store, settings.catalog_refresh_seconds)
-    registry = ModelRegistry(store, settings.models_dir, clock)
+    registry = ModelRegistry(store, settings.models_dir, clock, settings.catalog_refresh_seconds)
     registry.upgrade_legacy()
     learners = LearnerService(
         store,
@@ -54,6 +54,7 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
         check_after_studies=settings.check_after_studies,
         max_module_attempts=settings.max_module_attempts,
         planning_threads=settings.planning_threads,
+        cache=PathCache(settings.path_cache_size, timedelta(seconds=settings.path_cache_seconds)),
     )
     return App(
         settings=settings,

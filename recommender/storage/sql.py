@@ -8,6 +8,7 @@ Either way, a read-modify-write of a profile and the insert of its events are on
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import operator
@@ -69,10 +70,13 @@ def open_store(url: str, *, pool_size: int = 8, timeout_seconds: float = 10.0) -
     statement runs at most `timeout_seconds` and waits at most half of that for a lock (less when
     the call being served has less time left: storage.deadline)."""
     parsed = sa.engine.make_url(url)
+    writer_lock: WriterLock | None = None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
+        writer_lock = WriterLock(None)
         if database and database != ":memory:" and not database.startswith("file:"):
             _owner_only_file(Path(database))
+            writer_lock = WriterLock(Path(database + "-writer.lock"))
         engine = sa.create_engine(
             parsed,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -94,7 +98,49 @@ def open_store(url: str, *, pool_size: int = 8, timeout_seconds: float = 10.0) -
         _configure_postgres(engine, timeout_seconds)
     else:
         raise PreconditionFailed(f"unsupported store URL scheme {parsed.drivername!r}")
-    return SqlStore(engine, timeout_seconds)
+    return SqlStore(engine, timeout_seconds, writer_lock)
+
+
+class WriterLock:
+    """SQLite's one writer at a time, taken before BEGIN IMMEDIATE by every writer of the file:
+    in-process threads queue on a lock, other processes (several server processes, a CLI import
+    beside a server) on an fcntl lock on a file beside the database. Both wake the next waiter as
+    soon as the holder releases; SQLite's own busy handler sleeps with a growing backoff, which
+    gave writers seconds of tail latency (docs/decisions/0007-processes-writes-and-path-cache.md).
+    Reentrant within a thread (a write inside a write takes nothing more)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._path = path
+
+    def __enter__(self) -> WriterLock:
+        self._lock.acquire()
+        try:
+            if self._depth == 0 and self._path is not None:
+                if self._fd is None:
+                    self._fd = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)  # blocks in the kernel, woken at the holder's unlock
+        except BaseException:
+            self._lock.release()
+            raise
+        self._depth += 1
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def _configure_postgres(engine: Engine, timeout_seconds: float) -> None:
@@ -164,17 +210,18 @@ def _configure_sqlite(engine: Engine) -> None:
 class SqlStore:
     """The Store implementation. Thread-safe: each call takes its own pooled connection."""
 
-    def __init__(self, engine: Engine, timeout_seconds: float = 10.0) -> None:
+    def __init__(self, engine: Engine, timeout_seconds: float = 10.0, writer_lock: WriterLock | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._timeout_seconds = timeout_seconds
         self._compiled: dict[str, Any] = {}
         self._reads = _serving_reads()  # built once: building them per call cost as much as running them
-        # SQLite has one writer at a time; in-process writers queue on a lock (woken at once)
-        # rather than in SQLite's busy handler (which sleeps with backoff: seconds of tail latency)
-        self._write_lock: AbstractContextManager[object] = (
-            threading.RLock() if self.dialect == "sqlite" else nullcontext()
-        )
+        # SQLite has one writer at a time: writers queue on WriterLock (woken at once) rather than
+        # in SQLite's busy handler; PostgreSQL serializes per learner with row locks instead
+        if writer_lock is None and self.dialect == "sqlite":
+            writer_lock = WriterLock(None)
+        self._writer_lock = writer_lock
+        self._write_lock: AbstractContextManager[object] = writer_lock if writer_lock is not None else nullcontext()
 
     # plumbing -------------------------------------------------------------------------------
     @contextmanager
@@ -277,6 +324,8 @@ class SqlStore:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._writer_lock is not None:
+            self._writer_lock.close()
 
     # catalog --------------------------------------------------------------------------------
     def catalog_revision(self) -> int:
@@ -394,11 +443,45 @@ class SqlStore:
         return found
 
     def get_learner_record(self, tenant: str, learner_id: str) -> LearnerRecord | None:
-        found = self._learner_and_states(tenant, learner_id, "learner", studied=True)
-        if found is None:
-            return None
-        row, states, studied = found
-        return LearnerRecord(_learner_from_row(row), tuple(states), studied)
+        found = self.get_learner_record_if_changed(tenant, learner_id, None)
+        return None if found is None else found[1]
+
+    def get_learner_record_if_changed(
+        self, tenant: str, learner_id: str, known: object | None
+    ) -> tuple[object, LearnerRecord | None] | None:
+        """The learner's evidence version and, unless it equals `known`, their record, in one
+        transaction. The version changes with every write that can change a path: the learner's
+        row (rewritten, or erased and created again) and every accepted result (a new event seq)."""
+        params = {"tenant": tenant, "learner": learner_id}
+        with self._tx(write=False) as c:
+            rows = self._raw(c, "version", params)
+            if not rows:
+                return None
+            body, created_us, updated_us, profile_us, last_seq = rows[0]
+            version = (body, created_us, updated_us, profile_us, last_seq)
+            if version == known:
+                return version, None
+            states = [_state_from_values(*r) for r in self._raw(c, "states", params)]
+            studied = {m: int(n) for m, n in self._raw(c, "studied", params)}
+        learner = replace(learner_from_dict(json.loads(body)), created_at=from_micros(created_us),
+                          updated_at=from_micros(updated_us))  # fmt: skip
+        return version, LearnerRecord(learner, tuple(states), studied)
+
+    def _raw(self, c: Connection, name: str, params: dict[str, Any]) -> list[Any]:
+        """One of the serving reads (_serving_reads) straight on the driver's cursor: compiled once
+        per store, rows as the driver's tuples, none of SQLAlchemy's per-call result machinery
+        (the serving path runs a few of these per call)."""
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            compiled = self._compiled[name] = self._reads[name].compile(dialect=c.dialect)
+        values = {**compiled.params, **params}  # the statement's own literals, then the call's values
+        args: Any = tuple(values[k] for k in compiled.positiontup) if compiled.positional else values
+        cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(compiled.string, args)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
 
     def get_learner_records(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, LearnerRecord]:
         ids = sorted(set(learner_ids))
@@ -761,6 +844,15 @@ def _serving_reads() -> dict[str, Any]:
         .where(s.tenant_id == tenant)
         .where(s.learner_id == learner)
         .order_by(s.skill_id),
+        "version": sa.select(
+            x.body,
+            x.created_us,
+            x.updated_us,
+            x.profile_updated_us,
+            sa.select(sa.func.max(e.seq)).where(e.tenant_id == tenant).where(e.learner_id == learner).scalar_subquery(),
+        )
+        .where(x.tenant_id == tenant)
+        .where(x.learner_id == learner),
         "studied": sa.select(e.module_id, sa.func.count())
         .where(e.tenant_id == tenant)
         .where(e.learner_id == learner)
