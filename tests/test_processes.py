@@ -213,7 +213,8 @@ def test_the_path_cache_follows_every_change_across_processes(cluster: Cluster) 
         return [stub.RecommendPath(request, metadata=auth()) for stub in cluster.stubs]
 
     def fresh(before: list[pb.LearningPath], after: list[pb.LearningPath]) -> bool:
-        return all(a.generated_at.ToDatetime() > b.generated_at.ToDatetime() for b, a in zip(before, after, strict=True))
+        pairs = zip(before, after, strict=True)
+        return all(a.generated_at.ToDatetime() > b.generated_at.ToDatetime() for b, a in pairs)
 
     planned = paths()
     cached = paths()
