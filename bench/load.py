@@ -150,16 +150,15 @@ async def cached(
     try:
         calls = [c.unary_unary(METHODS[mode], None, None) for c in channels]
         for call in calls:  # every connection (so every process) has planned every learner once
-            await asyncio.gather(*(call(a, timeout=60) for a in asks))
+            await timed([call], asks, concurrency)
         if mode == "repeat":
             bodies = [asks[i % len(asks)] for i in range(requests)]
             latencies, errors, seconds = await timed(calls, bodies, concurrency)
         else:
             record = channels[0].unary_unary(SERVICE + "RecordAssessment", None, None)
             for r in range(max(requests // len(asks), 1)):
-                await asyncio.gather(
-                    *(record(result_body(f"miss-{run}-{r}-{x}", x, r), timeout=60) for x in learner_ids)
-                )
+                news = [result_body(f"miss-{run}-{r}-{x}", x, r) for x in learner_ids]
+                await timed([record], news, concurrency)
                 lat, err, sec = await timed(calls, asks, concurrency)
                 latencies += lat
                 errors += err

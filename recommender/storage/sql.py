@@ -216,6 +216,7 @@ class SqlStore:
         self._timeout_seconds = timeout_seconds
         self._compiled: dict[str, Any] = {}
         self._reads = _serving_reads()  # built once: building them per call cost as much as running them
+        self._mark = "?" if self.dialect == "sqlite" else "%s"  # the driver's parameter marker
         # SQLite has one writer at a time: writers queue on WriterLock (woken at once) rather than
         # in SQLite's busy handler; PostgreSQL serializes per learner with row locks instead
         if writer_lock is None and self.dialect == "sqlite":
@@ -599,16 +600,26 @@ class SqlStore:
         """Lock the learners' rows in id order (PostgreSQL); those that exist, with the time
         their profile was last updated (microseconds)."""
         known: dict[str, int | None] = {}
+        lock = " FOR UPDATE" if self.dialect == "postgresql" else ""
         for chunk in _chunks(sorted(set(learner_ids))):
-            query = (
-                sa.select(t.learners.c.learner_id, t.learners.c.profile_updated_us)
-                .where(t.learners.c.tenant_id == tenant)
-                .where(t.learners.c.learner_id.in_(chunk))
-                .order_by(t.learners.c.learner_id)
-                .with_for_update()
-            )
-            known.update(iter(c.execute(query).tuples()))  # (learner_id, profile_updated_us) pairs
+            sql = (f"SELECT learner_id, profile_updated_us FROM {t.learners.name} WHERE tenant_id = {self._mark} "
+                   f"AND learner_id IN ({self._marks(len(chunk))}) ORDER BY learner_id{lock}")  # fmt: skip
+            known.update(self._query(c, sql, (tenant, *chunk)))  # (learner_id, profile_updated_us) pairs
         return known
+
+    def _marks(self, n: int) -> str:
+        return ", ".join([self._mark] * n)
+
+    def _query(self, c: Connection, sql: str, args: Sequence[Any]) -> list[Any]:
+        """A statement straight on the driver's cursor, its rows as the driver's tuples: the
+        writer's statements are simple and run once per transaction, and SQLAlchemy's per-statement
+        work (compiling an IN list, building result rows) cost more than running them."""
+        cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, tuple(args))
+            return list(cursor.fetchall()) if cursor.description is not None else []
+        finally:
+            cursor.close()
 
     # assessments ----------------------------------------------------------------------------
     def record_events(
@@ -679,12 +690,9 @@ class SqlStore:
             self._executemany(c, "insert events", t.events.insert, new_rows)
             self._upsert_states(c, tenant, dirty)
             for chunk in _chunks(sorted({k[0] for k in dirty})):
-                c.execute(
-                    t.learners.update()
-                    .where(t.learners.c.tenant_id == tenant)
-                    .where(t.learners.c.learner_id.in_(chunk))
-                    .values(profile_updated_us=now_us)
-                )
+                sql = (f"UPDATE {t.learners.name} SET profile_updated_us = {self._mark} WHERE tenant_id = {self._mark} "
+                       f"AND learner_id IN ({self._marks(len(chunk))})")  # fmt: skip
+                self._query(c, sql, (now_us, tenant, *chunk))
         profiles: dict[str, tuple[list[SkillState], datetime | None]] = {}
         if with_profiles:
             updated_learners = {k[0] for k in dirty}
@@ -699,28 +707,26 @@ class SqlStore:
     def _fingerprints(self, c: Connection, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         for chunk in _chunks(sorted(set(event_ids))):
-            rows = c.execute(
-                sa.select(t.events.c.event_id, t.events.c.fingerprint)
-                .where(t.events.c.tenant_id == tenant)
-                .where(t.events.c.event_id.in_(chunk))
-            )
-            found.update({row.event_id: row.fingerprint for row in rows})
+            sql = (f"SELECT event_id, fingerprint FROM {t.events.name} WHERE tenant_id = {self._mark} "
+                   f"AND event_id IN ({self._marks(len(chunk))})")  # fmt: skip
+            found.update(self._query(c, sql, (tenant, *chunk)))
         return found
 
     def _states(
         self, c: Connection, tenant: str, learner_ids: Sequence[str], skill_ids: Sequence[str] | None
     ) -> dict[str, dict[str, SkillState]]:
         states: dict[str, dict[str, SkillState]] = {}
-        s = t.skill_states.c
+        if skill_ids is not None and not skill_ids:
+            return states
+        columns = ", ".join(col.name for col in _state_columns())
         for chunk in _chunks(learner_ids):
-            query = sa.select(s.learner_id, *_state_columns())
-            query = query.where(s.tenant_id == tenant).where(s.learner_id.in_(chunk))
-            if skill_ids is not None:
-                if not skill_ids:
-                    return states
-                if len(skill_ids) <= _IN_CHUNK:
-                    query = query.where(s.skill_id.in_(skill_ids))
-            for row in c.execute(query).tuples():
+            sql = (f"SELECT learner_id, {columns} FROM {t.skill_states.name} WHERE tenant_id = {self._mark} "
+                   f"AND learner_id IN ({self._marks(len(chunk))})")  # fmt: skip
+            args: list[Any] = [tenant, *chunk]
+            if skill_ids is not None and len(skill_ids) <= _IN_CHUNK:
+                sql += f" AND skill_id IN ({self._marks(len(skill_ids))})"
+                args += skill_ids
+            for row in self._query(c, sql, args):
                 states.setdefault(row[0], {})[row[1]] = _state_from_values(*row[1:])
         return states
 
