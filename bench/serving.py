@@ -61,6 +61,8 @@ CATEGORIES: list[tuple[str, Callable[[str], bool]]] = [
     ("planning (planner/plan.py)", lambda s: "plan_paths" in s or "plan_many" in s),
     ("store reads", lambda s: "storage/sql.py" in s),
     ("response mapping (api/mapping.py)", lambda s: "mapping.py" in s and "to_proto" in s),
+    ("access log", lambda s: "logging/__init__.py" in s),
+    ("metrics (prometheus_client)", lambda s: "prometheus_client" in s),
     ("rest of the handlers (validation, service)", lambda s: "servicer.py" in s or "health.py" in s),
     ("interceptors (admission, telemetry, auth)", lambda s: "api/interceptors.py" in s or "api/admission.py" in s),
     ("grpc server (framing, threads, serialization)", lambda s: "grpc/" in s),
@@ -144,7 +146,12 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(float(r[key]) for r in runs))
 
 
-def serving(work: Path, processes: int, quick: bool, profile: bool) -> dict[str, Any]:
+ALL_MODES = ("echo", "repeat", "miss", "record", "health")
+
+
+def serving(
+    work: Path, processes: int, quick: bool, profile: bool, modes: tuple[str, ...] = ALL_MODES, ingest: bool = True
+) -> dict[str, Any]:
     luban_port, echo_port = free_port(), free_port()
     env = {
         "LUBAN_STORE_URL": f"sqlite:///{work / 'bench.db'}",
@@ -162,7 +169,7 @@ def serving(work: Path, processes: int, quick: bool, profile: bool) -> dict[str,
         ids = work / "learners.txt"
         ids.write_text("\n".join(reachable_learners(luban_port)))
         for concurrency in (8, 32):
-            for mode in ("echo", "repeat", "miss", "record", "health"):
+            for mode in modes:
                 port = echo_port if mode == "echo" else luban_port
                 n = LEARNERS * (2 if quick else 5) if mode == "miss" else requests
                 runs = [load(port, mode, concurrency, n, ids) for _ in range(repeats)]
@@ -178,6 +185,8 @@ def serving(work: Path, processes: int, quick: bool, profile: bool) -> dict[str,
                     measured = load(port, mode, concurrency, n, ids, spied, luban.process.pid)
                     results[f"profile:{mode}"] = breakdown(spied, int(measured["requests"]))
         events = 20_000 if quick else 100_000
+        if not ingest:
+            return results
         texts = [run([PY, "-m", "bench.load", f"127.0.0.1:{luban_port}", "ingest1000", "1", str(events)])[0]
                  for _ in range(repeats)]  # fmt: skip
         rates = [float(json.loads(t.strip().splitlines()[-1])["events_per_s"]) for t in texts]
@@ -292,6 +301,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--profile", action="store_true", help="py-spy per-call breakdown (concurrency 8)")
     parser.add_argument("--processes", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--only", nargs="*", help="just these modes (printed, BENCHMARKS.md untouched)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="luban-serving-"))
@@ -300,6 +310,10 @@ def main() -> None:
         print("demo world and model ...", flush=True)
         prepare(work)
         print("serving ...", flush=True)
+        if args.only:
+            only = serving(work, args.processes, args.quick, args.profile, ("echo", *args.only), ingest=False)
+            print(json.dumps(only, indent=1))
+            return
         results["serving"] = serving(work, args.processes, args.quick, args.profile)
         print("batch ...", flush=True)
         results["batch"] = batch(work)
