@@ -30,12 +30,13 @@ class PathMessages:
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._messages: dict[int, tuple[LearningPath, pb.LearningPath]] = {}
+        self._reasons = mapping.ReasonMessages()
 
     def __call__(self, path: LearningPath) -> pb.LearningPath:
         found = self._messages.get(id(path))
         if found is not None and found[0] is path:
             return found[1]
-        message = mapping.path_to_proto(path)
+        message = mapping.path_to_proto(path, self._reasons)
         if self._limit > 0:
             if len(self._messages) >= self._limit:
                 self._messages.clear()
