@@ -142,7 +142,7 @@ def serve_processes(settings: Settings) -> int:
             worker.start()
             writer.close()
             workers.append((worker, reader))
-        failed = not _started(workers, stop)
+        failed = not _started(workers, stop) and not stop.is_set()  # a signal while starting is no failure
         if not failed:
             _banner(settings, port, len(workers))
             while not stop.wait(0.5):

@@ -91,10 +91,10 @@ def assert_profiles_replay(store_url: str, learners: list[str]) -> dict[str, lis
         store.close()
 
 
-def test_sigkill_loses_no_acknowledged_event(tmp_path: Path, sqlite_url: str) -> None:
+def test_sigkill_loses_no_acknowledged_event(tmp_path: Path, store_url: str) -> None:
     learners = ["k1", "k2"]
     acknowledged: list[str] = []
-    with server_process(sqlite_url, tmp_path) as (process, port):
+    with server_process(store_url, tmp_path) as (process, port):
         channel, stub = stub_for(port)
         seed(stub, learners)
         stop = threading.Event()
@@ -119,11 +119,11 @@ def test_sigkill_loses_no_acknowledged_event(tmp_path: Path, sqlite_url: str) ->
         stop.set()
         thread.join()
         channel.close()
-    stored = assert_profiles_replay(sqlite_url, learners)
+    stored = assert_profiles_replay(store_url, learners)
     every = [e for ids in stored.values() for e in ids]
     assert len(every) == len(set(every)), "each event stored exactly once"
     assert set(acknowledged) <= set(every), "every acknowledged event survived the kill"
-    with server_process(sqlite_url, tmp_path) as (_, port):
+    with server_process(store_url, tmp_path) as (_, port):
         channel, stub = stub_for(port)
         replayed = stub.RecordAssessment(assessment(acknowledged[-1], learners[(len(acknowledged) - 1) % 2],
                                                     len(acknowledged) - 1))  # fmt: skip
