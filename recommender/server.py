@@ -56,6 +56,12 @@ def configure_logging(settings: Settings, verbose: bool = False) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    # what no format here uses is not collected per record (the logging HOWTO's "Optimization"):
+    # the calling frame, thread and process; a call writes an access line, so this is per call
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -367,9 +367,15 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line, with the request id of the call that logged it. Messages carry
     ids and codes, never learner attributes."""
 
+    _second: tuple[int, str] = (-1, "")  # the last second formatted: one access line per call
+
     def format(self, record: logging.LogRecord) -> str:
+        second, stamp = self._second
+        if int(record.created) != second:
+            stamp = self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
+            self._second = (int(record.created), stamp)
         doc: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "ts": f"{stamp}.{int(record.msecs):03d}",
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),
