@@ -58,7 +58,9 @@ LABELS = {
 # where a sample's time went, by the frames on its stack (first match wins)
 CATEGORIES: list[tuple[str, Callable[[str], bool]]] = [
     ("group-commit writer (SQL, BKT update, commit)", lambda s: "commit.py" in s and "_commit" in s),
-    ("planning (planner/plan.py)", lambda s: "plan_paths" in s or "plan_many" in s),
+    ("model scoring (ml/model.py)", lambda s: "ml/model.py" in s),
+    ("reason rendering (planner/reasons.py)", lambda s: "planner/reasons.py" in s),
+    ("planning (planner/plan.py and state)", lambda s: "plan_paths" in s or "plan_many" in s),
     ("store reads", lambda s: "storage/sql.py" in s),
     ("response mapping (api/mapping.py)", lambda s: "mapping.py" in s and "to_proto" in s),
     ("access log", lambda s: "logging/__init__.py" in s),
