@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -268,16 +269,17 @@ class PathMemo:
 @dataclass(frozen=True)
 class CachedPath:
     """A planned path and what it was planned from: the learner's evidence version (as the store
-    read it with the states planned on) and the planner (one catalog revision, one model)."""
+    read it with the states planned on) and the planner (one catalog revision, one model), held
+    weakly so that entries planned before a swap do not keep old models alive."""
 
     path: LearningPath
     version: object
-    planner: Planner
+    planner: weakref.ref[Planner]
 
     def serves(self, planner: Planner, now: datetime, max_age: timedelta) -> bool:
         """Planned by this planner, and young enough (the store's version is checked after)."""
         planned = self.path.generated_at
-        return self.planner is planner and planned is not None and now - planned <= max_age
+        return self.planner() is planner and planned is not None and now - planned <= max_age
 
 
 class PathCache:
@@ -380,7 +382,7 @@ class PathService:
                 model_key(tenant, learner.learner_id), learner, record.states, options, self._clock(),
                 record.studied_module_ids,
             )  # fmt: skip
-        self.cache.put(key, CachedPath(path, version, planner))
+        self.cache.put(key, CachedPath(path, version, weakref.ref(planner)))
         return path
 
     def now(self) -> datetime:
