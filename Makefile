@@ -11,7 +11,7 @@ PB := $(PB_DIR)/luban/path/v1/learning_path_pb2.py
 PROTO := proto/luban/path/v1/learning_path.proto
 PYTEST_ARGS ?=
 
-.PHONY: run test lint proto messages docs bench bench-quick clean serve demo pybkt h2load browser dashboard
+.PHONY: run test lint proto messages docs bench bench-quick profile clean serve demo pybkt h2load browser dashboard
 
 $(INSTALLED): pyproject.toml
 	@test -x $(BIN)/python || test -n "$(PYTHON)" || { echo "make: no Python 3.11 or newer on PATH; install one, or name it: make PYTHON=/path/to/python3.11"; exit 1; }
@@ -106,11 +106,19 @@ bench: $(PB)
 	$(BIN)/python -m pip install -q -e '.[dev,dask,bench]'
 	-$(MAKE) pybkt h2load
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.serving
 
 bench-quick: $(PB)
 	$(BIN)/python -m pip install -q -e '.[dev,dask,bench]'
 	-$(MAKE) pybkt h2load
 	$(BIN)/python -m bench --quick
+	$(BIN)/python -m bench.serving --quick
+
+# The serving figures of BENCHMARKS.md with a py-spy profile of every server process under each
+# load, and the per-call breakdown (where each call's GIL-held microseconds go)
+profile: $(PB)
+	$(BIN)/python -m pip install -q -e '.[dev,dask,bench]'
+	$(BIN)/python -m bench.serving --profile
 
 # h2load (Debian's nghttp2-client): the C load generator beside the Python one; optional
 h2load:

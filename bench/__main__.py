@@ -114,6 +114,7 @@ def serving(work: Path, quick: bool) -> dict[str, Any]:
         "LUBAN_ADDRESS": f"127.0.0.1:{luban_port}",
         "LUBAN_MODELS_DIR": str(work / "models"),
         "LUBAN_LOG_FORMAT": "text",
+        "LUBAN_PROCESSES": "1",  # one connection, one process: as before; several: bench.serving
     }
     luban = Server([PY, "-m", "recommender", "serve"], luban_port, env)
     echo = Server([PY, "-m", "bench.echo", str(echo_port)], echo_port)

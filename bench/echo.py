@@ -1,8 +1,10 @@
 """A bare grpcio unary echo server with Luban Path's server settings: the ceiling of the Python
-gRPC stack on this machine. `python -m bench.echo PORT`"""
+gRPC stack on this machine. `python -m bench.echo PORT [PROCESSES]`: with PROCESSES > 1, that many
+processes share the port (SO_REUSEPORT), as `LUBAN_PROCESSES` serves Luban Path."""
 
 from __future__ import annotations
 
+import multiprocessing
 import signal
 import sys
 import threading
@@ -11,11 +13,14 @@ from concurrent import futures
 import grpc
 
 
-def main() -> None:
-    port = int(sys.argv[1])
+def serve(port: int) -> None:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=16),
-        options=[("grpc.max_receive_message_length", 16 << 20), ("grpc.max_send_message_length", 16 << 20)],
+        options=[
+            ("grpc.max_receive_message_length", 16 << 20),
+            ("grpc.max_send_message_length", 16 << 20),
+            ("grpc.so_reuseport", 1),
+        ],
         maximum_concurrent_rpcs=128,
     )
     handler = grpc.unary_unary_rpc_method_handler(lambda request, context: request)
@@ -26,6 +31,25 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait()
     server.stop(0)
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    processes = int(sys.argv[2]) if len(sys.argv) > 2 else 1
+    if processes == 1:
+        serve(port)
+        return
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=serve, args=(port,)) for _ in range(processes)]
+    for w in workers:
+        w.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    for w in workers:
+        w.terminate()
+    for w in workers:
+        w.join()
 
 
 if __name__ == "__main__":

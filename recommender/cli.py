@@ -231,8 +231,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         from recommender.composition_root import serve
 
-        serve(settings)
-        return 0
+        return serve(settings)
     if args.command == "dashboard":
         from recommender.composition_root import serve_dashboard
 
@@ -251,11 +250,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
             dashboard = start_dashboard(settings)  # its own process: it never takes the server's CPU
             try:
-                serve(settings, app, dashboard=f"http://{settings.dashboard_address}/")
+                return serve(settings, app, dashboard=f"http://{settings.dashboard_address}/")
             finally:
                 dashboard.terminate()
                 dashboard.wait(timeout=settings.grace_seconds + 5)
-            return 0
         if args.command == "demo":
             _demo(app, args.learners)
             return 0

@@ -1,16 +1,28 @@
-"""Composition root: Settings -> store -> services -> gRPC server -> serve until SIGTERM."""
+"""Composition root: Settings -> store -> services -> gRPC server -> serve until SIGTERM, from one
+process or from several sharing the port."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
+import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import cast
 
 from recommender.api.grpc_server import create_server
 from recommender.config import Settings
+from recommender.listen import ListenError, split_address
 from recommender.service.app import App, build_app
 
 log = logging.getLogger("recommender.server")
@@ -45,26 +57,53 @@ def configure_logging(settings: Settings, verbose: bool = False) -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    # what no format here uses is not collected per record (the logging HOWTO's "Optimization"):
+    # the calling frame, thread and process; a call writes an access line, so this is per call
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
-def serve(settings: Settings, app: App | None = None, dashboard: str = "") -> None:
+def serve(settings: Settings, app: App | None = None, dashboard: str = "") -> int:
+    """Serve until SIGTERM or SIGINT, from `settings.processes` processes; the exit status.
+    `dashboard`: the address of a dashboard started beside it, for the banner."""
     configure_logging(settings)
+    if settings.processes > 1:
+        # the store's schema and old model folders are brought up to date once, here, not by
+        # every worker at the same time; the workers open their own stores (nothing crosses a fork)
+        (app or build_app(settings)).close()
+        return serve_processes(settings, dashboard)
     app = app or build_app(settings)
     app.paths.warm()  # the first RecommendPath does not wait for the compiled planner to load
     running = create_server(app)
     running.start()
+    _banner(settings, running.port, 1, dashboard)
+    stop = _stop_on_signals(settings)
+    stop.wait()
+    running.stop(settings.grace_seconds)
+    app.close()
+    log.info("stopped")
+    return 0
+
+
+def _banner(settings: Settings, port: int, processes: int, dashboard: str = "") -> None:
     host = settings.address.rsplit(":", 1)[0]
+    each = f" from {processes} processes" if processes > 1 else ""
     print(
-        f"Luban Path serving on {host}:{running.port} (store {redact(settings.store_url)})\n"
+        f"Luban Path serving on {host}:{port}{each} (store {redact(settings.store_url)})\n"
         + (f"  dashboard: {dashboard}\n" if dashboard else "")
         + f"  health:  grpc.health.v1.Health/Check\n"
-        f"  list:    grpcurl -plaintext {host}:{running.port} list   (or buf curl --list-methods; see README)\n"
+        f"  list:    grpcurl -plaintext {host}:{port} list   (or buf curl --list-methods; see README)\n"
         f"  Ctrl-C or SIGTERM stops it gracefully",
         flush=True,
     )
+
+
+def _stop_on_signals(settings: Settings) -> threading.Event:
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -73,10 +112,131 @@ def serve(settings: Settings, app: App | None = None, dashboard: str = "") -> No
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    return stop
+
+
+START_SECONDS = 300.0  # longest a worker process may take to start (imports, store, model load)
+
+
+@contextmanager
+def reserved_port(address: str) -> Iterator[int]:
+    """Hold `address` with SO_REUSEPORT (bound, not listening, so it takes no connections) while
+    the workers bind it too: port 0 becomes one port for all of them, and no other program can
+    take the port between two workers' starts (grpc's examples/python/multiprocessing)."""
+    host, port = split_address(address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise ListenError(f"cannot listen on {address}: {exc.strerror or exc}") from exc
+        yield int(sock.getsockname()[1])
+
+
+def serve_processes(settings: Settings, dashboard: str = "") -> int:
+    """A supervisor and `settings.processes` worker processes, each a whole server (its own store
+    connections, caches, group-commit writer) on one port shared with SO_REUSEPORT. A signal is
+    passed to every worker, which drains as a single server does; a worker that dies stops the
+    others (the exit status is then 1: the orchestrator restarts the whole server)."""
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no grpc or store state forked
+    stop = _stop_on_signals(settings)
+    with reserved_port(settings.address) as port:
+        address = f"{settings.address.rsplit(':', 1)[0]}:{port}"
+        workers: list[tuple[BaseProcess, Connection]] = []
+        for index in range(settings.processes):
+            reader, writer = context.Pipe(duplex=False)
+            worker: BaseProcess = context.Process(
+                target=_worker, args=(settings, index, address, writer, os.getpid()), name=f"luban-worker-{index}"
+            )
+            worker.start()
+            writer.close()
+            workers.append((worker, reader))
+        failed = not _started(workers, stop) and not stop.is_set()  # a signal while starting is no failure
+        if not failed:
+            _banner(settings, port, len(workers), dashboard)
+            while not stop.wait(0.5):
+                dead = [w for w, _ in workers if not w.is_alive()]
+                if dead:
+                    log.error("worker %s exited (status %s): stopping the others", dead[0].name, dead[0].exitcode)
+                    failed = True
+                    break
+        for worker, _reader in workers:
+            if worker.pid is not None and worker.is_alive():
+                with suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGTERM)
+        for worker, reader in workers:
+            worker.join(settings.grace_seconds + 30)
+            if worker.is_alive():
+                log.error("worker %s did not stop in time: killed", worker.name)
+                worker.kill()
+                worker.join()
+                failed = True
+            failed = failed or worker.exitcode != 0
+            reader.close()
+    log.info("stopped")
+    return 1 if failed else 0
+
+
+def _started(workers: list[tuple[BaseProcess, Connection]], stop: threading.Event) -> bool:
+    """Wait until every worker reports that it serves; False if one fails, dies or a signal came.
+    A worker that dies closes its end of the pipe, which wakes this wait too."""
+    waiting = {reader: worker for worker, reader in workers}
+    deadline = time.monotonic() + START_SECONDS
+    while waiting:
+        if stop.is_set() or time.monotonic() > deadline:
+            return False
+        for ready in wait(list(waiting), timeout=0.5):
+            reader = cast(Connection, ready)
+            worker = waiting.pop(reader)
+            try:
+                kind, detail = reader.recv()
+            except EOFError:
+                worker.join(1)
+                log.error("worker %s exited while starting (status %s)", worker.name, worker.exitcode)
+                return False
+            if kind != "ready":
+                log.error("worker %s cannot serve: %s", worker.name, detail)
+                print(f"error: {detail}", file=sys.stderr, flush=True)
+                return False
+    return True
+
+
+def _worker(settings: Settings, index: int, address: str, started: Connection, parent: int) -> None:
+    """One server process: serves `address` beside its siblings until SIGTERM or SIGINT."""
+    _die_with(parent)
+    configure_logging(settings)
+    if settings.metrics_address:  # each worker's own metrics: the configured port + its index
+        host, _, metrics_port = settings.metrics_address.rpartition(":")
+        shifted = f"{host}:{int(metrics_port) + index}" if int(metrics_port) else settings.metrics_address
+        settings = settings.model_copy(update={"metrics_address": shifted})
+    try:
+        app = build_app(settings)
+        app.paths.warm()  # the first RecommendPath does not wait for the compiled planner to load
+        running = create_server(app, address, reuse_port=True)
+        running.start()
+    except Exception as exc:
+        started.send(("error", str(exc)))
+        raise SystemExit(1) from exc
+    stop = _stop_on_signals(settings)
+    started.send(("ready", os.getpid()))
+    started.close()
+    log.info("worker %d serving on %s (pid %d)", index, address, os.getpid())
     stop.wait()
     running.stop(settings.grace_seconds)
     app.close()
-    log.info("stopped")
+
+
+def _die_with(parent: int) -> None:
+    """A worker ends with its supervisor, however the supervisor ends (SIGKILL included): Linux's
+    parent-death signal; elsewhere a supervisor killed outright leaves its workers to be stopped."""
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the supervisor ended before the signal was asked for
+        os._exit(1)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def start_dashboard(settings: Settings) -> subprocess.Popen[bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -21,6 +22,14 @@ def data_home() -> Path:
 DATA_HOME = data_home()
 
 
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, not the host's count)."""
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not Linux
+        return max(os.cpu_count() or 1, 1)
+
+
 class Settings(BaseSettings):
     """Every setting has an environment variable LUBAN_<NAME> (docs/operations/configuration.md)."""
 
@@ -32,7 +41,12 @@ class Settings(BaseSettings):
     )
     address: str = Field(default="127.0.0.1:50051", description="gRPC listen address")
     models_dir: Path = Field(default=DATA_HOME / "models", description="model artifact folders")
-    max_workers: int = Field(default=16, ge=1, description="gRPC handler threads")
+    processes: int = Field(
+        default_factory=cores,
+        ge=1,
+        description="server processes sharing the listen port (SO_REUSEPORT); default: the cores available",
+    )
+    max_workers: int = Field(default=16, ge=1, description="gRPC handler threads (per process)")
     planning_threads: int = Field(
         default=1,
         ge=1,
@@ -73,6 +87,15 @@ class Settings(BaseSettings):
         default=2.0,
         ge=0,
         description="how often a process re-checks the catalog revision and each tenant's active model",
+    )
+    path_cache_size: int = Field(
+        default=20_000, ge=0, description="paths cached per server process (page views); 0 turns the cache off"
+    )
+    path_cache_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="longest a cached path is served: forgetting lowers masteries as time passes without new "
+        "evidence, so a path is re-planned at least this often",
     )
     feature_schema_file: Path | None = Field(
         default=None,

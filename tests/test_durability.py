@@ -1,5 +1,6 @@
 """Faults against real server processes: SIGKILL mid-stream, SIGTERM drain, a store outage, and
-two servers on one PostgreSQL database."""
+two servers on one PostgreSQL database. Each server is two processes sharing its port
+(LUBAN_PROCESSES=2), as on a two-core host: a signal to the server reaches every process."""
 
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ def server_process(store_url: str, tmp: Path, port: int | None = None) -> Iterat
     port = port or free_port()
     env = {**os.environ, "LUBAN_STORE_URL": store_url, "LUBAN_ADDRESS": f"127.0.0.1:{port}",
            "LUBAN_MODELS_DIR": str(tmp / "models"), "LUBAN_LOG_FORMAT": "text", "LUBAN_GRACE_SECONDS": "60",
-           "LUBAN_CATALOG_REFRESH_SECONDS": "0"}  # fmt: skip
+           "LUBAN_CATALOG_REFRESH_SECONDS": "0", "LUBAN_PROCESSES": "2"}  # fmt: skip
     log = (tmp / f"server-{port}.log").open("ab")
     process = subprocess.Popen([sys.executable, "-m", "recommender", "serve"], env=env, stdout=log, stderr=log)
     try:
@@ -90,10 +91,10 @@ def assert_profiles_replay(store_url: str, learners: list[str]) -> dict[str, lis
         store.close()
 
 
-def test_sigkill_loses_no_acknowledged_event(tmp_path: Path, sqlite_url: str) -> None:
+def test_sigkill_loses_no_acknowledged_event(tmp_path: Path, store_url: str) -> None:
     learners = ["k1", "k2"]
     acknowledged: list[str] = []
-    with server_process(sqlite_url, tmp_path) as (process, port):
+    with server_process(store_url, tmp_path) as (process, port):
         channel, stub = stub_for(port)
         seed(stub, learners)
         stop = threading.Event()
@@ -118,11 +119,11 @@ def test_sigkill_loses_no_acknowledged_event(tmp_path: Path, sqlite_url: str) ->
         stop.set()
         thread.join()
         channel.close()
-    stored = assert_profiles_replay(sqlite_url, learners)
+    stored = assert_profiles_replay(store_url, learners)
     every = [e for ids in stored.values() for e in ids]
     assert len(every) == len(set(every)), "each event stored exactly once"
     assert set(acknowledged) <= set(every), "every acknowledged event survived the kill"
-    with server_process(sqlite_url, tmp_path) as (_, port):
+    with server_process(store_url, tmp_path) as (_, port):
         channel, stub = stub_for(port)
         replayed = stub.RecordAssessment(assessment(acknowledged[-1], learners[(len(acknowledged) - 1) % 2],
                                                     len(acknowledged) - 1))  # fmt: skip

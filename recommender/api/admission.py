@@ -65,6 +65,7 @@ class AdmissionInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
         self._service_pool = service_pool
         self._limit = limit
         self.own_pool = futures.ThreadPoolExecutor(max_workers=HEALTH_THREADS, thread_name_prefix="health")
+        self._routed: dict[str, tuple[Handler, Handler]] = {}  # method -> (handler, on the own pool)
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
@@ -75,7 +76,10 @@ class AdmissionInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
             return None
         method: str = details.method
         if not method.startswith(SERVICE_PREFIX):
-            return self._on_own_pool(handler, lambda behaviour, _streaming: behaviour)
+            found = self._routed.get(method)
+            if found is None or found[0] is not handler:  # routed once per method, not per call
+                found = self._routed[method] = (handler, self._on_own_pool(handler, lambda b, _streaming: b))
+            return found[1]
         if self._service_pool.waiting() < self._limit:
             return handler
         return self._on_own_pool(handler, _refusal)

@@ -175,8 +175,10 @@ class RunningServer:
         self.server.wait_for_termination()
 
 
-def create_server(app: App, address: str | None = None) -> RunningServer:
-    """Bind (not start) a server; port 0 picks a free port, returned in RunningServer.port."""
+def create_server(app: App, address: str | None = None, *, reuse_port: bool = False) -> RunningServer:
+    """Bind (not start) a server; port 0 picks a free port, returned in RunningServer.port.
+    `reuse_port`: one of several processes serving one port (SO_REUSEPORT: the kernel spreads
+    connections over them); the supervisor checked the address and holds it."""
     settings = app.settings
     metrics = Metrics.create()
     metrics.registry.register(AppCollector(app))
@@ -194,7 +196,7 @@ def create_server(app: App, address: str | None = None) -> RunningServer:
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port)),
         ],
         # no maximum_concurrent_rpcs: it would count health checks too (AdmissionInterceptor bounds the rest)
     )
@@ -215,7 +217,8 @@ def create_server(app: App, address: str | None = None) -> RunningServer:
             root_certificates=client_ca,
             require_client_auth=client_ca is not None,
         )
-    check_free(target)
+    if not reuse_port:
+        check_free(target)
     try:
         if settings.tls_cert_file is not None:
             port = server.add_secure_port(target, credentials)

@@ -1,6 +1,7 @@
 """Server interceptors: telemetry (request id, JSON access log, Prometheus metrics) and
 authentication (bearer tokens -> tenant and roles). Both wrap the real handlers, so every
-method, including streaming ones, is covered the same way."""
+method, including streaming ones, is covered the same way; the wrapping is built once per method
+and reads what differs per call (metadata, deadline) from the call's context."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import contextvars
 import json
 import logging
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -67,10 +67,6 @@ class Metrics:
 def _method(details: grpc.HandlerCallDetails) -> str:
     full: str = details.method  # type: ignore[attr-defined]
     return full.removeprefix(SERVICE_PREFIX) if full.startswith(SERVICE_PREFIX) else full
-
-
-def _metadata(details: grpc.HandlerCallDetails) -> dict[str, str]:
-    return {k: v for k, v in (details.invocation_metadata or ()) if isinstance(v, str)}  # type: ignore[attr-defined]
 
 
 def _wrap(
@@ -139,11 +135,54 @@ def _checked(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator
         yield request
 
 
+class _PerMethod:
+    """Wrapped handlers built once per method, not once per call: grpc hands an interceptor the
+    same handler object for a method every time, so the wrapping is reused while it stays the same.
+    Only registered methods are kept (an unknown method has no handler), so the table is bounded."""
+
+    def __init__(self, build: Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]) -> None:
+        self._build = build
+        self._built: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+
+    def __call__(self, details: grpc.HandlerCallDetails, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        full: str = details.method  # type: ignore[attr-defined]
+        found = self._built.get(full)
+        if found is not None and found[0] is handler:
+            return found[1]
+        wrapped = self._build(_method(details), handler)
+        self._built[full] = (handler, wrapped)  # a race builds the same wrapper twice: harmless
+        return wrapped
+
+
+def _request_id(context: grpc.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and isinstance(value, str):
+            return value[:64]
+    return ""
+
+
+class _MethodMetrics:
+    """One method's metric children, bound once (labels() looks a child up under a lock)."""
+
+    def __init__(self, metrics: Metrics, method: str) -> None:
+        self._metrics, self._method = metrics, method
+        self.latency = metrics.latency.labels(method)
+        self._calls = {"OK": metrics.calls.labels(method, "OK")}
+
+    def calls(self, code: str) -> Any:
+        found = self._calls.get(code)
+        if found is None:
+            found = self._calls[code] = self._metrics.calls.labels(self._method, code)
+        return found
+
+
 class TelemetryInterceptor(grpc.ServerInterceptor):
-    """Request id (x-request-id or a new one), one JSON access-log line and metrics per call."""
+    """Request id (x-request-id, when the caller sends one), one JSON access-log line and metrics
+    per call."""
 
     def __init__(self, metrics: Metrics) -> None:
         self._metrics = metrics
+        self._per_method = _PerMethod(self._instrument)
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
@@ -152,39 +191,47 @@ class TelemetryInterceptor(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None:
             return None
-        method = _method(details)
-        request_id = _metadata(details).get("x-request-id", "")[:64] or uuid.uuid4().hex
+        return self._per_method(details, handler)
+
+    def _instrument(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         metrics = self._metrics
+        bound = _MethodMetrics(metrics, method)
+        in_flight = metrics.in_flight
+        client_streaming = handler.request_streaming
+
+        def begin(context: grpc.ServicerContext) -> None:
+            request_id = _request_id(context)
+            REQUEST_ID.set(request_id)  # set on every call: handler threads are reused
+            if request_id:
+                context.set_trailing_metadata((("x-request-id", request_id),))
+            in_flight.inc()
+
+        def finish(context: grpc.ServicerContext, started: float) -> None:
+            code = _code_name(context)
+            elapsed = time.perf_counter() - started
+            bound.calls(code).inc()
+            if code == "UNAVAILABLE":
+                metrics.store_errors.inc()
+            bound.latency.observe(elapsed)
+            in_flight.dec()
+            log.info(
+                "rpc",
+                extra={"rpc": {"method": method, "code": code, "ms": round(elapsed * 1000, 3), "tenant": TENANT.get()}},
+            )
+
+        def checked(request: Any, context: grpc.ServicerContext) -> Any:
+            if isinstance(request, Malformed):
+                _refuse_malformed(context, request)
+            if client_streaming:
+                return _checked(request, context)
+            return request
 
         def around(behaviour: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
-            def finish(context: grpc.ServicerContext, started: float) -> None:
-                code = _code_name(context)
-                elapsed = time.perf_counter() - started
-                metrics.calls.labels(method, code).inc()
-                if code == "UNAVAILABLE":
-                    metrics.store_errors.inc()
-                metrics.latency.labels(method).observe(elapsed)
-                metrics.in_flight.dec()
-                log.info(
-                    "rpc",
-                    extra={"rpc": {"method": method, "code": code, "ms": round(elapsed * 1000, 3),
-                                   "tenant": TENANT.get()}},
-                )  # fmt: skip
-
-            def checked(request: Any, context: grpc.ServicerContext) -> Any:
-                if isinstance(request, Malformed):
-                    _refuse_malformed(context, request)
-                if client_streaming:
-                    return _checked(request, context)
-                return request
-
             if streaming:
 
                 def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                    REQUEST_ID.set(request_id)
-                    context.set_trailing_metadata((("x-request-id", request_id),))
+                    begin(context)
                     started = time.perf_counter()
-                    metrics.in_flight.inc()
                     left = context.time_remaining()
                     CALL_DEADLINE.set(None if left is None else time.monotonic() + left)  # a generator: no reset
                     try:
@@ -195,10 +242,8 @@ class TelemetryInterceptor(grpc.ServerInterceptor):
                 return stream
 
             def unary(request: Any, context: grpc.ServicerContext) -> Any:
-                REQUEST_ID.set(request_id)
-                context.set_trailing_metadata((("x-request-id", request_id),))
+                begin(context)
                 started = time.perf_counter()
-                metrics.in_flight.inc()
                 try:
                     with call_deadline(context.time_remaining()):
                         return behaviour(checked(request, context), context)
@@ -207,7 +252,6 @@ class TelemetryInterceptor(grpc.ServerInterceptor):
 
             return unary
 
-        client_streaming = handler.request_streaming
         return _wrap(handler, around, _lenient(handler.request_deserializer))  # type: ignore[no-any-return]
 
 
@@ -224,39 +268,48 @@ class AuthInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, tokens: TokenBook) -> None:
         self._tokens = tokens
+        self._per_method = _PerMethod(self._guard)
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:  # fmt: skip
-        method = _method(details)
-        needed = ROLES_FOR_METHOD.get(method)
         handler = continuation(details)
-        if needed is None or handler is None:
+        if handler is None or ROLES_FOR_METHOD.get(_method(details)) is None:
             return handler
-        header = _metadata(details).get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        principal = self._tokens.principal(token.strip()) if scheme.lower() == "bearer" else None
-        if principal is None:
-            return _refuse(handler, grpc.StatusCode.UNAUTHENTICATED, "missing or unknown bearer token")
-        if not principal.roles & needed:
-            return _refuse(
-                handler, grpc.StatusCode.PERMISSION_DENIED,
-                f"{method} needs the role {' or '.join(sorted(needed))}",
-            )  # fmt: skip
-        tenant = principal.tenant
+        return self._per_method(details, handler)
+
+    def _guard(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        needed = ROLES_FOR_METHOD[method]
+        denied = f"{method} needs the role {' or '.join(sorted(needed))}"
+        tokens = self._tokens
+
+        def admit(context: grpc.ServicerContext) -> None:
+            header = ""
+            for key, value in context.invocation_metadata() or ():
+                if key == "authorization" and isinstance(value, str):
+                    header = value
+                    break
+            scheme, _, token = header.partition(" ")
+            principal = tokens.principal(token.strip()) if scheme.lower() == "bearer" else None
+            if principal is None:
+                context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown bearer token")
+            elif not principal.roles & needed:
+                context.abort(grpc.StatusCode.PERMISSION_DENIED, denied)
+            else:
+                TENANT.set(principal.tenant)
 
         def around(behaviour: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
             if streaming:
 
                 def stream(request: Any, context: grpc.ServicerContext) -> Iterable[Any]:
-                    TENANT.set(tenant)
+                    admit(context)
                     yield from behaviour(request, context)
 
                 return stream
 
             def unary(request: Any, context: grpc.ServicerContext) -> Any:
-                TENANT.set(tenant)
+                admit(context)
                 return behaviour(request, context)
 
             return unary
@@ -264,24 +317,19 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return _wrap(handler, around)  # type: ignore[no-any-return]
 
 
-def _refuse(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
-    def around(behaviour: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
-        def deny(request: Any, context: grpc.ServicerContext) -> Any:
-            context.abort(code, message)
-
-        return deny
-
-    refused: grpc.RpcMethodHandler = _wrap(handler, around)
-    return refused
-
-
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, with the request id of the call that logged it. Messages carry
     ids and codes, never learner attributes."""
 
+    _second: tuple[int, str] = (-1, "")  # the last second formatted: one access line per call
+
     def format(self, record: logging.LogRecord) -> str:
+        second, stamp = self._second
+        if int(record.created) != second:
+            stamp = self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
+            self._second = (int(record.created), stamp)
         doc: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
+            "ts": f"{stamp}.{int(record.msecs):03d}",
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -273,7 +273,10 @@ def path_request_from_proto(msg: pb.RecommendPathRequest) -> PathRequest:
     )
 
 
-def path_to_proto(path: LearningPath) -> pb.LearningPath:
+def path_to_proto(path: LearningPath, reason_to_proto: Callable[[Reason], pb.Reason] | None = None) -> pb.LearningPath:
+    """`reason_to_proto`: a memo of reason messages (ReasonMessages); the planner shares Reason
+    objects across steps and paths, and copying a built message costs a quarter of building one."""
+    reason_message = reason_to_proto or _new_reason_to_proto
     return pb.LearningPath(
         learner_id=path.learner_id,
         target_role_id=path.target_role_id,
@@ -289,7 +292,7 @@ def path_to_proto(path: LearningPath) -> pb.LearningPath:
                 ],
                 estimated_minutes=s.estimated_minutes,
                 review=s.review,
-                reasons=[_reason_to_proto(r) for r in s.reasons],
+                reasons=[reason_message(r) for r in s.reasons],
                 kind=_KIND[s.kind],
                 check_skill_ids=list(s.check_skill_ids),
             )
@@ -301,13 +304,32 @@ def path_to_proto(path: LearningPath) -> pb.LearningPath:
         unreachable_skill_ids=list(path.unreachable_skill_ids),
         model_version=path.model_version,
         generated_at=timestamp(path.generated_at),
-        blockers=[_reason_to_proto(r) for r in path.blockers],
+        blockers=[reason_message(r) for r in path.blockers],
         locale=path.locale,
     )
 
 
-def _reason_to_proto(reason: Reason) -> pb.Reason:
+def _new_reason_to_proto(reason: Reason) -> pb.Reason:
     return pb.Reason(code=_REASON[reason.code], params=dict(reason.params), text=reason.text)
+
+
+class ReasonMessages:
+    """The message of each Reason object recently mapped, by identity (each entry holds its reason,
+    so an id cannot be reused while kept); cleared when full."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self._limit = limit
+        self._messages: dict[int, tuple[Reason, pb.Reason]] = {}
+
+    def __call__(self, reason: Reason) -> pb.Reason:
+        found = self._messages.get(id(reason))
+        if found is not None and found[0] is reason:
+            return found[1]
+        message = _new_reason_to_proto(reason)
+        if len(self._messages) >= self._limit:
+            self._messages.clear()
+        self._messages[id(reason)] = (reason, message)
+        return message
 
 
 def cohort_outcome_to_proto(outcome: CohortOutcome) -> pb.GeneratePathsResponse:

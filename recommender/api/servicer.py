@@ -11,6 +11,7 @@ from recommender.api.interceptors import TENANT
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.api.status import code_of, field_of, message_of, translated, translated_stream
+from recommender.domain.path import LearningPath
 from recommender.errors import InvalidInput, LubanError, clipped
 from recommender.service.app import App
 from recommender.service.recommend import plan_cohort
@@ -21,9 +22,35 @@ def tenant_of(context: grpc.ServicerContext) -> str:
     return TENANT.get()
 
 
+class PathMessages:
+    """The response message of each path recently served, by the path object: a cached path (the
+    same object on every page view until something changes) is mapped to its message once.
+    Cleared when full; holding each path keeps its id from being reused while kept."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._messages: dict[int, tuple[LearningPath, pb.LearningPath]] = {}
+        self._reasons = mapping.ReasonMessages()
+
+    def __call__(self, path: LearningPath) -> pb.LearningPath:
+        found = self._messages.get(id(path))
+        if found is not None and found[0] is path:
+            return found[1]
+        message = mapping.path_to_proto(path, self._reasons)
+        if self._limit > 0:
+            if len(self._messages) >= self._limit:
+                self._messages.clear()
+            self._messages[id(path)] = (path, message)
+        return message
+
+
+PATH_MESSAGES = 4096  # response messages kept (a page view's path is served again soon or not at all)
+
+
 class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
     def __init__(self, app: App) -> None:
         self.app = app
+        self._path_messages = PathMessages(PATH_MESSAGES if app.settings.path_cache_size else 0)
 
     # learners -------------------------------------------------------------------------------
     @translated
@@ -120,7 +147,7 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
     @translated
     def RecommendPath(self, request: pb.RecommendPathRequest, context: grpc.ServicerContext) -> pb.LearningPath:
         path = self.app.paths.recommend(tenant_of(context), mapping.path_request_from_proto(request))
-        return mapping.path_to_proto(path)
+        return self._path_messages(path)
 
     @translated_stream
     def GeneratePaths(

@@ -10,7 +10,7 @@ from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock, system_clock
 from recommender.service.learners import LearnerService
 from recommender.service.models import ModelRegistry, TrainingService, load_feature_schema
-from recommender.service.recommend import PathService
+from recommender.service.recommend import PathCache, PathService
 from recommender.storage import Store, open_store
 
 
@@ -55,6 +55,7 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
         max_module_attempts=settings.max_module_attempts,
         planning_threads=settings.planning_threads,
         planner_kernel=settings.planner_kernel,
+        cache=PathCache(settings.path_cache_size, timedelta(seconds=settings.path_cache_seconds)),
     )
     return App(
         settings=settings,

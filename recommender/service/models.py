@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import shutil
 import threading
@@ -81,48 +82,36 @@ class ModelRegistry:
     that trained it: another tenant cannot list, read or activate it (NOT_FOUND, as for a version
     that does not exist). There is no shared model: every model is trained on one tenant's data."""
 
-    def __init__(self, store: Store, models_dir: Path, clock: Clock, refresh_seconds: float | None = None) -> None:
-        """`refresh_seconds`: re-read the tenant's latest activation at most that often, so a version
-        activated by another process (the dashboard, a second server) is served here too; None:
-        only at the tenant's first use."""
+    def __init__(self, store: Store, models_dir: Path, clock: Clock, refresh_seconds: float = 2.0) -> None:
         self._store = store
         self.models_dir = models_dir
         self._clock = clock
         self._refresh_seconds = refresh_seconds
         self._active: dict[str, HybridModel | None] = {}
-        self._checked: dict[str, float] = {}  # tenant -> when its activation was last read (monotonic)
+        self._checked: dict[str, tuple[float, tuple[str, int, int] | None]] = {}  # tenant -> (checked, mark)
         self._lock = threading.RLock()
 
     # serving --------------------------------------------------------------------------------
     def active(self, tenant: str = DEFAULT_TENANT) -> HybridModel | None:
-        try:
-            model = self._active[tenant]
-        except KeyError:
-            self._checked[tenant] = time.monotonic()
-            return self.load_active(tenant)
-        refresh = self._refresh_seconds
-        if refresh is not None and time.monotonic() - self._checked.get(tenant, 0.0) >= refresh:
-            return self._follow(tenant, model)
-        return model
+        """The tenant's served model. Another process may activate a version, or rewrite the
+        active one (an erasure): every `refresh_seconds` the latest activation and the active
+        folder's identity are re-read, and the model reloaded when either changed."""
+        checked = self._checked.get(tenant)
+        if checked is not None and time.monotonic() - checked[0] < self._refresh_seconds:
+            try:
+                return self._active[tenant]
+            except KeyError:
+                pass
+        return self.load_active(tenant)
 
-    def _follow(self, tenant: str, model: HybridModel | None) -> HybridModel | None:
-        """The tenant's model after another process's activation, if one happened since."""
-        self._checked[tenant] = time.monotonic()
-        history = self._store.activation_history(tenant)
-        if not history or (model is not None and model.version == history[-1][0]):
-            return model
-        version = history[-1][0]
+    def _mark(self, version: str, tenant: str) -> tuple[str, int, int] | None:
+        """What identifies the served artifact: the version and its folder's inode and mtime (a
+        rewrite replaces the folder); None while the folder is missing (mid-rewrite)."""
         try:
-            loaded = replace(load_model(self.folder(version, tenant)), version=version)
-        except (ModelArtifactError, InvalidInput) as exc:
-            log.error("model %s of %s, activated elsewhere, cannot be loaded; keeping %s: %s", version, tenant,
-                      model.version if model else "none", exc)  # fmt: skip
-            return model
-        with self._lock:  # an activation in this process meanwhile wins
-            if self._active.get(tenant) is model:
-                self._active[tenant] = loaded
-                log.info("model %s active for %s (activated by another process)", version, tenant)
-            return self._active[tenant]
+            found = os.stat(self.folder(version, tenant))
+        except (FileNotFoundError, InvalidInput):
+            return None
+        return version, found.st_ino, found.st_mtime_ns
 
     def bkt(self, tenant: str = DEFAULT_TENANT) -> BKTModel:
         model = self.active(tenant)
@@ -133,20 +122,31 @@ class ModelRegistry:
         return {t: m.version for t, m in sorted(self._active.items()) if m is not None}
 
     def load_active(self, tenant: str = DEFAULT_TENANT) -> HybridModel | None:
-        """On the tenant's first use in this process: serve its latest recorded activation."""
+        """Serve the tenant's latest recorded activation, loaded again only when it (or its folder)
+        changed since this process last looked."""
+        started = time.monotonic()
         history = self._store.activation_history(tenant)
+        version = history[-1][0] if history else ""
+        mark = self._mark(version, tenant) if version else NO_MODEL_MARK
+        with self._lock:
+            previous = self._checked.get(tenant)
+            if tenant in self._active and previous is not None and (mark is None or previous[1] == mark):
+                if mark is not None:  # unchanged; mid-rewrite (None): keep serving, look again next call
+                    self._checked[tenant] = (started, mark)
+                return self._active[tenant]
         model: HybridModel | None = None
-        if history:
-            version = history[-1][0]
-            current = self._active.get(tenant)
-            if current is not None and current.version == version:
-                return current
+        if version:
             try:
                 model = replace(load_model(self.folder(version, tenant)), version=version)
             except (ModelArtifactError, InvalidInput) as exc:
                 log.error("active model %s of %s cannot be loaded, serving without a model: %s", version, tenant, exc)
-        with self._lock:  # an activation meanwhile wins over what was read before it
-            return self._active.setdefault(tenant, model)
+        with self._lock:
+            seen = self._checked.get(tenant)
+            if seen is not None and seen[0] > started:  # an activation here meanwhile wins over this read
+                return self._active.get(tenant)
+            self._active[tenant] = model
+            self._checked[tenant] = (started, mark)
+            return model
 
     # registry -------------------------------------------------------------------------------
     def tenant_folder(self, tenant: str) -> Path:
@@ -192,7 +192,7 @@ class ModelRegistry:
             previous = self._active_version(tenant)
             self._store.record_activation(version, self._clock(), tenant)
             self._active[tenant] = model
-            self._checked[tenant] = time.monotonic()
+            self._checked[tenant] = (time.monotonic(), self._mark(version, tenant))
         log.info("model %s active for %s (was %s)", version, tenant, previous or "none")
         return info, previous
 
@@ -217,6 +217,8 @@ class ModelRegistry:
             active = self._active.get(tenant)
             if active is not None and name in active.user_space.index:
                 self._active[tenant] = active.without_user_features([name])
+            if active is not None:
+                self._checked[tenant] = (time.monotonic(), self._mark(active.version, tenant))
         return changed
 
     def rollback(self, tenant: str = DEFAULT_TENANT) -> tuple[ModelInfo, str]:
@@ -279,6 +281,7 @@ def _version_folders(parent: Path) -> list[Path]:
 
 
 _DEFAULT_BKT = BKTModel()
+NO_MODEL_MARK = ("", 0, 0)  # the mark of a tenant with no activation
 
 
 def _info(version: str, meta: Mapping[str, Any], active: str) -> ModelInfo:

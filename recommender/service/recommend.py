@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import cast
 
 import numpy as np
@@ -268,6 +269,59 @@ class PathMemo:
         return len(self._paths)
 
 
+@dataclass(frozen=True)
+class CachedPath:
+    """A planned path and what it was planned from: the learner's evidence version (as the store
+    read it with the states planned on) and the planner (one catalog revision, one model), held
+    weakly so that entries planned before a swap do not keep old models alive."""
+
+    path: LearningPath
+    version: object
+    planner: weakref.ref[Planner]
+
+    def serves(self, planner: Planner, now: datetime, max_age: timedelta) -> bool:
+        """Planned by this planner, and young enough (the store's version is checked after)."""
+        planned = self.path.generated_at
+        return self.planner() is planner and planned is not None and now - planned <= max_age
+
+
+class PathCache:
+    """The last path per (tenant, request) in this process, for the page-view pattern (a path asked
+    for on every page a learner opens, mostly with nothing new since). An entry is served only
+    while the store's evidence version of the learner, read in the call's one transaction, is the
+    one it was planned from, the planner (catalog revision, active model) is the same, and it is
+    younger than `max_age` (forgetting lowers masteries with time alone). Bounded LRU; thread-safe.
+    Other processes' writes reach it through the store's version: nothing needs to be told."""
+
+    def __init__(self, limit: int, max_age: timedelta) -> None:
+        self._limit = limit
+        self.max_age = max_age
+        self._paths: OrderedDict[tuple[str, PathRequest], CachedPath] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, PathRequest]) -> CachedPath | None:
+        with self._lock:
+            found = self._paths.get(key)
+            if found is not None:
+                self._paths.move_to_end(key)
+            return found
+
+    def put(self, key: tuple[str, PathRequest], entry: CachedPath) -> None:
+        if self._limit <= 0:
+            return
+        with self._lock:
+            self._paths[key] = entry
+            self._paths.move_to_end(key)
+            while len(self._paths) > self._limit:
+                self._paths.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
+NO_PATH_CACHE = PathCache(0, timedelta(0))
+
+
 class PathService:
     def __init__(
         self,
@@ -280,7 +334,9 @@ class PathService:
         max_module_attempts: int,
         planning_threads: int = 1,
         planner_kernel: bool = True,
+        cache: PathCache = NO_PATH_CACHE,
     ) -> None:
+        self.cache = cache
         self.store = store
         self.catalogs = catalogs
         self._model = model
@@ -309,18 +365,32 @@ class PathService:
         return planner
 
     def recommend(self, tenant: str, request: PathRequest) -> LearningPath:
+        """The learner's path; the cached one (PathCache) when nothing it depends on changed."""
         require_id("learner_id", request.learner_id)
         planner = self.planner(tenant=tenant)
-        found = self.store.get_learner_record(tenant, request.learner_id)
+        key = (tenant, request)
+        cached = self.cache.get(key)
+        now = self._clock()
+        if cached is not None and not cached.serves(planner, now, self.cache.max_age):
+            cached = None
+        found = self.store.get_learner_record_if_changed(
+            tenant, request.learner_id, cached.version if cached is not None else None
+        )
         if found is None:
             raise NotFound("learner", request.learner_id, field="learner_id")
-        learner = found.learner
+        version, record = found
+        if record is None and cached is not None:
+            return cached.path
+        assert record is not None  # the store returns the record unless the version was known
+        learner = record.learner
         options = planner.options_for(learner, request)
         with self._planning_slots:  # CPU-bound: a few threads at a time, not every handler thread
-            return planner.plan(
-                model_key(tenant, learner.learner_id), learner, found.states, options, self._clock(),
-                found.studied_module_ids,
+            path = planner.plan(
+                model_key(tenant, learner.learner_id), learner, record.states, options, self._clock(),
+                record.studied_module_ids,
             )  # fmt: skip
+        self.cache.put(key, CachedPath(path, version, weakref.ref(planner)))
+        return path
 
     def now(self) -> datetime:
         return self._clock()

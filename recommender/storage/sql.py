@@ -8,6 +8,7 @@ Either way, a read-modify-write of a profile and the insert of its events are on
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import operator
@@ -71,10 +72,13 @@ def open_store(url: str, *, pool_size: int = 8, timeout_seconds: float = 10.0) -
     statement runs at most `timeout_seconds` and waits at most half of that for a lock (less when
     the call being served has less time left: storage.deadline)."""
     parsed = sa.engine.make_url(url)
+    writer_lock: WriterLock | None = None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
+        writer_lock = WriterLock(None)
         if database and database != ":memory:" and not database.startswith("file:"):
             _owner_only_file(Path(database))
+            writer_lock = WriterLock(Path(database + "-writer.lock"))
         engine = sa.create_engine(
             parsed,
             connect_args={"check_same_thread": False, "timeout": 30},
@@ -96,7 +100,49 @@ def open_store(url: str, *, pool_size: int = 8, timeout_seconds: float = 10.0) -
         _configure_postgres(engine, timeout_seconds)
     else:
         raise PreconditionFailed(f"unsupported store URL scheme {parsed.drivername!r}")
-    return SqlStore(engine, timeout_seconds)
+    return SqlStore(engine, timeout_seconds, writer_lock)
+
+
+class WriterLock:
+    """SQLite's one writer at a time, taken before BEGIN IMMEDIATE by every writer of the file:
+    in-process threads queue on a lock, other processes (several server processes, a CLI import
+    beside a server) on an fcntl lock on a file beside the database. Both wake the next waiter as
+    soon as the holder releases; SQLite's own busy handler sleeps with a growing backoff, which
+    gave writers seconds of tail latency (docs/decisions/0011-processes-writes-and-path-cache.md).
+    Reentrant within a thread (a write inside a write takes nothing more)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._path = path
+
+    def __enter__(self) -> WriterLock:
+        self._lock.acquire()
+        try:
+            if self._depth == 0 and self._path is not None:
+                if self._fd is None:
+                    self._fd = os.open(self._path, os.O_CREAT | os.O_RDWR, 0o600)
+                fcntl.flock(self._fd, fcntl.LOCK_EX)  # blocks in the kernel, woken at the holder's unlock
+        except BaseException:
+            self._lock.release()
+            raise
+        self._depth += 1
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._depth -= 1
+        try:
+            if self._depth == 0 and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 def _configure_postgres(engine: Engine, timeout_seconds: float) -> None:
@@ -166,17 +212,19 @@ def _configure_sqlite(engine: Engine) -> None:
 class SqlStore:
     """The Store implementation. Thread-safe: each call takes its own pooled connection."""
 
-    def __init__(self, engine: Engine, timeout_seconds: float = 10.0) -> None:
+    def __init__(self, engine: Engine, timeout_seconds: float = 10.0, writer_lock: WriterLock | None = None) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._timeout_seconds = timeout_seconds
         self._compiled: dict[str, Any] = {}
         self._reads = _serving_reads()  # built once: building them per call cost as much as running them
-        # SQLite has one writer at a time; in-process writers queue on a lock (woken at once)
-        # rather than in SQLite's busy handler (which sleeps with backoff: seconds of tail latency)
-        self._write_lock: AbstractContextManager[object] = (
-            threading.RLock() if self.dialect == "sqlite" else nullcontext()
-        )
+        self._mark = "?" if self.dialect == "sqlite" else "%s"  # the driver's parameter marker
+        # SQLite has one writer at a time: writers queue on WriterLock (woken at once) rather than
+        # in SQLite's busy handler; PostgreSQL serializes per learner with row locks instead
+        if writer_lock is None and self.dialect == "sqlite":
+            writer_lock = WriterLock(None)
+        self._writer_lock = writer_lock
+        self._write_lock: AbstractContextManager[object] = writer_lock if writer_lock is not None else nullcontext()
 
     # plumbing -------------------------------------------------------------------------------
     @contextmanager
@@ -265,6 +313,8 @@ class SqlStore:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._writer_lock is not None:
+            self._writer_lock.close()
 
     # catalog --------------------------------------------------------------------------------
     def catalog_revision(self) -> int:
@@ -382,11 +432,75 @@ class SqlStore:
         return found
 
     def get_learner_record(self, tenant: str, learner_id: str) -> LearnerRecord | None:
-        found = self._learner_and_states(tenant, learner_id, "learner", studied=True)
-        if found is None:
-            return None
-        row, states, studied = found
-        return LearnerRecord(_learner_from_row(row), tuple(states), studied)
+        found = self.get_learner_record_if_changed(tenant, learner_id, None)
+        return None if found is None else found[1]
+
+    def get_learner_record_if_changed(
+        self, tenant: str, learner_id: str, known: object | None
+    ) -> tuple[object, LearnerRecord | None] | None:
+        """The learner's evidence version and, unless it equals `known`, their record, in one
+        transaction. The version changes with every write that can change a path: the learner's
+        row (rewritten, or erased and created again) and every accepted result (a new event seq)."""
+        params = {"tenant": tenant, "learner": learner_id}
+        if known is not None and self.dialect == "sqlite":
+            # the page-view case: usually nothing changed, and one statement is its own snapshot
+            found = self._sqlite_read("version", params)
+            if found and tuple(found[0]) == known:
+                return known, None
+        with self._tx(write=False) as c:
+            rows = self._raw(c, "version", params)
+            if not rows:
+                return None
+            body, created_us, updated_us, profile_us, last_seq = rows[0]
+            version = (body, created_us, updated_us, profile_us, last_seq)
+            if version == known:
+                return version, None
+            states = [_state_from_values(*r) for r in self._raw(c, "states", params)]
+            studied = {m: int(n) for m, n in self._raw(c, "studied", params)}
+        learner = replace(learner_from_dict(json.loads(body)), created_at=from_micros(created_us),
+                          updated_at=from_micros(updated_us))  # fmt: skip
+        return version, LearnerRecord(learner, tuple(states), studied)
+
+    def _sqlite_read(self, name: str, params: dict[str, Any]) -> list[Any]:
+        """One serving read on SQLite, outside SQLAlchemy's transaction machinery (which costs
+        several times the statement): a pooled connection in autocommit mode, where a single
+        SELECT reads one consistent snapshot."""
+        left = deadline.remaining()
+        if left is not None and left <= 0:
+            raise StoreUnavailable("the call's deadline passed before the store was reached")
+        try:
+            raw = self.engine.raw_connection()
+            try:
+                compiled = self._compiled.get(name)
+                if compiled is None:
+                    compiled = self._compiled[name] = self._reads[name].compile(dialect=self.engine.dialect)
+                values = {**compiled.params, **params}
+                cursor = raw.cursor()
+                try:
+                    cursor.execute(compiled.string, tuple(values[k] for k in compiled.positiontup))
+                    return list(cursor.fetchall())
+                finally:
+                    cursor.close()
+            finally:
+                raw.close()  # back to the pool
+        except (sa_exc.SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
+            raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
+
+    def _raw(self, c: Connection, name: str, params: dict[str, Any]) -> list[Any]:
+        """One of the serving reads (_serving_reads) straight on the driver's cursor: compiled once
+        per store, rows as the driver's tuples, none of SQLAlchemy's per-call result machinery
+        (the serving path runs a few of these per call)."""
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            compiled = self._compiled[name] = self._reads[name].compile(dialect=c.dialect)
+        values = {**compiled.params, **params}  # the statement's own literals, then the call's values
+        args: Any = tuple(values[k] for k in compiled.positiontup) if compiled.positional else values
+        cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(compiled.string, args)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
 
     def get_learner_records(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, LearnerRecord]:
         ids = sorted(set(learner_ids))
@@ -524,16 +638,26 @@ class SqlStore:
         """Lock the learners' rows in id order (PostgreSQL); those that exist, with the time
         their profile was last updated (microseconds)."""
         known: dict[str, int | None] = {}
+        lock = " FOR UPDATE" if self.dialect == "postgresql" else ""
         for chunk in _chunks(sorted(set(learner_ids))):
-            query = (
-                sa.select(t.learners.c.learner_id, t.learners.c.profile_updated_us)
-                .where(t.learners.c.tenant_id == tenant)
-                .where(t.learners.c.learner_id.in_(chunk))
-                .order_by(t.learners.c.learner_id)
-                .with_for_update()
-            )
-            known.update(iter(c.execute(query).tuples()))  # (learner_id, profile_updated_us) pairs
+            sql = (f"SELECT learner_id, profile_updated_us FROM {t.learners.name} WHERE tenant_id = {self._mark} "
+                   f"AND learner_id IN ({self._marks(len(chunk))}) ORDER BY learner_id{lock}")  # fmt: skip
+            known.update(self._query(c, sql, (tenant, *chunk)))  # (learner_id, profile_updated_us) pairs
         return known
+
+    def _marks(self, n: int) -> str:
+        return ", ".join([self._mark] * n)
+
+    def _query(self, c: Connection, sql: str, args: Sequence[Any]) -> list[Any]:
+        """A statement straight on the driver's cursor, its rows as the driver's tuples: the
+        writer's statements are simple and run once per transaction, and SQLAlchemy's per-statement
+        work (compiling an IN list, building result rows) cost more than running them."""
+        cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, tuple(args))
+            return list(cursor.fetchall()) if cursor.description is not None else []
+        finally:
+            cursor.close()
 
     # assessments ----------------------------------------------------------------------------
     def record_events(
@@ -604,12 +728,9 @@ class SqlStore:
             self._executemany(c, "insert events", t.events.insert, new_rows)
             self._upsert_states(c, tenant, dirty)
             for chunk in _chunks(sorted({k[0] for k in dirty})):
-                c.execute(
-                    t.learners.update()
-                    .where(t.learners.c.tenant_id == tenant)
-                    .where(t.learners.c.learner_id.in_(chunk))
-                    .values(profile_updated_us=now_us)
-                )
+                sql = (f"UPDATE {t.learners.name} SET profile_updated_us = {self._mark} WHERE tenant_id = {self._mark} "
+                       f"AND learner_id IN ({self._marks(len(chunk))})")  # fmt: skip
+                self._query(c, sql, (now_us, tenant, *chunk))
         profiles: dict[str, tuple[list[SkillState], datetime | None]] = {}
         if with_profiles:
             updated_learners = {k[0] for k in dirty}
@@ -624,28 +745,26 @@ class SqlStore:
     def _fingerprints(self, c: Connection, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         for chunk in _chunks(sorted(set(event_ids))):
-            rows = c.execute(
-                sa.select(t.events.c.event_id, t.events.c.fingerprint)
-                .where(t.events.c.tenant_id == tenant)
-                .where(t.events.c.event_id.in_(chunk))
-            )
-            found.update({row.event_id: row.fingerprint for row in rows})
+            sql = (f"SELECT event_id, fingerprint FROM {t.events.name} WHERE tenant_id = {self._mark} "
+                   f"AND event_id IN ({self._marks(len(chunk))})")  # fmt: skip
+            found.update(self._query(c, sql, (tenant, *chunk)))
         return found
 
     def _states(
         self, c: Connection, tenant: str, learner_ids: Sequence[str], skill_ids: Sequence[str] | None
     ) -> dict[str, dict[str, SkillState]]:
         states: dict[str, dict[str, SkillState]] = {}
-        s = t.skill_states.c
+        if skill_ids is not None and not skill_ids:
+            return states
+        columns = ", ".join(col.name for col in _state_columns())
         for chunk in _chunks(learner_ids):
-            query = sa.select(s.learner_id, *_state_columns())
-            query = query.where(s.tenant_id == tenant).where(s.learner_id.in_(chunk))
-            if skill_ids is not None:
-                if not skill_ids:
-                    return states
-                if len(skill_ids) <= _IN_CHUNK:
-                    query = query.where(s.skill_id.in_(skill_ids))
-            for row in c.execute(query).tuples():
+            sql = (f"SELECT learner_id, {columns} FROM {t.skill_states.name} WHERE tenant_id = {self._mark} "
+                   f"AND learner_id IN ({self._marks(len(chunk))})")  # fmt: skip
+            args: list[Any] = [tenant, *chunk]
+            if skill_ids is not None and len(skill_ids) <= _IN_CHUNK:
+                sql += f" AND skill_id IN ({self._marks(len(skill_ids))})"
+                args += skill_ids
+            for row in self._query(c, sql, args):
                 states.setdefault(row[0], {})[row[1]] = _state_from_values(*row[1:])
         return states
 
@@ -796,6 +915,15 @@ def _serving_reads() -> dict[str, Any]:
         .where(s.tenant_id == tenant)
         .where(s.learner_id == learner)
         .order_by(s.skill_id),
+        "version": sa.select(
+            x.body,
+            x.created_us,
+            x.updated_us,
+            x.profile_updated_us,
+            sa.select(sa.func.max(e.seq)).where(e.tenant_id == tenant).where(e.learner_id == learner).scalar_subquery(),
+        )
+        .where(x.tenant_id == tenant)
+        .where(x.learner_id == learner),
         "studied": sa.select(e.module_id, sa.func.count())
         .where(e.tenant_id == tenant)
         .where(e.learner_id == learner)

@@ -99,6 +99,13 @@ class Store(Protocol):
     def get_learner_record(self, tenant: str, learner_id: str) -> LearnerRecord | None:
         """The learner, their states and studied modules, read in one transaction; None if unknown."""
 
+    def get_learner_record_if_changed(
+        self, tenant: str, learner_id: str, known: object | None
+    ) -> tuple[object, LearnerRecord | None] | None:
+        """(evidence version, record) read in one transaction, the record None when the version
+        equals `known` (nothing a path depends on changed); None for an unknown learner. Versions
+        are opaque and compare equal only when the learner's row and results are the same."""
+
     def get_learner_records(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, LearnerRecord]:
         """get_learner_record for many learners, all read in one transaction; unknown ids are absent."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from dataclasses import replace
 from datetime import timedelta
@@ -15,7 +17,7 @@ from recommender.domain.learner import Learner
 from recommender.domain.profile import LearnerRecord
 from recommender.errors import Conflict
 from recommender.kt.bkt import BKTModel, profile_updater, replay
-from recommender.storage import EventOutcome, SqlStore, migrations
+from recommender.storage import EventOutcome, SqlStore, migrations, open_store
 from recommender.storage.store import erasure_subject
 from tests.conftest import T0, tiny_catalog
 
@@ -270,3 +272,30 @@ def test_learners_version_and_changes_follow_the_tenant_s_learners(store: SqlSto
     assert store.changed_learners("t1", max(second[1:])) == ["ana"]
     store.delete_learner("t1", "ana")
     assert store.learners_version("t1")[0] == 1
+
+
+def test_sqlite_writers_of_every_process_take_turns_on_the_lock_file(sqlite_url: str) -> None:
+    """A writer waits for whoever holds the lock file beside the database (another process, here
+    this test's own lock on it) and writes once it is released, rather than meeting SQLite's busy
+    handler; readers are not held up."""
+    store = open_store(sqlite_url)
+    store.create_schema()
+    holder = os.open(sqlite_url.removeprefix("sqlite:///") + "-writer.lock", os.O_RDWR)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        wrote = threading.Event()
+
+        def write() -> None:
+            store.upsert_learners("t1", [Learner("waits", languages=("en",))], T0)
+            wrote.set()
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        assert not wrote.wait(0.5), "the write waited for the lock's holder"
+        assert store.get_learner("t1", "waits") is None, "reads go on meanwhile"
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        writer.join(timeout=30)
+        assert wrote.is_set() and store.get_learner("t1", "waits") is not None
+    finally:
+        os.close(holder)
+        store.close()
