@@ -28,9 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--world", choices=["demo", "junyi"], default="demo", help="the hidden world (default: demo)")
     sim.add_argument("--catalog", type=Path, help="catalog JSON (junyi: the converted Junyi catalog)")
-    sim.add_argument("--learners", type=int, default=100)
-    sim.add_argument("--max-modules", type=int, default=100)
-    sim.add_argument("--seed", type=int, default=1)
+    sim.add_argument("--learners", type=int, default=100, help="simulated learners (default: 100)")
+    sim.add_argument("--max-modules", type=int, default=100, help="modules a learner may take at most (default: 100)")
+    sim.add_argument("--seed", type=int, default=1, help="the world's and the learners' draws (default: 1)")
     sim.add_argument("--json", type=Path, dest="json_out", help="also write the report as JSON")
     sim.add_argument(
         "--history",

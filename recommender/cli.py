@@ -198,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
     )
+    # Alembic logs its plugins and every step of a store's migration at INFO: noise at each open
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = settings_from(args)
         return _dispatch(args, settings)

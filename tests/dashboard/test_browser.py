@@ -147,9 +147,11 @@ def _sign_in(driver: Any, base_url: str, token: str) -> None:
 
 
 def _wait(driver: Any, condition: Any) -> None:
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, 30).until(condition)
+    # an element read while its page is being replaced is stale: look again, as for one not there yet
+    WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
 
 
 def test_sign_in_with_the_keyboard(browser: Any, base_url: str) -> None:
