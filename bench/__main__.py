@@ -394,8 +394,15 @@ def quality(work: Path, quick: bool) -> dict[str, Any]:
         if (data / "learners.csv").exists():
             files += ["--learners", str(data / "learners.csv")]
         report = work / f"{name}-eval.json"
-        _, seconds, _ = recommender(work, "evaluate", *files, "--split", split, "--json", str(report))
-        _, train_seconds, peak = recommender(work, "train", *files, "--no-activate")
+        # OULAD's learner attributes are features only by declaration (docs/oulad-features.json), as
+        # the ML docs evaluate it
+        env = (
+            {**os.environ, "LUBAN_FEATURE_SCHEMA_FILE": str(ROOT / "docs" / "oulad-features.json")}
+            if name == "oulad"
+            else None
+        )
+        _, seconds, _ = recommender(work, "evaluate", *files, "--split", split, "--json", str(report), env=env)
+        _, train_seconds, peak = recommender(work, "train", *files, "--no-activate", env=env)
         pybkt = pybkt_row(work, data, split)
         if pybkt:
             evaluation = json.loads(report.read_text())
