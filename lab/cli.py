@@ -15,8 +15,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
 from lab.policies import LAB_POLICIES, NoisyOracle, historical_popularity, lab_policies
 
 
@@ -75,10 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from recommender.cli import run_simulation
     from recommender.domain.catalog import build_catalog
     from recommender.domain.codec import catalog_parts_from_dict
     from recommender.service.demo import demo_catalog_path
-    from recommender.service.simulate import cohort_for, simulate
+    from recommender.service.simulate import cohort_for
 
     if args.world == "junyi" and not args.catalog:
         print("error: --world junyi needs --catalog (recommender convert junyi SRC OUT)", file=sys.stderr)
@@ -105,22 +104,5 @@ def _simulate(args: argparse.Namespace) -> int:
         oracle_margin=args.oracle_margin,
     )
     cohort = cohort_for(catalog, args.world, args.learners, args.seed)
-    past = cohort_for(catalog, args.world, args.history, args.seed, past=True)
-    if past:
-        print(f"training a model on {len(past)} past learners' results first")
-    with tqdm(total=len(policies) * len(cohort), unit="learner", desc="simulate", disable=None) as bar:
-
-        def advance(n: int) -> None:
-            bar.update(n)
-
-        report = simulate(
-            catalog, cohort, world_name=args.world, seed=args.seed, max_modules=args.max_modules,
-            policies=policies, progress=advance, history=past, reset_degenerate_bkt=args.reset_degenerate_bkt,
-            extra={"oracle_noise": args.oracle_noise, "oracle_margin": args.oracle_margin},
-        )  # fmt: skip
-    print(report.table())
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(report.to_json(), indent=1) + "\n")
-        print(f"wrote {args.json_out}")
-    return 0
+    extra = {"oracle_noise": args.oracle_noise, "oracle_margin": args.oracle_margin}
+    return run_simulation(args, catalog, cohort, policies, extra)

@@ -9,7 +9,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,10 @@ from recommender.errors import InvalidInput, LubanError
 from recommender.listen import ListenError, check_free
 
 if TYPE_CHECKING:
+    from recommender.domain.catalog import Catalog
     from recommender.service.app import App
+    from recommender.service.simulate import Policy
+    from recommender.simulation.truth import HiddenLearner
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -461,7 +464,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from recommender.domain.catalog import build_catalog
     from recommender.domain.codec import catalog_parts_from_dict
     from recommender.service.demo import demo_catalog_path
-    from recommender.service.simulate import NO_ROUTE, POLICIES, chinese_route_cohort, cohort_for, simulate
+    from recommender.service.simulate import NO_ROUTE, POLICIES, chinese_route_cohort, cohort_for
 
     if args.family or args.families:
         return _simulate_families(args)
@@ -488,6 +491,20 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"{len(cohort)} learners whose role needs modules taught only in Chinese above their HSK level")
     else:
         cohort = cohort_for(catalog, args.world, args.learners, args.seed)
+    return run_simulation(args, catalog, cohort, policies)
+
+
+def run_simulation(
+    args: argparse.Namespace,
+    catalog: Catalog,
+    cohort: Sequence[HiddenLearner],
+    policies: Sequence[str | Policy],
+    extra: Mapping[str, Any] | None = None,
+) -> int:
+    """Simulate `policies` on `cohort` (after training on `--history` past learners, if asked),
+    with a progress bar; print the table and write `--json`. The lab's command runs it too."""
+    from recommender.service.simulate import cohort_for, simulate
+
     past = cohort_for(catalog, args.world, args.history, args.seed, past=True)
     if past:
         print(f"training a model on {len(past)} past learners' results first")
@@ -506,6 +523,7 @@ def _simulate(args: argparse.Namespace) -> int:
             progress=advance,
             history=past,
             reset_degenerate_bkt=args.reset_degenerate_bkt,
+            extra=extra,
         )
     print(report.table())
     if args.json_out:

@@ -4,7 +4,7 @@ sees the same jobs, whichever process runs one."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 JOB_STATES = ("queued", "running", "succeeded", "failed")
@@ -37,9 +37,5 @@ class TrainingJob:
         is failed, not running forever."""
         seen = self.updated_at or self.started_at
         if self.active and now - seen > JOB_LOST_AFTER:
-            return TrainingJob(
-                self.job_id, self.started_at, self.tenant, "failed", self.progress,
-                "lost: the process running it stopped", self.model_version, self.activated, seen,
-                self.metrics, self.updated_at,
-            )  # fmt: skip
+            return replace(self, state="failed", message="lost: the process running it stopped", finished_at=seen)
         return self
