@@ -471,19 +471,11 @@ def _walk(arrays: CatalogArrays, start: _BatchStart, inputs: Sequence[PlanInput]
         opened=route.opened if route is not None else None,
     )
     out = _Out(steps, [StopReason.MAX_STEPS] * size, np.full(size, -1), [[] for _ in inputs], np.zeros(size))
-    parts: list[_Work | None] = [work]
+    left: _Work | None = work
     if kernel and _kernel_available():
-        # the kernel has no Chinese route: learners climbing the ladder run the reference (a learner's
-        # path does not depend on who else is planned with them, so the batch may be split)
-        climbing = route.target > route.level_now if route is not None else np.zeros(size, dtype=bool)
-        compiled = work.keep(~climbing) if climbing.any() else work
-        parts = [work.keep(climbing) if climbing.any() else None]
-        if len(compiled.ids):
-            parts.append(_compiled_steps(arrays, ra, start.explain, inputs, start.renderers, start.review_due,
-                                         compiled, out))  # fmt: skip
-    for part in parts:
-        if part is not None:
-            _reference_steps(ra, start.explain, inputs, start.renderers, start.review_due, part, out)
+        left = _compiled_steps(arrays, ra, start.explain, inputs, start.renderers, start.review_due, work, out)
+    if left is not None:
+        _reference_steps(ra, start.explain, inputs, start.renderers, start.review_due, left, out)
     return out
 
 
@@ -724,9 +716,13 @@ def _compiled_steps(
 
     role = _kernel_inputs(arrays, ra, explain.threshold)
     flagged = work.flagged if work.flagged is not None else np.zeros_like(work.allowed)
+    route = None
+    if work.gate is not None and work.route is not None and work.opened is not None:
+        c = np.ascontiguousarray
+        route = (c(work.gate, dtype=np.int64), c(work.level, dtype=np.int64), c(work.route), c(work.opened))
     found = kernel.plan_steps(
         role, work.mastery, work.allowed, work.implied, flagged, work.model_logit,
-        work.behind_unplaced, work.minutes_used, work.taken, work.max_steps, work.budget,
+        work.behind_unplaced, work.minutes_used, work.taken, work.max_steps, work.budget, route,
     )  # fmt: skip
     rows, cols = np.nonzero((np.arange(found.chosen.shape[1]) < found.n_steps[:, None]) & ~found.ambiguous[:, None])
     chosen = found.chosen[rows, cols]
@@ -746,7 +742,7 @@ def _compiled_steps(
             steps.append(
                 explain.step(inputs[b], renderers[b], len(steps) + 1, mastery[i], j, found.projected[i, t],
                              score.item(n), success.item(n), found.unlock.item(i, t), found.satisfied[i, t],
-                             review_due[b], b, int(work.level[i]))
+                             review_due[b], b, found.level.item(i, t))
             )  # fmt: skip
             n += 1
         out.stops[b] = _KERNEL_STOPS[int(found.stop[i])]
@@ -799,6 +795,7 @@ def _kernel_inputs(arrays: CatalogArrays, ra: _RoleArrays, threshold: float) -> 
         level=c(ra.level),
         weight=c(ra.weight),
         gated=c(ra.gated),
+        raises=c(view.raises_chinese_level.astype(np.int64)),
         consts=np.array([threshold, EPS, UNLOCK_WEIGHT, TARGET_SUCCESS, ZPD_WIDTH, ZPD_FLOOR, TIE_TOLERANCE]),
     )
     arrays.derived[key] = (ra, built)
