@@ -29,6 +29,7 @@ unlocks for modules the learner cannot take.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +48,7 @@ from recommender.planner.reasons import Renderer
 if TYPE_CHECKING:
     from recommender.planner.kernel import RoleInputs
 
+_new = tuple.__new__
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
@@ -194,6 +196,7 @@ class _RoleArrays:
     check_skills: npt.NDArray[np.intp]  # the role's skills, then the other skills its view's modules teach
     check_targets: FloatArray  # the mastery each must reach: its requirement's target, else the confidence
     n_taught: npt.NDArray[np.intp]  # skills each view module teaches: its leading skill_pad slots
+    catalog: Catalog
 
     @classmethod
     def of(
@@ -246,7 +249,27 @@ class _RoleArrays:
             check_skills=np.array(check_skills, dtype=np.intp),
             check_targets=np.r_[level, np.full(len(check_skills) - len(req_idx), confidence)],
             n_taught=np.array([len(s) for s in view.skill_lists], dtype=np.intp),
+            catalog=catalog,
         )
+
+    @functools.cached_property
+    def modules_info(self) -> list[tuple[str, int, tuple[int, ...], tuple[str, ...], tuple[int, ...]]]:
+        """Per view module, what a step placing it reports that no learner changes: its id, minutes,
+        skills (indexes and ids) and the requirement each skill meets (len(req_idx): none)."""
+        catalog, view = self.catalog, self.view
+        requirement_of = self.requirement_of.tolist()
+        return [
+            (module_id, catalog.modules[module_id].estimated_minutes, skills,
+             tuple(catalog.skill_ids[s] for s in skills), tuple(requirement_of[s] for s in skills))
+            for module_id, skills in zip(view.module_ids, view.skill_lists, strict=True)
+        ]  # fmt: skip
+
+    @functools.cached_property
+    def dependents_info(self) -> list[tuple[tuple[int, float, str], ...]]:
+        """Per view module, its dependents in view order with their role relevance and id."""
+        view = self.view
+        relevance = view.role_relevance.tolist()
+        return [tuple((k, float(relevance[k]), view.module_ids[k]) for k in d) for d in view.dependents]
 
     def mastered(self, m_pad: FloatArray, threshold: float) -> BoolArray:
         """(learners, view modules): whether each module counts as mastered, its skills' mastery
@@ -851,8 +874,11 @@ class _Explainer:
     requirement_of: list[int] = field(init=False)
     language: dict[tuple[int, tuple[str, ...]], str] = field(init=False, default_factory=dict)
 
+    level_texts: list[str] = field(init=False)
+
     def __post_init__(self) -> None:
         self.levels = self.ra.level.tolist()
+        self.level_texts = [f"{v:.2f}" for v in self.levels]
         self.requirement_of = self.ra.requirement_of.tolist()
 
     def step(
@@ -873,48 +899,47 @@ class _Explainer:
     ) -> PathStep:
         """Place view module j, whose skills' projected mastery (padded) the step loop computed, for
         the batch's learner `row`, at `chinese_level` before the step."""
-        catalog, ra, levels = self.catalog, self.ra, self.levels
-        view = ra.view
-        module = catalog.modules[view.module_ids[j]]
-        skills = view.skill_lists[j]
+        levels = self.levels
+        module_id, minutes, skills, skill_ids, requirements = self.ra.modules_info[j]
         before = [mastery.item(s) for s in skills]
         after = projected[: len(skills)].tolist()
         for s, a in zip(skills, after, strict=True):
             mastery[s] = a
 
         reasons: list[Reason] = []
-        if self.route is not None and self.route.modules[row, j]:
-            k = self.route.unlocked(ra, row, chinese_level)
+        if self.route is not None and self.route.modules.item(row, j):
+            k = self.route.unlocked(self.ra, row, chinese_level)
             if k is not None:
-                needed, now = str(int(self.route.gate[row, k])), str(chinese_level)
-                reasons.append(renderer.reason(ReasonCode.LANGUAGE_UNLOCK, view.module_ids[k], needed, now))
+                needed, now = str(self.route.gate.item(row, k)), str(chinese_level)
+                reasons.append(renderer.reason(ReasonCode.LANGUAGE_UNLOCK, self.ra.view.module_ids[k], needed, now))
         review = False
-        attempts = x.state.studied.get(module.module_id, 0)
+        attempts = x.state.studied.get(module_id, 0) if x.state.studied else 0
         if attempts:
             weakest = min(range(len(skills)), key=lambda i: (before[i], i))
-            reasons.append(renderer.reason(ReasonCode.REMEDIATE, module.module_id, str(attempts),
-                                           catalog.skill_ids[skills[weakest]], f"{before[weakest]:.2f}",
-                                           f"{self._target(skills[weakest]):.2f}"))  # fmt: skip
+            reasons.append(renderer.reason(ReasonCode.REMEDIATE, module_id, str(attempts), skill_ids[weakest],
+                                           f"{before[weakest]:.2f}", f"{self._target(skills[weakest]):.2f}"))  # fmt: skip
         # the role's skills this module teaches that are still short of their level, in role order
-        gaps = sorted(
-            (r, s, b)
-            for r, s, b in zip([self.requirement_of[s] for s in skills], skills, before, strict=True)
+        gaps = [
+            (r, i, b)
+            for i, (r, b) in enumerate(zip(requirements, before, strict=True))
             if r < len(levels) and b < levels[r]
-        )
-        for r, s, b in gaps:
-            skill_id = catalog.skill_ids[s]
+        ]
+        if len(gaps) > 1:
+            gaps.sort(key=lambda g: (g[0], skills[g[1]], g[2]))
+        for r, i, b in gaps:
+            skill_id = skill_ids[i]
             if review_due[r]:
                 review = True
-                days = x.state.days_since_practice[s]
+                days = x.state.days_since_practice[skills[i]]
                 reasons.append(renderer.reason(ReasonCode.REVIEW_DUE, skill_id, f"{days:.0f}"))
-            reasons.append(renderer.reason(ReasonCode.SKILL_GAP, skill_id, f"{b:.2f}", f"{levels[r]:.2f}"))
-            reasons.append(renderer.reason(ReasonCode.ROLE_REQUIRES, ra.role.role_id, skill_id))
-        if unlock > EPS and not satisfied[j]:
-            unlocked = _best_unlocked(view, j, satisfied, self.reachable[id(x)])
+            reasons.append(renderer.reason(ReasonCode.SKILL_GAP, skill_id, f"{b:.2f}", self.level_texts[r]))
+            reasons.append(renderer.reason(ReasonCode.ROLE_REQUIRES, self.ra.role.role_id, skill_id))
+        if unlock > EPS and not satisfied.item(j):
+            unlocked = _best_unlocked(self.ra, j, satisfied, self.reachable[id(x)])
             if unlocked is not None:
                 reasons.append(renderer.reason(ReasonCode.PREREQUISITE_FOR, unlocked))
         if x.model is not None:
-            similar = x.model.success.item(view.modules[j])
+            similar = x.model.success.item(self.ra.view.modules.item(j))
             if similar >= SIMILAR_LEARNERS_MIN_SUCCESS:
                 # the model's figure for learners like this one, beside the step's own expected
                 # success (which also weighs what this learner knows), each named as what it is
@@ -924,20 +949,15 @@ class _Explainer:
         key = (j, x.options.languages)
         language = self.language.get(key)
         if language is None:
+            view = self.ra.view
             language = self.language[key] = _language_of(
-                view.primary_languages[j], module.languages, x.options.languages
+                view.primary_languages[j], self.catalog.modules[module_id].languages, x.options.languages
             )
         reasons.append(renderer.reason(ReasonCode.LANGUAGE_MATCH, language))
-        return PathStep(
-            position=position,
-            module_id=module.module_id,
-            score=score,
-            expected_success=success,
-            gains=tuple(SkillGain(catalog.skill_ids[s], b, a) for s, b, a in zip(skills, before, after, strict=True)),
-            estimated_minutes=module.estimated_minutes,
-            review=review,
-            reasons=tuple(reasons),
-        )
+        # tuple.__new__: the NamedTuples' own constructors cost more than the rest of a gain
+        gains = tuple([_new(SkillGain, (k, b, a)) for k, b, a in zip(skill_ids, before, after, strict=True)])
+        return _new(PathStep, (position, module_id, score, success, gains, minutes, review, tuple(reasons),
+                               StepKind.STUDY, ()))  # fmt: skip
 
     def _target(self, skill: int) -> float:
         """The mastery a skill must reach: its requirement's target, else a prerequisite's."""
@@ -1042,16 +1062,15 @@ def _readiness_after(catalog: Catalog, ra: _RoleArrays, mastery: FloatArray, ste
     return float(ra.readiness(projected)[0])
 
 
-def _best_unlocked(view: ModuleView, j: int, satisfied: BoolArray, reachable: BoolArray) -> str | None:
+def _best_unlocked(ra: _RoleArrays, j: int, satisfied: BoolArray, reachable: BoolArray) -> str | None:
     """The module j is a prerequisite of that teaches the most role skills (smallest id on ties),
     among those the learner can take: a module they cannot take is no reason to study j."""
     best: tuple[float, str] | None = None
-    for k in view.dependents[j]:
-        if satisfied[k] or not reachable[k]:
+    for k, relevance, module_id in ra.dependents_info[j]:
+        if satisfied.item(k) or not reachable.item(k):
             continue
-        relevance = float(view.role_relevance[k])
         if best is None or relevance > best[0]:
-            best = (relevance, view.module_ids[k])
+            best = (relevance, module_id)
     return best[1] if best else None
 
 
@@ -1076,19 +1095,26 @@ class _ChineseRoute:
     modules: BoolArray  # (learners, view modules) the route: a ladder module reaching the target, with
     # every module it needs not yet mastered (prerequisites, and the ladder below its own level)
     opened: FloatArray  # (learners, requirements) 1 where the route opens a requirement still short
+    # unlocked() per (learner, level): every route step of a learner at one level asks the same
+    _unlocked: dict[tuple[int, int], int | None] = field(default_factory=dict, compare=False, repr=False)
 
     def unlocked(self, ra: _RoleArrays, row: int, level: int) -> int | None:
         """The view module a route step at `level` leads to: among those the route opens (taught
         only in Chinese above `level`, up to the target) that the learner can reach, the one
         needing the lowest level, teaching and leading to the role most, smallest id."""
+        key = (row, level)
+        if key in self._unlocked:
+            return self._unlocked[key]
         view = ra.view
         gate = self.gate[row]
         ahead = np.flatnonzero((gate > level) & (gate <= self.target[row]) & self.reachable[row] & ~self.modules[row])
-        if not ahead.size:
-            return None
-        worth = view.role_relevance + view.behind_teaches.sum(axis=1)
-        return min(ahead.tolist(), key=lambda k: (view.role_relevance[k] <= 0, int(gate[k]), -float(worth[k]),
-                                                  view.module_ids[k]))  # fmt: skip
+        found = None
+        if ahead.size:
+            worth = view.role_relevance + view.behind_teaches.sum(axis=1)
+            found = min(ahead.tolist(), key=lambda k: (view.role_relevance[k] <= 0, int(gate[k]), -float(worth[k]),
+                                                       view.module_ids[k]))  # fmt: skip
+        self._unlocked[key] = found
+        return found
 
 
 def _chinese_route(
