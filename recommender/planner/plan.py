@@ -916,8 +916,9 @@ class _Explainer:
         attempts = x.state.studied.get(module_id, 0) if x.state.studied else 0
         if attempts:
             weakest = min(range(len(skills)), key=lambda i: (before[i], i))
+            target = f"{self._target(skills[weakest]):.2f}"
             reasons.append(renderer.reason(ReasonCode.REMEDIATE, module_id, str(attempts), skill_ids[weakest],
-                                           f"{before[weakest]:.2f}", f"{self._target(skills[weakest]):.2f}"))  # fmt: skip
+                                           f"{before[weakest]:.2f}", target))  # fmt: skip
         # the role's skills this module teaches that are still short of their level, in role order
         gaps = [
             (r, i, b)

@@ -31,6 +31,7 @@ from recommender.domain.path import LearningPath
 from recommender.domain.profile import NO_STUDIES, SkillState
 from recommender.errors import InvalidInput, LubanError, PreconditionFailed
 from recommender.kt.bkt import profile_updater
+from recommender.planner.plan import warm_kernel
 from recommender.service.recommend import PathRequest, PlanItem, Planner, model_key
 
 CHUNK = 2000
@@ -48,12 +49,15 @@ class ChunkTask:
     rows: list[tuple[int, Mapping[str, Any]]]  # (line number, record)
     states: dict[str, list[SkillState]]
     studied: dict[str, Mapping[str, int]] = field(default_factory=dict)  # modules with prior results
+    # where the worker writes the chunk's output itself (a worker on this machine: the output, tens
+    # of MB, is not sent back through a pipe); "": returned in the result
+    spill: str = ""
 
 
 @dataclass(frozen=True)
 class ChunkResult:
     index: int
-    output: bytes
+    output: bytes | None  # None: written by the worker to the task's `spill` file (fsynced)
     errors: list[tuple[int, str, str, str]]
     planned: int
 
@@ -96,7 +100,14 @@ def plan_chunk(
         else:
             paths.append(path)
     errors.sort()  # in line order, whichever stage found the problem
-    return ChunkResult(task.index, encode(paths, task.index == 0), errors, len(paths))
+    output = encode(paths, task.index == 0)
+    if not task.spill:
+        return ChunkResult(task.index, output, errors, len(paths))
+    with open(task.spill, "wb") as handle:
+        handle.write(output)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return ChunkResult(task.index, None, errors, len(paths))
 
 
 def _error_field(exc: Exception) -> str:
@@ -118,6 +129,10 @@ class CohortSummary:
 class Runner(Protocol):
     """Runs plan_chunk tasks: in-process, in a process pool, or on a Dask cluster."""
 
+    # whether its workers share this machine's files (each writes its chunk's part itself)
+    @property
+    def local_files(self) -> bool: ...
+
     def submit(self, task: ChunkTask) -> Future[ChunkResult]: ...
 
     def close(self) -> None: ...
@@ -129,11 +144,15 @@ class LocalRunner:
 
     def __init__(self, planner: Planner, options: CohortOptions, now: datetime, encode: Encoder, workers: int) -> None:
         self._args = (planner, options, now, encode)
+        if workers > 1 and planner.kernel:
+            # loaded once here, before the workers fork, instead of once in each of them
+            warm_kernel()
         self._pool = (
             ProcessPoolExecutor(max_workers=workers, initializer=_install_worker, initargs=self._args)
             if workers > 1
             else None
         )
+        self.local_files = self._pool is not None
 
     def submit(self, task: ChunkTask) -> Future[ChunkResult]:
         if self._pool is not None:
@@ -203,6 +222,7 @@ class DaskRunner:
         direct = dask.config.get("distributed.client.direct-to-workers", None)
         self._client = Client(address, direct_to_workers=True if direct is None else bool(direct))
         self._job = f"luban-cohort-{uuid.uuid4().hex}"
+        self.local_files = False
         self._client.register_plugin(CohortJob(planner, options, now, encode), name=self._job)
 
     def submit(self, task: ChunkTask) -> Future[ChunkResult]:
@@ -300,14 +320,16 @@ def run_cohort(
     def collect(result: ChunkResult) -> None:
         part = work / f"part-{result.index:08d}"
         tmp = part.with_suffix(".tmp")
-        tmp.write_bytes(result.output)
+        if result.output is not None:
+            tmp.write_bytes(result.output)
         errors = "".join(
             json.dumps(dict(zip(ERROR_COLUMNS, e, strict=True)), ensure_ascii=False) + "\n" for e in result.errors
         )
         (work / f"errors-{result.index:08d}.jsonl").write_text(errors, encoding="utf-8")
         (work / f"count-{result.index:08d}").write_text(str(result.planned))
-        with tmp.open("rb") as handle:
-            os.fsync(handle.fileno())
+        if result.output is not None:
+            with tmp.open("rb") as handle:
+                os.fsync(handle.fileno())
         os.replace(tmp, part)  # the part's existence marks the chunk done
         with lock:
             summary.planned += result.planned
@@ -347,6 +369,7 @@ def run_cohort(
                 rows,
                 {k: list(prior.states[k]) for k in ids if prior.states.get(k)},
                 {k: prior.studied[k] for k in ids if prior.studied.get(k)},
+                str(work.resolve() / f"part-{index:08d}.tmp") if runner.local_files else "",
             )
         )
         drain(window)
