@@ -201,7 +201,7 @@ class JsonlEncoder:
         return (
             f'{{"check_skill_ids": [{", ".join(map(_string, step.check_skill_ids))}], '
             f'"estimated_minutes": {int(step.estimated_minutes)}, "expected_success": {_float(step.expected_success)}, '
-            f'"gains": [{gains}], "kind": "{mapping.STEP_KIND_NAMES[step.kind]}", '
+            f'"gains": [{gains}], "kind": "{_STEP_KINDS[step.kind._name_]}", '
             f'"module_id": {_string(step.module_id)}, "position": {int(step.position)}, '
             f'"reasons": [{found[1]}], '
             f'"review": {"true" if step.review else "false"}, "score": {_float(step.score)}}}'
@@ -218,6 +218,9 @@ class JsonlEncoder:
         self._reasons[id(reason)] = (reason, text)  # holding the reason: its id cannot be reused while kept
         return text
 
+
+# by member name: an Enum's hash runs Python code, its name's does not
+_STEP_KINDS = {kind._name_: name for kind, name in mapping.STEP_KIND_NAMES.items()}
 
 _float = float.__repr__  # a finite float as json writes it (also for numpy's float64, a float subclass)
 

@@ -216,7 +216,7 @@ class Renderer:
 
     def reason(self, code: ReasonCode, *values: str) -> Reason:
         """The reason with PARAMETERS[code] set to `values`, in that order."""
-        cache_key = (code, *values)
+        cache_key = (code._name_, *values)  # an Enum's hash runs Python code; its name's does not
         found = self._rendered.get(cache_key)
         if found is None:
             if len(self._rendered) >= RENDERED_LIMIT:
