@@ -32,7 +32,7 @@ def path_json(path: LearningPath) -> dict[str, Any]:
     return {**_path_fields(path), "steps": [_step_json(s) for s in path.steps]}
 
 
-def _path_fields(path: LearningPath) -> dict[str, Any]:
+def _path_fields(path: LearningPath, stamp: bool = True) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "learner_id": path.learner_id,
         "target_role_id": path.target_role_id,
@@ -44,7 +44,7 @@ def _path_fields(path: LearningPath) -> dict[str, Any]:
         "blockers": [_reason_json(r) for r in path.blockers],
         "locale": path.locale,
     }
-    if path.generated_at is not None:
+    if stamp and path.generated_at is not None:
         fields["generated_at"] = mapping.timestamp_json(path.generated_at)
     return fields
 
@@ -161,7 +161,7 @@ class JsonlEncoder:
             self._shared.move_to_end(key)
             rest = cached[2]
         else:
-            fields = _path_fields(path)
+            fields = _path_fields(path, stamp=False)  # generated_at is per learner, written below
             shared = {k: _dumps(v) for k, v in fields.items() if k not in PER_LEARNER_FIELDS + LEADING_FIELDS}
             shared["steps"] = "[" + ", ".join(self._step(s) for s in path.steps) + "]"
             assert min(shared) > max(PER_LEARNER_FIELDS) > min(PER_LEARNER_FIELDS) > max(LEADING_FIELDS)

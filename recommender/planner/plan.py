@@ -638,9 +638,9 @@ def _reference_steps(
                 if not steps[b]:
                     first_study[b] = j
                 steps[b].append(
-                    explain.step(inputs[b], renderers[b], len(steps[b]) + 1, work.mastery[i], j, projected[i, j],
-                                 score.item(i, j), success.item(i, j), unlock.item(i, j), satisfied[i], review_due[b],
-                                 b, int(work.level[i]))
+                    explain.step(inputs[b], renderers[b], len(steps[b]) + 1, work.mastery[i], j,
+                                 projected[i, j].tolist(), score.item(i, j), success.item(i, j), unlock.item(i, j),
+                                 satisfied[i], review_due[b], b, int(work.level[i]))
                 )  # fmt: skip
                 if halted[i]:
                     supported[b].append(j)
@@ -724,24 +724,28 @@ def _compiled_steps(
     success = _success(found.content[rows, cols], ra.content_shift[chosen], logit)
     score = _score(found.value[rows, cols], success, ra.hours_penalty[chosen])
     mastery = work.mastery.copy()  # each row projected along its path as explain.step places steps
+    # the per-step values as Python lists, read once each (a numpy scalar costs more to fetch)
+    chosen_rows, unlock_rows, level_rows = found.chosen.tolist(), found.unlock.tolist(), found.level.tolist()
+    projected_rows, scores, successes = found.projected.tolist(), score.tolist(), success.tolist()
+    ambiguous, n_steps, stop_codes = found.ambiguous.tolist(), found.n_steps.tolist(), found.stop.tolist()
     n = 0
     for i, b in enumerate(work.ids.tolist()):
-        if found.ambiguous[i]:
+        if ambiguous[i]:
             continue
-        steps = out.steps[b]
-        for t in range(int(found.n_steps[i])):
-            j = int(found.chosen[i, t])
+        steps, row, chosen_row = out.steps[b], mastery[i], chosen_rows[i]
+        unlocks, levels = unlock_rows[i], level_rows[i]
+        for t in range(n_steps[i]):
+            j = chosen_row[t]
             if not steps:
                 out.first_study[b] = j
             steps.append(
-                explain.step(inputs[b], renderers[b], len(steps) + 1, mastery[i], j, found.projected[i, t],
-                             score.item(n), success.item(n), found.unlock.item(i, t), found.satisfied[i, t],
-                             review_due[b], b, found.level.item(i, t))
+                explain.step(inputs[b], renderers[b], len(steps) + 1, row, j, projected_rows[i][t], scores[n],
+                             successes[n], unlocks[t], found.satisfied[i, t], review_due[b], b, levels[t])
             )  # fmt: skip
             n += 1
-        out.stops[b] = _KERNEL_STOPS[int(found.stop[i])]
+        out.stops[b] = _KERNEL_STOPS[stop_codes[i]]
         if out.stops[b] is StopReason.REPEATED_FAILURE:
-            out.supported[b].append(int(found.chosen[i, found.n_steps[i] - 1]))
+            out.supported[b].append(chosen_row[n_steps[i] - 1])
         out.readiness_after[b] = found.readiness_after[i]
     return work.keep(found.ambiguous) if found.ambiguous.any() else None
 
@@ -872,7 +876,6 @@ class _Explainer:
     route: _ChineseRoute | None = None  # the batch's Chinese routes, if any learner takes one
     levels: list[float] = field(init=False)
     requirement_of: list[int] = field(init=False)
-    language: dict[tuple[int, tuple[str, ...]], str] = field(init=False, default_factory=dict)
 
     level_texts: list[str] = field(init=False)
 
@@ -888,7 +891,7 @@ class _Explainer:
         position: int,
         mastery: FloatArray,
         j: int,
-        projected: FloatArray,
+        projected: Sequence[float],
         score: float,
         success: float,
         unlock: float,
@@ -902,7 +905,7 @@ class _Explainer:
         levels = self.levels
         module_id, minutes, skills, skill_ids, requirements = self.ra.modules_info[j]
         before = [mastery.item(s) for s in skills]
-        after = projected[: len(skills)].tolist()
+        after = list(projected[: len(skills)])
         for s, a in zip(skills, after, strict=True):
             mastery[s] = a
 
@@ -947,13 +950,9 @@ class _Explainer:
                 reasons.append(
                     renderer.reason(ReasonCode.SIMILAR_LEARNERS_SUCCEEDED, f"{success:.2f}", f"{similar:.2f}")
                 )
-        key = (j, x.options.languages)
-        language = self.language.get(key)
-        if language is None:
-            view = self.ra.view
-            language = self.language[key] = _language_of(
-                view.primary_languages[j], self.catalog.modules[module_id].languages, x.options.languages
-            )
+        language = _language_of(
+            self.ra.view.primary_languages[j], self.catalog.modules[module_id].languages, x.options.languages
+        )
         reasons.append(renderer.reason(ReasonCode.LANGUAGE_MATCH, language))
         # tuple.__new__: the NamedTuples' own constructors cost more than the rest of a gain
         gains = tuple([_new(SkillGain, (k, b, a)) for k, b, a in zip(skill_ids, before, after, strict=True)])
@@ -1075,6 +1074,7 @@ def _best_unlocked(ra: _RoleArrays, j: int, satisfied: BoolArray, reachable: Boo
     return best[1] if best else None
 
 
+@functools.lru_cache(maxsize=8192)
 def _language_of(taught: frozenset[str], module_languages: tuple[str, ...], preferred: tuple[str, ...]) -> str:
     for lang in preferred:
         if primary_language(lang) in taught:
