@@ -191,7 +191,7 @@ def collections_after_chunk(freeze: bool) -> Iterator[None]:
     A chunk allocates millions of small objects (steps, gains, reasons) and frees nearly all of
     them by reference counting, while the process's long-lived heap (catalog, model, the
     planner's memo, the encoder's caches) only grows: the collector's automatic passes over it
-    cost about a fifth of planning and find nothing. Frozen objects are still freed by reference
+    cost a large share of planning and find nothing. Frozen objects are still freed by reference
     counting; only a cycle among them would outlive its use, and the pass after each chunk
     collects the chunk's cycles before freezing."""
     enabled = gc.isenabled()
