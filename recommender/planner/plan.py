@@ -1148,7 +1148,9 @@ def _chinese_route(
         return None
     g, ex, m, start = gate[rows], excluded[rows], mastered[rows], level_now[rows]
     best_open, best_level, best_reach = open_now[rows], start.copy(), reachable[rows]
-    for aim in range(int(start.min()) + 1, MAX_HSK_LEVEL + 1):
+    # an aim above the highest level the ladder raises to climbs as that level does, and a level
+    # must open strictly more to be chosen: those aims cannot change the choice
+    for aim in range(int(start.min()) + 1, min(MAX_HSK_LEVEL, int(raises.max(initial=0))) + 1):
         cap = np.maximum(start, aim)
         level = start.copy()
         while True:  # climb: each level reached opens the ladder modules followed at it
