@@ -183,6 +183,7 @@ def _plan_steps_py(
     req_idx: npt.NDArray[np.intp],
     level: FloatArray,
     weight: FloatArray,
+    gated: BoolArray,
     consts: FloatArray,
     raises: IntArray,
     # per learner (rows of the reference's _Work)
@@ -261,7 +262,7 @@ def _plan_steps_py(
                     m_pad[j, w] = mastery[skill_pad[j, w]]
                     buf[w] = pad_share[j, w] * m_pad[j, w]
                 known[j] = _sum(buf, n_slots)
-                satisfied[j] = known[j] >= threshold - eps or placed[j] or implied[b, j]
+                satisfied[j] = (known[j] >= threshold - eps and not gated[j]) or placed[j] or implied[b, j]
             for r in range(n_req):
                 need[r] = _maximum(level[r] - mastery[req_idx[r]], 0.0) / level[r] * weight[r]
             need[n_req] = 0.0
@@ -417,6 +418,7 @@ class RoleInputs:
     req_idx: npt.NDArray[np.intp]
     level: FloatArray
     weight: FloatArray
+    gated: BoolArray  # modules mastered only by evidence at their own level (plan.py's _RoleArrays.gated)
     # (mastery confidence, EPS, UNLOCK_WEIGHT, TARGET_SUCCESS, ZPD_WIDTH, ZPD_FLOOR, TIE_TOLERANCE):
     # arguments, not globals, so a cached compilation never keeps a stale constant
     consts: FloatArray
@@ -481,7 +483,7 @@ def plan_steps(
     _plan_steps(
         r.skill_pad, r.n_taught, r.pad_share, r.pad_weights, r.pad_req, r.pad_level, r.pad_weight, r.learn, r.keep,
         r.module_right, r.module_guess, r.content_shift, r.hours_penalty, r.prereq_pad, r.minutes, r.behind,
-        r.req_idx, r.level, r.weight, r.consts, r.raises,
+        r.req_idx, r.level, r.weight, r.gated, r.consts, r.raises,
         mastery, allowed, implied, flagged, model_logit if model_logit is not None else np.zeros((size, n_view)),
         model_logit is not None, behind_unplaced, minutes_used, taken, max_steps, budget,
         gate, level, on_route, opened, route is not None,
@@ -500,6 +502,7 @@ def warm() -> None:
     role = RoleInputs(
         skill_pad=i2, n_taught=i1, pad_share=f2, pad_weights=f2, pad_req=i2, pad_level=f2, pad_weight=f2,
         learn=f2, keep=f2, module_right=f1, module_guess=f1, content_shift=f1, hours_penalty=f1,
-        prereq_pad=i2, minutes=f1, behind=f2, req_idx=i1, level=f1, weight=f1, consts=np.zeros(7), raises=n1,
+        prereq_pad=i2, minutes=f1, behind=f2, req_idx=i1, level=f1, weight=f1, gated=np.zeros(0, dtype=np.bool_),
+        consts=np.zeros(7), raises=n1,
     )  # fmt: skip
     plan_steps(role, f2, b2, b2, b2, None, np.zeros((0, 0, 0)), f1, n1, n1, f1)

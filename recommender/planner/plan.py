@@ -196,6 +196,9 @@ class _RoleArrays:
     check_skills: npt.NDArray[np.intp]  # the role's skills, then the other skills its view's modules teach
     check_targets: FloatArray  # the mastery each must reach: its requirement's target, else the confidence
     n_taught: npt.NDArray[np.intp]  # skills each view module teaches: its leading skill_pad slots
+    # view modules mastered only by evidence at their own level (ModuleView.builds_on_own_skill),
+    # none when the mastery planned on is a level (exact, as the oracle's is)
+    gated: BoolArray
     catalog: Catalog
 
     @classmethod
@@ -249,6 +252,7 @@ class _RoleArrays:
             check_skills=np.array(check_skills, dtype=np.intp),
             check_targets=np.r_[level, np.full(len(check_skills) - len(req_idx), confidence)],
             n_taught=np.array([len(s) for s in view.skill_lists], dtype=np.intp),
+            gated=np.zeros(len(view.module_ids), dtype=bool) if levels else view.builds_on_own_skill,
             catalog=catalog,
         )
 
@@ -386,13 +390,22 @@ class _BatchStart:
         # a module mastered now or, when the learner has no result on any of its skills, implied
         # mastered by a mastered module it lies behind (direct evidence always rules)
         m_pad_now = np.take(mastery, pad, axis=1)  # C-ordered, so sums do not depend on the batch
-        direct = ra.mastered(m_pad_now, threshold)
+        mastered = ra.mastered(m_pad_now, threshold)
+        # evidence below a module's level does not show it mastered: a module building on an
+        # earlier one that teaches the same skill, never studied itself, whose shared skills were
+        # last evidenced by module results (the earlier module's, not a check), is not mastered
+        # unless a module built on it is (see _evidenced_below)
+        below = _evidenced_below(ra, inputs, attempts) if ra.gated.any() else None
+        direct = mastered & ~below if below is not None else mastered
+        implied = ra.implied(direct)
         practiced = np.zeros((size, n_skills + 1), dtype=bool)
         practiced[:, :n_skills] = ~np.isnan(np.stack([x.state.days_since_practice for x in inputs]))
         # nor to modules teaching a role skill still short of its target: readiness needs them taught
         role_short = ((ra.pad_req < len(ra.req_idx)) & (m_pad_now < ra.pad_level)).any(axis=2)
-        implied_only = ra.implied(direct) & ~direct & ~np.take(practiced, pad, axis=1).any(axis=2) & ~role_short
+        implied_only = implied & ~mastered & ~np.take(practiced, pad, axis=1).any(axis=2) & ~role_short
         mastered_now = direct | implied_only
+        if below is not None:
+            mastered_now |= mastered & implied
         failed_out = np.zeros_like(allowed)
         if first.max_module_attempts > 0:
             # not a module the learner mastered when last practised and has since forgotten: a review
@@ -421,6 +434,22 @@ class _BatchStart:
         return cls(ra, threshold, mastery, gate, level_now, allowed, reachable, mastered_now, implied_only,
                    failed_out, readiness_now, unreachable, review_due, model_logit, renderers, route,
                    explain)  # fmt: skip
+
+
+def _evidenced_below(ra: _RoleArrays, inputs: Sequence[PlanInput], attempts: IntArray) -> BoolArray:
+    """(learners, view modules): gated modules never studied whose skills shared with an earlier
+    module were last evidenced by module results. The catalog's levels of one skill (101, 201,
+    301) share it, and knowledge tracing keeps one mastery per skill: passing the 101 module
+    shows the skill at the 101 level, not the 201 module's. A check or placement item after
+    those studies (studies_since_check back to 0) assesses the skill itself and does count."""
+    n_skills = len(ra.kt.prior)
+    studies = np.zeros((len(inputs), n_skills + 1), dtype=np.int64)
+    for row, x in enumerate(inputs):
+        if x.state.studies_since_check is not None:
+            studies[row, :n_skills] = x.state.studies_since_check
+    studied_since = np.take(studies, ra.view.skill_pad, axis=1) > 0
+    below = (studied_since & ra.view.pad_taught_before).any(axis=2)
+    return np.asarray(below & ra.gated & (attempts == 0))
 
 
 def _walk(arrays: CatalogArrays, start: _BatchStart, inputs: Sequence[PlanInput], kernel: bool) -> _Out:
@@ -581,7 +610,7 @@ def _reference_steps(
             break
         m = work.mastery
         m_pad = np.take(m, pad, axis=1)  # (learners, modules, skills per module)
-        satisfied = ra.mastered(m_pad, threshold) | work.placed | work.implied
+        satisfied = (ra.mastered(m_pad, threshold) & ~ra.gated) | work.placed | work.implied
         sat_ext = satisfied_ext[:k]
         sat_ext[:, :n_view] = satisfied
         eligible = work.allowed & sat_ext[:, view.prereq_pad].all(axis=2) & ~work.placed
@@ -792,6 +821,7 @@ def _kernel_inputs(arrays: CatalogArrays, ra: _RoleArrays, threshold: float) -> 
         req_idx=c(ra.req_idx.astype(np.intp)),
         level=c(ra.level),
         weight=c(ra.weight),
+        gated=c(ra.gated),
         raises=c(view.raises_chinese_level.astype(np.int64)),
         consts=np.array([threshold, EPS, UNLOCK_WEIGHT, TARGET_SUCCESS, ZPD_WIDTH, ZPD_FLOOR, TIE_TOLERANCE]),
     )
