@@ -57,7 +57,7 @@ class ChunkTask:
 @dataclass(frozen=True)
 class ChunkResult:
     index: int
-    output: bytes | None  # None: written by the worker to the task's `spill` file (fsynced)
+    output: bytes | None  # None: written by the worker to the task's `spill` file
     errors: list[tuple[int, str, str, str]]
     planned: int
 
@@ -104,9 +104,7 @@ def plan_chunk(
     if not task.spill:
         return ChunkResult(task.index, output, errors, len(paths))
     with open(task.spill, "wb") as handle:
-        handle.write(output)
-        handle.flush()
-        os.fsync(handle.fileno())
+        handle.write(output)  # the parent fsyncs it, while this worker plans its next chunk
     return ChunkResult(task.index, None, errors, len(paths))
 
 
@@ -327,9 +325,8 @@ def run_cohort(
         )
         (work / f"errors-{result.index:08d}.jsonl").write_text(errors, encoding="utf-8")
         (work / f"count-{result.index:08d}").write_text(str(result.planned))
-        if result.output is not None:
-            with tmp.open("rb") as handle:
-                os.fsync(handle.fileno())
+        with tmp.open("rb") as handle:
+            os.fsync(handle.fileno())
         os.replace(tmp, part)  # the part's existence marks the chunk done
         with lock:
             summary.planned += result.planned
