@@ -21,7 +21,7 @@ from types import FrameType
 from typing import cast
 
 from recommender.api.grpc_server import create_server
-from recommender.config import Settings
+from recommender.config import Settings, redact
 from recommender.listen import ListenError, split_address
 from recommender.service.app import App, build_app
 
@@ -275,14 +275,3 @@ def serve_dashboard(settings: Settings) -> None:
     finally:
         app.close()
     log.info("dashboard stopped")
-
-
-def redact(url: str) -> str:
-    """The store URL without its password, for logs."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url

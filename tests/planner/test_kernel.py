@@ -53,13 +53,13 @@ def random_catalog(
         top = int(rng.integers(2, 7))
         for level in range(1, top + 1):
             skills.append(Skill(f"hsk{level}"))
-            taught = [SkillWeight(f"hsk{level}")]
+            rung = [SkillWeight(f"hsk{level}")]
             if rng.random() < 0.3:
-                taught.append(SkillWeight(f"s{int(rng.integers(n_skills)):02d}", 0.3))
+                rung.append(SkillWeight(f"s{int(rng.integers(n_skills)):02d}", 0.3))
             modules.append(
                 Module(
                     module_id=f"zh{level}",
-                    skills=tuple(taught),
+                    skills=tuple(rung),
                     prerequisite_module_ids=(f"zh{level - 1}",) if level > 1 and rng.random() < 0.8 else (),
                     languages=("zh",) if rng.random() < 0.7 else ("zh", "en"),
                     estimated_minutes=int(rng.choice([60, 120, 240])),
@@ -260,7 +260,8 @@ def test_learners_on_the_chinese_route_are_planned_by_the_kernel() -> None:
         taken=np.zeros(size, dtype=np.int64), max_steps=np.full(size, 20), budget=np.zeros(size),
         level=start.level_now.copy(), gate=start.gate, route=start.route.modules, opened=start.route.opened,
     )  # fmt: skip
-    left = planner._compiled_steps(arrays, start.ra, start.explain, inputs, start.renderers, start.review_due, work, out)
+    ra, explain = start.ra, start.explain
+    left = planner._compiled_steps(arrays, ra, explain, inputs, start.renderers, start.review_due, work, out)
     assert left is None  # no learner left to the reference
     for row in range(3):
         modules = [s.module_id for s in out.steps[row]]
