@@ -24,6 +24,7 @@ from recommender.api.grpc_server import create_server
 from recommender.config import Settings
 from recommender.listen import ListenError, split_address
 from recommender.service.app import App, build_app
+from recommender.service.relay import relay_address
 
 log = logging.getLogger("recommender.server")
 
@@ -144,11 +145,13 @@ def serve_processes(settings: Settings, dashboard: str = "") -> int:
     with reserved_port(settings.address) as port:
         address = f"{settings.address.rsplit(':', 1)[0]}:{port}"
         workers: list[tuple[BaseProcess, Connection]] = []
+        relay_key = os.urandom(32)  # what a process must know to hand its writes to worker 0 (service/relay.py)
         for index in range(settings.processes):
             reader, writer = context.Pipe(duplex=False)
             worker: BaseProcess = context.Process(
-                target=_worker, args=(settings, index, address, writer, os.getpid()), name=f"luban-worker-{index}"
-            )
+                target=_worker, args=(settings, index, address, writer, os.getpid(), relay_key),
+                name=f"luban-worker-{index}",
+            )  # fmt: skip
             worker.start()
             writer.close()
             workers.append((worker, reader))
@@ -202,8 +205,10 @@ def _started(workers: list[tuple[BaseProcess, Connection]], stop: threading.Even
     return True
 
 
-def _worker(settings: Settings, index: int, address: str, started: Connection, parent: int) -> None:
-    """One server process: serves `address` beside its siblings until SIGTERM or SIGINT."""
+def _worker(settings: Settings, index: int, address: str, started: Connection, parent: int, relay_key: bytes) -> None:
+    """One server process: serves `address` beside its siblings until SIGTERM or SIGINT. On SQLite,
+    worker 0 commits single results for all of them (service/relay.py); PostgreSQL locks rows per
+    learner and syncs concurrent commits together itself."""
     _die_with(parent)
     configure_logging(settings)
     if settings.metrics_address:  # each worker's own metrics: the configured port + its index
@@ -212,6 +217,8 @@ def _worker(settings: Settings, index: int, address: str, started: Connection, p
         settings = settings.model_copy(update={"metrics_address": shifted})
     try:
         app = build_app(settings)
+        if app.store.one_writer:
+            app.learners.share_commits(relay_address(parent), relay_key, serve=index == 0)
         app.paths.warm()  # the first RecommendPath does not wait for the compiled planner to load
         running = create_server(app, address, reuse_port=True)
         running.start()

@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.status import code_of, field_of, message_of
-from recommender.domain.assessment import AssessmentEvent, ResultKind
+from recommender.domain.assessment import AssessmentEvent, ResultKind, to_micros
 from recommender.domain.catalog import (
     Catalog,
     Module,
@@ -30,11 +30,16 @@ from recommender.service.recommend import CohortOutcome, PathRequest
 
 
 def timestamp(moment: datetime | None) -> Timestamp | None:
+    """Timestamp.FromDatetime without its cost (a profile has a time per skill): the same seconds
+    and nanos for a timezone-aware moment; a naive one goes through FromDatetime (read as UTC)."""
     if moment is None:
         return None
-    ts = Timestamp()
-    ts.FromDatetime(moment)
-    return ts
+    if moment.tzinfo is None:
+        ts = Timestamp()
+        ts.FromDatetime(moment)
+        return ts
+    seconds, micros = divmod(to_micros(moment), 1_000_000)
+    return Timestamp(seconds=seconds, nanos=micros * 1000)
 
 
 def parse_timestamp(ts: Timestamp, field: str) -> datetime:

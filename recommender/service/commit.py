@@ -54,6 +54,11 @@ class GroupCommitter:
 
     def record(self, tenant: str, event: AssessmentEvent) -> Committed:
         """Blocks until the result's transaction has committed (or failed: the error is raised)."""
+        return self.submit(tenant, event).result()
+
+    def submit(self, tenant: str, event: AssessmentEvent) -> Future[Committed]:
+        """Queue the result for the next commit; the future completes when its transaction has
+        committed (or failed)."""
         pending = _Pending(tenant, event, Future())
         with self._lock:
             if self._closed:
@@ -62,7 +67,7 @@ class GroupCommitter:
                 self._thread = threading.Thread(target=self._run, name="luban-group-commit", daemon=True)
                 self._thread.start()
             self._queue.put(pending)
-        return pending.outcome.result()
+        return pending.outcome
 
     def close(self) -> None:
         """Commit what is queued, then stop the writer thread."""

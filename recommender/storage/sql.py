@@ -138,6 +138,11 @@ class WriterLock:
         finally:
             self._lock.release()
 
+    @property
+    def shared(self) -> bool:
+        """Whether the lock is taken across processes (a file beside the database)."""
+        return self._path is not None
+
     def close(self) -> None:
         with self._lock:
             if self._fd is not None:
@@ -310,6 +315,10 @@ class SqlStore:
     def ping(self) -> None:
         with self._tx(write=False) as c:
             c.execute(sa.text("SELECT 1"))
+
+    @property
+    def one_writer(self) -> bool:
+        return self._writer_lock is not None and self._writer_lock.shared
 
     def close(self) -> None:
         self.engine.dispose()
