@@ -193,26 +193,18 @@ def validate_events(
             and e.occurred_at <= latest
             and e.occurred_at.year >= 1990
         ):
-            out.append(
-                AssessmentEvent(
-                    event_id=e.event_id,
-                    learner_id=e.learner_id,
-                    module_id=e.module_id,
-                    score=e.score,
-                    occurred_at=e.occurred_at,
-                    skill_ids=skills,
-                    item_id=e.item_id,
-                    duration_seconds=e.duration_seconds,
-                    occurred_at_sent=e.occurred_at_sent,
-                    kind=e.kind,
-                )
-            )
+            resolved = _new(AssessmentEvent)  # e with its module's skills, its fields copied at once
+            resolved.__dict__.update(e.__dict__, skill_ids=skills)
+            out.append(resolved)
             continue
         try:
             out.append(validate_event(e, catalog, now, future_tolerance, prefix))
         except InvalidInput as exc:
             out.append(exc)
     return out
+
+
+_new = object.__new__
 
 
 def _added(found: set[str], value: str) -> bool:
