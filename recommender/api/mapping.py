@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.status import code_of, field_of, message_of
-from recommender.domain.assessment import AssessmentEvent, ResultKind, to_micros
+from recommender.domain.assessment import AssessmentEvent, ResultKind, assessment_event, to_micros
 from recommender.domain.catalog import (
     Catalog,
     Module,
@@ -91,18 +91,22 @@ def learner_to_proto(learner: Learner) -> pb.Learner:
 def event_from_proto(msg: pb.AssessmentResult, now: datetime, prefix: str = "result") -> AssessmentEvent:
     sent = msg.HasField("occurred_at")
     occurred = parse_timestamp(msg.occurred_at, f"{prefix}.occurred_at") if sent else now
-    return AssessmentEvent(
-        event_id=msg.event_id,
-        learner_id=msg.learner_id,
-        module_id=msg.module_id,
-        item_id=msg.item_id,
-        skill_ids=tuple(msg.skill_ids),
-        score=msg.score,
-        occurred_at=occurred,
-        duration_seconds=msg.duration_seconds,
-        occurred_at_sent=sent,
-        kind=result_kind_from_proto(msg.kind, f"{prefix}.kind"),
+    kind = _RESULT_KINDS.get(msg.kind)
+    return assessment_event(
+        msg.event_id,
+        msg.learner_id,
+        msg.module_id,
+        msg.score,
+        occurred,
+        tuple(msg.skill_ids),
+        msg.item_id,
+        msg.duration_seconds,
+        sent,
+        kind if kind is not None else result_kind_from_proto(msg.kind, f"{prefix}.kind"),
     )
+
+
+_RESULT_KINDS = {int(k): k for k in ResultKind}
 
 
 def result_kind_from_proto(value: int, field: str) -> ResultKind:

@@ -80,6 +80,37 @@ class AssessmentEvent:
         return hashlib.sha1(text.encode()).hexdigest()
 
 
+def assessment_event(
+    event_id: str,
+    learner_id: str,
+    module_id: str,
+    score: float,
+    occurred_at: datetime,
+    skill_ids: tuple[str, ...],
+    item_id: str,
+    duration_seconds: float,
+    occurred_at_sent: bool,
+    kind: ResultKind,
+) -> AssessmentEvent:
+    """AssessmentEvent(...) with every field given, at a third of the cost, for ingest's one event
+    per result (a frozen dataclass's __init__ sets each field through object.__setattr__). The
+    same object: AssessmentEvent has no __post_init__ or computed fields."""
+    event = _new(AssessmentEvent)
+    event.__dict__.update(
+        event_id=event_id,
+        learner_id=learner_id,
+        module_id=module_id,
+        score=score,
+        occurred_at=occurred_at,
+        skill_ids=skill_ids,
+        item_id=item_id,
+        duration_seconds=duration_seconds,
+        occurred_at_sent=occurred_at_sent,
+        kind=kind,
+    )
+    return event
+
+
 def resolve_kind(kind: ResultKind, item_id: str) -> ResultKind:
     if kind is not ResultKind.UNSPECIFIED:
         return kind
@@ -97,6 +128,7 @@ def from_micros(micros: int) -> datetime:
 
 
 EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+_new = object.__new__
 
 
 def validate_event(
@@ -202,9 +234,6 @@ def validate_events(
         except InvalidInput as exc:
             out.append(exc)
     return out
-
-
-_new = object.__new__
 
 
 def _added(found: set[str], value: str) -> bool:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from recommender.domain.assessment import AssessmentEvent, validate_event, validate_events
 from recommender.domain.ids import require_id
 from recommender.domain.learner import Learner, validate_learner
-from recommender.domain.profile import SkillProfile, SkillState
+from recommender.domain.profile import SkillProfile, SkillState, skill_state
 from recommender.errors import AlreadyExists, InvalidInput, LubanError, NotFound
 from recommender.kt.bkt import BKTModel, mastery_now, profile_updater
 from recommender.service.catalog import CatalogService
@@ -220,7 +220,7 @@ def project_profile(
 ) -> SkillProfile:
     """Stored states brought forward to `as_of` (forgetting); never backwards in time."""
     projected = tuple(
-        SkillState(
+        skill_state(
             s.skill_id,
             mastery_now(s, model.of(s.skill_id), as_of) if as_of > s.last_practiced_at else s.mastery,
             s.attempts,
