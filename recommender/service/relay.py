@@ -23,6 +23,7 @@ import threading
 import time
 from concurrent.futures import Future
 from contextlib import suppress
+from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
@@ -164,7 +165,7 @@ class RelayedCommits:
                     return None
                 try:
                     conn = self._conn = Client(self._address, family="AF_UNIX", authkey=self._authkey)
-                except (OSError, EOFError) as exc:  # the relay is not up (yet) or has stopped
+                except (OSError, EOFError, AuthenticationError) as exc:  # not up (yet), stopped, or not ours
                     log.debug("commit relay unreachable: %s", exc)
                     self._down_until = time.monotonic() + RETRY_SECONDS
                     return None
