@@ -48,7 +48,7 @@ def parse_timestamp(ts: Timestamp, field: str) -> datetime:
     if not 0 <= ts.nanos < 1_000_000_000:
         raise InvalidInput.of(field, f"is not a valid timestamp (nanos {ts.nanos} out of range)")
     try:
-        return _UNIX_EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+        return _UNIX_EPOCH + timedelta(0, ts.seconds, ts.nanos // 1000)  # (days, seconds, microseconds)
     except OverflowError as exc:
         raise InvalidInput.of(field, f"is not a valid timestamp ({exc})") from exc
 

@@ -79,24 +79,34 @@ class CommitRelay:
             thread.start()
 
     def _serve(self, conn: Connection) -> None:
-        """Read requests until the peer or close() ends the connection; answer each as its
-        commit completes, and every one read before closing."""
+        """Read requests until the peer or close() ends the connection; answer each when its
+        commit completes (a group's answers in one message, sent by the writer after the group),
+        and every one read before closing."""
+        outbox: list[tuple[int, bool, object]] = []
         sending = threading.Lock()
         unanswered = 0
         answered = threading.Condition()
 
         def answer(request_id: int, outcome: Future[Committed]) -> None:
-            nonlocal unanswered
             exc = outcome.exception()
             reply = (request_id, True, _packed(outcome.result())) if exc is None else (request_id, False, _error(exc))
-            try:
-                with sending, suppress(OSError, ValueError):  # the peer is gone: it learns nothing more
-                    conn.send(reply)
-            finally:
-                with answered:
-                    unanswered -= 1
-                    answered.notify_all()
+            with sending:
+                outbox.append(reply)
 
+        def flush() -> None:
+            nonlocal unanswered
+            with sending:
+                if not outbox:
+                    return
+                replies = outbox[:]
+                outbox.clear()
+                with suppress(OSError, ValueError):  # the peer is gone: it learns nothing more
+                    conn.send(replies)
+            with answered:
+                unanswered -= len(replies)
+                answered.notify_all()
+
+        self._committer.after_each_group(flush)
         try:
             while True:
                 try:
@@ -104,17 +114,19 @@ class CommitRelay:
                     event = _event_unpacked(packed)
                 except (EOFError, OSError):
                     break
-                try:
-                    outcome = self._committer.submit(tenant, event)
-                except Exception as exc:  # the committer is closed
-                    outcome = Future()
-                    outcome.set_exception(exc)
                 with answered:
                     unanswered += 1
-                outcome.add_done_callback(functools.partial(answer, request_id))
+                try:
+                    self._committer.submit(tenant, event, functools.partial(answer, request_id))
+                except Exception as exc:  # the committer is closed
+                    failed: Future[Committed] = Future()
+                    failed.set_exception(exc)
+                    answer(request_id, failed)
+                    flush()
         finally:
             with answered:  # every request read is answered before the socket closes
                 answered.wait_for(lambda: unanswered == 0)
+            self._committer.after_each_group(flush, add=False)
             with sending:
                 conn.close()
 
@@ -185,17 +197,18 @@ class RelayedCommits:
     def _read(self, conn: Connection) -> None:
         while True:
             try:
-                request_id, ok, payload = conn.recv()
+                replies = conn.recv()
             except (EOFError, OSError, ValueError):
                 break
             with self._lock:
-                outcome = self._pending.pop(request_id, None)
-            if outcome is None:
-                continue
-            if ok:
-                outcome.set_result(_unpacked(payload))
-            else:
-                outcome.set_exception(_rebuilt(payload))
+                found = [(self._pending.pop(request_id, None), ok, payload) for request_id, ok, payload in replies]
+            for outcome, ok, payload in found:
+                if outcome is None:
+                    continue
+                if ok:
+                    outcome.set_result(_unpacked(payload))
+                else:
+                    outcome.set_exception(_rebuilt(payload))
         with self._lock:
             self._drop(conn)
 
