@@ -230,6 +230,7 @@ class SqlStore:
             writer_lock = WriterLock(None)
         self._writer_lock = writer_lock
         self._write_lock: AbstractContextManager[object] = writer_lock if writer_lock is not None else nullcontext()
+        self._writer: Any = None  # SQLite: the pooled connection _sqlite_write keeps
 
     # plumbing -------------------------------------------------------------------------------
     @contextmanager
@@ -277,23 +278,30 @@ class SqlStore:
         dbapi = self.engine.dialect.loaded_dbapi
         try:
             with self._write_lock:
-                pooled = self.engine.raw_connection()
+                if self._writer is None:  # kept for the store's life: only writers, one at a time, use it
+                    self._writer = self.engine.raw_connection()
+                conn: Any = self._writer.driver_connection
+                conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn: Any = pooled.driver_connection
-                    conn.execute("BEGIN IMMEDIATE")
-                    try:
-                        yield conn
-                    except BaseException:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:  # the body failed, or the commit did
                         with suppress(dbapi.Error):
                             conn.execute("ROLLBACK")
-                        raise
-                    conn.execute("COMMIT")
-                finally:
-                    pooled.close()  # back to the pool
+                    raise
         except dbapi.IntegrityError as exc:
             raise Conflict(f"a concurrent write conflicted; retry ({_short(exc)})") from exc
         except (dbapi.Error, sa_exc.SQLAlchemyError) as exc:
+            self._drop_writer()  # a connection that failed is not kept: the next write opens another
             raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
+
+    def _drop_writer(self) -> None:
+        with self._write_lock:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                with suppress(Exception):
+                    writer.invalidate()  # closed, not returned to the pool
 
     def _arm(self, conn: Connection, left: float | None) -> Any:
         """PostgreSQL: the watchdog severs this connection if the transaction (commit included)
@@ -362,6 +370,10 @@ class SqlStore:
         return self._writer_lock is not None and self._writer_lock.shared
 
     def close(self) -> None:
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()  # back to the pool, which dispose() closes
+                self._writer = None
         self.engine.dispose()
         if self._writer_lock is not None:
             self._writer_lock.close()
@@ -806,7 +818,7 @@ class SqlStore:
         states: dict[str, dict[str, SkillState]] = {}
         if skill_ids is not None and not skill_ids:
             return states
-        columns = ", ".join(col.name for col in _state_columns())
+        columns = _STATE_COLUMN_NAMES
         for chunk in _chunks(learner_ids):
             sql = (f"SELECT learner_id, {columns} FROM {t.skill_states.name} WHERE tenant_id = {self._mark} "
                    f"AND learner_id IN ({self._marks(len(chunk))})")  # fmt: skip
@@ -1013,6 +1025,9 @@ def _state_columns() -> tuple[sa.ColumnElement[Any], ...]:
     (skipping Row attribute access, a per-row cost on ingest's state reads)."""
     s = t.skill_states.c
     return (s.skill_id, s.mastery, s.attempts, s.last_practiced_us, s.studies_since_check)
+
+
+_STATE_COLUMN_NAMES = "skill_id, mastery, attempts, last_practiced_us, studies_since_check"  # _state_columns()
 
 
 def _state_from_values(skill_id: str, mastery: float, attempts: int, practiced_us: int, studies: int) -> SkillState:
