@@ -8,7 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from recommender.domain.assessment import AssessmentEvent, validate_event, validate_events
+from recommender.domain.assessment import AssessmentEvent, validate_events
 from recommender.domain.ids import require_id
 from recommender.domain.learner import Learner, validate_learner
 from recommender.domain.profile import SkillProfile, SkillState, skill_state
@@ -124,8 +124,10 @@ class LearnerService:
     def record(self, tenant: str, event: AssessmentEvent) -> tuple[SkillProfile, bool]:
         """Store one result and update the profile: (profile now, duplicate)."""
         now = self._clock()
-        event = validate_event(event, self._catalogs.require(tenant), now, self._future_tolerance)
-        committed = self._commit_one(tenant, event)
+        (checked,) = validate_events([event], self._catalogs.require(tenant), now, self._future_tolerance)
+        if isinstance(checked, InvalidInput):
+            raise checked
+        committed = self._commit_one(tenant, checked)
         if committed.outcome is EventOutcome.UNKNOWN_LEARNER or committed.states is None:
             raise NotFound("learner", event.learner_id, field="result.learner_id")
         if committed.outcome is EventOutcome.CONFLICT:
