@@ -5,7 +5,7 @@ the processes' commits take turns (storage's WriterLock), each carrying only its
 callers: N processes pay N syncs for what one commit could carry. So the other processes hand
 their single results to one process's GroupCommitter over a local socket (`CommitRelay` serves
 it, `RelayedCommits` sends to it), and every concurrent caller of the server shares one commit
-(docs/decisions/0013-one-writer-process.md).
+(docs/decisions/0014-one-writer-process.md).
 
 The relay is an optimization, never a second path to the truth: a process that cannot reach it
 commits locally, as before (WriterLock keeps that correct). A result the relay never read (its
