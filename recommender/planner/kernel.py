@@ -330,7 +330,7 @@ def _plan_steps_py(
                 if not candidate[j]:
                     continue
                 logit = math.log(content[j] / (1.0 - content[j])) + content_shift[j]
-                if has_model and not math.isnan(model_logit[b, j]):
+                if has_model:
                     logit = 0.5 * logit + 0.5 * model_logit[b, j]
                 success = 1.0 / (1.0 + math.exp(-logit))
                 z = (success - target) / width
@@ -347,11 +347,7 @@ def _plan_steps_py(
                     and not (
                         content[j] == content[best]
                         and content_shift[j] == content_shift[best]
-                        and (
-                            not has_model
-                            or model_logit[b, j] == model_logit[b, best]
-                            or (math.isnan(model_logit[b, j]) and math.isnan(model_logit[b, best]))
-                        )
+                        and (not has_model or model_logit[b, j] == model_logit[b, best])
                         and value[j] == value[best]
                         and hours_penalty[j] == hours_penalty[best]
                     )

@@ -312,11 +312,10 @@ def requirement_targets(role: TargetRole, confidence: float, mastery_is_level: b
 
 def _success(content: FloatArray, content_shift: FloatArray, model_logit: FloatArray | None) -> FloatArray:
     """P(success) of studying each module: BKT's prediction (content) shifted by difficulty,
-    blended in logit space with the hybrid model's prediction when one is active, except where
-    that is NaN (the learner's own results on the module's skills rule)."""
+    blended in logit space with the hybrid model's prediction when one is active."""
     logit = np.log(content / (1.0 - content)) + content_shift
     if model_logit is not None:
-        logit = np.where(np.isnan(model_logit), logit, 0.5 * logit + 0.5 * model_logit)
+        logit = 0.5 * logit + 0.5 * model_logit
     return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=np.float64)
 
 
@@ -430,9 +429,6 @@ class _BatchStart:
                 np.stack([x.model.success[view.modules] for x in inputs if x.model is not None]), 1e-4, 1 - 1e-4
             )
             model_logit = np.log(p / (1.0 - p))
-            # the model's opinion is a prior from features and similar learners: where the learner
-            # has results of their own on a module's skills, knowledge tracing's prediction rules
-            model_logit[np.take(practiced, pad, axis=1).any(axis=2)] = np.nan
         renderers = [arrays.renderer(x.options.locale) for x in inputs]
         explain = _Explainer(catalog, ra, threshold, {id(x): reachable[row] for row, x in enumerate(inputs)}, route)
         return cls(ra, threshold, mastery, gate, level_now, allowed, reachable, mastered_now, implied_only,
