@@ -50,10 +50,14 @@ from recommender.storage import schema as t
 from recommender.storage.store import (
     DEFAULT_TENANT,
     EventOutcome,
+    LearnerRead,
     RecordedGroup,
+    SharedPath,
+    SharedPathKey,
     TenantCatalog,
     Updater,
     erasure_subject,
+    version_key,
 )
 from recommender.storage.watchdog import Watchdog
 
@@ -433,33 +437,70 @@ class SqlStore:
 
     def get_learner_record(self, tenant: str, learner_id: str) -> LearnerRecord | None:
         found = self.get_learner_record_if_changed(tenant, learner_id, None)
-        return None if found is None else found[1]
+        return None if found is None else found.record
 
     def get_learner_record_if_changed(
-        self, tenant: str, learner_id: str, known: object | None
-    ) -> tuple[object, LearnerRecord | None] | None:
-        """The learner's evidence version and, unless it equals `known`, their record, in one
-        transaction. The version changes with every write that can change a path: the learner's
-        row (rewritten, or erased and created again) and every accepted result (a new event seq)."""
-        params = {"tenant": tenant, "learner": learner_id}
-        if known is not None and self.dialect == "sqlite":
-            # the page-view case: usually nothing changed, and one statement is its own snapshot
-            found = self._sqlite_read("version", params)
-            if found and tuple(found[0]) == known:
-                return known, None
+        self,
+        tenant: str,
+        learner_id: str,
+        known: object | None,
+        shared: SharedPathKey | None = None,
+        shared_since: datetime | None = None,
+    ) -> LearnerRead | None:
+        """The learner's evidence version and, unless it equals `known` or a stored path (`shared`)
+        was planned from it, their record, in one transaction. The version changes with every
+        write that can change a path: the learner's row (rewritten, or erased and created again)
+        and every accepted result (a new event seq)."""
+        params: dict[str, Any] = {"tenant": tenant, "learner": learner_id}
+        name = "version"
+        if shared is not None:
+            since = to_micros(shared_since) if shared_since is not None else 0
+            params.update(request=shared.request_key, planner=shared.planner_key, since=since)
+            name = "version_shared"
+        if self.dialect == "sqlite" and (known is not None or shared is not None):
+            # the page-view case: usually nothing changed, or another process planned the path
+            # already; one statement is its own snapshot, and needs no transaction
+            found = self._sqlite_read(name, params)
+            if not found:
+                return None
+            unchanged = _unchanged(found[0], learner_id, known, shared)
+            if unchanged is not None:
+                return unchanged
         with self._tx(write=False) as c:
-            rows = self._raw(c, "version", params)
+            rows = self._raw(c, name, params)
             if not rows:
                 return None
-            body, created_us, updated_us, profile_us, last_seq = rows[0]
+            unchanged = _unchanged(rows[0], learner_id, known, shared)
+            if unchanged is not None:
+                return unchanged
+            body, created_us, updated_us, profile_us, last_seq = rows[0][:5]
             version = (body, created_us, updated_us, profile_us, last_seq)
-            if version == known:
-                return version, None
             states = [_state_from_values(*r) for r in self._raw(c, "states", params)]
             studied = {m: int(n) for m, n in self._raw(c, "studied", params)}
         learner = replace(learner_from_dict(json.loads(body)), created_at=from_micros(created_us),
                           updated_at=from_micros(updated_us))  # fmt: skip
-        return version, LearnerRecord(learner, tuple(states), studied)
+        return LearnerRead(version, LearnerRecord(learner, tuple(states), studied))
+
+    def put_shared_paths(self, tenant: str, paths: Sequence[SharedPath]) -> None:
+        if not paths:
+            return
+        rows = [
+            {"tenant_id": tenant, "learner_id": p.learner_id, "request_key": p.key.request_key,
+             "planner_key": p.key.planner_key, "version_key": p.version_key,
+             "generated_us": to_micros(p.generated_at), "body": p.body}
+            for p in paths
+        ]  # fmt: skip
+
+        def upsert() -> Any:
+            insert = self._insert(t.shared_paths)
+            kept = ("planner_key", "version_key", "generated_us", "body")
+            return insert.on_conflict_do_update(
+                index_elements=["tenant_id", "learner_id", "request_key"],
+                set_={k: insert.excluded[k] for k in kept},
+            )
+
+        with self._tx(write=True) as c:
+            self._executemany(c, "put_shared_paths", upsert, rows)
 
     def _sqlite_read(self, name: str, params: dict[str, Any]) -> list[Any]:
         """One serving read on SQLite, outside SQLAlchemy's transaction machinery (which costs
@@ -599,6 +640,11 @@ class SqlStore:
             )
             c.execute(
                 t.learners.delete().where(t.learners.c.tenant_id == tenant).where(t.learners.c.learner_id == learner_id)
+            )
+            c.execute(
+                t.shared_paths.delete()
+                .where(t.shared_paths.c.tenant_id == tenant)
+                .where(t.shared_paths.c.learner_id == learner_id)
             )
         if existed or events_deleted:
             self._checkpoint()
@@ -903,11 +949,26 @@ def _training_job(row: Any) -> TrainingJob:
     )
 
 
+def _unchanged(
+    row: Sequence[Any], learner_id: str, known: object | None, shared: SharedPathKey | None
+) -> LearnerRead | None:
+    """From a version row ("version" or "version_shared"): the read when the version is `known`,
+    or when the stored path was planned from it (by the planner `shared` names); else None."""
+    version = tuple(row[:5])
+    if version == known:
+        return LearnerRead(version, None)
+    if shared is not None and row[5] is not None:
+        key = version_key(version)
+        if row[5] == key:
+            return LearnerRead(version, None, SharedPath(learner_id, shared, key, from_micros(row[6]), bytes(row[7])))
+    return None
+
+
 def _serving_reads() -> dict[str, Any]:
     """One learner's reads on the serving path, with bound parameters `tenant` and `learner`."""
     tenant: Any = sa.bindparam("tenant")
     learner: Any = sa.bindparam("learner")
-    x, s, e = t.learners.c, t.skill_states.c, t.events.c
+    x, s, e, p = t.learners.c, t.skill_states.c, t.events.c, t.shared_paths.c
     return {
         "learner": sa.select(t.learners).where(x.tenant_id == tenant).where(x.learner_id == learner),
         "profile_updated": sa.select(x.profile_updated_us).where(x.tenant_id == tenant).where(x.learner_id == learner),
@@ -921,6 +982,30 @@ def _serving_reads() -> dict[str, Any]:
             x.updated_us,
             x.profile_updated_us,
             sa.select(sa.func.max(e.seq)).where(e.tenant_id == tenant).where(e.learner_id == learner).scalar_subquery(),
+        )
+        .where(x.tenant_id == tenant)
+        .where(x.learner_id == learner),
+        "version_shared": sa.select(
+            x.body,
+            x.created_us,
+            x.updated_us,
+            x.profile_updated_us,
+            sa.select(sa.func.max(e.seq)).where(e.tenant_id == tenant).where(e.learner_id == learner).scalar_subquery(),
+            p.version_key,
+            p.generated_us,
+            p.body,
+        )
+        .select_from(
+            t.learners.outerjoin(
+                t.shared_paths,
+                sa.and_(
+                    p.tenant_id == x.tenant_id,
+                    p.learner_id == x.learner_id,
+                    p.request_key == sa.bindparam("request"),
+                    p.planner_key == sa.bindparam("planner"),
+                    p.generated_us >= sa.bindparam("since"),
+                ),
+            )
         )
         .where(x.tenant_id == tenant)
         .where(x.learner_id == learner),

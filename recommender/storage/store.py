@@ -45,6 +45,40 @@ class RecordedGroup:
 
 
 @dataclass(frozen=True)
+class SharedPathKey:
+    """Which stored path a read may serve: the request's and the planner's digests."""
+
+    request_key: str
+    planner_key: str
+
+
+@dataclass(frozen=True)
+class SharedPath:
+    """A planned path as stored for every process: the evidence version it was planned from
+    (version_key, a digest) and the serving layer's encoding of it."""
+
+    learner_id: str
+    key: SharedPathKey
+    version_key: str
+    generated_at: datetime
+    body: bytes
+
+
+@dataclass(frozen=True)
+class LearnerRead:
+    """get_learner_record_if_changed: the evidence version, and the record or a stored path."""
+
+    version: object
+    record: LearnerRecord | None
+    shared: SharedPath | None = None
+
+
+def version_key(version: object) -> str:
+    """A digest of an evidence version, to compare across processes."""
+    return hashlib.blake2b(repr(version).encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
 class TenantCatalog:
     """A tenant's own catalog entries, as stored: valid only together with the shared catalog
     when `inherits`, on their own otherwise."""
@@ -100,11 +134,22 @@ class Store(Protocol):
         """The learner, their states and studied modules, read in one transaction; None if unknown."""
 
     def get_learner_record_if_changed(
-        self, tenant: str, learner_id: str, known: object | None
-    ) -> tuple[object, LearnerRecord | None] | None:
-        """(evidence version, record) read in one transaction, the record None when the version
-        equals `known` (nothing a path depends on changed); None for an unknown learner. Versions
-        are opaque and compare equal only when the learner's row and results are the same."""
+        self,
+        tenant: str,
+        learner_id: str,
+        known: object | None,
+        shared: SharedPathKey | None = None,
+        shared_since: datetime | None = None,
+    ) -> LearnerRead | None:
+        """The evidence version and the record read in one transaction, the record None when the
+        version equals `known` (nothing a path depends on changed) or when `shared` names a stored
+        path planned from this very version, at `shared_since` or later (then returned instead);
+        None for an unknown learner.
+        Versions are opaque and compare equal only when the learner's row and results are the same."""
+
+    def put_shared_paths(self, tenant: str, paths: Sequence[SharedPath]) -> None:
+        """Store paths for every process to serve (replacing the learner's earlier one for the
+        same request); a cache, so a caller may drop a failed write."""
 
     def get_learner_records(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, LearnerRecord]:
         """get_learner_record for many learners, all read in one transaction; unknown ids are absent."""
