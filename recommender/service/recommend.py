@@ -317,7 +317,7 @@ class CachedPath:
     generated_at: datetime
     form: PathForm[Any]
 
-    def serves(self, planner: Planner, now: datetime, max_age: timedelta) -> bool:
+    def serves(self, planner: Planner | None, now: datetime, max_age: timedelta) -> bool:
         """Planned by this planner, and young enough (the store's version is checked after)."""
         return self.planner() is planner and now - self.generated_at <= max_age
 
@@ -350,14 +350,18 @@ class PathCache:
             return found
 
     def put(self, key: CacheKey, entry: CachedPath) -> CachedPath:
-        """Keep `entry`, unless the one kept is from the same evidence and planner (two threads
-        planned it at once): then that one stays, so a path once served is served again. Returns
+        """Keep `entry`, unless the one kept is from the same evidence and planner and young
+        enough (two threads planned it at once): then that one stays, so a path once served is served again. Returns
         the entry kept."""
         if self._limit <= 0:
             return entry
         with self._lock:
             kept = self._paths.get(key)
-            if kept is not None and kept.version == entry.version and kept.planner() is entry.planner():
+            if (
+                kept is not None
+                and kept.version == entry.version
+                and kept.serves(entry.planner(), entry.generated_at, self.max_age)
+            ):
                 self._paths.move_to_end(key)
                 return kept
             self._paths[key] = entry

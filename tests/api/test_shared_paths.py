@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -40,7 +40,7 @@ class Process:
     def path(self, request: PathRequest = ASK) -> pb.LearningPath:
         return self.app.paths.serve(DEFAULT_TENANT, request, self.form)
 
-    def planned_at(self, request: PathRequest = ASK) -> object:
+    def planned_at(self, request: PathRequest = ASK) -> datetime:
         return self.path(request).generated_at.ToDatetime().replace(tzinfo=T0.tzinfo)
 
     def settle(self) -> None:
