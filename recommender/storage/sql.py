@@ -9,6 +9,7 @@ Either way, a read-modify-write of a profile and the insert of its events are on
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import operator
@@ -20,7 +21,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext, supp
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
@@ -457,29 +458,62 @@ class SqlStore:
             since = to_micros(shared_since) if shared_since is not None else 0
             params.update(request=shared.request_key, planner=shared.planner_key, since=since)
             name = "version_shared"
-        if self.dialect == "sqlite" and (known is not None or shared is not None):
-            # the page-view case: usually nothing changed, or another process planned the path
-            # already; one statement is its own snapshot, and needs no transaction
-            found = self._sqlite_read(name, params)
-            if not found:
-                return None
-            unchanged = _unchanged(found[0], learner_id, known, shared)
-            if unchanged is not None:
-                return unchanged
-        with self._tx(write=False) as c:
-            rows = self._raw(c, name, params)
-            if not rows:
-                return None
-            unchanged = _unchanged(rows[0], learner_id, known, shared)
-            if unchanged is not None:
-                return unchanged
-            body, created_us, updated_us, profile_us, last_seq = rows[0][:5]
-            version = (body, created_us, updated_us, profile_us, last_seq)
-            states = [_state_from_values(*r) for r in self._raw(c, "states", params)]
-            studied = {m: int(n) for m, n in self._raw(c, "studied", params)}
+        if self.dialect == "sqlite":
+            found = self._sqlite_learner_read(name, params, learner_id, known, shared)
+        else:
+            with self._tx(write=False) as c:
+                found = _learner_read(lambda n: self._raw(c, n, params), name, learner_id, known, shared)
+        if found is None or isinstance(found, LearnerRead):
+            return found
+        version, states, studied = found
+        body, created_us, updated_us = version[:3]
         learner = replace(learner_from_dict(json.loads(body)), created_at=from_micros(created_us),
                           updated_at=from_micros(updated_us))  # fmt: skip
         return LearnerRead(version, LearnerRecord(learner, tuple(states), studied))
+
+    def _sqlite_learner_read(
+        self, name: str, params: dict[str, Any], learner_id: str, known: object | None, shared: SharedPathKey | None
+    ) -> _Read:
+        """get_learner_record_if_changed on SQLite, on one pooled connection outside SQLAlchemy's
+        transaction machinery (which costs more than the statements): the version first, alone
+        (one statement reads one snapshot: the page-view case, where usually nothing changed or
+        another process planned the path already), then, when the states are needed, everything
+        again in one read transaction."""
+        left = deadline.remaining()
+        if left is not None and left <= 0:
+            raise StoreUnavailable("the call's deadline passed before the store was reached")
+        try:
+            raw = self.engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                try:
+                    run = functools.partial(self._sqlite_statement, cursor, params)
+                    if known is not None or shared is not None:
+                        rows = run(name)
+                        if not rows:
+                            return None
+                        unchanged = _unchanged(rows[0], learner_id, known, shared)
+                        if unchanged is not None:
+                            return unchanged
+                    cursor.execute("BEGIN")
+                    try:
+                        return _learner_read(run, name, learner_id, known, shared)
+                    finally:
+                        cursor.execute("COMMIT")
+                finally:
+                    cursor.close()
+            finally:
+                raw.close()  # back to the pool
+        except (sa_exc.SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
+            raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
+
+    def _sqlite_statement(self, cursor: Any, params: dict[str, Any], name: str) -> list[Any]:
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            compiled = self._compiled[name] = self._reads[name].compile(dialect=self.engine.dialect)
+        values = {**compiled.params, **params}
+        cursor.execute(compiled.string, tuple(values[k] for k in compiled.positiontup))
+        return list(cursor.fetchall())
 
     def put_shared_paths(self, tenant: str, paths: Sequence[SharedPath]) -> None:
         if not paths:
@@ -501,31 +535,6 @@ class SqlStore:
 
         with self._tx(write=True) as c:
             self._executemany(c, "put_shared_paths", upsert, rows)
-
-    def _sqlite_read(self, name: str, params: dict[str, Any]) -> list[Any]:
-        """One serving read on SQLite, outside SQLAlchemy's transaction machinery (which costs
-        several times the statement): a pooled connection in autocommit mode, where a single
-        SELECT reads one consistent snapshot."""
-        left = deadline.remaining()
-        if left is not None and left <= 0:
-            raise StoreUnavailable("the call's deadline passed before the store was reached")
-        try:
-            raw = self.engine.raw_connection()
-            try:
-                compiled = self._compiled.get(name)
-                if compiled is None:
-                    compiled = self._compiled[name] = self._reads[name].compile(dialect=self.engine.dialect)
-                values = {**compiled.params, **params}
-                cursor = raw.cursor()
-                try:
-                    cursor.execute(compiled.string, tuple(values[k] for k in compiled.positiontup))
-                    return list(cursor.fetchall())
-                finally:
-                    cursor.close()
-            finally:
-                raw.close()  # back to the pool
-        except (sa_exc.SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
-            raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
 
     def _raw(self, c: Connection, name: str, params: dict[str, Any]) -> list[Any]:
         """One of the serving reads (_serving_reads) straight on the driver's cursor: compiled once
@@ -947,6 +956,26 @@ def _training_job(row: Any) -> TrainingJob:
         metrics={str(k): float(v) for k, v in json.loads(row.metrics).items()},
         updated_at=from_micros(row.updated_us),
     )
+
+
+# a learner's read: None (unknown), the read when nothing needs planning, or the version with the
+# rows to build the record from (states, studied modules)
+_Read: TypeAlias = LearnerRead | tuple[tuple[Any, ...], list[SkillState], dict[str, int]] | None
+
+
+def _learner_read(
+    run: Callable[[str], list[Any]], name: str, learner_id: str, known: object | None, shared: SharedPathKey | None
+) -> _Read:
+    """The statements of get_learner_record_if_changed, inside one read transaction."""
+    rows = run(name)
+    if not rows:
+        return None
+    unchanged = _unchanged(rows[0], learner_id, known, shared)
+    if unchanged is not None:
+        return unchanged
+    states = [_state_from_values(*r) for r in run("states")]
+    studied = {m: int(n) for m, n in run("studied")}
+    return tuple(rows[0][:5]), states, studied
 
 
 def _unchanged(
