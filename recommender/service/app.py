@@ -31,6 +31,9 @@ class App:
         self.store.close()
 
 
+PLAN_AHEAD_POLL_SECONDS = 0.02
+
+
 def build_app(settings: Settings, clock: Clock = system_clock, store: Store | None = None) -> App:
     features = load_feature_schema(settings.feature_schema_file)
     store = store or open_store(settings.store_url, timeout_seconds=settings.store_timeout_seconds)
@@ -51,6 +54,8 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
         cache=PathCache(settings.path_cache_size, timedelta(seconds=settings.path_cache_seconds)),
         share=settings.path_cache_shared,
         plan_ahead=settings.path_plan_ahead,
+        # another process's results are polled for only when there are other processes
+        poll_seconds=PLAN_AHEAD_POLL_SECONDS if settings.processes > 1 else 0.0,
     )
     learners = LearnerService(
         store,

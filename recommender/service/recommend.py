@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import random
 import threading
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -33,7 +34,7 @@ from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
 from recommender.service.learners import LearnerService
 from recommender.storage import deadline
-from recommender.storage.store import DEFAULT_TENANT, SharedPath, SharedPathKey, Store, version_key
+from recommender.storage.store import DEFAULT_TENANT, SharedPath, SharedPathKey, Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -411,6 +412,7 @@ class PathService:
         *,
         share: bool = False,
         plan_ahead: bool = False,
+        poll_seconds: float = 0.0,
     ) -> None:
         self.cache = cache
         self.store = store
@@ -427,7 +429,7 @@ class PathService:
         self._flights: dict[CacheKey, threading.Event] = {}  # paths being planned, by cache key
         self._share = share and cache is not NO_PATH_CACHE
         self._plan_ahead = plan_ahead and cache is not NO_PATH_CACHE
-        self.ahead = PlanAhead(self)
+        self.ahead = PlanAhead(self, poll_seconds if self._share and self._plan_ahead else 0.0)
 
     def planner(self, catalog: Catalog | None = None, tenant: str = DEFAULT_TENANT) -> Planner:
         """The planner for the current catalog revision and the tenant's active model, built once
@@ -547,7 +549,7 @@ class PathService:
         if kept is not planned:  # planned at once by another thread, which served it already
             return cast(T, kept.rendered)
         if shared is not None:
-            self.ahead.share(tenant, request.learner_id, shared, version_key(version), planned_at, rendered, form)
+            self.ahead.share(tenant, request.learner_id, shared, version, planned_at, rendered, form)
         return rendered
 
     def learner_changed(self, tenant: str, learner_id: str) -> None:
@@ -570,7 +572,7 @@ class PathService:
 
 
 # a path to store for the other processes: its key, evidence version digest, when planned, itself
-_ToShare = tuple[SharedPathKey, str, datetime, object, PathForm[Any]]
+_ToShare = tuple[SharedPathKey, object, datetime, object, PathForm[Any]]
 AHEAD_LIMIT = 10_000
 SHARE_EVERY_SECONDS = 0.01  # while planning ahead, paths planned are stored at least this often
 
@@ -603,12 +605,17 @@ class PlanningSlots:
 
 class PlanAhead:
     """One background thread per process, started on first use: plans again the paths of
-    learners with a new result (PathService.learner_changed), and stores planned paths for the
-    other processes (Store.put_shared_paths), each round's in one transaction. Both are an
+    learners with a new result (PathService.learner_changed, or, every `poll_seconds` when
+    several processes serve, Store.results_since: results another process recorded), and stores
+    planned paths for the other processes (Store.put_shared_paths), in one transaction at least
+    every SHARE_EVERY_SECONDS. Both are an
     optimisation only: what is over AHEAD_LIMIT, or fails, is left to the next read to plan."""
 
-    def __init__(self, service: PathService) -> None:
+    def __init__(self, service: PathService, poll_seconds: float = 0.0) -> None:
         self._service = service
+        self._poll_seconds = poll_seconds
+        self._seen: int | None = None  # the last event seq polled
+        self._told: set[tuple[str, str]] = set()  # learners told of here since the last poll
         self._learners: dict[tuple[str, str], None] = {}  # an ordered set: a burst plans once
         self._shares: dict[tuple[str, str, str], _ToShare] = {}
         self._wake = threading.Condition()
@@ -622,10 +629,11 @@ class PlanAhead:
         with self._wake:
             if len(self._learners) < AHEAD_LIMIT:
                 self._learners[(tenant, learner_id)] = None
+                self._told.add((tenant, learner_id))
                 self._start()
 
     def share(
-        self, tenant: str, learner_id: str, key: SharedPathKey, version: str, planned_at: datetime,
+        self, tenant: str, learner_id: str, key: SharedPathKey, version: object, planned_at: datetime,
         rendered: object, form: PathForm[Any],
     ) -> None:  # fmt: skip
         with self._wake:
@@ -647,12 +655,16 @@ class PlanAhead:
             with self._wake:
                 self._busy = False
                 self._wake.notify_all()
-                while not self._learners and not self._shares and not self._closed:
-                    self._wake.wait()
+                self._wake.wait_for(
+                    lambda: bool(self._learners or self._shares or self._closed), self._poll_seconds or None
+                )
                 if self._closed:
                     return
                 self._busy = True
                 learners, self._learners = list(self._learners), {}
+                told, self._told = self._told, set()
+            if self._poll_seconds:
+                learners += self.poll(skip=told.union(learners))
             stored = time.monotonic()
             for tenant, learner_id in learners:
                 if time.monotonic() - stored >= SHARE_EVERY_SECONDS:  # other processes wait for these
@@ -666,6 +678,21 @@ class PlanAhead:
                     except Exception:
                         log.exception("planning ahead failed")
             self._store_shares()
+
+    def poll(self, skip: Collection[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+        """Learners with results recorded since the last poll, through any process, whose paths
+        this process served (except `skip`), starting at a random one of them: processes that
+        poll the same results work from different ends and skip what another stored meanwhile."""
+        try:
+            self._seen, found = self._service.store.results_since(self._seen, AHEAD_LIMIT)
+        except LubanError as exc:
+            log.debug("polling for new results failed: %s", exc)
+            return []
+        mine = [x for x in found if x not in skip and self._service.cache.requests_of(*x)]
+        if not mine:
+            return []
+        start = random.randrange(len(mine))
+        return mine[start:] + mine[:start]
 
     def _store_shares(self) -> None:
         with self._wake:

@@ -515,26 +515,49 @@ class SqlStore:
         cursor.execute(compiled.string, tuple(values[k] for k in compiled.positiontup))
         return list(cursor.fetchall())
 
+    def results_since(self, seq: int | None, limit: int) -> tuple[int, list[tuple[str, str]]]:
+        e = t.events.c
+        with self._tx(write=False) as c:
+            if seq is None:
+                return int(c.execute(sa.select(sa.func.coalesce(sa.func.max(e.seq), 0))).scalar_one()), []
+            rows = c.execute(
+                sa.select(e.seq, e.tenant_id, e.learner_id).where(e.seq > seq).order_by(e.seq).limit(limit)
+            ).all()
+        if not rows:
+            return seq, []
+        return int(rows[-1][0]), list(dict.fromkeys((str(r[1]), str(r[2])) for r in rows))
+
     def put_shared_paths(self, tenant: str, paths: Sequence[SharedPath]) -> None:
         if not paths:
             return
-        rows = [
-            {"tenant_id": tenant, "learner_id": p.learner_id, "request_key": p.key.request_key,
-             "planner_key": p.key.planner_key, "version_key": p.version_key,
-             "generated_us": to_micros(p.generated_at), "body": p.body}
-            for p in paths
-        ]  # fmt: skip
-
-        def upsert() -> Any:
-            insert = self._insert(t.shared_paths)
-            kept = ("planner_key", "version_key", "generated_us", "body")
-            return insert.on_conflict_do_update(
-                index_elements=["tenant_id", "learner_id", "request_key"],
-                set_={k: insert.excluded[k] for k in kept},
-            )
-
+        x = t.learners.c
         with self._tx(write=True) as c:
-            self._executemany(c, "put_shared_paths", upsert, rows)
+            # the learners as they are now, each row locked against an erasure until this commits
+            ids = sorted({p.learner_id for p in paths})
+            created: dict[str, int] = {}
+            for chunk in _chunks(ids):
+                query = (
+                    sa.select(x.learner_id, x.created_us).where(x.tenant_id == tenant).where(x.learner_id.in_(chunk))
+                )
+                if self.dialect == "postgresql":
+                    query = query.with_for_update(read=True)
+                created.update((str(k), int(v)) for k, v in c.execute(query))
+            rows = [
+                {"tenant_id": tenant, "learner_id": p.learner_id, "request_key": p.key.request_key,
+                 "planner_key": p.key.planner_key, "version_key": version_key(p.version),
+                 "generated_us": to_micros(p.generated_at), "body": p.body}
+                for p in paths
+                if _created_us(p.version) == created.get(p.learner_id)
+            ]  # fmt: skip
+            self._executemany(c, "put_shared_paths", self._shared_upsert, rows)
+
+    def _shared_upsert(self) -> Any:
+        insert = self._insert(t.shared_paths)
+        kept = ("planner_key", "version_key", "generated_us", "body")
+        return insert.on_conflict_do_update(
+            index_elements=["tenant_id", "learner_id", "request_key"],
+            set_={k: insert.excluded[k] for k in kept},
+        )
 
     def _raw(self, c: Connection, name: str, params: dict[str, Any]) -> list[Any]:
         """One of the serving reads (_serving_reads) straight on the driver's cursor: compiled once
@@ -978,6 +1001,11 @@ def _learner_read(
     return tuple(rows[0][:5]), states, studied
 
 
+def _created_us(version: object) -> int | None:
+    """When the learner a version was read from was created (versions are this store's tuples)."""
+    return int(version[1]) if isinstance(version, tuple) and len(version) == 5 else None
+
+
 def _unchanged(
     row: Sequence[Any], learner_id: str, known: object | None, shared: SharedPathKey | None
 ) -> LearnerRead | None:
@@ -989,7 +1017,9 @@ def _unchanged(
     if shared is not None and row[5] is not None:
         key = version_key(version)
         if row[5] == key:
-            return LearnerRead(version, None, SharedPath(learner_id, shared, key, from_micros(row[6]), bytes(row[7])))
+            return LearnerRead(
+                version, None, SharedPath(learner_id, shared, version, from_micros(row[6]), bytes(row[7]))
+            )
     return None
 
 

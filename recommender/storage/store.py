@@ -55,11 +55,11 @@ class SharedPathKey:
 @dataclass(frozen=True)
 class SharedPath:
     """A planned path as stored for every process: the evidence version it was planned from
-    (version_key, a digest) and the serving layer's encoding of it."""
+    (as the store read it: opaque) and the serving layer's encoding of it."""
 
     learner_id: str
     key: SharedPathKey
-    version_key: str
+    version: object
     generated_at: datetime
     body: bytes
 
@@ -74,7 +74,7 @@ class LearnerRead:
 
 
 def version_key(version: object) -> str:
-    """A digest of an evidence version, to compare across processes."""
+    """A digest of an evidence version, to compare across processes (stores use it)."""
     return hashlib.blake2b(repr(version).encode(), digest_size=16).hexdigest()
 
 
@@ -147,9 +147,17 @@ class Store(Protocol):
         None for an unknown learner.
         Versions are opaque and compare equal only when the learner's row and results are the same."""
 
+    def results_since(self, seq: int | None, limit: int) -> tuple[int, list[tuple[str, str]]]:
+        """(the last event seq, the (tenant, learner) of results after `seq`, at most `limit`);
+        `seq` None: none, only the last seq. For planning ahead in every process (PlanAhead),
+        which does not need to see every result: on PostgreSQL a transaction may commit a lower
+        seq after a higher one is seen."""
+
     def put_shared_paths(self, tenant: str, paths: Sequence[SharedPath]) -> None:
         """Store paths for every process to serve (replacing the learner's earlier one for the
-        same request); a cache, so a caller may drop a failed write."""
+        same request), except those of learners erased (or erased and created again) since
+        their version was read: an erased learner's paths are not written back. A cache, so a
+        caller may drop a failed write."""
 
     def get_learner_records(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, LearnerRecord]:
         """get_learner_record for many learners, all read in one transaction; unknown ids are absent."""

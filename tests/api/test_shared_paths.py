@@ -5,6 +5,7 @@ A real two-process server: tests/test_processes.py."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -49,12 +50,14 @@ class Process:
 
 @pytest.fixture
 def two(store_url: str, tmp_path: Path) -> Iterator[tuple[Process, Process]]:
-    """Process a at T0, process b a minute later, on one store."""
+    """Process a at T0, process b a minute later, on one store; neither polls for the other's
+    results (processes=1), so each plans ahead only for results it records."""
     made = []
     try:
         for offset in (0, 1):
             clock = ManualClock(T0 + timedelta(minutes=offset))
-            made.append(Process(build_app(make_settings(store_url, tmp_path), clock=clock), clock, PathMessages()))
+            app = build_app(make_settings(store_url, tmp_path, processes=1), clock=clock)
+            made.append(Process(app, clock, PathMessages()))
         made[0].app.catalogs.upsert(*tiny_catalog(), replace=True)
         made[0].app.learners.upsert(DEFAULT_TENANT, ana())
         yield made[0], made[1]
@@ -177,3 +180,29 @@ def test_without_sharing_each_process_plans_its_own(store_url: str, tmp_path: Pa
     finally:
         for app in apps:
             app.close()
+
+
+def test_a_process_plans_ahead_for_results_another_process_recorded(store_url: str, tmp_path: Path) -> None:
+    clock = ManualClock(T0)
+    polling = build_app(make_settings(store_url, tmp_path, processes=2), clock=clock)
+    other = build_app(make_settings(store_url, tmp_path, processes=1), clock=ManualClock(T0))
+    try:
+        polling.catalogs.upsert(*tiny_catalog(), replace=True)
+        polling.learners.upsert(DEFAULT_TENANT, ana())
+        a = Process(polling, clock, PathMessages())
+        before = a.path()
+        a.settle()
+        clock.advance(minutes=1)
+        other.learners.record(DEFAULT_TENANT, result("e1", 0.0))  # other never served ana: no plan ahead there
+        key = (DEFAULT_TENANT, ASK, a.form.name)
+        for _ in range(1000):  # the poller's next rounds (every few milliseconds)
+            entry = polling.paths.cache.get(key)
+            if entry is not None and entry.generated_at == clock():
+                break
+            time.sleep(0.01)
+        clock.advance(minutes=1)
+        assert a.planned_at() == clock() - timedelta(minutes=1), "planned ahead when the result was polled"
+        assert a.path() != before
+    finally:
+        polling.close()
+        other.close()
