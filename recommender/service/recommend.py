@@ -34,7 +34,7 @@ from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
 from recommender.service.learners import LearnerService
 from recommender.storage import deadline
-from recommender.storage.store import DEFAULT_TENANT, SharedPath, SharedPathKey, Store
+from recommender.storage.store import DEFAULT_TENANT, LearnerRead, SharedPath, SharedPathKey, Store
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -459,12 +459,11 @@ class PathService:
         """The learner's path; the cached one (PathCache) when nothing it depends on changed."""
         return self.serve(tenant, request, AS_PLANNED)
 
-    def serve(self, tenant: str, request: PathRequest, form: PathForm[T], *, ahead: bool = False) -> T:
+    def serve(self, tenant: str, request: PathRequest, form: PathForm[T]) -> T:
         """The learner's path in `form`: this process's cached one when nothing it depends on
         changed; else the one another process stored (a shared form) when planned from the same
         evidence by the same planner; else planned now. A call that finds another thread planning
-        the same path waits for it rather than planning it twice. `ahead`: planned for no caller
-        (PlanAhead), so callers' planning goes first."""
+        the same path waits for it rather than planning it twice."""
         require_id("learner_id", request.learner_id)
         key: CacheKey = (tenant, request, form.name)
         waited = False
@@ -516,7 +515,7 @@ class PathService:
                 waited = True
                 continue  # read again: what the other thread planned may serve this call
             try:
-                return self._plan(tenant, request, form, planner, read.version, read.record, key, shared, ahead)
+                return self._plan(tenant, request, form, planner, read.version, read.record, key, shared)
             finally:
                 if mine is not None:
                     with self._lock:
@@ -533,11 +532,10 @@ class PathService:
         record: LearnerRecord,
         key: CacheKey,
         shared: SharedPathKey | None,
-        ahead: bool,
     ) -> T:
         learner = record.learner
         options = planner.options_for(learner, request)
-        with self._planning_slots.take(urgent=not ahead):
+        with self._planning_slots.take(urgent=True):
             planned_at = self._clock()
             path = planner.plan(
                 model_key(tenant, learner.learner_id), learner, record.states, options, planned_at,
@@ -551,6 +549,72 @@ class PathService:
         if shared is not None:
             self.ahead.share(tenant, request.learner_id, shared, version, planned_at, rendered, form)
         return rendered
+
+    def plan_ahead(self, wanted: Sequence[tuple[str, PathRequest, PathForm[Any]]]) -> None:
+        """Plan the paths `wanted` that neither this process's cache nor the store (planned by
+        another process) has for the learner's current evidence, together (Planner.plan_many:
+        one batch costs less than planning each alone, and gives the same paths); each is then
+        cached and shared as if a call had planned it. Paths being planned by a call are left to
+        it; learners erased meanwhile, or whose request no longer validates, are skipped."""
+        todo: list[tuple[CacheKey, PathForm[Any], Planner, LearnerRead, PlanItem, SharedPathKey | None]] = []
+        mine: list[tuple[CacheKey, threading.Event]] = []
+        try:
+            for tenant, request, form in wanted:
+                key: CacheKey = (tenant, request, form.name)
+                planner = self.planner(tenant=tenant)
+                now = self._clock()
+                cached = self.cache.get(key)
+                if cached is not None and not cached.serves(planner, now, self.cache.max_age):
+                    cached = None
+                shared = None
+                if self._share and form.shared:
+                    shared = SharedPathKey(request_key(request, form), self.planner_key(planner))
+                read = self.store.get_learner_record_if_changed(
+                    tenant, request.learner_id, cached.version if cached is not None else None, shared,
+                    now - self.cache.max_age,
+                )  # fmt: skip
+                if read is None or read.record is None:
+                    if read is not None and read.shared is not None:
+                        loaded = CachedPath(form.load(read.shared.body), read.version, weakref.ref(planner),
+                                            read.shared.generated_at, form)  # fmt: skip
+                        self.cache.put(key, loaded)
+                    continue
+                with self._lock:
+                    if key in self._flights:
+                        continue
+                    event = self._flights[key] = threading.Event()
+                mine.append((key, event))
+                record = read.record
+                try:
+                    options = planner.options_for(record.learner, request)
+                except LubanError:
+                    continue
+                item = PlanItem(model_key(tenant, request.learner_id), record.learner, record.states, options,
+                                record.studied_module_ids)  # fmt: skip
+                todo.append((key, form, planner, read, item, shared))
+            by_planner: dict[int, list[int]] = {}
+            for i, entry in enumerate(todo):
+                by_planner.setdefault(id(entry[2]), []).append(i)
+            for members in by_planner.values():
+                planner = todo[members[0]][2]
+                with self._planning_slots.take(urgent=False):
+                    planned_at = self._clock()
+                    paths = planner.plan_many([todo[i][4] for i in members], planned_at)
+                for i, path in zip(members, paths, strict=True):
+                    if isinstance(path, PreconditionFailed):
+                        continue
+                    key, form, _, read, item, shared = todo[i]
+                    rendered = form.render(path)
+                    planned = CachedPath(rendered, read.version, weakref.ref(planner), planned_at, form)
+                    if self.cache.put(key, planned) is planned and shared is not None:
+                        self.ahead.share(key[0], item.learner.learner_id, shared, read.version, planned_at, rendered,
+                                         form)  # fmt: skip
+        finally:
+            with self._lock:
+                for key, _ in mine:
+                    del self._flights[key]
+            for _, event in mine:
+                event.set()
 
     def learner_changed(self, tenant: str, learner_id: str) -> None:
         """A new result for the learner: plan the paths this process served them again, off the
@@ -574,6 +638,7 @@ class PathService:
 # a path to store for the other processes: its key, evidence version digest, when planned, itself
 _ToShare = tuple[SharedPathKey, object, datetime, object, PathForm[Any]]
 AHEAD_LIMIT = 10_000
+AHEAD_BATCH = 8  # paths planned ahead together (Planner.plan_many): a caller may wait for the batch
 SHARE_EVERY_SECONDS = 0.01  # while planning ahead, paths planned are stored at least this often
 
 
@@ -666,17 +731,18 @@ class PlanAhead:
             if self._poll_seconds:
                 learners += self.poll(skip=told.union(learners))
             stored = time.monotonic()
-            for tenant, learner_id in learners:
+            wanted = [(tenant, request, form) for tenant, learner_id in learners
+                      for request, form in self._service.cache.requests_of(tenant, learner_id)]  # fmt: skip
+            for start in range(0, len(wanted), AHEAD_BATCH):
                 if time.monotonic() - stored >= SHARE_EVERY_SECONDS:  # other processes wait for these
                     self._store_shares()
                     stored = time.monotonic()
-                for request, form in self._service.cache.requests_of(tenant, learner_id):
-                    try:
-                        self._service.serve(tenant, request, form, ahead=True)
-                    except LubanError as exc:  # erased meanwhile, store down: the next read says so
-                        log.debug("planning ahead for %s failed: %s", learner_id[:64], exc)
-                    except Exception:
-                        log.exception("planning ahead failed")
+                try:
+                    self._service.plan_ahead(wanted[start : start + AHEAD_BATCH])
+                except LubanError as exc:  # the store is down: the next reads say so
+                    log.debug("planning ahead failed: %s", exc)
+                except Exception:
+                    log.exception("planning ahead failed")
             self._store_shares()
 
     def poll(self, skip: Collection[tuple[str, str]] = ()) -> list[tuple[str, str]]:
