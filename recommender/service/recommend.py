@@ -638,7 +638,7 @@ class PathService:
 # a path to store for the other processes: its key, evidence version digest, when planned, itself
 _ToShare = tuple[SharedPathKey, object, datetime, object, PathForm[Any]]
 AHEAD_LIMIT = 10_000
-AHEAD_BATCH = 8  # paths planned ahead together (Planner.plan_many): a caller may wait for the batch
+AHEAD_BATCH = 16  # paths planned ahead together (Planner.plan_many): a caller may wait for the batch
 SHARE_EVERY_SECONDS = 0.01  # while planning ahead, paths planned are stored at least this often
 
 
