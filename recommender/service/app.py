@@ -31,9 +31,6 @@ class App:
         self.store.close()
 
 
-PLAN_AHEAD_POLL_SECONDS = 0.02
-
-
 def build_app(settings: Settings, clock: Clock = system_clock, store: Store | None = None) -> App:
     features = load_feature_schema(settings.feature_schema_file)
     store = store or open_store(settings.store_url, timeout_seconds=settings.store_timeout_seconds)
@@ -55,7 +52,7 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
         share=settings.path_cache_shared,
         plan_ahead=settings.path_plan_ahead,
         # another process's results are polled for only when there are other processes
-        poll_seconds=PLAN_AHEAD_POLL_SECONDS if settings.processes > 1 else 0.0,
+        poll_seconds=settings.path_plan_ahead_poll_seconds if settings.processes > 1 else 0.0,
     )
     learners = LearnerService(
         store,

@@ -734,6 +734,8 @@ class PlanAhead:
             wanted = [(tenant, request, form) for tenant, learner_id in learners
                       for request, form in self._service.cache.requests_of(tenant, learner_id)]  # fmt: skip
             for start in range(0, len(wanted), AHEAD_BATCH):
+                if self._closed:
+                    return
                 if time.monotonic() - stored >= SHARE_EVERY_SECONDS:  # other processes wait for these
                     self._store_shares()
                     stored = time.monotonic()

@@ -184,7 +184,8 @@ def test_without_sharing_each_process_plans_its_own(store_url: str, tmp_path: Pa
 
 def test_a_process_plans_ahead_for_results_another_process_recorded(store_url: str, tmp_path: Path) -> None:
     clock = ManualClock(T0)
-    polling = build_app(make_settings(store_url, tmp_path, processes=2), clock=clock)
+    settings = make_settings(store_url, tmp_path, processes=2, path_plan_ahead_poll_seconds=0.02)
+    polling = build_app(settings, clock=clock)
     other = build_app(make_settings(store_url, tmp_path, processes=1), clock=ManualClock(T0))
     try:
         polling.catalogs.upsert(*tiny_catalog(), replace=True)
