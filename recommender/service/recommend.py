@@ -341,14 +341,23 @@ class PathCache:
         self.max_age = max_age
         self._paths: OrderedDict[CacheKey, CachedPath] = OrderedDict()
         self._by_learner: dict[tuple[str, str], set[CacheKey]] = {}
+        self._unserved: set[CacheKey] = set()  # planned ahead, and not asked for since
         self._lock = threading.Lock()
 
-    def get(self, key: CacheKey) -> CachedPath | None:
+    def get(self, key: CacheKey, *, serving: bool = True) -> CachedPath | None:
+        """The entry for `key`; `serving`: asked for by a caller (not by PlanAhead)."""
         with self._lock:
             found = self._paths.get(key)
             if found is not None:
                 self._paths.move_to_end(key)
+            if serving:
+                self._unserved.discard(key)
             return found
+
+    def planned_ahead(self, key: CacheKey) -> None:
+        with self._lock:
+            if key in self._paths:
+                self._unserved.add(key)
 
     def put(self, key: CacheKey, entry: CachedPath) -> CachedPath:
         """Keep `entry`, unless the one kept is from the same evidence and planner and young
@@ -370,6 +379,7 @@ class PathCache:
             self._by_learner.setdefault((key[0], key[1].learner_id), set()).add(key)
             while len(self._paths) > self._limit:
                 gone, _ = self._paths.popitem(last=False)
+                self._unserved.discard(gone)
                 keys = self._by_learner.get((gone[0], gone[1].learner_id))
                 if keys is not None:
                     keys.discard(gone)
@@ -378,9 +388,11 @@ class PathCache:
             return entry
 
     def requests_of(self, tenant: str, learner_id: str) -> list[tuple[PathRequest, PathForm[Any]]]:
-        """The requests (and forms) this process has a path of the learner for."""
+        """The requests (and forms) this process has a path of the learner for, except paths
+        planned ahead and not asked for since: a path is planned ahead once per page view, not
+        after every result of a learner who is not looking."""
         with self._lock:
-            keys = list(self._by_learner.get((tenant, learner_id), ()))
+            keys = [k for k in self._by_learner.get((tenant, learner_id), ()) if k not in self._unserved]
             return [(k[1], self._paths[k].form) for k in keys]
 
     def __len__(self) -> int:
@@ -563,7 +575,7 @@ class PathService:
                 key: CacheKey = (tenant, request, form.name)
                 planner = self.planner(tenant=tenant)
                 now = self._clock()
-                cached = self.cache.get(key)
+                cached = self.cache.get(key, serving=False)
                 if cached is not None and not cached.serves(planner, now, self.cache.max_age):
                     cached = None
                 shared = None
@@ -578,6 +590,7 @@ class PathService:
                         loaded = CachedPath(form.load(read.shared.body), read.version, weakref.ref(planner),
                                             read.shared.generated_at, form)  # fmt: skip
                         self.cache.put(key, loaded)
+                        self.cache.planned_ahead(key)
                     continue
                 with self._lock:
                     if key in self._flights:
@@ -606,7 +619,9 @@ class PathService:
                     key, form, _, read, item, shared = todo[i]
                     rendered = form.render(path)
                     planned = CachedPath(rendered, read.version, weakref.ref(planner), planned_at, form)
-                    if self.cache.put(key, planned) is planned and shared is not None:
+                    kept = self.cache.put(key, planned)
+                    self.cache.planned_ahead(key)
+                    if kept is planned and shared is not None:
                         self.ahead.share(key[0], item.learner.learner_id, shared, read.version, planned_at, rendered,
                                          form)  # fmt: skip
         finally:

@@ -112,6 +112,26 @@ def test_a_new_result_is_planned_ahead_and_every_process_serves_it(
     assert after == from_scratch and after != before, "the path is the one the result leads to"
 
 
+def test_a_path_is_planned_ahead_once_per_page_view(two: tuple[Process, Process]) -> None:
+    a, _ = two
+    a.path()
+    advance(a)
+    a.app.learners.record(DEFAULT_TENANT, result("e1", 0.0))
+    a.settle()
+    ahead = a.app.paths.cache.get((DEFAULT_TENANT, ASK, a.form.name), serving=False)
+    assert ahead is not None and ahead.generated_at == a.clock(), "planned ahead after the result"
+    advance(a)
+    a.app.learners.record(DEFAULT_TENANT, result("e2", 1.0))  # no page view since: not planned again
+    a.settle()
+    assert a.app.paths.cache.get((DEFAULT_TENANT, ASK, a.form.name), serving=False) is ahead
+    assert a.planned_at() == a.clock(), "the page view plans what changed since"
+    advance(a)
+    a.app.learners.record(DEFAULT_TENANT, result("e3", 1.0))  # after a page view: planned ahead again
+    a.settle()
+    advance(a)
+    assert a.planned_at() == a.clock() - timedelta(minutes=1)
+
+
 def test_every_change_a_path_depends_on_replans_in_the_other_process(
     two: tuple[Process, Process], store_url: str
 ) -> None:
