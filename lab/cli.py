@@ -4,7 +4,11 @@
                            [--oracle-noise SD] [--oracle-margin M] ...
 
 runs every chosen policy on the same hidden-truth learners and prints the table that
-docs/simulator-experiments.md quotes.
+docs/simulator-experiments.md quotes;
+
+    python -m lab fit-truth [--families all|tuning|held-out] [--history N] [--seed S]
+
+fits BKT on a world family's past learners and prints it beside the simulator's truth (lab/fit_truth.py).
 """
 
 from __future__ import annotations
@@ -64,12 +68,33 @@ def _parser() -> argparse.ArgumentParser:
         default=0.0,
         help="the oracle's margin on role levels, in [0, 1): a requirement met at level + margin * (1 - level)",
     )
+    truth = sub.add_parser("fit-truth", help="the BKT fit on a family's past learners beside the simulator's truth")
+    truth.add_argument("--families", default="all", help="a family name, or all, tuning or held-out (default: all)")
+    truth.add_argument("--history", type=int, default=2000, metavar="N", help="past learners (default: 2000)")
+    truth.add_argument("--seed", type=int, default=1, help="as recommender simulate --seed (default: 1)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "fit-truth":
+        return _fit_truth(args)
     return _simulate(args)
+
+
+def _fit_truth(args: argparse.Namespace) -> int:
+    from lab.fit_truth import HEADER, fit_against_truth
+    from recommender.simulation.families import select_families
+
+    try:
+        families = select_families(args.families)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(HEADER)
+    for family in families:
+        print(fit_against_truth(family, args.history, args.seed).row(), flush=True)
+    return 0
 
 
 def _simulate(args: argparse.Namespace) -> int:

@@ -242,7 +242,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         serve_dashboard(settings)
         return 0
-    from recommender.composition_root import redact
+    from recommender.config import redact
 
     print(f"store: {redact(settings.store_url)}", file=sys.stderr)
     app = build_app(settings)

@@ -147,3 +147,14 @@ class Settings(BaseSettings):
         "for changes (model and catalog changes show at once)",
     )
     log_format: str = Field(default="json", pattern="^(json|text)$", description="json or text")
+
+
+def redact(url: str) -> str:
+    """The store URL without its password, for logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

@@ -16,7 +16,7 @@ from typing import Any, BinaryIO
 from google.protobuf import json_format
 
 from recommender.api import mapping
-from recommender.domain.path import LearningPath, PathStep, Reason
+from recommender.domain.path import LearningPath, PathStep, Reason, SkillGain
 
 STEP_COLUMNS = [
     "learner_id", "target_role_id", "position", "module_id", "score", "expected_success", "estimated_minutes",
@@ -32,7 +32,7 @@ def path_json(path: LearningPath) -> dict[str, Any]:
     return {**_path_fields(path), "steps": [_step_json(s) for s in path.steps]}
 
 
-def _path_fields(path: LearningPath) -> dict[str, Any]:
+def _path_fields(path: LearningPath, stamp: bool = True) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "learner_id": path.learner_id,
         "target_role_id": path.target_role_id,
@@ -44,7 +44,7 @@ def _path_fields(path: LearningPath) -> dict[str, Any]:
         "blockers": [_reason_json(r) for r in path.blockers],
         "locale": path.locale,
     }
-    if path.generated_at is not None:
+    if stamp and path.generated_at is not None:
         fields["generated_at"] = mapping.timestamp_json(path.generated_at)
     return fields
 
@@ -134,6 +134,11 @@ class JsonlEncoder:
         self._shared: OrderedDict[int, tuple[tuple[PathStep, ...], tuple[Any, ...], bytes]] = OrderedDict()
         self._last_time: tuple[Any, bytes] | None = None
         self._reasons: dict[int, tuple[Reason, str]] = {}
+        # a step's gains and reasons recur across learners (the same module after the same ones,
+        # the planner's shared Reason objects): encoded once per value, reasons keyed by identity
+        # (each entry holds its reasons, so no id can be reused while it is kept)
+        self._gains: dict[tuple[SkillGain, ...], str] = {}
+        self._reason_lists: dict[tuple[int, ...], tuple[tuple[Reason, ...], str]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {}
@@ -156,7 +161,7 @@ class JsonlEncoder:
             self._shared.move_to_end(key)
             rest = cached[2]
         else:
-            fields = _path_fields(path)
+            fields = _path_fields(path, stamp=False)  # generated_at is per learner, written below
             shared = {k: _dumps(v) for k, v in fields.items() if k not in PER_LEARNER_FIELDS + LEADING_FIELDS}
             shared["steps"] = "[" + ", ".join(self._step(s) for s in path.steps) + "]"
             assert min(shared) > max(PER_LEARNER_FIELDS) > min(PER_LEARNER_FIELDS) > max(LEADING_FIELDS)
@@ -177,17 +182,28 @@ class JsonlEncoder:
     def _step(self, step: PathStep) -> str:
         """_dumps(_step_json(step)), written out: the keys in sorted order, floats as json writes
         them (float.__repr__), and each reason encoded once (the planner shares Reason objects)."""
-        gains = ", ".join(
-            f'{{"mastery_after": {_float(g.mastery_after)}, "mastery_before": {_float(g.mastery_before)}, '
-            f'"skill_id": {_string(g.skill_id)}}}'
-            for g in step.gains
-        )
+        gains = self._gains.get(step.gains)
+        if gains is None:
+            gains = ", ".join(
+                f'{{"mastery_after": {_float(g.mastery_after)}, "mastery_before": {_float(g.mastery_before)}, '
+                f'"skill_id": {_string(g.skill_id)}}}'
+                for g in step.gains
+            )
+            if len(self._gains) >= self.STEPS_KEPT:
+                self._gains.clear()
+            self._gains[step.gains] = gains
+        key = tuple(map(id, step.reasons))
+        found = self._reason_lists.get(key)
+        if found is None:
+            if len(self._reason_lists) >= self.STEPS_KEPT:
+                self._reason_lists.clear()
+            found = self._reason_lists[key] = (step.reasons, ", ".join(map(self._reason, step.reasons)))
         return (
             f'{{"check_skill_ids": [{", ".join(map(_string, step.check_skill_ids))}], '
             f'"estimated_minutes": {int(step.estimated_minutes)}, "expected_success": {_float(step.expected_success)}, '
-            f'"gains": [{gains}], "kind": "{mapping.STEP_KIND_NAMES[step.kind]}", '
+            f'"gains": [{gains}], "kind": "{_STEP_KINDS[step.kind._name_]}", '
             f'"module_id": {_string(step.module_id)}, "position": {int(step.position)}, '
-            f'"reasons": [{", ".join(map(self._reason, step.reasons))}], '
+            f'"reasons": [{found[1]}], '
             f'"review": {"true" if step.review else "false"}, "score": {_float(step.score)}}}'
         )
 
@@ -202,6 +218,9 @@ class JsonlEncoder:
         self._reasons[id(reason)] = (reason, text)  # holding the reason: its id cannot be reused while kept
         return text
 
+
+# by member name: an Enum's hash runs Python code, its name's does not
+_STEP_KINDS = {kind._name_: name for kind, name in mapping.STEP_KIND_NAMES.items()}
 
 _float = float.__repr__  # a finite float as json writes it (also for numpy's float64, a float subclass)
 

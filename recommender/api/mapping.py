@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.status import code_of, field_of, message_of
-from recommender.domain.assessment import AssessmentEvent, ResultKind
+from recommender.domain.assessment import AssessmentEvent, ResultKind, assessment_event, to_micros
 from recommender.domain.catalog import (
     Catalog,
     Module,
@@ -30,11 +30,16 @@ from recommender.service.recommend import CohortOutcome, PathRequest
 
 
 def timestamp(moment: datetime | None) -> Timestamp | None:
+    """Timestamp.FromDatetime without its cost (a profile has a time per skill): the same seconds
+    and nanos for a timezone-aware moment; a naive one goes through FromDatetime (read as UTC)."""
     if moment is None:
         return None
-    ts = Timestamp()
-    ts.FromDatetime(moment)
-    return ts
+    if moment.tzinfo is None:
+        ts = Timestamp()
+        ts.FromDatetime(moment)
+        return ts
+    seconds, micros = divmod(to_micros(moment), 1_000_000)
+    return Timestamp(seconds=seconds, nanos=micros * 1000)
 
 
 def parse_timestamp(ts: Timestamp, field: str) -> datetime:
@@ -43,7 +48,7 @@ def parse_timestamp(ts: Timestamp, field: str) -> datetime:
     if not 0 <= ts.nanos < 1_000_000_000:
         raise InvalidInput.of(field, f"is not a valid timestamp (nanos {ts.nanos} out of range)")
     try:
-        return _UNIX_EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+        return _UNIX_EPOCH + timedelta(0, ts.seconds, ts.nanos // 1000)  # (days, seconds, microseconds)
     except OverflowError as exc:
         raise InvalidInput.of(field, f"is not a valid timestamp ({exc})") from exc
 
@@ -86,18 +91,22 @@ def learner_to_proto(learner: Learner) -> pb.Learner:
 def event_from_proto(msg: pb.AssessmentResult, now: datetime, prefix: str = "result") -> AssessmentEvent:
     sent = msg.HasField("occurred_at")
     occurred = parse_timestamp(msg.occurred_at, f"{prefix}.occurred_at") if sent else now
-    return AssessmentEvent(
-        event_id=msg.event_id,
-        learner_id=msg.learner_id,
-        module_id=msg.module_id,
-        item_id=msg.item_id,
-        skill_ids=tuple(msg.skill_ids),
-        score=msg.score,
-        occurred_at=occurred,
-        duration_seconds=msg.duration_seconds,
-        occurred_at_sent=sent,
-        kind=result_kind_from_proto(msg.kind, f"{prefix}.kind"),
+    kind = _RESULT_KINDS.get(msg.kind)
+    return assessment_event(
+        msg.event_id,
+        msg.learner_id,
+        msg.module_id,
+        msg.score,
+        occurred,
+        tuple(msg.skill_ids),
+        msg.item_id,
+        msg.duration_seconds,
+        sent,
+        kind if kind is not None else result_kind_from_proto(msg.kind, f"{prefix}.kind"),
     )
+
+
+_RESULT_KINDS = {int(k): k for k in ResultKind}
 
 
 def result_kind_from_proto(value: int, field: str) -> ResultKind:

@@ -11,6 +11,7 @@ from recommender.api.interceptors import TENANT
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.api.status import code_of, field_of, message_of, translated, translated_stream
+from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.path import LearningPath
 from recommender.errors import InvalidInput, LubanError, clipped
 from recommender.service.app import App
@@ -87,26 +88,35 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
     ) -> pb.IngestSummary:
         tenant = tenant_of(context)
         summary = pb.IngestSummary()
-        index = 0
         max_batch = self.app.settings.max_batch
-        for message in request_iterator:
-            if len(message.results) > max_batch:
-                raise InvalidInput.of("results", f"{len(message.results)} results in one message; at most {max_batch}")
-            now = self.app.clock()
-            events, rejected = [], []
-            positions: list[int] = []
-            for offset, result in enumerate(message.results):
-                try:
-                    events.append(mapping.event_from_proto(result, now))
-                    positions.append(index + offset)
-                except InvalidInput as exc:
-                    rejected.append(_rejected(index + offset, result.event_id, exc))
-            outcome = self.app.learners.record_batch(tenant, events)
+        mapped: list[tuple[list[int], list[pb.RejectedResult]]] = []  # per message, in order
+
+        def batches() -> Iterator[list[AssessmentEvent]]:
+            index = 0
+            for message in request_iterator:
+                if len(message.results) > max_batch:
+                    raise InvalidInput.of(
+                        "results", f"{len(message.results)} results in one message; at most {max_batch}"
+                    )
+                now = self.app.clock()
+                events, rejected, positions = [], [], []
+                for offset, result in enumerate(message.results):
+                    try:
+                        events.append(mapping.event_from_proto(result, now))
+                        positions.append(index + offset)
+                    except InvalidInput as exc:
+                        rejected.append(_rejected(index + offset, result.event_id, exc))
+                mapped.append((positions, rejected))
+                index += len(message.results)
+                yield events
+
+        for k, outcome in enumerate(self.app.learners.record_stream(tenant, batches())):
+            positions, rejected = mapped[k]
+            mapped[k] = ([], [])
             summary.accepted += outcome.accepted
             summary.duplicates += outcome.duplicates
             rejected += [_rejected(positions[r.index], r.event_id, r.error) for r in outcome.rejected]
             summary.rejected.extend(sorted(rejected, key=lambda r: r.index))
-            index += len(message.results)
         return summary
 
     @translated

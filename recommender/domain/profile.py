@@ -27,6 +27,27 @@ class SkillState:
 NO_STUDIES: Mapping[str, int] = MappingProxyType({})
 
 
+def skill_state(
+    skill_id: str, mastery: float, attempts: int, last_practiced_at: datetime, studies_since_check: int
+) -> SkillState:
+    """SkillState(...) at a third of the cost, for the store's reads and the tracer's updates (one
+    or more per ingested result): a frozen dataclass's __init__ sets each field through
+    object.__setattr__, while this fills the new instance's fields at once. The same object
+    (SkillState has no __post_init__ or computed fields)."""
+    state = _new(SkillState)
+    state.__dict__.update(
+        skill_id=skill_id,
+        mastery=mastery,
+        attempts=attempts,
+        last_practiced_at=last_practiced_at,
+        studies_since_check=studies_since_check,
+    )
+    return state
+
+
+_new = object.__new__
+
+
 @dataclass(frozen=True)
 class LearnerRecord:
     """What planning reads of one learner, read together: their features, skill states (sorted

@@ -34,7 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from recommender.domain.assessment import AssessmentEvent, ResultKind, resolve_kind
-from recommender.domain.profile import SkillState
+from recommender.domain.profile import SkillState, skill_state
 
 SECONDS_PER_DAY = 86_400.0
 FloatArray = npt.NDArray[np.float64]
@@ -178,13 +178,7 @@ def apply_result(
         if kind is ResultKind.PRACTICE:
             mastery += (1.0 - mastery) * params.item_learn
         studies = 0
-    return SkillState(
-        skill_id=skill_id,
-        mastery=min(max(mastery, 0.0), 1.0),
-        attempts=attempts + 1,
-        last_practiced_at=last,
-        studies_since_check=studies,
-    )
+    return skill_state(skill_id, min(max(mastery, 0.0), 1.0), attempts + 1, last, studies)
 
 
 def profile_updater(

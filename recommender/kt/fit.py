@@ -1,5 +1,6 @@
 """Fitting BKT per skill: Baum-Welch EM over every (learner, skill) sequence at once, then the
-forgetting rate per skill by likelihood over a grid (it is only identifiable with real time gaps).
+forgetting rate per skill by likelihood over a grid, kept at the default unless the history
+identifies it (evidence on both sides of real time gaps).
 
 Also `filter_predictions`: the online BKT update run over whole sequences, predicting each
 response before updating on it; the same arithmetic as kt/bkt.apply_result (tested to agree).
@@ -18,6 +19,9 @@ from recommender.kt.sequences import Sequences
 
 FloatArray = npt.NDArray[np.float64]
 FORGET_GRID = (0.0, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+# a fitted forgetting rate replaces the default only where the likelihood-ratio test against the
+# default rejects it at 5 % (chi-square, one degree of freedom): 2 (LL(best) - LL(default)) > 3.84
+FORGET_LR_CRITICAL = 3.84
 BOUNDS = {
     "prior": (0.01, 0.99),
     "learn": (0.005, 0.6),  # a practice item's learning step
@@ -372,6 +376,13 @@ def fit_bkt(
 
 
 def _fit_forgetting(seqs: Sequences, params: ParamArrays, n_skills: int, few: npt.NDArray[np.bool_]) -> ParamArrays:
+    """Each skill's forgetting rate: the grid's most likely, where it is significantly more likely
+    than the rate `params` holds (the default), else that rate. Forgetting is identified only by
+    evidence on both sides of a gap; where the history has none (a placement check, then one
+    module score), every rate explains it about equally, and taking the grid's best would pick
+    one by noise or, on an exact tie, the grid's first (no forgetting at all): estimates that never
+    decay keep a learner who forgot "ready" and the path stops short."""
+    kept_ll = log_likelihood_by_skill(seqs, params, n_skills)
     best_ll = np.full(n_skills, -np.inf)
     best_rate = params.forget.copy()
     for rate in FORGET_GRID:
@@ -380,4 +391,5 @@ def _fit_forgetting(seqs: Sequences, params: ParamArrays, n_skills: int, few: np
         better = (ll > best_ll) & ~few
         best_ll = np.where(better, ll, best_ll)
         best_rate = np.where(better, rate, best_rate)
-    return params.with_forget(best_rate)
+    significant = 2.0 * (best_ll - kept_ll) > FORGET_LR_CRITICAL
+    return params.with_forget(np.where(significant, best_rate, params.forget))

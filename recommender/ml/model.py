@@ -29,6 +29,8 @@ from recommender.ml.features import (
 )
 
 FloatArray = npt.NDArray[np.float64]
+# the meta key recording whether the success model was trained on learners' mastery tokens
+SUCCESS_READS_MASTERY_META = "success_reads_mastery"
 
 ROW_BLOCK = 64  # learners per elementwise block in success_by_row (bounds its temporary array)
 
@@ -84,6 +86,13 @@ class HybridModel:
             self._module_cache[key] = cached
         return cached
 
+    @property
+    def success_reads_mastery(self) -> bool:
+        """Whether the success model reads the learner's mastery tokens. A model trained since
+        mastery left its success side does not (ml.train); an older artifact
+        was trained with them and is served as it was trained."""
+        return bool(self.meta.get(SUCCESS_READS_MASTERY_META, True))
+
     def without_user_features(self, names: Iterable[str]) -> HybridModel:
         """The model with these learner features' rows removed from both factor models (an erased
         learner's identity): every other row, and so every other learner's scores, stays as it was,
@@ -133,10 +142,16 @@ class HybridModel:
         cold: bool = False,
     ) -> tuple[FloatArray, FloatArray]:
         """(success, ranking) learner vectors. A learner the model never saw (or `cold`) has no
-        identity feature, so they are scored from their features and mastery alone."""
+        identity feature, so they are scored from their features and mastery alone (the success
+        side from their features alone, unless the model was trained to read mastery there)."""
         tokens = self._learner_tokens(learners, learner_ids, masteries, cold)
+        success_tokens = (
+            tokens
+            if self.success_reads_mastery
+            else self._learner_tokens(learners, learner_ids, [{}] * len(learner_ids), cold)
+        )
         return (
-            self.success.learner_vectors(self.user_space.matrix(tokens)),
+            self.success.learner_vectors(self.user_space.matrix(success_tokens)),
             self.ranking.learner_vectors(self.user_space.matrix([identity_heavy(t) for t in tokens])),
         )
 
@@ -144,6 +159,8 @@ class HybridModel:
         self, learners: Sequence[Learner | None], learner_ids: Sequence[str], masteries: Sequence[Mapping[str, float]]
     ) -> FloatArray:
         """The success side of learner_vectors alone (planning needs no ranking vectors)."""
+        if not self.success_reads_mastery:
+            masteries = [{}] * len(learner_ids)
         return self.success.learner_vectors(
             self.user_space.matrix(self._learner_tokens(learners, learner_ids, masteries, False))
         )

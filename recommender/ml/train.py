@@ -5,9 +5,14 @@ What the model learns, and why:
   least PASS_SCORE, -1 otherwise), weighted by attempts. It predicts P(success on a module) for the
   planner's zone-of-proximal-development term and for knowledge-tracing predictions.
 - `ranking`: WARP loss on attempted modules: what learners like this one take next, for ranking.
-Both see learner features (country, languages, program, role, HSK, declared attributes, mastery buckets) and
+Both see learner features (country, languages, program, role, HSK, declared attributes) and
 module features (skills, track, difficulty, languages), so a learner with no history is scored from
-features alone. LightFM runs single-threaded with a fixed seed: training is deterministic.
+features alone; `ranking` also sees the learner's mastery buckets. `success` does not: a training
+learner's mastery is BKT's estimate after all of their training events, the very outcomes
+`success` is fitted on, so it would learn to lean on a feature that encodes its labels (target
+leakage), and then serve learners whose mastery does not (new learners have none). What a
+learner's own results say reaches the planner's expected success through BKT.
+LightFM runs single-threaded with a fixed seed: training is deterministic.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from recommender.ml.features import (
     learner_tokens,
     module_tokens,
 )
-from recommender.ml.model import FactorModel, HybridModel
+from recommender.ml.model import SUCCESS_READS_MASTERY_META, FactorModel, HybridModel
 
 PASS_SCORE = 0.5
 Progress = Callable[[str, float], None]  # (message, fraction done)
@@ -114,8 +119,14 @@ def train_hybrid(
         module_tokens(catalog.modules[m], identity=bool(attempted[j]), use_features=config.use_features)
         for j, m in enumerate(catalog.module_ids)
     ]
+    success_token_lists = [
+        learner_tokens(
+            data.learners.get(lid), lid, {}, identity=True, use_features=config.use_features, schema=config.features
+        )
+        for lid in table.learner_ids
+    ]
     user_space, item_space = FeatureSpace.of(learner_token_lists), FeatureSpace.of(module_token_lists)
-    x = as_float32(user_space.matrix(learner_token_lists))
+    x = as_float32(user_space.matrix(success_token_lists))
     y = as_float32(item_space.matrix(module_token_lists))
     x_rank = as_float32(user_space.matrix([identity_heavy(t) for t in learner_token_lists]))
     y_rank = as_float32(item_space.matrix([identity_heavy(t) for t in module_token_lists]))
@@ -167,6 +178,7 @@ def train_hybrid(
 
     bkt_model: BKTModel = bkt.to_model(catalog.skill_ids, catalog.module_ids)
     meta = {
+        SUCCESS_READS_MASTERY_META: False,
         "params": {k: v for k, v in asdict(config).items() if k != "features"},
         "data_fingerprint": data.fingerprint(),
         "counts": {

@@ -123,6 +123,11 @@ class CatalogArrays:
             skill_pad[i, : len(t)] = t
         share_ext = np.c_[self.weight_share[modules], np.zeros(len(modules))]
         teaches_role = (self.weights[modules][:, needed] > 0).astype(np.float64)
+        # a skill slot of a module that a (transitive) prerequisite of it teaches too: the module
+        # asks for that skill beyond what the earlier module's assessment showed
+        taught_by = self.weights[modules] > 0
+        taught_before = ((behind > 0).T.astype(np.float64) @ taught_by.astype(np.float64)) > 0
+        taught_before_ext = np.c_[taught_before, np.zeros(len(modules), dtype=bool)]
         view = ModuleView(
             modules=modules,
             module_ids=tuple(catalog.module_ids[j] for j in modules),
@@ -146,6 +151,7 @@ class CatalogArrays:
             ),
             position={catalog.module_ids[j]: i for i, j in enumerate(modules)},
             raises_chinese_level=self.raises_chinese_level[modules],
+            pad_taught_before=np.take_along_axis(taught_before_ext, skill_pad, axis=1),
         )
         self._views[role_id] = view
         return view
@@ -260,6 +266,14 @@ class ModuleView:
     primary_languages: tuple[frozenset[str], ...]  # primary language subtags each module is taught in
     position: dict[str, int]  # module id -> view index
     raises_chinese_level: npt.NDArray[np.int64]  # (r,) the HSK level each module raises a learner to, else 0
+    # (r, max skills per module): the slot's skill is taught by a prerequisite of the module too
+    # (the catalog's levels of one skill: 101, 201, 301); False in padding
+    pad_taught_before: BoolArray
+
+    @property
+    def builds_on_own_skill(self) -> BoolArray:
+        """(r,) modules a prerequisite of which teaches one of their skills."""
+        return np.asarray(self.pad_taught_before.any(axis=1))
 
 
 @dataclass(frozen=True)

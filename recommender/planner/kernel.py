@@ -22,9 +22,11 @@ How the kernel maps to the reference step loop, for porting changes to it:
   and gain, unlock, value, candidates; the time budget (TIME_BUDGET), failed-out modules (halted,
   REPEATED_FAILURE), no candidate (NO_ELIGIBLE_MODULE); the best score; then the placement:
   mastery of the module's skills, placed, minutes, steps taken, behind_unplaced;
-- `allowed` is the learner's availability row, read every step: a change that makes availability
-  depend on earlier steps (a module that raises a level) updates this row after a placement,
-  where the comment in the placement block says, and the reference its work.allowed row.
+- `allowed` is the learner's availability row, read every step; on the Chinese route
+  (has_route) a module is also eligible only once the HSK level the path has reached (`hsk`,
+  the reference's work.level) opens it (`gate`), a route module's value adds what the route
+  opens toward the role (`opened`), and placing a module of the ladder raises `hsk` to the
+  level it reaches (`raises`); each step reports the level before it (level_out).
 """
 
 from __future__ import annotations
@@ -181,7 +183,9 @@ def _plan_steps_py(
     req_idx: npt.NDArray[np.intp],
     level: FloatArray,
     weight: FloatArray,
+    gated: BoolArray,
     consts: FloatArray,
+    raises: IntArray,
     # per learner (rows of the reference's _Work)
     mastery0: FloatArray,
     allowed0: BoolArray,
@@ -194,6 +198,13 @@ def _plan_steps_py(
     taken0: IntArray,
     max_steps: IntArray,
     budget: FloatArray,
+    # the Chinese route (the reference's work.gate, work.level, work.route, work.opened), when
+    # some learner of the batch takes one (has_route)
+    gate: IntArray,
+    level0: IntArray,
+    route: BoolArray,
+    opened: FloatArray,
+    has_route: bool,
     # outputs, per learner and study step
     chosen: IntArray,
     content_out: FloatArray,
@@ -201,6 +212,7 @@ def _plan_steps_py(
     unlock_out: FloatArray,
     projected_out: FloatArray,
     satisfied_out: BoolArray,
+    level_out: IntArray,
     n_steps: IntArray,
     stop: IntArray,
     readiness_after: FloatArray,
@@ -236,6 +248,7 @@ def _plan_steps_py(
         used = minutes_used0[b]
         taken = taken0[b]
         limited = budget[b] > 0
+        hsk = level0[b]
         steps = 0
         code = STOP_MAX_STEPS
         while True:
@@ -249,10 +262,16 @@ def _plan_steps_py(
                     m_pad[j, w] = mastery[skill_pad[j, w]]
                     buf[w] = pad_share[j, w] * m_pad[j, w]
                 known[j] = _sum(buf, n_slots)
-                satisfied[j] = known[j] >= threshold - eps or placed[j] or implied[b, j]
+                satisfied[j] = (known[j] >= threshold - eps and not gated[j]) or placed[j] or implied[b, j]
             for r in range(n_req):
                 need[r] = _maximum(level[r] - mastery[req_idx[r]], 0.0) / level[r] * weight[r]
             need[n_req] = 0.0
+            route_value = 0.0
+            if has_route:
+                # a module of the Chinese route is worth what the route opens toward the role
+                for r in range(n_req):
+                    buf[r] = need[r] * opened[b, r]
+                route_value = unlock_weight * _sum(buf, n_req)
             any_candidate = False
             for j in range(n_view):
                 ok = allowed[j] and not placed[j]
@@ -261,6 +280,8 @@ def _plan_steps_py(
                         if not satisfied[prereq_pad[j, p]]:
                             ok = False
                             break
+                if has_route and gate[b, j] > hsk:
+                    ok = False  # taught only in Chinese above the level the path has reached
                 eligible[j] = ok
                 k = known[j]
                 content[j] = _minimum(_maximum(k * module_right[j] + (1.0 - k) * module_guess[j], 1e-4), 1 - 1e-4)
@@ -279,6 +300,8 @@ def _plan_steps_py(
                     u = _sum(buf, n_req + 1)
                 unlock[j] = u
                 value[j] = gain + unlock_weight * _maximum(u, 0.0) * (0.0 if satisfied[j] else 1.0)
+                if has_route:
+                    value[j] = value[j] + route_value * (1.0 if route[b, j] else 0.0)
                 candidate[j] = ok and value[j] > eps
                 any_candidate = any_candidate or candidate[j]
             over_budget = False
@@ -339,6 +362,7 @@ def _plan_steps_py(
             unlock_out[b, steps] = unlock[j]
             projected_out[b, steps, :] = projected[j, :]
             satisfied_out[b, steps, :] = satisfied[:n_view]
+            level_out[b, steps] = hsk
             steps += 1
             for w in range(n_taught[j]):
                 mastery[skill_pad[j, w]] = projected[j, w]
@@ -357,7 +381,9 @@ def _plan_steps_py(
                 if not seen:
                     for x in range(n_view):
                         behind[x, r] -= behind_view[x, j]
-            # (availability that depends on earlier steps would update `allowed` here)
+            # a module of the Chinese ladder placed: later steps count the level it reaches
+            if has_route and raises[j] > hsk:
+                hsk = raises[j]
             if halted:
                 code = STOP_REPEATED_FAILURE
                 break
@@ -392,9 +418,11 @@ class RoleInputs:
     req_idx: npt.NDArray[np.intp]
     level: FloatArray
     weight: FloatArray
+    gated: BoolArray  # modules mastered only by evidence at their own level (plan.py's _RoleArrays.gated)
     # (mastery confidence, EPS, UNLOCK_WEIGHT, TARGET_SUCCESS, ZPD_WIDTH, ZPD_FLOOR, TIE_TOLERANCE):
     # arguments, not globals, so a cached compilation never keeps a stale constant
     consts: FloatArray
+    raises: IntArray  # (view modules,) the HSK level each raises a learner to, else 0
 
 
 @dataclass(frozen=True)
@@ -407,6 +435,7 @@ class Steps:
     unlock: FloatArray
     projected: FloatArray  # (learners, steps, skill slots) mastery of its skills after it
     satisfied: BoolArray  # (learners, steps, view modules) satisfied before it
+    level: IntArray  # the HSK level the path has reached before it
     n_steps: IntArray
     stop: IntArray  # STOP_* codes
     readiness_after: FloatArray
@@ -425,9 +454,11 @@ def plan_steps(
     taken: IntArray,
     max_steps: IntArray,
     budget: FloatArray,
+    route: tuple[IntArray, IntArray, BoolArray, FloatArray] | None = None,
 ) -> Steps:
     """Run the compiled step loop over a batch: the arguments are the reference's _Work arrays
-    (learners, ...), read only."""
+    (learners, ...), read only; `route` is (gate, level, route, opened) when some learner of the
+    batch takes the Chinese route."""
     size, n_view = allowed.shape
     width = max(1, int(max_steps.max(initial=1)) - int(taken.min(initial=0)))
     out = Steps(
@@ -437,19 +468,26 @@ def plan_steps(
         unlock=np.zeros((size, width)),
         projected=np.zeros((size, width, role.skill_pad.shape[1])),
         satisfied=np.zeros((size, width, n_view), dtype=np.bool_),
+        level=np.zeros((size, width), dtype=np.int64),
         n_steps=np.zeros(size, dtype=np.int64),
         stop=np.zeros(size, dtype=np.int64),
         readiness_after=np.zeros(size),
         ambiguous=np.zeros(size, dtype=np.bool_),
     )
     r = role
+    if route is None:
+        gate, level, on_route = np.zeros((size, n_view), dtype=np.int64), np.zeros(size, dtype=np.int64), allowed
+        opened = np.zeros((size, r.req_idx.shape[0]))
+    else:
+        gate, level, on_route, opened = route
     _plan_steps(
         r.skill_pad, r.n_taught, r.pad_share, r.pad_weights, r.pad_req, r.pad_level, r.pad_weight, r.learn, r.keep,
         r.module_right, r.module_guess, r.content_shift, r.hours_penalty, r.prereq_pad, r.minutes, r.behind,
-        r.req_idx, r.level, r.weight, r.consts,
+        r.req_idx, r.level, r.weight, r.gated, r.consts, r.raises,
         mastery, allowed, implied, flagged, model_logit if model_logit is not None else np.zeros((size, n_view)),
         model_logit is not None, behind_unplaced, minutes_used, taken, max_steps, budget,
-        out.chosen, out.content, out.value, out.unlock, out.projected, out.satisfied,
+        gate, level, on_route, opened, route is not None,
+        out.chosen, out.content, out.value, out.unlock, out.projected, out.satisfied, out.level,
         out.n_steps, out.stop, out.readiness_after, out.ambiguous,
     )  # fmt: skip
     return out
@@ -464,6 +502,7 @@ def warm() -> None:
     role = RoleInputs(
         skill_pad=i2, n_taught=i1, pad_share=f2, pad_weights=f2, pad_req=i2, pad_level=f2, pad_weight=f2,
         learn=f2, keep=f2, module_right=f1, module_guess=f1, content_shift=f1, hours_penalty=f1,
-        prereq_pad=i2, minutes=f1, behind=f2, req_idx=i1, level=f1, weight=f1, consts=np.zeros(7),
+        prereq_pad=i2, minutes=f1, behind=f2, req_idx=i1, level=f1, weight=f1, gated=np.zeros(0, dtype=np.bool_),
+        consts=np.zeros(7), raises=n1,
     )  # fmt: skip
     plan_steps(role, f2, b2, b2, b2, None, np.zeros((0, 0, 0)), f1, n1, n1, f1)

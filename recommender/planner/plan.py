@@ -29,6 +29,7 @@ unlocks for modules the learner cannot take.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -47,6 +48,7 @@ from recommender.planner.reasons import Renderer
 if TYPE_CHECKING:
     from recommender.planner.kernel import RoleInputs
 
+_new = tuple.__new__
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
@@ -194,6 +196,10 @@ class _RoleArrays:
     check_skills: npt.NDArray[np.intp]  # the role's skills, then the other skills its view's modules teach
     check_targets: FloatArray  # the mastery each must reach: its requirement's target, else the confidence
     n_taught: npt.NDArray[np.intp]  # skills each view module teaches: its leading skill_pad slots
+    # view modules mastered only by evidence at their own level (ModuleView.builds_on_own_skill),
+    # none when the mastery planned on is a level (exact, as the oracle's is)
+    gated: BoolArray
+    catalog: Catalog
 
     @classmethod
     def of(
@@ -246,7 +252,28 @@ class _RoleArrays:
             check_skills=np.array(check_skills, dtype=np.intp),
             check_targets=np.r_[level, np.full(len(check_skills) - len(req_idx), confidence)],
             n_taught=np.array([len(s) for s in view.skill_lists], dtype=np.intp),
+            gated=np.zeros(len(view.module_ids), dtype=bool) if levels else view.builds_on_own_skill,
+            catalog=catalog,
         )
+
+    @functools.cached_property
+    def modules_info(self) -> list[tuple[str, int, tuple[int, ...], tuple[str, ...], tuple[int, ...]]]:
+        """Per view module, what a step placing it reports that no learner changes: its id, minutes,
+        skills (indexes and ids) and the requirement each skill meets (len(req_idx): none)."""
+        catalog, view = self.catalog, self.view
+        requirement_of = self.requirement_of.tolist()
+        return [
+            (module_id, catalog.modules[module_id].estimated_minutes, skills,
+             tuple(catalog.skill_ids[s] for s in skills), tuple(requirement_of[s] for s in skills))
+            for module_id, skills in zip(view.module_ids, view.skill_lists, strict=True)
+        ]  # fmt: skip
+
+    @functools.cached_property
+    def dependents_info(self) -> list[tuple[tuple[int, float, str], ...]]:
+        """Per view module, its dependents in view order with their role relevance and id."""
+        view = self.view
+        relevance = view.role_relevance.tolist()
+        return [tuple((k, float(relevance[k]), view.module_ids[k]) for k in d) for d in view.dependents]
 
     def mastered(self, m_pad: FloatArray, threshold: float) -> BoolArray:
         """(learners, view modules): whether each module counts as mastered, its skills' mastery
@@ -363,13 +390,22 @@ class _BatchStart:
         # a module mastered now or, when the learner has no result on any of its skills, implied
         # mastered by a mastered module it lies behind (direct evidence always rules)
         m_pad_now = np.take(mastery, pad, axis=1)  # C-ordered, so sums do not depend on the batch
-        direct = ra.mastered(m_pad_now, threshold)
+        mastered = ra.mastered(m_pad_now, threshold)
+        # evidence below a module's level does not show it mastered: a module building on an
+        # earlier one that teaches the same skill, never studied itself, whose shared skills were
+        # last evidenced by module results (the earlier module's, not a check), is not mastered
+        # unless a module built on it is (see _evidenced_below)
+        below = _evidenced_below(ra, inputs, attempts) if ra.gated.any() else None
+        direct = mastered & ~below if below is not None else mastered
+        implied = ra.implied(direct)
         practiced = np.zeros((size, n_skills + 1), dtype=bool)
         practiced[:, :n_skills] = ~np.isnan(np.stack([x.state.days_since_practice for x in inputs]))
         # nor to modules teaching a role skill still short of its target: readiness needs them taught
         role_short = ((ra.pad_req < len(ra.req_idx)) & (m_pad_now < ra.pad_level)).any(axis=2)
-        implied_only = ra.implied(direct) & ~direct & ~np.take(practiced, pad, axis=1).any(axis=2) & ~role_short
+        implied_only = implied & ~mastered & ~np.take(practiced, pad, axis=1).any(axis=2) & ~role_short
         mastered_now = direct | implied_only
+        if below is not None:
+            mastered_now |= mastered & implied
         failed_out = np.zeros_like(allowed)
         if first.max_module_attempts > 0:
             # not a module the learner mastered when last practised and has since forgotten: a review
@@ -398,6 +434,22 @@ class _BatchStart:
         return cls(ra, threshold, mastery, gate, level_now, allowed, reachable, mastered_now, implied_only,
                    failed_out, readiness_now, unreachable, review_due, model_logit, renderers, route,
                    explain)  # fmt: skip
+
+
+def _evidenced_below(ra: _RoleArrays, inputs: Sequence[PlanInput], attempts: IntArray) -> BoolArray:
+    """(learners, view modules): gated modules never studied whose skills shared with an earlier
+    module were last evidenced by module results. The catalog's levels of one skill (101, 201,
+    301) share it, and knowledge tracing keeps one mastery per skill: passing the 101 module
+    shows the skill at the 101 level, not the 201 module's. A check or placement item after
+    those studies (studies_since_check back to 0) assesses the skill itself and does count."""
+    n_skills = len(ra.kt.prior)
+    studies = np.zeros((len(inputs), n_skills + 1), dtype=np.int64)
+    for row, x in enumerate(inputs):
+        if x.state.studies_since_check is not None:
+            studies[row, :n_skills] = x.state.studies_since_check
+    studied_since = np.take(studies, ra.view.skill_pad, axis=1) > 0
+    below = (studied_since & ra.view.pad_taught_before).any(axis=2)
+    return np.asarray(below & ra.gated & (attempts == 0))
 
 
 def _walk(arrays: CatalogArrays, start: _BatchStart, inputs: Sequence[PlanInput], kernel: bool) -> _Out:
@@ -442,19 +494,11 @@ def _walk(arrays: CatalogArrays, start: _BatchStart, inputs: Sequence[PlanInput]
         opened=route.opened if route is not None else None,
     )
     out = _Out(steps, [StopReason.MAX_STEPS] * size, np.full(size, -1), [[] for _ in inputs], np.zeros(size))
-    parts: list[_Work | None] = [work]
+    left: _Work | None = work
     if kernel and _kernel_available():
-        # the kernel has no Chinese route: learners climbing the ladder run the reference (a learner's
-        # path does not depend on who else is planned with them, so the batch may be split)
-        climbing = route.target > route.level_now if route is not None else np.zeros(size, dtype=bool)
-        compiled = work.keep(~climbing) if climbing.any() else work
-        parts = [work.keep(climbing) if climbing.any() else None]
-        if len(compiled.ids):
-            parts.append(_compiled_steps(arrays, ra, start.explain, inputs, start.renderers, start.review_due,
-                                         compiled, out))  # fmt: skip
-    for part in parts:
-        if part is not None:
-            _reference_steps(ra, start.explain, inputs, start.renderers, start.review_due, part, out)
+        left = _compiled_steps(arrays, ra, start.explain, inputs, start.renderers, start.review_due, work, out)
+    if left is not None:
+        _reference_steps(ra, start.explain, inputs, start.renderers, start.review_due, left, out)
     return out
 
 
@@ -566,7 +610,7 @@ def _reference_steps(
             break
         m = work.mastery
         m_pad = np.take(m, pad, axis=1)  # (learners, modules, skills per module)
-        satisfied = ra.mastered(m_pad, threshold) | work.placed | work.implied
+        satisfied = (ra.mastered(m_pad, threshold) & ~ra.gated) | work.placed | work.implied
         sat_ext = satisfied_ext[:k]
         sat_ext[:, :n_view] = satisfied
         eligible = work.allowed & sat_ext[:, view.prereq_pad].all(axis=2) & ~work.placed
@@ -623,9 +667,9 @@ def _reference_steps(
                 if not steps[b]:
                     first_study[b] = j
                 steps[b].append(
-                    explain.step(inputs[b], renderers[b], len(steps[b]) + 1, work.mastery[i], j, projected[i, j],
-                                 score.item(i, j), success.item(i, j), unlock.item(i, j), satisfied[i], review_due[b],
-                                 b, int(work.level[i]))
+                    explain.step(inputs[b], renderers[b], len(steps[b]) + 1, work.mastery[i], j,
+                                 projected[i, j].tolist(), score.item(i, j), success.item(i, j), unlock.item(i, j),
+                                 satisfied[i], review_due[b], b, int(work.level[i]))
                 )  # fmt: skip
                 if halted[i]:
                     supported[b].append(j)
@@ -695,9 +739,13 @@ def _compiled_steps(
 
     role = _kernel_inputs(arrays, ra, explain.threshold)
     flagged = work.flagged if work.flagged is not None else np.zeros_like(work.allowed)
+    route = None
+    if work.gate is not None and work.route is not None and work.opened is not None:
+        c = np.ascontiguousarray
+        route = (c(work.gate, dtype=np.int64), c(work.level, dtype=np.int64), c(work.route), c(work.opened))
     found = kernel.plan_steps(
         role, work.mastery, work.allowed, work.implied, flagged, work.model_logit,
-        work.behind_unplaced, work.minutes_used, work.taken, work.max_steps, work.budget,
+        work.behind_unplaced, work.minutes_used, work.taken, work.max_steps, work.budget, route,
     )  # fmt: skip
     rows, cols = np.nonzero((np.arange(found.chosen.shape[1]) < found.n_steps[:, None]) & ~found.ambiguous[:, None])
     chosen = found.chosen[rows, cols]
@@ -705,24 +753,28 @@ def _compiled_steps(
     success = _success(found.content[rows, cols], ra.content_shift[chosen], logit)
     score = _score(found.value[rows, cols], success, ra.hours_penalty[chosen])
     mastery = work.mastery.copy()  # each row projected along its path as explain.step places steps
+    # the per-step values as Python lists, read once each (a numpy scalar costs more to fetch)
+    chosen_rows, unlock_rows, level_rows = found.chosen.tolist(), found.unlock.tolist(), found.level.tolist()
+    projected_rows, scores, successes = found.projected.tolist(), score.tolist(), success.tolist()
+    ambiguous, n_steps, stop_codes = found.ambiguous.tolist(), found.n_steps.tolist(), found.stop.tolist()
     n = 0
     for i, b in enumerate(work.ids.tolist()):
-        if found.ambiguous[i]:
+        if ambiguous[i]:
             continue
-        steps = out.steps[b]
-        for t in range(int(found.n_steps[i])):
-            j = int(found.chosen[i, t])
+        steps, row, chosen_row = out.steps[b], mastery[i], chosen_rows[i]
+        unlocks, levels = unlock_rows[i], level_rows[i]
+        for t in range(n_steps[i]):
+            j = chosen_row[t]
             if not steps:
                 out.first_study[b] = j
             steps.append(
-                explain.step(inputs[b], renderers[b], len(steps) + 1, mastery[i], j, found.projected[i, t],
-                             score.item(n), success.item(n), found.unlock.item(i, t), found.satisfied[i, t],
-                             review_due[b], b, int(work.level[i]))
+                explain.step(inputs[b], renderers[b], len(steps) + 1, row, j, projected_rows[i][t], scores[n],
+                             successes[n], unlocks[t], found.satisfied[i, t], review_due[b], b, levels[t])
             )  # fmt: skip
             n += 1
-        out.stops[b] = _KERNEL_STOPS[int(found.stop[i])]
+        out.stops[b] = _KERNEL_STOPS[stop_codes[i]]
         if out.stops[b] is StopReason.REPEATED_FAILURE:
-            out.supported[b].append(int(found.chosen[i, found.n_steps[i] - 1]))
+            out.supported[b].append(chosen_row[n_steps[i] - 1])
         out.readiness_after[b] = found.readiness_after[i]
     return work.keep(found.ambiguous) if found.ambiguous.any() else None
 
@@ -769,6 +821,8 @@ def _kernel_inputs(arrays: CatalogArrays, ra: _RoleArrays, threshold: float) -> 
         req_idx=c(ra.req_idx.astype(np.intp)),
         level=c(ra.level),
         weight=c(ra.weight),
+        gated=c(ra.gated),
+        raises=c(view.raises_chinese_level.astype(np.int64)),
         consts=np.array([threshold, EPS, UNLOCK_WEIGHT, TARGET_SUCCESS, ZPD_WIDTH, ZPD_FLOOR, TIE_TOLERANCE]),
     )
     arrays.derived[key] = (ra, built)
@@ -852,10 +906,12 @@ class _Explainer:
     route: _ChineseRoute | None = None  # the batch's Chinese routes, if any learner takes one
     levels: list[float] = field(init=False)
     requirement_of: list[int] = field(init=False)
-    language: dict[tuple[int, tuple[str, ...]], str] = field(init=False, default_factory=dict)
+
+    level_texts: list[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.levels = self.ra.level.tolist()
+        self.level_texts = [f"{v:.2f}" for v in self.levels]
         self.requirement_of = self.ra.requirement_of.tolist()
 
     def step(
@@ -865,7 +921,7 @@ class _Explainer:
         position: int,
         mastery: FloatArray,
         j: int,
-        projected: FloatArray,
+        projected: Sequence[float],
         score: float,
         success: float,
         unlock: float,
@@ -876,71 +932,62 @@ class _Explainer:
     ) -> PathStep:
         """Place view module j, whose skills' projected mastery (padded) the step loop computed, for
         the batch's learner `row`, at `chinese_level` before the step."""
-        catalog, ra, levels = self.catalog, self.ra, self.levels
-        view = ra.view
-        module = catalog.modules[view.module_ids[j]]
-        skills = view.skill_lists[j]
+        levels = self.levels
+        module_id, minutes, skills, skill_ids, requirements = self.ra.modules_info[j]
         before = [mastery.item(s) for s in skills]
-        after = projected[: len(skills)].tolist()
+        after = list(projected[: len(skills)])
         for s, a in zip(skills, after, strict=True):
             mastery[s] = a
 
         reasons: list[Reason] = []
-        if self.route is not None and self.route.modules[row, j]:
-            k = self.route.unlocked(ra, row, chinese_level)
+        if self.route is not None and self.route.modules.item(row, j):
+            k = self.route.unlocked(self.ra, row, chinese_level)
             if k is not None:
-                needed, now = str(int(self.route.gate[row, k])), str(chinese_level)
-                reasons.append(renderer.reason(ReasonCode.LANGUAGE_UNLOCK, view.module_ids[k], needed, now))
+                needed, now = str(self.route.gate.item(row, k)), str(chinese_level)
+                reasons.append(renderer.reason(ReasonCode.LANGUAGE_UNLOCK, self.ra.view.module_ids[k], needed, now))
         review = False
-        attempts = x.state.studied.get(module.module_id, 0)
+        attempts = x.state.studied.get(module_id, 0) if x.state.studied else 0
         if attempts:
             weakest = min(range(len(skills)), key=lambda i: (before[i], i))
-            reasons.append(renderer.reason(ReasonCode.REMEDIATE, module.module_id, str(attempts),
-                                           catalog.skill_ids[skills[weakest]], f"{before[weakest]:.2f}",
-                                           f"{self._target(skills[weakest]):.2f}"))  # fmt: skip
+            target = f"{self._target(skills[weakest]):.2f}"
+            reasons.append(renderer.reason(ReasonCode.REMEDIATE, module_id, str(attempts), skill_ids[weakest],
+                                           f"{before[weakest]:.2f}", target))  # fmt: skip
         # the role's skills this module teaches that are still short of their level, in role order
-        gaps = sorted(
-            (r, s, b)
-            for r, s, b in zip([self.requirement_of[s] for s in skills], skills, before, strict=True)
+        gaps = [
+            (r, i, b)
+            for i, (r, b) in enumerate(zip(requirements, before, strict=True))
             if r < len(levels) and b < levels[r]
-        )
-        for r, s, b in gaps:
-            skill_id = catalog.skill_ids[s]
+        ]
+        if len(gaps) > 1:
+            gaps.sort(key=lambda g: (g[0], skills[g[1]], g[2]))
+        for r, i, b in gaps:
+            skill_id = skill_ids[i]
             if review_due[r]:
                 review = True
-                days = x.state.days_since_practice[s]
+                days = x.state.days_since_practice[skills[i]]
                 reasons.append(renderer.reason(ReasonCode.REVIEW_DUE, skill_id, f"{days:.0f}"))
-            reasons.append(renderer.reason(ReasonCode.SKILL_GAP, skill_id, f"{b:.2f}", f"{levels[r]:.2f}"))
-            reasons.append(renderer.reason(ReasonCode.ROLE_REQUIRES, ra.role.role_id, skill_id))
-        if unlock > EPS and not satisfied[j]:
-            unlocked = _best_unlocked(view, j, satisfied, self.reachable[id(x)])
+            reasons.append(renderer.reason(ReasonCode.SKILL_GAP, skill_id, f"{b:.2f}", self.level_texts[r]))
+            reasons.append(renderer.reason(ReasonCode.ROLE_REQUIRES, self.ra.role.role_id, skill_id))
+        if unlock > EPS and not satisfied.item(j):
+            unlocked = _best_unlocked(self.ra, j, satisfied, self.reachable[id(x)])
             if unlocked is not None:
                 reasons.append(renderer.reason(ReasonCode.PREREQUISITE_FOR, unlocked))
         if x.model is not None:
-            similar = x.model.success.item(view.modules[j])
+            similar = x.model.success.item(self.ra.view.modules.item(j))
             if similar >= SIMILAR_LEARNERS_MIN_SUCCESS:
                 # the model's figure for learners like this one, beside the step's own expected
                 # success (which also weighs what this learner knows), each named as what it is
                 reasons.append(
                     renderer.reason(ReasonCode.SIMILAR_LEARNERS_SUCCEEDED, f"{success:.2f}", f"{similar:.2f}")
                 )
-        key = (j, x.options.languages)
-        language = self.language.get(key)
-        if language is None:
-            language = self.language[key] = _language_of(
-                view.primary_languages[j], module.languages, x.options.languages
-            )
-        reasons.append(renderer.reason(ReasonCode.LANGUAGE_MATCH, language))
-        return PathStep(
-            position=position,
-            module_id=module.module_id,
-            score=score,
-            expected_success=success,
-            gains=tuple(SkillGain(catalog.skill_ids[s], b, a) for s, b, a in zip(skills, before, after, strict=True)),
-            estimated_minutes=module.estimated_minutes,
-            review=review,
-            reasons=tuple(reasons),
+        language = _language_of(
+            self.ra.view.primary_languages[j], self.catalog.modules[module_id].languages, x.options.languages
         )
+        reasons.append(renderer.reason(ReasonCode.LANGUAGE_MATCH, language))
+        # tuple.__new__: the NamedTuples' own constructors cost more than the rest of a gain
+        gains = tuple([_new(SkillGain, (k, b, a)) for k, b, a in zip(skill_ids, before, after, strict=True)])
+        return _new(PathStep, (position, module_id, score, success, gains, minutes, review, tuple(reasons),
+                               StepKind.STUDY, ()))  # fmt: skip
 
     def _target(self, skill: int) -> float:
         """The mastery a skill must reach: its requirement's target, else a prerequisite's."""
@@ -1045,19 +1092,19 @@ def _readiness_after(catalog: Catalog, ra: _RoleArrays, mastery: FloatArray, ste
     return float(ra.readiness(projected)[0])
 
 
-def _best_unlocked(view: ModuleView, j: int, satisfied: BoolArray, reachable: BoolArray) -> str | None:
+def _best_unlocked(ra: _RoleArrays, j: int, satisfied: BoolArray, reachable: BoolArray) -> str | None:
     """The module j is a prerequisite of that teaches the most role skills (smallest id on ties),
     among those the learner can take: a module they cannot take is no reason to study j."""
     best: tuple[float, str] | None = None
-    for k in view.dependents[j]:
-        if satisfied[k] or not reachable[k]:
+    for k, relevance, module_id in ra.dependents_info[j]:
+        if satisfied.item(k) or not reachable.item(k):
             continue
-        relevance = float(view.role_relevance[k])
         if best is None or relevance > best[0]:
-            best = (relevance, view.module_ids[k])
+            best = (relevance, module_id)
     return best[1] if best else None
 
 
+@functools.lru_cache(maxsize=8192)
 def _language_of(taught: frozenset[str], module_languages: tuple[str, ...], preferred: tuple[str, ...]) -> str:
     for lang in preferred:
         if primary_language(lang) in taught:
@@ -1079,19 +1126,26 @@ class _ChineseRoute:
     modules: BoolArray  # (learners, view modules) the route: a ladder module reaching the target, with
     # every module it needs not yet mastered (prerequisites, and the ladder below its own level)
     opened: FloatArray  # (learners, requirements) 1 where the route opens a requirement still short
+    # unlocked() per (learner, level): every route step of a learner at one level asks the same
+    _unlocked: dict[tuple[int, int], int | None] = field(default_factory=dict, compare=False, repr=False)
 
     def unlocked(self, ra: _RoleArrays, row: int, level: int) -> int | None:
         """The view module a route step at `level` leads to: among those the route opens (taught
         only in Chinese above `level`, up to the target) that the learner can reach, the one
         needing the lowest level, teaching and leading to the role most, smallest id."""
+        key = (row, level)
+        if key in self._unlocked:
+            return self._unlocked[key]
         view = ra.view
         gate = self.gate[row]
         ahead = np.flatnonzero((gate > level) & (gate <= self.target[row]) & self.reachable[row] & ~self.modules[row])
-        if not ahead.size:
-            return None
-        worth = view.role_relevance + view.behind_teaches.sum(axis=1)
-        return min(ahead.tolist(), key=lambda k: (view.role_relevance[k] <= 0, int(gate[k]), -float(worth[k]),
-                                                  view.module_ids[k]))  # fmt: skip
+        found = None
+        if ahead.size:
+            worth = view.role_relevance + view.behind_teaches.sum(axis=1)
+            found = min(ahead.tolist(), key=lambda k: (view.role_relevance[k] <= 0, int(gate[k]), -float(worth[k]),
+                                                       view.module_ids[k]))  # fmt: skip
+        self._unlocked[key] = found
+        return found
 
 
 def _chinese_route(
@@ -1124,7 +1178,9 @@ def _chinese_route(
         return None
     g, ex, m, start = gate[rows], excluded[rows], mastered[rows], level_now[rows]
     best_open, best_level, best_reach = open_now[rows], start.copy(), reachable[rows]
-    for aim in range(int(start.min()) + 1, MAX_HSK_LEVEL + 1):
+    # an aim above the highest level the ladder raises to climbs as that level does, and a level
+    # must open strictly more to be chosen: those aims cannot change the choice
+    for aim in range(int(start.min()) + 1, min(MAX_HSK_LEVEL, int(raises.max(initial=0))) + 1):
         cap = np.maximum(start, aim)
         level = start.copy()
         while True:  # climb: each level reached opens the ladder modules followed at it

@@ -191,6 +191,7 @@ def translations(key: str) -> gettext.NullTranslations:
     return Translations(fp=mo, domain=DOMAIN)
 
 
+@functools.lru_cache(maxsize=1024)
 def template(key: str, code: ReasonCode, count: int = 1) -> str:
     """The reason's str.format template in the locale, in the plural form for `count`."""
     message, t = MESSAGES[code], translations(key)
@@ -215,7 +216,7 @@ class Renderer:
 
     def reason(self, code: ReasonCode, *values: str) -> Reason:
         """The reason with PARAMETERS[code] set to `values`, in that order."""
-        cache_key = (code, *values)
+        cache_key = (code._name_, *values)  # an Enum's hash runs Python code; its name's does not
         found = self._rendered.get(cache_key)
         if found is None:
             if len(self._rendered) >= RENDERED_LIMIT:
@@ -229,9 +230,9 @@ class Renderer:
         values: dict[str, str] = {}
         for name, value in params.items():
             if name in _SHARES:
-                values[name] = format_percent(float(value), locale=key)
+                values[name] = _percent(value, key)
             elif name in _COUNTS:
-                values[name] = format_decimal(int(float(value)), locale=key)
+                values[name] = _decimal(value, key)
         if "days_since_practice" in values:
             values["days"] = values["days_since_practice"]
         if "skill_id" in params:
@@ -248,6 +249,18 @@ class Renderer:
         message = MESSAGES[code]
         count = int(float(params[message.count])) if message.plural else 1
         return Reason(code=code, params=params, text=template(key, code, count).format(**values))
+
+
+@functools.lru_cache(maxsize=4096)
+def _percent(value: str, key: str) -> str:
+    """A share's text in the locale; shares come with two decimals, so a cohort formats each once
+    (Babel's formatting costs more than the rest of a reason)."""
+    return format_percent(float(value), locale=key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _decimal(value: str, key: str) -> str:
+    return format_decimal(int(float(value)), locale=key)
 
 
 def language_name(tag: str, key: str) -> str:

@@ -9,6 +9,7 @@ or where they ran. Memory stays flat: only a bounded window of chunks is in flig
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +31,7 @@ from recommender.domain.path import LearningPath
 from recommender.domain.profile import NO_STUDIES, SkillState
 from recommender.errors import InvalidInput, LubanError, PreconditionFailed
 from recommender.kt.bkt import profile_updater
+from recommender.planner.plan import warm_kernel
 from recommender.service.recommend import PathRequest, PlanItem, Planner, model_key
 
 CHUNK = 2000
@@ -46,12 +49,15 @@ class ChunkTask:
     rows: list[tuple[int, Mapping[str, Any]]]  # (line number, record)
     states: dict[str, list[SkillState]]
     studied: dict[str, Mapping[str, int]] = field(default_factory=dict)  # modules with prior results
+    # where the worker writes the chunk's output itself (a worker on this machine: the output, tens
+    # of MB, is not sent back through a pipe); "": returned in the result
+    spill: str = ""
 
 
 @dataclass(frozen=True)
 class ChunkResult:
     index: int
-    output: bytes
+    output: bytes | None  # None: written by the worker to the task's `spill` file
     errors: list[tuple[int, str, str, str]]
     planned: int
 
@@ -94,7 +100,12 @@ def plan_chunk(
         else:
             paths.append(path)
     errors.sort()  # in line order, whichever stage found the problem
-    return ChunkResult(task.index, encode(paths, task.index == 0), errors, len(paths))
+    output = encode(paths, task.index == 0)
+    if not task.spill:
+        return ChunkResult(task.index, output, errors, len(paths))
+    with open(task.spill, "wb") as handle:
+        handle.write(output)  # the parent fsyncs it, while this worker plans its next chunk
+    return ChunkResult(task.index, None, errors, len(paths))
 
 
 def _error_field(exc: Exception) -> str:
@@ -116,6 +127,10 @@ class CohortSummary:
 class Runner(Protocol):
     """Runs plan_chunk tasks: in-process, in a process pool, or on a Dask cluster."""
 
+    # whether its workers share this machine's files (each writes its chunk's part itself)
+    @property
+    def local_files(self) -> bool: ...
+
     def submit(self, task: ChunkTask) -> Future[ChunkResult]: ...
 
     def close(self) -> None: ...
@@ -127,17 +142,22 @@ class LocalRunner:
 
     def __init__(self, planner: Planner, options: CohortOptions, now: datetime, encode: Encoder, workers: int) -> None:
         self._args = (planner, options, now, encode)
+        if workers > 1 and planner.kernel:
+            # loaded once here, before the workers fork, instead of once in each of them
+            warm_kernel()
         self._pool = (
             ProcessPoolExecutor(max_workers=workers, initializer=_install_worker, initargs=self._args)
             if workers > 1
             else None
         )
+        self.local_files = self._pool is not None
 
     def submit(self, task: ChunkTask) -> Future[ChunkResult]:
         if self._pool is not None:
             return self._pool.submit(_plan_in_worker, task)
         future: Future[ChunkResult] = Future()
-        future.set_result(plan_chunk(self._args[0], task, *self._args[1:]))
+        with collections_after_chunk(freeze=False):
+            future.set_result(plan_chunk(self._args[0], task, *self._args[1:]))
         return future
 
     def close(self) -> None:
@@ -156,7 +176,32 @@ def _install_worker(planner: Planner, options: CohortOptions, now: datetime, enc
 
 def _plan_in_worker(task: ChunkTask) -> ChunkResult:
     planner, options, now, encode = _WORKER_JOB["job"]
-    return plan_chunk(planner, task, options, now, encode)
+    with collections_after_chunk(freeze=True):
+        return plan_chunk(planner, task, options, now, encode)
+
+
+@contextmanager
+def collections_after_chunk(freeze: bool) -> Iterator[None]:
+    """No automatic garbage collection while a chunk is planned; after it, one pass over the young
+    generations (what the chunk left), and in a pool worker (a process of this job alone) the
+    survivors frozen out of later passes.
+
+    A chunk allocates millions of small objects (steps, gains, reasons) and frees nearly all of
+    them by reference counting, while the process's long-lived heap (catalog, model, the
+    planner's memo, the encoder's caches) only grows: the collector's automatic passes over it
+    cost a large share of planning and find nothing. Frozen objects are still freed by reference
+    counting; only a cycle among them would outlive its use, and the pass after each chunk
+    collects the chunk's cycles before freezing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.collect(1)
+        if freeze:
+            gc.freeze()
+        if enabled:
+            gc.enable()
 
 
 class DaskRunner:
@@ -175,6 +220,7 @@ class DaskRunner:
         direct = dask.config.get("distributed.client.direct-to-workers", None)
         self._client = Client(address, direct_to_workers=True if direct is None else bool(direct))
         self._job = f"luban-cohort-{uuid.uuid4().hex}"
+        self.local_files = False
         self._client.register_plugin(CohortJob(planner, options, now, encode), name=self._job)
 
     def submit(self, task: ChunkTask) -> Future[ChunkResult]:
@@ -272,7 +318,8 @@ def run_cohort(
     def collect(result: ChunkResult) -> None:
         part = work / f"part-{result.index:08d}"
         tmp = part.with_suffix(".tmp")
-        tmp.write_bytes(result.output)
+        if result.output is not None:
+            tmp.write_bytes(result.output)
         errors = "".join(
             json.dumps(dict(zip(ERROR_COLUMNS, e, strict=True)), ensure_ascii=False) + "\n" for e in result.errors
         )
@@ -319,6 +366,7 @@ def run_cohort(
                 rows,
                 {k: list(prior.states[k]) for k in ids if prior.states.get(k)},
                 {k: prior.studied[k] for k in ids if prior.studied.get(k)},
+                str(work.resolve() / f"part-{index:08d}.tmp") if runner.local_files else "",
             )
         )
         drain(window)

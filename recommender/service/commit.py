@@ -51,10 +51,28 @@ class GroupCommitter:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._after_group: tuple[Callable[[], None], ...] = ()
+
+    def after_each_group(self, callback: Callable[[], None], *, add: bool = True) -> None:
+        """Call `callback` on the writer thread after each group's outcomes are all set (the commit
+        relay sends a group's answers together); `add=False` removes it."""
+        with self._lock:
+            hooks = [h for h in self._after_group if h is not callback]
+            self._after_group = (*hooks, callback) if add else tuple(hooks)
 
     def record(self, tenant: str, event: AssessmentEvent) -> Committed:
         """Blocks until the result's transaction has committed (or failed: the error is raised)."""
+        return self.submit(tenant, event).result()
+
+    def submit(
+        self, tenant: str, event: AssessmentEvent, on_done: Callable[[Future[Committed]], None] | None = None
+    ) -> Future[Committed]:
+        """Queue the result for the next commit; the future completes when its transaction has
+        committed (or failed). `on_done` is called with it on the writer thread, before the
+        group's after_each_group callbacks."""
         pending = _Pending(tenant, event, Future())
+        if on_done is not None:
+            pending.outcome.add_done_callback(on_done)
         with self._lock:
             if self._closed:
                 raise StoreUnavailable("the service is shutting down")
@@ -62,7 +80,7 @@ class GroupCommitter:
                 self._thread = threading.Thread(target=self._run, name="luban-group-commit", daemon=True)
                 self._thread.start()
             self._queue.put(pending)
-        return pending.outcome.result()
+        return pending.outcome
 
     def close(self) -> None:
         """Commit what is queued, then stop the writer thread."""
@@ -100,6 +118,8 @@ class GroupCommitter:
             by_tenant.setdefault(p.tenant, []).append(p)
         for tenant, pending in by_tenant.items():
             self._commit_tenant(tenant, pending)
+        for callback in self._after_group:
+            callback()
 
     def _commit_tenant(self, tenant: str, group: list[_Pending]) -> None:
         try:

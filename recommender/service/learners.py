@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextvars
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from recommender.domain.assessment import AssessmentEvent, validate_event
+from recommender.domain.assessment import AssessmentEvent, validate_events
 from recommender.domain.ids import require_id
 from recommender.domain.learner import Learner, validate_learner
-from recommender.domain.profile import SkillProfile, SkillState
+from recommender.domain.profile import SkillProfile, SkillState, skill_state
 from recommender.errors import AlreadyExists, InvalidInput, LubanError, NotFound
 from recommender.kt.bkt import BKTModel, mastery_now, profile_updater
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
-from recommender.service.commit import GroupCommitter
+from recommender.service.commit import Committed, GroupCommitter
+from recommender.service.relay import CommitRelay, RelayedCommits
 from recommender.storage.store import EventOutcome, Store, Updater
 
 
@@ -45,6 +48,16 @@ class IngestResult:
         self.rejected.extend(other.rejected)
 
 
+@dataclass(frozen=True)
+class _CheckedBatch:
+    """A batch validated for writing: when it was received, its valid results by index, and the
+    rejections found so far."""
+
+    now: datetime
+    valid: list[tuple[int, AssessmentEvent]]
+    rejected: list[Rejection]
+
+
 class LearnerService:
     def __init__(
         self,
@@ -66,12 +79,25 @@ class LearnerService:
         self._clock = clock
         self._future_tolerance = future_tolerance
         self._committer = GroupCommitter(store, self._updater, clock)
+        self._commit_one: Callable[[str, AssessmentEvent], Committed] = self._committer.record
+        self._relay: CommitRelay | RelayedCommits | None = None
 
     def _updater(self, tenant: str) -> Updater:
         """The profile update for the tenant's model and catalog (a module's skill weights)."""
         return profile_updater(self._bkt(tenant), self._catalogs.current(tenant).skill_weights_of)
 
+    def share_commits(self, address: str, authkey: bytes, *, serve: bool) -> None:
+        """One writer for every process of a server (service/relay.py): this process's committer
+        serves the others at `address` (`serve`), or this process sends its results there."""
+        if serve:
+            self._relay = CommitRelay(self._committer, address, authkey)
+        else:
+            relayed = RelayedCommits(address, authkey, self._committer)
+            self._relay, self._commit_one = relayed, relayed.record
+
     def close(self) -> None:
+        if self._relay is not None:
+            self._relay.close()  # a relay answers what it read, while its committer still runs
         self._committer.close()
 
     # learners -------------------------------------------------------------------------------
@@ -102,8 +128,10 @@ class LearnerService:
     def record(self, tenant: str, event: AssessmentEvent) -> tuple[SkillProfile, bool]:
         """Store one result and update the profile: (profile now, duplicate)."""
         now = self._clock()
-        event = validate_event(event, self._catalogs.require(tenant), now, self._future_tolerance)
-        committed = self._committer.record(tenant, event)
+        (checked,) = validate_events([event], self._catalogs.require(tenant), now, self._future_tolerance)
+        if isinstance(checked, InvalidInput):
+            raise checked
+        committed = self._commit_one(tenant, checked)
         if committed.outcome is EventOutcome.UNKNOWN_LEARNER or committed.states is None:
             raise NotFound("learner", event.learner_id, field="result.learner_id")
         if committed.outcome is EventOutcome.CONFLICT:
@@ -118,17 +146,43 @@ class LearnerService:
 
     def record_batch(self, tenant: str, events: Sequence[AssessmentEvent], first_index: int = 0) -> IngestResult:
         """Store a batch in one transaction; each bad result is rejected alone."""
+        return self._write_batch(tenant, self._check_batch(tenant, events, first_index))
+
+    def record_stream(self, tenant: str, batches: Iterable[Sequence[AssessmentEvent]]) -> Iterator[IngestResult]:
+        """record_batch of each batch in turn (indices counted within each batch), one result per
+        batch as its transaction commits. The next batch is read and validated while the one
+        before is written: the write spends most of its time in the database and its sync, which
+        do not hold the interpreter, so a stream's Python work and its writes overlap. Batches are
+        written one after another in order, each as record_batch would; a failure is raised when
+        its batch's result is due, and no later batch is written."""
+        context = contextvars.copy_context()  # the call's deadline, for the writes on the other thread
+        with ThreadPoolExecutor(1, thread_name_prefix="luban-ingest") as writer:
+            pending: Future[IngestResult] | None = None
+            for events in batches:
+                checked = self._check_batch(tenant, events, 0)
+                if pending is not None:
+                    yield pending.result()
+                pending = writer.submit(context.copy().run, self._write_batch, tenant, checked)
+            if pending is not None:
+                yield pending.result()
+
+    def _check_batch(self, tenant: str, events: Sequence[AssessmentEvent], first_index: int) -> _CheckedBatch:
         now = self._clock()
         catalog = self._catalogs.require(tenant)
-        result = IngestResult()
+        rejected: list[Rejection] = []
         valid: list[tuple[int, AssessmentEvent]] = []
-        for offset, event in enumerate(events):
-            index = first_index + offset
-            try:
-                valid.append((index, validate_event(event, catalog, now, self._future_tolerance)))
-            except InvalidInput as exc:
-                result.rejected.append(Rejection(index, event.event_id, exc))
-        outcomes = self._store.record_events(tenant, [e for _, e in valid], self._updater(tenant), now)
+        checked = validate_events(events, catalog, now, self._future_tolerance)
+        for index, (event, found) in enumerate(zip(events, checked, strict=True), first_index):
+            if isinstance(found, InvalidInput):
+                rejected.append(Rejection(index, event.event_id, found))
+            else:
+                valid.append((index, found))
+        return _CheckedBatch(now, valid, rejected)
+
+    def _write_batch(self, tenant: str, batch: _CheckedBatch) -> IngestResult:
+        result = IngestResult(rejected=list(batch.rejected))
+        valid = batch.valid
+        outcomes = self._store.record_events(tenant, [e for _, e in valid], self._updater(tenant), batch.now)
         for (index, event), outcome in zip(valid, outcomes, strict=True):
             if outcome is EventOutcome.ACCEPTED:
                 result.accepted += 1
@@ -174,7 +228,7 @@ def project_profile(
 ) -> SkillProfile:
     """Stored states brought forward to `as_of` (forgetting); never backwards in time."""
     projected = tuple(
-        SkillState(
+        skill_state(
             s.skill_id,
             mastery_now(s, model.of(s.skill_id), as_of) if as_of > s.last_practiced_at else s.mastery,
             s.attempts,

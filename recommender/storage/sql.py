@@ -44,7 +44,7 @@ from recommender.domain.codec import (
 )
 from recommender.domain.jobs import TrainingJob
 from recommender.domain.learner import Learner
-from recommender.domain.profile import LearnerRecord, SkillState
+from recommender.domain.profile import LearnerRecord, SkillState, skill_state
 from recommender.errors import Conflict, PreconditionFailed, StoreUnavailable
 from recommender.storage import deadline, migrations
 from recommender.storage import schema as t
@@ -143,6 +143,11 @@ class WriterLock:
         finally:
             self._lock.release()
 
+    @property
+    def shared(self) -> bool:
+        """Whether the lock is taken across processes (a file beside the database)."""
+        return self._path is not None
+
     def close(self) -> None:
         with self._lock:
             if self._fd is not None:
@@ -230,6 +235,7 @@ class SqlStore:
             writer_lock = WriterLock(None)
         self._writer_lock = writer_lock
         self._write_lock: AbstractContextManager[object] = writer_lock if writer_lock is not None else nullcontext()
+        self._writer: Any = None  # SQLite: the pooled connection _sqlite_write keeps
 
     # plumbing -------------------------------------------------------------------------------
     @contextmanager
@@ -265,6 +271,43 @@ class SqlStore:
         except sa_exc.SQLAlchemyError as exc:
             raise StoreUnavailable(f"store error: {_short(exc)}") from exc
 
+    @contextmanager
+    def _sqlite_write(self) -> Iterator[Any]:
+        """A SQLite write transaction on the driver's connection, for the group-commit writer and
+        ingest: SQLAlchemy's connection and transaction machinery cost as much as the statements
+        of a small group, on the one thread every commit waits for. The same lock, BEGIN IMMEDIATE
+        and errors as _tx."""
+        left = deadline.remaining()
+        if left is not None and left <= 0:
+            raise StoreUnavailable("the call's deadline passed before the store was reached")
+        dbapi = self.engine.dialect.loaded_dbapi
+        try:
+            with self._write_lock:
+                if self._writer is None:  # kept for the store's life: only writers, one at a time, use it
+                    self._writer = self.engine.raw_connection()
+                conn: Any = self._writer.driver_connection
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:  # the body failed, or the commit did
+                        with suppress(dbapi.Error):
+                            conn.execute("ROLLBACK")
+                    raise
+        except dbapi.IntegrityError as exc:
+            raise Conflict(f"a concurrent write conflicted; retry ({_short(exc)})") from exc
+        except (dbapi.Error, sa_exc.SQLAlchemyError) as exc:
+            self._drop_writer()  # a connection that failed is not kept: the next write opens another
+            raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
+
+    def _drop_writer(self) -> None:
+        with self._write_lock:
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                with suppress(Exception):
+                    writer.invalidate()  # closed, not returned to the pool
+
     def _arm(self, conn: Connection, left: float | None) -> Any:
         """PostgreSQL: the watchdog severs this connection if the transaction (commit included)
         outlives what the server's own timeouts allow it (twice the store's timeout; the call's
@@ -277,24 +320,35 @@ class SqlStore:
         fd = conn.connection.dbapi_connection.pgconn.socket  # type: ignore[union-attr]
         return WATCHDOG.arm(fd, bound)
 
-    def _executemany(self, c: Connection, name: str, statement: Callable[[], Any], rows: list[dict[str, Any]]) -> None:
-        """Bulk writes straight to the driver's executemany: `statement` is built and compiled
-        once per store (cached under `name`) and the rows (plain str/int/float values) skip
-        SQLAlchemy's per-row parameter processing, a cost paid per row on the ingest path."""
+    def _executemany(
+        self,
+        c: Connection | Any,
+        name: str,
+        statement: Callable[[], Any],
+        columns: Sequence[str],
+        rows: list[tuple[Any, ...]],
+    ) -> None:
+        """Bulk writes straight to the driver's executemany (`c`: a Connection or the driver's
+        own): `statement` is built and compiled once per store (cached under `name`) and the rows
+        (tuples of plain str/int/float values, in `columns`' order) skip SQLAlchemy's per-row
+        parameter processing, a cost paid per row on the ingest path."""
         if not rows:
             return  # the driver would take an empty list for "no parameters" and fail
         compiled = self._compiled.get(name)
         if compiled is None:
-            # the rows' keys are the statement's columns (the same for every call under `name`)
-            compiled = self._compiled[name] = statement().compile(dialect=c.dialect, column_keys=list(rows[0]))
-        if compiled.positional:
-            values = operator.itemgetter(*compiled.positiontup)  # one C call per row
-            if len(compiled.positiontup) == 1:
-                c.exec_driver_sql(compiled.string, [(values(row),) for row in rows])
-            else:
-                c.exec_driver_sql(compiled.string, [values(row) for row in rows])
-        else:
-            c.exec_driver_sql(compiled.string, rows)
+            compiled = statement().compile(dialect=self.engine.dialect, column_keys=list(columns))
+            self._compiled[name] = compiled
+        params: Any = rows
+        if not compiled.positional:
+            params = [dict(zip(columns, row, strict=True)) for row in rows]
+        elif list(compiled.positiontup) != list(columns):
+            values = operator.itemgetter(*[columns.index(k) for k in compiled.positiontup])
+            params = [values(row) if len(compiled.positiontup) > 1 else (values(row),) for row in rows]
+        cursor = _driver(c).cursor()
+        try:
+            cursor.executemany(compiled.string, params)
+        finally:
+            cursor.close()
 
     def _insert(self, table: sa.Table) -> Any:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
@@ -316,7 +370,15 @@ class SqlStore:
         with self._tx(write=False) as c:
             c.execute(sa.text("SELECT 1"))
 
+    @property
+    def one_writer(self) -> bool:
+        return self._writer_lock is not None and self._writer_lock.shared
+
     def close(self) -> None:
+        with self._write_lock:
+            if self._writer is not None:
+                self._writer.close()  # back to the pool, which dispose() closes
+                self._writer = None
         self.engine.dispose()
         if self._writer_lock is not None:
             self._writer_lock.close()
@@ -542,14 +604,14 @@ class SqlStore:
                 if self.dialect == "postgresql":
                     query = query.with_for_update(read=True)
                 created.update((str(k), int(v)) for k, v in c.execute(query))
+            columns = ("tenant_id", "learner_id", "request_key", "planner_key", "version_key", "generated_us", "body")
             rows = [
-                {"tenant_id": tenant, "learner_id": p.learner_id, "request_key": p.key.request_key,
-                 "planner_key": p.key.planner_key, "version_key": version_key(p.version),
-                 "generated_us": to_micros(p.generated_at), "body": p.body}
+                (tenant, p.learner_id, p.key.request_key, p.key.planner_key, version_key(p.version),
+                 to_micros(p.generated_at), p.body)
                 for p in paths
                 if _created_us(p.version) == created.get(p.learner_id)
             ]  # fmt: skip
-            self._executemany(c, "put_shared_paths", self._shared_upsert, rows)
+            self._executemany(c, "put_shared_paths", self._shared_upsert, columns, rows)
 
     def _shared_upsert(self) -> Any:
         insert = self._insert(t.shared_paths)
@@ -712,7 +774,7 @@ class SqlStore:
             rows = c.execute(sa.select(t.erasures.c.subject).where(t.erasures.c.erased_us >= to_micros(since)))
             return {r.subject for r in rows}
 
-    def _lock_learners(self, c: Connection, tenant: str, learner_ids: Sequence[str]) -> dict[str, int | None]:
+    def _lock_learners(self, c: Connection | Any, tenant: str, learner_ids: Sequence[str]) -> dict[str, int | None]:
         """Lock the learners' rows in id order (PostgreSQL); those that exist, with the time
         their profile was last updated (microseconds)."""
         known: dict[str, int | None] = {}
@@ -726,11 +788,11 @@ class SqlStore:
     def _marks(self, n: int) -> str:
         return ", ".join([self._mark] * n)
 
-    def _query(self, c: Connection, sql: str, args: Sequence[Any]) -> list[Any]:
+    def _query(self, c: Connection | Any, sql: str, args: Sequence[Any]) -> list[Any]:
         """A statement straight on the driver's cursor, its rows as the driver's tuples: the
         writer's statements are simple and run once per transaction, and SQLAlchemy's per-statement
         work (compiling an IN list, building result rows) cost more than running them."""
-        cursor = c.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor = _driver(c).cursor()
         try:
             cursor.execute(sql, tuple(args))
             return list(cursor.fetchall()) if cursor.description is not None else []
@@ -758,7 +820,7 @@ class SqlStore:
         if not by_tenant:
             return results
         now_us = to_micros(now)
-        with self._tx(write=True) as c:
+        with self._sqlite_write() if self.dialect == "sqlite" else self._tx(write=True) as c:
             for tenant in sorted(by_tenant):  # one lock order for every writer (PostgreSQL)
                 placed = by_tenant[tenant]
                 found, profiles = self._record(c, tenant, [e for _, _, e in placed], updater, now_us, with_profiles)
@@ -770,7 +832,7 @@ class SqlStore:
 
     def _record(
         self,
-        c: Connection,
+        c: Connection | Any,
         tenant: str,
         events: Sequence[AssessmentEvent],
         updater: Updater,
@@ -782,7 +844,7 @@ class SqlStore:
         touched_skills = sorted({s for e in events if e.learner_id in known for s in e.skill_ids})
         states = self._states(c, tenant, sorted(known), None if with_profiles else touched_skills)
         outcomes: list[EventOutcome] = []
-        new_rows: list[dict[str, Any]] = []
+        new_rows: list[tuple[Any, ...]] = []
         dirty: dict[tuple[str, str], SkillState] = {}
         for e in events:
             fingerprint = e.fingerprint()
@@ -803,7 +865,7 @@ class SqlStore:
             new_rows.append(_event_row(tenant, e, fingerprint, now_us))
             outcomes.append(EventOutcome.ACCEPTED)
         if new_rows:
-            self._executemany(c, "insert events", t.events.insert, new_rows)
+            self._executemany(c, "insert events", t.events.insert, _EVENT_COLUMNS, new_rows)
             self._upsert_states(c, tenant, dirty)
             for chunk in _chunks(sorted({k[0] for k in dirty})):
                 sql = (f"UPDATE {t.learners.name} SET profile_updated_us = {self._mark} WHERE tenant_id = {self._mark} "
@@ -820,7 +882,7 @@ class SqlStore:
                 )
         return outcomes, profiles
 
-    def _fingerprints(self, c: Connection, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:
+    def _fingerprints(self, c: Connection | Any, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         for chunk in _chunks(sorted(set(event_ids))):
             sql = (f"SELECT event_id, fingerprint FROM {t.events.name} WHERE tenant_id = {self._mark} "
@@ -829,12 +891,12 @@ class SqlStore:
         return found
 
     def _states(
-        self, c: Connection, tenant: str, learner_ids: Sequence[str], skill_ids: Sequence[str] | None
+        self, c: Connection | Any, tenant: str, learner_ids: Sequence[str], skill_ids: Sequence[str] | None
     ) -> dict[str, dict[str, SkillState]]:
         states: dict[str, dict[str, SkillState]] = {}
         if skill_ids is not None and not skill_ids:
             return states
-        columns = ", ".join(col.name for col in _state_columns())
+        columns = _STATE_COLUMN_NAMES
         for chunk in _chunks(learner_ids):
             sql = (f"SELECT learner_id, {columns} FROM {t.skill_states.name} WHERE tenant_id = {self._mark} "
                    f"AND learner_id IN ({self._marks(len(chunk))})")  # fmt: skip
@@ -846,7 +908,7 @@ class SqlStore:
                 states.setdefault(row[0], {})[row[1]] = _state_from_values(*row[1:])
         return states
 
-    def _upsert_states(self, c: Connection, tenant: str, dirty: dict[tuple[str, str], SkillState]) -> None:
+    def _upsert_states(self, c: Connection | Any, tenant: str, dirty: dict[tuple[str, str], SkillState]) -> None:
         def upsert() -> Any:
             stmt = self._insert(t.skill_states)
             return stmt.on_conflict_do_update(
@@ -860,18 +922,11 @@ class SqlStore:
             )
 
         rows = [
-            {
-                "tenant_id": tenant,
-                "learner_id": learner_id,
-                "skill_id": skill_id,
-                "mastery": state.mastery,
-                "attempts": state.attempts,
-                "last_practiced_us": to_micros(state.last_practiced_at),
-                "studies_since_check": state.studies_since_check,
-            }
+            (tenant, learner_id, skill_id, state.mastery, state.attempts, to_micros(state.last_practiced_at),
+             state.studies_since_check)
             for (learner_id, skill_id), state in sorted(dirty.items())
-        ]
-        self._executemany(c, "upsert skill states", upsert, rows)
+        ]  # fmt: skip
+        self._executemany(c, "upsert skill states", upsert, _STATE_ROW_COLUMNS, rows)
 
     def get_skill_states(self, tenant: str, learner_id: str) -> tuple[list[SkillState], datetime | None] | None:
         found = self._learner_and_states(tenant, learner_id, "profile_updated")
@@ -1116,8 +1171,11 @@ def _state_columns() -> tuple[sa.ColumnElement[Any], ...]:
     return (s.skill_id, s.mastery, s.attempts, s.last_practiced_us, s.studies_since_check)
 
 
+_STATE_COLUMN_NAMES = "skill_id, mastery, attempts, last_practiced_us, studies_since_check"  # _state_columns()
+
+
 def _state_from_values(skill_id: str, mastery: float, attempts: int, practiced_us: int, studies: int) -> SkillState:
-    return SkillState(skill_id, mastery, attempts, from_micros(practiced_us), studies)
+    return skill_state(skill_id, mastery, attempts, from_micros(practiced_us), studies)
 
 
 def _learner_from_row(row: Any) -> Learner:
@@ -1125,21 +1183,16 @@ def _learner_from_row(row: Any) -> Learner:
     return replace(learner, created_at=from_micros(row.created_us), updated_at=from_micros(row.updated_us))
 
 
-def _event_row(tenant: str, e: AssessmentEvent, fingerprint: str, now_us: int) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant,
-        "event_id": e.event_id,
-        "learner_id": e.learner_id,
-        "module_id": e.module_id,
-        "item_id": e.item_id,
-        "skill_ids": ",".join(e.skill_ids),
-        "score": e.score,
-        "occurred_us": to_micros(e.occurred_at),
-        "duration_seconds": e.duration_seconds,
-        "recorded_us": now_us,
-        "fingerprint": fingerprint,
-        "kind": int(e.kind),
-    }
+_EVENT_COLUMNS = ("tenant_id", "event_id", "learner_id", "module_id", "item_id", "skill_ids", "score", "occurred_us",
+                  "duration_seconds", "recorded_us", "fingerprint", "kind")  # fmt: skip
+_STATE_ROW_COLUMNS = ("tenant_id", "learner_id", "skill_id", "mastery", "attempts", "last_practiced_us",
+                      "studies_since_check")  # fmt: skip
+
+
+def _event_row(tenant: str, e: AssessmentEvent, fingerprint: str, now_us: int) -> tuple[Any, ...]:
+    """An event's row, in _EVENT_COLUMNS' order."""
+    return (tenant, e.event_id, e.learner_id, e.module_id, e.item_id, ",".join(e.skill_ids), e.score,
+            to_micros(e.occurred_at), e.duration_seconds, now_us, fingerprint, int(e.kind))  # fmt: skip
 
 
 def _event_from_row(row: Any) -> AssessmentEvent:
@@ -1154,6 +1207,11 @@ def _event_from_row(row: Any) -> AssessmentEvent:
         duration_seconds=row.duration_seconds,
         kind=ResultKind(row.kind),
     )
+
+
+def _driver(c: Connection | Any) -> Any:
+    """The driver's connection under `c` (a Connection), or `c` itself (already the driver's)."""
+    return c.connection.dbapi_connection if isinstance(c, Connection) else c
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:

@@ -100,6 +100,11 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    @property
+    def one_writer(self) -> bool:
+        """Whether every process writing this store takes one lock to write (a SQLite file): their
+        single results are better committed by one of them (service/relay.py)."""
+
     # catalog ------------------------------------------------------------------------------
     def load_catalog(self) -> Catalog:
         """The stored catalog (EMPTY_CATALOG, revision 0, when none was loaded)."""

@@ -1,5 +1,5 @@
 """Paths shared by every server process through the store, and planned ahead after a new result
-(decision 13). Two Apps on one store stand for two server processes, each with its own hand-moved
+(decision 15). Two Apps on one store stand for two server processes, each with its own hand-moved
 clock, so a path's generated_at tells which process planned it and when. On both stores.
 A real two-process server: tests/test_processes.py."""
 

@@ -181,3 +181,52 @@ def test_a_skill_checked_but_never_practised_keeps_the_default_practice_rate() -
     n = len(score)
     seqs = build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(n), np.array(kind))
     assert fit_bkt(seqs, 1).item_learn[0] == DEFAULT_PARAMS.item_learn
+
+
+def _checked_over_time(
+    forget: float, days: tuple[float, ...], learners: int, seed: int, *, study_after_first: bool = False
+) -> tuple[np.ndarray, ...]:
+    """Learners answering 5 check items (guess 0.1, slip 0.1) on one skill at each of `days`,
+    forgetting as the model decays: between two moments a learner keeps their state with
+    probability exp(-forget * gap), else it is drawn again from the prior (the floor), so
+    P(mastered) decays toward the prior at `forget` per day. With `study_after_first`, the first
+    check is followed by a module study (learn 0.9, then its score) at the next moment instead of
+    checks: the history the simulator's past learners leave, a placement test then a module."""
+    rng = np.random.default_rng(seed)
+    prior = 0.4
+    learner, score, day, kind = [], [], [], []
+    for i in range(learners):
+        known = rng.random() < prior
+        for k, t in enumerate(days):
+            if k and rng.random() > np.exp(-forget * (t - days[k - 1])):
+                known = rng.random() < prior
+            if study_after_first and k:
+                known = known or rng.random() < 0.9
+                rows = [(float((rng.random(int(MODULE_SCORE_WEIGHT)) < (0.9 if known else 0.2)).mean()),
+                         ResultKind.MODULE_ASSESSMENT)]  # fmt: skip
+            else:
+                rows = [(float(rng.random() < (0.9 if known else 0.1)), ResultKind.CHECK) for _ in range(5)]
+            for s, result_kind in rows:
+                learner.append(i)
+                score.append(s)
+                day.append(t)
+                kind.append(int(result_kind))
+    n = len(score)
+    return np.array(learner), np.zeros(n, dtype=np.int64), np.array(score), np.array(day), np.array(kind)
+
+
+def test_forgetting_is_fitted_where_the_history_identifies_it() -> None:
+    """Checks on both sides of long gaps show forgetting: the fit finds the rate the data were
+    generated with, faster or slower than the default."""
+    for truth in (0.02, 0.0):
+        seqs = build_sequences(*_checked_over_time(truth, (0.0, 40.0, 80.0), 4000, seed=17))
+        assert fit_bkt(seqs, 1).forget[0] == pytest.approx(truth, abs=0.004), truth
+
+
+def test_forgetting_the_history_cannot_identify_keeps_the_default() -> None:
+    """A placement check, then a module most learners learn from: whatever was forgotten in
+    between is learnt again, so no rate explains the history better than another and the default
+    stays (the grid's best would be a draw of noise or, on a tie, no forgetting at all)."""
+    seqs = build_sequences(*_checked_over_time(0.0, (0.0, 10.0), 3000, seed=19, study_after_first=True))
+    fitted = fit_bkt(seqs, 1)
+    assert fitted.forget[0] == DEFAULT_PARAMS.forget_per_day

@@ -16,8 +16,9 @@ from recommender.errors import ModelArtifactError
 from recommender.kt.bkt import DEFAULT_PARAMS
 from recommender.ml.artifacts import load_model, save_model
 from recommender.ml.evaluate import evaluate, make_split
+from recommender.ml.features import mastery_bucket
 from recommender.ml.metrics import auc
-from recommender.ml.model import HybridModel
+from recommender.ml.model import SUCCESS_READS_MASTERY_META, HybridModel
 from recommender.ml.train import TrainConfig, train_hybrid
 from tests.ml.world import world
 
@@ -146,3 +147,32 @@ def test_npz_is_a_plain_zip_of_npy_files(trained: HybridModel, tmp_path: Path) -
         for name in archive.namelist():
             header = archive.read(name)[:128]
             assert b"'O'" not in header and b"|O" not in header, f"{name} holds objects"
+
+
+def test_the_success_model_never_learns_from_mastery_its_labels_made(trained: HybridModel, tmp_path: Path) -> None:
+    """A training learner's mastery is BKT's estimate after the very results `success` is fitted
+    on: it reads no mastery, trained or served (saved and loaded too), and the ranking model does.
+    An artifact trained before this (no flag in its meta) is served as it was trained."""
+    data, _ = world()
+    ids = list(data.events.learner_ids[:5])
+    learners = [data.learners[i] for i in ids]
+    token = next(n for n in trained.user_space.names if n.startswith("m:"))  # m:<skill>:<bucket>
+    skill, bucket = token[2:].rsplit(":", 1)
+    value = next(v for v in np.linspace(0.0, 1.0, 101) if mastery_bucket(float(v)) == bucket)
+    none: list[dict[str, float]] = [{}] * 5
+    some = [{skill: float(value)}] * 5
+    loaded = load_model(save_model(trained, tmp_path / "v1"))
+    for model in (trained, loaded):
+        assert not model.success_reads_mastery
+        np.testing.assert_array_equal(
+            model.success_vectors(learners, ids, none), model.success_vectors(learners, ids, some)
+        )
+        (s_none, r_none), (s_some, r_some) = (
+            model.learner_vectors(learners, ids, none),
+            model.learner_vectors(learners, ids, some),
+        )
+        np.testing.assert_array_equal(s_none, s_some)
+        assert not np.array_equal(r_none, r_some), "ranking reads mastery"
+    older = replace(trained, meta={k: v for k, v in trained.meta.items() if k != SUCCESS_READS_MASTERY_META})
+    assert older.success_reads_mastery
+    assert not np.array_equal(older.success_vectors(learners, ids, none), older.success_vectors(learners, ids, some))

@@ -40,11 +40,33 @@ def assert_same(
             assert a == b
 
 
-def random_catalog(rng: np.random.Generator, n_skills: int, n_modules: int, n_roles: int) -> Catalog:
+def random_catalog(
+    rng: np.random.Generator, n_skills: int, n_modules: int, n_roles: int, ladder: bool = False
+) -> Catalog:
     """A random prerequisite DAG over random skills, languages and HSK minimums; with a module
-    learning rate or two per skill, some modules teach up to 10 skills (numpy's pairwise sums)."""
+    learning rate or two per skill, some modules teach up to 10 skills (numpy's pairwise sums).
+    ladder: a Chinese ladder too (Module.raises_chinese_level), some of its rungs teaching the
+    catalog's skills, so learners take the Chinese route to modules taught only in Chinese."""
     skills = [Skill(f"s{i:02d}") for i in range(n_skills)]
     modules = []
+    if ladder:
+        top = int(rng.integers(2, 7))
+        for level in range(1, top + 1):
+            skills.append(Skill(f"hsk{level}"))
+            rung = [SkillWeight(f"hsk{level}")]
+            if rng.random() < 0.3:
+                rung.append(SkillWeight(f"s{int(rng.integers(n_skills)):02d}", 0.3))
+            modules.append(
+                Module(
+                    module_id=f"zh{level}",
+                    skills=tuple(rung),
+                    prerequisite_module_ids=(f"zh{level - 1}",) if level > 1 and rng.random() < 0.8 else (),
+                    languages=("zh",) if rng.random() < 0.7 else ("zh", "en"),
+                    estimated_minutes=int(rng.choice([60, 120, 240])),
+                    min_chinese_level=level - 1,
+                    raises_chinese_level=level,
+                )
+            )
     for j in range(n_modules):
         width = int(rng.integers(1, 11)) if rng.random() < 0.1 else int(rng.integers(1, 4))
         taught = rng.choice(n_skills, size=min(width, n_skills), replace=False)
@@ -122,8 +144,9 @@ def both_ways(catalog: Catalog, inputs: list[PlanInput]) -> list[LearningPath | 
 def test_kernel_plans_the_reference_paths_for_thousands_of_random_learners() -> None:
     rng = np.random.default_rng(23)
     paths: list[LearningPath | PreconditionFailed] = []
-    for world in range(24):
-        catalog = random_catalog(rng, int(rng.integers(3, 30)), int(rng.integers(2, 60)), 3)
+    for world in range(32):
+        ladder = world % 4 == 3
+        catalog = random_catalog(rng, int(rng.integers(3, 30)), int(rng.integers(2, 60)), 3, ladder=ladder)
         paths += both_ways(catalog, random_inputs(rng, catalog, 100, with_model=world % 2 == 0))
     demo = build_catalog(*catalog_parts_from_dict(json.loads(demo_catalog_path().read_text())))
     for with_model in (False, True):
@@ -137,7 +160,8 @@ def test_kernel_plans_the_reference_paths_for_thousands_of_random_learners() -> 
     codes.update(r.code for p in planned for r in p.blockers)
     for code in (ReasonCode.REMEDIATE, ReasonCode.REVIEW_DUE, ReasonCode.PREREQUISITE_FOR, ReasonCode.CHECK_DUE,
                  ReasonCode.CONFIRM_PREREQUISITE, ReasonCode.SIMILAR_LEARNERS_SUCCEEDED, ReasonCode.NEEDS_SUPPORT,
-                 ReasonCode.CHINESE_LEVEL_BLOCKED, ReasonCode.MODULE_EXCLUDED):  # fmt: skip
+                 ReasonCode.CHINESE_LEVEL_BLOCKED, ReasonCode.MODULE_EXCLUDED,
+                 ReasonCode.LANGUAGE_UNLOCK):  # fmt: skip
         assert codes[code], code
     assert any(s.kind is StepKind.SKILL_CHECK for p in planned for s in p.steps)
     assert any(isinstance(p, PreconditionFailed) for p in paths)
@@ -202,3 +226,47 @@ def test_warming_loads_the_very_code_planning_runs() -> None:
         ],
     )
     assert list(kernel._plan_steps.signatures) == signatures == signatures[:1]  # type: ignore[attr-defined]
+
+
+def test_learners_on_the_chinese_route_are_planned_by_the_kernel() -> None:
+    """A learner climbing the Chinese ladder is planned by the compiled loop itself (not left to
+    the reference), with the level each step is taken at, and gets the reference's path; the
+    route adds no compilation of its own."""
+    from tests.planner.test_chinese_route import ladder_catalog
+
+    assert planner.warm_kernel()
+    signatures = list(kernel._plan_steps.signatures)  # type: ignore[attr-defined]
+    catalog = ladder_catalog()
+    arrays, kt = CatalogArrays.build(catalog), SkillParamArrays.build(catalog, BKTModel())
+    inputs = []
+    for i, (languages, level) in enumerate([(("en",), 0), (("fr", "zh"), 1), (("ar", "en"), 2), (("en",), 3)]):
+        mastery = np.full(len(catalog.skill_ids), 0.1)
+        state = LearnerState(Learner(f"x{i}", languages=languages, chinese_level=level), mastery, mastery.copy(),
+                             np.full(len(mastery), np.nan))  # fmt: skip
+        inputs.append(PlanInput(state, PlanOptions("welder", languages, max_steps=20)))
+    start = planner._BatchStart.of(arrays, kt, inputs)
+    assert start.route is not None
+    climbing = (start.route.target > start.route.level_now).tolist()
+    assert climbing == [True, True, True, False]
+    size = len(inputs)
+    out = planner._Out([[] for _ in inputs], [StopReason.MAX_STEPS] * size, np.full(size, -1), [[] for _ in inputs],
+                       np.zeros(size))  # fmt: skip
+    n_req = len(start.ra.req_idx)
+    behind = np.zeros((size, len(start.ra.view.module_ids), n_req + 1))
+    behind[:, :, :n_req] = planner._reachable_behind_teaches(start.ra.view, start.reachable)
+    work = planner._Work(
+        ids=np.arange(size), mastery=start.mastery, placed=np.zeros_like(start.allowed), implied=start.mastered_now,
+        allowed=start.allowed, flagged=None, model_logit=None, behind_unplaced=behind, minutes_used=np.zeros(size),
+        taken=np.zeros(size, dtype=np.int64), max_steps=np.full(size, 20), budget=np.zeros(size),
+        level=start.level_now.copy(), gate=start.gate, route=start.route.modules, opened=start.route.opened,
+    )  # fmt: skip
+    ra, explain = start.ra, start.explain
+    left = planner._compiled_steps(arrays, ra, explain, inputs, start.renderers, start.review_due, work, out)
+    assert left is None  # no learner left to the reference
+    for row in range(3):
+        modules = [s.module_id for s in out.steps[row]]
+        assert "zh-3" in modules and modules.index("zh-3") < modules.index("weld-201")
+        unlocks = [r for s in out.steps[row] for r in s.reasons if r.code is ReasonCode.LANGUAGE_UNLOCK]
+        assert unlocks and unlocks[-1].params["level_now"] == str(int(start.route.target[row]) - 1)
+    both_ways(catalog, inputs)
+    assert list(kernel._plan_steps.signatures) == signatures  # type: ignore[attr-defined]

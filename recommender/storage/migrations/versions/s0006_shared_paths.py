@@ -1,4 +1,4 @@
-"""Paths shared by every server process (decision 13): a read landing on another process than
+"""Paths shared by every server process (decision 15): a read landing on another process than
 the one that planned the path serves the stored path while nothing it depends on changed.
 
 A cache: the release before Alembic ignores the table, so luban_meta's schema_version stays 4."""
