@@ -97,6 +97,22 @@ class Settings(BaseSettings):
         description="longest a cached path is served: forgetting lowers masteries as time passes without new "
         "evidence, so a path is re-planned at least this often",
     )
+    path_cache_shared: bool = Field(
+        default=True,
+        description="store each planned path for the other server processes (a read landing on another "
+        "process than the one that planned the path serves it while nothing it depends on changed)",
+    )
+    path_plan_ahead: bool = Field(
+        default=True,
+        description="after a new result (RecordAssessment), plan again, in the background, the paths this "
+        "process served the learner, so their next page view finds the path planned",
+    )
+    path_plan_ahead_poll_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="with several processes, how often each looks for results the others recorded, to plan those "
+        "learners' paths ahead too (0: off; it also plans ahead after bulk imports, at the writes' expense)",
+    )
     feature_schema_file: Path | None = Field(
         default=None,
         description="JSON {attributes: [{key, kind: categorical|bucketed, values|bounds}]}: the learner "

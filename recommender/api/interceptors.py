@@ -11,13 +11,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from recommender.service.auth import TokenBook
-from recommender.storage.deadline import CALL_DEADLINE, call_deadline
+from recommender.storage.deadline import CALL_DEADLINE
 from recommender.storage.store import DEFAULT_TENANT
 
 log = logging.getLogger("recommender.access")
@@ -214,10 +214,7 @@ class TelemetryInterceptor(grpc.ServerInterceptor):
                 metrics.store_errors.inc()
             bound.latency.observe(elapsed)
             in_flight.dec()
-            log.info(
-                "rpc",
-                extra={"rpc": {"method": method, "code": code, "ms": round(elapsed * 1000, 3), "tenant": TENANT.get()}},
-            )
+            log.info("rpc", extra={"rpc": AccessLine(method, code, round(elapsed * 1000, 3), TENANT.get())})
 
         def checked(request: Any, context: grpc.ServicerContext) -> Any:
             if isinstance(request, Malformed):
@@ -244,10 +241,12 @@ class TelemetryInterceptor(grpc.ServerInterceptor):
             def unary(request: Any, context: grpc.ServicerContext) -> Any:
                 begin(context)
                 started = time.perf_counter()
+                left = context.time_remaining()
+                token = CALL_DEADLINE.set(None if left is None else time.monotonic() + left)
                 try:
-                    with call_deadline(context.time_remaining()):
-                        return behaviour(checked(request, context), context)
+                    return behaviour(checked(request, context), context)
                 finally:
+                    CALL_DEADLINE.reset(token)
                     finish(context, started)
 
             return unary
@@ -317,6 +316,41 @@ class AuthInterceptor(grpc.ServerInterceptor):
         return _wrap(handler, around)  # type: ignore[no-any-return]
 
 
+class AccessLine:
+    """A call's access-log fields (the `rpc` of its record). One is written per call, so the JSON
+    line is put together from parts escaped once per method, code and tenant rather than by
+    json.dumps of a fresh dict; `fields()` gives the same fields to any other formatter."""
+
+    __slots__ = ("code", "method", "ms", "tenant")
+    _escaped: ClassVar[dict[str, str]] = {}  # a bounded set of strings: methods, codes, tenants
+
+    def __init__(self, method: str, code: str, ms: float, tenant: str) -> None:
+        self.method, self.code, self.ms, self.tenant = method, code, ms, tenant
+
+    def fields(self) -> dict[str, Any]:
+        return {"method": self.method, "code": self.code, "ms": self.ms, "tenant": self.tenant}
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.fields().get(key, default)
+
+    def json(self, ts: str, request_id: str) -> str:
+        e = self._escape
+        rid = f', "request_id": {json.dumps(request_id, ensure_ascii=False)}' if request_id else ""
+        return (
+            f'{{"ts": "{ts}", "level": "INFO", "logger": "{log.name}", "msg": "rpc"{rid}, '
+            f'"method": {e(self.method)}, "code": {e(self.code)}, "ms": {self.ms!r}, "tenant": {e(self.tenant)}}}'
+        )
+
+    @classmethod
+    def _escape(cls, value: str) -> str:
+        found = cls._escaped.get(value)
+        if found is None:
+            found = json.dumps(value, ensure_ascii=False)
+            if len(cls._escaped) < 10_000:
+                cls._escaped[value] = found
+        return found
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, with the request id of the call that logged it. Messages carry
     ids and codes, never learner attributes."""
@@ -328,6 +362,9 @@ class JsonFormatter(logging.Formatter):
         if int(record.created) != second:
             stamp = self.formatTime(record, "%Y-%m-%dT%H:%M:%S")
             self._second = (int(record.created), stamp)
+        rpc = getattr(record, "rpc", None)
+        if type(rpc) is AccessLine and not record.exc_info:
+            return rpc.json(f"{stamp}.{int(record.msecs):03d}", REQUEST_ID.get())
         doc: dict[str, Any] = {
             "ts": f"{stamp}.{int(record.msecs):03d}",
             "level": record.levelname,
@@ -337,8 +374,9 @@ class JsonFormatter(logging.Formatter):
         request_id = REQUEST_ID.get()
         if request_id:
             doc["request_id"] = request_id
-        rpc = getattr(record, "rpc", None)
-        if isinstance(rpc, dict):
+        if isinstance(rpc, AccessLine):
+            doc.update(rpc.fields())
+        elif isinstance(rpc, dict):
             doc.update(rpc)
         if record.exc_info:
             doc["error"] = record.exc_text or self.formatException(record.exc_info)

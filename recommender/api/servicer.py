@@ -15,7 +15,7 @@ from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.path import LearningPath
 from recommender.errors import InvalidInput, LubanError, clipped
 from recommender.service.app import App
-from recommender.service.recommend import plan_cohort
+from recommender.service.recommend import PathForm, plan_cohort
 
 
 def tenant_of(context: grpc.ServicerContext) -> str:
@@ -23,35 +23,32 @@ def tenant_of(context: grpc.ServicerContext) -> str:
     return TENANT.get()
 
 
-class PathMessages:
-    """The response message of each path recently served, by the path object: a cached path (the
-    same object on every page view until something changes) is mapped to its message once.
-    Cleared when full; holding each path keeps its id from being reused while kept."""
+class PathMessages(PathForm[pb.LearningPath]):
+    """Paths served as their response message: rendered once per planned path (the path cache
+    keeps the message, so a page view with nothing new maps nothing), stored for the other
+    processes as its wire bytes. Every call served the same path gets the same message object,
+    which nothing mutates."""
 
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._messages: dict[int, tuple[LearningPath, pb.LearningPath]] = {}
+    name = pb.LearningPath.DESCRIPTOR.full_name
+    shared = True
+
+    def __init__(self) -> None:
         self._reasons = mapping.ReasonMessages()
 
-    def __call__(self, path: LearningPath) -> pb.LearningPath:
-        found = self._messages.get(id(path))
-        if found is not None and found[0] is path:
-            return found[1]
-        message = mapping.path_to_proto(path, self._reasons)
-        if self._limit > 0:
-            if len(self._messages) >= self._limit:
-                self._messages.clear()
-            self._messages[id(path)] = (path, message)
-        return message
+    def render(self, path: LearningPath) -> pb.LearningPath:
+        return mapping.path_to_proto(path, self._reasons)
 
+    def dump(self, rendered: pb.LearningPath) -> bytes:
+        return rendered.SerializeToString()
 
-PATH_MESSAGES = 4096  # response messages kept (a page view's path is served again soon or not at all)
+    def load(self, data: bytes) -> pb.LearningPath:
+        return pb.LearningPath.FromString(data)
 
 
 class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
     def __init__(self, app: App) -> None:
         self.app = app
-        self._path_messages = PathMessages(PATH_MESSAGES if app.settings.path_cache_size else 0)
+        self._path_messages = PathMessages()
 
     # learners -------------------------------------------------------------------------------
     @translated
@@ -156,8 +153,7 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
     # paths ----------------------------------------------------------------------------------
     @translated
     def RecommendPath(self, request: pb.RecommendPathRequest, context: grpc.ServicerContext) -> pb.LearningPath:
-        path = self.app.paths.recommend(tenant_of(context), mapping.path_request_from_proto(request))
-        return self._path_messages(path)
+        return self.app.paths.serve(tenant_of(context), mapping.path_request_from_proto(request), self._path_messages)
 
     @translated_stream
     def GeneratePaths(

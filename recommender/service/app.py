@@ -27,6 +27,7 @@ class App:
 
     def close(self) -> None:
         self.learners.close()
+        self.paths.close()
         self.store.close()
 
 
@@ -37,14 +38,6 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
     catalogs = CatalogService(store, settings.catalog_refresh_seconds)
     registry = ModelRegistry(store, settings.models_dir, clock, settings.catalog_refresh_seconds)
     registry.upgrade_legacy()
-    learners = LearnerService(
-        store,
-        catalogs,
-        bkt=registry.bkt,
-        clock=clock,
-        future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
-        forget=registry.forget_learner,
-    )
     paths = PathService(
         store,
         catalogs,
@@ -56,6 +49,19 @@ def build_app(settings: Settings, clock: Clock = system_clock, store: Store | No
         planning_threads=settings.planning_threads,
         planner_kernel=settings.planner_kernel,
         cache=PathCache(settings.path_cache_size, timedelta(seconds=settings.path_cache_seconds)),
+        share=settings.path_cache_shared,
+        plan_ahead=settings.path_plan_ahead,
+        # another process's results are polled for only when there are other processes
+        poll_seconds=settings.path_plan_ahead_poll_seconds if settings.processes > 1 else 0.0,
+    )
+    learners = LearnerService(
+        store,
+        catalogs,
+        bkt=registry.bkt,
+        clock=clock,
+        future_tolerance=timedelta(seconds=settings.future_tolerance_seconds),
+        forget=registry.forget_learner,
+        on_result=paths.learner_changed,
     )
     return App(
         settings=settings,

@@ -67,8 +67,12 @@ class LearnerService:
         clock: Clock,
         future_tolerance: timedelta = timedelta(minutes=5),
         forget: Callable[[str, str], int] = lambda _tenant, _learner: 0,
+        on_result: Callable[[str, str], None] = lambda _tenant, _learner: None,
     ) -> None:
+        """`on_result(tenant, learner_id)`: told after a single result was stored (not for batches),
+        to plan the learner's next path ahead (PathService.learner_changed); it must not block."""
         self._store = store
+        self._on_result = on_result
         self._forget = forget
         self._catalogs = catalogs
         self._bkt = bkt
@@ -136,6 +140,8 @@ class LearnerService:
                 field="result.event_id",
             )
         profile = project_profile(event.learner_id, committed.states, committed.updated_at, self._bkt(tenant), now)
+        if committed.outcome is EventOutcome.ACCEPTED:
+            self._on_result(tenant, event.learner_id)
         return profile, committed.outcome is EventOutcome.DUPLICATE
 
     def record_batch(self, tenant: str, events: Sequence[AssessmentEvent], first_index: int = 0) -> IngestResult:

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
+import random
 import threading
+import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, Generic, TypeVar, cast
 
 import numpy as np
 
+from recommender import __version__
 from recommender.domain.catalog import Catalog
 from recommender.domain.ids import is_language_tag, is_locale, require_id
 from recommender.domain.learner import Learner, validate_learner
 from recommender.domain.path import LearningPath
-from recommender.domain.profile import NO_STUDIES, SkillState
+from recommender.domain.profile import NO_STUDIES, LearnerRecord, SkillState
 from recommender.errors import FieldViolation, InvalidInput, LubanError, NotFound, PreconditionFailed
 from recommender.kt.bkt import SECONDS_PER_DAY, BKTModel, mastery_now
 from recommender.ml.model import HybridModel
@@ -27,7 +33,11 @@ from recommender.planner.reasons import resolve_locale
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
 from recommender.service.learners import LearnerService
-from recommender.storage.store import DEFAULT_TENANT, Store
+from recommender.storage import deadline
+from recommender.storage.store import DEFAULT_TENANT, LearnerRead, SharedPath, SharedPathKey, Store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_STEPS = 10
 MAX_STEPS = 50
@@ -269,57 +279,133 @@ class PathMemo:
         return len(self._paths)
 
 
+class PathForm(Generic[T]):
+    """How a caller is served a path: as planned (the domain object), or as a serving layer's
+    message, rendered once per planned path and kept in the cache in that form. A form that can
+    `dump` and `load` itself (`shared`) is also stored for every process (Store.put_shared_paths)."""
+
+    name = "path"
+    shared = False
+
+    def render(self, path: LearningPath) -> T:
+        raise NotImplementedError
+
+    def dump(self, rendered: T) -> bytes:
+        raise NotImplementedError
+
+    def load(self, data: bytes) -> T:
+        raise NotImplementedError
+
+
+class _AsPlanned(PathForm[LearningPath]):
+    def render(self, path: LearningPath) -> LearningPath:
+        return path
+
+
+AS_PLANNED = _AsPlanned()
+
+
 @dataclass(frozen=True)
 class CachedPath:
-    """A planned path and what it was planned from: the learner's evidence version (as the store
-    read it with the states planned on) and the planner (one catalog revision, one model), held
-    weakly so that entries planned before a swap do not keep old models alive."""
+    """A path in the form it is served, and what it was planned from: the learner's evidence
+    version (as the store read it with the states planned on) and the planner (one catalog
+    revision, one model), held weakly so that entries planned before a swap do not keep old
+    models alive."""
 
-    path: LearningPath
+    rendered: object
     version: object
     planner: weakref.ref[Planner]
+    generated_at: datetime
+    form: PathForm[Any]
 
-    def serves(self, planner: Planner, now: datetime, max_age: timedelta) -> bool:
+    def serves(self, planner: Planner | None, now: datetime, max_age: timedelta) -> bool:
         """Planned by this planner, and young enough (the store's version is checked after)."""
-        planned = self.path.generated_at
-        return self.planner() is planner and planned is not None and now - planned <= max_age
+        return self.planner() is planner and now - self.generated_at <= max_age
+
+
+CacheKey = tuple[str, PathRequest, str]  # tenant, request, form
 
 
 class PathCache:
-    """The last path per (tenant, request) in this process, for the page-view pattern (a path asked
-    for on every page a learner opens, mostly with nothing new since). An entry is served only
-    while the store's evidence version of the learner, read in the call's one transaction, is the
-    one it was planned from, the planner (catalog revision, active model) is the same, and it is
-    younger than `max_age` (forgetting lowers masteries with time alone). Bounded LRU; thread-safe.
-    Other processes' writes reach it through the store's version: nothing needs to be told."""
+    """The last path per (tenant, request, form) in this process, for the page-view pattern (a
+    path asked for on every page a learner opens, mostly with nothing new since). An entry is
+    served only while the store's evidence version of the learner, read in the call's one
+    transaction, is the one it was planned from, the planner (catalog revision, active model) is
+    the same, and it is younger than `max_age` (forgetting lowers masteries with time alone).
+    Bounded LRU; thread-safe. Other processes' writes reach it through the store's version:
+    nothing needs to be told. It also knows which requests a learner's paths were asked with, so
+    they can be planned again ahead of the next page view (PlanAhead)."""
 
     def __init__(self, limit: int, max_age: timedelta) -> None:
         self._limit = limit
         self.max_age = max_age
-        self._paths: OrderedDict[tuple[str, PathRequest], CachedPath] = OrderedDict()
+        self._paths: OrderedDict[CacheKey, CachedPath] = OrderedDict()
+        self._by_learner: dict[tuple[str, str], set[CacheKey]] = {}
+        self._unserved: set[CacheKey] = set()  # planned ahead, and not asked for since
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, PathRequest]) -> CachedPath | None:
+    def get(self, key: CacheKey, *, serving: bool = True) -> CachedPath | None:
+        """The entry for `key`; `serving`: asked for by a caller (not by PlanAhead)."""
         with self._lock:
             found = self._paths.get(key)
             if found is not None:
                 self._paths.move_to_end(key)
+            if serving:
+                self._unserved.discard(key)
             return found
 
-    def put(self, key: tuple[str, PathRequest], entry: CachedPath) -> None:
-        if self._limit <= 0:
-            return
+    def planned_ahead(self, key: CacheKey) -> None:
         with self._lock:
+            if key in self._paths:
+                self._unserved.add(key)
+
+    def put(self, key: CacheKey, entry: CachedPath) -> CachedPath:
+        """Keep `entry`, unless the one kept is from the same evidence and planner and young
+        enough (two threads planned it at once): then that one stays, so a path once served is served again. Returns
+        the entry kept."""
+        if self._limit <= 0:
+            return entry
+        with self._lock:
+            kept = self._paths.get(key)
+            if (
+                kept is not None
+                and kept.version == entry.version
+                and kept.serves(entry.planner(), entry.generated_at, self.max_age)
+            ):
+                self._paths.move_to_end(key)
+                return kept
             self._paths[key] = entry
             self._paths.move_to_end(key)
+            self._by_learner.setdefault((key[0], key[1].learner_id), set()).add(key)
             while len(self._paths) > self._limit:
-                self._paths.popitem(last=False)
+                gone, _ = self._paths.popitem(last=False)
+                self._unserved.discard(gone)
+                keys = self._by_learner.get((gone[0], gone[1].learner_id))
+                if keys is not None:
+                    keys.discard(gone)
+                    if not keys:
+                        del self._by_learner[(gone[0], gone[1].learner_id)]
+            return entry
+
+    def requests_of(self, tenant: str, learner_id: str) -> list[tuple[PathRequest, PathForm[Any]]]:
+        """The requests (and forms) this process has a path of the learner for, except paths
+        planned ahead and not asked for since: a path is planned ahead once per page view, not
+        after every result of a learner who is not looking."""
+        with self._lock:
+            keys = [k for k in self._by_learner.get((tenant, learner_id), ()) if k not in self._unserved]
+            return [(k[1], self._paths[k].form) for k in keys]
 
     def __len__(self) -> int:
         return len(self._paths)
 
 
 NO_PATH_CACHE = PathCache(0, timedelta(0))
+FLIGHT_WAIT_SECONDS = 5.0  # longest a call waits for another thread planning the same path
+
+
+def request_key(request: PathRequest, form: PathForm[Any]) -> str:
+    """A digest naming a request's path in a form, the same in every process."""
+    return hashlib.blake2b(repr((form.name, request)).encode(), digest_size=16).hexdigest()
 
 
 class PathService:
@@ -335,6 +421,10 @@ class PathService:
         planning_threads: int = 1,
         planner_kernel: bool = True,
         cache: PathCache = NO_PATH_CACHE,
+        *,
+        share: bool = False,
+        plan_ahead: bool = False,
+        poll_seconds: float = 0.0,
     ) -> None:
         self.cache = cache
         self.store = store
@@ -347,7 +437,11 @@ class PathService:
         self._kernel = planner_kernel
         self._lock = threading.Lock()
         self._cached: dict[str, tuple[int, HybridModel | None, Planner]] = {}  # by tenant
-        self._planning_slots = threading.BoundedSemaphore(planning_threads)
+        self._planning_slots = PlanningSlots(planning_threads)
+        self._flights: dict[CacheKey, threading.Event] = {}  # paths being planned, by cache key
+        self._share = share and cache is not NO_PATH_CACHE
+        self._plan_ahead = plan_ahead and cache is not NO_PATH_CACHE
+        self.ahead = PlanAhead(self, poll_seconds if self._share and self._plan_ahead else 0.0)
 
     def planner(self, catalog: Catalog | None = None, tenant: str = DEFAULT_TENANT) -> Planner:
         """The planner for the current catalog revision and the tenant's active model, built once
@@ -364,33 +458,188 @@ class PathService:
             self._cached[tenant] = (catalog.revision, model, planner)
         return planner
 
+    def planner_key(self, planner: Planner) -> str:
+        """What a path was planned by, the same in every process: the catalog revision, the
+        model version (an erasure's rewrite of a version changes only the erased learner's
+        paths, and erases those) and the planning settings; the code's version too."""
+        return (
+            f"{__version__}/{planner.catalog.revision}/{planner.model_version}/"
+            f"{self._confidence}/{self._check_after}/{self._max_attempts}"
+        )
+
     def recommend(self, tenant: str, request: PathRequest) -> LearningPath:
         """The learner's path; the cached one (PathCache) when nothing it depends on changed."""
+        return self.serve(tenant, request, AS_PLANNED)
+
+    def serve(self, tenant: str, request: PathRequest, form: PathForm[T]) -> T:
+        """The learner's path in `form`: this process's cached one when nothing it depends on
+        changed; else the one another process stored (a shared form) when planned from the same
+        evidence by the same planner; else planned now. A call that finds another thread planning
+        the same path waits for it rather than planning it twice."""
         require_id("learner_id", request.learner_id)
-        planner = self.planner(tenant=tenant)
-        key = (tenant, request)
-        cached = self.cache.get(key)
-        now = self._clock()
-        if cached is not None and not cached.serves(planner, now, self.cache.max_age):
-            cached = None
-        found = self.store.get_learner_record_if_changed(
-            tenant, request.learner_id, cached.version if cached is not None else None
-        )
-        if found is None:
-            raise NotFound("learner", request.learner_id, field="learner_id")
-        version, record = found
-        if record is None and cached is not None:
-            return cached.path
-        assert record is not None  # the store returns the record unless the version was known
+        key: CacheKey = (tenant, request, form.name)
+        waited = False
+        while True:
+            planner = self.planner(tenant=tenant)
+            now = self._clock()
+            cached = self.cache.get(key)
+            if cached is not None and not cached.serves(planner, now, self.cache.max_age):
+                cached = None
+            shared = None
+            if self._share and form.shared:
+                shared = SharedPathKey(request_key(request, form), self.planner_key(planner))
+            read = self.store.get_learner_record_if_changed(
+                tenant,
+                request.learner_id,
+                cached.version if cached is not None else None,
+                shared,
+                now - self.cache.max_age,
+            )
+            if read is None:
+                raise NotFound("learner", request.learner_id, field="learner_id")
+            if read.shared is not None:
+                loaded = CachedPath(form.load(read.shared.body), read.version, weakref.ref(planner),
+                                    read.shared.generated_at, form)  # fmt: skip
+                return cast(T, self.cache.put(key, loaded).rendered)
+            if read.record is None and cached is not None:
+                return cast(T, cached.rendered)
+            assert read.record is not None  # the store returns the record unless the version was known
+            with self._lock:
+                running = self._flights.get(key)
+                mine = None
+                if running is None:
+                    mine = self._flights[key] = threading.Event()
+            if mine is not None:
+                # another thread may have planned it from this very version since the read
+                latest = self.cache.get(key)
+                if (
+                    latest is not None
+                    and latest.version == read.version
+                    and latest.serves(planner, now, self.cache.max_age)
+                ):
+                    with self._lock:
+                        del self._flights[key]
+                    mine.set()
+                    return cast(T, latest.rendered)
+            if running is not None and not waited:
+                left = deadline.remaining()
+                running.wait(FLIGHT_WAIT_SECONDS if left is None else max(min(left, FLIGHT_WAIT_SECONDS), 0.0))
+                waited = True
+                continue  # read again: what the other thread planned may serve this call
+            try:
+                return self._plan(tenant, request, form, planner, read.version, read.record, key, shared)
+            finally:
+                if mine is not None:
+                    with self._lock:
+                        del self._flights[key]
+                    mine.set()
+
+    def _plan(
+        self,
+        tenant: str,
+        request: PathRequest,
+        form: PathForm[T],
+        planner: Planner,
+        version: object,
+        record: LearnerRecord,
+        key: CacheKey,
+        shared: SharedPathKey | None,
+    ) -> T:
         learner = record.learner
         options = planner.options_for(learner, request)
-        with self._planning_slots:  # CPU-bound: a few threads at a time, not every handler thread
+        with self._planning_slots.take(urgent=True):
+            planned_at = self._clock()
             path = planner.plan(
-                model_key(tenant, learner.learner_id), learner, record.states, options, self._clock(),
+                model_key(tenant, learner.learner_id), learner, record.states, options, planned_at,
                 record.studied_module_ids,
             )  # fmt: skip
-        self.cache.put(key, CachedPath(path, version, weakref.ref(planner)))
-        return path
+        rendered = form.render(path)
+        planned = CachedPath(rendered, version, weakref.ref(planner), planned_at, form)
+        kept = self.cache.put(key, planned)
+        if kept is not planned:  # planned at once by another thread, which served it already
+            return cast(T, kept.rendered)
+        if shared is not None:
+            self.ahead.share(tenant, request.learner_id, shared, version, planned_at, rendered, form)
+        return rendered
+
+    def plan_ahead(self, wanted: Sequence[tuple[str, PathRequest, PathForm[Any]]]) -> None:
+        """Plan the paths `wanted` that neither this process's cache nor the store (planned by
+        another process) has for the learner's current evidence, together (Planner.plan_many:
+        one batch costs less than planning each alone, and gives the same paths); each is then
+        cached and shared as if a call had planned it. Paths being planned by a call are left to
+        it; learners erased meanwhile, or whose request no longer validates, are skipped."""
+        todo: list[tuple[CacheKey, PathForm[Any], Planner, LearnerRead, PlanItem, SharedPathKey | None]] = []
+        mine: list[tuple[CacheKey, threading.Event]] = []
+        try:
+            for tenant, request, form in wanted:
+                key: CacheKey = (tenant, request, form.name)
+                planner = self.planner(tenant=tenant)
+                now = self._clock()
+                cached = self.cache.get(key, serving=False)
+                if cached is not None and not cached.serves(planner, now, self.cache.max_age):
+                    cached = None
+                shared = None
+                if self._share and form.shared:
+                    shared = SharedPathKey(request_key(request, form), self.planner_key(planner))
+                read = self.store.get_learner_record_if_changed(
+                    tenant, request.learner_id, cached.version if cached is not None else None, shared,
+                    now - self.cache.max_age,
+                )  # fmt: skip
+                if read is None or read.record is None:
+                    if read is not None and read.shared is not None:
+                        loaded = CachedPath(form.load(read.shared.body), read.version, weakref.ref(planner),
+                                            read.shared.generated_at, form)  # fmt: skip
+                        self.cache.put(key, loaded)
+                        self.cache.planned_ahead(key)
+                    continue
+                with self._lock:
+                    if key in self._flights:
+                        continue
+                    event = self._flights[key] = threading.Event()
+                mine.append((key, event))
+                record = read.record
+                try:
+                    options = planner.options_for(record.learner, request)
+                except LubanError:
+                    continue
+                item = PlanItem(model_key(tenant, request.learner_id), record.learner, record.states, options,
+                                record.studied_module_ids)  # fmt: skip
+                todo.append((key, form, planner, read, item, shared))
+            by_planner: dict[int, list[int]] = {}
+            for i, entry in enumerate(todo):
+                by_planner.setdefault(id(entry[2]), []).append(i)
+            for members in by_planner.values():
+                planner = todo[members[0]][2]
+                with self._planning_slots.take(urgent=False):
+                    planned_at = self._clock()
+                    paths = planner.plan_many([todo[i][4] for i in members], planned_at)
+                for i, path in zip(members, paths, strict=True):
+                    if isinstance(path, PreconditionFailed):
+                        continue
+                    key, form, _, read, item, shared = todo[i]
+                    rendered = form.render(path)
+                    planned = CachedPath(rendered, read.version, weakref.ref(planner), planned_at, form)
+                    kept = self.cache.put(key, planned)
+                    self.cache.planned_ahead(key)
+                    if kept is planned and shared is not None:
+                        self.ahead.share(key[0], item.learner.learner_id, shared, read.version, planned_at, rendered,
+                                         form)  # fmt: skip
+        finally:
+            with self._lock:
+                for key, _ in mine:
+                    del self._flights[key]
+            for _, event in mine:
+                event.set()
+
+    def learner_changed(self, tenant: str, learner_id: str) -> None:
+        """A new result for the learner: plan the paths this process served them again, off the
+        caller's thread, so the next page view (here, or in another process through the store)
+        finds its path planned."""
+        if self._plan_ahead:
+            self.ahead.learner_changed(tenant, learner_id)
+
+    def close(self) -> None:
+        self.ahead.close()
 
     def now(self) -> datetime:
         return self._clock()
@@ -399,6 +648,160 @@ class PathService:
         """Load what the first path would otherwise wait for: the compiled planner (when in use)."""
         if self._kernel:
             warm_kernel()
+
+
+# a path to store for the other processes: its key, evidence version digest, when planned, itself
+_ToShare = tuple[SharedPathKey, object, datetime, object, PathForm[Any]]
+AHEAD_LIMIT = 10_000
+AHEAD_BATCH = 16  # paths planned ahead together (Planner.plan_many): a caller may wait for the batch
+SHARE_EVERY_SECONDS = 0.01  # while planning ahead, paths planned are stored at least this often
+
+
+class PlanningSlots:
+    """How many threads plan at once (planning is CPU-bound: a few threads, not every handler
+    thread), callers before PlanAhead: a page view waiting to be planned goes first."""
+
+    def __init__(self, slots: int) -> None:
+        self._free = slots
+        self._urgent = 0  # callers waiting
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def take(self, *, urgent: bool) -> Iterator[None]:
+        with self._changed:
+            self._urgent += urgent
+            try:
+                self._changed.wait_for(lambda: self._free > 0 and (urgent or not self._urgent))
+            finally:
+                self._urgent -= urgent
+            self._free -= 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._free += 1
+                self._changed.notify_all()  # learners waiting to be planned ahead, and paths waiting to be stored
+
+
+class PlanAhead:
+    """One background thread per process, started on first use: plans again the paths of
+    learners with a new result (PathService.learner_changed, or, every `poll_seconds` when
+    several processes serve, Store.results_since: results another process recorded), and stores
+    planned paths for the other processes (Store.put_shared_paths), in one transaction at least
+    every SHARE_EVERY_SECONDS. Both are an
+    optimisation only: what is over AHEAD_LIMIT, or fails, is left to the next read to plan."""
+
+    def __init__(self, service: PathService, poll_seconds: float = 0.0) -> None:
+        self._service = service
+        self._poll_seconds = poll_seconds
+        self._seen: int | None = None  # the last event seq polled
+        self._told: set[tuple[str, str]] = set()  # learners told of here since the last poll
+        self._learners: dict[tuple[str, str], None] = {}  # an ordered set: a burst plans once
+        self._shares: dict[tuple[str, str, str], _ToShare] = {}
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._busy = False
+
+    def learner_changed(self, tenant: str, learner_id: str) -> None:
+        if not self._service.cache.requests_of(tenant, learner_id):
+            return  # no page of theirs was served here lately
+        with self._wake:
+            if len(self._learners) < AHEAD_LIMIT:
+                self._learners[(tenant, learner_id)] = None
+                self._told.add((tenant, learner_id))
+                self._start()
+
+    def share(
+        self, tenant: str, learner_id: str, key: SharedPathKey, version: object, planned_at: datetime,
+        rendered: object, form: PathForm[Any],
+    ) -> None:  # fmt: skip
+        with self._wake:
+            if len(self._shares) < AHEAD_LIMIT:
+                self._shares[(tenant, learner_id, key.request_key)] = (key, version, planned_at, rendered, form)
+                self._start()
+
+    def _start(self) -> None:
+        """Under self._wake."""
+        if self._closed:
+            return
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="plan-ahead", daemon=True)
+            self._thread.start()
+        self._wake.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                self._busy = False
+                self._wake.notify_all()
+                self._wake.wait_for(
+                    lambda: bool(self._learners or self._shares or self._closed), self._poll_seconds or None
+                )
+                if self._closed:
+                    return
+                self._busy = True
+                learners, self._learners = list(self._learners), {}
+                told, self._told = self._told, set()
+            if self._poll_seconds:
+                learners += self.poll(skip=told.union(learners))
+            stored = time.monotonic()
+            wanted = [(tenant, request, form) for tenant, learner_id in learners
+                      for request, form in self._service.cache.requests_of(tenant, learner_id)]  # fmt: skip
+            for start in range(0, len(wanted), AHEAD_BATCH):
+                if self._closed:
+                    return
+                if time.monotonic() - stored >= SHARE_EVERY_SECONDS:  # other processes wait for these
+                    self._store_shares()
+                    stored = time.monotonic()
+                try:
+                    self._service.plan_ahead(wanted[start : start + AHEAD_BATCH])
+                except LubanError as exc:  # the store is down: the next reads say so
+                    log.debug("planning ahead failed: %s", exc)
+                except Exception:
+                    log.exception("planning ahead failed")
+            self._store_shares()
+
+    def poll(self, skip: Collection[tuple[str, str]] = ()) -> list[tuple[str, str]]:
+        """Learners with results recorded since the last poll, through any process, whose paths
+        this process served (except `skip`), starting at a random one of them: processes that
+        poll the same results work from different ends and skip what another stored meanwhile."""
+        try:
+            self._seen, found = self._service.store.results_since(self._seen, AHEAD_LIMIT)
+        except LubanError as exc:
+            log.debug("polling for new results failed: %s", exc)
+            return []
+        mine = [x for x in found if x not in skip and self._service.cache.requests_of(*x)]
+        if not mine:
+            return []
+        start = random.randrange(len(mine))
+        return mine[start:] + mine[:start]
+
+    def _store_shares(self) -> None:
+        with self._wake:
+            shares, self._shares = self._shares, {}
+        by_tenant: dict[str, list[SharedPath]] = {}
+        for (tenant, learner_id, _), (key, version, planned_at, rendered, form) in shares.items():
+            by_tenant.setdefault(tenant, []).append(
+                SharedPath(learner_id, key, version, planned_at, form.dump(rendered))
+            )
+        for tenant, paths in by_tenant.items():
+            try:
+                self._service.store.put_shared_paths(tenant, paths)
+            except LubanError as exc:
+                log.warning("storing %d planned paths for other processes failed: %s", len(paths), exc)
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Until everything asked of the thread so far is done (tests, and a drain); False on timeout."""
+        with self._wake:
+            return self._wake.wait_for(lambda: not (self._busy or self._learners or self._shares), timeout)
+
+    def close(self) -> None:
+        with self._wake:
+            self._closed = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
 
 
 def learner_state(

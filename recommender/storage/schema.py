@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -142,4 +143,21 @@ training_jobs = Table(
     Column("updated_us", BigInteger, nullable=False),
     Column("metrics", Text, nullable=False),  # JSON object of metric -> value
     Index("ix_training_jobs_tenant_started", "tenant_id", "started_us"),
+)
+
+
+# The last path planned for a learner and request, shared by every process: a call landing on a
+# process that did not plan the path serves the stored one while the learner's evidence version
+# and the planner (catalog revision, model) are those it was planned from. A cache: any row may
+# be missing, and erasing the learner erases their rows.
+shared_paths = Table(
+    "shared_paths",
+    metadata,
+    Column("tenant_id", String(128), primary_key=True),
+    Column("learner_id", String(128), primary_key=True),
+    Column("request_key", String(64), primary_key=True),  # a digest of the request's options
+    Column("planner_key", String(255), nullable=False),
+    Column("version_key", String(64), nullable=False),  # a digest of the evidence version
+    Column("generated_us", BigInteger, nullable=False),
+    Column("body", LargeBinary, nullable=False),  # the path as the serving layer encoded it
 )

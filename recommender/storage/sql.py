@@ -9,6 +9,7 @@ Either way, a read-modify-write of a profile and the insert of its events are on
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import operator
@@ -20,7 +21,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext, supp
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
@@ -50,10 +51,14 @@ from recommender.storage import schema as t
 from recommender.storage.store import (
     DEFAULT_TENANT,
     EventOutcome,
+    LearnerRead,
     RecordedGroup,
+    SharedPath,
+    SharedPathKey,
     TenantCatalog,
     Updater,
     erasure_subject,
+    version_key,
 )
 from recommender.storage.watchdog import Watchdog
 
@@ -495,58 +500,126 @@ class SqlStore:
 
     def get_learner_record(self, tenant: str, learner_id: str) -> LearnerRecord | None:
         found = self.get_learner_record_if_changed(tenant, learner_id, None)
-        return None if found is None else found[1]
+        return None if found is None else found.record
 
     def get_learner_record_if_changed(
-        self, tenant: str, learner_id: str, known: object | None
-    ) -> tuple[object, LearnerRecord | None] | None:
-        """The learner's evidence version and, unless it equals `known`, their record, in one
-        transaction. The version changes with every write that can change a path: the learner's
-        row (rewritten, or erased and created again) and every accepted result (a new event seq)."""
-        params = {"tenant": tenant, "learner": learner_id}
-        if known is not None and self.dialect == "sqlite":
-            # the page-view case: usually nothing changed, and one statement is its own snapshot
-            found = self._sqlite_read("version", params)
-            if found and tuple(found[0]) == known:
-                return known, None
-        with self._tx(write=False) as c:
-            rows = self._raw(c, "version", params)
-            if not rows:
-                return None
-            body, created_us, updated_us, profile_us, last_seq = rows[0]
-            version = (body, created_us, updated_us, profile_us, last_seq)
-            if version == known:
-                return version, None
-            states = [_state_from_values(*r) for r in self._raw(c, "states", params)]
-            studied = {m: int(n) for m, n in self._raw(c, "studied", params)}
+        self,
+        tenant: str,
+        learner_id: str,
+        known: object | None,
+        shared: SharedPathKey | None = None,
+        shared_since: datetime | None = None,
+    ) -> LearnerRead | None:
+        """The learner's evidence version and, unless it equals `known` or a stored path (`shared`)
+        was planned from it, their record, in one transaction. The version changes with every
+        write that can change a path: the learner's row (rewritten, or erased and created again)
+        and every accepted result (a new event seq)."""
+        params: dict[str, Any] = {"tenant": tenant, "learner": learner_id}
+        name = "version"
+        if shared is not None:
+            since = to_micros(shared_since) if shared_since is not None else 0
+            params.update(request=shared.request_key, planner=shared.planner_key, since=since)
+            name = "version_shared"
+        if self.dialect == "sqlite":
+            found = self._sqlite_learner_read(name, params, learner_id, known, shared)
+        else:
+            with self._tx(write=False) as c:
+                found = _learner_read(lambda n: self._raw(c, n, params), name, learner_id, known, shared)
+        if found is None or isinstance(found, LearnerRead):
+            return found
+        version, states, studied = found
+        body, created_us, updated_us = version[:3]
         learner = replace(learner_from_dict(json.loads(body)), created_at=from_micros(created_us),
                           updated_at=from_micros(updated_us))  # fmt: skip
-        return version, LearnerRecord(learner, tuple(states), studied)
+        return LearnerRead(version, LearnerRecord(learner, tuple(states), studied))
 
-    def _sqlite_read(self, name: str, params: dict[str, Any]) -> list[Any]:
-        """One serving read on SQLite, outside SQLAlchemy's transaction machinery (which costs
-        several times the statement): a pooled connection in autocommit mode, where a single
-        SELECT reads one consistent snapshot."""
+    def _sqlite_learner_read(
+        self, name: str, params: dict[str, Any], learner_id: str, known: object | None, shared: SharedPathKey | None
+    ) -> _Read:
+        """get_learner_record_if_changed on SQLite, on one pooled connection outside SQLAlchemy's
+        transaction machinery (which costs more than the statements): the version first, alone
+        (one statement reads one snapshot: the page-view case, where usually nothing changed or
+        another process planned the path already), then, when the states are needed, everything
+        again in one read transaction."""
         left = deadline.remaining()
         if left is not None and left <= 0:
             raise StoreUnavailable("the call's deadline passed before the store was reached")
         try:
             raw = self.engine.raw_connection()
             try:
-                compiled = self._compiled.get(name)
-                if compiled is None:
-                    compiled = self._compiled[name] = self._reads[name].compile(dialect=self.engine.dialect)
-                values = {**compiled.params, **params}
                 cursor = raw.cursor()
                 try:
-                    cursor.execute(compiled.string, tuple(values[k] for k in compiled.positiontup))
-                    return list(cursor.fetchall())
+                    run = functools.partial(self._sqlite_statement, cursor, params)
+                    if known is not None or shared is not None:
+                        rows = run(name)
+                        if not rows:
+                            return None
+                        unchanged = _unchanged(rows[0], learner_id, known, shared)
+                        if unchanged is not None:
+                            return unchanged
+                    cursor.execute("BEGIN")
+                    try:
+                        return _learner_read(run, name, learner_id, known, shared)
+                    finally:
+                        cursor.execute("COMMIT")
                 finally:
                     cursor.close()
             finally:
                 raw.close()  # back to the pool
         except (sa_exc.SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
             raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
+
+    def _sqlite_statement(self, cursor: Any, params: dict[str, Any], name: str) -> list[Any]:
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            compiled = self._compiled[name] = self._reads[name].compile(dialect=self.engine.dialect)
+        values = {**compiled.params, **params}
+        cursor.execute(compiled.string, tuple(values[k] for k in compiled.positiontup))
+        return list(cursor.fetchall())
+
+    def results_since(self, seq: int | None, limit: int) -> tuple[int, list[tuple[str, str]]]:
+        e = t.events.c
+        with self._tx(write=False) as c:
+            if seq is None:
+                return int(c.execute(sa.select(sa.func.coalesce(sa.func.max(e.seq), 0))).scalar_one()), []
+            rows = c.execute(
+                sa.select(e.seq, e.tenant_id, e.learner_id).where(e.seq > seq).order_by(e.seq).limit(limit)
+            ).all()
+        if not rows:
+            return seq, []
+        return int(rows[-1][0]), list(dict.fromkeys((str(r[1]), str(r[2])) for r in rows))
+
+    def put_shared_paths(self, tenant: str, paths: Sequence[SharedPath]) -> None:
+        if not paths:
+            return
+        x = t.learners.c
+        with self._tx(write=True) as c:
+            # the learners as they are now, each row locked against an erasure until this commits
+            ids = sorted({p.learner_id for p in paths})
+            created: dict[str, int] = {}
+            for chunk in _chunks(ids):
+                query = (
+                    sa.select(x.learner_id, x.created_us).where(x.tenant_id == tenant).where(x.learner_id.in_(chunk))
+                )
+                if self.dialect == "postgresql":
+                    query = query.with_for_update(read=True)
+                created.update((str(k), int(v)) for k, v in c.execute(query))
+            columns = ("tenant_id", "learner_id", "request_key", "planner_key", "version_key", "generated_us", "body")
+            rows = [
+                (tenant, p.learner_id, p.key.request_key, p.key.planner_key, version_key(p.version),
+                 to_micros(p.generated_at), p.body)
+                for p in paths
+                if _created_us(p.version) == created.get(p.learner_id)
+            ]  # fmt: skip
+            self._executemany(c, "put_shared_paths", self._shared_upsert, columns, rows)
+
+    def _shared_upsert(self) -> Any:
+        insert = self._insert(t.shared_paths)
+        kept = ("planner_key", "version_key", "generated_us", "body")
+        return insert.on_conflict_do_update(
+            index_elements=["tenant_id", "learner_id", "request_key"],
+            set_={k: insert.excluded[k] for k in kept},
+        )
 
     def _raw(self, c: Connection, name: str, params: dict[str, Any]) -> list[Any]:
         """One of the serving reads (_serving_reads) straight on the driver's cursor: compiled once
@@ -661,6 +734,11 @@ class SqlStore:
             )
             c.execute(
                 t.learners.delete().where(t.learners.c.tenant_id == tenant).where(t.learners.c.learner_id == learner_id)
+            )
+            c.execute(
+                t.shared_paths.delete()
+                .where(t.shared_paths.c.tenant_id == tenant)
+                .where(t.shared_paths.c.learner_id == learner_id)
             )
         if existed or events_deleted:
             self._checkpoint()
@@ -958,11 +1036,53 @@ def _training_job(row: Any) -> TrainingJob:
     )
 
 
+# a learner's read: None (unknown), the read when nothing needs planning, or the version with the
+# rows to build the record from (states, studied modules)
+_Read: TypeAlias = LearnerRead | tuple[tuple[Any, ...], list[SkillState], dict[str, int]] | None
+
+
+def _learner_read(
+    run: Callable[[str], list[Any]], name: str, learner_id: str, known: object | None, shared: SharedPathKey | None
+) -> _Read:
+    """The statements of get_learner_record_if_changed, inside one read transaction."""
+    rows = run(name)
+    if not rows:
+        return None
+    unchanged = _unchanged(rows[0], learner_id, known, shared)
+    if unchanged is not None:
+        return unchanged
+    states = [_state_from_values(*r) for r in run("states")]
+    studied = {m: int(n) for m, n in run("studied")}
+    return tuple(rows[0][:5]), states, studied
+
+
+def _created_us(version: object) -> int | None:
+    """When the learner a version was read from was created (versions are this store's tuples)."""
+    return int(version[1]) if isinstance(version, tuple) and len(version) == 5 else None
+
+
+def _unchanged(
+    row: Sequence[Any], learner_id: str, known: object | None, shared: SharedPathKey | None
+) -> LearnerRead | None:
+    """From a version row ("version" or "version_shared"): the read when the version is `known`,
+    or when the stored path was planned from it (by the planner `shared` names); else None."""
+    version = tuple(row[:5])
+    if version == known:
+        return LearnerRead(version, None)
+    if shared is not None and row[5] is not None:
+        key = version_key(version)
+        if row[5] == key:
+            return LearnerRead(
+                version, None, SharedPath(learner_id, shared, version, from_micros(row[6]), bytes(row[7]))
+            )
+    return None
+
+
 def _serving_reads() -> dict[str, Any]:
     """One learner's reads on the serving path, with bound parameters `tenant` and `learner`."""
     tenant: Any = sa.bindparam("tenant")
     learner: Any = sa.bindparam("learner")
-    x, s, e = t.learners.c, t.skill_states.c, t.events.c
+    x, s, e, p = t.learners.c, t.skill_states.c, t.events.c, t.shared_paths.c
     return {
         "learner": sa.select(t.learners).where(x.tenant_id == tenant).where(x.learner_id == learner),
         "profile_updated": sa.select(x.profile_updated_us).where(x.tenant_id == tenant).where(x.learner_id == learner),
@@ -976,6 +1096,30 @@ def _serving_reads() -> dict[str, Any]:
             x.updated_us,
             x.profile_updated_us,
             sa.select(sa.func.max(e.seq)).where(e.tenant_id == tenant).where(e.learner_id == learner).scalar_subquery(),
+        )
+        .where(x.tenant_id == tenant)
+        .where(x.learner_id == learner),
+        "version_shared": sa.select(
+            x.body,
+            x.created_us,
+            x.updated_us,
+            x.profile_updated_us,
+            sa.select(sa.func.max(e.seq)).where(e.tenant_id == tenant).where(e.learner_id == learner).scalar_subquery(),
+            p.version_key,
+            p.generated_us,
+            p.body,
+        )
+        .select_from(
+            t.learners.outerjoin(
+                t.shared_paths,
+                sa.and_(
+                    p.tenant_id == x.tenant_id,
+                    p.learner_id == x.learner_id,
+                    p.request_key == sa.bindparam("request"),
+                    p.planner_key == sa.bindparam("planner"),
+                    p.generated_us >= sa.bindparam("since"),
+                ),
+            )
         )
         .where(x.tenant_id == tenant)
         .where(x.learner_id == learner),

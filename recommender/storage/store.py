@@ -45,6 +45,40 @@ class RecordedGroup:
 
 
 @dataclass(frozen=True)
+class SharedPathKey:
+    """Which stored path a read may serve: the request's and the planner's digests."""
+
+    request_key: str
+    planner_key: str
+
+
+@dataclass(frozen=True)
+class SharedPath:
+    """A planned path as stored for every process: the evidence version it was planned from
+    (as the store read it: opaque) and the serving layer's encoding of it."""
+
+    learner_id: str
+    key: SharedPathKey
+    version: object
+    generated_at: datetime
+    body: bytes
+
+
+@dataclass(frozen=True)
+class LearnerRead:
+    """get_learner_record_if_changed: the evidence version, and the record or a stored path."""
+
+    version: object
+    record: LearnerRecord | None
+    shared: SharedPath | None = None
+
+
+def version_key(version: object) -> str:
+    """A digest of an evidence version, to compare across processes (stores use it)."""
+    return hashlib.blake2b(repr(version).encode(), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
 class TenantCatalog:
     """A tenant's own catalog entries, as stored: valid only together with the shared catalog
     when `inherits`, on their own otherwise."""
@@ -105,11 +139,30 @@ class Store(Protocol):
         """The learner, their states and studied modules, read in one transaction; None if unknown."""
 
     def get_learner_record_if_changed(
-        self, tenant: str, learner_id: str, known: object | None
-    ) -> tuple[object, LearnerRecord | None] | None:
-        """(evidence version, record) read in one transaction, the record None when the version
-        equals `known` (nothing a path depends on changed); None for an unknown learner. Versions
-        are opaque and compare equal only when the learner's row and results are the same."""
+        self,
+        tenant: str,
+        learner_id: str,
+        known: object | None,
+        shared: SharedPathKey | None = None,
+        shared_since: datetime | None = None,
+    ) -> LearnerRead | None:
+        """The evidence version and the record read in one transaction, the record None when the
+        version equals `known` (nothing a path depends on changed) or when `shared` names a stored
+        path planned from this very version, at `shared_since` or later (then returned instead);
+        None for an unknown learner.
+        Versions are opaque and compare equal only when the learner's row and results are the same."""
+
+    def results_since(self, seq: int | None, limit: int) -> tuple[int, list[tuple[str, str]]]:
+        """(the last event seq, the (tenant, learner) of results after `seq`, at most `limit`);
+        `seq` None: none, only the last seq. For planning ahead in every process (PlanAhead),
+        which does not need to see every result: on PostgreSQL a transaction may commit a lower
+        seq after a higher one is seen."""
+
+    def put_shared_paths(self, tenant: str, paths: Sequence[SharedPath]) -> None:
+        """Store paths for every process to serve (replacing the learner's earlier one for the
+        same request), except those of learners erased (or erased and created again) since
+        their version was read: an erased learner's paths are not written back. A cache, so a
+        caller may drop a failed write."""
 
     def get_learner_records(self, tenant: str, learner_ids: Sequence[str]) -> dict[str, LearnerRecord]:
         """get_learner_record for many learners, all read in one transaction; unknown ids are absent."""

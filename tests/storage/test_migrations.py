@@ -25,7 +25,7 @@ from tests.conftest import T0
 
 UPDATE = profile_updater(BKTModel())
 # written by the release before Alembic (schema 4); how: tests/fixtures/README.md
-ADDED_AFTER_V4 = {"training_jobs"}  # revision 0005
+ADDED_AFTER_V4 = {"training_jobs", "shared_paths"}  # revisions 0005, 0006
 STORE_V4 = Path(__file__).resolve().parent.parent / "fixtures" / "store-v4.sqlite"
 
 
@@ -57,7 +57,7 @@ def _to_legacy(store: SqlStore, version: int) -> None:
         1: ["tenant_catalogs", "tenant_catalog_entries", "erasures"],
         2: ["tenant_catalogs", "tenant_catalog_entries", "erasures"],  # erasures came within 2
         3: [],
-    }[version] + ["training_jobs"]  # revision 0005: after the hand-written upgrades
+    }[version] + ["training_jobs", "shared_paths"]  # revisions 0005, 0006: after the hand-written upgrades
     columns = {
         1: [("skill_states", "studies_since_check"), ("model_activations", "tenant_id"), ("assessment_events", "kind")],
         2: [("model_activations", "tenant_id"), ("assessment_events", "kind")],
