@@ -17,9 +17,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from recommender.domain.assessment import AssessmentEvent, ResultKind
+from recommender.domain.assessment import AssessmentEvent
 from recommender.kt.fit import BOUNDS, MIN_RESPONSES, fit_bkt
 from recommender.ml.data import build_event_table
+from recommender.service.demo import placement_test
 from recommender.service.simulate_families import family_key
 from recommender.simulation.families import (
     WorldFamily,
@@ -28,7 +29,7 @@ from recommender.simulation.families import (
     read_concept_graph,
     sample_family_learners,
 )
-from recommender.simulation.truth import attempt, can_take, check_item_success, forget, world_syllabus
+from recommender.simulation.truth import attempt, forget, world_syllabus
 
 MASTERED = 0.8  # the truth's threshold for the BKT state (the planner's prerequisite level)
 PLACEMENT_ITEMS = 3
@@ -81,27 +82,9 @@ def fit_against_truth(family: WorldFamily, history: int, seed: int) -> FitTruth:
         kept = [m for m in syllabus if rng.random() > 0.1]
         taken = kept[: int(rng.integers(2, max(3, min(len(kept), 30))))]
         gaps = list(rng.exponential(3.0, size=len(taken)) + 0.5)
-        placement = np.random.default_rng([seed, 3, i])
-        for r in catalog.roles[who.learner.target_role_id].requirements:
-            module_id = next(
-                (m for m in catalog.topological_order
-                 if r.skill_id in catalog.modules[m].skill_ids and can_take(catalog.modules[m], who.learner)),
-                None,
-            )  # fmt: skip
-            if module_id is None:
-                continue
-            truth = float(who.initial_mastery[catalog.skill_index[r.skill_id]])
-            p = float(check_item_success(truth, r.level))
-            for k in range(PLACEMENT_ITEMS):
-                right = float(placement.random() < p)
-                checks.append((truth, right))
-                events.append(
-                    AssessmentEvent(
-                        event_id=f"{lid}-p-{r.skill_id}-{k}", learner_id=lid, module_id=module_id,
-                        item_id=f"placement-{k}", skill_ids=(r.skill_id,), score=right,
-                        occurred_at=_T0 - timedelta(hours=1), kind=ResultKind.CHECK,
-                    )
-                )  # fmt: skip
+        placement = placement_test(world, who, PLACEMENT_ITEMS, _T0, np.random.default_rng([seed, 3, i]))
+        events.extend(placement)
+        checks.extend((float(who.initial_mastery[catalog.skill_index[e.skill_ids[0]]]), e.score) for e in placement)
         mastery, day = who.initial_mastery.copy(), 0.0
         for k, (module_id, gap) in enumerate(zip(taken, gaps, strict=True)):
             mastery = forget(mastery, gap, who.forget_per_day)

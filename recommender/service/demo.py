@@ -94,7 +94,7 @@ def record_histories(
             steps = history(world, who, taken, gaps, rng)
             start_day = end - timedelta(days=min(HISTORY_DAYS, sum(gaps) + rng.uniform(0, 30)))
             if placement_items:
-                events += _placement(world, who, placement_items, start_day, np.random.default_rng([seed, 3, i]))
+                events += placement_test(world, who, placement_items, start_day, np.random.default_rng([seed, 3, i]))
             for k, (module_id, score, day) in enumerate(steps):
                 events.append(
                     AssessmentEvent(
@@ -114,7 +114,7 @@ def record_histories(
     return accepted
 
 
-def _placement(
+def placement_test(
     world: HiddenWorld, who: HiddenLearner, items: int, day: datetime, rng: np.random.Generator
 ) -> list[AssessmentEvent]:
     """A past learner's placement test: `items` check items per role skill at the start, filed

@@ -480,27 +480,11 @@ class PathService:
         key: CacheKey = (tenant, request, form.name)
         waited = False
         while True:
-            planner = self.planner(tenant=tenant)
-            now = self._clock()
-            cached = self.cache.get(key)
-            if cached is not None and not cached.serves(planner, now, self.cache.max_age):
-                cached = None
-            shared = None
-            if self._share and form.shared:
-                shared = SharedPathKey(request_key(request, form), self.planner_key(planner))
-            read = self.store.get_learner_record_if_changed(
-                tenant,
-                request.learner_id,
-                cached.version if cached is not None else None,
-                shared,
-                now - self.cache.max_age,
-            )
+            planner, now, cached, shared, read = self._look(tenant, request, form, key, serving=True)
             if read is None:
                 raise NotFound("learner", request.learner_id, field="learner_id")
             if read.shared is not None:
-                loaded = CachedPath(form.load(read.shared.body), read.version, weakref.ref(planner),
-                                    read.shared.generated_at, form)  # fmt: skip
-                return cast(T, self.cache.put(key, loaded).rendered)
+                return cast(T, self._adopt(key, form, planner, read).rendered)
             if read.record is None and cached is not None:
                 return cast(T, cached.rendered)
             assert read.record is not None  # the store returns the record unless the version was known
@@ -562,6 +546,33 @@ class PathService:
             self.ahead.share(tenant, request.learner_id, shared, version, planned_at, rendered, form)
         return rendered
 
+    def _look(
+        self, tenant: str, request: PathRequest, form: PathForm[Any], key: CacheKey, *, serving: bool
+    ) -> tuple[Planner, datetime, CachedPath | None, SharedPathKey | None, LearnerRead | None]:
+        """The planner, now, this process's cached path if it still serves, the stored path's key
+        (a shared form) and the store's answer: the evidence version, and the record unless the
+        cached version or a stored path planned from it answers the call."""
+        planner = self.planner(tenant=tenant)
+        now = self._clock()
+        cached = self.cache.get(key, serving=serving)
+        if cached is not None and not cached.serves(planner, now, self.cache.max_age):
+            cached = None
+        shared = None
+        if self._share and form.shared:
+            shared = SharedPathKey(request_key(request, form), self.planner_key(planner))
+        read = self.store.get_learner_record_if_changed(
+            tenant, request.learner_id, cached.version if cached is not None else None, shared,
+            now - self.cache.max_age,
+        )  # fmt: skip
+        return planner, now, cached, shared, read
+
+    def _adopt(self, key: CacheKey, form: PathForm[Any], planner: Planner, read: LearnerRead) -> CachedPath:
+        """The path another process stored for this evidence, cached here as if planned here."""
+        assert read.shared is not None
+        loaded = CachedPath(form.load(read.shared.body), read.version, weakref.ref(planner),
+                            read.shared.generated_at, form)  # fmt: skip
+        return self.cache.put(key, loaded)
+
     def plan_ahead(self, wanted: Sequence[tuple[str, PathRequest, PathForm[Any]]]) -> None:
         """Plan the paths `wanted` that neither this process's cache nor the store (planned by
         another process) has for the learner's current evidence, together (Planner.plan_many:
@@ -573,23 +584,10 @@ class PathService:
         try:
             for tenant, request, form in wanted:
                 key: CacheKey = (tenant, request, form.name)
-                planner = self.planner(tenant=tenant)
-                now = self._clock()
-                cached = self.cache.get(key, serving=False)
-                if cached is not None and not cached.serves(planner, now, self.cache.max_age):
-                    cached = None
-                shared = None
-                if self._share and form.shared:
-                    shared = SharedPathKey(request_key(request, form), self.planner_key(planner))
-                read = self.store.get_learner_record_if_changed(
-                    tenant, request.learner_id, cached.version if cached is not None else None, shared,
-                    now - self.cache.max_age,
-                )  # fmt: skip
+                planner, _, _, shared, read = self._look(tenant, request, form, key, serving=False)
                 if read is None or read.record is None:
                     if read is not None and read.shared is not None:
-                        loaded = CachedPath(form.load(read.shared.body), read.version, weakref.ref(planner),
-                                            read.shared.generated_at, form)  # fmt: skip
-                        self.cache.put(key, loaded)
+                        self._adopt(key, form, planner, read)
                         self.cache.planned_ahead(key)
                     continue
                 with self._lock:
