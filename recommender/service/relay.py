@@ -17,6 +17,7 @@ clean up after a crash) and a connection must prove it knows the server's random
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import socket
 import threading
@@ -101,7 +102,7 @@ class CommitRelay:
                 replies = outbox[:]
                 outbox.clear()
                 with suppress(OSError, ValueError):  # the peer is gone: it learns nothing more
-                    conn.send(replies)
+                    conn.send_bytes(_encoded(replies))
             with answered:
                 unanswered -= len(replies)
                 answered.notify_all()
@@ -110,9 +111,9 @@ class CommitRelay:
         try:
             while True:
                 try:
-                    request_id, tenant, packed = conn.recv()
+                    request_id, tenant, packed = _decoded(conn.recv_bytes())
                     event = _event_unpacked(packed)
-                except (EOFError, OSError):
+                except (EOFError, OSError, ValueError, TypeError):  # gone, or not a request: hang up
                     break
                 with answered:
                     unanswered += 1
@@ -187,7 +188,7 @@ class RelayedCommits:
             outcome: Future[Committed] = Future()
             self._pending[request_id] = outcome
             try:
-                conn.send((request_id, tenant, _event_packed(event)))
+                conn.send_bytes(_encoded((request_id, tenant, _event_packed(event))))
             except (OSError, ValueError):
                 self._pending.pop(request_id, None)
                 self._drop(conn)
@@ -197,7 +198,7 @@ class RelayedCommits:
     def _read(self, conn: Connection) -> None:
         while True:
             try:
-                replies = conn.recv()
+                replies = _decoded(conn.recv_bytes())
             except (EOFError, OSError, ValueError):
                 break
             with self._lock:
@@ -246,8 +247,8 @@ _Packed = tuple[str, list[tuple[str, float, int, int, int]] | None, int | None]
 
 
 def _packed(committed: Committed) -> _Packed:
-    """A commit's outcome in plain values: pickling dataclasses and datetimes costs several times
-    as much, on the writer's thread."""
+    """A commit's outcome in plain values (JSON on the socket): encoding dataclasses and datetimes
+    would cost several times as much, on the writer's thread."""
     states = committed.states
     return (
         committed.outcome.value,
@@ -274,8 +275,18 @@ def _event_packed(e: AssessmentEvent) -> tuple[object, ...]:
 
 def _event_unpacked(packed: tuple[Any, ...]) -> AssessmentEvent:
     event_id, learner_id, module_id, score, occurred_us, skill_ids, item_id, duration, sent, kind = packed
-    return AssessmentEvent(event_id, learner_id, module_id, score, from_micros(occurred_us), skill_ids, item_id,
-                           duration, sent, ResultKind(kind))  # fmt: skip
+    return AssessmentEvent(event_id, learner_id, module_id, score, from_micros(occurred_us), tuple(skill_ids),
+                           item_id, duration, sent, ResultKind(kind))  # fmt: skip
+
+
+def _encoded(message: object) -> bytes:
+    """Messages are plain values in JSON, never pickles: what arrives on the socket is data, never
+    code, whoever managed to send it."""
+    return json.dumps(message, separators=(",", ":")).encode()
+
+
+def _decoded(data: bytes) -> Any:
+    return json.loads(data)
 
 
 def _error(exc: BaseException) -> tuple[str, str]:

@@ -120,3 +120,37 @@ def test_after_the_relay_closes_results_commit_locally(writer: App, sender: App)
     assert not sender.learners.record(DEFAULT_TENANT, result("r2"))[1]
     assert committed_locally(sender)
     assert [e.event_id for e in sender.store.events_of(DEFAULT_TENANT, "ana")] == ["r1", "r2"]
+
+
+def test_a_message_that_is_not_a_request_is_hung_up_on_and_never_run(writer: App, sender: App) -> None:
+    """Messages are JSON data: a pickle (which would run code when loaded) from a peer that knows
+    the key is refused like any other garbage, and the relay goes on serving the others."""
+    import pickle
+    from multiprocessing.connection import Client
+
+    where, key = address(), os.urandom(16)
+    writer.learners.share_commits(where, key, serve=True)
+    ran: list[bool] = []
+    rogue = Client(where, family="AF_UNIX", authkey=key)
+    rogue.send_bytes(pickle.dumps(_Marker(ran)))
+    with pytest.raises(EOFError):
+        rogue.recv_bytes()  # hung up on
+    rogue.close()
+    assert not ran
+    sender.learners.share_commits(where, key, serve=False)
+    profile, duplicate = sender.learners.record(DEFAULT_TENANT, result("after-rogue"))
+    assert not duplicate and profile.skills and not committed_locally(sender)
+
+
+class _Marker:
+    """Records that it was unpickled: a pickle runs code of the sender's choosing when loaded."""
+
+    def __init__(self, ran: list[bool]) -> None:
+        self.ran = ran
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        return (_ran, (self.ran,))
+
+
+def _ran(ran: list[bool]) -> None:
+    ran.append(True)
