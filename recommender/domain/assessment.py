@@ -123,9 +123,9 @@ def to_micros(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def from_micros(micros: int, _timedelta: type[timedelta] = timedelta) -> datetime:
+def from_micros(micros: int) -> datetime:
     # timedelta's positional arguments: its keywords cost twice the rest (a datetime per stored state read)
-    return EPOCH + _timedelta(0, 0, micros)
+    return EPOCH + timedelta(0, 0, micros)
 
 
 EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
