@@ -342,12 +342,53 @@ def _parquet_schema() -> Any:
 
 
 def concatenate(out: Path, parts: list[Path]) -> None:
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("wb") as handle:
+    assembly = Concatenation(out)
+    try:
         for part in parts:
-            with part.open("rb") as source:
-                _append(source, handle)
-    os.replace(tmp, out)
+            assembly.add(part)
+    except BaseException:
+        assembly.abort()
+        raise
+    assembly.close()
+
+
+class Concatenation:
+    """The output as its parts concatenated in order, appended one by one as each is ready (a
+    cohort's parts while later ones are still planned, so the end of a run copies only the last
+    one), into `<out>.tmp`, which replaces `out` when closed."""
+
+    def __init__(self, out: Path) -> None:
+        self._out = out
+        self._tmp = out.with_name(out.name + ".tmp")
+        self._handle: BinaryIO = self._tmp.open("wb")
+
+    def add(self, part: Path) -> None:
+        with part.open("rb") as source:
+            _append(source, self._handle)
+
+    def close(self) -> None:
+        self._handle.close()
+        os.replace(self._tmp, self._out)
+
+    def abort(self) -> None:
+        self._handle.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class Afterwards:
+    """An assembly that needs every part at once (`assemble(out, parts)` when closed)."""
+
+    def __init__(self, out: Path, assemble: Callable[[Path, list[Path]], None]) -> None:
+        self._out, self._assemble, self._parts = out, assemble, list[Path]()
+
+    def add(self, part: Path) -> None:
+        self._parts.append(part)
+
+    def close(self) -> None:
+        self._assemble(self._out, self._parts)
+
+    def abort(self) -> None:
+        self._parts.clear()
 
 
 def _append(source: BinaryIO, target: BinaryIO) -> None:
@@ -385,14 +426,16 @@ def merge_parquet(out: Path, parts: list[Path]) -> None:
     os.replace(tmp, out)
 
 
-def encoder_for(
-    out: Path,
-) -> tuple[Callable[[Sequence[LearningPath], bool], bytes], Callable[[Path, list[Path]], None]]:
+def encoder_for(out: Path) -> tuple[Callable[[Sequence[LearningPath], bool], bytes], Callable[[Path], Assembly]]:
+    """The encoder of `out`'s format, and how its parts become `out` (an Assembly per run)."""
     name = out.name.lower()
     if name.endswith(".jsonl") or name.endswith(".json"):
-        return JsonlEncoder(), concatenate
+        return JsonlEncoder(), Concatenation
     if name.endswith(".csv"):
-        return encode_csv, concatenate
+        return encode_csv, Concatenation
     if name.endswith(".parquet"):
-        return encode_parquet, merge_parquet
+        return encode_parquet, lambda target: Afterwards(target, merge_parquet)
     raise ValueError(f"{out}: unknown output format; use .jsonl, .csv or .parquet")
+
+
+Assembly = Concatenation | Afterwards
