@@ -1226,25 +1226,29 @@ def _chinese_route(
     opened = np.zeros((len(gate), len(ra.req_idx)))
     opened[rows] = (best_open & ~open_now[rows]).astype(np.float64)
     modules = np.zeros_like(allowed)
+    # per learner in plain Python values (a numpy scalar per module and learner costs more than the walk)
+    raised, prerequisites, ids = raises.tolist(), view.prereq_lists, view.module_ids
     for b in rows[climbing].tolist():
+        reach_b, mastered_b, gate_b = reach_all[b].tolist(), mastered[b].tolist(), gate[b].tolist()
+        now_b = int(level_now[b])
         chosen: set[int] = set()
         wanted = [int(target[b])]
         while wanted:  # the ladder module reaching each level wanted, and what it needs
             aim = wanted.pop()
-            if aim <= level_now[b] or any(raises[k] >= aim for k in chosen):
+            if aim <= now_b or any(raised[k] >= aim for k in chosen):
                 continue
-            ladder = [k for k in range(n_view) if reach_all[b, k] and raises[k] >= aim and not mastered[b, k]]
+            ladder = [k for k in range(n_view) if reach_b[k] and raised[k] >= aim and not mastered_b[k]]
             if not ladder:
                 continue
-            stack = [min(ladder, key=lambda k: (int(raises[k]), view.module_ids[k]))]
+            stack = [min(ladder, key=lambda k: (raised[k], ids[k]))]
             while stack:
                 k = stack.pop()
-                if k in chosen or mastered[b, k]:
+                if k in chosen or mastered_b[k]:
                     continue
                 chosen.add(k)
-                stack.extend(p for p in view.prereq_pad[k].tolist() if p < n_view)
-                if gate[b, k] > level_now[b]:
-                    wanted.append(int(gate[b, k]))
+                stack.extend(prerequisites[k])
+                if gate_b[k] > now_b:
+                    wanted.append(gate_b[k])
         modules[b, sorted(chosen)] = True
     return _ChineseRoute(level_now, target, gate, allowed, reach_all, modules, opened)
 
