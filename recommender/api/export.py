@@ -1,28 +1,57 @@
 """Cohort output encoders: JSONL (one LearningPath per line in protobuf's JSON mapping, field names
 as in the .proto), CSV and Parquet (one row per step; a learner with no step gets one row with
-position 0). Parts are encoded by workers and assembled here in input order."""
+position 0). Parts are encoded by workers and assembled here in input order.
+
+Protobuf and gRPC are not imported here (the mapping module is, lazily, only for the reference
+encoding): `recommender paths` starts without them."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from google.protobuf import json_format
-
-from recommender.api import mapping
-from recommender.domain.path import LearningPath, PathStep, Reason, SkillGain
+from recommender.domain.assessment import to_micros
+from recommender.domain.path import LearningPath, PathStep, Reason, ReasonCode, SkillGain, StepKind, StopReason
 
 STEP_COLUMNS = [
     "learner_id", "target_role_id", "position", "module_id", "score", "expected_success", "estimated_minutes",
     "review", "reasons", "reason_texts", "readiness_now", "readiness_after", "stop_reason",
     "unreachable_skill_ids", "model_version", "generated_at", "kind", "check_skill_ids", "blockers", "locale",
 ]  # fmt: skip
+
+
+# protobuf's names of the domain's enums (the .proto prefixes each value with its enum's name;
+# a test holds these to api.mapping's tables, which come from the generated code)
+STOP_REASON_NAMES = {r: f"STOP_REASON_{r.name}" for r in StopReason}
+STEP_KIND_NAMES = {k: f"STEP_KIND_{k.name}" for k in StepKind}
+REASON_CODE_NAMES = {c: f"REASON_CODE_{c.name}" for c in ReasonCode}
+
+
+def timestamp_json(moment: datetime) -> str:
+    """RFC 3339 as protobuf's JSON mapping writes a Timestamp (api.mapping.timestamp_json, which a
+    test holds it to): UTC, 'Z', and a fraction of 0, 3, 6 or 9 digits."""
+    if moment.tzinfo is None:
+        from recommender.api import mapping  # a naive moment is read as UTC there; rare
+
+        return mapping.timestamp_json(moment)
+    seconds, micros = divmod(to_micros(moment), 1_000_000)
+    text = (_EPOCH_NAIVE + timedelta(seconds=seconds)).isoformat()
+    if micros == 0:
+        return text + "Z"
+    if micros % 1000 == 0:
+        return f"{text}.{micros // 1000:03d}Z"
+    return f"{text}.{micros:06d}Z"
+
+
+_EPOCH_NAIVE = datetime(1970, 1, 1)
 
 
 def path_json(path: LearningPath) -> dict[str, Any]:
@@ -38,14 +67,14 @@ def _path_fields(path: LearningPath, stamp: bool = True) -> dict[str, Any]:
         "target_role_id": path.target_role_id,
         "readiness_now": path.readiness_now,
         "readiness_after": path.readiness_after,
-        "stop_reason": mapping.STOP_REASON_NAMES[path.stop_reason],
+        "stop_reason": STOP_REASON_NAMES[path.stop_reason],
         "unreachable_skill_ids": list(path.unreachable_skill_ids),
         "model_version": path.model_version,
         "blockers": [_reason_json(r) for r in path.blockers],
         "locale": path.locale,
     }
     if stamp and path.generated_at is not None:
-        fields["generated_at"] = mapping.timestamp_json(path.generated_at)
+        fields["generated_at"] = timestamp_json(path.generated_at)
     return fields
 
 
@@ -62,17 +91,21 @@ def _step_json(step: PathStep) -> dict[str, Any]:
         "estimated_minutes": step.estimated_minutes,
         "review": step.review,
         "reasons": [_reason_json(r) for r in step.reasons],
-        "kind": mapping.STEP_KIND_NAMES[step.kind],
+        "kind": STEP_KIND_NAMES[step.kind],
         "check_skill_ids": list(step.check_skill_ids),
     }
 
 
 def _reason_json(reason: Reason) -> dict[str, Any]:
-    return {"code": mapping.REASON_CODE_NAMES[reason.code], "params": dict(reason.params), "text": reason.text}
+    return {"code": REASON_CODE_NAMES[reason.code], "params": dict(reason.params), "text": reason.text}
 
 
 def path_json_via_proto(path: LearningPath) -> dict[str, Any]:
     """The reference path_json must match: protobuf's own JSON mapping."""
+    from google.protobuf import json_format
+
+    from recommender.api import mapping
+
     return json_format.MessageToDict(
         mapping.path_to_proto(path), preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
@@ -117,11 +150,18 @@ def step_rows(path: LearningPath) -> list[dict[str, Any]]:
 # blockers sort before them and are written first
 PER_LEARNER_FIELDS = ("learner_id", "generated_at")
 LEADING_FIELDS = ("blockers",)
+# the rest, in the order sorted keys give (JsonlEncoder._shared_fields writes them so)
+SHARED_FIELDS = ("locale", "model_version", "readiness_after", "readiness_now", "steps", "stop_reason",
+                 "target_role_id", "unreachable_skill_ids")  # fmt: skip
 
 
 class JsonlEncoder:
     """One JSON object per line, keys sorted (the output must not depend on dict order): exactly
-    json.dumps(path_json(p), ensure_ascii=False, sort_keys=True) per path.
+    json.dumps(path_json(p), ensure_ascii=False, sort_keys=True) per path, encoded in UTF-8.
+
+    Written as bytes from pieces kept as bytes: a line is about 10 KB, mostly reason texts in
+    scripts outside Latin-1, and building it as str would copy and widen those texts at every
+    join before encoding the whole line once more.
 
     Learners planned from the same inputs share one steps tuple (the planner's memo), so the
     encoded fields other than PER_LEARNER_FIELDS are kept for the most recent STEPS_KEPT tuples,
@@ -133,12 +173,12 @@ class JsonlEncoder:
     def __init__(self) -> None:
         self._shared: OrderedDict[int, tuple[tuple[PathStep, ...], tuple[Any, ...], bytes]] = OrderedDict()
         self._last_time: tuple[Any, bytes] | None = None
-        self._reasons: dict[int, tuple[Reason, str]] = {}
+        self._reasons: dict[int, tuple[Reason, bytes]] = {}
         # a step's gains and reasons recur across learners (the same module after the same ones,
         # the planner's shared Reason objects): encoded once per value, reasons keyed by identity
         # (each entry holds its reasons, so no id can be reused while it is kept)
-        self._gains: dict[tuple[SkillGain, ...], str] = {}
-        self._reason_lists: dict[tuple[int, ...], tuple[tuple[Reason, ...], str]] = {}
+        self._gains: dict[tuple[SkillGain, ...], bytes] = {}
+        self._reason_lists: dict[tuple[int, ...], tuple[tuple[Reason, ...], bytes]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         return {}
@@ -150,9 +190,8 @@ class JsonlEncoder:
         return b"".join(map(self.line, paths))
 
     def line(self, path: LearningPath) -> bytes:
-        """One path's line, as bytes. With sorted keys the per-learner fields come first
-        (generated_at, learner_id), so a line is their values followed by the shared rest, encoded
-        once per steps tuple."""
+        """One path's line. With sorted keys the line is the blockers, the per-learner fields
+        (generated_at, learner_id), then the rest (_shared_fields), encoded once per steps tuple."""
         key = id(path.steps)
         values = (path.target_role_id, path.readiness_now, path.readiness_after, path.stop_reason,
                   path.unreachable_skill_ids, path.model_version, path.blockers, path.locale)  # fmt: skip
@@ -161,25 +200,37 @@ class JsonlEncoder:
             self._shared.move_to_end(key)
             rest = cached[2]
         else:
-            fields = _path_fields(path, stamp=False)  # generated_at is per learner, written below
-            shared = {k: _dumps(v) for k, v in fields.items() if k not in PER_LEARNER_FIELDS + LEADING_FIELDS}
-            shared["steps"] = "[" + ", ".join(self._step(s) for s in path.steps) + "]"
-            assert min(shared) > max(PER_LEARNER_FIELDS) > min(PER_LEARNER_FIELDS) > max(LEADING_FIELDS)
-            rest = ", ".join(f"{_dumps(k)}: {shared[k]}" for k in sorted(shared)).encode()
+            rest = self._shared_fields(path)
             self._shared[key] = (path.steps, values, rest)
             if len(self._shared) > self.STEPS_KEPT:
                 self._shared.popitem(last=False)
-        blockers = b"[" + ", ".join(map(self._reason, path.blockers)).encode() + b"]"
-        head = b'{"blockers": ' + blockers + b", "
-        learner = b'"learner_id": ' + _dumps(path.learner_id).encode() + b", "
+        blockers = b", ".join([self._reason(r) for r in path.blockers])
+        learner = _string(path.learner_id).encode()
         if path.generated_at is None:
-            return head + learner + rest + b"}\n"
+            return b'{"blockers": [%b], "learner_id": %b, %b}\n' % (blockers, learner, rest)
         if self._last_time is None or self._last_time[0] != path.generated_at:
-            stamp = _dumps(mapping.timestamp_json(path.generated_at)).encode()
+            stamp = _string(timestamp_json(path.generated_at)).encode()
             self._last_time = (path.generated_at, b'"generated_at": ' + stamp + b", ")
-        return head + self._last_time[1] + learner + rest + b"}\n"
+        return b'{"blockers": [%b], %b"learner_id": %b, %b}\n' % (blockers, self._last_time[1], learner, rest)
 
-    def _step(self, step: PathStep) -> str:
+    def _shared_fields(self, path: LearningPath) -> bytes:
+        """The fields after learner_id, in sorted key order, as _dumps writes each value."""
+        return (
+            b'"locale": %b, "model_version": %b, "readiness_after": %b, "readiness_now": %b, "steps": [%b], '
+            b'"stop_reason": "%b", "target_role_id": %b, "unreachable_skill_ids": [%b]'
+            % (
+                _string(path.locale).encode(),
+                _string(path.model_version).encode(),
+                _json_float(path.readiness_after).encode(),
+                _json_float(path.readiness_now).encode(),
+                b", ".join([self._step(s) for s in path.steps]),
+                STOP_REASON_NAMES[path.stop_reason].encode(),
+                _string(path.target_role_id).encode(),
+                ", ".join(map(_string, path.unreachable_skill_ids)).encode(),
+            )
+        )
+
+    def _step(self, step: PathStep) -> bytes:
         """_dumps(_step_json(step)), written out: the keys in sorted order, floats as json writes
         them (float.__repr__), and each reason encoded once (the planner shares Reason objects)."""
         gains = self._gains.get(step.gains)
@@ -188,7 +239,7 @@ class JsonlEncoder:
                 f'{{"mastery_after": {_float(g.mastery_after)}, "mastery_before": {_float(g.mastery_before)}, '
                 f'"skill_id": {_string(g.skill_id)}}}'
                 for g in step.gains
-            )
+            ).encode()
             if len(self._gains) >= self.STEPS_KEPT:
                 self._gains.clear()
             self._gains[step.gains] = gains
@@ -197,22 +248,30 @@ class JsonlEncoder:
         if found is None:
             if len(self._reason_lists) >= self.STEPS_KEPT:
                 self._reason_lists.clear()
-            found = self._reason_lists[key] = (step.reasons, ", ".join(map(self._reason, step.reasons)))
+            found = self._reason_lists[key] = (step.reasons, b", ".join(map(self._reason, step.reasons)))
+        checks = ", ".join(map(_string, step.check_skill_ids)).encode() if step.check_skill_ids else b""
         return (
-            f'{{"check_skill_ids": [{", ".join(map(_string, step.check_skill_ids))}], '
-            f'"estimated_minutes": {int(step.estimated_minutes)}, "expected_success": {_float(step.expected_success)}, '
-            f'"gains": [{gains}], "kind": "{_STEP_KINDS[step.kind._name_]}", '
-            f'"module_id": {_string(step.module_id)}, "position": {int(step.position)}, '
-            f'"reasons": [{found[1]}], '
-            f'"review": {"true" if step.review else "false"}, "score": {_float(step.score)}}}'
+            b'{"check_skill_ids": [%b], "estimated_minutes": %d, "expected_success": %b, "gains": [%b], '
+            b'"kind": "%b", "module_id": %b, "position": %d, "reasons": [%b], "review": %b, "score": %b}'
+            % (
+                checks,
+                int(step.estimated_minutes),
+                _float(step.expected_success).encode(),
+                gains,
+                _STEP_KINDS[step.kind._name_],
+                _string(step.module_id).encode(),
+                int(step.position),
+                found[1],
+                b"true" if step.review else b"false",
+                _float(step.score).encode(),
+            )
         )
 
-    def _reason(self, reason: Reason) -> str:
+    def _reason(self, reason: Reason) -> bytes:
         found = self._reasons.get(id(reason))
         if found is not None and found[0] is reason:
             return found[1]
-        code = mapping.REASON_CODE_NAMES[reason.code]
-        text = _dumps({"code": code, "params": dict(reason.params), "text": reason.text})
+        text = _dumps(_reason_json(reason)).encode()
         if len(self._reasons) >= self.STEPS_KEPT:
             self._reasons.clear()
         self._reasons[id(reason)] = (reason, text)  # holding the reason: its id cannot be reused while kept
@@ -220,9 +279,14 @@ class JsonlEncoder:
 
 
 # by member name: an Enum's hash runs Python code, its name's does not
-_STEP_KINDS = {kind._name_: name for kind, name in mapping.STEP_KIND_NAMES.items()}
+_STEP_KINDS = {kind._name_: name.encode() for kind, name in STEP_KIND_NAMES.items()}
 
 _float = float.__repr__  # a finite float as json writes it (also for numpy's float64, a float subclass)
+
+
+def _json_float(value: float) -> str:
+    """A float as json writes it, the non-finite ones included."""
+    return _float(value) if math.isfinite(value) else _dumps(float(value))
 
 
 _string = json.encoder.encode_basestring  # what json uses for str when ensure_ascii is False
@@ -278,12 +342,53 @@ def _parquet_schema() -> Any:
 
 
 def concatenate(out: Path, parts: list[Path]) -> None:
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("wb") as handle:
+    assembly = Concatenation(out)
+    try:
         for part in parts:
-            with part.open("rb") as source:
-                _append(source, handle)
-    os.replace(tmp, out)
+            assembly.add(part)
+    except BaseException:
+        assembly.abort()
+        raise
+    assembly.close()
+
+
+class Concatenation:
+    """The output as its parts concatenated in order, appended one by one as each is ready (a
+    cohort's parts while later ones are still planned, so the end of a run copies only the last
+    one), into `<out>.tmp`, which replaces `out` when closed."""
+
+    def __init__(self, out: Path) -> None:
+        self._out = out
+        self._tmp = out.with_name(out.name + ".tmp")
+        self._handle: BinaryIO = self._tmp.open("wb")
+
+    def add(self, part: Path) -> None:
+        with part.open("rb") as source:
+            _append(source, self._handle)
+
+    def close(self) -> None:
+        self._handle.close()
+        os.replace(self._tmp, self._out)
+
+    def abort(self) -> None:
+        self._handle.close()
+        self._tmp.unlink(missing_ok=True)
+
+
+class Afterwards:
+    """An assembly that needs every part at once (`assemble(out, parts)` when closed)."""
+
+    def __init__(self, out: Path, assemble: Callable[[Path, list[Path]], None]) -> None:
+        self._out, self._assemble, self._parts = out, assemble, list[Path]()
+
+    def add(self, part: Path) -> None:
+        self._parts.append(part)
+
+    def close(self) -> None:
+        self._assemble(self._out, self._parts)
+
+    def abort(self) -> None:
+        self._parts.clear()
 
 
 def _append(source: BinaryIO, target: BinaryIO) -> None:
@@ -321,14 +426,16 @@ def merge_parquet(out: Path, parts: list[Path]) -> None:
     os.replace(tmp, out)
 
 
-def encoder_for(
-    out: Path,
-) -> tuple[Callable[[Sequence[LearningPath], bool], bytes], Callable[[Path, list[Path]], None]]:
+def encoder_for(out: Path) -> tuple[Callable[[Sequence[LearningPath], bool], bytes], Callable[[Path], Assembly]]:
+    """The encoder of `out`'s format, and how its parts become `out` (an Assembly per run)."""
     name = out.name.lower()
     if name.endswith(".jsonl") or name.endswith(".json"):
-        return JsonlEncoder(), concatenate
+        return JsonlEncoder(), Concatenation
     if name.endswith(".csv"):
-        return encode_csv, concatenate
+        return encode_csv, Concatenation
     if name.endswith(".parquet"):
-        return encode_parquet, merge_parquet
+        return encode_parquet, lambda target: Afterwards(target, merge_parquet)
     raise ValueError(f"{out}: unknown output format; use .jsonl, .csv or .parquet")
+
+
+Assembly = Concatenation | Afterwards

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import cast
@@ -269,6 +270,12 @@ class ModuleView:
     # (r, max skills per module): the slot's skill is taught by a prerequisite of the module too
     # (the catalog's levels of one skill: 101, 201, 301); False in padding
     pad_taught_before: BoolArray
+
+    @functools.cached_property
+    def prereq_lists(self) -> tuple[tuple[int, ...], ...]:
+        """Each module's prerequisites (view indexes), unpadded: prereq_pad's rows for Python loops."""
+        n = len(self.module_ids)
+        return tuple(tuple(p for p in row if p < n) for row in self.prereq_pad.tolist())
 
     @property
     def builds_on_own_skill(self) -> BoolArray:

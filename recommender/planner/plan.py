@@ -279,6 +279,19 @@ class _RoleArrays:
         relevance = view.role_relevance.tolist()
         return [tuple((k, float(relevance[k]), view.module_ids[k]) for k in d) for d in view.dependents]
 
+    @functools.cached_property
+    def unlock_order(self) -> tuple[list[bool], list[int]]:
+        """Per view module, what ranks it as the module a Chinese route step leads to, but for the
+        HSK level it needs (_ChineseRoute.unlocked): whether it is irrelevant to the role, and its
+        rank by what it teaches and leads to toward the role (most first), then by id."""
+        view = self.view
+        worth = (view.role_relevance + view.behind_teaches.sum(axis=1)).tolist()
+        order = sorted(range(len(view.module_ids)), key=lambda k: (-worth[k], view.module_ids[k]))
+        rank = [0] * len(order)
+        for position, k in enumerate(order):
+            rank[k] = position
+        return (view.role_relevance <= 0).tolist(), rank
+
     def mastered(self, m_pad: FloatArray, threshold: float) -> BoolArray:
         """(learners, view modules): whether each module counts as mastered, its skills' mastery
         averaged by their weight in it (a secondary skill a module touches lightly does not hold
@@ -924,11 +937,13 @@ class _Explainer:
     requirement_of: list[int] = field(init=False)
 
     level_texts: list[str] = field(init=False)
+    module_languages: list[tuple[str, ...]] = field(init=False)  # per view module, as the catalog lists them
 
     def __post_init__(self) -> None:
         self.levels = self.ra.level.tolist()
         self.level_texts = [f"{v:.2f}" for v in self.levels]
         self.requirement_of = self.ra.requirement_of.tolist()
+        self.module_languages = [self.catalog.modules[m].languages for m in self.ra.view.module_ids]
 
     def step(
         self,
@@ -948,58 +963,66 @@ class _Explainer:
     ) -> PathStep:
         """Place view module j, whose skills' projected mastery (padded) the step loop computed, for
         the batch's learner `row`, at `chinese_level` before the step."""
-        levels = self.levels
-        module_id, minutes, skills, skill_ids, requirements = self.ra.modules_info[j]
-        before = [mastery.item(s) for s in skills]
-        after = list(projected[: len(skills)])
-        for s, a in zip(skills, after, strict=True):
-            mastery[s] = a
+        levels, ra = self.levels, self.ra
+        module_id, minutes, skills, skill_ids, requirements = ra.modules_info[j]
+        n = len(skills)
+        if n == 1:  # most modules teach one skill: no loops, no sort
+            before = [mastery.item(skills[0])]
+            after = [projected[0]]
+            mastery[skills[0]] = after[0]
+        else:
+            before = [mastery.item(s) for s in skills]
+            after = list(projected[:n])
+            for s, a in zip(skills, after, strict=True):
+                mastery[s] = a
 
+        reason = renderer.reason
         reasons: list[Reason] = []
-        if self.route is not None and self.route.modules.item(row, j):
-            k = self.route.unlocked(self.ra, row, chinese_level)
+        route = self.route
+        if route is not None and route.modules.item(row, j):
+            k = route.unlocked(ra, row, chinese_level)
             if k is not None:
-                needed, now = str(self.route.gate.item(row, k)), str(chinese_level)
-                reasons.append(renderer.reason(ReasonCode.LANGUAGE_UNLOCK, self.ra.view.module_ids[k], needed, now))
+                needed, now = str(route.gate.item(row, k)), str(chinese_level)
+                reasons.append(reason(ReasonCode.LANGUAGE_UNLOCK, ra.view.module_ids[k], needed, now))
         review = False
         attempts = x.state.studied.get(module_id, 0) if x.state.studied else 0
         if attempts:
-            weakest = min(range(len(skills)), key=lambda i: (before[i], i))
+            weakest = min(range(n), key=lambda i: (before[i], i))
             target = f"{self._target(skills[weakest]):.2f}"
-            reasons.append(renderer.reason(ReasonCode.REMEDIATE, module_id, str(attempts), skill_ids[weakest],
-                                           f"{before[weakest]:.2f}", target))  # fmt: skip
+            reasons.append(reason(ReasonCode.REMEDIATE, module_id, str(attempts), skill_ids[weakest],
+                                  f"{before[weakest]:.2f}", target))  # fmt: skip
         # the role's skills this module teaches that are still short of their level, in role order
-        gaps = [
-            (r, i, b)
-            for i, (r, b) in enumerate(zip(requirements, before, strict=True))
-            if r < len(levels) and b < levels[r]
-        ]
-        if len(gaps) > 1:
-            gaps.sort(key=lambda g: (g[0], skills[g[1]], g[2]))
+        if n == 1:
+            r, b = requirements[0], before[0]
+            gaps: Sequence[tuple[int, int, float]] = [(r, 0, b)] if r < len(levels) and b < levels[r] else ()
+        else:
+            gaps = [
+                (r, i, b)
+                for i, (r, b) in enumerate(zip(requirements, before, strict=True))
+                if r < len(levels) and b < levels[r]
+            ]
+            if len(gaps) > 1:
+                gaps.sort(key=lambda g: (g[0], skills[g[1]], g[2]))
         for r, i, b in gaps:
             skill_id = skill_ids[i]
             if review_due[r]:
                 review = True
                 days = x.state.days_since_practice[skills[i]]
-                reasons.append(renderer.reason(ReasonCode.REVIEW_DUE, skill_id, f"{days:.0f}"))
-            reasons.append(renderer.reason(ReasonCode.SKILL_GAP, skill_id, f"{b:.2f}", self.level_texts[r]))
-            reasons.append(renderer.reason(ReasonCode.ROLE_REQUIRES, self.ra.role.role_id, skill_id))
+                reasons.append(reason(ReasonCode.REVIEW_DUE, skill_id, f"{days:.0f}"))
+            reasons.append(reason(ReasonCode.SKILL_GAP, skill_id, f"{b:.2f}", self.level_texts[r]))
+            reasons.append(reason(ReasonCode.ROLE_REQUIRES, ra.role.role_id, skill_id))
         if unlock > EPS and not satisfied.item(j):
-            unlocked = _best_unlocked(self.ra, j, satisfied, self.reachable[id(x)])
+            unlocked = _best_unlocked(ra, j, satisfied, self.reachable[id(x)])
             if unlocked is not None:
-                reasons.append(renderer.reason(ReasonCode.PREREQUISITE_FOR, unlocked))
+                reasons.append(reason(ReasonCode.PREREQUISITE_FOR, unlocked))
         if x.model is not None:
-            similar = x.model.success.item(self.ra.view.modules.item(j))
+            similar = x.model.success.item(ra.view.modules.item(j))
             if similar >= SIMILAR_LEARNERS_MIN_SUCCESS:
                 # the model's figure for learners like this one, beside the step's own expected
                 # success (which also weighs what this learner knows), each named as what it is
-                reasons.append(
-                    renderer.reason(ReasonCode.SIMILAR_LEARNERS_SUCCEEDED, f"{success:.2f}", f"{similar:.2f}")
-                )
-        language = _language_of(
-            self.ra.view.primary_languages[j], self.catalog.modules[module_id].languages, x.options.languages
-        )
-        reasons.append(renderer.reason(ReasonCode.LANGUAGE_MATCH, language))
+                reasons.append(reason(ReasonCode.SIMILAR_LEARNERS_SUCCEEDED, f"{success:.2f}", f"{similar:.2f}"))
+        language = _language_of(ra.view.primary_languages[j], self.module_languages[j], x.options.languages)
+        reasons.append(reason(ReasonCode.LANGUAGE_MATCH, language))
         # tuple.__new__: the NamedTuples' own constructors cost more than the rest of a gain
         gains = tuple([_new(SkillGain, (k, b, a)) for k, b, a in zip(skill_ids, before, after, strict=True)])
         return _new(PathStep, (position, module_id, score, success, gains, minutes, review, tuple(reasons),
@@ -1152,14 +1175,12 @@ class _ChineseRoute:
         key = (row, level)
         if key in self._unlocked:
             return self._unlocked[key]
-        view = ra.view
         gate = self.gate[row]
         ahead = np.flatnonzero((gate > level) & (gate <= self.target[row]) & self.reachable[row] & ~self.modules[row])
         found = None
         if ahead.size:
-            worth = view.role_relevance + view.behind_teaches.sum(axis=1)
-            found = min(ahead.tolist(), key=lambda k: (view.role_relevance[k] <= 0, int(gate[k]), -float(worth[k]),
-                                                       view.module_ids[k]))  # fmt: skip
+            gates, irrelevant, rank = gate.tolist(), *ra.unlock_order
+            found = min(ahead.tolist(), key=lambda k: (irrelevant[k], gates[k], rank[k]))
         self._unlocked[key] = found
         return found
 
@@ -1221,25 +1242,29 @@ def _chinese_route(
     opened = np.zeros((len(gate), len(ra.req_idx)))
     opened[rows] = (best_open & ~open_now[rows]).astype(np.float64)
     modules = np.zeros_like(allowed)
+    # per learner in plain Python values (a numpy scalar per module and learner costs more than the walk)
+    raised, prerequisites, ids = raises.tolist(), view.prereq_lists, view.module_ids
     for b in rows[climbing].tolist():
+        reach_b, mastered_b, gate_b = reach_all[b].tolist(), mastered[b].tolist(), gate[b].tolist()
+        now_b = int(level_now[b])
         chosen: set[int] = set()
         wanted = [int(target[b])]
         while wanted:  # the ladder module reaching each level wanted, and what it needs
             aim = wanted.pop()
-            if aim <= level_now[b] or any(raises[k] >= aim for k in chosen):
+            if aim <= now_b or any(raised[k] >= aim for k in chosen):
                 continue
-            ladder = [k for k in range(n_view) if reach_all[b, k] and raises[k] >= aim and not mastered[b, k]]
+            ladder = [k for k in range(n_view) if reach_b[k] and raised[k] >= aim and not mastered_b[k]]
             if not ladder:
                 continue
-            stack = [min(ladder, key=lambda k: (int(raises[k]), view.module_ids[k]))]
+            stack = [min(ladder, key=lambda k: (raised[k], ids[k]))]
             while stack:
                 k = stack.pop()
-                if k in chosen or mastered[b, k]:
+                if k in chosen or mastered_b[k]:
                     continue
                 chosen.add(k)
-                stack.extend(p for p in view.prereq_pad[k].tolist() if p < n_view)
-                if gate[b, k] > level_now[b]:
-                    wanted.append(int(gate[b, k]))
+                stack.extend(prerequisites[k])
+                if gate_b[k] > now_b:
+                    wanted.append(gate_b[k])
         modules[b, sorted(chosen)] = True
     return _ChineseRoute(level_now, target, gate, allowed, reach_all, modules, opened)
 

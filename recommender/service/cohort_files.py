@@ -43,6 +43,16 @@ ERROR_COLUMNS = ["line", "learner_id", "field", "reason"]
 Encoder = Callable[[Sequence[LearningPath], bool], bytes]
 
 
+class Assembly(Protocol):
+    """Makes the output from its parts, given in input order as each is ready."""
+
+    def add(self, part: Path) -> None: ...
+
+    def close(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ChunkTask:
     index: int
@@ -289,7 +299,7 @@ def run_cohort(
     out: Path,
     runner: Runner,
     *,
-    finish: Callable[[Path, list[Path]], None],
+    finish: Callable[[Path], Assembly],
     prior: PriorResults,
     resume: bool = False,
     persist: Callable[[list[Learner]], None] | None = None,
@@ -298,7 +308,9 @@ def run_cohort(
     window: int = 4,
     chunk_size: int = CHUNK,
 ) -> CohortSummary:
-    """Plan every row of `cohort` into `out` (format by extension, `finish` assembles the parts)."""
+    """Plan every row of `cohort` into `out` (format by extension; `finish(out)` assembles the
+    parts, each added as soon as every part before it is done, so that the output is mostly
+    written while later chunks are planned)."""
     work = Path(f"{out}.work")
     if work.exists() and not resume:
         shutil.rmtree(work)
@@ -314,6 +326,17 @@ def run_cohort(
     pending: dict[int, Future[ChunkResult]] = {}
     lock = threading.Lock()
     n_chunks = 0
+    assembly = finish(out)
+    ready: set[int] = set()
+    assembled = 0  # parts before this one are in the assembly
+
+    def part_ready(index: int) -> None:
+        nonlocal assembled
+        ready.add(index)
+        while assembled in ready:
+            ready.discard(assembled)
+            assembly.add(work / f"part-{assembled:08d}")
+            assembled += 1
 
     def collect(result: ChunkResult) -> None:
         part = work / f"part-{result.index:08d}"
@@ -328,6 +351,7 @@ def run_cohort(
         with tmp.open("rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, part)  # the part's existence marks the chunk done
+        part_ready(result.index)
         with lock:
             summary.planned += result.planned
             summary.rejected += len(result.errors)
@@ -339,41 +363,46 @@ def run_cohort(
             index = min(pending)
             collect(pending.pop(index).result())
 
-    first_line: dict[str, int] = {}  # learner id -> the line that plans them
-    for index, rows in enumerate(_chunks(_first_of_each(read_records(cohort), first_line), chunk_size)):
-        n_chunks = index + 1
-        summary.learners += len(rows)
-        if (work / f"part-{index:08d}").exists():
-            summary.chunks_resumed += 1
-            done = _count_done(work, index)
-            summary.planned += done[0]
-            summary.rejected += done[1]
-            if progress:
-                progress(len(rows))
-            continue
-        if persist is not None and catalog_check is not None:
-            valid = []
-            for _, record in rows:
-                try:
-                    valid.append(catalog_check(parse_learner(record)))
-                except (LubanError, ValueError):
-                    continue
-            persist(valid)
-        ids = [str(r.get("learner_id")) for _, r in rows]
-        pending[index] = runner.submit(
-            ChunkTask(
-                index,
-                rows,
-                {k: list(prior.states[k]) for k in ids if prior.states.get(k)},
-                {k: prior.studied[k] for k in ids if prior.studied.get(k)},
-                str(work.resolve() / f"part-{index:08d}.tmp") if runner.local_files else "",
+    try:
+        first_line: dict[str, int] = {}  # learner id -> the line that plans them
+        for index, rows in enumerate(_chunks(_first_of_each(read_records(cohort), first_line), chunk_size)):
+            n_chunks = index + 1
+            summary.learners += len(rows)
+            if (work / f"part-{index:08d}").exists():
+                summary.chunks_resumed += 1
+                done = _count_done(work, index)
+                summary.planned += done[0]
+                summary.rejected += done[1]
+                part_ready(index)
+                if progress:
+                    progress(len(rows))
+                continue
+            if persist is not None and catalog_check is not None:
+                valid = []
+                for _, record in rows:
+                    try:
+                        valid.append(catalog_check(parse_learner(record)))
+                    except (LubanError, ValueError):
+                        continue
+                persist(valid)
+            ids = [str(r.get("learner_id")) for _, r in rows]
+            pending[index] = runner.submit(
+                ChunkTask(
+                    index,
+                    rows,
+                    {k: list(prior.states[k]) for k in ids if prior.states.get(k)},
+                    {k: prior.studied[k] for k in ids if prior.studied.get(k)},
+                    str(work.resolve() / f"part-{index:08d}.tmp") if runner.local_files else "",
+                )
             )
-        )
-        drain(window)
-    drain(0)
-    runner.close()
-    parts = [work / f"part-{i:08d}" for i in range(n_chunks)]
-    finish(out, parts)
+            drain(window)
+        drain(0)
+        runner.close()
+    except BaseException:
+        assembly.abort()  # the parts stay, for --resume
+        raise
+    assert assembled == n_chunks, "every part was added, in order"
+    assembly.close()
     errors_file = Path(f"{out}.errors.csv")
     _write_errors(errors_file, [work / f"errors-{i:08d}.jsonl" for i in range(n_chunks)])
     summary.errors_file = errors_file

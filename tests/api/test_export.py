@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import replace
-from datetime import timedelta
+from datetime import timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +138,22 @@ def test_step_rows_say_what_kind_of_step_and_which_skills_a_check_assesses() -> 
     assert rows[0]["check_skill_ids"] == ";".join(path.steps[0].check_skill_ids) != ""
     assert all(r["kind"] == "study" and r["module_id"] and r["check_skill_ids"] == "" for r in rows[1:])
     assert set(rows[0]) == set(STEP_COLUMNS)
+
+
+def test_names_and_timestamps_are_protobufs_own() -> None:
+    """The encoder writes enum names and timestamps without importing protobuf: the same text as
+    the generated code's names and Timestamp's JSON mapping."""
+    from datetime import UTC, datetime
+
+    from recommender.api import export, mapping
+
+    assert export.STOP_REASON_NAMES == mapping.STOP_REASON_NAMES
+    assert export.STEP_KIND_NAMES == mapping.STEP_KIND_NAMES
+    assert export.REASON_CODE_NAMES == mapping.REASON_CODE_NAMES
+    rng = np.random.default_rng(11)
+    moments = [T0, T0.replace(microsecond=0), T0.replace(microsecond=123000), T0.replace(microsecond=5),
+               datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), datetime(1970, 1, 1, tzinfo=UTC),
+               T0.astimezone(timezone(timedelta(hours=8))), T0.replace(tzinfo=None)]  # fmt: skip
+    moments += [T0 + timedelta(microseconds=int(x)) for x in rng.integers(-(10**15), 10**15, size=200)]
+    for moment in moments:
+        assert export.timestamp_json(moment) == mapping.timestamp_json(moment), moment

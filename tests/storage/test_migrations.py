@@ -4,6 +4,8 @@ the release before Alembic, upgraded in place on SQLite and PostgreSQL alike."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -130,6 +132,20 @@ def test_a_newer_schema_is_refused_whoever_wrote_it(store: SqlStore) -> None:
         c.execute(t.meta.update().where(t.meta.c.key == "schema_version").values(value="999"))
     with pytest.raises(PreconditionFailed, match="version 999, newer than this code"):
         store.create_schema()
+
+
+def test_a_store_at_head_opens_without_alembic(store: SqlStore, store_url: str) -> None:
+    """HEAD names Alembic's head, and a store already there opens without importing Alembic (a
+    command's start); one behind it still goes through Alembic (the tests above)."""
+    assert migrations.head() == migrations.HEAD, "a new revision: set migrations.HEAD to it"
+    code = (
+        "import sys\n"
+        "from recommender.storage import open_store\n"
+        f"s = open_store({store_url!r}); s.create_schema(); s.close()\n"
+        "assert 'alembic' not in sys.modules, sorted(m for m in sys.modules if m.startswith('alembic'))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    assert store.schema_revision() == migrations.HEAD
 
 
 @pytest.fixture
