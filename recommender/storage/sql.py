@@ -276,6 +276,13 @@ class SqlStore:
             raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
         except sa_exc.SQLAlchemyError as exc:
             raise StoreUnavailable(f"store error: {_short(exc)}") from exc
+        except self.engine.dialect.loaded_dbapi.Error as exc:  # from a statement on the driver's own cursor
+            if isinstance(exc, self.engine.dialect.loaded_dbapi.IntegrityError):
+                raise Conflict(f"a concurrent write conflicted; retry ({_short(exc)})") from exc
+            code = getattr(exc, "sqlstate", None)
+            if code in _PG_RETRYABLE:
+                raise Conflict(f"concurrent transaction conflict; retry ({code})") from exc
+            raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
 
     @contextmanager
     def _sqlite_write(self) -> Iterator[Any]:
