@@ -48,6 +48,10 @@ class ParamArrays:
     item_slip: FloatArray
     item_learn: FloatArray  # the practice rate: P(learn) after a practice item
     module_learn: Mapping[tuple[int, int], float] = field(default_factory=dict)
+    # what mastery decays toward; None: the prior (a fitted skill forgets back to its own prior).
+    # A skill kept at the defaults keeps the default floor, so it is served as an untrained
+    # service serves it
+    floor: FloatArray | None = None
 
     @classmethod
     def constant(cls, n_skills: int, p: SkillParams = DEFAULT_PARAMS) -> ParamArrays:
@@ -55,7 +59,7 @@ class ParamArrays:
             return np.full(n_skills, v, dtype=np.float64)
 
         return cls(full(p.prior), full(p.learn), full(p.guess), full(p.slip), full(p.forget_per_day),
-                   full(p.item_guess), full(p.item_slip), full(p.item_learn))  # fmt: skip
+                   full(p.item_guess), full(p.item_slip), full(p.item_learn), floor=full(p.floor))  # fmt: skip
 
     @classmethod
     def from_model(cls, model: BKTModel, skill_ids: Sequence[str], module_ids: Sequence[str] = ()) -> ParamArrays:
@@ -76,6 +80,7 @@ class ParamArrays:
                 for (m, s), rate in model.module_learn.items()
                 if m in module_index and s in skill_index
             },
+            np.array([p.floor for p in ps]),
         )
 
     def emissions_of(self, seqs: Sequences) -> tuple[FloatArray, FloatArray]:
@@ -83,6 +88,10 @@ class ParamArrays:
         skill = seqs.row_skill
         return (np.where(seqs.item, self.item_guess[skill], self.guess[skill]),
                 np.where(seqs.item, self.item_slip[skill], self.slip[skill]))  # fmt: skip
+
+    @property
+    def floors(self) -> FloatArray:
+        return self.prior if self.floor is None else self.floor
 
     def with_forget(self, forget: FloatArray) -> ParamArrays:
         return replace(self, forget=forget)
@@ -96,7 +105,7 @@ class ParamArrays:
                     guess=float(self.guess[i]),
                     slip=float(self.slip[i]),
                     forget_per_day=float(self.forget[i]),
-                    floor=float(self.prior[i]),
+                    floor=float(self.floors[i]),
                     item_guess=float(self.item_guess[i]),
                     item_slip=float(self.item_slip[i]),
                     item_learn=float(self.item_learn[i]),
@@ -144,7 +153,7 @@ def masteries_before(seqs: Sequences, p: ParamArrays) -> FloatArray:
 def _filter(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, FloatArray, FloatArray]:
     """(predictions, masteries before each response's learning step, final masteries)."""
     k = seqs.skill
-    prior, forget = p.prior[k], p.forget[k]
+    prior, forget, floors = p.prior[k], p.forget[k], p.floors[k]
     guess, slip = p.emissions_of(seqs)
     e0_all, e1_all = _emissions(seqs.obs, guess, slip, _evidence_weights(seqs))
     before, after = _learning_rates(seqs, p)
@@ -155,7 +164,7 @@ def _filter(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, FloatArray, Fl
         n, sl = int(seqs.n_active[t]), seqs.at(t)
         mm = m[:n]
         if t:
-            floor = prior[:n]
+            floor = floors[:n]
             decayed = floor + (mm - floor) * np.exp(-forget[:n] * seqs.gap_days[sl])
             mm = np.where(mm > floor, decayed, mm)
         held[sl] = mm
@@ -373,6 +382,7 @@ def fit_bkt(
         item_slip=np.where(few_items, default.item_slip, params.item_slip),
         item_learn=np.where(few_practice, default.item_learn, params.item_learn),
         module_learn={pair: rate for pair, rate in params.module_learn.items() if not few_modules[pair[1]]},
+        floor=np.where(few, default.floors, params.prior),
     )
     if reset_degenerate:
         guess_max, slip_max = BOUNDS["guess"][1], BOUNDS["slip"][1]

@@ -230,3 +230,16 @@ def test_forgetting_the_history_cannot_identify_keeps_the_default() -> None:
     seqs = build_sequences(*_checked_over_time(0.0, (0.0, 10.0), 3000, seed=19, study_after_first=True))
     fitted = fit_bkt(seqs, 1)
     assert fitted.forget[0] == DEFAULT_PARAMS.forget_per_day
+
+
+def test_a_skill_the_history_barely_shows_is_served_as_an_untrained_service_serves_it() -> None:
+    """Skill 0 has thousands of results, skill 2 a handful: skill 2 keeps every default, the
+    floor its mastery decays toward included, and skill 0 forgets back to its fitted prior."""
+    learner, skill, score, days = simulate(400, seed=5)
+    few = np.flatnonzero(skill == 1)[:5]
+    keep = (skill == 0) | np.isin(np.arange(len(skill)), few)
+    skill = np.where(skill == 1, 2, skill)
+    seqs = build_sequences(learner[keep], skill[keep], score[keep], days[keep])
+    model = fit_bkt(seqs, 3).to_model(["a", "b", "c"])
+    assert model.of("c") == DEFAULT_PARAMS
+    assert model.of("a").floor == model.of("a").prior != DEFAULT_PARAMS.prior
