@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -28,7 +29,16 @@ from recommender.errors import FieldViolation, InvalidInput, LubanError, NotFoun
 from recommender.kt.bkt import SECONDS_PER_DAY, BKTModel, mastery_now
 from recommender.ml.model import HybridModel
 from recommender.planner.arrays import CatalogArrays, SkillParamArrays
-from recommender.planner.plan import LearnerState, ModelOpinion, PlanInput, PlanOptions, plan_paths, warm_kernel
+from recommender.planner.plan import (
+    FloatArray,
+    IntArray,
+    LearnerState,
+    ModelOpinion,
+    PlanInput,
+    PlanOptions,
+    plan_paths,
+    warm_kernel,
+)
 from recommender.planner.reasons import resolve_locale
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
@@ -95,7 +105,7 @@ class Planner:
     _memo: PathMemo = field(default_factory=lambda: PathMemo(MEMO_LIMIT), compare=False, repr=False)
 
     def __getstate__(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k != "_memo"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_memo", "_no_states")}
 
     def __setstate__(self, state: dict[str, object]) -> None:
         self.__dict__.update(state, _memo=PathMemo(MEMO_LIMIT))
@@ -156,7 +166,12 @@ class Planner:
                     continue
             pending.setdefault(("memo", memo_key) if memo_key is not None else ("own", i), []).append(i)
         firsts = [items[members[0]] for members in pending.values()]
-        states = [learner_state(self.catalog, x.learner, x.states, self.kt, self.bkt, now, x.studied) for x in firsts]
+        states = [
+            learner_state(self.catalog, x.learner, x.states, self.kt, self.bkt, now, x.studied)
+            if x.states
+            else self._new_learner_state(x.learner, x.studied)
+            for x in firsts
+        ]
         inputs = [
             PlanInput(state, x.options, opinion)
             for x, state, opinion in zip(firsts, states, self._opinions(firsts, states), strict=True)
@@ -172,6 +187,22 @@ class Planner:
             for i in members:
                 results[i] = path if i == members[0] else replace(path, learner_id=items[i].learner.learner_id)
         return [results[i] for i in range(len(items))]
+
+    def _new_learner_state(self, learner: Learner, studied: Mapping[str, int]) -> LearnerState:
+        """learner_state() of a learner with no skill state: every such learner shares one set of
+        arrays, read-only (planning copies what it changes)."""
+        mastery, peak, days, studies = self._no_states
+        return LearnerState(learner, mastery, peak, days, studied, studies)
+
+    @functools.cached_property
+    def _no_states(self) -> tuple[FloatArray, FloatArray, FloatArray, IntArray]:
+        """mastery, peak, days since practice, studies since check of a learner with no state."""
+        blank = learner_state(self.catalog, Learner(""), (), self.kt, self.bkt, datetime.min)
+        assert blank.studies_since_check is not None
+        arrays = (blank.mastery, blank.peak, blank.days_since_practice, blank.studies_since_check)
+        for a in arrays:
+            a.setflags(write=False)
+        return arrays
 
     def _memo_key(self, item: PlanItem) -> tuple[object, ...] | None:
         """The inputs a history-less path depends on (time only stamps it), or None when the
