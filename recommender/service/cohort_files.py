@@ -110,12 +110,22 @@ def plan_chunk(
         else:
             paths.append(path)
     errors.sort()  # in line order, whichever stage found the problem
-    output = encode(paths, task.index == 0)
-    if not task.spill:
-        return ChunkResult(task.index, output, errors, len(paths))
-    with open(task.spill, "wb") as handle:
-        handle.write(output)  # the parent fsyncs it, while this worker plans its next chunk
+    encode_lines = getattr(encode, "lines", None)
+    if not task.spill or encode_lines is None:
+        output = encode(paths, task.index == 0)
+        if not task.spill:
+            return ChunkResult(task.index, output, errors, len(paths))
+        with open(task.spill, "wb") as handle:
+            handle.write(output)  # the parent fsyncs it, while this worker plans its next chunk
+        return ChunkResult(task.index, None, errors, len(paths))
+    # an encoder of lines (JsonlEncoder): written through one reused buffer, not joined into a
+    # part-sized bytes object first (tens of MB of fresh memory per chunk, page by page)
+    with open(task.spill, "wb", buffering=SPILL_BUFFER) as handle:
+        handle.writelines(encode_lines(paths, task.index == 0))
     return ChunkResult(task.index, None, errors, len(paths))
+
+
+SPILL_BUFFER = 1 << 20
 
 
 def _error_field(exc: Exception) -> str:
