@@ -71,6 +71,7 @@ class PathRequest:
 
 
 MEMO_LIMIT = 20_000
+OPTIONS_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -103,12 +104,14 @@ class Planner:
     max_module_attempts: int
     kernel: bool = True  # the compiled step loop (plan_paths)
     _memo: PathMemo = field(default_factory=lambda: PathMemo(MEMO_LIMIT), compare=False, repr=False)
+    # options_for's answers by what they depend on (learners of a cohort share a handful)
+    _options: dict[tuple[object, ...], PlanOptions] = field(default_factory=dict, compare=False, repr=False)
 
     def __getstate__(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_memo", "_no_states")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_memo", "_no_states", "_options")}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state, _memo=PathMemo(MEMO_LIMIT))
+        self.__dict__.update(state, _memo=PathMemo(MEMO_LIMIT), _options={})
 
     @classmethod
     def build(
@@ -229,7 +232,19 @@ class Planner:
 
     def options_for(self, learner: Learner, request: PathRequest) -> PlanOptions:
         """Validate the request against the learner and catalog; defaults come from the learner (the
-        locale of reason texts too: the request's, else the learner's first language, else en)."""
+        locale of reason texts too: the request's, else the learner's first language, else en).
+        Valid options are kept by everything they depend on (not the learner's id)."""
+        key = (request.max_steps, request.target_role_id, request.languages, request.time_budget_minutes,
+               request.exclude_module_ids, request.locale, learner.languages, learner.target_role_id)  # fmt: skip
+        found = self._options.get(key)
+        if found is None:
+            found = self._options_for(learner, request)
+            if len(self._options) >= OPTIONS_KEPT:
+                self._options.clear()
+            self._options[key] = found
+        return found
+
+    def _options_for(self, learner: Learner, request: PathRequest) -> PlanOptions:
         catalog = self.catalog
         problems: list[FieldViolation] = []
         steps = request.max_steps or DEFAULT_STEPS
