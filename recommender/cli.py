@@ -199,9 +199,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def entry() -> None:
     """The `recommender` program (and `python -m recommender`): main(), then an exit whose
     interpreter shutdown does not walk the heap. Its final collection passes over every object
-    left, Numba's typing and compiler state alone taking about half a second; frozen, they are
-    still freed by reference counting, and only reference cycles (none hold unwritten output:
-    every command closes what it writes) are left to the operating system.
+    left, and Numba's typing and compiler state are many; frozen, they are still freed by
+    reference counting, and only reference cycles (none hold unwritten output: every command
+    closes what it writes) are left to the operating system.
 
     `paths` also starts with the collector off: its start-up (imports, the store, the model, the
     compiled kernel) allocates objects that live as long as the process, and the collector's

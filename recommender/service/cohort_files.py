@@ -119,7 +119,7 @@ def plan_chunk(
             handle.write(output)  # the parent fsyncs it, while this worker plans its next chunk
         return ChunkResult(task.index, None, errors, len(paths))
     # an encoder of lines (JsonlEncoder): written through one reused buffer, not joined into a
-    # part-sized bytes object first (tens of MB of fresh memory per chunk, page by page)
+    # part-sized bytes object first (fresh memory the size of the part, faulted in page by page)
     with open(task.spill, "wb", buffering=SPILL_BUFFER) as handle:
         handle.writelines(encode_lines(paths, task.index == 0))
     return ChunkResult(task.index, None, errors, len(paths))
@@ -217,8 +217,8 @@ def collections_after_chunk(freeze: bool, collect: bool = True) -> Iterator[None
     planner's memo, the encoder's caches) only grows: the collector's automatic passes over it
     cost a large share of planning and find nothing. Frozen objects are still freed by reference
     counting; only a cycle among them would outlive its use. The pass collects the chunk's cycles
-    before freezing; it costs a few percent of a chunk (it walks every survivor), so a pool worker
-    runs it after its first chunk only, planning making none."""
+    before freezing; it walks every survivor of the chunk, so a pool worker runs it after its first
+    chunk only, planning making none."""
     enabled = gc.isenabled()
     gc.disable()
     try:
