@@ -63,21 +63,20 @@ class AssessmentEvent:
         return self.effective_kind is ResultKind.MODULE_ASSESSMENT
 
     def fingerprint(self) -> str:
-        """Identity of the payload: a replay with the same fingerprint is a duplicate."""
-        text = "\x1f".join(
-            [
-                self.learner_id,
-                self.module_id,
-                self.item_id,
-                ",".join(sorted(self.skill_ids)),
-                repr(float(self.score)),
-                str(to_micros(self.occurred_at)) if self.occurred_at_sent else "",
-                repr(float(self.duration_seconds)),
-            ]
-            # an unset kind adds nothing, so results stored before kinds existed keep their fingerprint
-            + ([str(int(self.kind))] if self.kind else [])
+        """Identity of the payload: a replay with the same fingerprint is a duplicate. Its text is
+        the fields below joined by \x1f (skills sorted, the time only when the client sent it, the
+        kind only when set, so results stored before kinds existed keep their fingerprint), built
+        in one f-string: the writer computes one per ingested result."""
+        skills = self.skill_ids
+        joined = skills[0] if len(skills) == 1 else ",".join(sorted(skills))
+        sent = str(to_micros(self.occurred_at)) if self.occurred_at_sent else ""
+        text = (
+            f"{self.learner_id}\x1f{self.module_id}\x1f{self.item_id}\x1f{joined}\x1f{float(self.score)!r}"
+            f"\x1f{sent}\x1f{float(self.duration_seconds)!r}"
         )
-        return hashlib.sha1(text.encode()).hexdigest()
+        if self.kind:
+            text += f"\x1f{int(self.kind)}"
+        return _sha1(text.encode()).hexdigest()
 
 
 def assessment_event(
@@ -130,6 +129,7 @@ def from_micros(micros: int) -> datetime:
 
 EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 _new = object.__new__
+_sha1 = hashlib.sha1
 
 
 def validate_event(

@@ -187,25 +187,72 @@ def profile_updater(
 ) -> Callable[[Mapping[str, SkillState], AssessmentEvent], list[SkillState]]:
     """The store's Updater for this model: each touched skill gets one BKT step. `skill_weights`:
     a module's skill weights in the catalog (apply_result's `weight`); a skill the module does not
-    list, or no catalog, counts in full."""
+    list, or no catalog, counts in full.
+
+    The step is apply_result's, its arithmetic written out in one function (the same operations
+    in the same order, so the same floats): a batch applies it once per result and skill, where
+    apply_result's calls and keyword arguments cost more than its arithmetic. What a step needs of
+    the model and catalog is looked up once per (module, kind, skills)."""
+    plans: dict[tuple[str, ResultKind, tuple[str, ...]], tuple[tuple[str, SkillParams, float, float], ...]] = {}
+
+    def plan(
+        module_id: str, kind: ResultKind, skill_ids: tuple[str, ...]
+    ) -> tuple[tuple[str, SkillParams, float, float], ...]:
+        """(skill, params, learning rate times weight, evidence weight) per skill: apply_result's
+        `rate` and posterior weight for a module assessment."""
+        module = module_id if kind is ResultKind.MODULE_ASSESSMENT else ""
+        weights = skill_weights(module) if module and skill_weights is not None else {}
+        steps = []
+        for s in skill_ids:
+            params = model.of(s)
+            learn = model.module_learn.get((module, s)) if module else None
+            weight = weights.get(s, 1.0)
+            steps.append((s, params, (params.learn if learn is None else learn) * weight, MODULE_SCORE_WEIGHT * weight))
+        found = plans[(module_id, kind, skill_ids)] = tuple(steps)
+        return found
+
+    exp = math.exp
 
     def update(states: Mapping[str, SkillState], event: AssessmentEvent) -> list[SkillState]:
-        kind = event.effective_kind
-        module = event.module_id if kind is ResultKind.MODULE_ASSESSMENT else ""
-        weights = skill_weights(module) if module and skill_weights is not None else {}
-        return [
-            apply_result(
-                states.get(s),
-                s,
-                event.score,
-                event.occurred_at,
-                model.of(s),
-                kind=kind,
-                learn=model.module_learn.get((module, s)) if module else None,
-                weight=weights.get(s, 1.0),
-            )
-            for s in event.skill_ids
-        ]
+        kind = event.kind
+        if kind is ResultKind.UNSPECIFIED:
+            kind = ResultKind.PRACTICE if event.item_id else ResultKind.MODULE_ASSESSMENT
+        skill_ids = event.skill_ids
+        steps = plans.get((event.module_id, kind, skill_ids)) or plan(event.module_id, kind, skill_ids)
+        score, at = event.score, event.occurred_at
+        out = []
+        for skill_id, params, rate, evidence in steps:
+            state = states.get(skill_id)
+            if state is None:
+                prior, last, attempts, studies = params.prior, at, 0, 0
+            else:
+                mastery, floor, practiced = state.mastery, params.floor, state.last_practiced_at
+                if mastery <= floor:  # decay(): nothing above the floor to forget
+                    prior = min(max(mastery, 0.0), 1.0)
+                else:
+                    days = max((at - practiced).total_seconds(), 0.0) / SECONDS_PER_DAY  # elapsed_days()
+                    keep = exp(-params.forget_per_day * max(days, 0.0))
+                    prior = min(max(floor + (mastery - floor) * keep, 0.0), 1.0)
+                last, attempts, studies = max(practiced, at), state.attempts, state.studies_since_check
+            if kind is ResultKind.MODULE_ASSESSMENT:
+                learned = prior + (1.0 - prior) * rate
+                guess, slip, weight = params.guess, params.slip, evidence
+            else:
+                learned = prior
+                guess, slip, weight = params.item_guess, params.item_slip, 1.0
+            # posterior() of likelihoods()
+            unknown = (guess**score * (1.0 - guess) ** (1.0 - score)) ** weight
+            known = ((1.0 - slip) ** score * slip ** (1.0 - score)) ** weight
+            total = learned * known + (1.0 - learned) * unknown
+            mastery = min(max(learned if total <= 0 else learned * known / total, 0.0), 1.0)
+            if kind is ResultKind.MODULE_ASSESSMENT:
+                studies += 1
+            else:
+                if kind is ResultKind.PRACTICE:
+                    mastery += (1.0 - mastery) * params.item_learn
+                studies = 0
+            out.append(skill_state(skill_id, min(max(mastery, 0.0), 1.0), attempts + 1, last, studies))
+        return out
 
     return update
 

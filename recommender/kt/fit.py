@@ -130,6 +130,19 @@ def filter_predictions(seqs: Sequences, p: ParamArrays) -> FloatArray:
 def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, FloatArray]:
     """(predictions per response, mastery of each sequence after its last response): the online
     update of kt.bkt.apply_result over every sequence at once."""
+    pred, _, final = _filter(seqs, p)
+    return pred, final
+
+
+def masteries_before(seqs: Sequences, p: ParamArrays) -> FloatArray:
+    """Per response, the mastery the service held just before it (forgetting applied, the
+    module's own learning step not yet): what the planner reads when it weighs studying the
+    module the response is about."""
+    return _filter(seqs, p)[1]
+
+
+def _filter(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(predictions, masteries before each response's learning step, final masteries)."""
     k = seqs.skill
     prior, forget = p.prior[k], p.forget[k]
     guess, slip = p.emissions_of(seqs)
@@ -137,6 +150,7 @@ def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, Float
     before, after = _learning_rates(seqs, p)
     m = prior.copy()
     pred = np.empty_like(seqs.obs)
+    held = np.empty_like(seqs.obs)
     for t in range(seqs.steps):
         n, sl = int(seqs.n_active[t]), seqs.at(t)
         mm = m[:n]
@@ -144,12 +158,13 @@ def filter_sequences(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, Float
             floor = prior[:n]
             decayed = floor + (mm - floor) * np.exp(-forget[:n] * seqs.gap_days[sl])
             mm = np.where(mm > floor, decayed, mm)
+        held[sl] = mm
         mm = mm + (1 - mm) * before[sl]
         pred[sl] = mm * (1 - slip[sl]) + (1 - mm) * guess[sl]
         known = mm * e1_all[sl]
         post = known / (known + (1 - mm) * e0_all[sl])
         m[:n] = post + (1 - post) * after[sl]
-    return pred, m
+    return pred, held, m
 
 
 def pair_rates(seqs: Sequences, p: ParamArrays) -> FloatArray:

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from recommender.domain.catalog import Catalog
 from recommender.kt.fit import ParamArrays, filter_sequences
+from recommender.ml.blend import fit_logistic
 from recommender.ml.data import EventTable, TrainingData
 from recommender.ml.metrics import auc, expected_calibration_error, ranking_at_k, reliability, rmse
 from recommender.ml.model import HybridModel
@@ -30,7 +31,7 @@ BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
 KT_METRICS = ("auc", "rmse", "ece")
 RANK_METRICS = ("precision@10", "recall@10", "ndcg@10", "coverage")
-MODELS = ("luban", "bkt", "cf_only", "popularity", "random", "syllabus")
+MODELS = ("luban", "served", "bkt", "cf_only", "popularity", "random", "syllabus")
 SMOOTHING = 5.0
 
 
@@ -211,7 +212,7 @@ class _Scorer:
         if name not in self.stackers:
             rows = self.split.train
             x = self._stack_features(model, rows, cold=False, leave_one_out=True)
-            self.stackers[name] = _fit_logistic(x, self.labels[rows])
+            self.stackers[name] = fit_logistic(x, self.labels[rows])
         return self.stackers[name]
 
     def _stack_features(self, model: HybridModel, rows: BoolArray, cold: bool, leave_one_out: bool) -> FloatArray:
@@ -236,7 +237,7 @@ class _Scorer:
                 "ece": expected_calibration_error(labels, pred),
             }
 
-        results = {"luban": kt(self._luban(rows, model, cold))}
+        results = {"luban": kt(self._luban(rows, model, cold)), "served": kt(self._served(rows, model, cold))}
         if cf_model is not None:
             results |= {
                 "bkt": kt(self.bkt_pred[rows]),
@@ -250,9 +251,20 @@ class _Scorer:
         return results
 
     def _luban(self, rows: BoolArray, model: HybridModel, cold: bool) -> FloatArray:
-        """The service's success predictions on `rows` (the stacked blend)."""
+        """The hybrid's components stacked on `rows`: knowledge tracing, the factor model, item
+        difficulty and the learner's recent results, weighed by a regression fitted here on the
+        training events. Evaluation's own blend: the service reads neither item difficulty nor
+        recent results (`served` is what it plans with)."""
         stacked = self._stack_features(model, rows, cold, leave_one_out=False) @ self._stacker(model, str(id(model)))
         return _sigmoid(stacked)
+
+    def _served(self, rows: BoolArray, model: HybridModel, cold: bool) -> FloatArray:
+        """The blend the planner serves on `rows`: knowledge tracing's and the factor model's
+        logits with the model's fitted weights (ml/blend.py)."""
+        blend = model.blend
+        z = (blend.knowledge * _logit(self.bkt_pred[rows]) + blend.model * _logit(self._success_prob(model, rows, cold))
+             + blend.intercept)  # fmt: skip
+        return _sigmoid(z)
 
     def calibration(
         self, rows: BoolArray, model: HybridModel, *, cold: bool
@@ -384,24 +396,6 @@ def _success_rates(table: EventTable, train: BoolArray) -> tuple[Callable[[BoolA
         return (s + SMOOTHING * module_rate[modules]) / (c + SMOOTHING)
 
     return item_rate, module_rate
-
-
-def _fit_logistic(x: FloatArray, labels: BoolArray, l2: float = 1e-3, iterations: int = 25) -> FloatArray:
-    """Logistic regression by Newton's method (a handful of features)."""
-    if len(x) > 300_000:
-        pick = np.random.default_rng(0).choice(len(x), 300_000, replace=False)
-        x, labels = x[pick], labels[pick]
-    y = labels.astype(np.float64)
-    w = np.zeros(x.shape[1])
-    for _ in range(iterations):
-        p = _sigmoid(x @ w)
-        gradient = x.T @ (p - y) + l2 * w
-        hessian = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(x.shape[1])
-        step = np.linalg.solve(hessian, gradient)
-        w -= step
-        if np.abs(step).max() < 1e-6:
-            break
-    return w
 
 
 def _logit(p: FloatArray) -> FloatArray:

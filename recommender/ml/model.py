@@ -18,6 +18,7 @@ from scipy import sparse
 from recommender.domain.catalog import Catalog
 from recommender.domain.learner import Learner
 from recommender.kt.bkt import BKTModel
+from recommender.ml.blend import SuccessBlend
 from recommender.ml.features import (
     NO_FEATURES,
     FeatureSchema,
@@ -92,6 +93,12 @@ class HybridModel:
         mastery left its success side does not (ml.train); an older artifact
         was trained with them and is served as it was trained."""
         return bool(self.meta.get(SUCCESS_READS_MASTERY_META, True))
+
+    @property
+    def blend(self) -> SuccessBlend:
+        """How the planner weighs this model's success logit against knowledge tracing's: fitted
+        at training (ml/blend.py); an artifact trained before that is served half and half."""
+        return SuccessBlend.from_meta(self.meta)
 
     def without_user_features(self, names: Iterable[str]) -> HybridModel:
         """The model with these learner features' rows removed from both factor models (an erased

@@ -29,6 +29,14 @@ from recommender.domain.catalog import Catalog
 from recommender.kt.bkt import BKTModel
 from recommender.kt.fit import ParamArrays, filter_sequences, fit_bkt
 from recommender.kt.sequences import Sequences
+from recommender.ml.blend import (
+    BLEND_META,
+    SuccessBlend,
+    fit_blend,
+    held_out_learners,
+    knowledge_logits,
+    module_results,
+)
 from recommender.ml.data import EventTable, TrainingData
 from recommender.ml.features import (
     NO_FEATURES,
@@ -60,6 +68,9 @@ class TrainConfig:
     reset_degenerate_bkt: bool = True
     # the learner attributes that may become features (none unless declared)
     features: FeatureSchema = NO_FEATURES
+    # fit the planner's blend of knowledge tracing and the model on held-out learners (ml/blend.py);
+    # off: the half-and-half default
+    fit_blend: bool = True
 
 
 def fit_knowledge_tracing(
@@ -142,6 +153,14 @@ def train_hybrid(
     success_weights = sparse.coo_matrix((weights, (users, items)), shape=shape)
     ranking_interactions = sparse.coo_matrix((np.ones(len(users), dtype=np.float32), (users, items)), shape=shape)
 
+    def factors(model: Any) -> FactorModel:
+        return FactorModel(
+            user_embeddings=np.asarray(model.user_embeddings, dtype=np.float32),
+            user_biases=np.asarray(model.user_biases, dtype=np.float32),
+            item_embeddings=np.asarray(model.item_embeddings, dtype=np.float32),
+            item_biases=np.asarray(model.item_biases, dtype=np.float32),
+        )
+
     def fit(
         loss: str,
         interactions: sparse.coo_matrix,
@@ -161,24 +180,54 @@ def train_hybrid(
             t0 = time.perf_counter()
             model.fit_partial(interactions, user_features=features[0], item_features=features[1],
                               sample_weight=sample_weight, epochs=1, num_threads=1)  # fmt: skip
-            done = (part * config.epochs + epoch + 1) / (2 * config.epochs)
+            done = (part * config.epochs + epoch + 1) / (parts * config.epochs)
             report(f"{loss} epoch {epoch + 1}/{config.epochs} ({time.perf_counter() - t0:.2f} s)", done)
         return model
 
+    parts = 3 if config.fit_blend else 2
     success = fit("logistic", success_interactions, success_weights, 0, (x, y))
     ranking = fit("warp", ranking_interactions, None, 1, (x_rank, y_rank))
+    blend = SuccessBlend(source="default: not fitted (TrainConfig.fit_blend off)")
+    if config.fit_blend:
+        # the same success model, fitted without a held-out share of the learners, then scored on
+        # them from their features alone (as a new learner is served), beside knowledge tracing
+        # fitted on the same learners the factor model saw
+        held = held_out_learners(len(table.learner_ids), config.seed)
+        seen = ~held[users]
 
-    def factors(model: Any) -> FactorModel:
-        return FactorModel(
-            user_embeddings=np.asarray(model.user_embeddings, dtype=np.float32),
-            user_biases=np.asarray(model.user_biases, dtype=np.float32),
-            item_embeddings=np.asarray(model.item_embeddings, dtype=np.float32),
-            item_biases=np.asarray(model.item_biases, dtype=np.float32),
-        )
+        def part_of(values: np.ndarray) -> sparse.coo_matrix:
+            return sparse.coo_matrix((values[seen], (users[seen], items[seen])), shape=shape)
+
+        held_success = factors(fit("logistic", part_of(labels), part_of(weights), 2, (x, y)))
+        if (module_results(table) & held[table.learner]).any():
+            held_table = table.subset(held[table.learner])
+            seen_table = table.subset(~held[table.learner])
+            seen_bkt = (
+                fit_bkt(seen_table.skill_sequences(catalog.module_skill_weights), len(catalog.skill_ids),
+                        reset_degenerate=config.reset_degenerate_bkt)
+                if config.fit_bkt and len(seen_table)
+                else ParamArrays.constant(len(catalog.skill_ids))
+            )  # fmt: skip
+            chosen = module_results(held_table)  # held_table's learners: held_ids, in order
+            knowledge = knowledge_logits(held_table, catalog, seen_bkt)[chosen]
+            held_ids = np.flatnonzero(held)
+            cold = as_float32(user_space.matrix([
+                learner_tokens(data.learners.get(table.learner_ids[i]), table.learner_ids[i], {}, identity=False,
+                               use_features=config.use_features, schema=config.features)
+                for i in held_ids.tolist()
+            ]))  # fmt: skip
+            learner_vectors = held_success.learner_vectors(cold)
+            module_vectors = held_success.module_vectors(y)
+            learners, modules = held_table.learner[chosen], held_table.module[chosen]
+            model_logit = np.einsum("ij,ij->i", learner_vectors[learners], module_vectors[modules])
+            blend = fit_blend(knowledge, model_logit, held_table.score[chosen] >= PASS_SCORE)
+        else:
+            blend = fit_blend(np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
 
     bkt_model: BKTModel = bkt.to_model(catalog.skill_ids, catalog.module_ids)
     meta = {
         SUCCESS_READS_MASTERY_META: False,
+        BLEND_META: blend.to_meta(),
         "params": {k: v for k, v in asdict(config).items() if k != "features"},
         "data_fingerprint": data.fingerprint(),
         "counts": {

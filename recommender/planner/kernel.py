@@ -193,6 +193,7 @@ def _plan_steps_py(
     flagged: BoolArray,
     model_logit: FloatArray,
     has_model: bool,
+    knowledge_weight: float,
     behind0: FloatArray,
     minutes_used0: FloatArray,
     taken0: IntArray,
@@ -331,7 +332,7 @@ def _plan_steps_py(
                     continue
                 logit = math.log(content[j] / (1.0 - content[j])) + content_shift[j]
                 if has_model:
-                    logit = 0.5 * logit + 0.5 * model_logit[b, j]
+                    logit = knowledge_weight * logit + model_logit[b, j]
                 success = 1.0 / (1.0 + math.exp(-logit))
                 z = (success - target) / width
                 score[j] = value[j] * (floor + (1.0 - floor) * math.exp(-(z * z))) * hours_penalty[j]
@@ -449,6 +450,7 @@ def plan_steps(
     implied: BoolArray,
     flagged: BoolArray,
     model_logit: FloatArray | None,
+    knowledge_weight: float,
     behind_unplaced: FloatArray,
     minutes_used: FloatArray,
     taken: IntArray,
@@ -457,8 +459,9 @@ def plan_steps(
     route: tuple[IntArray, IntArray, BoolArray, FloatArray] | None = None,
 ) -> Steps:
     """Run the compiled step loop over a batch: the arguments are the reference's _Work arrays
-    (learners, ...), read only; `route` is (gate, level, route, opened) when some learner of the
-    batch takes the Chinese route."""
+    (learners, ...), read only; `model_logit` is the model's part of the success logit and
+    `knowledge_weight` knowledge tracing's weight beside it; `route` is (gate, level, route,
+    opened) when some learner of the batch takes the Chinese route."""
     size, n_view = allowed.shape
     width = max(1, int(max_steps.max(initial=1)) - int(taken.min(initial=0)))
     out = Steps(
@@ -485,7 +488,7 @@ def plan_steps(
         r.module_right, r.module_guess, r.content_shift, r.hours_penalty, r.prereq_pad, r.minutes, r.behind,
         r.req_idx, r.level, r.weight, r.gated, r.consts, r.raises,
         mastery, allowed, implied, flagged, model_logit if model_logit is not None else np.zeros((size, n_view)),
-        model_logit is not None, behind_unplaced, minutes_used, taken, max_steps, budget,
+        model_logit is not None, float(knowledge_weight), behind_unplaced, minutes_used, taken, max_steps, budget,
         gate, level, on_route, opened, route is not None,
         out.chosen, out.content, out.value, out.unlock, out.projected, out.satisfied, out.level,
         out.n_steps, out.stop, out.readiness_after, out.ambiguous,
@@ -505,4 +508,4 @@ def warm() -> None:
         prereq_pad=i2, minutes=f1, behind=f2, req_idx=i1, level=f1, weight=f1, gated=np.zeros(0, dtype=np.bool_),
         consts=np.zeros(7), raises=n1,
     )  # fmt: skip
-    plan_steps(role, f2, b2, b2, b2, None, np.zeros((0, 0, 0)), f1, n1, n1, f1)
+    plan_steps(role, f2, b2, b2, b2, None, 1.0, np.zeros((0, 0, 0)), f1, n1, n1, f1)

@@ -105,10 +105,14 @@ class LearnerState:
 
 @dataclass(frozen=True)
 class ModelOpinion:
-    """The hybrid model's predicted success per module for this learner (catalog order)."""
+    """The hybrid model's predicted success per module for this learner (catalog order), and how
+    the planner blends it with knowledge tracing's in logit space (the model's SuccessBlend)."""
 
     success: FloatArray
     version: str
+    knowledge_weight: float = 0.5
+    model_weight: float = 0.5
+    intercept: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -323,13 +327,26 @@ def requirement_targets(role: TargetRole, confidence: float, mastery_is_level: b
     return required
 
 
-def _success(content: FloatArray, content_shift: FloatArray, model_logit: FloatArray | None) -> FloatArray:
+def _success(
+    content: FloatArray, content_shift: FloatArray, model_term: FloatArray | None, knowledge_weight: float
+) -> FloatArray:
     """P(success) of studying each module: BKT's prediction (content) shifted by difficulty,
-    blended in logit space with the hybrid model's prediction when one is active."""
+    blended in logit space with the hybrid model's prediction when one is active (`model_term`:
+    the model's weighted logit plus the blend's intercept, _model_terms)."""
     logit = np.log(content / (1.0 - content)) + content_shift
-    if model_logit is not None:
-        logit = 0.5 * logit + 0.5 * model_logit
+    if model_term is not None:
+        logit = knowledge_weight * logit + model_term
     return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=np.float64)
+
+
+def _model_terms(inputs: Sequence[PlanInput], modules: npt.NDArray[np.intp]) -> tuple[FloatArray | None, float]:
+    """(the model's part of each learner's success logit on the view's modules, the weight of
+    knowledge tracing's part): one model serves a batch, so one blend."""
+    first = inputs[0].model
+    if first is None:
+        return None, 1.0
+    p = np.clip(np.stack([x.model.success[modules] for x in inputs if x.model is not None]), 1e-4, 1 - 1e-4)
+    return first.model_weight * np.log(p / (1.0 - p)) + first.intercept, first.knowledge_weight
 
 
 def _score(value: FloatArray, success: FloatArray, hours_penalty: FloatArray) -> FloatArray:
@@ -370,7 +387,8 @@ class _BatchStart:
     readiness_now: FloatArray
     unreachable: list[tuple[str, ...]]  # role skills out of reach, per learner
     review_due: BoolArray  # role requirements met at their peak and forgotten since
-    model_logit: FloatArray | None
+    model_logit: FloatArray | None  # the model's part of the success logit (_model_terms)
+    knowledge_weight: float  # knowledge tracing's weight in the success logit
     renderers: list[Renderer]
     route: _ChineseRoute | None
     explain: _Explainer
@@ -436,17 +454,12 @@ class _BatchStart:
         unreachable = _unreachable_skills(catalog, ra, reachable, mastery)
         peak = np.stack([x.state.peak[ra.req_idx] for x in inputs])
         review_due = (peak >= ra.level) & (mastery[:, ra.req_idx] < ra.level)
-        model_logit = None
-        if inputs[0].model is not None:
-            p = np.clip(
-                np.stack([x.model.success[view.modules] for x in inputs if x.model is not None]), 1e-4, 1 - 1e-4
-            )
-            model_logit = np.log(p / (1.0 - p))
+        model_logit, knowledge_weight = _model_terms(inputs, view.modules)
         renderers = [arrays.renderer(x.options.locale) for x in inputs]
         explain = _Explainer(catalog, ra, threshold, {id(x): reachable[row] for row, x in enumerate(inputs)}, route)
         return cls(ra, threshold, mastery, gate, level_now, allowed, reachable, mastered_now, implied_only,
-                   failed_out, readiness_now, unreachable, review_due, model_logit, renderers, route,
-                   explain)  # fmt: skip
+                   failed_out, readiness_now, unreachable, review_due, model_logit, knowledge_weight, renderers,
+                   route, explain)  # fmt: skip
 
 
 def _evidenced_below(ra: _RoleArrays, inputs: Sequence[PlanInput], attempts: IntArray) -> BoolArray:
@@ -505,6 +518,7 @@ def _walk(arrays: CatalogArrays, start: _BatchStart, inputs: Sequence[PlanInput]
         gate=start.gate if route is not None else None,
         route=route.modules if route is not None else None,
         opened=route.opened if route is not None else None,
+        knowledge_weight=start.knowledge_weight,
     )
     out = _Out(steps, [StopReason.MAX_STEPS] * size, np.full(size, -1), [[] for _ in inputs], np.zeros(size))
     left: _Work | None = work
@@ -635,7 +649,7 @@ def _reference_steps(
         known = (view.pad_share * m_pad).sum(axis=2)
         # np.minimum(np.maximum()) is np.clip, at a fraction of its per-call cost
         content = np.minimum(np.maximum(known * ra.module_right + (1.0 - known) * ra.module_guess, 1e-4), 1 - 1e-4)
-        success = _success(content, ra.content_shift, work.model_logit)
+        success = _success(content, ra.content_shift, work.model_logit, work.knowledge_weight)
         # projected mastery of each module's skills after studying it
         updated = ra.bkt.expected_update(m_pad)
         projected = np.maximum(m_pad + view.pad_weights * (updated - m_pad), m_pad)
@@ -757,13 +771,13 @@ def _compiled_steps(
         c = np.ascontiguousarray
         route = (c(work.gate, dtype=np.int64), c(work.level, dtype=np.int64), c(work.route), c(work.opened))
     found = kernel.plan_steps(
-        role, work.mastery, work.allowed, work.implied, flagged, work.model_logit,
+        role, work.mastery, work.allowed, work.implied, flagged, work.model_logit, work.knowledge_weight,
         work.behind_unplaced, work.minutes_used, work.taken, work.max_steps, work.budget, route,
     )  # fmt: skip
     rows, cols = np.nonzero((np.arange(found.chosen.shape[1]) < found.n_steps[:, None]) & ~found.ambiguous[:, None])
     chosen = found.chosen[rows, cols]
     logit = None if work.model_logit is None else work.model_logit[rows, chosen]
-    success = _success(found.content[rows, cols], ra.content_shift[chosen], logit)
+    success = _success(found.content[rows, cols], ra.content_shift[chosen], logit, work.knowledge_weight)
     score = _score(found.value[rows, cols], success, ra.hours_penalty[chosen])
     mastery = work.mastery.copy()  # each row projected along its path as explain.step places steps
     # the per-step values as Python lists, read once each (a numpy scalar costs more to fetch)
@@ -865,6 +879,7 @@ class _Work:
     gate: IntArray | None  # (learners, view modules) the HSK level each module needs
     route: BoolArray | None  # (learners, view modules) the route's modules
     opened: FloatArray | None  # (learners, requirements) 1 where the route opens the requirement
+    knowledge_weight: float = 1.0  # knowledge tracing's weight in the success logit (_model_terms)
 
     def keep(self, rows: BoolArray) -> _Work:
         logit = None if self.model_logit is None else self.model_logit[rows]
@@ -875,7 +890,8 @@ class _Work:
         return _Work(self.ids[rows], self.mastery[rows], self.placed[rows], self.implied[rows], self.allowed[rows],
                      flagged,
                      logit, self.behind_unplaced[rows], self.minutes_used[rows], self.taken[rows],
-                     self.max_steps[rows], self.budget[rows], self.level[rows], gate, route, opened)  # fmt: skip
+                     self.max_steps[rows], self.budget[rows], self.level[rows], gate, route, opened,
+                     self.knowledge_weight)  # fmt: skip
 
 
 def _gates(arrays: CatalogArrays, view: ModuleView, inputs: Sequence[PlanInput]) -> tuple[IntArray, BoolArray]:

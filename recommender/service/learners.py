@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextvars
+import functools
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -150,21 +151,28 @@ class LearnerService:
 
     def record_stream(self, tenant: str, batches: Iterable[Sequence[AssessmentEvent]]) -> Iterator[IngestResult]:
         """record_batch of each batch in turn (indices counted within each batch), one result per
-        batch as its transaction commits. The next batch is read and validated while the one
-        before is written: the write spends most of its time in the database and its sync, which
-        do not hold the interpreter, so a stream's Python work and its writes overlap. Batches are
-        written one after another in order, each as record_batch would; a failure is raised when
-        its batch's result is due, and no later batch is written."""
-        context = contextvars.copy_context()  # the call's deadline, for the writes on the other thread
-        with ThreadPoolExecutor(1, thread_name_prefix="luban-ingest") as writer:
-            pending: Future[IngestResult] | None = None
+        batch, in order, once its transaction committed. Batches are read and validated on this
+        thread while a writer thread writes the ones validated before: the writes spend most of
+        their time in the database and its sync, which do not hold the interpreter. The writer
+        takes every batch validated while it wrote the last ones (up to STREAM_TRANSACTION
+        results) into one transaction, as group commit does, so one sync serves several; batches
+        are applied in order, each result as record_batch gives it. A failure is raised when its
+        batch's result is due, and no batch after it is written; when reading the stream fails,
+        the batches read before it are written first."""
+        with _StreamWriter(functools.partial(self._write_batches, tenant)) as writer:
             for events in batches:
-                checked = self._check_batch(tenant, events, 0)
-                if pending is not None:
-                    yield pending.result()
-                pending = writer.submit(context.copy().run, self._write_batch, tenant, checked)
-            if pending is not None:
-                yield pending.result()
+                writer.put(self._check_batch(tenant, events, 0))
+                yield from writer.written()
+            writer.finish()
+            while results := writer.written():
+                yield from results
+
+    def _write_batches(self, tenant: str, batches: Sequence[_CheckedBatch]) -> list[IngestResult]:
+        """Several validated batches in one transaction, each with its own result (their results'
+        recorded time is the last batch's)."""
+        groups = [(tenant, [e for _, e in b.valid]) for b in batches]
+        recorded = self._store.record_event_groups(groups, self._updater(tenant), batches[-1].now)
+        return [_ingest_result(b, r.outcomes) for b, r in zip(batches, recorded, strict=True)]
 
     def _check_batch(self, tenant: str, events: Sequence[AssessmentEvent], first_index: int) -> _CheckedBatch:
         now = self._clock()
@@ -180,28 +188,9 @@ class LearnerService:
         return _CheckedBatch(now, valid, rejected)
 
     def _write_batch(self, tenant: str, batch: _CheckedBatch) -> IngestResult:
-        result = IngestResult(rejected=list(batch.rejected))
         valid = batch.valid
         outcomes = self._store.record_events(tenant, [e for _, e in valid], self._updater(tenant), batch.now)
-        for (index, event), outcome in zip(valid, outcomes, strict=True):
-            if outcome is EventOutcome.ACCEPTED:
-                result.accepted += 1
-            elif outcome is EventOutcome.DUPLICATE:
-                result.duplicates += 1
-            elif outcome is EventOutcome.UNKNOWN_LEARNER:
-                result.rejected.append(
-                    Rejection(index, event.event_id, NotFound("learner", event.learner_id, "learner_id"))
-                )
-            else:
-                result.rejected.append(
-                    Rejection(
-                        index,
-                        event.event_id,
-                        AlreadyExists("event_id already recorded with a different payload", "event_id"),
-                    )
-                )
-        result.rejected.sort(key=lambda r: r.index)
-        return result
+        return _ingest_result(batch, outcomes)
 
     def profile(self, tenant: str, learner_id: str, as_of: datetime | None = None) -> SkillProfile:
         """Masteries as of `as_of` (default now), forgetting applied."""
@@ -217,6 +206,111 @@ class LearnerService:
         model = self._bkt(tenant)
         states = self._store.get_skill_states_many(tenant, learner_ids)
         return {lid: project_profile(lid, states.get(lid, []), None, model, now) for lid in learner_ids}
+
+
+def _ingest_result(batch: _CheckedBatch, outcomes: Sequence[EventOutcome]) -> IngestResult:
+    result = IngestResult(rejected=list(batch.rejected))
+    for (index, event), outcome in zip(batch.valid, outcomes, strict=True):
+        if outcome is EventOutcome.ACCEPTED:
+            result.accepted += 1
+        elif outcome is EventOutcome.DUPLICATE:
+            result.duplicates += 1
+        elif outcome is EventOutcome.UNKNOWN_LEARNER:
+            result.rejected.append(
+                Rejection(index, event.event_id, NotFound("learner", event.learner_id, "learner_id"))
+            )
+        else:
+            result.rejected.append(
+                Rejection(
+                    index,
+                    event.event_id,
+                    AlreadyExists("event_id already recorded with a different payload", "event_id"),
+                )
+            )
+    result.rejected.sort(key=lambda r: r.index)
+    return result
+
+
+STREAM_TRANSACTION = 4000  # results a stream's writer takes into one transaction (at least one batch)
+STREAM_AHEAD = 8000  # results validated ahead of the writer before reading the stream waits for it
+
+
+class _StreamWriter:
+    """The writer thread of one stream (LearnerService.record_stream): takes the batches put
+    since its last transaction, in order, and writes them in the next one; the results come back
+    in order through written(). The thread runs in a copy of the caller's context (the call's
+    deadline)."""
+
+    def __init__(self, write: Callable[[Sequence[_CheckedBatch]], list[IngestResult]]) -> None:
+        self._write = write
+        self._ready = threading.Condition()
+        self._queue: list[_CheckedBatch] = []
+        self._queued = 0  # valid results in the queue
+        self._results: list[IngestResult] = []
+        self._error: BaseException | None = None
+        self._finishing = False
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(self._run,), name="luban-ingest", daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> _StreamWriter:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        """However the stream ended, what was put is written (or failed) before this returns."""
+        self.finish()
+
+    def put(self, batch: _CheckedBatch) -> None:
+        """Queue a batch, once the writer is at most STREAM_AHEAD results behind."""
+        with self._ready:
+            while self._queued >= STREAM_AHEAD and self._error is None:
+                self._ready.wait()
+            if self._error is None:
+                self._queue.append(batch)
+                self._queued += len(batch.valid)
+                self._ready.notify_all()
+
+    def written(self) -> list[IngestResult]:
+        """The results committed since the last call, in order; the writer's failure once every
+        result before it was returned."""
+        with self._ready:
+            results, self._results = self._results, []
+            if not results and self._error is not None:
+                raise self._error
+            return results
+
+    def finish(self) -> None:
+        """Wait until every batch put is written, or the writer failed."""
+        with self._ready:
+            self._finishing = True
+            self._ready.notify_all()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while True:
+            with self._ready:
+                while not self._queue and not self._finishing:
+                    self._ready.wait()
+                if not self._queue:
+                    return
+                taken, size = 1, len(self._queue[0].valid)
+                while taken < len(self._queue) and size + len(self._queue[taken].valid) <= STREAM_TRANSACTION:
+                    size += len(self._queue[taken].valid)
+                    taken += 1
+                batches, self._queue = self._queue[:taken], self._queue[taken:]
+                self._queued -= size
+                self._ready.notify_all()
+            try:
+                results = self._write(batches)
+            except BaseException as exc:
+                with self._ready:
+                    self._error = exc
+                    self._queue, self._queued = [], 0
+                    self._ready.notify_all()
+                return
+            with self._ready:
+                self._results.extend(results)
+                self._ready.notify_all()
 
 
 def project_profile(

@@ -228,7 +228,8 @@ class Planner:
         ]
         vectors = self.model.success_vectors([s.learner for s in states], [x.key for x in items], practiced)
         success = self.model.success_by_row(vectors, self.catalog)
-        return [ModelOpinion(success=row, version=self.model.version) for row in success]
+        blend = self.model.blend
+        return [ModelOpinion(row, self.model.version, blend.knowledge, blend.model, blend.intercept) for row in success]
 
     def options_for(self, learner: Learner, request: PathRequest) -> PlanOptions:
         """Validate the request against the learner and catalog; defaults come from the learner (the

@@ -65,6 +65,7 @@ from recommender.storage.watchdog import Watchdog
 log = logging.getLogger(__name__)
 
 _IN_CHUNK = 500  # bound on bound parameters per IN (...) list
+STATE_CACHE_LEARNERS = 100_000  # learners whose states the SQLite writer keeps between transactions
 WATCHDOG = Watchdog()
 PING_SECONDS = 5.0  # a checkout ping longer than this means the server is not answering
 SEVER_MARGIN_SECONDS = 1.0  # past a call's deadline before the watchdog cuts its connection
@@ -236,6 +237,11 @@ class SqlStore:
         self._writer_lock = writer_lock
         self._write_lock: AbstractContextManager[object] = writer_lock if writer_lock is not None else nullcontext()
         self._writer: Any = None  # SQLite: the pooled connection _sqlite_write keeps
+        # SQLite: skill states as the writer last committed them, per (tenant, learner): skill ->
+        # state, or None where the learner has none; valid while no other connection committed
+        # (PRAGMA data_version, read in each write transaction, still gives _states_version)
+        self._state_cache: dict[tuple[str, str], dict[str, SkillState | None]] = {}
+        self._states_version: int | None = None
 
     # plumbing -------------------------------------------------------------------------------
     @contextmanager
@@ -270,6 +276,13 @@ class SqlStore:
             raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
         except sa_exc.SQLAlchemyError as exc:
             raise StoreUnavailable(f"store error: {_short(exc)}") from exc
+        except self.engine.dialect.loaded_dbapi.Error as exc:  # from a statement on the driver's own cursor
+            if isinstance(exc, self.engine.dialect.loaded_dbapi.IntegrityError):
+                raise Conflict(f"a concurrent write conflicted; retry ({_short(exc)})") from exc
+            code = getattr(exc, "sqlstate", None)
+            if code in _PG_RETRYABLE:
+                raise Conflict(f"concurrent transaction conflict; retry ({code})") from exc
+            raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
 
     @contextmanager
     def _sqlite_write(self) -> Iterator[Any]:
@@ -288,9 +301,14 @@ class SqlStore:
                 conn: Any = self._writer.driver_connection
                 conn.execute("BEGIN IMMEDIATE")
                 try:
+                    (version,) = conn.execute("PRAGMA data_version").fetchone()
+                    if version != self._states_version:  # another connection committed since
+                        self._state_cache.clear()
+                        self._states_version = version
                     yield conn
                     conn.execute("COMMIT")
                 except BaseException:
+                    self._forget_states()  # it may hold what was not committed
                     if conn.in_transaction:  # the body failed, or the commit did
                         with suppress(dbapi.Error):
                             conn.execute("ROLLBACK")
@@ -301,8 +319,13 @@ class SqlStore:
             self._drop_writer()  # a connection that failed is not kept: the next write opens another
             raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
 
+    def _forget_states(self) -> None:
+        self._state_cache.clear()
+        self._states_version = None
+
     def _drop_writer(self) -> None:
         with self._write_lock:
+            self._forget_states()
             writer, self._writer = self._writer, None
             if writer is not None:
                 with suppress(Exception):
@@ -842,7 +865,11 @@ class SqlStore:
         known = self._lock_learners(c, tenant, [e.learner_id for e in events])
         fingerprints = self._fingerprints(c, tenant, [e.event_id for e in events])
         touched_skills = sorted({s for e in events if e.learner_id in known for s in e.skill_ids})
-        states = self._states(c, tenant, sorted(known), None if with_profiles else touched_skills)
+        states: dict[str, dict[str, SkillState | None]]
+        if with_profiles or self.dialect != "sqlite":
+            states = self._states(c, tenant, sorted(known), None if with_profiles else touched_skills)  # type: ignore[assignment]
+        else:
+            states = self._cached_states(c, tenant, known, touched_skills)
         outcomes: list[EventOutcome] = []
         new_rows: list[tuple[Any, ...]] = []
         dirty: dict[tuple[str, str], SkillState] = {}
@@ -858,7 +885,7 @@ class SqlStore:
                 continue
             fingerprints[e.event_id] = fingerprint
             current = states.setdefault(e.learner_id, {})
-            touched = {s: current[s] for s in e.skill_ids if s in current}
+            touched = {s: state for s in e.skill_ids if (state := current.get(s)) is not None}
             for state in updater(touched, e):
                 current[state.skill_id] = state
                 dirty[(e.learner_id, state.skill_id)] = state
@@ -877,10 +904,44 @@ class SqlStore:
             for learner_id, updated_us in known.items():
                 at = now_us if learner_id in updated_learners else updated_us
                 profiles[learner_id] = (
-                    sorted(states.get(learner_id, {}).values(), key=lambda s: s.skill_id),
+                    sorted(states.get(learner_id, {}).values(), key=lambda s: s.skill_id),  # type: ignore[arg-type]
                     from_micros(at) if at is not None else None,
                 )
+            if self._state_cache:  # what the writer keeps of these learners stays as committed
+                for (learner_id, skill_id), state in dirty.items():
+                    entry = self._state_cache.get((tenant, learner_id))
+                    if entry is not None:
+                        entry[skill_id] = state
         return outcomes, profiles
+
+    def _cached_states(
+        self, c: Any, tenant: str, known: dict[str, int | None], skill_ids: Sequence[str]
+    ) -> dict[str, dict[str, SkillState | None]]:
+        """The SQLite writer's _states: the learners' states of `skill_ids` (None where a learner
+        has none), read only for learners the writer does not already hold them of. The entries
+        returned are the cache's own, so what the transaction updates in them is kept."""
+        cache = self._state_cache
+        wanted = set(skill_ids)
+        states: dict[str, dict[str, SkillState | None]] = {}
+        missing: list[str] = []
+        for learner_id in sorted(known):
+            entry = cache.get((tenant, learner_id))
+            if entry is not None and entry.keys() >= wanted:
+                states[learner_id] = entry
+            else:
+                missing.append(learner_id)
+        if not missing:
+            return states
+        if len(cache) + len(missing) > STATE_CACHE_LEARNERS:
+            cache.clear()  # a bound on memory; the learners of this transaction are read again
+        read = self._states(c, tenant, missing, skill_ids)
+        absent = dict.fromkeys(skill_ids)
+        for learner_id in missing:
+            entry = cache.setdefault((tenant, learner_id), {})
+            entry.update(absent)
+            entry.update(read.get(learner_id, {}))
+            states[learner_id] = entry
+        return states
 
     def _fingerprints(self, c: Connection | Any, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}

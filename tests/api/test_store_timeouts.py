@@ -87,7 +87,9 @@ def test_the_database_gives_up_when_the_call_does(
     take_lock(conn)
     with pytest.raises(grpc.RpcError) as exc:
         long_timeout.stub.GetLearner(pb.GetLearnerRequest(learner_id="ana"), timeout=1.0)
-    assert exc.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    # the statement's timeout is the time the call had left when the server read it, so the server
+    # may answer UNAVAILABLE (statement timeout) a moment before the caller's own deadline fires
+    assert exc.value.code() in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE), exc.value.details()
     # while the lock is still held, nothing of ours waits for it any more
     observer = sa.create_engine(postgres_url)
     try:

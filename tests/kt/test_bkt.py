@@ -243,3 +243,72 @@ def test_with_the_default_item_pair_a_check_at_six_of_ten_does_not_read_as_being
     default = SkillParams(prior=0.9)
     assert after(6, default) < confidence < after(8, default)
     assert after(6, SkillParams(prior=0.9, item_guess=0.2)) > 0.9
+
+
+@st.composite
+def full_params(draw: st.DrawFn) -> SkillParams:
+    base = draw(params())
+    return SkillParams(
+        prior=base.prior,
+        learn=base.learn,
+        guess=base.guess,
+        slip=base.slip,
+        forget_per_day=base.forget_per_day,
+        floor=base.floor,
+        item_guess=draw(st.floats(0.0, 0.49)),
+        item_slip=draw(st.floats(0.0, 0.49)),
+        item_learn=draw(probability),
+    )
+
+
+@given(
+    st.lists(full_params(), min_size=3, max_size=3),
+    st.lists(
+        st.tuples(
+            st.sampled_from(list(ResultKind)),
+            st.sampled_from(["", "item-1"]),
+            probability,
+            st.floats(-30.0, 400.0),
+            st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3, unique=True),
+        ),
+        max_size=12,
+    ),
+    st.dictionaries(st.sampled_from(["a", "b", "c"]), st.floats(0.0, 1.0), max_size=3),
+    probability,
+)
+def test_the_profile_updater_steps_exactly_as_apply_result(
+    skill_params: list[SkillParams],
+    results: list[tuple[ResultKind, str, float, float, list[str]]],
+    weights: dict[str, float],
+    own_learn: float,
+) -> None:
+    """The updater's written-out step gives apply_result's floats, bit for bit, for every kind of
+    result, with and without forgetting, module learning rates and skill weights."""
+    model = BKTModel(
+        params={"a": skill_params[0], "b": skill_params[1]},
+        default=skill_params[2],
+        module_learn={("m1", "a"): own_learn},
+    )
+    update = profile_updater(model, lambda module: weights if module == "m1" else {})
+    fast: dict[str, SkillState] = {}
+    slow: dict[str, SkillState] = {}
+    for i, (kind, item, score, days, skills) in enumerate(results):
+        module = "m1" if i % 2 else "m2"
+        at = T0 + timedelta(days=days)
+        event = AssessmentEvent(f"e{i}", "ana", module, score, at, tuple(skills), item_id=item, kind=kind)
+        for state in update(fast, event):
+            fast[state.skill_id] = state
+        effective = event.effective_kind
+        for s in skills:
+            assessed = effective is ResultKind.MODULE_ASSESSMENT
+            slow[s] = apply_result(
+                slow.get(s),
+                s,
+                score,
+                at,
+                model.of(s),
+                kind=effective,
+                learn=model.module_learn.get((module, s)) if assessed else None,
+                weight=(weights if module == "m1" else {}).get(s, 1.0) if assessed else 1.0,
+            )
+        assert fast == slow

@@ -102,9 +102,10 @@ def random_inputs(rng: np.random.Generator, catalog: Catalog, n: int, with_model
     """Learners with random mastery (some skills never practised: implication; some forgotten:
     reviews), studied modules (remediation; failed out at 3 attempts), languages, HSK levels,
     weekly minutes, exclusions, budgets, step limits, check settings, thresholds and, with a
-    model, model opinions."""
+    model, model opinions with a blend of their own (one model, so one blend, per call)."""
     n_skills, module_ids = len(catalog.skill_ids), list(catalog.module_ids)
     inputs = []
+    blend = (float(rng.uniform(0.0, 1.5)), float(rng.uniform(0.0, 1.5)), float(rng.normal(0.0, 0.5)))
     for i in range(n):
         languages = tuple(rng.choice(LANGS, size=int(rng.integers(1, 4)), replace=False).tolist())
         learner = Learner(f"x{i}", languages=languages, chinese_level=int(rng.integers(0, 7)),
@@ -129,7 +130,7 @@ def random_inputs(rng: np.random.Generator, catalog: Catalog, n: int, with_model
             check_after_studies=int(rng.choice([0, 3, 3])),
             max_module_attempts=int(rng.choice([3, 3, 1, 0])),
         )
-        model = ModelOpinion(rng.uniform(0.01, 0.99, len(module_ids)), "v1") if with_model else None
+        model = ModelOpinion(rng.uniform(0.01, 0.99, len(module_ids)), "v1", *blend) if with_model else None
         inputs.append(PlanInput(state, options, model))
     return inputs
 
@@ -195,7 +196,7 @@ def test_a_near_tie_between_different_candidates_is_left_to_the_reference() -> N
         mastery = np.array([[0.2, 0.2, 1.0]])  # a, b and the sentinel skill
         found = kernel.plan_steps(
             planner._kernel_inputs(arrays, ra, 0.8), mastery, np.ones((1, 2), dtype=bool), np.zeros((1, 2), dtype=bool),
-            np.zeros((1, 2), dtype=bool), None, np.zeros((1, 2, 3)), np.zeros(1), np.zeros(1, dtype=np.int64),
+            np.zeros((1, 2), dtype=bool), None, 1.0, np.zeros((1, 2, 3)), np.zeros(1), np.zeros(1, dtype=np.int64),
             np.array([10]), np.zeros(1),
         )  # fmt: skip
         assert bool(found.ambiguous[0]) is ambiguous

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
 
@@ -14,7 +15,7 @@ from recommender.domain.assessment import AssessmentEvent
 from recommender.domain.catalog import build_catalog
 from recommender.domain.jobs import TrainingJob
 from recommender.domain.learner import Learner
-from recommender.domain.profile import LearnerRecord
+from recommender.domain.profile import LearnerRecord, SkillState
 from recommender.errors import Conflict
 from recommender.kt.bkt import BKTModel, profile_updater, replay
 from recommender.storage import EventOutcome, SqlStore, migrations, open_store
@@ -163,6 +164,50 @@ def test_states_equal_a_replay_of_the_events(store: SqlStore) -> None:
     states, updated = found
     assert updated == T0
     assert {s.skill_id: s for s in states} == replay(BKTModel(), events)
+
+
+def test_batches_see_what_other_connections_and_single_results_committed(store: SqlStore, store_url: str) -> None:
+    """A writer that keeps the states it committed (SQLite) still applies each batch to the states
+    as stored: after another store's commits, after single results (group commit), after an
+    erasure, and after a batch of its own that failed."""
+    other = open_store(store_url)
+    try:
+        store.upsert_learner("t1", Learner("ana"), T0)
+        applied = [event("a1", skills=("welding", "safety"))]
+        store.record_events("t1", applied, UPDATE, T0)
+        applied.append(event("b1", score=0.0, minutes=10))
+        other.record_events("t1", applied[-1:], UPDATE, T0)  # another process's connection
+        applied.append(event("a2", minutes=20, skills=("welding", "safety")))
+        store.record_events("t1", applied[-1:], UPDATE, T0)
+        applied.append(event("g1", score=0.5, minutes=30, skills=("safety",)))
+        store.record_event_groups([("t1", applied[-1:])], UPDATE, T0, with_profiles=True)
+        applied.append(event("a3", minutes=40, skills=("welding", "safety")))
+        store.record_events("t1", applied[-1:], UPDATE, T0)
+
+        def failing(states: Mapping[str, SkillState], e: AssessmentEvent) -> list[SkillState]:
+            if e.event_id == "x2":
+                raise RuntimeError("the batch fails after updating a state")
+            return UPDATE(states, e)
+
+        with pytest.raises(RuntimeError):
+            store.record_events("t1", [event("x1", score=0.0, minutes=50), event("x2")], failing, T0)
+        applied.append(event("a4", score=0.0, minutes=60))
+        store.record_events("t1", applied[-1:], UPDATE, T0)
+        found = store.get_skill_states("t1", "ana")
+        assert found is not None
+        assert {s.skill_id: s for s in found[0]} == replay(BKTModel(), applied)
+        assert [e.event_id for e in store.events_of("t1", "ana")] == [e.event_id for e in applied]
+
+        other.delete_learner("t1", "ana")
+        store.upsert_learner("t1", Learner("ana"), T0)
+        store.record_events("t1", [event("c1", score=0.0)], UPDATE, T0)
+        found = store.get_skill_states("t1", "ana")
+        assert found is not None
+        assert {s.skill_id: s for s in found[0]} == replay(BKTModel(), [event("c1", score=0.0)]), (
+            "an erased learner starts again from nothing"
+        )
+    finally:
+        other.close()
 
 
 def test_concurrent_writers_on_one_learner_lose_nothing(store: SqlStore) -> None:
