@@ -1,4 +1,4 @@
-from recommender.cli import main
+from recommender.cli import entry
 
 if __name__ == "__main__":  # not when a worker process (multiprocessing's spawn) imports it
-    raise SystemExit(main())
+    entry()

@@ -6,6 +6,7 @@ Global options override the LUBAN_* environment variables (docs/operations/confi
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import sys
@@ -195,6 +196,35 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def entry() -> None:
+    """The `recommender` program (and `python -m recommender`): main(), then an exit whose
+    interpreter shutdown does not walk the heap. Its final collection passes over every object
+    left, and Numba's typing and compiler state are many; frozen, they are still freed by
+    reference counting, and only reference cycles (none hold unwritten output: every command
+    closes what it writes) are left to the operating system.
+
+    `paths` also starts with the collector off: its start-up (imports, the store, the model, the
+    compiled kernel) allocates objects that live as long as the process, and the collector's
+    passes over them find nothing; they are frozen when it ends (_started)."""
+    _START["collector_off"] = True
+    gc.disable()
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
+# entry() turned the collector off for the start-up of the command it runs
+_START: dict[str, bool] = {}
+
+
+def _started() -> None:
+    """The command's start-up is over: what it made is frozen out of the collector's passes (and,
+    before worker processes fork, shared with them unchanged), and the collector is on again."""
+    if _START.pop("collector_off", False):
+        gc.freeze()
+        gc.enable()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -223,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command != "paths":
+        _started()
     from recommender.service.app import build_app
 
     if args.command == "convert":
@@ -422,6 +454,7 @@ def _paths(app: App, args: argparse.Namespace) -> int:
         runner: Any = DaskRunner(args.scheduler, planner, options, now, encode)
     else:
         runner = LocalRunner(planner, options, now, encode, args.workers)
+    _started()  # before the pool's workers fork
     persist = None
     if args.persist:
 

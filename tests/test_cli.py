@@ -62,3 +62,20 @@ def test_catalog_load_reports_bad_files_and_changes_nothing(tmp_path: Path, caps
 def test_python_dash_m_entry_point() -> None:
     out = subprocess.run([sys.executable, "-m", "recommender", "--help"], capture_output=True, text=True, check=True)
     assert "demo" in out.stdout and "serve" in out.stdout
+
+
+def test_the_program_exits_with_the_commands_code(tmp_path: Path) -> None:
+    """`python -m recommender` (and the `recommender` script, the same entry) exits with what the
+    command returned, after freezing the heap for a quick interpreter shutdown."""
+    store = ["--store-url", f"sqlite:///{tmp_path / 's.db'}", "--models-dir", str(tmp_path / "models")]
+    run = [sys.executable, "-m", "recommender", *store]
+    subprocess.run([*run, "demo", "--learners", "5"], capture_output=True, timeout=300, check=True)
+    cohort = tmp_path / "c.csv"
+    cohort.write_text("learner_id,languages,target_role_id\na1,fr,cnc-machine-operator\n", encoding="utf-8")
+    bad = subprocess.run([*run, "paths", "--cohort", str(cohort), "--out", str(tmp_path / "o.txt")],
+                         capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert bad.returncode == 2 and "unknown output format" in bad.stderr
+    good = subprocess.run([*run, "paths", "--cohort", str(cohort), "--out", str(tmp_path / "o.jsonl")],
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert good.returncode == 0, good.stderr
+    assert json.loads((tmp_path / "o.jsonl").read_text(encoding="utf-8"))["learner_id"] == "a1"

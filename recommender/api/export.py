@@ -187,7 +187,11 @@ class JsonlEncoder:
         self.__init__()  # type: ignore[misc]
 
     def __call__(self, paths: Sequence[LearningPath], first_part: bool) -> bytes:
-        return b"".join(map(self.line, paths))
+        return b"".join(self.lines(paths, first_part))
+
+    def lines(self, paths: Sequence[LearningPath], first_part: bool) -> list[bytes]:
+        """The part as its lines, for a writer that need not join them."""
+        return list(map(self.line, paths))
 
     def line(self, path: LearningPath) -> bytes:
         """One path's line. With sorted keys the line is the blockers, the per-learner fields

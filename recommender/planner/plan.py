@@ -784,19 +784,20 @@ def _compiled_steps(
     chosen_rows, unlock_rows, level_rows = found.chosen.tolist(), found.unlock.tolist(), found.level.tolist()
     projected_rows, scores, successes = found.projected.tolist(), score.tolist(), success.tolist()
     ambiguous, n_steps, stop_codes = found.ambiguous.tolist(), found.n_steps.tolist(), found.stop.tolist()
-    n = 0
+    n, step = 0, explain.step
     for i, b in enumerate(work.ids.tolist()):
         if ambiguous[i]:
             continue
         steps, row, chosen_row = out.steps[b], mastery[i], chosen_rows[i]
-        unlocks, levels = unlock_rows[i], level_rows[i]
+        unlocks, levels, projected, satisfied = unlock_rows[i], level_rows[i], projected_rows[i], found.satisfied[i]
+        x, renderer, due = inputs[b], renderers[b], review_due[b]
         for t in range(n_steps[i]):
             j = chosen_row[t]
             if not steps:
                 out.first_study[b] = j
             steps.append(
-                explain.step(inputs[b], renderers[b], len(steps) + 1, row, j, projected_rows[i][t], scores[n],
-                             successes[n], unlocks[t], found.satisfied[i, t], review_due[b], b, levels[t])
+                step(x, renderer, len(steps) + 1, row, j, projected[t], scores[n], successes[n], unlocks[t],
+                     satisfied[t], due, b, levels[t])
             )  # fmt: skip
             n += 1
         out.stops[b] = _KERNEL_STOPS[stop_codes[i]]

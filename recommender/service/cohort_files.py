@@ -110,12 +110,22 @@ def plan_chunk(
         else:
             paths.append(path)
     errors.sort()  # in line order, whichever stage found the problem
-    output = encode(paths, task.index == 0)
-    if not task.spill:
-        return ChunkResult(task.index, output, errors, len(paths))
-    with open(task.spill, "wb") as handle:
-        handle.write(output)  # the parent fsyncs it, while this worker plans its next chunk
+    encode_lines = getattr(encode, "lines", None)
+    if not task.spill or encode_lines is None:
+        output = encode(paths, task.index == 0)
+        if not task.spill:
+            return ChunkResult(task.index, output, errors, len(paths))
+        with open(task.spill, "wb") as handle:
+            handle.write(output)  # the parent fsyncs it, while this worker plans its next chunk
+        return ChunkResult(task.index, None, errors, len(paths))
+    # an encoder of lines (JsonlEncoder): written through one reused buffer, not joined into a
+    # part-sized bytes object first (fresh memory the size of the part, faulted in page by page)
+    with open(task.spill, "wb", buffering=SPILL_BUFFER) as handle:
+        handle.writelines(encode_lines(paths, task.index == 0))
     return ChunkResult(task.index, None, errors, len(paths))
+
+
+SPILL_BUFFER = 1 << 20
 
 
 def _error_field(exc: Exception) -> str:
@@ -178,6 +188,7 @@ class LocalRunner:
 # A pool worker's own job, installed once by the pool's initializer; only ever set in worker
 # processes, which run one job each.
 _WORKER_JOB: dict[str, tuple[Planner, CohortOptions, datetime, Encoder]] = {}
+_WORKER_CHUNKS = {"planned": 0}
 
 
 def _install_worker(planner: Planner, options: CohortOptions, now: datetime, encode: Encoder) -> None:
@@ -186,28 +197,35 @@ def _install_worker(planner: Planner, options: CohortOptions, now: datetime, enc
 
 def _plan_in_worker(task: ChunkTask) -> ChunkResult:
     planner, options, now, encode = _WORKER_JOB["job"]
-    with collections_after_chunk(freeze=True):
+    # the pass after the first chunk collects what warming up left (module-level caches, locale
+    # data); planning itself makes no cycles (tests/service/test_cohort_files.py holds it), so
+    # later chunks are frozen without one
+    first = _WORKER_CHUNKS["planned"] == 0
+    _WORKER_CHUNKS["planned"] += 1
+    with collections_after_chunk(freeze=True, collect=first):
         return plan_chunk(planner, task, options, now, encode)
 
 
 @contextmanager
-def collections_after_chunk(freeze: bool) -> Iterator[None]:
+def collections_after_chunk(freeze: bool, collect: bool = True) -> Iterator[None]:
     """No automatic garbage collection while a chunk is planned; after it, one pass over the young
-    generations (what the chunk left), and in a pool worker (a process of this job alone) the
-    survivors frozen out of later passes.
+    generations (what the chunk left) unless `collect` is False, and in a pool worker (a process of
+    this job alone) the survivors frozen out of later passes.
 
     A chunk allocates millions of small objects (steps, gains, reasons) and frees nearly all of
     them by reference counting, while the process's long-lived heap (catalog, model, the
     planner's memo, the encoder's caches) only grows: the collector's automatic passes over it
     cost a large share of planning and find nothing. Frozen objects are still freed by reference
-    counting; only a cycle among them would outlive its use, and the pass after each chunk
-    collects the chunk's cycles before freezing."""
+    counting; only a cycle among them would outlive its use. The pass collects the chunk's cycles
+    before freezing; it walks every survivor of the chunk, so a pool worker runs it after its first
+    chunk only, planning making none."""
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        gc.collect(1)
+        if collect:
+            gc.collect(1)
         if freeze:
             gc.freeze()
         if enabled:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -28,7 +29,16 @@ from recommender.errors import FieldViolation, InvalidInput, LubanError, NotFoun
 from recommender.kt.bkt import SECONDS_PER_DAY, BKTModel, mastery_now
 from recommender.ml.model import HybridModel
 from recommender.planner.arrays import CatalogArrays, SkillParamArrays
-from recommender.planner.plan import LearnerState, ModelOpinion, PlanInput, PlanOptions, plan_paths, warm_kernel
+from recommender.planner.plan import (
+    FloatArray,
+    IntArray,
+    LearnerState,
+    ModelOpinion,
+    PlanInput,
+    PlanOptions,
+    plan_paths,
+    warm_kernel,
+)
 from recommender.planner.reasons import resolve_locale
 from recommender.service.catalog import CatalogService
 from recommender.service.clock import Clock
@@ -61,6 +71,7 @@ class PathRequest:
 
 
 MEMO_LIMIT = 20_000
+OPTIONS_KEPT = 10_000
 
 
 @dataclass(frozen=True)
@@ -93,12 +104,14 @@ class Planner:
     max_module_attempts: int
     kernel: bool = True  # the compiled step loop (plan_paths)
     _memo: PathMemo = field(default_factory=lambda: PathMemo(MEMO_LIMIT), compare=False, repr=False)
+    # options_for's answers by what they depend on (learners of a cohort share a handful)
+    _options: dict[tuple[object, ...], PlanOptions] = field(default_factory=dict, compare=False, repr=False)
 
     def __getstate__(self) -> dict[str, object]:
-        return {k: v for k, v in self.__dict__.items() if k != "_memo"}
+        return {k: v for k, v in self.__dict__.items() if k not in ("_memo", "_no_states", "_options")}
 
     def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state, _memo=PathMemo(MEMO_LIMIT))
+        self.__dict__.update(state, _memo=PathMemo(MEMO_LIMIT), _options={})
 
     @classmethod
     def build(
@@ -156,7 +169,12 @@ class Planner:
                     continue
             pending.setdefault(("memo", memo_key) if memo_key is not None else ("own", i), []).append(i)
         firsts = [items[members[0]] for members in pending.values()]
-        states = [learner_state(self.catalog, x.learner, x.states, self.kt, self.bkt, now, x.studied) for x in firsts]
+        states = [
+            learner_state(self.catalog, x.learner, x.states, self.kt, self.bkt, now, x.studied)
+            if x.states
+            else self._new_learner_state(x.learner, x.studied)
+            for x in firsts
+        ]
         inputs = [
             PlanInput(state, x.options, opinion)
             for x, state, opinion in zip(firsts, states, self._opinions(firsts, states), strict=True)
@@ -172,6 +190,22 @@ class Planner:
             for i in members:
                 results[i] = path if i == members[0] else replace(path, learner_id=items[i].learner.learner_id)
         return [results[i] for i in range(len(items))]
+
+    def _new_learner_state(self, learner: Learner, studied: Mapping[str, int]) -> LearnerState:
+        """learner_state() of a learner with no skill state: every such learner shares one set of
+        arrays, read-only (planning copies what it changes)."""
+        mastery, peak, days, studies = self._no_states
+        return LearnerState(learner, mastery, peak, days, studied, studies)
+
+    @functools.cached_property
+    def _no_states(self) -> tuple[FloatArray, FloatArray, FloatArray, IntArray]:
+        """mastery, peak, days since practice, studies since check of a learner with no state."""
+        blank = learner_state(self.catalog, Learner(""), (), self.kt, self.bkt, datetime.min)
+        assert blank.studies_since_check is not None
+        arrays = (blank.mastery, blank.peak, blank.days_since_practice, blank.studies_since_check)
+        for a in arrays:
+            a.setflags(write=False)
+        return arrays
 
     def _memo_key(self, item: PlanItem) -> tuple[object, ...] | None:
         """The inputs a history-less path depends on (time only stamps it), or None when the
@@ -199,7 +233,19 @@ class Planner:
 
     def options_for(self, learner: Learner, request: PathRequest) -> PlanOptions:
         """Validate the request against the learner and catalog; defaults come from the learner (the
-        locale of reason texts too: the request's, else the learner's first language, else en)."""
+        locale of reason texts too: the request's, else the learner's first language, else en).
+        Valid options are kept by everything they depend on (not the learner's id)."""
+        key = (request.max_steps, request.target_role_id, request.languages, request.time_budget_minutes,
+               request.exclude_module_ids, request.locale, learner.languages, learner.target_role_id)  # fmt: skip
+        found = self._options.get(key)
+        if found is None:
+            found = self._options_for(learner, request)
+            if len(self._options) >= OPTIONS_KEPT:
+                self._options.clear()
+            self._options[key] = found
+        return found
+
+    def _options_for(self, learner: Learner, request: PathRequest) -> PlanOptions:
         catalog = self.catalog
         problems: list[FieldViolation] = []
         steps = request.max_steps or DEFAULT_STEPS

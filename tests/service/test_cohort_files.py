@@ -243,3 +243,35 @@ def test_paths_locale_fr_writes_french_and_without_a_locale_each_learners_langua
     own = [json.loads(x) for x in (tmp_path / "own.jsonl").read_text(encoding="utf-8").splitlines()]
     languages = {r["learner_id"]: r["languages"].split(";")[0] for r in read_csv(cohort)}
     assert [p["locale"] for p in own] == [languages[p["learner_id"]] for p in own]
+
+
+def test_planning_a_chunk_makes_no_reference_cycles(tmp_path: Path) -> None:
+    """A pool worker freezes what a chunk leaves without a collector pass after its first chunk
+    (collections_after_chunk): that holds only while planning, explaining and encoding make no
+    reference cycles, which would then outlive their use until the worker exits."""
+    import gc
+    from datetime import datetime
+
+    from recommender.api.export import JsonlEncoder
+    from recommender.datasets.formats import read_records
+    from recommender.service.cohort_files import CohortOptions, plan_chunk
+    from recommender.service.recommend import Planner
+
+    catalog = build_catalog(*catalog_parts_from_dict(json.loads(demo_catalog_path().read_text(encoding="utf-8"))))
+    planner = Planner.build(catalog, None, 0.8, check_after_studies=3, max_module_attempts=3)
+    cohort = tmp_path / "cohort.csv"
+    write_cohort(cohort, 400, seed=9)
+    rows = list(read_records(cohort))
+    encode, options, now = JsonlEncoder(), CohortOptions(), datetime.fromisoformat(AS_OF)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        plan_chunk(planner, ChunkTask(0, rows[:200], {}), options, now, encode)  # warms every cache up
+        gc.collect()
+        bad = [r for r in rows if r[1]["learner_id"] == "bad id!"]  # rejected rows make none either
+        result = plan_chunk(planner, ChunkTask(1, rows[200:] + bad, {}), options, now, encode)
+        assert result.planned > 150 and len(result.errors) == 1
+        assert gc.collect() == 0, "planning made reference cycles: collect after every chunk again"
+    finally:
+        if enabled:
+            gc.enable()

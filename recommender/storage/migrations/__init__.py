@@ -11,8 +11,8 @@ created at start rather than in an upgrade step are created if it lacks them (AD
 is stamped with that revision, then upgraded like any other. The counter is left as it was, so
 the release before Alembic still opens a store this one upgraded from version 4.
 
-A store already at HEAD opens with one query and without importing Alembic (a tenth of a second
-of every command's start); anything else goes through Alembic.
+A store already at HEAD opens with one query and without importing Alembic (a large share of a
+command's start); anything else goes through Alembic.
 """
 
 from __future__ import annotations
