@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import itertools
 import json
 import logging
 import operator
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -367,9 +369,13 @@ class SqlStore:
         elif list(compiled.positiontup) != list(columns):
             values = operator.itemgetter(*[columns.index(k) for k in compiled.positiontup])
             params = [values(row) if len(compiled.positiontup) > 1 else (values(row),) for row in rows]
-        cursor = _driver(c).cursor()
+        driver = _driver(c)
+        cursor = driver.cursor()
         try:
-            cursor.executemany(compiled.string, params)
+            if self.dialect == "sqlite" and compiled.positional and len(params) > 1:
+                _sqlite_rows(driver, cursor, compiled.string, len(compiled.positiontup), params)
+            else:
+                cursor.executemany(compiled.string, params)
         finally:
             cursor.close()
 
@@ -1273,6 +1279,32 @@ def _event_from_row(row: Any) -> AssessmentEvent:
 def _driver(c: Connection | Any) -> Any:
     """The driver's connection under `c` (a Connection), or `c` itself (already the driver's)."""
     return c.connection.dbapi_connection if isinstance(c, Connection) else c
+
+
+SQLITE_ROWS_PER_STATEMENT = 256  # rows of one multi-row VALUES statement, at most
+
+
+def _sqlite_rows(driver: Any, cursor: Any, sql: str, width: int, rows: Sequence[Sequence[Any]]) -> None:
+    """executemany as multi-row statements (`sql`'s one VALUES group repeated, up to
+    SQLITE_ROWS_PER_STATEMENT rows each): the same rows, applied in the same order, with the same
+    conflict handling. The driver runs each statement in one step without the interpreter lock
+    and takes the lock back once per statement, where executemany takes it back after every row:
+    under load each retake may wait for another thread's switch interval."""
+    group = "(" + ", ".join(["?"] * width) + ")"
+    head, found, tail = sql.partition(group)
+    if not found or group in tail:
+        cursor.executemany(sql, rows)
+        return
+    limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per = max(1, min(SQLITE_ROWS_PER_STATEMENT, limit // width))
+    full = head + ",".join([group] * per) + tail
+    values = itertools.chain.from_iterable
+    end = len(rows) - len(rows) % per
+    for start in range(0, end, per):
+        cursor.execute(full, list(values(rows[start : start + per])))
+    if end < len(rows):
+        rest = rows[end:]
+        cursor.execute(head + ",".join([group] * len(rest)) + tail, list(values(rest)))
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
