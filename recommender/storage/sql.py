@@ -814,6 +814,19 @@ class SqlStore:
             known.update(self._query(c, sql, (tenant, *chunk)))  # (learner_id, profile_updated_us) pairs
         return known
 
+    def _known_learners(self, c: Any, tenant: str, learner_ids: Sequence[str]) -> dict[str, int | None]:
+        """SQLite's _lock_learners for a batch, without the profile times: the learners that exist,
+        read as one row per chunk (their ids joined), not one row each (a row costs a retake of
+        the interpreter lock). An id never holds the separator: ids are checked before a write."""
+        known: dict[str, int | None] = {}
+        for chunk in _chunks(sorted(set(learner_ids))):
+            sql = (f"SELECT group_concat(learner_id, char(31)) FROM {t.learners.name} WHERE tenant_id = ? "
+                   f"AND learner_id IN ({self._marks(len(chunk))})")  # fmt: skip
+            ((joined,),) = self._query(c, sql, (tenant, *chunk))
+            if joined:
+                known.update(dict.fromkeys(joined.split("\x1f")))
+        return known
+
     def _marks(self, n: int) -> str:
         return ", ".join([self._mark] * n)
 
@@ -868,35 +881,43 @@ class SqlStore:
         now_us: int,
         with_profiles: bool,
     ) -> tuple[list[EventOutcome], dict[str, tuple[list[SkillState], datetime | None]]]:
-        known = self._lock_learners(c, tenant, [e.learner_id for e in events])
+        cached = not with_profiles and self.dialect == "sqlite"
+        learner_ids = [e.learner_id for e in events]
+        known = self._known_learners(c, tenant, learner_ids) if cached else self._lock_learners(c, tenant, learner_ids)
         fingerprints = self._fingerprints(c, tenant, [e.event_id for e in events])
         touched_skills = sorted({s for e in events if e.learner_id in known for s in e.skill_ids})
         states: dict[str, dict[str, SkillState | None]]
-        if with_profiles or self.dialect != "sqlite":
-            states = self._states(c, tenant, sorted(known), None if with_profiles else touched_skills)  # type: ignore[assignment]
-        else:
+        if cached:
             states = self._cached_states(c, tenant, known, touched_skills)
+        else:
+            states = self._states(c, tenant, sorted(known), None if with_profiles else touched_skills)  # type: ignore[assignment]
         outcomes: list[EventOutcome] = []
         new_rows: list[tuple[Any, ...]] = []
         dirty: dict[tuple[str, str], SkillState] = {}
+        # once per ingested result: names bound once, its row built in place (_EVENT_COLUMNS' order)
+        outcome, row = outcomes.append, new_rows.append
+        accepted, duplicate, conflict = EventOutcome.ACCEPTED, EventOutcome.DUPLICATE, EventOutcome.CONFLICT
         for e in events:
+            event_id, learner_id = e.event_id, e.learner_id
             fingerprint = e.fingerprint()
-            previous = fingerprints.get(e.event_id)
+            previous = fingerprints.get(event_id)
             if previous is not None:
-                same = previous == fingerprint
-                outcomes.append(EventOutcome.DUPLICATE if same else EventOutcome.CONFLICT)
+                outcome(duplicate if previous == fingerprint else conflict)
                 continue
-            if e.learner_id not in known:
-                outcomes.append(EventOutcome.UNKNOWN_LEARNER)
+            if learner_id not in known:
+                outcome(EventOutcome.UNKNOWN_LEARNER)
                 continue
-            fingerprints[e.event_id] = fingerprint
-            current = states.setdefault(e.learner_id, {})
+            fingerprints[event_id] = fingerprint
+            current = states.get(learner_id)
+            if current is None:
+                current = states[learner_id] = {}
             touched = {s: state for s in e.skill_ids if (state := current.get(s)) is not None}
             for state in updater(touched, e):
                 current[state.skill_id] = state
-                dirty[(e.learner_id, state.skill_id)] = state
-            new_rows.append(_event_row(tenant, e, fingerprint, now_us))
-            outcomes.append(EventOutcome.ACCEPTED)
+                dirty[(learner_id, state.skill_id)] = state
+            row((tenant, event_id, learner_id, e.module_id, e.item_id, ",".join(e.skill_ids), e.score,
+                 to_micros(e.occurred_at), e.duration_seconds, now_us, fingerprint, int(e.kind)))  # fmt: skip
+            outcome(accepted)
         if new_rows:
             self._executemany(c, "insert events", t.events.insert, _EVENT_COLUMNS, new_rows)
             self._upsert_states(c, tenant, dirty)
@@ -1254,12 +1275,6 @@ _EVENT_COLUMNS = ("tenant_id", "event_id", "learner_id", "module_id", "item_id",
                   "duration_seconds", "recorded_us", "fingerprint", "kind")  # fmt: skip
 _STATE_ROW_COLUMNS = ("tenant_id", "learner_id", "skill_id", "mastery", "attempts", "last_practiced_us",
                       "studies_since_check")  # fmt: skip
-
-
-def _event_row(tenant: str, e: AssessmentEvent, fingerprint: str, now_us: int) -> tuple[Any, ...]:
-    """An event's row, in _EVENT_COLUMNS' order."""
-    return (tenant, e.event_id, e.learner_id, e.module_id, e.item_id, ",".join(e.skill_ids), e.score,
-            to_micros(e.occurred_at), e.duration_seconds, now_us, fingerprint, int(e.kind))  # fmt: skip
 
 
 def _event_from_row(row: Any) -> AssessmentEvent:
