@@ -67,6 +67,7 @@ from recommender.storage.watchdog import Watchdog
 log = logging.getLogger(__name__)
 
 _IN_CHUNK = 500  # bound on bound parameters per IN (...) list
+WRITER_CACHE_KIB = 32_768  # the SQLite writer connection's page cache
 STATE_CACHE_LEARNERS = 100_000  # learners whose states the SQLite writer keeps between transactions
 WATCHDOG = Watchdog()
 PING_SECONDS = 5.0  # a checkout ping longer than this means the server is not answering
@@ -300,6 +301,9 @@ class SqlStore:
             with self._write_lock:
                 if self._writer is None:  # kept for the store's life: only writers, one at a time, use it
                     self._writer = self.engine.raw_connection()
+                    # a bulk write touches pages all over the events' indexes (one learner's
+                    # leaf per result): SQLite's default cache (2 MB) re-reads them as they grow
+                    self._writer.driver_connection.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
                 conn: Any = self._writer.driver_connection
                 conn.execute("BEGIN IMMEDIATE")
                 try:
