@@ -860,20 +860,26 @@ class SqlStore:
         with_profiles: bool = False,
     ) -> list[RecordedGroup]:
         results = [RecordedGroup([EventOutcome.ACCEPTED] * len(events), {}) for _, events in groups]
-        by_tenant: dict[str, list[tuple[int, int, AssessmentEvent]]] = {}
-        for g, (tenant, events) in enumerate(groups):
-            by_tenant.setdefault(tenant, []).extend((g, i, e) for i, e in enumerate(events))
+        by_tenant: dict[str, list[int]] = {}  # each tenant's groups, in order
+        for g, (tenant, _) in enumerate(groups):
+            by_tenant.setdefault(tenant, []).append(g)
         if not by_tenant:
             return results
         now_us = to_micros(now)
         with self._sqlite_write() if self.dialect == "sqlite" else self._tx(write=True) as c:
             for tenant in sorted(by_tenant):  # one lock order for every writer (PostgreSQL)
                 placed = by_tenant[tenant]
-                found, profiles = self._record(c, tenant, [e for _, _, e in placed], updater, now_us, with_profiles)
-                for (g, i, e), outcome in zip(placed, found, strict=True):
-                    results[g].outcomes[i] = outcome
-                    if e.learner_id in profiles:
-                        results[g].profiles[e.learner_id] = profiles[e.learner_id]
+                events = [e for g in placed for e in groups[g][1]]
+                found, profiles = self._record(c, tenant, events, updater, now_us, with_profiles)
+                start = 0
+                for g in placed:  # each group's outcomes, a slice of the tenant's in order
+                    end = start + len(groups[g][1])
+                    results[g].outcomes[:] = found[start:end]
+                    if profiles:
+                        for e in groups[g][1]:
+                            if e.learner_id in profiles:
+                                results[g].profiles[e.learner_id] = profiles[e.learner_id]
+                    start = end
         return results
 
     def _record(
