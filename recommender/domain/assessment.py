@@ -206,8 +206,12 @@ def validate_events(
     result that passes every check is built directly; any other goes through validate_event, which
     names its problems exactly as for a single result."""
     latest = now + future_tolerance
-    event_ids_ok = all_ids([e.event_id for e in events])  # the usual case, checked at once
+    # the usual case, checked at once: every event id, and every learner id, well-formed
+    event_ids_ok = all_ids([e.event_id for e in events])
     good_ids: set[str] = set()  # learner, module and item ids already found well-formed
+    learners = list({e.learner_id: None for e in events})
+    if all_ids(learners):
+        good_ids.update(learners)
     module_skills: dict[str, tuple[str, ...]] = {}
     out: list[AssessmentEvent | InvalidInput] = []
     for e in events:
