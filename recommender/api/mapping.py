@@ -90,7 +90,16 @@ def learner_to_proto(learner: Learner) -> pb.Learner:
 # assessments --------------------------------------------------------------------------------
 def event_from_proto(msg: pb.AssessmentResult, now: datetime, prefix: str = "result") -> AssessmentEvent:
     sent = msg.HasField("occurred_at")
-    occurred = parse_timestamp(msg.occurred_at, f"{prefix}.occurred_at") if sent else now
+    occurred = now
+    if sent:  # parse_timestamp, its field's name built only for an error (once per ingested result)
+        ts = msg.occurred_at
+        nanos = ts.nanos
+        try:
+            if not 0 <= nanos < 1_000_000_000:
+                raise OverflowError
+            occurred = _UNIX_EPOCH + timedelta(0, ts.seconds, nanos // 1000)
+        except OverflowError:
+            occurred = parse_timestamp(ts, f"{prefix}.occurred_at")
     kind = _RESULT_KINDS.get(msg.kind)
     return assessment_event(
         msg.event_id,

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 
 import grpc
 
@@ -91,24 +92,29 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
         max_batch = self.app.settings.max_batch
         mapped: list[tuple[list[int], list[pb.RejectedResult]]] = []  # per message, in order
 
-        def batches() -> Iterator[list[AssessmentEvent]]:
+        def events_of(message: pb.RecordAssessmentsRequest, index: int) -> list[AssessmentEvent]:
+            """A message's results as events (on the stream's writer thread, in order), noting
+            where each came from and which could not be mapped."""
+            now = self.app.clock()
+            events, rejected, positions = [], [], []
+            for offset, result in enumerate(message.results):
+                try:
+                    events.append(mapping.event_from_proto(result, now))
+                    positions.append(index + offset)
+                except InvalidInput as exc:
+                    rejected.append(_rejected(index + offset, result.event_id, exc))
+            mapped.append((positions, rejected))
+            return events
+
+        def batches() -> Iterator[Callable[[], list[AssessmentEvent]]]:
             index = 0
             for message in request_iterator:
                 if len(message.results) > max_batch:
                     raise InvalidInput.of(
                         "results", f"{len(message.results)} results in one message; at most {max_batch}"
                     )
-                now = self.app.clock()
-                events, rejected, positions = [], [], []
-                for offset, result in enumerate(message.results):
-                    try:
-                        events.append(mapping.event_from_proto(result, now))
-                        positions.append(index + offset)
-                    except InvalidInput as exc:
-                        rejected.append(_rejected(index + offset, result.event_id, exc))
-                mapped.append((positions, rejected))
+                yield functools.partial(events_of, message, index)
                 index += len(message.results)
-                yield events
 
         for k, outcome in enumerate(self.app.learners.record_stream(tenant, batches())):
             positions, rejected = mapped[k]

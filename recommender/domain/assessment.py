@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from recommender.domain.catalog import Catalog
-from recommender.domain.ids import id_violation, is_id
+from recommender.domain.ids import all_ids, id_violation, is_id
 from recommender.errors import FieldViolation, InvalidInput
 
 MAX_SKILLS_PER_EVENT = 64
@@ -206,7 +206,12 @@ def validate_events(
     result that passes every check is built directly; any other goes through validate_event, which
     names its problems exactly as for a single result."""
     latest = now + future_tolerance
+    # the usual case, checked at once: every event id, and every learner id, well-formed
+    event_ids_ok = all_ids([e.event_id for e in events])
     good_ids: set[str] = set()  # learner, module and item ids already found well-formed
+    learners = list({e.learner_id: None for e in events})
+    if all_ids(learners):
+        good_ids.update(learners)
     module_skills: dict[str, tuple[str, ...]] = {}
     out: list[AssessmentEvent | InvalidInput] = []
     for e in events:
@@ -218,7 +223,7 @@ def validate_events(
         if (
             skills is not None
             and not e.skill_ids
-            and is_id(e.event_id)
+            and (event_ids_ok or is_id(e.event_id))
             and (e.learner_id in good_ids or (is_id(e.learner_id) and _added(good_ids, e.learner_id)))
             and (not e.item_id or e.item_id in good_ids or (is_id(e.item_id) and _added(good_ids, e.item_id)))
             and 0.0 <= e.score <= 1.0  # false for NaN and infinities too

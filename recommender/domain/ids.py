@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from recommender.errors import FieldViolation, InvalidInput
 
 MAX_ID_LENGTH = 128
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@\-]*")
+_IDS = re.compile(rf"(?:[A-Za-z0-9][A-Za-z0-9._:@\-]{{0,{MAX_ID_LENGTH - 1}}}\n)*")  # all_ids: ids, each ended by \n
 _LANGUAGE = re.compile(r"[a-zA-Z]{2,3}(?:-[a-zA-Z0-9]{2,8})*")
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _LOCALE = re.compile(r"[a-zA-Z]{2,3}(?:[-_][a-zA-Z0-9]{2,8})*")
@@ -28,6 +30,16 @@ def is_id(value: str) -> bool:
     """Whether `value` is a well-formed id (id_violation with required=True finds nothing): the
     check without building a violation, for validating many ids at once."""
     return 0 < len(value) <= MAX_ID_LENGTH and _ID.fullmatch(value) is not None
+
+
+def all_ids(values: Sequence[str]) -> bool:
+    """Whether every value is a well-formed id (is_id of each), matched at once: one regular
+    expression over the values joined by newlines, which no id holds (a value holding one would
+    add a part, so the count of parts is checked too)."""
+    if not values:
+        return True
+    joined = "\n".join(values) + "\n"
+    return joined.count("\n") == len(values) and _IDS.fullmatch(joined) is not None
 
 
 def require_id(field: str, value: str) -> str:

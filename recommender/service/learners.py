@@ -149,23 +149,30 @@ class LearnerService:
         """Store a batch in one transaction; each bad result is rejected alone."""
         return self._write_batch(tenant, self._check_batch(tenant, events, first_index))
 
-    def record_stream(self, tenant: str, batches: Iterable[Sequence[AssessmentEvent]]) -> Iterator[IngestResult]:
+    def record_stream(
+        self, tenant: str, batches: Iterable[Callable[[], Sequence[AssessmentEvent]]]
+    ) -> Iterator[IngestResult]:
         """record_batch of each batch in turn (indices counted within each batch), one result per
-        batch, in order, once its transaction committed. Batches are read and validated on this
-        thread while a writer thread writes the ones validated before: the writes spend most of
-        their time in the database and its sync, which do not hold the interpreter. The writer
-        takes every batch validated while it wrote the last ones (up to STREAM_TRANSACTION
-        results) into one transaction, as group commit does, so one sync serves several; batches
-        are applied in order, each result as record_batch gives it. A failure is raised when its
-        batch's result is due, and no batch after it is written; when reading the stream fails,
-        the batches read before it are written first."""
-        with _StreamWriter(functools.partial(self._write_batches, tenant)) as writer:
-            for events in batches:
-                writer.put(self._check_batch(tenant, events, 0))
+        batch, in order, once its transaction committed. A batch is a function giving its events
+        (a message to map): this thread only reads the stream, while one writer thread maps,
+        validates and writes what was read, so the two never contend for the interpreter over
+        Python work (that contention cost more than overlapping them gained). The writer takes
+        every batch read while it wrote the last ones (up to STREAM_TRANSACTION results) into one
+        transaction, as group commit does, so one sync serves several; batches are applied in
+        order, each result as record_batch gives it. A failure is raised when its batch's result
+        is due, and no batch after it is written; when reading the stream fails, the batches read
+        before it are written first."""
+        check = functools.partial(self._check_events, tenant)
+        with _StreamWriter(check, functools.partial(self._write_batches, tenant)) as writer:
+            for batch in batches:
+                writer.put(batch)
                 yield from writer.written()
             writer.finish()
             while results := writer.written():
                 yield from results
+
+    def _check_events(self, tenant: str, events_of: Callable[[], Sequence[AssessmentEvent]]) -> _CheckedBatch:
+        return self._check_batch(tenant, events_of(), 0)
 
     def _write_batches(self, tenant: str, batches: Sequence[_CheckedBatch]) -> list[IngestResult]:
         """Several validated batches in one transaction, each with its own result (their results'
@@ -232,20 +239,24 @@ def _ingest_result(batch: _CheckedBatch, outcomes: Sequence[EventOutcome]) -> In
 
 
 STREAM_TRANSACTION = 4000  # results a stream's writer takes into one transaction (at least one batch)
-STREAM_AHEAD = 8000  # results validated ahead of the writer before reading the stream waits for it
+STREAM_AHEAD = 8  # batches read ahead of the writer before reading the stream waits for it
 
 
 class _StreamWriter:
     """The writer thread of one stream (LearnerService.record_stream): takes the batches put
-    since its last transaction, in order, and writes them in the next one; the results come back
-    in order through written(). The thread runs in a copy of the caller's context (the call's
-    deadline)."""
+    since its last transaction, in order, validates them (`check`) and writes them in the next
+    one (`write`); the results come back in order through written(). The thread runs in a copy
+    of the caller's context (the call's deadline)."""
 
-    def __init__(self, write: Callable[[Sequence[_CheckedBatch]], list[IngestResult]]) -> None:
+    def __init__(
+        self,
+        check: Callable[[Callable[[], Sequence[AssessmentEvent]]], _CheckedBatch],
+        write: Callable[[Sequence[_CheckedBatch]], list[IngestResult]],
+    ) -> None:
+        self._check = check
         self._write = write
         self._ready = threading.Condition()
-        self._queue: list[_CheckedBatch] = []
-        self._queued = 0  # valid results in the queue
+        self._queue: list[Callable[[], Sequence[AssessmentEvent]]] = []
         self._results: list[IngestResult] = []
         self._error: BaseException | None = None
         self._finishing = False
@@ -260,14 +271,13 @@ class _StreamWriter:
         """However the stream ended, what was put is written (or failed) before this returns."""
         self.finish()
 
-    def put(self, batch: _CheckedBatch) -> None:
-        """Queue a batch, once the writer is at most STREAM_AHEAD results behind."""
+    def put(self, batch: Callable[[], Sequence[AssessmentEvent]]) -> None:
+        """Queue a batch, once at most STREAM_AHEAD wait for the writer."""
         with self._ready:
-            while self._queued >= STREAM_AHEAD and self._error is None:
+            while len(self._queue) >= STREAM_AHEAD and self._error is None:
                 self._ready.wait()
             if self._error is None:
                 self._queue.append(batch)
-                self._queued += len(batch.valid)
                 self._ready.notify_all()
 
     def written(self) -> list[IngestResult]:
@@ -286,30 +296,38 @@ class _StreamWriter:
             self._ready.notify_all()
         self._thread.join()
 
+    def _next(self, wait: bool) -> Callable[[], Sequence[AssessmentEvent]] | None:
+        with self._ready:
+            while wait and not self._queue and not self._finishing:
+                self._ready.wait()
+            if not self._queue:
+                return None
+            self._ready.notify_all()  # room for the reader
+            return self._queue.pop(0)
+
     def _run(self) -> None:
-        while True:
-            with self._ready:
-                while not self._queue and not self._finishing:
-                    self._ready.wait()
-                if not self._queue:
-                    return
-                taken, size = 1, len(self._queue[0].valid)
-                while taken < len(self._queue) and size + len(self._queue[taken].valid) <= STREAM_TRANSACTION:
-                    size += len(self._queue[taken].valid)
-                    taken += 1
-                batches, self._queue = self._queue[:taken], self._queue[taken:]
-                self._queued -= size
-                self._ready.notify_all()
-            try:
-                results = self._write(batches)
-            except BaseException as exc:
+        try:
+            while (batch := self._next(wait=True)) is not None:
+                checked: list[_CheckedBatch] = []
+                failed: BaseException | None = None
+                try:
+                    while batch is not None:
+                        checked.append(self._check(batch))
+                        if sum(len(c.valid) for c in checked) >= STREAM_TRANSACTION:
+                            break
+                        batch = self._next(wait=False)
+                except BaseException as exc:  # the batches before it are still written
+                    failed = exc
+                results = self._write(checked) if checked else []
                 with self._ready:
-                    self._error = exc
-                    self._queue, self._queued = [], 0
+                    self._results.extend(results)
                     self._ready.notify_all()
-                return
+                if failed is not None:
+                    raise failed
+        except BaseException as exc:
             with self._ready:
-                self._results.extend(results)
+                self._error = exc
+                self._queue = []
                 self._ready.notify_all()
 
 

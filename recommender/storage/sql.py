@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import itertools
 import json
 import logging
 import operator
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -65,6 +67,7 @@ from recommender.storage.watchdog import Watchdog
 log = logging.getLogger(__name__)
 
 _IN_CHUNK = 500  # bound on bound parameters per IN (...) list
+WRITER_CACHE_KIB = 32_768  # the SQLite writer connection's page cache
 STATE_CACHE_LEARNERS = 100_000  # learners whose states the SQLite writer keeps between transactions
 WATCHDOG = Watchdog()
 PING_SECONDS = 5.0  # a checkout ping longer than this means the server is not answering
@@ -298,6 +301,9 @@ class SqlStore:
             with self._write_lock:
                 if self._writer is None:  # kept for the store's life: only writers, one at a time, use it
                     self._writer = self.engine.raw_connection()
+                    # a bulk write touches pages all over the events' indexes (one learner's
+                    # leaf per result): SQLite's default cache (2 MB) re-reads them as they grow
+                    self._writer.driver_connection.execute(f"PRAGMA cache_size = -{WRITER_CACHE_KIB}")
                 conn: Any = self._writer.driver_connection
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -367,9 +373,13 @@ class SqlStore:
         elif list(compiled.positiontup) != list(columns):
             values = operator.itemgetter(*[columns.index(k) for k in compiled.positiontup])
             params = [values(row) if len(compiled.positiontup) > 1 else (values(row),) for row in rows]
-        cursor = _driver(c).cursor()
+        driver = _driver(c)
+        cursor = driver.cursor()
         try:
-            cursor.executemany(compiled.string, params)
+            if self.dialect == "sqlite" and compiled.positional and len(params) > 1:
+                _sqlite_rows(driver, cursor, compiled.string, len(compiled.positiontup), params)
+            else:
+                cursor.executemany(compiled.string, params)
         finally:
             cursor.close()
 
@@ -808,6 +818,19 @@ class SqlStore:
             known.update(self._query(c, sql, (tenant, *chunk)))  # (learner_id, profile_updated_us) pairs
         return known
 
+    def _known_learners(self, c: Any, tenant: str, learner_ids: Sequence[str]) -> dict[str, int | None]:
+        """SQLite's _lock_learners for a batch, without the profile times: the learners that exist,
+        read as one row per chunk (their ids joined), not one row each (a row costs a retake of
+        the interpreter lock). An id never holds the separator: ids are checked before a write."""
+        known: dict[str, int | None] = {}
+        for chunk in _chunks(sorted(set(learner_ids))):
+            sql = (f"SELECT group_concat(learner_id, char(31)) FROM {t.learners.name} WHERE tenant_id = ? "
+                   f"AND learner_id IN ({self._marks(len(chunk))})")  # fmt: skip
+            ((joined,),) = self._query(c, sql, (tenant, *chunk))
+            if joined:
+                known.update(dict.fromkeys(joined.split("\x1f")))
+        return known
+
     def _marks(self, n: int) -> str:
         return ", ".join([self._mark] * n)
 
@@ -837,20 +860,26 @@ class SqlStore:
         with_profiles: bool = False,
     ) -> list[RecordedGroup]:
         results = [RecordedGroup([EventOutcome.ACCEPTED] * len(events), {}) for _, events in groups]
-        by_tenant: dict[str, list[tuple[int, int, AssessmentEvent]]] = {}
-        for g, (tenant, events) in enumerate(groups):
-            by_tenant.setdefault(tenant, []).extend((g, i, e) for i, e in enumerate(events))
+        by_tenant: dict[str, list[int]] = {}  # each tenant's groups, in order
+        for g, (tenant, _) in enumerate(groups):
+            by_tenant.setdefault(tenant, []).append(g)
         if not by_tenant:
             return results
         now_us = to_micros(now)
         with self._sqlite_write() if self.dialect == "sqlite" else self._tx(write=True) as c:
             for tenant in sorted(by_tenant):  # one lock order for every writer (PostgreSQL)
                 placed = by_tenant[tenant]
-                found, profiles = self._record(c, tenant, [e for _, _, e in placed], updater, now_us, with_profiles)
-                for (g, i, e), outcome in zip(placed, found, strict=True):
-                    results[g].outcomes[i] = outcome
-                    if e.learner_id in profiles:
-                        results[g].profiles[e.learner_id] = profiles[e.learner_id]
+                events = [e for g in placed for e in groups[g][1]]
+                found, profiles = self._record(c, tenant, events, updater, now_us, with_profiles)
+                start = 0
+                for g in placed:  # each group's outcomes, a slice of the tenant's in order
+                    end = start + len(groups[g][1])
+                    results[g].outcomes[:] = found[start:end]
+                    if profiles:
+                        for e in groups[g][1]:
+                            if e.learner_id in profiles:
+                                results[g].profiles[e.learner_id] = profiles[e.learner_id]
+                    start = end
         return results
 
     def _record(
@@ -862,35 +891,43 @@ class SqlStore:
         now_us: int,
         with_profiles: bool,
     ) -> tuple[list[EventOutcome], dict[str, tuple[list[SkillState], datetime | None]]]:
-        known = self._lock_learners(c, tenant, [e.learner_id for e in events])
+        cached = not with_profiles and self.dialect == "sqlite"
+        learner_ids = [e.learner_id for e in events]
+        known = self._known_learners(c, tenant, learner_ids) if cached else self._lock_learners(c, tenant, learner_ids)
         fingerprints = self._fingerprints(c, tenant, [e.event_id for e in events])
         touched_skills = sorted({s for e in events if e.learner_id in known for s in e.skill_ids})
         states: dict[str, dict[str, SkillState | None]]
-        if with_profiles or self.dialect != "sqlite":
-            states = self._states(c, tenant, sorted(known), None if with_profiles else touched_skills)  # type: ignore[assignment]
-        else:
+        if cached:
             states = self._cached_states(c, tenant, known, touched_skills)
+        else:
+            states = self._states(c, tenant, sorted(known), None if with_profiles else touched_skills)  # type: ignore[assignment]
         outcomes: list[EventOutcome] = []
         new_rows: list[tuple[Any, ...]] = []
         dirty: dict[tuple[str, str], SkillState] = {}
+        # once per ingested result: names bound once, its row built in place (_EVENT_COLUMNS' order)
+        outcome, row = outcomes.append, new_rows.append
+        accepted, duplicate, conflict = EventOutcome.ACCEPTED, EventOutcome.DUPLICATE, EventOutcome.CONFLICT
         for e in events:
+            event_id, learner_id = e.event_id, e.learner_id
             fingerprint = e.fingerprint()
-            previous = fingerprints.get(e.event_id)
+            previous = fingerprints.get(event_id)
             if previous is not None:
-                same = previous == fingerprint
-                outcomes.append(EventOutcome.DUPLICATE if same else EventOutcome.CONFLICT)
+                outcome(duplicate if previous == fingerprint else conflict)
                 continue
-            if e.learner_id not in known:
-                outcomes.append(EventOutcome.UNKNOWN_LEARNER)
+            if learner_id not in known:
+                outcome(EventOutcome.UNKNOWN_LEARNER)
                 continue
-            fingerprints[e.event_id] = fingerprint
-            current = states.setdefault(e.learner_id, {})
+            fingerprints[event_id] = fingerprint
+            current = states.get(learner_id)
+            if current is None:
+                current = states[learner_id] = {}
             touched = {s: state for s in e.skill_ids if (state := current.get(s)) is not None}
             for state in updater(touched, e):
                 current[state.skill_id] = state
-                dirty[(e.learner_id, state.skill_id)] = state
-            new_rows.append(_event_row(tenant, e, fingerprint, now_us))
-            outcomes.append(EventOutcome.ACCEPTED)
+                dirty[(learner_id, state.skill_id)] = state
+            row((tenant, event_id, learner_id, e.module_id, e.item_id, ",".join(e.skill_ids), e.score,
+                 to_micros(e.occurred_at), e.duration_seconds, now_us, fingerprint, int(e.kind)))  # fmt: skip
+            outcome(accepted)
         if new_rows:
             self._executemany(c, "insert events", t.events.insert, _EVENT_COLUMNS, new_rows)
             self._upsert_states(c, tenant, dirty)
@@ -1250,12 +1287,6 @@ _STATE_ROW_COLUMNS = ("tenant_id", "learner_id", "skill_id", "mastery", "attempt
                       "studies_since_check")  # fmt: skip
 
 
-def _event_row(tenant: str, e: AssessmentEvent, fingerprint: str, now_us: int) -> tuple[Any, ...]:
-    """An event's row, in _EVENT_COLUMNS' order."""
-    return (tenant, e.event_id, e.learner_id, e.module_id, e.item_id, ",".join(e.skill_ids), e.score,
-            to_micros(e.occurred_at), e.duration_seconds, now_us, fingerprint, int(e.kind))  # fmt: skip
-
-
 def _event_from_row(row: Any) -> AssessmentEvent:
     return AssessmentEvent(
         event_id=row.event_id,
@@ -1273,6 +1304,32 @@ def _event_from_row(row: Any) -> AssessmentEvent:
 def _driver(c: Connection | Any) -> Any:
     """The driver's connection under `c` (a Connection), or `c` itself (already the driver's)."""
     return c.connection.dbapi_connection if isinstance(c, Connection) else c
+
+
+SQLITE_ROWS_PER_STATEMENT = 256  # rows of one multi-row VALUES statement, at most
+
+
+def _sqlite_rows(driver: Any, cursor: Any, sql: str, width: int, rows: Sequence[Sequence[Any]]) -> None:
+    """executemany as multi-row statements (`sql`'s one VALUES group repeated, up to
+    SQLITE_ROWS_PER_STATEMENT rows each): the same rows, applied in the same order, with the same
+    conflict handling. The driver runs each statement in one step without the interpreter lock
+    and takes the lock back once per statement, where executemany takes it back after every row:
+    under load each retake may wait for another thread's switch interval."""
+    group = "(" + ", ".join(["?"] * width) + ")"
+    head, found, tail = sql.partition(group)
+    if not found or group in tail:
+        cursor.executemany(sql, rows)
+        return
+    limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    per = max(1, min(SQLITE_ROWS_PER_STATEMENT, limit // width))
+    full = head + ",".join([group] * per) + tail
+    values = itertools.chain.from_iterable
+    end = len(rows) - len(rows) % per
+    for start in range(0, end, per):
+        cursor.execute(full, list(values(rows[start : start + per])))
+    if end < len(rows):
+        rest = rows[end:]
+        cursor.execute(head + ",".join([group] * len(rest)) + tail, list(values(rest)))
 
 
 def _chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:

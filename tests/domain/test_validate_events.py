@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from recommender.domain.assessment import AssessmentEvent, ResultKind, validate_event, validate_events
 from recommender.domain.catalog import build_catalog
+from recommender.domain.ids import all_ids, is_id
 from recommender.errors import InvalidInput
 from tests.conftest import tiny_catalog
 
@@ -24,7 +25,9 @@ def mostly(good: list[object], bad: list[object]) -> st.SearchStrategy[object]:
     return st.sampled_from(good * (6 * len(bad) // len(good) + 1) + bad)
 
 
-ids = mostly(["ana", "bo", "e-1", "e-2", "ok.id:7@x"], ["", "-bad", "x" * 129, "a b", "e\x00"])
+ids = mostly(
+    ["ana", "bo", "e-1", "e-2", "ok.id:7@x", "x" * 128], ["", "-bad", "x" * 129, "a b", "e\x00", "a\nb", "a\n"]
+)
 modules = mostly(["safety-101", "welding-301", "marketing-101"], ["nope-101", "", "bad id"])
 skills = mostly([()], [("safety",), ("welding", "welding", "inspection"), ("unknown",), ("bad id",)])
 scores = mostly([0.0, 0.5, 1.0], [-0.1, 1.5, math.nan, math.inf])
@@ -74,3 +77,8 @@ def test_the_common_case_takes_the_module_skills() -> None:
     assert isinstance(found, AssessmentEvent)
     assert found.skill_ids == ("welding", "inspection")
     assert found == validate_event(e, CATALOG, NOW, TOLERANCE)
+
+
+@given(st.lists(st.one_of(ids, st.text(max_size=140), st.text("ab\n-.", max_size=6)), max_size=8))
+def test_all_ids_checks_at_once_what_is_id_checks_one_by_one(values: list[str]) -> None:
+    assert all_ids(values) == all(is_id(v) for v in values)

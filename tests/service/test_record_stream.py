@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,6 +43,10 @@ def batch(k: int) -> list[AssessmentEvent]:
     return out
 
 
+def given(events: list[AssessmentEvent]) -> Callable[[], list[AssessmentEvent]]:
+    return lambda: events
+
+
 def summary(results: Sequence[IngestResult]) -> list[tuple[int, int, list[tuple[int, str, str]]]]:
     return [
         (r.accepted, r.duplicates, [(x.index, x.event_id, type(x.error).__name__) for x in r.rejected]) for r in results
@@ -71,8 +75,8 @@ def test_a_stream_gives_each_batch_what_record_batch_gives_it(tiny_app: App, ref
     read_all = threading.Event()
     with writers_blocked(app):  # the writer waits, so the batches validated meanwhile share its next transactions
 
-        def stream() -> Iterator[list[AssessmentEvent]]:
-            yield from batches
+        def stream() -> Iterator[Callable[[], list[AssessmentEvent]]]:
+            yield from map(given, batches)
             read_all.set()
 
         results: list[IngestResult] = []
@@ -93,9 +97,9 @@ def test_a_stream_gives_each_batch_what_record_batch_gives_it(tiny_app: App, ref
 def test_when_reading_the_stream_fails_the_batches_read_before_are_written(tiny_app: App) -> None:
     app = registered(tiny_app)
 
-    def stream() -> Iterator[list[AssessmentEvent]]:
-        yield batch(0)
-        yield batch(1)
+    def stream() -> Iterator[Callable[[], list[AssessmentEvent]]]:
+        yield given(batch(0))
+        yield given(batch(1))
         raise RuntimeError("the client went away")
 
     with pytest.raises(RuntimeError):
@@ -126,12 +130,12 @@ def test_a_failed_write_is_raised_after_the_results_before_it_and_nothing_after_
     app = registered(tiny_app)
     failing_insert_of(app, "e1-0")
 
-    def stream() -> Iterator[list[AssessmentEvent]]:
-        yield batch(0)
+    def stream() -> Iterator[Callable[[], list[AssessmentEvent]]]:
+        yield given(batch(0))
         while len(app.store.events_of(DEFAULT_TENANT, "ana")) == 0:  # batch 0 is committed alone
             time.sleep(0.01)
-        yield batch(1)
-        yield batch(2)
+        yield given(batch(1))
+        yield given(batch(2))
 
     got: list[IngestResult] = []
 
@@ -144,3 +148,16 @@ def test_a_failed_write_is_raised_after_the_results_before_it_and_nothing_after_
     assert len(got) == 1 and got[0].accepted == 7
     stored = {e.event_id for learner in LEARNERS for e in app.store.events_of(DEFAULT_TENANT, learner)}
     assert stored == {e.event_id for e in batch(0)}
+
+
+def test_a_batch_that_cannot_be_mapped_fails_the_stream_after_the_batches_before_it(tiny_app: App) -> None:
+    app = registered(tiny_app)
+
+    def unmappable() -> list[AssessmentEvent]:
+        raise RuntimeError("a message that cannot be mapped")
+
+    batches = [given(batch(0)), given(batch(1)), unmappable, given(batch(2))]
+    with pytest.raises(RuntimeError):
+        list(app.learners.record_stream(DEFAULT_TENANT, batches))
+    stored = {e.event_id for learner in LEARNERS for e in app.store.events_of(DEFAULT_TENANT, learner)}
+    assert stored == {e.event_id for e in batch(0) + batch(1) if e.learner_id != "ghost"}

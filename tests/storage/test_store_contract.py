@@ -19,6 +19,7 @@ from recommender.domain.profile import LearnerRecord, SkillState
 from recommender.errors import Conflict
 from recommender.kt.bkt import BKTModel, profile_updater, replay
 from recommender.storage import EventOutcome, SqlStore, migrations, open_store
+from recommender.storage.sql import SQLITE_ROWS_PER_STATEMENT
 from recommender.storage.store import erasure_subject
 from tests.conftest import T0, tiny_catalog
 
@@ -208,6 +209,24 @@ def test_batches_see_what_other_connections_and_single_results_committed(store: 
         )
     finally:
         other.close()
+
+
+def test_a_batch_larger_than_one_statement_is_stored_in_order(store: SqlStore) -> None:
+    """SQLite writes a batch's rows as multi-row statements: every row, in order, the states as a
+    replay gives them, whether a statement is full or the last one is partly full."""
+    learners = [f"l{k}" for k in range(5)]
+    for learner in learners:
+        store.upsert_learner("t1", Learner(learner), T0)
+    events = [
+        event(f"e{i}", learner=learners[i % 5], score=(i % 4) / 3, minutes=i, skills=("welding", "safety")[: 1 + i % 2])
+        for i in range(SQLITE_ROWS_PER_STATEMENT * 2 + 37)
+    ]
+    assert store.record_events("t1", events, UPDATE, T0) == [EventOutcome.ACCEPTED] * len(events)
+    for learner in learners:
+        mine = [e for e in events if e.learner_id == learner]
+        assert store.events_of("t1", learner) == mine
+        found = store.get_skill_states("t1", learner)
+        assert found is not None and {s.skill_id: s for s in found[0]} == replay(BKTModel(), mine)
 
 
 def test_concurrent_writers_on_one_learner_lose_nothing(store: SqlStore) -> None:
