@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import sparse
 
 from recommender.domain.catalog import Catalog
@@ -199,30 +200,7 @@ def train_hybrid(
             return sparse.coo_matrix((values[seen], (users[seen], items[seen])), shape=shape)
 
         held_success = factors(fit("logistic", part_of(labels), part_of(weights), 2, (x, y)))
-        if (module_results(table) & held[table.learner]).any():
-            held_table = table.subset(held[table.learner])
-            seen_table = table.subset(~held[table.learner])
-            seen_bkt = (
-                fit_bkt(seen_table.skill_sequences(catalog.module_skill_weights), len(catalog.skill_ids),
-                        reset_degenerate=config.reset_degenerate_bkt)
-                if config.fit_bkt and len(seen_table)
-                else ParamArrays.constant(len(catalog.skill_ids))
-            )  # fmt: skip
-            chosen = module_results(held_table)  # held_table's learners: held_ids, in order
-            knowledge = knowledge_logits(held_table, catalog, seen_bkt)[chosen]
-            held_ids = np.flatnonzero(held)
-            cold = as_float32(user_space.matrix([
-                learner_tokens(data.learners.get(table.learner_ids[i]), table.learner_ids[i], {}, identity=False,
-                               use_features=config.use_features, schema=config.features)
-                for i in held_ids.tolist()
-            ]))  # fmt: skip
-            learner_vectors = held_success.learner_vectors(cold)
-            module_vectors = held_success.module_vectors(y)
-            learners, modules = held_table.learner[chosen], held_table.module[chosen]
-            model_logit = np.einsum("ij,ij->i", learner_vectors[learners], module_vectors[modules])
-            blend = fit_blend(knowledge, model_logit, held_table.score[chosen] >= PASS_SCORE)
-        else:
-            blend = fit_blend(np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
+        blend = _held_out_blend(data, config, held, held_success, user_space, y)
 
     bkt_model: BKTModel = bkt.to_model(catalog.skill_ids, catalog.module_ids)
     meta = {
@@ -250,3 +228,40 @@ def train_hybrid(
         features=config.features,
         meta=meta,
     )
+
+
+def _held_out_blend(
+    data: TrainingData,
+    config: TrainConfig,
+    held: npt.NDArray[np.bool_],
+    held_success: FactorModel,
+    user_space: FeatureSpace,
+    module_features: sparse.csr_matrix,
+) -> SuccessBlend:
+    """The success blend fitted on the held-out learners' module results: knowledge tracing
+    fitted without them, and `held_success` (the success model fitted without them) scoring them
+    from their features alone."""
+    catalog, table = data.catalog, data.events
+    held_table = table.subset(held[table.learner])  # its learners: np.flatnonzero(held), in order
+    chosen = module_results(held_table)
+    if not chosen.any():
+        return fit_blend(np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
+    seen_table = table.subset(~held[table.learner])
+    n_skills = len(catalog.skill_ids)
+    seen_bkt = (
+        fit_bkt(seen_table.skill_sequences(catalog.module_skill_weights), n_skills,
+                reset_degenerate=config.reset_degenerate_bkt)
+        if config.fit_bkt and len(seen_table)
+        else ParamArrays.constant(n_skills)
+    )  # fmt: skip
+    knowledge = knowledge_logits(held_table, catalog, seen_bkt)[chosen]
+    cold = as_float32(user_space.matrix([
+        learner_tokens(data.learners.get(table.learner_ids[i]), table.learner_ids[i], {}, identity=False,
+                       use_features=config.use_features, schema=config.features)
+        for i in np.flatnonzero(held).tolist()
+    ]))  # fmt: skip
+    learner_vectors = held_success.learner_vectors(cold)
+    module_vectors = held_success.module_vectors(module_features)
+    learners, modules = held_table.learner[chosen], held_table.module[chosen]
+    model_logit = np.einsum("ij,ij->i", learner_vectors[learners], module_vectors[modules])
+    return fit_blend(knowledge, model_logit, held_table.score[chosen] >= PASS_SCORE)
