@@ -72,7 +72,8 @@ def module_results(table: EventTable) -> BoolArray:
 def knowledge_logits(table: EventTable, catalog: Catalog, params: ParamArrays) -> FloatArray:
     """Per event, knowledge tracing's logit of succeeding at its module as the planner computes it
     before the study: the module's skills' mastery weighed by their share, read through the
-    module's emissions, plus the difficulty shift."""
+    module's emissions, plus the difficulty shift. The skills are the event's (a result that names
+    none has its module's); one that names only some of them reads those alone."""
     weights = catalog.module_skill_weights
     seqs = table.skill_sequences(weights)
     before = np.empty(len(seqs.obs))
@@ -91,11 +92,14 @@ def knowledge_logits(table: EventTable, catalog: Catalog, params: ParamArrays) -
 
 
 def fit_blend(knowledge: FloatArray, model: FloatArray, succeeded: BoolArray) -> SuccessBlend:
-    """The blend that best predicts `succeeded` (logistic regression on the two logits). A source
-    whose weight comes out negative (it predicts backwards on these learners) is left out and the
-    other refitted; too few results, or one outcome only, keep the default."""
-    if len(succeeded) < MIN_HELD_OUT_RESULTS or succeeded.all() or not succeeded.any():
+    """The blend that best predicts `succeeded` (logistic regression on the two logits). The
+    model's logit, if its weight comes out negative (it predicts backwards on these learners), is
+    left out and knowledge tracing's refitted; too few results, one outcome only, or a negative
+    weight on knowledge tracing keep the default."""
+    if len(succeeded) < MIN_HELD_OUT_RESULTS:
         return SuccessBlend(source=f"default: {len(succeeded)} held-out module results, too few to fit")
+    if succeeded.all() or not succeeded.any():
+        return SuccessBlend(source="default: the held-out module results hold one outcome only")
     columns = [knowledge, model]
     used = [0, 1]
     while True:
@@ -106,6 +110,10 @@ def fit_blend(knowledge: FloatArray, model: FloatArray, succeeded: BoolArray) ->
             break
         used = [i for i in used if i not in negative]
     weights = dict(zip(used, w[1:].tolist(), strict=True))
+    if 0 not in weights:
+        # the planner's success must follow the learner's own evidence: a blend without it would
+        # pitch every module by the model's opinion alone, however the learner's results go
+        return SuccessBlend(source="default: knowledge tracing's weight came out negative")
     return SuccessBlend(
         knowledge=float(weights.get(0, 0.0)),
         model=float(weights.get(1, 0.0)),

@@ -21,7 +21,7 @@ import numpy.typing as npt
 
 from recommender.domain.catalog import Catalog
 from recommender.kt.fit import ParamArrays, filter_sequences
-from recommender.ml.blend import fit_logistic
+from recommender.ml.blend import fit_logistic, knowledge_logits, module_results
 from recommender.ml.data import EventTable, TrainingData
 from recommender.ml.metrics import auc, expected_calibration_error, ranking_at_k, reliability, rmse
 from recommender.ml.model import HybridModel
@@ -177,6 +177,9 @@ class _Scorer:
         table = data.events
         self.labels = table.score >= PASS_SCORE
         self.bkt_pred = _bkt_predictions(table, bkt, data.catalog)
+        # what the planner reads of knowledge tracing, on the results it predicts (module assessments)
+        self.knowledge = knowledge_logits(table, data.catalog, bkt)
+        self.module_rows = module_results(table)
         self.history = history_features(table, prior=float(self.labels[split.train].mean()))
         self.item_rate, self.module_rate = _success_rates(table, split.train)
         # mastery at the end of training, per learner id (warm learners only)
@@ -226,18 +229,20 @@ class _Scorer:
         self, rows: BoolArray, model: HybridModel, cf_model: HybridModel | None, *, cold: bool
     ) -> dict[str, dict[str, float]]:
         """Every model's metrics on `rows` (only luban's without a CF-only model)."""
-        labels = self.labels[rows]
-        targets = self.data.events.score[rows]
         rng = np.random.default_rng(7)
 
-        def kt(pred: FloatArray) -> dict[str, float]:
+        def kt(pred: FloatArray, on: BoolArray = rows) -> dict[str, float]:
+            labels, targets = self.labels[on], self.data.events.score[on]
             return {
                 "auc": auc(labels, pred),
                 "rmse": rmse(targets, pred),
                 "ece": expected_calibration_error(labels, pred),
             }
 
-        results = {"luban": kt(self._luban(rows, model, cold)), "served": kt(self._served(rows, model, cold))}
+        results = {"luban": kt(self._luban(rows, model, cold))}
+        # the planner predicts the success of studying a module: scored on module assessments only
+        served = rows & self.module_rows
+        results["served"] = kt(self._served(served, model, cold), served) if served.any() else {}
         if cf_model is not None:
             results |= {
                 "bkt": kt(self.bkt_pred[rows]),
@@ -259,10 +264,11 @@ class _Scorer:
         return _sigmoid(stacked)
 
     def _served(self, rows: BoolArray, model: HybridModel, cold: bool) -> FloatArray:
-        """The blend the planner serves on `rows`: knowledge tracing's and the factor model's
-        logits with the model's fitted weights (ml/blend.py)."""
+        """The planner's P(success) of the module of each of `rows` (module assessments): knowledge
+        tracing's logit as the planner reads it before the study and the factor model's, weighed
+        by the model's fitted blend (ml/blend.py)."""
         blend = model.blend
-        z = (blend.knowledge * _logit(self.bkt_pred[rows]) + blend.model * _logit(self._success_prob(model, rows, cold))
+        z = (blend.knowledge * self.knowledge[rows] + blend.model * _logit(self._success_prob(model, rows, cold))
              + blend.intercept)  # fmt: skip
         return _sigmoid(z)
 

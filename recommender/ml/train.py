@@ -242,7 +242,7 @@ def _held_out_blend(
     fitted without them, and `held_success` (the success model fitted without them) scoring them
     from their features alone."""
     catalog, table = data.catalog, data.events
-    held_table = table.subset(held[table.learner])  # its learners: np.flatnonzero(held), in order
+    held_table = table.subset(held[table.learner])
     chosen = module_results(held_table)
     if not chosen.any():
         return fit_blend(np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
@@ -256,9 +256,9 @@ def _held_out_blend(
     )  # fmt: skip
     knowledge = knowledge_logits(held_table, catalog, seen_bkt)[chosen]
     cold = as_float32(user_space.matrix([
-        learner_tokens(data.learners.get(table.learner_ids[i]), table.learner_ids[i], {}, identity=False,
-                       use_features=config.use_features, schema=config.features)
-        for i in np.flatnonzero(held).tolist()
+        learner_tokens(data.learners.get(lid), lid, {}, identity=False, use_features=config.use_features,
+                       schema=config.features)
+        for lid in held_table.learner_ids
     ]))  # fmt: skip
     learner_vectors = held_success.learner_vectors(cold)
     module_vectors = held_success.module_vectors(module_features)

@@ -164,8 +164,10 @@ def plan_paths(
     groups: dict[tuple[object, ...], list[int]] = {}
     for i, x in enumerate(inputs):
         o = x.options
+        # learners under different blends (models) never share a batch: _model_terms takes one
+        blend = None if x.model is None else (x.model.knowledge_weight, x.model.model_weight, x.model.intercept)
         key = (o.target_role_id, o.mastery_confidence, o.mastery_is_level, o.max_module_attempts, o.chinese_route,
-               x.model is not None)  # fmt: skip
+               blend)  # fmt: skip
         groups.setdefault(key, []).append(i)
     for members in groups.values():
         for start in range(0, len(members), BATCH):
@@ -341,7 +343,7 @@ def _success(
 
 def _model_terms(inputs: Sequence[PlanInput], modules: npt.NDArray[np.intp]) -> tuple[FloatArray | None, float]:
     """(the model's part of each learner's success logit on the view's modules, the weight of
-    knowledge tracing's part): one model serves a batch, so one blend."""
+    knowledge tracing's part): plan_paths batches learners under one blend only."""
     first = inputs[0].model
     if first is None:
         return None, 1.0
@@ -879,7 +881,7 @@ class _Work:
     gate: IntArray | None  # (learners, view modules) the HSK level each module needs
     route: BoolArray | None  # (learners, view modules) the route's modules
     opened: FloatArray | None  # (learners, requirements) 1 where the route opens the requirement
-    knowledge_weight: float = 1.0  # knowledge tracing's weight in the success logit (_model_terms)
+    knowledge_weight: float  # knowledge tracing's weight in the success logit (_model_terms)
 
     def keep(self, rows: BoolArray) -> _Work:
         logit = None if self.model_logit is None else self.model_logit[rows]

@@ -48,6 +48,16 @@ def test_a_source_that_predicts_backwards_is_left_out() -> None:
     assert blend.knowledge > 0.5
 
 
+def test_knowledge_tracing_keeps_its_say_or_the_default_serves() -> None:
+    """A fit in which knowledge tracing predicts backwards would pitch modules by the model alone,
+    whatever the learner's own results: the default blend serves instead."""
+    rng = np.random.default_rng(9)
+    knowledge, model = rng.normal(0, 1.5, 5000), rng.normal(0, 1.5, 5000)
+    blend = fit_blend(knowledge, model, _logistic_labels(rng, model - 0.8 * knowledge))
+    assert (blend.knowledge, blend.model, blend.intercept) == (0.5, 0.5, 0.0)
+    assert "negative" in blend.source
+
+
 def test_too_few_results_or_one_outcome_keep_the_default() -> None:
     rng = np.random.default_rng(6)
     few = MIN_HELD_OUT_RESULTS - 1
@@ -90,7 +100,7 @@ def test_knowledge_logits_are_the_planners_reading_before_the_study() -> None:
     table = build_event_table(events, catalog)
     params = ParamArrays.constant(1)
     got = knowledge_logits(table, catalog, params)
-    p = params.to_model(["s"]).of("s")  # as training reads the parameters (forgetting down to the prior)
+    p = params.to_model(["s"]).of("s")  # the parameters as training reads them
     after_first = apply_result(None, "s", 0.2, T0, p, kind=ResultKind.MODULE_ASSESSMENT)
     for value, mastery in zip(got, (p.prior, mastery_now(after_first, p, T0 + timedelta(days=3))), strict=True):
         content = mastery * (1 - p.slip) + (1 - mastery) * p.guess
@@ -119,3 +129,27 @@ def test_a_blend_that_ignores_the_model_plans_as_if_no_model_were_active() -> No
             assert isinstance(a, LearningPath) and isinstance(b, LearningPath)
             assert [s.module_id for s in a.steps] == [s.module_id for s in b.steps]
             assert [s.expected_success for s in a.steps] == [s.expected_success for s in b.steps]
+
+
+def test_learners_under_different_blends_are_planned_as_if_alone() -> None:
+    """Two models' opinions never share a batch's blend: each learner's path is the one planned
+    for them alone."""
+    data, _ = world(60, seed=4)
+    catalog = data.catalog
+    arrays, kt = CatalogArrays.build(catalog), SkillParamArrays.build(catalog, BKTModel())
+    n = len(catalog.skill_ids)
+    rng = np.random.default_rng(10)
+    options = PlanOptions(sorted(catalog.roles)[0], ("en",))
+    inputs = [
+        PlanInput(
+            LearnerState(Learner(f"l{i}", languages=("en",)), rng.random(n), rng.random(n), np.zeros(n)),
+            options,
+            ModelOpinion(rng.uniform(0.05, 0.95, len(catalog.module_ids)), f"v{i % 2}", *blend),
+        )
+        for i, blend in enumerate([(1.0, 0.0, 0.0), (0.2, 1.5, -1.0)] * 3)
+    ]
+    together = plan_paths(arrays, kt, inputs, T0)
+    for x, path in zip(inputs, together, strict=True):
+        alone = plan_paths(arrays, kt, [x], T0)[0]
+        assert isinstance(path, LearningPath) and isinstance(alone, LearningPath)
+        assert [s.expected_success for s in path.steps] == [s.expected_success for s in alone.steps]

@@ -260,6 +260,7 @@ def test_learners_on_the_chinese_route_are_planned_by_the_kernel() -> None:
         allowed=start.allowed, flagged=None, model_logit=None, behind_unplaced=behind, minutes_used=np.zeros(size),
         taken=np.zeros(size, dtype=np.int64), max_steps=np.full(size, 20), budget=np.zeros(size),
         level=start.level_now.copy(), gate=start.gate, route=start.route.modules, opened=start.route.opened,
+        knowledge_weight=start.knowledge_weight,
     )  # fmt: skip
     ra, explain = start.ra, start.explain
     left = planner._compiled_steps(arrays, ra, explain, inputs, start.renderers, start.review_due, work, out)
