@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -94,10 +95,11 @@ class HybridModel:
         was trained with them and is served as it was trained."""
         return bool(self.meta.get(SUCCESS_READS_MASTERY_META, True))
 
-    @property
+    @cached_property
     def blend(self) -> SuccessBlend:
         """How the planner weighs this model's success logit against knowledge tracing's: fitted
-        at training (ml/blend.py); an artifact trained before that is served half and half."""
+        at training (ml/blend.py); an artifact trained before that is served half and half. Read
+        from the metadata once: every planned path asks for it."""
         return SuccessBlend.from_meta(self.meta)
 
     def without_user_features(self, names: Iterable[str]) -> HybridModel:
