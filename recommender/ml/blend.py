@@ -94,8 +94,9 @@ def knowledge_logits(table: EventTable, catalog: Catalog, params: ParamArrays) -
 def fit_blend(knowledge: FloatArray, model: FloatArray, succeeded: BoolArray) -> SuccessBlend:
     """The blend that best predicts `succeeded` (logistic regression on the two logits). The
     model's logit, if its weight comes out negative (it predicts backwards on these learners), is
-    left out and knowledge tracing's refitted; too few results, one outcome only, or a negative
-    weight on knowledge tracing keep the default."""
+    left out and knowledge tracing's refitted. Knowledge tracing's weight never goes below the
+    default's: where the fit would, it is held there and the model's weight and the intercept are
+    fitted beside it. Too few results or one outcome only keep the default."""
     if len(succeeded) < MIN_HELD_OUT_RESULTS:
         return SuccessBlend(source=f"default: {len(succeeded)} held-out module results, too few to fit")
     if succeeded.all() or not succeeded.any():
@@ -112,8 +113,9 @@ def fit_blend(knowledge: FloatArray, model: FloatArray, succeeded: BoolArray) ->
     weights = dict(zip(used, w[1:].tolist(), strict=True))
     if 0 not in weights:
         # the planner's success must follow the learner's own evidence: a blend without it would
-        # pitch every module by the model's opinion alone, however the learner's results go
-        return SuccessBlend(source="default: knowledge tracing's weight came out negative")
+        # pitch every module by the model's opinion alone, however the learner's results go. Held
+        # at the default's weight, what it leaves unexplained is what the rest is fitted to
+        return _beside_knowledge(knowledge, model, succeeded)
     return SuccessBlend(
         knowledge=float(weights.get(0, 0.0)),
         model=float(weights.get(1, 0.0)),
@@ -122,15 +124,37 @@ def fit_blend(knowledge: FloatArray, model: FloatArray, succeeded: BoolArray) ->
     )
 
 
-def fit_logistic(x: FloatArray, labels: BoolArray, l2: float = 1e-3, iterations: int = 25) -> FloatArray:
-    """Logistic regression by Newton's method (a handful of features)."""
+def _beside_knowledge(knowledge: FloatArray, model: FloatArray, succeeded: BoolArray) -> SuccessBlend:
+    """Knowledge tracing at the default's weight, the model's weight (left out if negative) and
+    the intercept fitted beside it: its logit enters the regression as a fixed offset."""
+    held = SuccessBlend().knowledge
+    offset = held * knowledge
+    ones = np.ones(len(succeeded))
+    w = fit_logistic(np.column_stack([ones, model]), succeeded, offset=offset)
+    if w[1] < 0:
+        w = np.array([fit_logistic(ones[:, None], succeeded, offset=offset)[0], 0.0])
+    return SuccessBlend(
+        knowledge=held,
+        model=float(w[1]),
+        intercept=float(w[0]),
+        source=f"fitted on {len(succeeded)} held-out module results, knowledge tracing held at the default's weight",
+    )
+
+
+def fit_logistic(
+    x: FloatArray, labels: BoolArray, l2: float = 1e-3, iterations: int = 25, offset: FloatArray | None = None
+) -> FloatArray:
+    """Logistic regression by Newton's method (a handful of features); `offset`: a fixed term of
+    each row's logit, with no weight to fit."""
+    if offset is None:
+        offset = np.zeros(len(x))
     if len(x) > 300_000:
         pick = np.random.default_rng(0).choice(len(x), 300_000, replace=False)
-        x, labels = x[pick], labels[pick]
+        x, labels, offset = x[pick], labels[pick], offset[pick]
     y = labels.astype(np.float64)
     w = np.zeros(x.shape[1])
     for _ in range(iterations):
-        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -30, 30)))
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w + offset, -30, 30)))
         gradient = x.T @ (p - y) + l2 * w
         hessian = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(x.shape[1])
         step = np.linalg.solve(hessian, gradient)

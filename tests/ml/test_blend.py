@@ -14,7 +14,7 @@ from recommender.domain.learner import Learner
 from recommender.domain.path import LearningPath
 from recommender.kt.bkt import BKTModel, apply_result, mastery_now
 from recommender.kt.fit import ParamArrays, masteries_before
-from recommender.ml.blend import MIN_HELD_OUT_RESULTS, SuccessBlend, fit_blend, knowledge_logits
+from recommender.ml.blend import MIN_HELD_OUT_RESULTS, SuccessBlend, fit_blend, fit_logistic, knowledge_logits
 from recommender.ml.data import build_event_table
 from recommender.ml.model import HybridModel
 from recommender.ml.train import TrainConfig, train_hybrid
@@ -48,14 +48,29 @@ def test_a_source_that_predicts_backwards_is_left_out() -> None:
     assert blend.knowledge > 0.5
 
 
-def test_knowledge_tracing_keeps_its_say_or_the_default_serves() -> None:
+def test_knowledge_tracing_keeps_the_default_weight_and_the_rest_is_fitted_beside_it() -> None:
     """A fit in which knowledge tracing predicts backwards would pitch modules by the model alone,
-    whatever the learner's own results: the default blend serves instead."""
+    whatever the learner's own results: knowledge tracing keeps the default's weight, and the
+    model's weight and the intercept are what best predicts the results beside it."""
     rng = np.random.default_rng(9)
-    knowledge, model = rng.normal(0, 1.5, 5000), rng.normal(0, 1.5, 5000)
-    blend = fit_blend(knowledge, model, _logistic_labels(rng, model - 0.8 * knowledge))
-    assert (blend.knowledge, blend.model, blend.intercept) == (0.5, 0.5, 0.0)
-    assert "negative" in blend.source
+    knowledge, model = rng.normal(0, 1.5, 20_000), rng.normal(0, 1.5, 20_000)
+    succeeded = _logistic_labels(rng, 0.5 * knowledge + 1.1 * model + 1.5)
+    succeeded &= rng.random(len(knowledge)) > 0.6 / (1.0 + np.exp(-2.0 * knowledge))  # the backwards part
+    blend = fit_blend(knowledge, model, succeeded)
+    assert blend.knowledge == SuccessBlend().knowledge
+    assert blend.model > 0.5 and "held at the default" in blend.source
+    free = fit_logistic(np.column_stack([np.ones(len(knowledge)), knowledge, model]), succeeded)
+    assert free[1] < 0, "the unconstrained fit weighs knowledge tracing backwards"
+    rival = SuccessBlend(0.5, 0.5, 0.0)
+
+    def log_likelihood(b: SuccessBlend) -> float:
+        p = 1.0 / (1.0 + np.exp(-(b.knowledge * knowledge + b.model * model + b.intercept)))
+        return float(np.where(succeeded, np.log(p), np.log(1.0 - p)).sum())
+
+    assert log_likelihood(blend) > log_likelihood(rival), "better than the unfitted default"
+    # both predict backwards: knowledge tracing held, the model left out, the intercept fitted
+    backwards_too = fit_blend(knowledge, -model, _logistic_labels(rng, 1.0 - 0.8 * knowledge + 0.8 * model))
+    assert (backwards_too.knowledge, backwards_too.model) == (SuccessBlend().knowledge, 0.0)
 
 
 def test_too_few_results_or_one_outcome_keep_the_default() -> None:
