@@ -15,20 +15,28 @@ class SkillState:
     """Mastery of one skill as of `last_practiced_at` (before any forgetting since then).
     `studies_since_check` counts module-level results since the skill's last item result: module
     scores are weak evidence about one skill, so an estimate that stays low after several studies
-    calls for a skill check (direct evidence) rather than more study."""
+    calls for a skill check (direct evidence) rather than more study. `studied`: a module
+    assessment here has taught the skill (whatever came after it): an item on a skill the learner
+    was taught here is read with emissions of its own (kt/bkt.py)."""
 
     skill_id: str
     mastery: float
     attempts: int
     last_practiced_at: datetime
     studies_since_check: int = 0
+    studied: bool = False
 
 
 NO_STUDIES: Mapping[str, int] = MappingProxyType({})
 
 
 def skill_state(
-    skill_id: str, mastery: float, attempts: int, last_practiced_at: datetime, studies_since_check: int
+    skill_id: str,
+    mastery: float,
+    attempts: int,
+    last_practiced_at: datetime,
+    studies_since_check: int,
+    studied: bool = False,
 ) -> SkillState:
     """SkillState(...) at a third of the cost, for the store's reads and the tracer's updates (one
     or more per ingested result): a frozen dataclass's __init__ sets each field through
@@ -41,6 +49,7 @@ def skill_state(
         attempts=attempts,
         last_practiced_at=last_practiced_at,
         studies_since_check=studies_since_check,
+        studied=studied,
     )
     return state
 

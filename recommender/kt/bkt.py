@@ -8,11 +8,16 @@ Evidence semantics, one rule per kind of result (domain.assessment.ResultKind):
 - a practice item with feedback: observe, then learn at the skill's practice rate (`item_learn`);
 - a check (placement, skill or readiness check): observe only.
 
-Like pyBKT's multiple guess/slip per item type, a skill has two pairs of emissions: one for a
-module's assessment (a score mixing the learner's ability and the module's other skills) and one
-for item results (short items on the skill itself). Like pyBKT's multiple learn rates, a module's
-own learning effect on a skill is a parameter of its own where training fitted it
-(BKTModel.module_learn), and the skill's `learn` otherwise.
+Like pyBKT's multiple guess/slip per item type, a skill has three pairs of emissions: one for a
+module's assessment (a score mixing the learner's ability and the module's other skills), one for
+item results on a skill no module here has taught the learner yet (`item_guess`, `item_slip`: a
+placement test's population, who mostly know a skill well or not at all) and one for item results
+on a skill a module has taught them (`studied_item_guess`, `studied_item_slip`: learners part of
+the way, whom binary mastery fits less well). A fit on placement items alone reads a right answer
+as near proof of mastery; applied to the checks after a study, that declares a learner just under
+the level ready. Like pyBKT's multiple learn rates, a module's own learning effect on a skill is a
+parameter of its own where training fitted it (BKTModel.module_learn), and the skill's `learn`
+otherwise.
 Unlike pyBKT, forgetting is not per attempt but over elapsed real time: between practices the
 mastery decays exponentially toward a floor, at `forget_per_day` (1/day). Mastery decays,
 it never rises, with time alone.
@@ -59,16 +64,35 @@ class SkillParams:
     # little under it still answers many right; a fit on item results replaces both
     item_guess: float = 0.3
     item_slip: float = 0.1
+    # the emissions of item results on a skill a module here has taught the learner (a check after
+    # a study); fitted only from such results, never borrowed from the placement items'
+    studied_item_guess: float = 0.3
+    studied_item_slip: float = 0.1
     # the practice rate: P(learn) after a practice item. None assumed until the history shows it
     # (training fits it from practice results); checks never learn
     item_learn: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("prior", "learn", "guess", "slip", "floor", "item_guess", "item_slip", "item_learn"):
+        for name in (
+            "prior",
+            "learn",
+            "guess",
+            "slip",
+            "floor",
+            "item_guess",
+            "item_slip",
+            "item_learn",
+            "studied_item_guess",
+            "studied_item_slip",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
-        if self.guess + self.slip >= 1.0 or self.item_guess + self.item_slip >= 1.0:
+        if (
+            self.guess + self.slip >= 1.0
+            or self.item_guess + self.item_slip >= 1.0
+            or self.studied_item_guess + self.studied_item_slip >= 1.0
+        ):
             raise ValueError("guess + slip must be < 1, or a correct answer could lower mastery")
         if self.forget_per_day < 0:
             raise ValueError("forget_per_day must be >= 0")
@@ -154,7 +178,8 @@ def apply_result(
     effect on the skill, else the skill's rate) and then observes, because its test comes after the
     instruction; a practice item observes and then learns at the skill's practice rate
     (`item_learn`); a check only observes. An item result (practice or check) resets the count of
-    studies since the skill was last checked.
+    studies since the skill was last checked, and is read with the studied pair of emissions once
+    a module assessment has taught the skill.
 
     `weight`: the skill's weight in the module (catalog), for a module assessment. A module that
     is partly about the skill teaches it in proportion (its rate, the pair's own or the skill's,
@@ -162,10 +187,11 @@ def apply_result(
     proportion (MODULE_SCORE_WEIGHT items times the weight): a score mostly earned on the
     module's main skill says little about a side skill."""
     if state is None:
-        prior, last, attempts, studies = params.prior, at, 0, 0
+        prior, last, attempts, studies, studied = params.prior, at, 0, 0, False
     else:
         prior = mastery_now(state, params, at)
         last, attempts, studies = max(state.last_practiced_at, at), state.attempts, state.studies_since_check
+        studied = state.studied
     kind = resolve_kind(kind, "")
     if kind is ResultKind.MODULE_ASSESSMENT:
         rate = (params.learn if learn is None else learn) * weight
@@ -173,12 +199,16 @@ def apply_result(
             prior + (1.0 - prior) * rate, score, params.guess, params.slip, MODULE_SCORE_WEIGHT * weight
         )
         studies += 1
+        studied = True
     else:
-        mastery = posterior(prior, score, params.item_guess, params.item_slip)
+        if studied:
+            mastery = posterior(prior, score, params.studied_item_guess, params.studied_item_slip)
+        else:
+            mastery = posterior(prior, score, params.item_guess, params.item_slip)
         if kind is ResultKind.PRACTICE:
             mastery += (1.0 - mastery) * params.item_learn
         studies = 0
-    return skill_state(skill_id, min(max(mastery, 0.0), 1.0), attempts + 1, last, studies)
+    return skill_state(skill_id, min(max(mastery, 0.0), 1.0), attempts + 1, last, studies, studied)
 
 
 def profile_updater(
@@ -224,8 +254,9 @@ def profile_updater(
         for skill_id, params, rate, evidence in steps:
             state = states.get(skill_id)
             if state is None:
-                prior, last, attempts, studies = params.prior, at, 0, 0
+                prior, last, attempts, studies, studied = params.prior, at, 0, 0, False
             else:
+                studied = state.studied
                 mastery, floor, practiced = state.mastery, params.floor, state.last_practiced_at
                 if mastery <= floor:  # decay(): nothing above the floor to forget
                     prior = min(max(mastery, 0.0), 1.0)
@@ -237,6 +268,9 @@ def profile_updater(
             if kind is ResultKind.MODULE_ASSESSMENT:
                 learned = prior + (1.0 - prior) * rate
                 guess, slip, weight = params.guess, params.slip, evidence
+            elif studied:
+                learned = prior
+                guess, slip, weight = params.studied_item_guess, params.studied_item_slip, 1.0
             else:
                 learned = prior
                 guess, slip, weight = params.item_guess, params.item_slip, 1.0
@@ -247,11 +281,12 @@ def profile_updater(
             mastery = min(max(learned if total <= 0 else learned * known / total, 0.0), 1.0)
             if kind is ResultKind.MODULE_ASSESSMENT:
                 studies += 1
+                studied = True
             else:
                 if kind is ResultKind.PRACTICE:
                     mastery += (1.0 - mastery) * params.item_learn
                 studies = 0
-            out.append(skill_state(skill_id, min(max(mastery, 0.0), 1.0), attempts + 1, last, studies))
+            out.append(skill_state(skill_id, min(max(mastery, 0.0), 1.0), attempts + 1, last, studies, studied))
         return out
 
     return update

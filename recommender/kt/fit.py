@@ -44,9 +44,11 @@ class ParamArrays:
     guess: FloatArray
     slip: FloatArray
     forget: FloatArray
-    item_guess: FloatArray  # the emissions of item results
+    item_guess: FloatArray  # the emissions of item results on a skill no module has taught yet
     item_slip: FloatArray
     item_learn: FloatArray  # the practice rate: P(learn) after a practice item
+    studied_item_guess: FloatArray  # the emissions of item results on a skill a module has taught
+    studied_item_slip: FloatArray
     module_learn: Mapping[tuple[int, int], float] = field(default_factory=dict)
     # what mastery decays toward; None: the prior (a fitted skill forgets back to its own prior).
     # A skill kept at the defaults keeps the default floor, so it is served as an untrained
@@ -59,7 +61,8 @@ class ParamArrays:
             return np.full(n_skills, v, dtype=np.float64)
 
         return cls(full(p.prior), full(p.learn), full(p.guess), full(p.slip), full(p.forget_per_day),
-                   full(p.item_guess), full(p.item_slip), full(p.item_learn), floor=full(p.floor))  # fmt: skip
+                   full(p.item_guess), full(p.item_slip), full(p.item_learn), full(p.studied_item_guess),
+                   full(p.studied_item_slip), floor=full(p.floor))  # fmt: skip
 
     @classmethod
     def from_model(cls, model: BKTModel, skill_ids: Sequence[str], module_ids: Sequence[str] = ()) -> ParamArrays:
@@ -75,6 +78,8 @@ class ParamArrays:
             np.array([p.item_guess for p in ps]),
             np.array([p.item_slip for p in ps]),
             np.array([p.item_learn for p in ps]),
+            np.array([p.studied_item_guess for p in ps]),
+            np.array([p.studied_item_slip for p in ps]),
             {
                 (module_index[m], skill_index[s]): rate
                 for (m, s), rate in model.module_learn.items()
@@ -84,10 +89,13 @@ class ParamArrays:
         )
 
     def emissions_of(self, seqs: Sequences) -> tuple[FloatArray, FloatArray]:
-        """(guess, slip) of every flat row of `seqs`: the item pair for item results."""
-        skill = seqs.row_skill
-        return (np.where(seqs.item, self.item_guess[skill], self.guess[skill]),
-                np.where(seqs.item, self.item_slip[skill], self.slip[skill]))  # fmt: skip
+        """(guess, slip) of every flat row of `seqs`: the item pair for item results, the studied
+        item pair for those on a skill a module taught earlier in the sequence."""
+        skill, taught = seqs.row_skill, seqs.taught_item
+        guess = np.where(seqs.item, self.item_guess[skill], self.guess[skill])
+        slip = np.where(seqs.item, self.item_slip[skill], self.slip[skill])
+        return (np.where(taught, self.studied_item_guess[skill], guess),
+                np.where(taught, self.studied_item_slip[skill], slip))  # fmt: skip
 
     @property
     def floors(self) -> FloatArray:
@@ -109,6 +117,8 @@ class ParamArrays:
                     item_guess=float(self.item_guess[i]),
                     item_slip=float(self.item_slip[i]),
                     item_learn=float(self.item_learn[i]),
+                    studied_item_guess=float(self.studied_item_guess[i]),
+                    studied_item_slip=float(self.studied_item_slip[i]),
                 )
                 for i, s in enumerate(skill_ids)
             },
@@ -304,19 +314,22 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
         for j in np.flatnonzero(studies >= MIN_PAIR_STUDIES).tolist():
             new_module_learn[(int(seqs.pair_module[j]), int(seqs.pair_skill[j]))] = float(np.clip(shrunk[j], lo, hi))
 
-    # each kind of result (module assessment, item) has its own emissions; a kind a skill has no
-    # results of keeps its current pair
-    item = seqs.item
+    # each kind of result (module assessment, item before any study of the skill, item after one)
+    # has its own emissions; a kind a skill has no results of keeps its current pair
+    taught = seqs.taught_item
+    module_rows, item = ~seqs.item, seqs.item & ~taught
 
     def emission(weights: FloatArray, hits: FloatArray, rows: npt.NDArray[np.bool_], old: FloatArray) -> FloatArray:
         seen = per_skill(weights * rows)
         return np.where(seen > 1e-12, per_skill(weights * hits * rows) / np.maximum(seen, 1e-12), old)
 
     # a module score is weighted by the skill's weight in the module, as in its likelihood
-    new_guess = emission(gamma0 * seqs.row_weight, seqs.obs, ~item, p.guess)
-    new_slip = emission(gamma1 * seqs.row_weight, 1 - seqs.obs, ~item, p.slip)
+    new_guess = emission(gamma0 * seqs.row_weight, seqs.obs, module_rows, p.guess)
+    new_slip = emission(gamma1 * seqs.row_weight, 1 - seqs.obs, module_rows, p.slip)
     new_item_guess = emission(gamma0, seqs.obs, item, p.item_guess)
     new_item_slip = emission(gamma1, 1 - seqs.obs, item, p.item_slip)
+    new_studied_guess = emission(gamma0, seqs.obs, taught, p.studied_item_guess)
+    new_studied_slip = emission(gamma1, 1 - seqs.obs, taught, p.studied_item_slip)
     log_likelihood = float(np.log(scale).sum())
 
     def bounded(name: str, value: FloatArray) -> FloatArray:
@@ -333,6 +346,8 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
             item_guess=bounded("guess", new_item_guess),
             item_slip=bounded("slip", new_item_slip),
             item_learn=bounded("learn", new_item_learn),
+            studied_item_guess=bounded("guess", new_studied_guess),
+            studied_item_slip=bounded("slip", new_studied_slip),
             module_learn=new_module_learn,
         ),
         log_likelihood,
@@ -366,7 +381,9 @@ def fit_bkt(
         previous = ll
     flat_skill = seqs.row_skill
     few = np.bincount(flat_skill, minlength=n_skills) < MIN_RESPONSES
-    few_items = np.bincount(flat_skill[seqs.item], minlength=n_skills) < MIN_RESPONSES
+    taught = seqs.taught_item
+    few_items = np.bincount(flat_skill[seqs.item & ~taught], minlength=n_skills) < MIN_RESPONSES
+    few_taught = np.bincount(flat_skill[taught], minlength=n_skills) < MIN_RESPONSES
     # the practice rate only from practice results: checks never learn, so a skill checked often
     # but never practised keeps the default rate, not the fit's starting value
     few_practice = np.bincount(flat_skill[seqs.learns_after], minlength=n_skills) < MIN_RESPONSES
@@ -381,6 +398,10 @@ def fit_bkt(
         item_guess=np.where(few_items, default.item_guess, params.item_guess),
         item_slip=np.where(few_items, default.item_slip, params.item_slip),
         item_learn=np.where(few_practice, default.item_learn, params.item_learn),
+        # never the placement items' pair: a history without checks after studies says nothing
+        # about how a learner part of the way answers
+        studied_item_guess=np.where(few_taught, default.studied_item_guess, params.studied_item_guess),
+        studied_item_slip=np.where(few_taught, default.studied_item_slip, params.studied_item_slip),
         module_learn={pair: rate for pair, rate in params.module_learn.items() if not few_modules[pair[1]]},
         floor=np.where(few, default.floors, params.prior),
     )
@@ -388,7 +409,8 @@ def fit_bkt(
         guess_max, slip_max = BOUNDS["guess"][1], BOUNDS["slip"][1]
         module_pinned = (params.guess >= guess_max) | (params.slip >= slip_max)
         item_pinned = (params.item_guess >= guess_max) | (params.item_slip >= slip_max)
-        degenerate = (module_pinned & ~few_modules) | (item_pinned & ~few_items)
+        taught_pinned = (params.studied_item_guess >= guess_max) | (params.studied_item_slip >= slip_max)
+        degenerate = (module_pinned & ~few_modules) | (item_pinned & ~few_items) | (taught_pinned & ~few_taught)
         params = ParamArrays(
             **{f.name: np.where(degenerate, getattr(default, f.name), getattr(params, f.name))
                for f in fields(ParamArrays) if f.name != "module_learn"},

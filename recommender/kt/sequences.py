@@ -61,6 +61,19 @@ class Sequences:
         return np.asarray(self.kind == PRACTICE)
 
     @cached_property
+    def taught_item(self) -> npt.NDArray[np.bool_]:
+        """Item results on a skill a module assessment earlier in the sequence taught (kt.bkt's
+        studied pair of item emissions); placement-like items, before any study, are the rest."""
+        taught = np.zeros(len(self.obs), dtype=bool)
+        seen = np.zeros(len(self.skill), dtype=bool)
+        module = self.learns_before
+        for t in range(self.steps):
+            n, sl = int(self.n_active[t]), self.at(t)
+            taught[sl] = seen[:n]
+            seen[:n] |= module[sl]
+        return np.asarray(taught & self.item)
+
+    @cached_property
     def row_weight(self) -> FloatArray:
         """Each flat row's weight (all 1 when none were given)."""
         return np.ones(len(self.obs)) if self.weight is None else self.weight

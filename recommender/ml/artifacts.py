@@ -25,10 +25,12 @@ SCHEMA_VERSION = 1
 ARRAYS = "arrays.npz"
 META = "meta.json"
 _FACTORS = ("user_embeddings", "user_biases", "item_embeddings", "item_biases")
-_BKT_FIELDS = ("prior", "learn", "guess", "slip", "forget_per_day", "floor", "item_guess", "item_slip", "item_learn")
-# older artifacts: 6 columns (before item emissions: those keep the defaults) and 8 (before
-# item_learn: an item result was followed by the skill's `learn`, and still is for them)
-_BKT_WIDTHS_BEFORE = (6, 8)
+_BKT_FIELDS = ("prior", "learn", "guess", "slip", "forget_per_day", "floor", "item_guess", "item_slip", "item_learn",
+               "studied_item_guess", "studied_item_slip")  # fmt: skip
+# older artifacts: 6 columns (before item emissions: those keep the defaults), 8 (before
+# item_learn: an item result was followed by the skill's `learn`, and still is for them) and 9
+# (before the studied pair: every item result was read with the item pair, and still is for them)
+_BKT_WIDTHS_BEFORE = (6, 8, 9)
 
 
 def owner_only_folder(folder: Path) -> None:
@@ -178,6 +180,9 @@ def _module_learn(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> 
 def _skill_params(row: np.ndarray) -> SkillParams:
     values = {f: float(v) for f, v in zip(_BKT_FIELDS, row, strict=False)}
     values.setdefault("item_learn", values["learn"])  # how an older artifact's model was trained
+    if "item_guess" in values:
+        values.setdefault("studied_item_guess", values["item_guess"])
+        values.setdefault("studied_item_slip", values["item_slip"])
     return SkillParams(**values)
 
 

@@ -346,6 +346,7 @@ def project_profile(
             s.attempts,
             s.last_practiced_at,
             s.studies_since_check,
+            s.studied,
         )
         for s in states
     )

@@ -243,7 +243,7 @@ def _shutdown(conn: Connection, how: int) -> None:
             sock.close()
 
 
-_Packed = tuple[str, list[tuple[str, float, int, int, int]] | None, int | None]
+_Packed = tuple[str, list[tuple[str, float, int, int, int, bool]] | None, int | None]
 
 
 def _packed(committed: Committed) -> _Packed:
@@ -253,7 +253,8 @@ def _packed(committed: Committed) -> _Packed:
     return (
         committed.outcome.value,
         None if states is None else [
-            (s.skill_id, s.mastery, s.attempts, to_micros(s.last_practiced_at), s.studies_since_check) for s in states
+            (s.skill_id, s.mastery, s.attempts, to_micros(s.last_practiced_at), s.studies_since_check, s.studied)
+            for s in states
         ],
         None if committed.updated_at is None else to_micros(committed.updated_at),
     )  # fmt: skip
@@ -263,7 +264,7 @@ def _unpacked(packed: _Packed) -> Committed:
     outcome, states, updated_us = packed
     return Committed(
         EventOutcome(outcome),
-        None if states is None else [SkillState(k, m, a, from_micros(t), n) for k, m, a, t, n in states],
+        None if states is None else [SkillState(k, m, a, from_micros(t), n, d) for k, m, a, t, n, d in states],
         None if updated_us is None else from_micros(updated_us),
     )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     Index,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
@@ -103,6 +105,7 @@ skill_states = Table(
     Column("attempts", Integer, nullable=False),
     Column("last_practiced_us", BigInteger, nullable=False),
     Column("studies_since_check", Integer, nullable=False, server_default="0"),
+    Column("studied", Boolean, nullable=False, server_default=false()),
 )
 
 # One row per erased learner: a keyed hash of (tenant, learner id), never the id itself, and when.

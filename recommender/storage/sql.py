@@ -1016,12 +1016,13 @@ class SqlStore:
                     "attempts": stmt.excluded.attempts,
                     "last_practiced_us": stmt.excluded.last_practiced_us,
                     "studies_since_check": stmt.excluded.studies_since_check,
+                    "studied": stmt.excluded.studied,
                 },
             )
 
         rows = [
             (tenant, learner_id, skill_id, state.mastery, state.attempts, to_micros(state.last_practiced_at),
-             state.studies_since_check)
+             state.studies_since_check, state.studied)
             for (learner_id, skill_id), state in sorted(dirty.items())
         ]  # fmt: skip
         self._executemany(c, "upsert skill states", upsert, _STATE_ROW_COLUMNS, rows)
@@ -1266,14 +1267,16 @@ def _state_columns() -> tuple[sa.ColumnElement[Any], ...]:
     """A skill state's columns, in _state_from_values's order: rows are read as plain tuples
     (skipping Row attribute access, a per-row cost on ingest's state reads)."""
     s = t.skill_states.c
-    return (s.skill_id, s.mastery, s.attempts, s.last_practiced_us, s.studies_since_check)
+    return (s.skill_id, s.mastery, s.attempts, s.last_practiced_us, s.studies_since_check, s.studied)
 
 
-_STATE_COLUMN_NAMES = "skill_id, mastery, attempts, last_practiced_us, studies_since_check"  # _state_columns()
+_STATE_COLUMN_NAMES = "skill_id, mastery, attempts, last_practiced_us, studies_since_check, studied"  # _state_columns()
 
 
-def _state_from_values(skill_id: str, mastery: float, attempts: int, practiced_us: int, studies: int) -> SkillState:
-    return skill_state(skill_id, mastery, attempts, from_micros(practiced_us), studies)
+def _state_from_values(
+    skill_id: str, mastery: float, attempts: int, practiced_us: int, studies: int, studied: bool | int
+) -> SkillState:
+    return skill_state(skill_id, mastery, attempts, from_micros(practiced_us), studies, bool(studied))
 
 
 def _learner_from_row(row: Any) -> Learner:
@@ -1284,7 +1287,7 @@ def _learner_from_row(row: Any) -> Learner:
 _EVENT_COLUMNS = ("tenant_id", "event_id", "learner_id", "module_id", "item_id", "skill_ids", "score", "occurred_us",
                   "duration_seconds", "recorded_us", "fingerprint", "kind")  # fmt: skip
 _STATE_ROW_COLUMNS = ("tenant_id", "learner_id", "skill_id", "mastery", "attempts", "last_practiced_us",
-                      "studies_since_check")  # fmt: skip
+                      "studies_since_check", "studied")  # fmt: skip
 
 
 def _event_from_row(row: Any) -> AssessmentEvent:

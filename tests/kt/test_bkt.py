@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -200,6 +201,21 @@ def test_a_correct_check_item_raises_mastery_without_a_learning_step() -> None:
     assert wrong.mastery < 0.4, "a wrong check answer teaches nothing either"
 
 
+def test_an_item_on_a_skill_a_module_taught_is_read_with_the_studied_pair() -> None:
+    """Placement items (nothing taught yet) and checks after a study are answered by different
+    learners: the first mostly know a skill well or not at all, the second are often part of the
+    way. Each reading has its emissions; a check never marks a skill taught, a module does."""
+    p = SkillParams(item_guess=0.02, item_slip=0.1, studied_item_guess=0.3, studied_item_slip=0.1)
+    placed = apply_result(SkillState("s", 0.4, 1, T0), "s", 1.0, T0, p, kind=ResultKind.CHECK)
+    assert placed.mastery == pytest.approx(posterior(0.4, 1.0, 0.02, 0.1)) and not placed.studied
+    taught = apply_result(placed, "s", 0.6, T0, p, kind=ResultKind.MODULE_ASSESSMENT)
+    assert taught.studied
+    checked = apply_result(replace(taught, mastery=0.4), "s", 1.0, T0, p, kind=ResultKind.CHECK)
+    assert checked.mastery == pytest.approx(posterior(0.4, 1.0, 0.3, 0.1)), "the studied pair"
+    assert checked.studied, "taught stays taught"
+    assert checked.mastery < placed.mastery, "a right answer after a study proves less than one at placement"
+
+
 def test_practice_learns_after_the_evidence() -> None:
     p = SkillParams(item_learn=0.25)
     before = SkillState("s", 0.4, 1, T0)
@@ -258,6 +274,8 @@ def full_params(draw: st.DrawFn) -> SkillParams:
         item_guess=draw(st.floats(0.0, 0.49)),
         item_slip=draw(st.floats(0.0, 0.49)),
         item_learn=draw(probability),
+        studied_item_guess=draw(st.floats(0.0, 0.49)),
+        studied_item_slip=draw(st.floats(0.0, 0.49)),
     )
 
 

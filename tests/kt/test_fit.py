@@ -95,7 +95,17 @@ def test_degenerate_fits_can_be_reset_to_the_defaults() -> None:
     assert max(kept.guess[0], kept.slip[0]) == pytest.approx(0.45), "the coin skill pins an emission"
     reset = fit_bkt(seqs, 2, reset_degenerate=True)
     default = ParamArrays.constant(2)
-    for name in ("prior", "learn", "guess", "slip", "forget", "item_guess", "item_slip"):
+    for name in (
+        "prior",
+        "learn",
+        "guess",
+        "slip",
+        "forget",
+        "item_guess",
+        "item_slip",
+        "studied_item_guess",
+        "studied_item_slip",
+    ):
         assert getattr(reset, name)[0] == getattr(default, name)[0], name
         assert getattr(reset, name)[1] == getattr(kept, name)[1], name
     assert reset.guess[1] != default.guess[1], "the informative skill keeps its fit"
@@ -111,7 +121,7 @@ def test_filter_matches_the_online_update_event_by_event() -> None:
     kind = rng.choice([int(k) for k in (ResultKind.MODULE_ASSESSMENT, ResultKind.PRACTICE, ResultKind.CHECK)], n)
     item = kind != int(ResultKind.MODULE_ASSESSMENT)
     p = SkillParams(prior=0.2, learn=0.1, guess=0.15, slip=0.1, forget_per_day=0.03, floor=0.2, item_guess=0.3,
-                    item_slip=0.25, item_learn=0.05)  # fmt: skip
+                    item_slip=0.25, item_learn=0.05, studied_item_guess=0.2, studied_item_slip=0.15)  # fmt: skip
     params = ParamArrays.constant(2, p)
     weight = rng.choice([1.0, 0.4], n)  # the skill's weight in the module: a main or a side skill
     seqs = build_sequences(learner, skill, score, days, kind, weight=weight)
@@ -128,7 +138,10 @@ def test_filter_matches_the_online_update_event_by_event() -> None:
             from recommender.kt.bkt import mastery_now
 
             mastery = mastery_now(state, p, at)  # type: ignore[arg-type]
+        taught = state is not None and state.studied  # type: ignore[attr-defined]
         guess, slip = (p.item_guess, p.item_slip) if item[i] else (p.guess, p.slip)
+        if item[i] and taught:  # an item on a skill a module taught: the studied pair
+            guess, slip = p.studied_item_guess, p.studied_item_slip
         if not item[i]:  # a module assessment's score is predicted after its learning step
             mastery = mastery + (1 - mastery) * p.learn * weight[i]
         expected = mastery * (1 - slip) + (1 - mastery) * guess
@@ -243,3 +256,42 @@ def test_a_skill_the_history_barely_shows_is_served_as_an_untrained_service_serv
     model = fit_bkt(seqs, 3).to_model(["a", "b", "c"])
     assert model.of("c") == DEFAULT_PARAMS
     assert model.of("a").floor == model.of("a").prior != DEFAULT_PARAMS.prior
+
+
+def test_em_fits_items_after_a_study_apart_from_placement_items() -> None:
+    """Placement items, before any study, answered by learners who know the skill or not at all
+    (guess 0.02, slip 0.1), and checks after a study, answered by learners part of the way (guess
+    0.3, slip 0.15): each pair is fitted from its own results. A history with no check after a
+    study keeps the default studied pair, never the placement pair."""
+    rng = np.random.default_rng(11)
+    learner, score, kind = [], [], []
+    for i in range(4000):
+        known = rng.random() < 0.3
+        for _ in range(3):  # placement
+            learner.append(i)
+            kind.append(int(ResultKind.CHECK))
+            score.append(float(rng.random() < (0.9 if known else 0.02)))
+        known = known or rng.random() < 0.5  # one module's study, then its assessment
+        learner.append(i)
+        kind.append(int(ResultKind.MODULE_ASSESSMENT))
+        score.append(float((rng.random(2) < (0.8 if known else 0.3)).mean()))
+        for _ in range(3):  # checks after the study
+            learner.append(i)
+            kind.append(int(ResultKind.CHECK))
+            score.append(float(rng.random() < (0.85 if known else 0.3)))
+    learners, scores, kinds = np.array(learner), np.array(score), np.array(kind)
+    n = len(scores)
+    skills, days = np.zeros(n, dtype=np.int64), np.zeros(n)
+    fitted = fit_bkt(build_sequences(learners, skills, scores, days, kinds), 1, iterations=200, tolerance=1e-7)
+    assert fitted.item_guess[0] == pytest.approx(0.02, abs=0.02) and fitted.item_slip[0] == pytest.approx(0.1, abs=0.04)
+    assert fitted.studied_item_guess[0] == pytest.approx(0.3, abs=0.06)
+    assert fitted.studied_item_slip[0] == pytest.approx(0.15, abs=0.06)
+    keep = (np.arange(n) % 7) < 4  # placement and the module assessment, no check after it
+    without_checks = fit_bkt(
+        build_sequences(learners[keep], skills[keep], scores[keep], days[keep], kinds[keep]), 1, iterations=200
+    )
+    assert without_checks.item_guess[0] == pytest.approx(0.02, abs=0.02)
+    assert (without_checks.studied_item_guess[0], without_checks.studied_item_slip[0]) == (
+        DEFAULT_PARAMS.studied_item_guess,
+        DEFAULT_PARAMS.studied_item_slip,
+    )

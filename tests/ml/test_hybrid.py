@@ -80,14 +80,22 @@ def test_item_emissions_round_trip_and_older_artifacts_keep_the_default_pair(
     trained: HybridModel, tmp_path: Path
 ) -> None:
     """Older artifacts load as their model was trained: without item emissions (six columns) the
-    default pair, and before `item_learn` (eight) an item result followed by the skill's `learn`."""
-    sharp = {s: replace(p, item_guess=0.07, item_slip=0.03, item_learn=0.02) for s, p in trained.bkt.params.items()}
+    default pair, before `item_learn` (eight) an item result followed by the skill's `learn`, and
+    before the studied pair (nine) every item read with the item pair."""
+    sharp = {s: replace(p, item_guess=0.07, item_slip=0.03, item_learn=0.02, studied_item_guess=0.07,
+                        studied_item_slip=0.03) for s, p in trained.bkt.params.items()}  # fmt: skip
     assert sharp, "the fixture's model has fitted skills"
     model = replace(trained, bkt=replace(trained.bkt, params=sharp))
     assert load_model(save_model(model, tmp_path / "v1")).bkt == model.bkt
+    studied = {s: replace(p, studied_item_guess=0.2, studied_item_slip=0.15) for s, p in sharp.items()}
+    distinct = replace(model, bkt=replace(model.bkt, params=studied))
+    assert load_model(save_model(distinct, tmp_path / "v2")).bkt == distinct.bkt, "the studied pair round-trips"
     older = save_model(model, tmp_path / "v0")
     with np.load(older / "arrays.npz") as npz:
         arrays = {k: npz[k] for k in npz.files}
+    arrays["bkt"] = arrays["bkt"][:, :9]  # as written before the studied pair
+    np.savez(older / "arrays.npz", **arrays)
+    assert load_model(older).bkt == model.bkt, "the studied pair is the item pair, as the model was served"
     arrays["bkt"] = arrays["bkt"][:, :8]  # as written before item_learn
     np.savez(older / "arrays.npz", **arrays)
     loaded = load_model(older).bkt.params
@@ -96,11 +104,12 @@ def test_item_emissions_round_trip_and_older_artifacts_keep_the_default_pair(
     arrays["bkt"] = arrays["bkt"][:, :6]  # as written before item emissions
     np.savez(older / "arrays.npz", **arrays)
     loaded = load_model(older).bkt.params
-    assert {(p.item_guess, p.item_slip) for p in loaded.values()} == {
-        (DEFAULT_PARAMS.item_guess, DEFAULT_PARAMS.item_slip)
+    assert {(p.item_guess, p.item_slip, p.studied_item_guess, p.studied_item_slip) for p in loaded.values()} == {
+        (DEFAULT_PARAMS.item_guess, DEFAULT_PARAMS.item_slip, DEFAULT_PARAMS.item_guess, DEFAULT_PARAMS.item_slip)
     }
     assert all(p.item_learn == p.learn for p in loaded.values())
-    assert {s: replace(p, item_guess=0.07, item_slip=0.03, item_learn=0.02) for s, p in loaded.items()} == sharp
+    assert {s: replace(p, item_guess=0.07, item_slip=0.03, item_learn=0.02, studied_item_guess=0.07,
+                       studied_item_slip=0.03) for s, p in loaded.items()} == sharp  # fmt: skip
     arrays["bkt"] = arrays["bkt"][:, :5]
     np.savez(older / "arrays.npz", **arrays)
     with pytest.raises(ModelArtifactError, match="shape"):

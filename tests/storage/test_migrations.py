@@ -28,6 +28,7 @@ from tests.conftest import T0
 UPDATE = profile_updater(BKTModel())
 # written by the release before Alembic (schema 4); how: tests/fixtures/README.md
 ADDED_AFTER_V4 = {"training_jobs", "shared_paths"}  # revisions 0005, 0006
+COLUMNS_ADDED_AFTER_V4 = {"skill_states": ["studied"]}  # revision 0007
 STORE_V4 = Path(__file__).resolve().parent.parent / "fixtures" / "store-v4.sqlite"
 
 
@@ -64,7 +65,7 @@ def _to_legacy(store: SqlStore, version: int) -> None:
         1: [("skill_states", "studies_since_check"), ("model_activations", "tenant_id"), ("assessment_events", "kind")],
         2: [("model_activations", "tenant_id"), ("assessment_events", "kind")],
         3: [("assessment_events", "kind")],
-    }[version]
+    }[version] + [("skill_states", "studied")]  # revision 0007
     with store.engine.begin() as c:
         c.exec_driver_sql("DROP TABLE alembic_version")
         for table in drops:
@@ -91,9 +92,9 @@ def test_schema_1_is_upgraded_in_place_and_keeps_every_state(store: SqlStore) ->
     assert {e.kind for e in kept} == {ResultKind.UNSPECIFIED}
     found = store.get_skill_states("t1", "ana")
     assert found is not None
-    assert {(s.skill_id, s.mastery, s.attempts, s.studies_since_check) for s in found[0]} == {
-        (*row, 0) for row in before
-    }
+    assert {(s.skill_id, s.mastery, s.attempts, s.studies_since_check, s.studied) for s in found[0]} == {
+        (*row, 0, True) for row in before
+    }, "kept, and read as taught: the cautious pair of item emissions"
     store.record_events("t1", [_event("e3", minutes=10)], UPDATE, T0)
     after = store.get_skill_states("t1", "ana")
     assert after is not None
@@ -164,8 +165,13 @@ def store_v4(store_url: str, tmp_path: Path) -> Iterator[SqlStore]:
         tables = [table for table in t.metadata.sorted_tables if table.name not in ADDED_AFTER_V4]
         with source.connect() as read, store.engine.begin() as write:
             t.metadata.create_all(write, tables=tables)
+            for name, columns in COLUMNS_ADDED_AFTER_V4.items():
+                for column in columns:
+                    write.exec_driver_sql(f"ALTER TABLE {name} DROP COLUMN {column}")
             for table in tables:
-                rows = [dict(r._mapping) for r in read.execute(sa.select(table))]
+                later = COLUMNS_ADDED_AFTER_V4.get(table.name, [])
+                kept = [c for c in table.c if c.name not in later]
+                rows = [dict(r._mapping) for r in read.execute(sa.select(*kept))]
                 if rows:
                     write.execute(table.insert(), rows)
                 if "seq" in table.c:
@@ -199,7 +205,9 @@ def test_a_store_written_by_the_release_before_alembic_upgrades_in_place(store_v
     ]  # fmt: skip
     states = store.get_skill_states("default", "ana")
     assert states is not None
-    assert {s.skill_id: (s.attempts, s.studies_since_check) for s in states[0]} == {"safety": (1, 1), "welding": (2, 0)}
+    assert {s.skill_id: (s.attempts, s.studies_since_check, s.studied) for s in states[0]} == {
+        "safety": (1, 1, True), "welding": (2, 0, True)
+    }  # fmt: skip
     assert [v for v, _ in store.activation_history()] == ["v-default"]
     assert [v for v, _ in store.activation_history("acme")] == ["v-acme"]
     assert (
@@ -215,3 +223,25 @@ def test_a_store_written_by_the_release_before_alembic_upgrades_in_place(store_v
     assert [v for v, _ in store.activation_history("acme")] == ["v-acme", "v-acme-2"]
     store.create_schema()
     assert store.schema_revision() == migrations.head(), "opening it again changes nothing"
+
+
+def test_revision_7_marks_existing_states_taught_and_new_ones_by_their_results(store: SqlStore) -> None:
+    """A store at revision 6 keeps every state at 7, each read as taught (which a module taught is
+    not known without the catalog; the taught pair is the cautious reading); states written after
+    the upgrade say whether a module assessment taught the skill."""
+    store.upsert_learner("t1", Learner("ana"), T0)
+    store.record_events("t1", [_event("e1")], UPDATE, T0)
+    with store.engine.begin() as c:
+        command.downgrade(migrations.config(c), "0006")
+    store.create_schema()
+    found = store.get_skill_states("t1", "ana")
+    assert found is not None and [(s.skill_id, s.studied) for s in found[0]] == [("welding", True)]
+    check = AssessmentEvent(event_id="e2", learner_id="ana", module_id="m1", item_id="q1", skill_ids=("safety",),
+                            score=1.0, occurred_at=T0, kind=ResultKind.CHECK)  # fmt: skip
+    store.record_events("t1", [check], UPDATE, T0)
+    found = store.get_skill_states("t1", "ana")
+    assert found is not None
+    assert {s.skill_id: s.studied for s in found[0]} == {"welding": True, "safety": False}, "a check teaches nothing"
+    store.record_events("t1", [_event("e3", skills=("safety",))], UPDATE, T0)
+    found = store.get_skill_states("t1", "ana")
+    assert found is not None and {s.skill_id: s.studied for s in found[0]} == {"welding": True, "safety": True}
