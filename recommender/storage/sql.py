@@ -252,7 +252,13 @@ class SqlStore:
 
     # plumbing -------------------------------------------------------------------------------
     @contextmanager
-    def _tx(self, *, write: bool) -> Iterator[Connection]:
+    def _tx(self, *, write: bool, synced: bool = True) -> Iterator[Connection]:
+        """A transaction on a pooled connection. `synced=False`: a write of what is only ever a
+        cache (stored paths), committed without waiting for a sync (SQLite's synchronous=NORMAL
+        for this transaction, PostgreSQL's synchronous_commit=off): a crash may lose it, never
+        anything else. Every synced commit after it syncs it too (one WAL, written in order), and
+        a write of results, which every caller of the server waits for, does not queue behind its
+        sync."""
         options = {} if write else {"luban_read_only": True}
         left = deadline.remaining()
         if left is not None and left <= 0:
@@ -261,6 +267,7 @@ class SqlStore:
             with (
                 self._write_lock if write else nullcontext(),
                 self.engine.connect().execution_options(**options) as conn,
+                self._unsynced(conn) if not synced else nullcontext(),
             ):
                 armed = self._arm(conn, left)
                 try:
@@ -270,6 +277,8 @@ class SqlStore:
                             ms = max(int(left * 1000), 1)
                             conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
                             conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+                        if not synced and self.dialect == "postgresql":
+                            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                         yield conn
                 finally:
                     if armed is not None:
@@ -290,6 +299,25 @@ class SqlStore:
             if code in _PG_RETRYABLE:
                 raise Conflict(f"concurrent transaction conflict; retry ({code})") from exc
             raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
+
+    @contextmanager
+    def _unsynced(self, conn: Connection) -> Iterator[None]:
+        """SQLite: the pooled connection commits without a sync until the block ends (the setting
+        cannot change inside a transaction), then syncs again; a connection that cannot be set back
+        is never used again."""
+        if self.dialect != "sqlite":
+            yield
+            return
+        driver = _driver(conn)
+        driver.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            try:
+                driver.execute("PRAGMA synchronous=FULL")
+            except BaseException:
+                conn.invalidate()
+                raise
 
     @contextmanager
     def _sqlite_write(self) -> Iterator[Any]:
@@ -634,7 +662,7 @@ class SqlStore:
         if not paths:
             return
         x = t.learners.c
-        with self._tx(write=True) as c:
+        with self._tx(write=True, synced=False) as c:  # a cache: what a crash loses is planned again
             # the learners as they are now, each row locked against an erasure until this commits
             ids = sorted({p.learner_id for p in paths})
             created: dict[str, int] = {}
