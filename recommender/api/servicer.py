@@ -81,7 +81,9 @@ class LearningPathServicer(pb_grpc.LearningPathServiceServicer):
             raise InvalidInput.of("result", "is required")
         event = mapping.event_from_proto(request.result, self.app.clock())
         profile, duplicate = self.app.learners.record(tenant_of(context), event)
-        return pb.RecordAssessmentResponse(profile=mapping.profile_to_proto(profile), duplicate=duplicate)
+        response = pb.RecordAssessmentResponse(duplicate=duplicate)
+        mapping.profile_to_proto(profile, into=response.profile)
+        return response
 
     @translated
     def RecordAssessments(

@@ -244,11 +244,21 @@ class SqlStore:
         # state, or None where the learner has none; valid while no other connection committed
         # (PRAGMA data_version, read in each write transaction, still gives _states_version)
         self._state_cache: dict[tuple[str, str], dict[str, SkillState | None]] = {}
+        # the learners whose entry there holds every state they have (a single result's commit
+        # answers with the whole profile), with the time their profile was last updated: such a
+        # commit reads nothing of them again
+        self._profiled: dict[tuple[str, str], int | None] = {}
         self._states_version: int | None = None
 
     # plumbing -------------------------------------------------------------------------------
     @contextmanager
-    def _tx(self, *, write: bool) -> Iterator[Connection]:
+    def _tx(self, *, write: bool, synced: bool = True) -> Iterator[Connection]:
+        """A transaction on a pooled connection. `synced=False`: a write of what is only ever a
+        cache (stored paths), committed without waiting for a sync (SQLite's synchronous=NORMAL
+        for this transaction, PostgreSQL's synchronous_commit=off): a crash may lose it, never
+        anything else. Every synced commit after it syncs it too (one WAL, written in order), and
+        a write of results, which every caller of the server waits for, does not queue behind its
+        sync."""
         options = {} if write else {"luban_read_only": True}
         left = deadline.remaining()
         if left is not None and left <= 0:
@@ -257,6 +267,7 @@ class SqlStore:
             with (
                 self._write_lock if write else nullcontext(),
                 self.engine.connect().execution_options(**options) as conn,
+                self._unsynced(conn) if not synced else nullcontext(),
             ):
                 armed = self._arm(conn, left)
                 try:
@@ -266,6 +277,8 @@ class SqlStore:
                             ms = max(int(left * 1000), 1)
                             conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
                             conn.exec_driver_sql(f"SET LOCAL lock_timeout = {ms}")
+                        if not synced and self.dialect == "postgresql":
+                            conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                         yield conn
                 finally:
                     if armed is not None:
@@ -286,6 +299,25 @@ class SqlStore:
             if code in _PG_RETRYABLE:
                 raise Conflict(f"concurrent transaction conflict; retry ({code})") from exc
             raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
+
+    @contextmanager
+    def _unsynced(self, conn: Connection) -> Iterator[None]:
+        """SQLite: the pooled connection commits without a sync until the block ends (the setting
+        cannot change inside a transaction), then syncs again; a connection that cannot be set back
+        is never used again."""
+        if self.dialect != "sqlite":
+            yield
+            return
+        driver = _driver(conn)
+        driver.execute("PRAGMA synchronous=NORMAL")
+        try:
+            yield
+        finally:
+            try:
+                driver.execute("PRAGMA synchronous=FULL")
+            except BaseException:
+                conn.invalidate()
+                raise
 
     @contextmanager
     def _sqlite_write(self) -> Iterator[Any]:
@@ -309,7 +341,7 @@ class SqlStore:
                 try:
                     (version,) = conn.execute("PRAGMA data_version").fetchone()
                     if version != self._states_version:  # another connection committed since
-                        self._state_cache.clear()
+                        self._clear_states()
                         self._states_version = version
                     yield conn
                     conn.execute("COMMIT")
@@ -326,8 +358,12 @@ class SqlStore:
             raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
 
     def _forget_states(self) -> None:
-        self._state_cache.clear()
+        self._clear_states()
         self._states_version = None
+
+    def _clear_states(self) -> None:
+        self._state_cache.clear()
+        self._profiled.clear()
 
     def _drop_writer(self) -> None:
         with self._write_lock:
@@ -626,7 +662,7 @@ class SqlStore:
         if not paths:
             return
         x = t.learners.c
-        with self._tx(write=True) as c:
+        with self._tx(write=True, synced=False) as c:  # a cache: what a crash loses is planned again
             # the learners as they are now, each row locked against an erasure until this commits
             ids = sorted({p.learner_id for p in paths})
             created: dict[str, int] = {}
@@ -892,13 +928,21 @@ class SqlStore:
         with_profiles: bool,
     ) -> tuple[list[EventOutcome], dict[str, tuple[list[SkillState], datetime | None]]]:
         cached = not with_profiles and self.dialect == "sqlite"
+        whole = with_profiles and self.dialect == "sqlite"  # the writer's cache, whole profiles
         learner_ids = [e.learner_id for e in events]
-        known = self._known_learners(c, tenant, learner_ids) if cached else self._lock_learners(c, tenant, learner_ids)
+        if cached:
+            known = self._known_learners(c, tenant, learner_ids)
+        elif whole:
+            known = self._profiled_learners(c, tenant, learner_ids)
+        else:
+            known = self._lock_learners(c, tenant, learner_ids)
         fingerprints = self._fingerprints(c, tenant, [e.event_id for e in events])
         touched_skills = sorted({s for e in events if e.learner_id in known for s in e.skill_ids})
         states: dict[str, dict[str, SkillState | None]]
         if cached:
             states = self._cached_states(c, tenant, known, touched_skills)
+        elif whole:
+            states = self._cached_profiles(c, tenant, known)
         else:
             states = self._states(c, tenant, sorted(known), None if with_profiles else touched_skills)  # type: ignore[assignment]
         outcomes: list[EventOutcome] = []
@@ -935,13 +979,18 @@ class SqlStore:
                 sql = (f"UPDATE {t.learners.name} SET profile_updated_us = {self._mark} WHERE tenant_id = {self._mark} "
                        f"AND learner_id IN ({self._marks(len(chunk))})")  # fmt: skip
                 self._query(c, sql, (now_us, tenant, *chunk))
+            if self._profiled:  # batches too: a whole profile held stays as committed
+                for learner_id, _ in dirty:
+                    if (tenant, learner_id) in self._profiled:
+                        self._profiled[(tenant, learner_id)] = now_us
         profiles: dict[str, tuple[list[SkillState], datetime | None]] = {}
         if with_profiles:
             updated_learners = {k[0] for k in dirty}
             for learner_id, updated_us in known.items():
                 at = now_us if learner_id in updated_learners else updated_us
+                held = states.get(learner_id, {}).values()
                 profiles[learner_id] = (
-                    sorted(states.get(learner_id, {}).values(), key=lambda s: s.skill_id),  # type: ignore[arg-type]
+                    sorted((s for s in held if s is not None), key=lambda s: s.skill_id),
                     from_micros(at) if at is not None else None,
                 )
             if self._state_cache:  # what the writer keeps of these learners stays as committed
@@ -970,7 +1019,7 @@ class SqlStore:
         if not missing:
             return states
         if len(cache) + len(missing) > STATE_CACHE_LEARNERS:
-            cache.clear()  # a bound on memory; the learners of this transaction are read again
+            self._clear_states()  # a bound on memory; the learners of this transaction are read again
         read = self._states(c, tenant, missing, skill_ids)
         absent = dict.fromkeys(skill_ids)
         for learner_id in missing:
@@ -978,6 +1027,54 @@ class SqlStore:
             entry.update(absent)
             entry.update(read.get(learner_id, {}))
             states[learner_id] = entry
+        return states
+
+    def _profiled_learners(self, c: Any, tenant: str, learner_ids: Sequence[str]) -> dict[str, int | None]:
+        """The SQLite writer's _lock_learners for single results: a learner whose whole profile it
+        holds is known without a read (a row costs a retake of the interpreter lock, and the
+        writer's cycle is what every caller waits for)."""
+        known: dict[str, int | None] = {}
+        missing: list[str] = []
+        profiled = self._profiled
+        for learner_id in sorted(set(learner_ids)):
+            key = (tenant, learner_id)
+            if key in profiled:
+                known[learner_id] = profiled[key]
+            else:
+                missing.append(learner_id)
+        if missing:
+            known.update(self._lock_learners(c, tenant, missing))
+        return known
+
+    def _cached_profiles(
+        self, c: Any, tenant: str, known: dict[str, int | None]
+    ) -> dict[str, dict[str, SkillState | None]]:
+        """The SQLite writer's _states of whole profiles: read only for learners it does not hold
+        whole already. The entries returned are the cache's own, as _cached_states gives them (None
+        where a learner is known to have no state of a skill)."""
+        cache, profiled = self._state_cache, self._profiled
+        states: dict[str, dict[str, SkillState | None]] = {}
+        missing: list[str] = []
+        for learner_id in sorted(known):
+            key = (tenant, learner_id)
+            entry = cache.get(key)
+            if entry is not None and key in profiled:
+                states[learner_id] = entry
+            else:
+                missing.append(learner_id)
+        if not missing:
+            return states
+        if len(cache) + len(missing) > STATE_CACHE_LEARNERS:
+            self._clear_states()  # a bound on memory
+            states = {}
+            missing = sorted(known)
+        read = self._states(c, tenant, missing, None)
+        for learner_id in missing:
+            key = (tenant, learner_id)
+            entry = cache.setdefault(key, {})
+            entry.update(read.get(learner_id, {}))
+            states[learner_id] = entry
+            profiled[key] = known[learner_id]
         return states
 
     def _fingerprints(self, c: Connection | Any, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:

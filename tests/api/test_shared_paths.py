@@ -227,3 +227,30 @@ def test_a_process_plans_ahead_for_results_another_process_recorded(store_url: s
     finally:
         polling.close()
         other.close()
+
+
+def test_storing_paths_leaves_every_connection_syncing_its_commits(two: tuple[Process, Process]) -> None:
+    """Stored paths are a cache, committed without a sync; every other write still syncs: no
+    connection goes back to the pool with syncing off."""
+    a, b = two
+    store = a.app.store
+    assert isinstance(store, SqlStore)
+    seen: list[str] = []
+
+    def on_checkin(dbapi_connection: object, _record: object) -> None:
+        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+        try:
+            cursor.execute("PRAGMA synchronous" if store.dialect == "sqlite" else "SHOW synchronous_commit")
+            seen.append(str(cursor.fetchone()[0]))
+        finally:
+            cursor.close()
+
+    sa.event.listen(store.engine, "checkin", on_checkin)
+    try:
+        planned = a.path()
+        a.settle()  # the path is stored for the other processes
+        assert b.path() == planned and b.planned_at() == T0, "the stored path is served by the other process"
+        a.app.learners.upsert(DEFAULT_TENANT, ana(cohort_id="c2"))
+    finally:
+        sa.event.remove(store.engine, "checkin", on_checkin)
+    assert seen and set(seen) == ({"2"} if store.dialect == "sqlite" else {"on"})

@@ -211,6 +211,40 @@ def test_batches_see_what_other_connections_and_single_results_committed(store: 
         other.close()
 
 
+def test_single_results_answer_the_profile_as_stored_whatever_came_between(store: SqlStore, store_url: str) -> None:
+    """A writer that keeps whole profiles (SQLite) answers each single result with the profile a
+    read gives right after it: after its own batches, after another connection's commits, after a
+    batch that failed, after an erasure, and for a duplicate (nothing new: the profile as stored)."""
+    other = open_store(store_url)
+
+    def single(e: AssessmentEvent, at: int) -> None:
+        (result,) = store.record_event_groups([("t1", [e])], UPDATE, T0 + timedelta(minutes=at), with_profiles=True)
+        assert result.profiles == {"ana": store.get_skill_states("t1", "ana")}
+
+    def failing(states: Mapping[str, SkillState], e: AssessmentEvent) -> list[SkillState]:
+        raise RuntimeError("the batch fails after reading the states")
+
+    try:
+        store.upsert_learner("t1", Learner("ana"), T0)
+        single(event("s1", skills=("welding", "safety")), 1)
+        single(event("s2", score=0.0, minutes=1), 2)
+        store.record_events("t1", [event("b1", minutes=2, skills=("safety",))], UPDATE, T0 + timedelta(minutes=3))
+        single(event("s2", score=0.0, minutes=1), 4)  # a duplicate: the batch's profile time stays
+        other.record_events("t1", [event("o1", score=0.0, minutes=3)], UPDATE, T0 + timedelta(minutes=5))
+        single(event("s3", minutes=4, skills=("welding", "safety")), 6)
+        with pytest.raises(RuntimeError):
+            store.record_events("t1", [event("x1", minutes=5)], failing, T0 + timedelta(minutes=7))
+        single(event("s4", score=0.5, minutes=6), 8)
+        other.delete_learner("t1", "ana")
+        store.upsert_learner("t1", Learner("ana"), T0)
+        single(event("s5", score=0.0, minutes=7), 9)
+        found = store.get_skill_states("t1", "ana")
+        assert found is not None
+        assert {s.skill_id: s for s in found[0]} == replay(BKTModel(), [event("s5", score=0.0, minutes=7)])
+    finally:
+        other.close()
+
+
 def test_a_batch_larger_than_one_statement_is_stored_in_order(store: SqlStore) -> None:
     """SQLite writes a batch's rows as multi-row statements: every row, in order, the states as a
     replay gives them, whether a statement is full or the last one is partly full."""
