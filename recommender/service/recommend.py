@@ -795,10 +795,12 @@ class PlanAhead:
 
     def watch(self) -> None:
         """When polling, start looking for the other processes' results now that a path is asked
-        for here: the first poll only notes where the events end, so a process that had planned
-        nothing itself (it served paths the others stored) would otherwise miss the next burst."""
+        for here, from where the events end now (a process that planned nothing itself, serving
+        the paths the others stored, would otherwise miss the next burst)."""
         if self._poll_seconds and self._thread is None:
             with self._wake:
+                if self._thread is None and self._seen is None:
+                    self.poll()  # notes where the events end
                 self._start()
 
     def _start(self) -> None:
