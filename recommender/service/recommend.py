@@ -702,6 +702,11 @@ _ToShare = tuple[SharedPathKey, object, datetime, object, PathForm[Any]]
 AHEAD_LIMIT = 10_000
 AHEAD_BATCH = 16  # paths planned ahead together (Planner.plan_many): a caller may wait for the batch
 SHARE_EVERY_SECONDS = 0.01  # while planning ahead, paths planned are stored at least this often
+# results found by a poll arriving faster than this are taken for a bulk import's (RecordAssessments,
+# `recommender import`), whose learners are not planned ahead, as the process that writes them does
+# not plan them either: single results, one per page view, come far slower than imports write
+BULK_EVENTS_PER_SECOND = 5000
+BULK_WINDOW_SECONDS = 0.05
 POLL_IDLE_SECONDS = 0.1  # the longest period of polling for other processes' results (PlanAhead.hurry)
 
 
@@ -753,6 +758,7 @@ class PlanAhead:
         self._service = service
         self._poll_seconds = poll_seconds
         self._seen: int | None = None  # the last event seq polled
+        self._polled_at = 0.0  # when (time.monotonic)
         self._told: set[tuple[str, str]] = set()  # learners told of here since the last poll
         self._learners: dict[tuple[str, str], None] = {}  # an ordered set: a burst plans once
         self._shares: dict[tuple[str, str, str], _ToShare] = {}
@@ -855,11 +861,16 @@ class PlanAhead:
         """Learners with results recorded since the last poll, through any process, whose paths
         this process served (except `skip`), starting at a random one of them: processes that
         poll the same results work from different ends and skip what another stored meanwhile."""
+        seen, polled_at = self._seen, self._polled_at
         try:
-            self._seen, found = self._service.store.results_since(self._seen, AHEAD_LIMIT)
+            self._seen, found = self._service.store.results_since(seen, AHEAD_LIMIT)
         except LubanError as exc:
             log.debug("polling for new results failed: %s", exc)
             return []
+        self._polled_at = time.monotonic()
+        window = max(self._polled_at - polled_at, BULK_WINDOW_SECONDS)  # a group commit's results come at once
+        if seen is not None and self._seen - seen > BULK_EVENTS_PER_SECOND * window:
+            return []  # an import's results (page views' come slower): planning them would cost the import
         mine = [x for x in found if x not in skip and self._service.cache.requests_of(*x)]
         if not mine:
             return []
