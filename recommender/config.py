@@ -108,10 +108,10 @@ class Settings(BaseSettings):
         "process served the learner, so their next page view finds the path planned",
     )
     path_plan_ahead_poll_seconds: float = Field(
-        default=0.0,
+        default=0.005,
         ge=0,
         description="with several processes, how often each looks for results the others recorded, to plan those "
-        "learners' paths ahead too (0: off; it also plans ahead after bulk imports, at the writes' expense)",
+        "learners' paths ahead too, while results come in (slower while none do; 0: off)",
     )
     feature_schema_file: Path | None = Field(
         default=None,

@@ -10,7 +10,7 @@ import random
 import threading
 import time
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -524,16 +524,18 @@ class PathService:
         evidence by the same planner; else planned now. A call that finds another thread planning
         the same path waits for it rather than planning it twice."""
         require_id("learner_id", request.learner_id)
+        self.ahead.watch()
         key: CacheKey = (tenant, request, form.name)
         waited = False
         while True:
             planner, now, cached, shared, read = self._look(tenant, request, form, key, serving=True)
             if read is None:
                 raise NotFound("learner", request.learner_id, field="learner_id")
+            if read.record is None and read.shared is None and cached is not None:
+                return cast(T, cached.rendered)
+            self.ahead.hurry()
             if read.shared is not None:
                 return cast(T, self._adopt(key, form, planner, read).rendered)
-            if read.record is None and cached is not None:
-                return cast(T, cached.rendered)
             assert read.record is not None  # the store returns the record unless the version was known
             with self._lock:
                 running = self._flights.get(key)
@@ -700,32 +702,48 @@ _ToShare = tuple[SharedPathKey, object, datetime, object, PathForm[Any]]
 AHEAD_LIMIT = 10_000
 AHEAD_BATCH = 16  # paths planned ahead together (Planner.plan_many): a caller may wait for the batch
 SHARE_EVERY_SECONDS = 0.01  # while planning ahead, paths planned are stored at least this often
+# results found by a poll arriving faster than this are taken for a bulk import's (RecordAssessments,
+# `recommender import`), whose learners are not planned ahead, as the process that writes them does
+# not plan them either: single results, one per page view, come far slower than imports write
+BULK_EVENTS_PER_SECOND = 5000
+BULK_WINDOW_SECONDS = 0.05
+POLL_IDLE_SECONDS = 0.1  # the longest period of polling for other processes' results (PlanAhead.hurry)
 
 
 class PlanningSlots:
     """How many threads plan at once (planning is CPU-bound: a few threads, not every handler
-    thread), callers before PlanAhead: a page view waiting to be planned goes first."""
+    thread), callers before PlanAhead: a page view waiting to be planned goes first. A slot given
+    back is handed to the next waiter directly (callers first, then PlanAhead, each in arrival
+    order): one thread is woken, not every waiting one, whose wake-ups would otherwise compete for
+    the interpreter with the planning they wait for."""
 
     def __init__(self, slots: int) -> None:
         self._free = slots
-        self._urgent = 0  # callers waiting
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
+        self._urgent: deque[threading.Lock] = deque()  # callers waiting, each on a lock held for it
+        self._later: deque[threading.Lock] = deque()  # PlanAhead waiting
 
     @contextmanager
     def take(self, *, urgent: bool) -> Iterator[None]:
-        with self._changed:
-            self._urgent += urgent
-            try:
-                self._changed.wait_for(lambda: self._free > 0 and (urgent or not self._urgent))
-            finally:
-                self._urgent -= urgent
-            self._free -= 1
+        with self._lock:
+            if self._free > 0 and (urgent or not self._urgent):
+                self._free -= 1
+                waiter = None
+            else:
+                waiter = threading.Lock()
+                waiter.acquire()
+                (self._urgent if urgent else self._later).append(waiter)
+        if waiter is not None:
+            waiter.acquire()  # released by the thread that handed this one its slot
         try:
             yield
         finally:
-            with self._changed:
-                self._free += 1
-                self._changed.notify_all()  # learners waiting to be planned ahead, and paths waiting to be stored
+            with self._lock:
+                queue = self._urgent or self._later
+                if queue:
+                    queue.popleft().release()
+                else:
+                    self._free += 1
 
 
 class PlanAhead:
@@ -740,6 +758,7 @@ class PlanAhead:
         self._service = service
         self._poll_seconds = poll_seconds
         self._seen: int | None = None  # the last event seq polled
+        self._polled_at = 0.0  # when (time.monotonic)
         self._told: set[tuple[str, str]] = set()  # learners told of here since the last poll
         self._learners: dict[tuple[str, str], None] = {}  # an ordered set: a burst plans once
         self._shares: dict[tuple[str, str, str], _ToShare] = {}
@@ -747,6 +766,20 @@ class PlanAhead:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._busy = False
+        # polling runs at poll_seconds while results come in (found by polling, told, or hinted by
+        # a call finding a path out of date), slowing down to POLL_IDLE_SECONDS while none do: an
+        # idle server polls a few times a second, not hundreds
+        self._interval = poll_seconds
+        self._hurried = False
+
+    def hurry(self) -> None:
+        """A call found its learner's evidence changed: results are coming in, so poll at the set
+        period again (at once, if polling had slowed down)."""
+        if self._interval > self._poll_seconds:
+            with self._wake:
+                self._interval = self._poll_seconds
+                self._hurried = True
+                self._start()
 
     def learner_changed(self, tenant: str, learner_id: str) -> None:
         if not self._service.cache.requests_of(tenant, learner_id):
@@ -766,6 +799,16 @@ class PlanAhead:
                 self._shares[(tenant, learner_id, key.request_key)] = (key, version, planned_at, rendered, form)
                 self._start()
 
+    def watch(self) -> None:
+        """When polling, start looking for the other processes' results now that a path is asked
+        for here, from where the events end now (a process that planned nothing itself, serving
+        the paths the others stored, would otherwise miss the next burst)."""
+        if self._poll_seconds and self._thread is None:
+            with self._wake:
+                if self._thread is None and self._seen is None:
+                    self.poll()  # notes where the events end
+                self._start()
+
     def _start(self) -> None:
         """Under self._wake."""
         if self._closed:
@@ -780,16 +823,23 @@ class PlanAhead:
             with self._wake:
                 self._busy = False
                 self._wake.notify_all()
-                self._wake.wait_for(
-                    lambda: bool(self._learners or self._shares or self._closed), self._poll_seconds or None
+                woken = self._wake.wait_for(
+                    lambda: bool(self._learners or self._shares or self._closed or self._hurried),
+                    self._interval or None,
                 )
+                self._hurried = False
                 if self._closed:
                     return
                 self._busy = True
                 learners, self._learners = list(self._learners), {}
                 told, self._told = self._told, set()
             if self._poll_seconds:
-                learners += self.poll(skip=told.union(learners))
+                polled = self.poll(skip=told.union(learners))
+                learners += polled
+                if woken or polled:
+                    self._interval = self._poll_seconds
+                else:
+                    self._interval = min(self._interval * 2, max(POLL_IDLE_SECONDS, self._poll_seconds))
             stored = time.monotonic()
             wanted = [(tenant, request, form) for tenant, learner_id in learners
                       for request, form in self._service.cache.requests_of(tenant, learner_id)]  # fmt: skip
@@ -811,11 +861,16 @@ class PlanAhead:
         """Learners with results recorded since the last poll, through any process, whose paths
         this process served (except `skip`), starting at a random one of them: processes that
         poll the same results work from different ends and skip what another stored meanwhile."""
+        seen, polled_at = self._seen, self._polled_at
         try:
-            self._seen, found = self._service.store.results_since(self._seen, AHEAD_LIMIT)
+            self._seen, found = self._service.store.results_since(seen, AHEAD_LIMIT)
         except LubanError as exc:
             log.debug("polling for new results failed: %s", exc)
             return []
+        self._polled_at = time.monotonic()
+        window = max(self._polled_at - polled_at, BULK_WINDOW_SECONDS)  # a group commit's results come at once
+        if seen is not None and self._seen - seen > BULK_EVENTS_PER_SECOND * window:
+            return []  # an import's results (page views' come slower): planning them would cost the import
         mine = [x for x in found if x not in skip and self._service.cache.requests_of(*x)]
         if not mine:
             return []

@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext, supp
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
@@ -64,6 +64,7 @@ from recommender.storage.store import (
 )
 from recommender.storage.watchdog import Watchdog
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _IN_CHUNK = 500  # bound on bound parameters per IN (...) list
@@ -647,16 +648,42 @@ class SqlStore:
         return list(cursor.fetchall())
 
     def results_since(self, seq: int | None, limit: int) -> tuple[int, list[tuple[str, str]]]:
-        e = t.events.c
+        """Two indexed statements on the driver's cursor (every process runs this every few
+        milliseconds while idle, so it costs what the statements cost, not SQLAlchemy's machinery):
+        the last seq, and only when it moved, the learners after `seq` up to it, distinct in SQL (a
+        bulk import's many results per learner never reach Python)."""
+        params: dict[str, Any] = {"since": seq or 0, "limit": limit}
+
+        def read(run: Callable[[str, dict[str, Any]], list[Any]]) -> tuple[int, list[tuple[str, str]]]:
+            last = int(run("last_seq", params)[0][0] or 0)
+            if seq is None or last <= seq:
+                return (last if seq is None else seq), []
+            rows = run("learners_since", {**params, "upto": last})
+            return last, [(str(r[0]), str(r[1])) for r in rows]
+
+        if self.dialect == "sqlite":
+            return self._sqlite_read(read)
         with self._tx(write=False) as c:
-            if seq is None:
-                return int(c.execute(sa.select(sa.func.coalesce(sa.func.max(e.seq), 0))).scalar_one()), []
-            rows = c.execute(
-                sa.select(e.seq, e.tenant_id, e.learner_id).where(e.seq > seq).order_by(e.seq).limit(limit)
-            ).all()
-        if not rows:
-            return seq, []
-        return int(rows[-1][0]), list(dict.fromkeys((str(r[1]), str(r[2])) for r in rows))
+            return read(functools.partial(self._raw, c))
+
+    def _sqlite_read(self, read: Callable[[Callable[[str, dict[str, Any]], list[Any]]], T]) -> T:
+        """`read` given the serving reads (_serving_reads) on one pooled connection, outside any
+        transaction (each statement reads its own snapshot)."""
+        left = deadline.remaining()
+        if left is not None and left <= 0:
+            raise StoreUnavailable("the call's deadline passed before the store was reached")
+        try:
+            raw = self.engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                try:
+                    return read(lambda name, params: self._sqlite_statement(cursor, params, name))
+                finally:
+                    cursor.close()
+            finally:
+                raw.close()  # back to the pool
+        except (sa_exc.SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
+            raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
 
     def put_shared_paths(self, tenant: str, paths: Sequence[SharedPath]) -> None:
         if not paths:
@@ -1319,6 +1346,12 @@ def _serving_reads() -> dict[str, Any]:
         )
         .where(x.tenant_id == tenant)
         .where(x.learner_id == learner),
+        "last_seq": sa.select(sa.func.max(e.seq)),
+        "learners_since": sa.select(e.tenant_id, e.learner_id)
+        .where(e.seq > sa.bindparam("since"))
+        .where(e.seq <= sa.bindparam("upto"))
+        .distinct()
+        .limit(sa.bindparam("limit")),
         "studied": sa.select(e.module_id, sa.func.count())
         .where(e.tenant_id == tenant)
         .where(e.learner_id == learner)

@@ -153,7 +153,7 @@ class Store(Protocol):
         Versions are opaque and compare equal only when the learner's row and results are the same."""
 
     def results_since(self, seq: int | None, limit: int) -> tuple[int, list[tuple[str, str]]]:
-        """(the last event seq, the (tenant, learner) of results after `seq`, at most `limit`);
+        """(the last event seq, each (tenant, learner) with results after `seq` once, at most `limit`);
         `seq` None: none, only the last seq. For planning ahead in every process (PlanAhead),
         which does not need to see every result: on PostgreSQL a transaction may commit a lower
         seq after a higher one is seen."""

@@ -254,3 +254,31 @@ def test_storing_paths_leaves_every_connection_syncing_its_commits(two: tuple[Pr
     finally:
         sa.event.remove(store.engine, "checkin", on_checkin)
     assert seen and set(seen) == ({"2"} if store.dialect == "sqlite" else {"on"})
+
+
+def test_a_process_serving_only_stored_paths_still_polls_for_results(store_url: str, tmp_path: Path) -> None:
+    """A process that never planned a path itself (it served what another stored) plans ahead
+    for results another process records: its poller starts with the first call, not the first plan."""
+    clock = ManualClock(T0)
+    polling = build_app(make_settings(store_url, tmp_path, processes=2, path_plan_ahead_poll_seconds=0.02), clock=clock)
+    other = build_app(make_settings(store_url, tmp_path, processes=1, path_plan_ahead=False), clock=clock)
+    try:
+        other.catalogs.upsert(*tiny_catalog(), replace=True)
+        other.learners.upsert(DEFAULT_TENANT, ana())
+        a, b = Process(polling, clock, PathMessages()), Process(other, clock, PathMessages())
+        b.path()
+        b.settle()
+        a.path()  # the path b stored
+        clock.advance(minutes=1)
+        other.learners.record(DEFAULT_TENANT, result("e1", 0.0))  # b does not plan ahead
+        key = (DEFAULT_TENANT, ASK, a.form.name)
+        for _ in range(1000):  # the poller's next rounds
+            entry = polling.paths.cache.get(key)
+            if entry is not None and entry.generated_at == clock():
+                break
+            time.sleep(0.01)
+        clock.advance(minutes=1)
+        assert a.planned_at() == clock() - timedelta(minutes=1), "planned ahead when the result was polled"
+    finally:
+        polling.close()
+        other.close()

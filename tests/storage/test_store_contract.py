@@ -352,6 +352,25 @@ def test_learner_records_read_many_learners_like_one(store: SqlStore) -> None:
     assert store.get_learner_records("t1", []) == {}
 
 
+def test_results_since_names_each_learner_with_new_results_once(store: SqlStore) -> None:
+    """What every server process polls to plan ahead for results the others recorded."""
+    start, none = store.results_since(None, 100)
+    assert none == []
+    assert store.results_since(start, 100) == (start, []), "nothing new: the same mark"
+    store.upsert_learners("t1", [Learner("ana"), Learner("bob")], T0)
+    store.upsert_learner("t2", Learner("ana"), T0)
+    store.record_events("t1", [event(f"a{i}", minutes=i) for i in range(5)], UPDATE, T0)
+    store.record_events("t1", [event("b1", learner="bob")], UPDATE, T0)
+    store.record_events("t2", [event("a1")], UPDATE, T0)
+    mark, found = store.results_since(start, 100)
+    assert sorted(found) == [("t1", "ana"), ("t1", "bob"), ("t2", "ana")]
+    assert mark > start
+    assert store.results_since(mark, 100) == (mark, [])
+    assert len(store.results_since(start, 2)[1]) == 2, "at most `limit` learners"
+    store.record_events("t1", [event("b2", learner="bob", minutes=1)], UPDATE, T0)
+    assert store.results_since(mark, 100)[1] == [("t1", "bob")]
+
+
 def test_learners_version_and_changes_follow_the_tenant_s_learners(store: SqlStore) -> None:
     """What the dashboard's snapshots watch: a version that moves on every change of a tenant's
     learners (added, changed, assessed, erased) and the learners changed after a mark."""
