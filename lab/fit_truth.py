@@ -104,7 +104,8 @@ def fit_against_truth(family: WorldFamily, history: int, seed: int) -> FitTruth:
     n_skills = len(catalog.skill_ids)
     fit = fit_bkt(seqs, n_skills)
     module_rows = np.bincount(seqs.row_skill[~seqs.item], minlength=n_skills) >= MIN_RESPONSES
-    item_rows = np.bincount(seqs.row_skill[seqs.item], minlength=n_skills) >= MIN_RESPONSES
+    # the placement pair is fitted from items before any study (after one: the studied pair)
+    item_rows = np.bincount(seqs.row_skill[seqs.item & ~seqs.taught_item], minlength=n_skills) >= MIN_RESPONSES
     pinned = (fit.guess >= BOUNDS["guess"][1]) | (fit.slip >= BOUNDS["slip"][1])
     s = np.array(studies)
     c = np.array(checks)

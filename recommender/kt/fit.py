@@ -409,13 +409,20 @@ def fit_bkt(
         guess_max, slip_max = BOUNDS["guess"][1], BOUNDS["slip"][1]
         module_pinned = (params.guess >= guess_max) | (params.slip >= slip_max)
         item_pinned = (params.item_guess >= guess_max) | (params.item_slip >= slip_max)
-        taught_pinned = (params.studied_item_guess >= guess_max) | (params.studied_item_slip >= slip_max)
-        degenerate = (module_pinned & ~few_modules) | (item_pinned & ~few_items) | (taught_pinned & ~few_taught)
+        degenerate = (module_pinned & ~few_modules) | (item_pinned & ~few_items)
         params = ParamArrays(
             **{f.name: np.where(degenerate, getattr(default, f.name), getattr(params, f.name))
                for f in fields(ParamArrays) if f.name != "module_learn"},
             module_learn={pair: rate for pair, rate in params.module_learn.items() if not degenerate[pair[1]]},
         )  # fmt: skip
+        # a pinned pair for the items after a study says those items do not tell mastered from
+        # not: that pair alone goes back to the defaults, the rest of the skill's fit stands
+        taught_pinned = (params.studied_item_guess >= guess_max) | (params.studied_item_slip >= slip_max)
+        params = replace(
+            params,
+            studied_item_guess=np.where(taught_pinned, default.studied_item_guess, params.studied_item_guess),
+            studied_item_slip=np.where(taught_pinned, default.studied_item_slip, params.studied_item_slip),
+        )
         few = few | degenerate
     if fit_forgetting and seqs.steps > 1 and float(seqs.gap_days.max(initial=0.0)) > 0.5:
         params = _fit_forgetting(seqs, params, n_skills, few)

@@ -94,9 +94,9 @@ def knowledge_logits(table: EventTable, catalog: Catalog, params: ParamArrays) -
 def fit_blend(knowledge: FloatArray, model: FloatArray, succeeded: BoolArray) -> SuccessBlend:
     """The blend that best predicts `succeeded` (logistic regression on the two logits). The
     model's logit, if its weight comes out negative (it predicts backwards on these learners), is
-    left out and knowledge tracing's refitted. Knowledge tracing's weight never goes below the
-    default's: where the fit would, it is held there and the model's weight and the intercept are
-    fitted beside it. Too few results or one outcome only keep the default."""
+    left out and knowledge tracing's refitted. If knowledge tracing's weight comes out negative, it
+    is held at the default's weight and the model's weight and the intercept are fitted beside it.
+    Too few results or one outcome only keep the default."""
     if len(succeeded) < MIN_HELD_OUT_RESULTS:
         return SuccessBlend(source=f"default: {len(succeeded)} held-out module results, too few to fit")
     if succeeded.all() or not succeeded.any():

@@ -16,12 +16,12 @@ from recommender.domain.profile import SkillState, skill_state
 moments = st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC))
 
 
-@given(st.text(max_size=8), st.floats(0, 1), st.integers(0, 10**6), moments, st.integers(0, 100))
+@given(st.text(max_size=8), st.floats(0, 1), st.integers(0, 10**6), moments, st.integers(0, 100), st.booleans())
 def test_the_same_state_as_the_constructor(
-    skill: str, mastery: float, attempts: int, at: datetime, studies: int
+    skill: str, mastery: float, attempts: int, at: datetime, studies: int, studied: bool
 ) -> None:
-    fast = skill_state(skill, mastery, attempts, at, studies)
-    slow = SkillState(skill, mastery, attempts, at, studies)
+    fast = skill_state(skill, mastery, attempts, at, studies, studied)
+    slow = SkillState(skill, mastery, attempts, at, studies, studied)
     assert type(fast) is SkillState
     assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
 

@@ -295,3 +295,35 @@ def test_em_fits_items_after_a_study_apart_from_placement_items() -> None:
         DEFAULT_PARAMS.studied_item_guess,
         DEFAULT_PARAMS.studied_item_slip,
     )
+
+
+def test_a_pinned_studied_pair_alone_goes_back_to_the_defaults() -> None:
+    """Checks after a study answered at random pin the studied pair at a bound: with the reset,
+    that pair takes the defaults and the rest of the skill's fit (placement items, module scores,
+    prior, learning) stands."""
+    rng = np.random.default_rng(13)
+    learner, score, kind = [], [], []
+    for i in range(4000):
+        known = rng.random() < 0.3
+        for _ in range(3):
+            learner.append(i)
+            kind.append(int(ResultKind.CHECK))
+            score.append(float(rng.random() < (0.9 if known else 0.05)))
+        known = known or rng.random() < 0.5
+        learner.append(i)
+        kind.append(int(ResultKind.MODULE_ASSESSMENT))
+        score.append(float((rng.random(2) < (0.85 if known else 0.2)).mean()))
+        for _ in range(3):  # a coin, whatever the learner knows
+            learner.append(i)
+            kind.append(int(ResultKind.CHECK))
+            score.append(float(rng.random() < 0.5))
+    n = len(score)
+    seqs = build_sequences(np.array(learner), np.zeros(n, dtype=np.int64), np.array(score), np.zeros(n), np.array(kind))
+    kept = fit_bkt(seqs, 1, reset_degenerate=False)
+    reset = fit_bkt(seqs, 1, reset_degenerate=True)
+    assert max(kept.studied_item_guess[0], kept.studied_item_slip[0]) >= 0.45, "the coin pins the studied pair"
+    assert (reset.studied_item_guess[0], reset.studied_item_slip[0]) == (
+        DEFAULT_PARAMS.studied_item_guess, DEFAULT_PARAMS.studied_item_slip
+    )
+    for name in ("prior", "learn", "guess", "slip", "item_guess", "item_slip"):
+        assert getattr(reset, name)[0] == getattr(kept, name)[0], name

@@ -94,7 +94,7 @@ def test_schema_1_is_upgraded_in_place_and_keeps_every_state(store: SqlStore) ->
     assert found is not None
     assert {(s.skill_id, s.mastery, s.attempts, s.studies_since_check, s.studied) for s in found[0]} == {
         (*row, 0, True) for row in before
-    }, "kept, and read as taught: the cautious pair of item emissions"
+    }, "kept, and taught: module assessments named them"
     store.record_events("t1", [_event("e3", minutes=10)], UPDATE, T0)
     after = store.get_skill_states("t1", "ana")
     assert after is not None
@@ -225,20 +225,17 @@ def test_a_store_written_by_the_release_before_alembic_upgrades_in_place(store_v
     assert store.schema_revision() == migrations.head(), "opening it again changes nothing"
 
 
-def test_revision_7_marks_existing_states_taught_and_new_ones_by_their_results(store: SqlStore) -> None:
-    """A store at revision 6 keeps every state at 7, each read as taught (which a module taught is
-    not known without the catalog; the taught pair is the cautious reading); states written after
-    the upgrade say whether a module assessment taught the skill."""
+def test_revision_7_marks_states_taught_from_the_stored_results(store: SqlStore) -> None:
+    """A store at revision 6 keeps every state at 7, each marked taught as training reads the same
+    results: a skill a module assessment named is taught, one only checked is not; states written
+    after the upgrade follow their results."""
     store.upsert_learner("t1", Learner("ana"), T0)
-    store.record_events("t1", [_event("e1")], UPDATE, T0)
+    check = AssessmentEvent(event_id="e2", learner_id="ana", module_id="m1", item_id="q1", skill_ids=("safety",),
+                            score=1.0, occurred_at=T0, kind=ResultKind.CHECK)  # fmt: skip
+    store.record_events("t1", [_event("e1"), check], UPDATE, T0)
     with store.engine.begin() as c:
         command.downgrade(migrations.config(c), "0006")
     store.create_schema()
-    found = store.get_skill_states("t1", "ana")
-    assert found is not None and [(s.skill_id, s.studied) for s in found[0]] == [("welding", True)]
-    check = AssessmentEvent(event_id="e2", learner_id="ana", module_id="m1", item_id="q1", skill_ids=("safety",),
-                            score=1.0, occurred_at=T0, kind=ResultKind.CHECK)  # fmt: skip
-    store.record_events("t1", [check], UPDATE, T0)
     found = store.get_skill_states("t1", "ana")
     assert found is not None
     assert {s.skill_id: s.studied for s in found[0]} == {"welding": True, "safety": False}, "a check teaches nothing"
