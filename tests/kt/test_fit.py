@@ -323,7 +323,8 @@ def test_a_pinned_studied_pair_alone_goes_back_to_the_defaults() -> None:
     reset = fit_bkt(seqs, 1, reset_degenerate=True)
     assert max(kept.studied_item_guess[0], kept.studied_item_slip[0]) >= 0.45, "the coin pins the studied pair"
     assert (reset.studied_item_guess[0], reset.studied_item_slip[0]) == (
-        DEFAULT_PARAMS.studied_item_guess, DEFAULT_PARAMS.studied_item_slip
+        DEFAULT_PARAMS.studied_item_guess,
+        DEFAULT_PARAMS.studied_item_slip,
     )
     for name in ("prior", "learn", "guess", "slip", "item_guess", "item_slip"):
         assert getattr(reset, name)[0] == getattr(kept, name)[0], name
