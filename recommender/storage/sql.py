@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext, supp
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
@@ -64,7 +64,6 @@ from recommender.storage.store import (
 )
 from recommender.storage.watchdog import Watchdog
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 _IN_CHUNK = 500  # bound on bound parameters per IN (...) list
@@ -611,6 +610,25 @@ class SqlStore:
         (one statement reads one snapshot: the page-view case, where usually nothing changed or
         another process planned the path already), then, when the states are needed, everything
         again in one read transaction."""
+        with self._sqlite_cursor() as cursor:
+            run = functools.partial(self._sqlite_statement, cursor, params)
+            if known is not None or shared is not None:
+                rows = run(name)
+                if not rows:
+                    return None
+                unchanged = _unchanged(rows[0], learner_id, known, shared)
+                if unchanged is not None:
+                    return unchanged
+            cursor.execute("BEGIN")
+            try:
+                return _learner_read(run, name, learner_id, known, shared)
+            finally:
+                cursor.execute("COMMIT")
+
+    @contextmanager
+    def _sqlite_cursor(self) -> Iterator[Any]:
+        """A driver cursor on one pooled connection, outside SQLAlchemy's transaction machinery
+        (which costs more than the serving reads' statements), with the store's errors."""
         left = deadline.remaining()
         if left is not None and left <= 0:
             raise StoreUnavailable("the call's deadline passed before the store was reached")
@@ -619,19 +637,7 @@ class SqlStore:
             try:
                 cursor = raw.cursor()
                 try:
-                    run = functools.partial(self._sqlite_statement, cursor, params)
-                    if known is not None or shared is not None:
-                        rows = run(name)
-                        if not rows:
-                            return None
-                        unchanged = _unchanged(rows[0], learner_id, known, shared)
-                        if unchanged is not None:
-                            return unchanged
-                    cursor.execute("BEGIN")
-                    try:
-                        return _learner_read(run, name, learner_id, known, shared)
-                    finally:
-                        cursor.execute("COMMIT")
+                    yield cursor
                 finally:
                     cursor.close()
             finally:
@@ -662,28 +668,11 @@ class SqlStore:
             return last, [(str(r[0]), str(r[1])) for r in rows]
 
         if self.dialect == "sqlite":
-            return self._sqlite_read(read)
+            # outside any transaction: each statement reads its own snapshot
+            with self._sqlite_cursor() as cursor:
+                return read(lambda name, params: self._sqlite_statement(cursor, params, name))
         with self._tx(write=False) as c:
             return read(functools.partial(self._raw, c))
-
-    def _sqlite_read(self, read: Callable[[Callable[[str, dict[str, Any]], list[Any]]], T]) -> T:
-        """`read` given the serving reads (_serving_reads) on one pooled connection, outside any
-        transaction (each statement reads its own snapshot)."""
-        left = deadline.remaining()
-        if left is not None and left <= 0:
-            raise StoreUnavailable("the call's deadline passed before the store was reached")
-        try:
-            raw = self.engine.raw_connection()
-            try:
-                cursor = raw.cursor()
-                try:
-                    return read(lambda name, params: self._sqlite_statement(cursor, params, name))
-                finally:
-                    cursor.close()
-            finally:
-                raw.close()  # back to the pool
-        except (sa_exc.SQLAlchemyError, self.engine.dialect.loaded_dbapi.Error) as exc:
-            raise StoreUnavailable(f"store unavailable: {_short(exc)}") from exc
 
     def put_shared_paths(self, tenant: str, paths: Sequence[SharedPath]) -> None:
         if not paths:

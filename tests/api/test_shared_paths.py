@@ -202,6 +202,16 @@ def test_without_sharing_each_process_plans_its_own(store_url: str, tmp_path: Pa
             app.close()
 
 
+def _wait_for_plan_ahead(polling: App, a: Process, clock: ManualClock) -> None:
+    """Until the poller's next rounds (every few milliseconds) have planned a's path at `clock()`."""
+    key = (DEFAULT_TENANT, ASK, a.form.name)
+    for _ in range(1000):
+        entry = polling.paths.cache.get(key)
+        if entry is not None and entry.generated_at == clock():
+            return
+        time.sleep(0.01)
+
+
 def test_a_process_plans_ahead_for_results_another_process_recorded(store_url: str, tmp_path: Path) -> None:
     clock = ManualClock(T0)
     settings = make_settings(store_url, tmp_path, processes=2, path_plan_ahead_poll_seconds=0.02)
@@ -215,12 +225,7 @@ def test_a_process_plans_ahead_for_results_another_process_recorded(store_url: s
         a.settle()
         clock.advance(minutes=1)
         other.learners.record(DEFAULT_TENANT, result("e1", 0.0))  # other never served ana: no plan ahead there
-        key = (DEFAULT_TENANT, ASK, a.form.name)
-        for _ in range(1000):  # the poller's next rounds (every few milliseconds)
-            entry = polling.paths.cache.get(key)
-            if entry is not None and entry.generated_at == clock():
-                break
-            time.sleep(0.01)
+        _wait_for_plan_ahead(polling, a, clock)
         clock.advance(minutes=1)
         assert a.planned_at() == clock() - timedelta(minutes=1), "planned ahead when the result was polled"
         assert a.path() != before
@@ -271,12 +276,7 @@ def test_a_process_serving_only_stored_paths_still_polls_for_results(store_url: 
         a.path()  # the path b stored
         clock.advance(minutes=1)
         other.learners.record(DEFAULT_TENANT, result("e1", 0.0))  # b does not plan ahead
-        key = (DEFAULT_TENANT, ASK, a.form.name)
-        for _ in range(1000):  # the poller's next rounds
-            entry = polling.paths.cache.get(key)
-            if entry is not None and entry.generated_at == clock():
-                break
-            time.sleep(0.01)
+        _wait_for_plan_ahead(polling, a, clock)
         clock.advance(minutes=1)
         assert a.planned_at() == clock() - timedelta(minutes=1), "planned ahead when the result was polled"
     finally:
