@@ -34,12 +34,9 @@ def timestamp(moment: datetime | None) -> Timestamp | None:
     and nanos for a timezone-aware moment; a naive one goes through FromDatetime (read as UTC)."""
     if moment is None:
         return None
-    if moment.tzinfo is None:
-        ts = Timestamp()
-        ts.FromDatetime(moment)
-        return ts
-    seconds, micros = divmod(to_micros(moment), 1_000_000)
-    return Timestamp(seconds=seconds, nanos=micros * 1000)
+    ts = Timestamp()
+    _set_time(ts, moment)
+    return ts
 
 
 def parse_timestamp(ts: Timestamp, field: str) -> datetime:
@@ -144,7 +141,7 @@ def profile_to_proto(profile: SkillProfile, into: pb.SkillProfile | None = None)
 
 
 def _set_time(ts: Timestamp, moment: datetime) -> None:
-    """`timestamp(moment)` written into a message's own field."""
+    """`moment` written into a Timestamp, a message's own field or a new one (timestamp())."""
     if moment.tzinfo is None:
         ts.FromDatetime(moment)
         return

@@ -955,10 +955,8 @@ class SqlStore:
         fingerprints = self._fingerprints(c, tenant, [e.event_id for e in events])
         touched_skills = sorted({s for e in events if e.learner_id in known for s in e.skill_ids})
         states: dict[str, dict[str, SkillState | None]]
-        if cached:
-            states = self._cached_states(c, tenant, known, touched_skills)
-        elif whole:
-            states = self._cached_profiles(c, tenant, known)
+        if cached or whole:
+            states = self._cached_states(c, tenant, known, None if whole else touched_skills)
         else:
             states = self._states(c, tenant, sorted(known), None if with_profiles else touched_skills)  # type: ignore[assignment]
         outcomes: list[EventOutcome] = []
@@ -1017,18 +1015,21 @@ class SqlStore:
         return outcomes, profiles
 
     def _cached_states(
-        self, c: Any, tenant: str, known: dict[str, int | None], skill_ids: Sequence[str]
+        self, c: Any, tenant: str, known: dict[str, int | None], skill_ids: Sequence[str] | None
     ) -> dict[str, dict[str, SkillState | None]]:
         """The SQLite writer's _states: the learners' states of `skill_ids` (None where a learner
-        has none), read only for learners the writer does not already hold them of. The entries
-        returned are the cache's own, so what the transaction updates in them is kept."""
-        cache = self._state_cache
-        wanted = set(skill_ids)
+        has none), or with None their whole profiles (the learner is then held whole: a single
+        result's commit answers with it), read only for learners the writer does not already hold
+        them of. The entries returned are the cache's own, so what the transaction updates in them
+        is kept."""
+        cache, profiled = self._state_cache, self._profiled
+        wanted = None if skill_ids is None else set(skill_ids)
         states: dict[str, dict[str, SkillState | None]] = {}
         missing: list[str] = []
         for learner_id in sorted(known):
-            entry = cache.get((tenant, learner_id))
-            if entry is not None and entry.keys() >= wanted:
+            key = (tenant, learner_id)
+            entry = cache.get(key)
+            if entry is not None and (key in profiled if wanted is None else entry.keys() >= wanted):
                 states[learner_id] = entry
             else:
                 missing.append(learner_id)
@@ -1036,13 +1037,17 @@ class SqlStore:
             return states
         if len(cache) + len(missing) > STATE_CACHE_LEARNERS:
             self._clear_states()  # a bound on memory; the learners of this transaction are read again
+            states, missing = {}, sorted(known)
         read = self._states(c, tenant, missing, skill_ids)
-        absent = dict.fromkeys(skill_ids)
+        absent = dict.fromkeys(skill_ids or ())
         for learner_id in missing:
-            entry = cache.setdefault((tenant, learner_id), {})
+            key = (tenant, learner_id)
+            entry = cache.setdefault(key, {})
             entry.update(absent)
             entry.update(read.get(learner_id, {}))
             states[learner_id] = entry
+            if skill_ids is None:
+                profiled[key] = known[learner_id]
         return states
 
     def _profiled_learners(self, c: Any, tenant: str, learner_ids: Sequence[str]) -> dict[str, int | None]:
@@ -1061,37 +1066,6 @@ class SqlStore:
         if missing:
             known.update(self._lock_learners(c, tenant, missing))
         return known
-
-    def _cached_profiles(
-        self, c: Any, tenant: str, known: dict[str, int | None]
-    ) -> dict[str, dict[str, SkillState | None]]:
-        """The SQLite writer's _states of whole profiles: read only for learners it does not hold
-        whole already. The entries returned are the cache's own, as _cached_states gives them (None
-        where a learner is known to have no state of a skill)."""
-        cache, profiled = self._state_cache, self._profiled
-        states: dict[str, dict[str, SkillState | None]] = {}
-        missing: list[str] = []
-        for learner_id in sorted(known):
-            key = (tenant, learner_id)
-            entry = cache.get(key)
-            if entry is not None and key in profiled:
-                states[learner_id] = entry
-            else:
-                missing.append(learner_id)
-        if not missing:
-            return states
-        if len(cache) + len(missing) > STATE_CACHE_LEARNERS:
-            self._clear_states()  # a bound on memory
-            states = {}
-            missing = sorted(known)
-        read = self._states(c, tenant, missing, None)
-        for learner_id in missing:
-            key = (tenant, learner_id)
-            entry = cache.setdefault(key, {})
-            entry.update(read.get(learner_id, {}))
-            states[learner_id] = entry
-            profiled[key] = known[learner_id]
-        return states
 
     def _fingerprints(self, c: Connection | Any, tenant: str, event_ids: Sequence[str]) -> dict[str, str]:
         found: dict[str, str] = {}

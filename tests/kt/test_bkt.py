@@ -263,14 +263,8 @@ def test_with_the_default_item_pair_a_check_at_six_of_ten_does_not_read_as_being
 
 @st.composite
 def full_params(draw: st.DrawFn) -> SkillParams:
-    base = draw(params())
-    return SkillParams(
-        prior=base.prior,
-        learn=base.learn,
-        guess=base.guess,
-        slip=base.slip,
-        forget_per_day=base.forget_per_day,
-        floor=base.floor,
+    return replace(
+        draw(params()),
         item_guess=draw(st.floats(0.0, 0.49)),
         item_slip=draw(st.floats(0.0, 0.49)),
         item_learn=draw(probability),
