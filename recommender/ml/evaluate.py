@@ -7,6 +7,9 @@ Splits (shared with `make bench`, which adds pyBKT through files):
 Knowledge tracing predicts each test event before updating on it (BKT filtering runs through the
 test events in time order); multi-skill problems are single events (collapsed on import).
 Ranking: the modules a learner takes in the test period that they had not taken in training.
+`luban` stacks the hybrid's components with weights fitted on an inner split of the training
+events, made the way the outer split is, by a model trained on the inner split's training part:
+each input a weight is fitted on predicts an outcome it never saw, as on the test set.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ class Evaluation:
     counts: dict[str, int] = field(default_factory=dict)
     # the headline test set's reliability bins per model (metrics.reliability): the calibration plot
     calibration: dict[str, list[tuple[float, float, int]]] = field(default_factory=dict)
+    # luban's stacking weights (score_model scores an earlier model with the same ones)
+    stacking: Stacking | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"split": self.split, "models": _clean(self.models), "counts": self.counts}
@@ -90,6 +95,8 @@ class Evaluation:
             }
         if self.warm is not None:
             doc["warm"] = {"models": _clean(self.warm)}
+        if self.stacking is not None:
+            doc["stacking"] = self.stacking.to_json()
         return doc
 
     def table(self) -> str:
@@ -138,12 +145,13 @@ def evaluate(
     def stage(share: float, offset: float) -> Progress:
         return lambda message, done: report(message, offset + share * done)
 
-    model = train_hybrid(train_data, config, bkt=bkt, masteries=masteries, progress=stage(0.45, 0.05))
+    model = train_hybrid(train_data, config, bkt=bkt, masteries=masteries, progress=stage(0.35, 0.05))
     cf_model = train_hybrid(
-        train_data, replace(config, use_features=False), bkt=bkt, masteries=masteries, progress=stage(0.45, 0.5)
+        train_data, replace(config, use_features=False), bkt=bkt, masteries=masteries, progress=stage(0.35, 0.4)
     )
+    stacking = fit_stacking(train_data, split.name, config, progress=stage(0.2, 0.75))
     report("scoring", 0.95)
-    scorer = _Scorer(data, split, train_table, bkt, masteries)
+    scorer = _Scorer(data, split, train_table, bkt, masteries, stacking)
     warm = scorer.score_group(split.warm_test, model, cf_model, cold=False)
     cold = scorer.score_group(split.cold_test, model, cf_model, cold=True) if split.cold_test.any() else None
     counts = {
@@ -158,8 +166,66 @@ def evaluate(
     calibration = scorer.calibration(headline, model, cold=split.name == "cold")
     if split.name == "cold":
         assert cold is not None
-        return Evaluation("cold", cold, warm, counts, calibration), model
-    return Evaluation(split.name, warm, None, counts, calibration), model
+        return Evaluation("cold", cold, warm, counts, calibration, stacking), model
+    return Evaluation(split.name, warm, None, counts, calibration, stacking), model
+
+
+@dataclass(frozen=True)
+class Stacking:
+    """luban's weights on `_Scorer.stack_features` per test group (warm: learners seen in training;
+    cold: learners known by features only), and what they were fitted on. A group without
+    weights has them fitted on the training events themselves (`source` says so)."""
+
+    warm: FloatArray | None
+    cold: FloatArray | None
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        groups = (("warm", self.warm), ("cold", self.cold))
+        weights = {g: [round(float(v), 4) for v in w] for g, w in groups if w is not None}
+        return {"source": self.source, "weights": weights}
+
+
+def stacking_inputs(
+    train_data: TrainingData, split_name: str, config: TrainConfig
+) -> dict[str, tuple[FloatArray, BoolArray, BoolArray]]:
+    """What luban's weights are fitted on, per group: (stack features, outcomes, the rows of
+    train_data's events they belong to). The training events are split again the way the outer
+    split was made; knowledge tracing, the factor model and item difficulty are fitted on the
+    inner training part only, and the features are read on the inner test rows, whose outcomes
+    none of them saw (the learner's recent results are their earlier events only). A group with
+    no inner test rows is left out."""
+    table = train_data.events
+    inner = make_split(split_name, table, config.seed)
+    if not inner.train.any():
+        return {}
+    inner_table = table.subset(inner.train)
+    catalog = train_data.catalog
+    bkt, masteries = fit_knowledge_tracing(inner_table, catalog, reset_degenerate=config.reset_degenerate_bkt)
+    inner_data = replace(train_data, events=inner_table)
+    model = train_hybrid(inner_data, replace(config, fit_blend=False), bkt=bkt, masteries=masteries)
+    scorer = _Scorer(train_data, inner, inner_table, bkt, masteries)
+    found: dict[str, tuple[FloatArray, BoolArray, BoolArray]] = {}
+    for group, rows, cold in (("warm", inner.warm_test, False), ("cold", inner.cold_test, True)):
+        if rows.any():
+            found[group] = (scorer.stack_features(model, rows, cold, leave_one_out=False), scorer.labels[rows], rows)
+    return found
+
+
+def fit_stacking(
+    train_data: TrainingData, split_name: str, config: TrainConfig, progress: Progress | None = None
+) -> Stacking:
+    """luban's weights per group, fitted on stacking_inputs; a group whose inner test rows hold
+    one outcome only (or none) is left to the in-sample fit."""
+    report = progress or (lambda _m, _f: None)
+    report("fitting the stacking weights on an inner split of the training events", 0.0)
+    weights: dict[str, FloatArray] = {}
+    for group, (x, labels, _) in stacking_inputs(train_data, split_name, config).items():
+        if labels.any() and not labels.all():
+            weights[group] = fit_logistic(x, labels)
+    report("stacking weights fitted", 1.0)
+    source = f"the inner test rows of a {split_name} split of the training events: {', '.join(weights) or 'none'}"
+    return Stacking(weights.get("warm"), weights.get("cold"), source)
 
 
 class _Scorer:
@@ -172,8 +238,10 @@ class _Scorer:
         train_table: EventTable,
         bkt: ParamArrays,
         masteries: Mapping[tuple[int, int], float],
+        stacking: Stacking | None = None,
     ) -> None:
         self.data, self.split, self.catalog = data, split, data.catalog
+        self.stacking = stacking
         table = data.events
         self.labels = table.score >= PASS_SCORE
         self.bkt_pred = _bkt_predictions(table, bkt, data.catalog)
@@ -210,15 +278,21 @@ class _Scorer:
         z = np.einsum("ij,ij->i", success_vectors[inverse], module_vectors[table.module[rows]])
         return np.asarray(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))))
 
-    def _stacker(self, model: HybridModel, name: str) -> FloatArray:
-        """Logistic blend of BKT, the factor model and item difficulty, fitted on training events."""
+    def _stacker(self, model: HybridModel, cold: bool) -> FloatArray:
+        """Logistic blend of BKT, the factor model, item difficulty and recent results: the
+        stacking weights of the group when fitted (fit_stacking), else fitted on the training
+        events (whose factor-model logits were fitted on their own outcomes)."""
+        fitted = None if self.stacking is None else self.stacking.cold if cold else self.stacking.warm
+        if fitted is not None:
+            return fitted
+        name = str(id(model))
         if name not in self.stackers:
             rows = self.split.train
-            x = self._stack_features(model, rows, cold=False, leave_one_out=True)
+            x = self.stack_features(model, rows, cold=False, leave_one_out=True)
             self.stackers[name] = fit_logistic(x, self.labels[rows])
         return self.stackers[name]
 
-    def _stack_features(self, model: HybridModel, rows: BoolArray, cold: bool, leave_one_out: bool) -> FloatArray:
+    def stack_features(self, model: HybridModel, rows: BoolArray, cold: bool, leave_one_out: bool) -> FloatArray:
         item_rate = self.item_rate(rows, leave_one_out)
         return np.column_stack(
             [np.ones(int(rows.sum())), _logit(self.bkt_pred[rows]), _logit(self._success_prob(model, rows, cold)),
@@ -257,10 +331,10 @@ class _Scorer:
 
     def _luban(self, rows: BoolArray, model: HybridModel, cold: bool) -> FloatArray:
         """The hybrid's components stacked on `rows`: knowledge tracing, the factor model, item
-        difficulty and the learner's recent results, weighed by a regression fitted here on the
-        training events. Evaluation's own blend: the service reads neither item difficulty nor
-        recent results (`served` is what it plans with)."""
-        stacked = self._stack_features(model, rows, cold, leave_one_out=False) @ self._stacker(model, str(id(model)))
+        difficulty and the learner's recent results, weighed by a regression fitted on an inner
+        split of the training events (fit_stacking). Evaluation's own blend: the service reads
+        neither item difficulty nor recent results (`served` is what it plans with)."""
+        stacked = self.stack_features(model, rows, cold, leave_one_out=False) @ self._stacker(model, cold)
         return _sigmoid(stacked)
 
     def _served(self, rows: BoolArray, model: HybridModel, cold: bool) -> FloatArray:
@@ -324,14 +398,17 @@ class _Scorer:
         return out
 
 
-def score_model(data: TrainingData, split: Split, model: HybridModel) -> dict[str, float]:
+def score_model(
+    data: TrainingData, split: Split, model: HybridModel, stacking: Stacking | None = None
+) -> dict[str, float]:
     """The metrics of an already trained model on a split's headline test set (the same numbers
-    `evaluate` reports for a model it trains), for promote-if-better comparisons."""
+    `evaluate` reports for a model it trains), for promote-if-better comparisons; `stacking`: the
+    weights the new model was scored with (an evaluation's), so both are stacked alike."""
     table = data.events
     train_table = table.subset(split.train)
     bkt = ParamArrays.from_model(model.bkt, data.catalog.skill_ids, data.catalog.module_ids)
     masteries = final_masteries(train_table.skill_sequences(data.catalog.module_skill_weights), bkt)
-    scorer = _Scorer(data, split, train_table, bkt, masteries)
+    scorer = _Scorer(data, split, train_table, bkt, masteries, stacking)
     cold = split.name == "cold"
     group = split.cold_test if cold else split.warm_test
     return scorer.score_group(group, model, None, cold=cold)["luban"]

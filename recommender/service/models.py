@@ -418,7 +418,7 @@ class TrainingService:
         previous_metrics: dict[str, float] = {}
         if previous is not None:
             report(f"scoring the active model {previous.version} on the same split", 0.6)
-            previous_metrics = score_model(data, split, previous)
+            previous_metrics = score_model(data, split, previous, evaluation.stacking)
         report("training on all events", 0.65)
         model = train_hybrid(data, config, progress=lambda m, f: report(f"final: {m}", 0.65 + 0.3 * f))
         model = self._without_erased(model, read_at)
