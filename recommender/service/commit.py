@@ -10,10 +10,10 @@ commits at once. Nothing is acknowledged before its transaction has committed
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +22,8 @@ from recommender.domain.profile import SkillState
 from recommender.errors import StoreUnavailable
 from recommender.service.clock import Clock
 from recommender.storage.store import EventOutcome, Store, Updater
+
+log = logging.getLogger(__name__)
 
 MAX_GROUP_EVENTS = 256
 
@@ -35,11 +37,43 @@ class Committed:
     updated_at: datetime | None
 
 
-@dataclass(frozen=True)
+Done = Callable[[Committed | None, BaseException | None], None]
+"""Told a result's outcome once its transaction committed (or the error, when it failed)."""
+
+
+class Waiter:
+    """One blocked caller's wait for its outcome: a lock taken at creation and released once the
+    outcome is set. A Future costs more on the threads every caller waits for: its condition is
+    taken by the setter and again by each waiter on waking (where the waiter, woken while the setter
+    still holds it, sleeps a second time), and each wait allocates a lock and a waiter list entry."""
+
+    __slots__ = ("_error", "_lock", "_value")
+
+    def __init__(self) -> None:
+        self._value: Committed | None = None
+        self._error: BaseException | None = None
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def __call__(self, value: Committed | None, error: BaseException | None) -> None:
+        """Set the outcome (once) and wake the caller."""
+        self._value, self._error = value, error
+        self._lock.release()
+
+    def wait(self) -> Committed:
+        """The outcome, once set (its error raised)."""
+        self._lock.acquire()
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
+@dataclass(frozen=True, slots=True)
 class _Pending:
     tenant: str
     event: AssessmentEvent
-    outcome: Future[Committed]
+    done: Done
 
 
 class GroupCommitter:
@@ -62,25 +96,21 @@ class GroupCommitter:
 
     def record(self, tenant: str, event: AssessmentEvent) -> Committed:
         """Blocks until the result's transaction has committed (or failed: the error is raised)."""
-        return self.submit(tenant, event).result()
+        waiter = Waiter()
+        self.submit(tenant, event, waiter)
+        return waiter.wait()
 
-    def submit(
-        self, tenant: str, event: AssessmentEvent, on_done: Callable[[Future[Committed]], None] | None = None
-    ) -> Future[Committed]:
-        """Queue the result for the next commit; the future completes when its transaction has
-        committed (or failed). `on_done` is called with it on the writer thread, before the
-        group's after_each_group callbacks."""
-        pending = _Pending(tenant, event, Future())
-        if on_done is not None:
-            pending.outcome.add_done_callback(on_done)
+    def submit(self, tenant: str, event: AssessmentEvent, done: Done) -> None:
+        """Queue the result for the next commit; `done` is called with its outcome on the writer
+        thread once its transaction has committed (or failed), before the group's
+        after_each_group callbacks."""
         with self._lock:
             if self._closed:
                 raise StoreUnavailable("the service is shutting down")
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="luban-group-commit", daemon=True)
                 self._thread.start()
-            self._queue.put(pending)
-        return pending.outcome
+            self._queue.put(_Pending(tenant, event, done))
 
     def close(self) -> None:
         """Commit what is queued, then stop the writer thread."""
@@ -128,8 +158,16 @@ class GroupCommitter:
             )
         except BaseException as exc:  # every caller of the group learns of the failure
             for p in group:
-                p.outcome.set_exception(exc)
+                _tell(p, None, exc)
             return
         for p, found in zip(group, results, strict=True):
             states, updated_at = found.profiles.get(p.event.learner_id, (None, None))
-            p.outcome.set_result(Committed(found.outcomes[0], states, updated_at))
+            _tell(p, Committed(found.outcomes[0], states, updated_at), None)
+
+
+def _tell(p: _Pending, value: Committed | None, error: BaseException | None) -> None:
+    """One caller's outcome; a `done` that fails is logged and keeps no other caller waiting."""
+    try:
+        p.done(value, error)
+    except Exception:
+        log.exception("a group-commit outcome could not be delivered")

@@ -22,7 +22,6 @@ import logging
 import socket
 import threading
 import time
-from concurrent.futures import Future
 from contextlib import suppress
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener
@@ -31,7 +30,7 @@ from typing import Any
 from recommender.domain.assessment import AssessmentEvent, ResultKind, from_micros, to_micros
 from recommender.domain.profile import SkillState
 from recommender.errors import Conflict, StoreUnavailable
-from recommender.service.commit import Committed, GroupCommitter
+from recommender.service.commit import Committed, GroupCommitter, Waiter
 from recommender.storage.store import EventOutcome
 
 log = logging.getLogger(__name__)
@@ -88,9 +87,11 @@ class CommitRelay:
         unanswered = 0
         answered = threading.Condition()
 
-        def answer(request_id: int, outcome: Future[Committed]) -> None:
-            exc = outcome.exception()
-            reply = (request_id, True, _packed(outcome.result())) if exc is None else (request_id, False, _error(exc))
+        def answer(request_id: int, committed: Committed | None, exc: BaseException | None) -> None:
+            if committed is not None:
+                reply: tuple[int, bool, object] = (request_id, True, _packed(committed))
+            else:
+                reply = (request_id, False, _error(exc or StoreUnavailable("the commit gave no outcome")))
             with sending:
                 outbox.append(reply)
 
@@ -120,9 +121,7 @@ class CommitRelay:
                 try:
                     self._committer.submit(tenant, event, functools.partial(answer, request_id))
                 except Exception as exc:  # the committer is closed
-                    failed: Future[Committed] = Future()
-                    failed.set_exception(exc)
-                    answer(request_id, failed)
+                    answer(request_id, None, exc)
                     flush()
         finally:
             with answered:  # every request read is answered before the socket closes
@@ -153,7 +152,7 @@ class RelayedCommits:
         self._local = local
         self._lock = threading.Lock()
         self._conn: Connection | None = None
-        self._pending: dict[int, Future[Committed]] = {}
+        self._pending: dict[int, Waiter] = {}
         self._next_id = 0
         self._down_until = 0.0
         self._closed = False
@@ -162,13 +161,13 @@ class RelayedCommits:
         outcome = self._send(tenant, event)
         if outcome is not None:
             try:
-                return outcome.result()
+                return outcome.wait()
             except _Unanswered:
                 pass
         return self._local.record(tenant, event)
 
-    def _send(self, tenant: str, event: AssessmentEvent) -> Future[Committed] | None:
-        """The request's future, or None when the relay cannot take it (commit locally)."""
+    def _send(self, tenant: str, event: AssessmentEvent) -> Waiter | None:
+        """The request's wait, or None when the relay cannot take it (commit locally)."""
         with self._lock:
             if self._closed:
                 return None
@@ -185,7 +184,7 @@ class RelayedCommits:
                 threading.Thread(target=self._read, args=(conn,), name="luban-relay-reply", daemon=True).start()
             self._next_id += 1
             request_id = self._next_id
-            outcome: Future[Committed] = Future()
+            outcome = Waiter()
             self._pending[request_id] = outcome
             try:
                 conn.send_bytes(_encoded((request_id, tenant, _event_packed(event))))
@@ -207,9 +206,9 @@ class RelayedCommits:
                 if outcome is None:
                     continue
                 if ok:
-                    outcome.set_result(_unpacked(payload))
+                    outcome(_unpacked(payload), None)
                 else:
-                    outcome.set_exception(_rebuilt(payload))
+                    outcome(None, _rebuilt(payload))
         with self._lock:
             self._drop(conn)
 
@@ -221,7 +220,7 @@ class RelayedCommits:
             self._down_until = time.monotonic() + RETRY_SECONDS
         pending, self._pending = self._pending, {}
         for outcome in pending.values():
-            outcome.set_exception(_Unanswered())
+            outcome(None, _Unanswered())
         with suppress(OSError):
             conn.close()
 
