@@ -2,6 +2,16 @@
 forgetting rate per skill by likelihood over a grid, kept at the default unless the history
 identifies it (evidence on both sides of real time gaps).
 
+A module's assessment is graded on the whole module, so a learner's general ability moves the
+score as much as their knowledge of one skill does. Fitted without it, the hidden state EM finds
+in module scores can be the learner's ability: a state that never changes, read as a skill
+known from the start and learned almost never. So the fit integrates over each learner's
+ability, a shift of the logit of both module-score emissions shared by all of the learner's
+skills, drawn from a discrete distribution whose weights EM fits (latent-factor knowledge
+tracing, Khajah, Wing, Lindsey and Mozer 2014, with a grid in place of sampling). The service
+does not know a learner's ability, so the module pair it is given is the population's: each
+emission averaged over the fitted distribution (docs/decisions/0024-learner-ability-in-the-fit.md).
+
 Also `filter_predictions`: the online BKT update run over whole sequences, predicting each
 response before updating on it; the same arithmetic as kt/bkt.apply_result (tested to agree).
 """
@@ -32,6 +42,30 @@ BOUNDS = {
 MIN_RESPONSES = 30  # fewer responses for a skill: keep the default parameters
 MIN_PAIR_STUDIES = 5  # fewer studies of a (module, skill) pair: the skill's rate serves
 MODULE_LEARN_SHRINK = 10.0  # pseudo-studies at the skill's rate that a pair's own rate is shrunk with
+# the abilities a learner may have: shifts of the module-score logit, one step apart
+ABILITY_NODES = np.linspace(-3.0, 3.0, 7)
+ABILITY_NEWTON_STEPS = 3  # per EM iteration, for the module-score logits given the abilities
+LOGIT_LIMIT = 8.0  # the module-score logits stay within P = 0.0003 to 0.9997 at ability 0
+
+
+@dataclass(frozen=True)
+class AbilityMix:
+    """The training learners' abilities as a discrete distribution over ABILITY_NODES."""
+
+    weights: FloatArray  # (nodes,), sums to 1
+
+    @classmethod
+    def start(cls) -> AbilityMix:
+        weights = np.exp(-0.5 * ABILITY_NODES**2)  # a standard normal on the grid
+        return cls(weights / weights.sum())
+
+    def population_pair(self, guess: FloatArray, slip: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The module pair of a learner whose ability is unknown: each emission of the learner
+        at ability 0 (`guess`, `slip`) averaged over the distribution."""
+        shifts = ABILITY_NODES[:, None]
+        right_unknown = self.weights @ _sigmoid(_logit(guess)[None, :] + shifts)
+        right_known = self.weights @ _sigmoid(_logit(1.0 - slip)[None, :] + shifts)
+        return np.asarray(right_unknown), np.asarray(1.0 - right_known)
 
 
 @dataclass(frozen=True)
@@ -88,12 +122,17 @@ class ParamArrays:
             np.array([p.floor for p in ps]),
         )
 
-    def emissions_of(self, seqs: Sequences) -> tuple[FloatArray, FloatArray]:
+    def emissions_of(self, seqs: Sequences, ability: float = 0.0) -> tuple[FloatArray, FloatArray]:
         """(guess, slip) of every flat row of `seqs`: the item pair for item results, the studied
-        item pair for those on a skill a module taught earlier in the sequence."""
+        item pair for those on a skill a module taught earlier in the sequence; module
+        assessments' pair shifted by a learner `ability` (a logit) when one is given."""
         skill, taught = seqs.row_skill, seqs.taught_item
-        guess = np.where(seqs.item, self.item_guess[skill], self.guess[skill])
-        slip = np.where(seqs.item, self.item_slip[skill], self.slip[skill])
+        module_guess, module_slip = self.guess[skill], self.slip[skill]
+        if ability:
+            module_guess = _sigmoid(_logit(module_guess) + ability)
+            module_slip = 1.0 - _sigmoid(_logit(1.0 - module_slip) + ability)
+        guess = np.where(seqs.item, self.item_guess[skill], module_guess)
+        slip = np.where(seqs.item, self.item_slip[skill], module_slip)
         return (np.where(taught, self.studied_item_guess[skill], guess),
                 np.where(taught, self.studied_item_slip[skill], slip))  # fmt: skip
 
@@ -126,6 +165,14 @@ class ParamArrays:
         )
 
 
+def _sigmoid(x: FloatArray) -> FloatArray:
+    return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
+
+
+def _logit(p: FloatArray) -> FloatArray:
+    return np.asarray(np.log(p / (1.0 - p)), dtype=np.float64)
+
+
 def _emissions(
     obs: FloatArray, guess: FloatArray, slip: FloatArray, weight: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
@@ -137,8 +184,9 @@ def _emissions(
 
 def _evidence_weights(seqs: Sequences) -> FloatArray:
     """Items' worth of evidence in each row (as in bkt.apply_result): a module score's weighs
-    MODULE_SCORE_WEIGHT items times the skill's weight in the module."""
-    return np.where(seqs.item, 1.0, MODULE_SCORE_WEIGHT * seqs.row_weight)
+    MODULE_SCORE_WEIGHT items times the skill's weight in the module; none in a silent row."""
+    weights = np.where(seqs.item, 1.0, MODULE_SCORE_WEIGHT * seqs.row_weight)
+    return weights if seqs.silent is None else np.where(seqs.silent, 0.0, weights)
 
 
 def filter_predictions(seqs: Sequences, p: ParamArrays) -> FloatArray:
@@ -213,21 +261,55 @@ def _learning_rates(seqs: Sequences, p: ParamArrays) -> tuple[FloatArray, FloatA
 def log_likelihood_by_skill(seqs: Sequences, p: ParamArrays, n_skills: int) -> FloatArray:
     pred = np.clip(filter_predictions(seqs, p), 1e-6, 1 - 1e-6)
     ll = seqs.obs * np.log(pred) + (1 - seqs.obs) * np.log(1 - pred)
+    if seqs.silent is not None:  # what is not read as evidence is not explained either
+        ll = np.where(seqs.silent, 0.0, ll)
     return np.bincount(seqs.row_skill, weights=ll, minlength=n_skills).astype(np.float64)
 
 
-def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArrays, float]:
-    """One Baum-Welch step. The hidden state at row t is the one its evidence is about: a module
-    assessment's learning step comes before it, a practice item's after it, so the transition
-    from row t to t + 1 learns with 1 - (1 - after_t)(1 - before_t+1), and a sequence's first row
-    starts from prior, then its own learning step."""
-    k = seqs.skill
-    prior = p.prior[k]
-    before, after = _learning_rates(seqs, p)
+@dataclass(frozen=True)
+class _Expected:
+    """One E-step's statistics per flat row, and each sequence's log-likelihood."""
+
+    gamma0: FloatArray  # P(L_t = 0 | O)
+    gamma1: FloatArray
+    learned_before: FloatArray  # expected learning in the row's own before-step
+    chance_before: FloatArray  # expected chances to learn there (unmastered before it)
+    learned_after: FloatArray  # expected learning in the row's after-step (a practice item)
+    known_at_start: FloatArray  # (first rows,) P(L_-1 = 1 | O): the prior's share
+    sequence_ll: FloatArray  # (sequences,)
+
+    @staticmethod
+    def mixed(parts: Sequence[_Expected], row_weights: FloatArray) -> _Expected:
+        """The statistics averaged over abilities, each row weighted by its learner's posterior
+        (row_weights: (abilities, rows))."""
+        n_first = len(parts[0].known_at_start)
+
+        def mix(name: str, weights: FloatArray) -> FloatArray:
+            return np.asarray(sum(w * getattr(e, name) for w, e in zip(weights, parts, strict=True)))
+
+        # no sequence has a likelihood of its own any more: a learner's is the mixture's
+        return _Expected(
+            gamma0=mix("gamma0", row_weights),
+            gamma1=mix("gamma1", row_weights),
+            learned_before=mix("learned_before", row_weights),
+            chance_before=mix("chance_before", row_weights),
+            learned_after=mix("learned_after", row_weights),
+            known_at_start=mix("known_at_start", row_weights[:, :n_first]),
+            sequence_ll=np.zeros(0),
+        )
+
+
+def _expect(
+    seqs: Sequences, p: ParamArrays, before: FloatArray, after: FloatArray, guess: FloatArray, slip: FloatArray
+) -> _Expected:
+    """Forward-backward over every sequence. The hidden state at row t is the one its evidence is
+    about: a module assessment's learning step comes before it, a practice item's after it, so
+    the transition from row t to t + 1 learns with 1 - (1 - after_t)(1 - before_t+1), and a
+    sequence's first row starts from prior, then its own learning step."""
+    prior = p.prior[seqs.skill]
     n_rows = len(seqs.obs)
     a1 = np.empty(n_rows)  # scaled forward P(L_t = 1 | o_1..t)
     scale = np.empty(n_rows)
-    guess, slip = p.emissions_of(seqs)
     e0_all, e1_all = _emissions(seqs.obs, guess, slip, _evidence_weights(seqs))
     state = prior.copy()  # P(L = 1 | o_1..t-1) before row t's own learning step
     for t in range(seqs.steps):
@@ -258,13 +340,8 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
     gamma0 = (1 - a1) * b0
     total = gamma0 + gamma1
     gamma1, gamma0 = gamma1 / total, gamma0 / total
-    flat_skill = seqs.row_skill
     first = seqs.at(0)
     n_first = int(seqs.n_active[0])
-
-    def per_skill(weights: FloatArray, skills: npt.NDArray[np.int64] = flat_skill) -> FloatArray:
-        return np.bincount(skills, weights=weights, minlength=n_skills).astype(np.float64)
-
     # the transitions out of row t split between its own after-step and the next row's before-step
     safe = np.maximum(rate_to_next, 1e-300)
     learned_after = np.where(rate_to_next > 0, xi01 * after / safe, 0.0)  # credited to row t
@@ -280,9 +357,48 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
     start = prior[:n_first] + (1 - prior[:n_first]) * before[first]
     learned_before[first] = gamma1[first] * (1 - prior[:n_first]) * before[first] / start
     chance_before[first] = gamma0[first] + learned_before[first]
-    new_prior = per_skill(gamma1[first] * prior[:n_first] / start, k[:n_first]) / np.maximum(
-        np.bincount(k, minlength=n_skills), 1
-    )
+    known_at_start = gamma1[first] * prior[:n_first] / start
+    sequence_ll = np.bincount(seqs.row_sequence, weights=np.log(scale), minlength=len(seqs.skill)).astype(np.float64)
+    return _Expected(gamma0, gamma1, learned_before, chance_before, learned_after, known_at_start, sequence_ll)
+
+
+def _em_step(
+    seqs: Sequences, p: ParamArrays, n_skills: int, mix: AbilityMix | None = None
+) -> tuple[ParamArrays, AbilityMix | None, float]:
+    """One Baum-Welch step (see _expect). With `mix`, the E-step runs once per ability and each
+    learner's statistics are weighted by the posterior of their ability given all their
+    results; the module-score emissions (at ability 0) then take Newton steps, having no closed
+    form once shifted per ability."""
+    before, after = _learning_rates(seqs, p)
+    parts: list[_Expected] = []
+    if mix is None:
+        expected = _expect(seqs, p, before, after, *p.emissions_of(seqs))
+        log_likelihood = float(expected.sequence_ll.sum())
+    else:
+        parts = [_expect(seqs, p, before, after, *p.emissions_of(seqs, float(a))) for a in ABILITY_NODES]
+        n_learners = int(seqs.learner.max()) + 1
+        by_learner = np.stack([np.bincount(seqs.learner, weights=e.sequence_ll, minlength=n_learners) for e in parts])
+        joint = np.log(np.maximum(mix.weights, 1e-300))[:, None] + by_learner
+        top = joint.max(axis=0)
+        norm = top + np.log(np.exp(joint - top).sum(axis=0))
+        posterior = np.exp(joint - norm)  # (abilities, learners)
+        log_likelihood = float(norm.sum())
+        row_posterior = posterior[:, seqs.row_learner]
+        expected = _Expected.mixed(parts, row_posterior)
+        scored = np.bincount(seqs.row_learner, weights=(~seqs.item).astype(np.float64), minlength=n_learners) > 0
+        mix = AbilityMix(posterior[:, scored].mean(axis=1))
+    k = seqs.skill
+    n_rows = len(seqs.obs)
+    gamma0, gamma1 = expected.gamma0, expected.gamma1
+    learned_before, chance_before, learned_after = (
+        expected.learned_before, expected.chance_before, expected.learned_after)  # fmt: skip
+    flat_skill = seqs.row_skill
+    n_first = int(seqs.n_active[0])
+
+    def per_skill(weights: FloatArray, skills: npt.NDArray[np.int64] = flat_skill) -> FloatArray:
+        return np.bincount(skills, weights=weights, minlength=n_skills).astype(np.float64)
+
+    new_prior = per_skill(expected.known_at_start, k[:n_first]) / np.maximum(np.bincount(k, minlength=n_skills), 1)
 
     has_next = np.zeros(n_rows, dtype=bool)
     for t in range(seqs.steps - 1):
@@ -330,7 +446,8 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
     new_item_slip = emission(gamma1, 1 - seqs.obs, item, p.item_slip)
     new_studied_guess = emission(gamma0, seqs.obs, taught, p.studied_item_guess)
     new_studied_slip = emission(gamma1, 1 - seqs.obs, taught, p.studied_item_slip)
-    log_likelihood = float(np.log(scale).sum())
+    if parts:
+        new_guess, new_slip = _module_pair_given_ability(seqs, p, parts, row_posterior, n_skills)
 
     def bounded(name: str, value: FloatArray) -> FloatArray:
         lo, hi = BOUNDS[name]
@@ -350,8 +467,36 @@ def _em_step(seqs: Sequences, p: ParamArrays, n_skills: int) -> tuple[ParamArray
             studied_item_slip=bounded("slip", new_studied_slip),
             module_learn=new_module_learn,
         ),
+        mix,
         log_likelihood,
     )
+
+
+def _module_pair_given_ability(
+    seqs: Sequences, p: ParamArrays, parts: Sequence[_Expected], row_posterior: FloatArray, n_skills: int
+) -> tuple[FloatArray, FloatArray]:
+    """Each skill's module-score emissions at ability 0: Newton steps on their logits, every
+    module score counted at each ability with its learner's posterior weight."""
+    skill = seqs.row_skill
+    weight = np.where(seqs.item, 0.0, seqs.row_weight)  # as the pair without abilities is weighted
+    unknown = [w * e.gamma0 * weight for w, e in zip(row_posterior, parts, strict=True)]
+    known = [w * e.gamma1 * weight for w, e in zip(row_posterior, parts, strict=True)]
+    logits = []
+    for state, start in ((unknown, _logit(p.guess)), (known, _logit(1.0 - p.slip))):
+        logit = start
+        for _ in range(ABILITY_NEWTON_STEPS):
+            gradient = np.zeros(n_skills)
+            curvature = np.zeros(n_skills)
+            for responsibility, shift in zip(state, ABILITY_NODES, strict=True):
+                right = _sigmoid(logit[skill] + shift)
+                gradient += np.bincount(skill, weights=responsibility * (seqs.obs - right), minlength=n_skills)
+                curvature += np.bincount(skill, weights=responsibility * right * (1 - right), minlength=n_skills)
+            # a step at most one logit unit: on thin data the curvature is small and a full
+            # Newton step overshoots
+            step = np.clip(gradient / np.maximum(curvature, 1e-9), -1.0, 1.0)
+            logit = np.clip(np.where(curvature > 1e-9, logit + step, logit), -LOGIT_LIMIT, LOGIT_LIMIT)
+        logits.append(logit)
+    return _sigmoid(logits[0]), 1.0 - _sigmoid(logits[1])
 
 
 def fit_bkt(
@@ -363,70 +508,140 @@ def fit_bkt(
     fit_forgetting: bool = True,
     progress: Callable[[int, float], None] | None = None,
     reset_degenerate: bool = False,
+    learner_ability: bool = True,
 ) -> ParamArrays:
-    """EM from pyBKT-like starting values; skills with few responses keep the defaults. With
-    `reset_degenerate`, so do skills whose fitted guess or slip sits at its bound: their results
-    do not tell mastered from unmastered, and the rest of their fit (learn, prior, forgetting) is
-    then meaningless, however well it predicts (Baker, Corbett and Aleven 2008 on degenerate BKT)."""
+    """EM from pyBKT-like starting values; skills with few responses keep the defaults. Module
+    scores are fitted beside the learners' abilities (the module docstring) unless
+    `learner_ability` is off; the module pair returned is then the population's. With
+    `reset_degenerate`, a pair of emissions the fit pins at a bound (or a learning rate at its
+    floor) is set aside: those results do not tell mastered from unmastered, and what was fitted
+    from them (learn, prior, forgetting) is then meaningless, however well it predicts (Baker,
+    Corbett and Aleven 2008 on degenerate BKT); see _without_degenerate_fits."""
+    params, counts = _fit_and_keep(seqs, n_skills, iterations, tolerance, progress, learner_ability)
+    few = counts.few
+    if reset_degenerate:
+        params, few, seqs = _without_degenerate_fits(seqs, n_skills, params, counts, iterations, tolerance)
+    if not fit_forgetting:
+        return params.with_forget(np.zeros(n_skills))
+    if seqs.steps > 1 and float(seqs.gap_days.max(initial=0.0)) > 0.5:
+        params = _fit_forgetting(seqs, params, n_skills, few)
+    return params
+
+
+@dataclass(frozen=True)
+class _Counts:
+    """Per skill, the kinds of results too few to fit their parameters from (MIN_RESPONSES)."""
+
+    few: npt.NDArray[np.bool_]  # results of any kind
+    items: npt.NDArray[np.bool_]  # item results before any study (placement)
+    taught: npt.NDArray[np.bool_]  # item results after a study
+    practice: npt.NDArray[np.bool_]
+    modules: npt.NDArray[np.bool_]  # module assessments
+
+    @classmethod
+    def of(cls, seqs: Sequences, n_skills: int) -> _Counts:
+        skill, taught = seqs.row_skill, seqs.taught_item
+
+        def few(rows: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.bool_]:
+            return np.asarray(np.bincount(skill if rows is None else skill[rows], minlength=n_skills) < MIN_RESPONSES)
+
+        return cls(few(), few(seqs.item & ~taught), few(taught), few(seqs.learns_after), few(~seqs.item))
+
+
+def _fit_and_keep(
+    seqs: Sequences,
+    n_skills: int,
+    iterations: int,
+    tolerance: float,
+    progress: Callable[[int, float], None] | None,
+    learner_ability: bool,
+) -> tuple[ParamArrays, _Counts]:
+    """EM, then the defaults wherever the fitted kind of result is too few."""
     start = ParamArrays.constant(
         n_skills, SkillParams(prior=0.3, learn=0.1, guess=0.2, slip=0.1, forget_per_day=0.0, item_learn=0.1)
     )
     params, previous = start, -np.inf
+    mix = AbilityMix.start() if learner_ability and bool((~seqs.item).any()) else None
     for i in range(iterations):
-        params, ll = _em_step(seqs, params, n_skills)
+        params, mix, ll = _em_step(seqs, params, n_skills, mix)
         if progress:
             progress(i, ll)
         if ll - previous < tolerance * max(abs(ll), 1.0):
             break
         previous = ll
-    flat_skill = seqs.row_skill
-    few = np.bincount(flat_skill, minlength=n_skills) < MIN_RESPONSES
-    taught = seqs.taught_item
-    few_items = np.bincount(flat_skill[seqs.item & ~taught], minlength=n_skills) < MIN_RESPONSES
-    few_taught = np.bincount(flat_skill[taught], minlength=n_skills) < MIN_RESPONSES
-    # the practice rate only from practice results: checks never learn, so a skill checked often
-    # but never practised keeps the default rate, not the fit's starting value
-    few_practice = np.bincount(flat_skill[seqs.learns_after], minlength=n_skills) < MIN_RESPONSES
-    few_modules = np.bincount(flat_skill[~seqs.item], minlength=n_skills) < MIN_RESPONSES
+    if mix is not None:
+        guess, slip = mix.population_pair(params.guess, params.slip)
+        params = replace(params, guess=np.clip(guess, *BOUNDS["guess"]), slip=np.clip(slip, *BOUNDS["slip"]))
+    counts = _Counts.of(seqs, n_skills)
+    few, few_modules = counts.few, counts.modules
     default = ParamArrays.constant(n_skills)
     params = ParamArrays(
         prior=np.where(few, default.prior, params.prior),
         learn=np.where(few | few_modules, default.learn, params.learn),
         guess=np.where(few_modules, default.guess, params.guess),
         slip=np.where(few_modules, default.slip, params.slip),
-        forget=default.forget.copy() if fit_forgetting else np.zeros(n_skills),
-        item_guess=np.where(few_items, default.item_guess, params.item_guess),
-        item_slip=np.where(few_items, default.item_slip, params.item_slip),
-        item_learn=np.where(few_practice, default.item_learn, params.item_learn),
+        forget=default.forget.copy(),
+        item_guess=np.where(counts.items, default.item_guess, params.item_guess),
+        item_slip=np.where(counts.items, default.item_slip, params.item_slip),
+        # the practice rate only from practice results: checks never learn, so a skill checked
+        # often but never practised keeps the default rate, not the fit's starting value
+        item_learn=np.where(counts.practice, default.item_learn, params.item_learn),
         # never the placement items' pair: a history without checks after studies says nothing
         # about how a learner part of the way answers
-        studied_item_guess=np.where(few_taught, default.studied_item_guess, params.studied_item_guess),
-        studied_item_slip=np.where(few_taught, default.studied_item_slip, params.studied_item_slip),
+        studied_item_guess=np.where(counts.taught, default.studied_item_guess, params.studied_item_guess),
+        studied_item_slip=np.where(counts.taught, default.studied_item_slip, params.studied_item_slip),
         module_learn={pair: rate for pair, rate in params.module_learn.items() if not few_modules[pair[1]]},
         floor=np.where(few, default.floors, params.prior),
     )
-    if reset_degenerate:
-        guess_max, slip_max = BOUNDS["guess"][1], BOUNDS["slip"][1]
-        module_pinned = (params.guess >= guess_max) | (params.slip >= slip_max)
-        item_pinned = (params.item_guess >= guess_max) | (params.item_slip >= slip_max)
-        degenerate = (module_pinned & ~few_modules) | (item_pinned & ~few_items)
+    return params, counts
+
+
+def _without_degenerate_fits(
+    seqs: Sequences, n_skills: int, params: ParamArrays, counts: _Counts, iterations: int, tolerance: float
+) -> tuple[ParamArrays, npt.NDArray[np.bool_], Sequences]:
+    """The fit with each degenerate pair of emissions set aside (fit_bkt's `reset_degenerate`),
+    the skills left at the defaults, and the sequences as the fit reads them. A skill whose
+    module scores do not tell mastered from not is fitted again with those scores read as no
+    evidence (their studies still teach): its item results then fit the prior and the items'
+    emissions alone, and its learning rate where items after a study show it. A skill with a
+    degenerate placement pair, or module scores that do not discriminate and too few items to
+    fit without them, keeps the defaults throughout."""
+    default = ParamArrays.constant(n_skills)
+    guess_max, slip_max = BOUNDS["guess"][1], BOUNDS["slip"][1]
+    # a learning rate at its floor is pinned too: the module scores are explained with no study
+    # teaching anything, so they say nothing of what a study does
+    learn_floor = BOUNDS["module_learn"][0]
+    module_pinned = (params.guess >= guess_max) | (params.slip >= slip_max) | (params.learn <= learn_floor)
+    module_degenerate = module_pinned & ~counts.modules
+    refit_skills = module_degenerate & ~counts.items
+    if refit_skills.any():
+        seqs = replace(seqs, silent=~seqs.item & refit_skills[seqs.row_skill])
+        refit, _ = _fit_and_keep(seqs, n_skills, iterations, tolerance, None, False)
+        learn = np.where(counts.taught, default.learn, refit.learn)  # items after a study identify it
         params = ParamArrays(
-            **{f.name: np.where(degenerate, getattr(default, f.name), getattr(params, f.name))
-               for f in fields(ParamArrays) if f.name != "module_learn"},
-            module_learn={pair: rate for pair, rate in params.module_learn.items() if not degenerate[pair[1]]},
+            **{f.name: np.where(refit_skills, getattr(refit, f.name), getattr(params, f.name))
+               for f in fields(ParamArrays) if f.name not in ("module_learn", "learn", "guess", "slip")},
+            learn=np.where(refit_skills, learn, params.learn),
+            guess=np.where(refit_skills, default.guess, params.guess),
+            slip=np.where(refit_skills, default.slip, params.slip),
+            module_learn={pair: r for pair, r in params.module_learn.items() if not refit_skills[pair[1]]},
         )  # fmt: skip
-        # a pinned pair for the items after a study says those items do not tell mastered from
-        # not: that pair alone goes back to the defaults, the rest of the skill's fit stands
-        taught_pinned = (params.studied_item_guess >= guess_max) | (params.studied_item_slip >= slip_max)
-        params = replace(
-            params,
-            studied_item_guess=np.where(taught_pinned, default.studied_item_guess, params.studied_item_guess),
-            studied_item_slip=np.where(taught_pinned, default.studied_item_slip, params.studied_item_slip),
-        )
-        few = few | degenerate
-    if fit_forgetting and seqs.steps > 1 and float(seqs.gap_days.max(initial=0.0)) > 0.5:
-        params = _fit_forgetting(seqs, params, n_skills, few)
-    return params
+    item_pinned = (params.item_guess >= guess_max) | (params.item_slip >= slip_max)
+    degenerate = (module_degenerate & ~refit_skills) | (item_pinned & ~counts.items)
+    params = ParamArrays(
+        **{f.name: np.where(degenerate, getattr(default, f.name), getattr(params, f.name))
+           for f in fields(ParamArrays) if f.name != "module_learn"},
+        module_learn={pair: rate for pair, rate in params.module_learn.items() if not degenerate[pair[1]]},
+    )  # fmt: skip
+    # a pinned pair for the items after a study says those items do not tell mastered from not:
+    # that pair alone goes back to the defaults, the rest of the skill's fit stands
+    taught_pinned = (params.studied_item_guess >= guess_max) | (params.studied_item_slip >= slip_max)
+    params = replace(
+        params,
+        studied_item_guess=np.where(taught_pinned, default.studied_item_guess, params.studied_item_guess),
+        studied_item_slip=np.where(taught_pinned, default.studied_item_slip, params.studied_item_slip),
+    )
+    return params, counts.few | degenerate, seqs
 
 
 def _fit_forgetting(seqs: Sequences, params: ParamArrays, n_skills: int, few: npt.NDArray[np.bool_]) -> ParamArrays:

@@ -37,6 +37,9 @@ class Sequences:
     # (n_rows,) the skill's weight in the module of a module assessment (bkt.apply_result's
     # `weight`), 1 for item results; None: every weight 1
     weight: FloatArray | None = None
+    # (n_rows,) rows whose evidence is not read (a module score that does not tell mastered from
+    # not): their learning step still applies; None: every row's is read
+    silent: npt.NDArray[np.bool_] | None = None
 
     @property
     def steps(self) -> int:
@@ -92,6 +95,11 @@ class Sequences:
         if not self.steps:
             return np.zeros(0, np.int64)
         return np.concatenate([np.arange(int(n)) for n in self.n_active]).astype(np.int64)
+
+    @cached_property
+    def row_learner(self) -> IntArray:
+        """The learner index of each flat row."""
+        return self.learner[self.row_sequence]
 
     @cached_property
     def row_skill(self) -> IntArray:

@@ -328,3 +328,69 @@ def test_a_pinned_studied_pair_alone_goes_back_to_the_defaults() -> None:
     )
     for name in ("prior", "learn", "guess", "slip", "item_guess", "item_slip"):
         assert getattr(reset, name)[0] == getattr(kept, name)[0], name
+
+
+def test_em_beside_the_learners_ability_recovers_the_learning_it_would_hide() -> None:
+    """Module scores that a learner's general ability moves (a logit shift, the same on every
+    skill): fitted beside the abilities, the learning rate and the prior are recovered, and the
+    module pair served is the population's; fitted without them, the persistent ability reads
+    as a skill known from the start and learning is underestimated."""
+    truth = {"prior": 0.2, "learn": 0.4, "guess": 0.25, "slip": 0.15}
+    spread = 1.5
+
+    def logit(p: float) -> float:
+        return float(np.log(p / (1 - p)))
+
+    rng = np.random.default_rng(5)
+    learner, skill, score = [], [], []
+    for i in range(2000):
+        ability = rng.normal(0.0, spread)
+        for k in range(3):
+            known = rng.random() < truth["prior"]
+            for _ in range(int(rng.integers(2, 5))):
+                known = known or rng.random() < truth["learn"]
+                shifted = (logit(1 - truth["slip"]) if known else logit(truth["guess"])) + ability
+                learner.append(i)
+                skill.append(k)
+                score.append(float((rng.random(int(MODULE_SCORE_WEIGHT)) < 1 / (1 + np.exp(-shifted))).mean()))
+    seqs = build_sequences(np.array(learner), np.array(skill), np.array(score), np.zeros(len(score)))
+    fitted = fit_bkt(seqs, 3, iterations=200, tolerance=1e-6)
+    without = fit_bkt(seqs, 3, iterations=200, tolerance=1e-6, learner_ability=False)
+    abilities = rng.normal(0.0, spread, 200_000)
+    population_guess = float(np.mean(1 / (1 + np.exp(-(logit(truth["guess"]) + abilities)))))
+    population_slip = 1 - float(np.mean(1 / (1 + np.exp(-(logit(1 - truth["slip"]) + abilities)))))
+    for k in range(3):
+        assert fitted.learn[k] == pytest.approx(truth["learn"], abs=0.08)
+        assert fitted.prior[k] == pytest.approx(truth["prior"], abs=0.06)
+        assert fitted.guess[k] == pytest.approx(population_guess, abs=0.05)
+        assert fitted.slip[k] == pytest.approx(population_slip, abs=0.05)
+        assert without.learn[k] < truth["learn"] - 0.1
+        assert without.prior[k] > truth["prior"] + 0.08
+
+
+def test_module_scores_that_do_not_discriminate_are_set_aside_and_the_items_still_fit_the_skill() -> None:
+    """Module scores that are a coin pin the module pair; with the reset, the skill is fitted
+    again reading them as no evidence: its placement items fit the prior and their emissions,
+    the module pair and the learning rate (no item after a study shows it) keep the defaults."""
+    rng = np.random.default_rng(17)
+    learner, score, kind = [], [], []
+    for i in range(3000):
+        known = rng.random() < 0.6
+        for _ in range(3):
+            learner.append(i)
+            kind.append(int(ResultKind.CHECK))
+            score.append(float(rng.random() < (0.9 if known else 0.05)))
+        for _ in range(2):
+            learner.append(i)
+            kind.append(int(ResultKind.MODULE_ASSESSMENT))
+            score.append(float((rng.random(int(MODULE_SCORE_WEIGHT)) < 0.5).mean()))
+    n = len(score)
+    seqs = build_sequences(np.array(learner), np.zeros(n, dtype=np.int64), np.array(score), np.zeros(n), np.array(kind))
+    kept = fit_bkt(seqs, 1)
+    assert max(kept.guess[0], kept.slip[0]) >= 0.45, "the coin pins the module pair"
+    reset = fit_bkt(seqs, 1, reset_degenerate=True)
+    assert reset.prior[0] == pytest.approx(0.6, abs=0.04)
+    assert reset.item_guess[0] == pytest.approx(0.05, abs=0.02)
+    assert reset.item_slip[0] == pytest.approx(0.1, abs=0.03)
+    for name in ("guess", "slip", "learn"):
+        assert getattr(reset, name)[0] == getattr(DEFAULT_PARAMS, name), name
