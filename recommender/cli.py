@@ -153,6 +153,14 @@ def _training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--components", type=int, default=16)
     _degenerate_bkt_args(p)
+    p.add_argument(
+        "--without-learner-ability",
+        dest="learner_ability",
+        action="store_false",
+        help="fit module scores without each past learner's general ability: better score prediction "
+        "where ability drives scores (OULAD), a fitted state that may be ability rather than knowledge "
+        "(docs/decisions/0024-learner-ability-in-the-fit.md)",
+    )
 
 
 def _degenerate_bkt_args(p: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -367,6 +375,7 @@ def _train_or_evaluate(app: App, args: argparse.Namespace) -> int:
         epochs=args.epochs,
         components=args.components,
         reset_degenerate_bkt=args.reset_degenerate_bkt,
+        learner_ability=args.learner_ability,
         features=app.training.features,
     )
     if args.events:

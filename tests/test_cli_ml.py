@@ -65,6 +65,9 @@ def test_convert_import_train_evaluate_and_registry(tmp_path: Path, capsys: pyte
     assert sorted(m["params"]["reset_degenerate_bkt"] for m in metas) == [False, True, True], "reset unless kept"
     with pytest.raises(SystemExit):
         main([*store, "train", "--keep-degenerate-bkt", "--reset-degenerate-bkt"])
+    assert main([*store, "train", "--epochs", "3", "--without-learner-ability", "--no-activate"]) == 0
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "models" / "tenants" / "default").glob("*/meta.json")]
+    assert sorted(m["params"]["learner_ability"] for m in metas) == [False, True, True, True], "on unless turned off"
 
 
 def test_train_from_files_and_the_step_format(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -140,7 +140,9 @@ def evaluate(
     train_table = table.subset(split.train)
     train_data = replace(data, events=train_table)
     report("fitting BKT on the training events", 0.0)
-    bkt, masteries = fit_knowledge_tracing(train_table, catalog, reset_degenerate=config.reset_degenerate_bkt)
+    bkt, masteries = fit_knowledge_tracing(
+        train_table, catalog, reset_degenerate=config.reset_degenerate_bkt, learner_ability=config.learner_ability
+    )
 
     def stage(share: float, offset: float) -> Progress:
         return lambda message, done: report(message, offset + share * done)
@@ -201,7 +203,9 @@ def stacking_inputs(
         return {}
     inner_table = table.subset(inner.train)
     catalog = train_data.catalog
-    bkt, masteries = fit_knowledge_tracing(inner_table, catalog, reset_degenerate=config.reset_degenerate_bkt)
+    bkt, masteries = fit_knowledge_tracing(
+        inner_table, catalog, reset_degenerate=config.reset_degenerate_bkt, learner_ability=config.learner_ability
+    )
     inner_data = replace(train_data, events=inner_table)
     model = train_hybrid(inner_data, replace(config, fit_blend=False), bkt=bkt, masteries=masteries)
     scorer = _Scorer(train_data, inner, inner_table, bkt, masteries)

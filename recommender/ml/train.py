@@ -67,6 +67,10 @@ class TrainConfig:
     # their results do not tell mastered from unmastered, and a planner fed those estimates plans
     # paths longer than the fixed syllabus (docs/decisions/0004-degenerate-bkt-reset.md)
     reset_degenerate_bkt: bool = True
+    # fit module scores beside each past learner's general ability, so the fitted state is
+    # knowledge, not ability; off: the state may carry ability, which predicts a learner's later
+    # scores better and plans worse (docs/decisions/0024-learner-ability-in-the-fit.md)
+    learner_ability: bool = True
     # the learner attributes that may become features (none unless declared)
     features: FeatureSchema = NO_FEATURES
     # fit the planner's blend of knowledge tracing and the model on held-out learners (ml/blend.py);
@@ -75,12 +79,12 @@ class TrainConfig:
 
 
 def fit_knowledge_tracing(
-    table: EventTable, catalog: Catalog, *, reset_degenerate: bool = False
+    table: EventTable, catalog: Catalog, *, reset_degenerate: bool = False, learner_ability: bool = True
 ) -> tuple[ParamArrays, dict[tuple[int, int], float]]:
     """BKT parameters and each (learner, skill) mastery after the learner's last event."""
     n_skills = len(catalog.skill_ids)
     seqs = table.skill_sequences(catalog.module_skill_weights)
-    params = fit_bkt(seqs, n_skills, reset_degenerate=reset_degenerate)
+    params = fit_bkt(seqs, n_skills, reset_degenerate=reset_degenerate, learner_ability=learner_ability)
     return params, final_masteries(seqs, params)
 
 
@@ -107,7 +111,9 @@ def train_hybrid(
     if bkt is None or masteries is None:
         report("fitting BKT", 0.0)
         if config.fit_bkt:
-            bkt, masteries = fit_knowledge_tracing(table, catalog, reset_degenerate=config.reset_degenerate_bkt)
+            bkt, masteries = fit_knowledge_tracing(
+                table, catalog, reset_degenerate=config.reset_degenerate_bkt, learner_ability=config.learner_ability
+            )
         else:
             bkt, masteries = ParamArrays.constant(len(catalog.skill_ids)), {}
     per_learner: list[dict[str, float]] = [{} for _ in table.learner_ids]
@@ -250,7 +256,7 @@ def _held_out_blend(
     n_skills = len(catalog.skill_ids)
     seen_bkt = (
         fit_bkt(seen_table.skill_sequences(catalog.module_skill_weights), n_skills,
-                reset_degenerate=config.reset_degenerate_bkt)
+                reset_degenerate=config.reset_degenerate_bkt, learner_ability=config.learner_ability)
         if config.fit_bkt and len(seen_table)
         else ParamArrays.constant(n_skills)
     )  # fmt: skip
