@@ -45,12 +45,14 @@ MODULE_LEARN_SHRINK = 10.0  # pseudo-studies at the skill's rate that a pair's o
 # the abilities a learner may have: shifts of the module-score logit, one step apart
 ABILITY_NODES = np.linspace(-3.0, 3.0, 7)
 ABILITY_NEWTON_STEPS = 3  # per EM iteration, for the module-score logits given the abilities
-LOGIT_LIMIT = 8.0  # the module-score logits stay within P = 0.0003 to 0.9997 at ability 0
 
 
 @dataclass(frozen=True)
 class AbilityMix:
-    """The training learners' abilities as a discrete distribution over ABILITY_NODES."""
+    """The training learners' abilities as a discrete distribution over ABILITY_NODES. Moving
+    every ability and the module-score logits in opposite directions changes nothing, so the
+    logits are kept as those of a learner at the distribution's mean: `shifts` are the nodes
+    less the mean."""
 
     weights: FloatArray  # (nodes,), sums to 1
 
@@ -59,10 +61,20 @@ class AbilityMix:
         weights = np.exp(-0.5 * ABILITY_NODES**2)  # a standard normal on the grid
         return cls(weights / weights.sum())
 
+    @property
+    def mean(self) -> float:
+        return float(self.weights @ ABILITY_NODES)
+
+    @property
+    def shifts(self) -> FloatArray:
+        return np.asarray(ABILITY_NODES - self.mean)
+
     def population_pair(self, guess: FloatArray, slip: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """The module pair of a learner whose ability is unknown: each emission of the learner
-        at ability 0 (`guess`, `slip`) averaged over the distribution."""
-        shifts = ABILITY_NODES[:, None]
+        """The module pair of a learner whose ability is unknown: each emission of a learner at
+        the mean ability (`guess`, `slip`) averaged over the distribution. It averages the
+        probability of a right item, not the likelihood of a whole score, which for a score
+        weighing two items is close to it."""
+        shifts = self.shifts[:, None]
         right_unknown = self.weights @ _sigmoid(_logit(guess)[None, :] + shifts)
         right_known = self.weights @ _sigmoid(_logit(1.0 - slip)[None, :] + shifts)
         return np.asarray(right_unknown), np.asarray(1.0 - right_known)
@@ -180,6 +192,11 @@ def _emissions(
     unknown = (guess**obs * (1 - guess) ** (1 - obs)) ** weight
     known = ((1 - slip) ** obs * slip ** (1 - obs)) ** weight
     return unknown, known
+
+
+def _silent(seqs: Sequences) -> npt.NDArray[np.bool_]:
+    """Rows whose evidence is not read (Sequences.silent), as a mask."""
+    return np.zeros(len(seqs.obs), dtype=bool) if seqs.silent is None else seqs.silent
 
 
 def _evidence_weights(seqs: Sequences) -> FloatArray:
@@ -367,15 +384,16 @@ def _em_step(
 ) -> tuple[ParamArrays, AbilityMix | None, float]:
     """One Baum-Welch step (see _expect). With `mix`, the E-step runs once per ability and each
     learner's statistics are weighted by the posterior of their ability given all their
-    results; the module-score emissions (at ability 0) then take Newton steps, having no closed
-    form once shifted per ability."""
+    results; the module-score emissions (at the mean ability) then take Newton steps, having no
+    closed form once shifted per ability, and move with the mean as the weights do."""
     before, after = _learning_rates(seqs, p)
     parts: list[_Expected] = []
     if mix is None:
         expected = _expect(seqs, p, before, after, *p.emissions_of(seqs))
         log_likelihood = float(expected.sequence_ll.sum())
     else:
-        parts = [_expect(seqs, p, before, after, *p.emissions_of(seqs, float(a))) for a in ABILITY_NODES]
+        shifts = mix.shifts
+        parts = [_expect(seqs, p, before, after, *p.emissions_of(seqs, float(a))) for a in shifts]
         n_learners = int(seqs.learner.max()) + 1
         by_learner = np.stack([np.bincount(seqs.learner, weights=e.sequence_ll, minlength=n_learners) for e in parts])
         joint = np.log(np.maximum(mix.weights, 1e-300))[:, None] + by_learner
@@ -385,8 +403,10 @@ def _em_step(
         log_likelihood = float(norm.sum())
         row_posterior = posterior[:, seqs.row_learner]
         expected = _Expected.mixed(parts, row_posterior)
-        scored = np.bincount(seqs.row_learner, weights=(~seqs.item).astype(np.float64), minlength=n_learners) > 0
-        mix = AbilityMix(posterior[:, scored].mean(axis=1))
+        evidence = (~seqs.item & ~_silent(seqs)).astype(np.float64)
+        scored = np.bincount(seqs.row_learner, weights=evidence, minlength=n_learners) > 0
+        previous_mean = mix.mean
+        mix = AbilityMix(posterior[:, scored].mean(axis=1)) if scored.any() else mix
     k = seqs.skill
     n_rows = len(seqs.obs)
     gamma0, gamma1 = expected.gamma0, expected.gamma1
@@ -433,7 +453,7 @@ def _em_step(
     # each kind of result (module assessment, item before any study of the skill, item after one)
     # has its own emissions; a kind a skill has no results of keeps its current pair
     taught = seqs.taught_item
-    module_rows, item = ~seqs.item, seqs.item & ~taught
+    module_rows, item = ~seqs.item & ~_silent(seqs), seqs.item & ~taught
 
     def emission(weights: FloatArray, hits: FloatArray, rows: npt.NDArray[np.bool_], old: FloatArray) -> FloatArray:
         seen = per_skill(weights * rows)
@@ -446,8 +466,12 @@ def _em_step(
     new_item_slip = emission(gamma1, 1 - seqs.obs, item, p.item_slip)
     new_studied_guess = emission(gamma0, seqs.obs, taught, p.studied_item_guess)
     new_studied_slip = emission(gamma1, 1 - seqs.obs, taught, p.studied_item_slip)
-    if parts:
-        new_guess, new_slip = _module_pair_given_ability(seqs, p, parts, row_posterior, n_skills)
+    if mix is not None:
+        new_guess, new_slip = _module_pair_given_ability(seqs, p, parts, row_posterior, shifts, n_skills)
+        # the same learners' emissions, read at the new weights' mean
+        moved = mix.mean - previous_mean
+        new_guess = _sigmoid(_logit(new_guess) + moved)
+        new_slip = 1.0 - _sigmoid(_logit(1.0 - new_slip) + moved)
 
     def bounded(name: str, value: FloatArray) -> FloatArray:
         lo, hi = BOUNDS[name]
@@ -473,12 +497,19 @@ def _em_step(
 
 
 def _module_pair_given_ability(
-    seqs: Sequences, p: ParamArrays, parts: Sequence[_Expected], row_posterior: FloatArray, n_skills: int
+    seqs: Sequences,
+    p: ParamArrays,
+    parts: Sequence[_Expected],
+    row_posterior: FloatArray,
+    shifts: FloatArray,
+    n_skills: int,
 ) -> tuple[FloatArray, FloatArray]:
-    """Each skill's module-score emissions at ability 0: Newton steps on their logits, every
-    module score counted at each ability with its learner's posterior weight."""
+    """Each skill's module-score emissions at the mean ability: Newton steps on their logits,
+    every module score counted at each ability (`shifts` from the mean) with its learner's
+    posterior weight."""
     skill = seqs.row_skill
-    weight = np.where(seqs.item, 0.0, seqs.row_weight)  # as the pair without abilities is weighted
+    # as the pair without abilities is weighted; a silent score is no evidence
+    weight = np.where(seqs.item | _silent(seqs), 0.0, seqs.row_weight)
     unknown = [w * e.gamma0 * weight for w, e in zip(row_posterior, parts, strict=True)]
     known = [w * e.gamma1 * weight for w, e in zip(row_posterior, parts, strict=True)]
     logits = []
@@ -487,14 +518,14 @@ def _module_pair_given_ability(
         for _ in range(ABILITY_NEWTON_STEPS):
             gradient = np.zeros(n_skills)
             curvature = np.zeros(n_skills)
-            for responsibility, shift in zip(state, ABILITY_NODES, strict=True):
+            for responsibility, shift in zip(state, shifts, strict=True):
                 right = _sigmoid(logit[skill] + shift)
                 gradient += np.bincount(skill, weights=responsibility * (seqs.obs - right), minlength=n_skills)
                 curvature += np.bincount(skill, weights=responsibility * right * (1 - right), minlength=n_skills)
             # a step at most one logit unit: on thin data the curvature is small and a full
             # Newton step overshoots
             step = np.clip(gradient / np.maximum(curvature, 1e-9), -1.0, 1.0)
-            logit = np.clip(np.where(curvature > 1e-9, logit + step, logit), -LOGIT_LIMIT, LOGIT_LIMIT)
+            logit = np.where(curvature > 1e-9, logit + step, logit)
         logits.append(logit)
     return _sigmoid(logits[0]), 1.0 - _sigmoid(logits[1])
 
@@ -517,10 +548,12 @@ def fit_bkt(
     floor) is set aside: those results do not tell mastered from unmastered, and what was fitted
     from them (learn, prior, forgetting) is then meaningless, however well it predicts (Baker,
     Corbett and Aleven 2008 on degenerate BKT); see _without_degenerate_fits."""
-    params, counts = _fit_and_keep(seqs, n_skills, iterations, tolerance, progress, learner_ability)
+    params, counts, module_pinned = _fit_and_keep(seqs, n_skills, iterations, tolerance, progress, learner_ability)
     few = counts.few
     if reset_degenerate:
-        params, few, seqs = _without_degenerate_fits(seqs, n_skills, params, counts, iterations, tolerance)
+        params, few, seqs = _without_degenerate_fits(
+            seqs, n_skills, params, counts, module_pinned, iterations, tolerance
+        )
     if not fit_forgetting:
         return params.with_forget(np.zeros(n_skills))
     if seqs.steps > 1 and float(seqs.gap_days.max(initial=0.0)) > 0.5:
@@ -545,7 +578,8 @@ class _Counts:
         def few(rows: npt.NDArray[np.bool_] | None = None) -> npt.NDArray[np.bool_]:
             return np.asarray(np.bincount(skill if rows is None else skill[rows], minlength=n_skills) < MIN_RESPONSES)
 
-        return cls(few(), few(seqs.item & ~taught), few(taught), few(seqs.learns_after), few(~seqs.item))
+        scored = ~seqs.item & ~_silent(seqs)
+        return cls(few(), few(seqs.item & ~taught), few(taught), few(seqs.learns_after), few(scored))
 
 
 def _fit_and_keep(
@@ -555,8 +589,9 @@ def _fit_and_keep(
     tolerance: float,
     progress: Callable[[int, float], None] | None,
     learner_ability: bool,
-) -> tuple[ParamArrays, _Counts]:
-    """EM, then the defaults wherever the fitted kind of result is too few."""
+) -> tuple[ParamArrays, _Counts, npt.NDArray[np.bool_]]:
+    """EM, then the defaults wherever the fitted kind of result is too few; and which skills'
+    module scores the fit pins (see _module_pinned)."""
     start = ParamArrays.constant(
         n_skills, SkillParams(prior=0.3, learn=0.1, guess=0.2, slip=0.1, forget_per_day=0.0, item_learn=0.1)
     )
@@ -569,6 +604,7 @@ def _fit_and_keep(
         if ll - previous < tolerance * max(abs(ll), 1.0):
             break
         previous = ll
+    pinned = _module_pinned(params)
     if mix is not None:
         guess, slip = mix.population_pair(params.guess, params.slip)
         params = replace(params, guess=np.clip(guess, *BOUNDS["guess"]), slip=np.clip(slip, *BOUNDS["slip"]))
@@ -593,11 +629,27 @@ def _fit_and_keep(
         module_learn={pair: rate for pair, rate in params.module_learn.items() if not few_modules[pair[1]]},
         floor=np.where(few, default.floors, params.prior),
     )
-    return params, counts
+    return params, counts, pinned & ~few_modules
+
+
+def _module_pinned(params: ParamArrays) -> npt.NDArray[np.bool_]:
+    """Skills whose module pair the fit pins at a bound, judged for a learner at the mean ability
+    (the population's pair is pulled toward a half by the spread of abilities). A learning rate
+    at its floor is pinned too: the module scores are explained with no study teaching anything,
+    so they say nothing of what a study does."""
+    guess_max, slip_max = BOUNDS["guess"][1], BOUNDS["slip"][1]
+    learn_floor = BOUNDS["module_learn"][0]
+    return np.asarray((params.guess >= guess_max) | (params.slip >= slip_max) | (params.learn <= learn_floor))
 
 
 def _without_degenerate_fits(
-    seqs: Sequences, n_skills: int, params: ParamArrays, counts: _Counts, iterations: int, tolerance: float
+    seqs: Sequences,
+    n_skills: int,
+    params: ParamArrays,
+    counts: _Counts,
+    module_degenerate: npt.NDArray[np.bool_],
+    iterations: int,
+    tolerance: float,
 ) -> tuple[ParamArrays, npt.NDArray[np.bool_], Sequences]:
     """The fit with each degenerate pair of emissions set aside (fit_bkt's `reset_degenerate`),
     the skills left at the defaults, and the sequences as the fit reads them. A skill whose
@@ -608,15 +660,10 @@ def _without_degenerate_fits(
     fit without them, keeps the defaults throughout."""
     default = ParamArrays.constant(n_skills)
     guess_max, slip_max = BOUNDS["guess"][1], BOUNDS["slip"][1]
-    # a learning rate at its floor is pinned too: the module scores are explained with no study
-    # teaching anything, so they say nothing of what a study does
-    learn_floor = BOUNDS["module_learn"][0]
-    module_pinned = (params.guess >= guess_max) | (params.slip >= slip_max) | (params.learn <= learn_floor)
-    module_degenerate = module_pinned & ~counts.modules
     refit_skills = module_degenerate & ~counts.items
     if refit_skills.any():
         seqs = replace(seqs, silent=~seqs.item & refit_skills[seqs.row_skill])
-        refit, _ = _fit_and_keep(seqs, n_skills, iterations, tolerance, None, False)
+        refit, _, _ = _fit_and_keep(seqs, n_skills, iterations, tolerance, None, False)
         learn = np.where(counts.taught, default.learn, refit.learn)  # items after a study identify it
         params = ParamArrays(
             **{f.name: np.where(refit_skills, getattr(refit, f.name), getattr(params, f.name))
