@@ -157,9 +157,8 @@ def _training_args(p: argparse.ArgumentParser) -> None:
         "--without-learner-ability",
         dest="learner_ability",
         action="store_false",
-        help="fit module scores without each past learner's general ability: better score prediction "
-        "where ability drives scores (OULAD), a fitted state that may be ability rather than knowledge "
-        "(docs/decisions/0024-learner-ability-in-the-fit.md)",
+        help="fit module scores without each past learner's general ability: the fitted state may then be "
+        "ability rather than knowledge (docs/decisions/0024-learner-ability-in-the-fit.md)",
     )
 
 

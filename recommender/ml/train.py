@@ -68,8 +68,8 @@ class TrainConfig:
     # paths longer than the fixed syllabus (docs/decisions/0004-degenerate-bkt-reset.md)
     reset_degenerate_bkt: bool = True
     # fit module scores beside each past learner's general ability, so the fitted state is
-    # knowledge, not ability; off: the state may carry ability, which predicts a learner's later
-    # scores better and plans worse (docs/decisions/0024-learner-ability-in-the-fit.md)
+    # knowledge, not ability; off: the state may carry ability, read as a skill known from the
+    # start and never learned (docs/decisions/0024-learner-ability-in-the-fit.md)
     learner_ability: bool = True
     # the learner attributes that may become features (none unless declared)
     features: FeatureSchema = NO_FEATURES

@@ -298,26 +298,32 @@ def test_em_fits_items_after_a_study_apart_from_placement_items() -> None:
     )
 
 
+def _checks(
+    learner: list[int], kind: list[int], score: list[float], i: int, right: float, rng: np.random.Generator
+) -> None:
+    """Three check items of learner `i`, each right with probability `right`."""
+    for _ in range(3):
+        learner.append(i)
+        kind.append(int(ResultKind.CHECK))
+        score.append(float(rng.random() < right))
+
+
 def test_a_pinned_studied_pair_alone_goes_back_to_the_defaults() -> None:
     """Checks after a study answered at random pin the studied pair at a bound: with the reset,
     that pair takes the defaults and the rest of the skill's fit (placement items, module scores,
     prior, learning) stands."""
     rng = np.random.default_rng(13)
-    learner, score, kind = [], [], []
+    learner: list[int] = []
+    score: list[float] = []
+    kind: list[int] = []
     for i in range(4000):
         known = rng.random() < 0.3
-        for _ in range(3):
-            learner.append(i)
-            kind.append(int(ResultKind.CHECK))
-            score.append(float(rng.random() < (0.9 if known else 0.05)))
+        _checks(learner, kind, score, i, 0.9 if known else 0.05, rng)
         known = known or rng.random() < 0.5
         learner.append(i)
         kind.append(int(ResultKind.MODULE_ASSESSMENT))
         score.append(float((rng.random(2) < (0.85 if known else 0.2)).mean()))
-        for _ in range(3):  # a coin, whatever the learner knows
-            learner.append(i)
-            kind.append(int(ResultKind.CHECK))
-            score.append(float(rng.random() < 0.5))
+        _checks(learner, kind, score, i, 0.5, rng)  # a coin, whatever the learner knows
     n = len(score)
     seqs = build_sequences(np.array(learner), np.zeros(n, dtype=np.int64), np.array(score), np.zeros(n), np.array(kind))
     kept = fit_bkt(seqs, 1, reset_degenerate=False)
@@ -374,13 +380,12 @@ def test_module_scores_that_do_not_discriminate_are_set_aside_and_the_items_stil
     again reading them as no evidence: its placement items fit the prior and their emissions,
     the module pair and the learning rate (no item after a study shows it) keep the defaults."""
     rng = np.random.default_rng(17)
-    learner, score, kind = [], [], []
+    learner: list[int] = []
+    score: list[float] = []
+    kind: list[int] = []
     for i in range(3000):
         known = rng.random() < 0.6
-        for _ in range(3):
-            learner.append(i)
-            kind.append(int(ResultKind.CHECK))
-            score.append(float(rng.random() < (0.9 if known else 0.05)))
+        _checks(learner, kind, score, i, 0.9 if known else 0.05, rng)
         for _ in range(2):
             learner.append(i)
             kind.append(int(ResultKind.MODULE_ASSESSMENT))
