@@ -459,14 +459,14 @@ def _em_step(
         seen = per_skill(weights * rows)
         return np.where(seen > 1e-12, per_skill(weights * hits * rows) / np.maximum(seen, 1e-12), old)
 
-    # a module score is weighted by the skill's weight in the module, as in its likelihood
-    new_guess = emission(gamma0 * seqs.row_weight, seqs.obs, module_rows, p.guess)
-    new_slip = emission(gamma1 * seqs.row_weight, 1 - seqs.obs, module_rows, p.slip)
     new_item_guess = emission(gamma0, seqs.obs, item, p.item_guess)
     new_item_slip = emission(gamma1, 1 - seqs.obs, item, p.item_slip)
     new_studied_guess = emission(gamma0, seqs.obs, taught, p.studied_item_guess)
     new_studied_slip = emission(gamma1, 1 - seqs.obs, taught, p.studied_item_slip)
-    if mix is not None:
+    if mix is None:  # a module score weighted by the skill's weight in the module, as in its likelihood
+        new_guess = emission(gamma0 * seqs.row_weight, seqs.obs, module_rows, p.guess)
+        new_slip = emission(gamma1 * seqs.row_weight, 1 - seqs.obs, module_rows, p.slip)
+    else:
         new_guess, new_slip = _module_pair_given_ability(seqs, p, parts, row_posterior, shifts, n_skills)
         # the same learners' emissions, read at the new weights' mean
         moved = mix.mean - previous_mean
