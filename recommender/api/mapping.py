@@ -407,6 +407,7 @@ def train_config_from_proto(msg: pb.TrainModelRequest) -> TrainConfig:
         reset_degenerate_bkt=(
             msg.reset_degenerate_bkt if msg.HasField("reset_degenerate_bkt") else default.reset_degenerate_bkt
         ),
+        learner_ability=msg.learner_ability if msg.HasField("learner_ability") else default.learner_ability,
     )
 
 

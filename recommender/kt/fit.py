@@ -613,7 +613,9 @@ def _fit_and_keep(
     default = ParamArrays.constant(n_skills)
     params = ParamArrays(
         prior=np.where(few, default.prior, params.prior),
-        learn=np.where(few | few_modules, default.learn, params.learn),
+        # identified by what follows a study: its module score, or item results after it (the
+        # only evidence where module scores are set aside as silent)
+        learn=np.where(few | (few_modules & counts.taught), default.learn, params.learn),
         guess=np.where(few_modules, default.guess, params.guess),
         slip=np.where(few_modules, default.slip, params.slip),
         forget=default.forget.copy(),
@@ -664,7 +666,10 @@ def _without_degenerate_fits(
     if refit_skills.any():
         seqs = replace(seqs, silent=~seqs.item & refit_skills[seqs.row_skill])
         refit, _, _ = _fit_and_keep(seqs, n_skills, iterations, tolerance, None, False)
-        learn = np.where(counts.taught, default.learn, refit.learn)  # items after a study identify it
+        # items after a study identify it; at its floor they show no study teaching anything, as
+        # module scores pinned there would (_module_pinned)
+        learn_floor = BOUNDS["module_learn"][0]
+        learn = np.where(counts.taught | (refit.learn <= learn_floor), default.learn, refit.learn)
         params = ParamArrays(
             **{f.name: np.where(refit_skills, getattr(refit, f.name), getattr(params, f.name))
                for f in fields(ParamArrays) if f.name not in ("module_learn", "learn", "guess", "slip")},

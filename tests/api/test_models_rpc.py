@@ -42,11 +42,12 @@ def test_train_job_list_and_activate(served: Served) -> None:
     listed = served.stub.ListModels(pb.ListModelsRequest())
     assert listed.active_version == job.model_version
     assert listed.models[0].training_events == 720 and listed.models[0].metrics["auc"] > 0.5
-    request = pb.TrainModelRequest(seed=5, epochs=5, force=True, reset_degenerate_bkt=False)
+    request = pb.TrainModelRequest(seed=5, epochs=5, force=True, reset_degenerate_bkt=False, learner_ability=False)
     second = wait_for(served.stub, served.stub.TrainModel(request).job_id)
     params = [json.loads((served.app.models.folder(v) / "meta.json").read_text())["params"]
               for v in (job.model_version, second.model_version)]  # fmt: skip
     assert [p["reset_degenerate_bkt"] for p in params] == [True, False], "unset resets; false reaches training"
+    assert [p["learner_ability"] for p in params] == [True, False], "unset fits ability; false reaches training"
     swapped = served.stub.ActivateModel(pb.ActivateModelRequest(version=job.model_version))
     assert swapped.previous_version == second.model_version and swapped.model.active
 

@@ -442,3 +442,41 @@ def test_a_learning_rate_at_its_floor_is_a_degenerate_fit() -> None:
     assert kept.learn[0] <= 0.01
     reset = fit_bkt(seqs, 1, learner_ability=False, reset_degenerate=True)
     assert (reset.learn[0], reset.prior[0]) == (DEFAULT_PARAMS.learn, DEFAULT_PARAMS.prior)
+
+
+def _set_aside_with_checks_after(learn: float, seed: int) -> ParamArrays:
+    """The fit, with the reset, of learners who take three placement checks, study the skill's
+    module (a score that is a coin), then take three checks again; half know the skill at the
+    start, the others learn it from the study with probability `learn`."""
+    rng = np.random.default_rng(seed)
+    learner: list[int] = []
+    score: list[float] = []
+    kind: list[int] = []
+    for i in range(3000):
+        known = rng.random() < 0.5
+        _checks(learner, kind, score, i, 0.9 if known else 0.05, rng)
+        known = known or rng.random() < learn
+        learner.append(i)
+        kind.append(int(ResultKind.MODULE_ASSESSMENT))
+        score.append(float((rng.random(int(MODULE_SCORE_WEIGHT)) < 0.5).mean()))
+        _checks(learner, kind, score, i, 0.9 if known else 0.05, rng)
+    n = len(score)
+    seqs = build_sequences(np.array(learner), np.zeros(n, dtype=np.int64), np.array(score), np.zeros(n), np.array(kind))
+    return fit_bkt(seqs, 1, reset_degenerate=True)
+
+
+def test_a_set_aside_skill_learns_at_the_rate_its_checks_after_a_study_show() -> None:
+    """Module scores that are a coin are set aside; the checks after the study still show what
+    it taught, and the refit recovers that rate beside the prior."""
+    reset = _set_aside_with_checks_after(0.4, 31)
+    assert reset.prior[0] == pytest.approx(0.5, abs=0.05)
+    assert reset.learn[0] == pytest.approx(0.4, abs=0.06)
+    assert (reset.guess[0], reset.slip[0]) == (DEFAULT_PARAMS.guess, DEFAULT_PARAMS.slip), "the coin stays aside"
+
+
+def test_a_refit_learning_rate_at_its_floor_keeps_the_default() -> None:
+    """The checks after the study show no learning at all, so the refit's learning rate lands on
+    its floor, which says no more than module scores pinned there would: the default serves."""
+    reset = _set_aside_with_checks_after(0.0, 37)
+    assert reset.prior[0] == pytest.approx(0.5, abs=0.05), "the placement items still fit the prior"
+    assert reset.learn[0] == DEFAULT_PARAMS.learn
