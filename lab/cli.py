@@ -8,7 +8,13 @@ docs/simulator-experiments.md quotes;
 
     python -m lab fit-truth [--families all|tuning|held-out] [--history N] [--seed S]
 
-fits BKT on a world family's past learners and prints it beside the simulator's truth (lab/fit_truth.py).
+fits BKT on a world family's past learners and prints it beside the simulator's truth (lab/fit_truth.py);
+
+    python -m lab fixed-kt --params prior=0.01,learn=0.14 [--families ...] [--history N] ...
+
+prints `recommender simulate --families`'s table with the trained service serving the given
+knowledge-tracing parameters for every skill instead of its fit (the other fields: the untrained
+defaults): what a fit that recovered those parameters would do to the paths.
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import fields, replace
 from pathlib import Path
 
 from lab.policies import LAB_POLICIES, NoisyOracle, historical_popularity, lab_policies
+from recommender.kt.bkt import DEFAULT_PARAMS, SkillParams
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,13 +80,42 @@ def _parser() -> argparse.ArgumentParser:
     truth.add_argument("--families", default="all", help="a family name, or all, tuning or held-out (default: all)")
     truth.add_argument("--history", type=int, default=2000, metavar="N", help="past learners (default: 2000)")
     truth.add_argument("--seed", type=int, default=1, help="as recommender simulate --seed (default: 1)")
+    fixed = sub.add_parser(
+        "fixed-kt", help="the families' trained service with fixed knowledge-tracing parameters instead of its fit"
+    )
+    fixed.add_argument(
+        "--params", required=True, metavar="NAME=V,...", help="SkillParams fields (the rest: the untrained defaults)"
+    )
+    fixed.add_argument("--families", default="all", help="a family name, or all, tuning or held-out (default: all)")
+    fixed.add_argument("--history", type=int, default=2000, metavar="N", help="past learners (default: 2000)")
+    fixed.add_argument("--learners", type=int, default=20, help="simulated learners per family (default: 20)")
+    fixed.add_argument("--worlds", type=int, default=2, help="worlds per family (default: 2)")
+    fixed.add_argument("--max-modules", type=int, default=100, help="modules a learner may take at most (default: 100)")
+    fixed.add_argument("--seed", type=int, default=1, help="as recommender simulate --seed (default: 1)")
     return parser
+
+
+def fixed_params(spec: str) -> SkillParams:
+    """`name=value,...` over the untrained defaults; ValueError names what is wrong."""
+    known = {f.name for f in fields(SkillParams)}
+    values: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, value = part.partition("=")
+        if not sep or name.strip() not in known:
+            raise ValueError(f"{part!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(known))}")
+        try:
+            values[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"{part!r}: {value!r} is not a number") from None
+    return replace(DEFAULT_PARAMS, **values)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "fit-truth":
         return _fit_truth(args)
+    if args.command == "fixed-kt":
+        return _fixed_kt(args)
     return _simulate(args)
 
 
@@ -94,6 +131,29 @@ def _fit_truth(args: argparse.Namespace) -> int:
     print(HEADER)
     for family in families:
         print(fit_against_truth(family, args.history, args.seed).row(), flush=True)
+    return 0
+
+
+def _fixed_kt(args: argparse.Namespace) -> int:
+    from recommender.ml.train import TrainConfig
+    from recommender.service.simulate_families import simulate_families
+    from recommender.simulation.families import select_families
+
+    try:
+        params = fixed_params(args.params)
+        families = select_families(args.families)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.history < 1 or args.learners < 1 or args.worlds < 1 or args.max_modules < 1:
+        print("error: --history, --learners, --worlds and --max-modules must be >= 1", file=sys.stderr)
+        return 2
+    print(f"served knowledge tracing, every skill: {params}")
+    table = simulate_families(
+        families, learners=args.learners, max_modules=args.max_modules, seed=args.seed, history=args.history,
+        worlds=args.worlds, train_config=TrainConfig(fit_bkt=False, unfitted_bkt=params),
+    )  # fmt: skip
+    print(table.table())
     return 0
 
 

@@ -544,6 +544,7 @@ def run_simulation(
 ) -> int:
     """Simulate `policies` on `cohort` (after training on `--history` past learners, if asked),
     with a progress bar; print the table and write `--json`. The lab's command runs it too."""
+    from recommender.ml.train import TrainConfig
     from recommender.service.simulate import cohort_for, simulate
 
     past = cohort_for(catalog, args.world, args.history, args.seed, past=True)
@@ -563,7 +564,7 @@ def run_simulation(
             policies=policies,
             progress=advance,
             history=past,
-            reset_degenerate_bkt=args.reset_degenerate_bkt,
+            train_config=TrainConfig(reset_degenerate_bkt=args.reset_degenerate_bkt),
             extra=extra,
         )
     print(report.table())
@@ -575,6 +576,7 @@ def run_simulation(
 
 
 def _simulate_families(args: argparse.Namespace) -> int:
+    from recommender.ml.train import TrainConfig
     from recommender.service.simulate_families import FAMILY_POLICIES, simulate_families
     from recommender.simulation.families import read_concept_graph, select_families
 
@@ -599,7 +601,8 @@ def _simulate_families(args: argparse.Namespace) -> int:
 
         table = simulate_families(
             families, learners=learners, max_modules=args.max_modules, seed=args.seed, history=args.history,
-            worlds=args.worlds, graph=graph, progress=advance, reset_degenerate_bkt=args.reset_degenerate_bkt,
+            worlds=args.worlds, graph=graph, progress=advance,
+            train_config=TrainConfig(reset_degenerate_bkt=args.reset_degenerate_bkt),
         )  # fmt: skip
     print(table.table())
     if args.json_out:

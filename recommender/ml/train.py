@@ -27,7 +27,7 @@ import numpy.typing as npt
 from scipy import sparse
 
 from recommender.domain.catalog import Catalog
-from recommender.kt.bkt import BKTModel
+from recommender.kt.bkt import DEFAULT_PARAMS, BKTModel, SkillParams
 from recommender.kt.fit import ParamArrays, filter_sequences, fit_bkt
 from recommender.kt.sequences import Sequences
 from recommender.ml.blend import (
@@ -63,6 +63,9 @@ class TrainConfig:
     alpha: float = 1e-5
     use_features: bool = True
     fit_bkt: bool = True
+    # what every skill is served with when fit_bkt is off: the untrained defaults, or, in the lab,
+    # the parameters a fit could at best recover (python -m lab fixed-kt)
+    unfitted_bkt: SkillParams = DEFAULT_PARAMS
     # skills whose BKT fit is degenerate (guess or slip at its bound) keep the default parameters:
     # their results do not tell mastered from unmastered, and a planner fed those estimates plans
     # paths longer than the fixed syllabus (docs/decisions/0004-degenerate-bkt-reset.md)
@@ -115,7 +118,7 @@ def train_hybrid(
                 table, catalog, reset_degenerate=config.reset_degenerate_bkt, learner_ability=config.learner_ability
             )
         else:
-            bkt, masteries = ParamArrays.constant(len(catalog.skill_ids)), {}
+            bkt, masteries = ParamArrays.constant(len(catalog.skill_ids), config.unfitted_bkt), {}
     per_learner: list[dict[str, float]] = [{} for _ in table.learner_ids]
     for (lr, sk), m in masteries.items():
         per_learner[lr][catalog.skill_ids[sk]] = m
@@ -258,7 +261,7 @@ def _held_out_blend(
         fit_bkt(seen_table.skill_sequences(catalog.module_skill_weights), n_skills,
                 reset_degenerate=config.reset_degenerate_bkt, learner_ability=config.learner_ability)
         if config.fit_bkt and len(seen_table)
-        else ParamArrays.constant(n_skills)
+        else ParamArrays.constant(n_skills, config.unfitted_bkt)
     )  # fmt: skip
     knowledge = knowledge_logits(held_table, catalog, seen_bkt)[chosen]
     cold = as_float32(user_space.matrix([

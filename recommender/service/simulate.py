@@ -463,7 +463,7 @@ def simulate(
     workdir: Path | None = None,
     progress: Callable[[int], None] | None = None,
     history: Sequence[HiddenLearner] = (),
-    reset_degenerate_bkt: bool = True,
+    train_config: TrainConfig | None = None,
     world: HiddenWorld | None = None,
     protocol: Protocol = DEMO_PROTOCOL,
     extra: Mapping[str, Any] | None = None,
@@ -471,7 +471,7 @@ def simulate(
     """Every policy (a name of PRODUCT_POLICIES, or a Policy) on the same learners and hidden
     world (`world`, whose catalog must be `catalog`; by default the demo dynamics over `catalog`
     with module effects drawn from the seed), under `protocol`. With `history`, those learners'
-    past results in the world train a model first (`reset_degenerate_bkt` as in TrainConfig), and
+    past results in the world train a model first (with `train_config`, default TrainConfig()), and
     every policy's service runs with it active. `extra` goes into the report's JSON as it is."""
     chosen = [PRODUCT_POLICIES[p] if isinstance(p, str) else p for p in policies]
     if world is None:
@@ -481,7 +481,7 @@ def simulate(
     results: dict[str, PolicyResult] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         models_dir = Path(tmp) / "m"
-        config = TrainConfig(reset_degenerate_bkt=reset_degenerate_bkt)
+        config = train_config or TrainConfig()
         version = (
             _train_on_histories(world, history, seed, Path(tmp), models_dir, config, protocol.placement_items)
             if history
@@ -510,7 +510,7 @@ def simulate(
                 app.close()
     return SimulationReport(
         world_name, len(cohort), max_modules, seed, results, version, len(history),
-        reset_degenerate_bkt and bool(history), {p.name: p.label for p in chosen}, dict(extra or {}),
+        config.reset_degenerate_bkt and bool(history), {p.name: p.label for p in chosen}, dict(extra or {}),
     )  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from recommender.ml.train import TrainConfig
 from recommender.service.simulate import (
     FAMILY_PROTOCOL,
     PolicyResult,
@@ -229,12 +230,12 @@ def simulate_families(
     graph: ConceptGraph | None = None,
     workdir: Path | None = None,
     progress: Callable[[int], None] | None = None,
-    reset_degenerate_bkt: bool = True,
+    train_config: TrainConfig | None = None,
 ) -> FamilyTable:
     """Per family, `learners` learners spread evenly over `worlds` worlds (each drawn from `seed`),
     under every family policy and, with `history`, the adaptive policy again with a model trained
-    on that many past learners of each world. `graph`: the prerequisite graph of the Junyi
-    families (default: the shipped excerpt)."""
+    on that many past learners of each world (with `train_config`, default TrainConfig()).
+    `graph`: the prerequisite graph of the Junyi families (default: the shipped excerpt)."""
     if worlds < 1 or learners < 1:
         raise ValueError("learners and worlds must be >= 1")
     if graph is None and any(not isinstance(f.graph, RandomDag) for f in families):
@@ -262,7 +263,7 @@ def simulate_families(
                 with_model = simulate(
                     world.catalog, cohort, world_name=family.name, seed=seed, max_modules=max_modules,
                     policies=("adaptive",), workdir=workdir, progress=progress, history=past, world=world,
-                    protocol=FAMILY_PROTOCOL, reset_degenerate_bkt=reset_degenerate_bkt,
+                    protocol=FAMILY_PROTOCOL, train_config=train_config,
                 )  # fmt: skip
                 trained.append(with_model)
         rows.append(FamilyRow(family, merge_reports(reports), merge_reports(trained) if trained else None))

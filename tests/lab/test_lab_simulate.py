@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from lab.cli import fixed_params
 from lab.cli import main as lab_main
 from lab.policies import LAB_POLICIES, NoisyOracle, historical_popularity, lab_policies, raised_levels
 from recommender.domain.catalog import build_catalog
+from recommender.kt.bkt import DEFAULT_PARAMS
 from recommender.service.simulate import cohort_for, simulate
 from tests.conftest import tiny_catalog
 
@@ -89,3 +91,17 @@ def test_the_lab_command_writes_its_settings_and_refuses_bad_ones(
     assert lab_main(["simulate", "--oracle-noise", "-0.1"]) == 2
     assert lab_main(["simulate", "--oracle-margin", "1"]) == 2
     assert lab_main(["simulate", "--world", "junyi"]) == 2
+
+
+def test_fixed_kt_reads_its_parameters_over_the_defaults_and_refuses_what_is_not_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    params = fixed_params("prior=0.01, learn=0.14")
+    assert (params.prior, params.learn, params.guess) == (0.01, 0.14, DEFAULT_PARAMS.guess)
+    for bad, why in (("lern=0.1", "NAME=VALUE"), ("learn", "NAME=VALUE"), ("learn=x", "not a number"),
+                     ("learn=1.5", "learn must be in"), ("guess=0.6,slip=0.5", "guess \\+ slip")):  # fmt: skip
+        with pytest.raises(ValueError, match=why):
+            fixed_params(bad)
+    assert lab_main(["fixed-kt", "--params", "learn=2", "--families", "deep-weak"]) == 2
+    assert "learn must be in [0, 1]" in capsys.readouterr().err
+    assert lab_main(["fixed-kt", "--params", "learn=0.5", "--families", "nowhere"]) == 2

@@ -13,7 +13,7 @@ import pytest
 
 from recommender.domain.learner import Learner
 from recommender.errors import ModelArtifactError
-from recommender.kt.bkt import DEFAULT_PARAMS
+from recommender.kt.bkt import DEFAULT_PARAMS, SkillParams
 from recommender.ml.artifacts import load_model, save_model
 from recommender.ml.evaluate import evaluate, make_split
 from recommender.ml.features import mastery_bucket
@@ -185,3 +185,16 @@ def test_the_success_model_never_learns_from_mastery_its_labels_made(trained: Hy
     older = replace(trained, meta={k: v for k, v in trained.meta.items() if k != SUCCESS_READS_MASTERY_META})
     assert older.success_reads_mastery
     assert not np.array_equal(older.success_vectors(learners, ids, none), older.success_vectors(learners, ids, some))
+
+
+def test_without_a_fit_every_skill_is_served_the_parameters_given() -> None:
+    """fit_bkt off serves the untrained defaults, or the parameters the lab asks for (fixed-kt)."""
+    data, _ = world(120)
+    given = SkillParams(prior=0.01, learn=0.3, guess=0.4, slip=0.2)
+    for unfitted in (DEFAULT_PARAMS, given):
+        model = train_hybrid(data, replace(CONFIG, fit_bkt=False, unfitted_bkt=unfitted))
+        for skill_id in data.catalog.skill_ids:
+            served = model.bkt.of(skill_id)
+            assert (served.prior, served.learn, served.guess, served.slip) == (
+                unfitted.prior, unfitted.learn, unfitted.guess, unfitted.slip,
+            ), skill_id  # fmt: skip
