@@ -54,11 +54,12 @@ def _write_catalog(out: Path, skills: list[dict[str, Any]], modules: list[dict[s
 def convert_assistments(src: Path, out: Path) -> ConversionReport:
     """Skills become modules (one per skill, teaching it); problems are items. Rows that repeat
     the previous row's problem with another skill (AKT's multi-skill expansion) are collapsed into
-    one event carrying every skill, so no answer leaks into the next prediction."""
+    one event carrying every skill, so no answer leaks into the next prediction. The dataset has
+    no authored difficulty, and one derived from its outcomes would carry the results `evaluate`
+    holds out into a module feature, so every module gets the middle one."""
     report = ConversionReport("assistments")
     names: dict[str, str] = {}
     attempts: Counter[str] = Counter()
-    correct: Counter[str] = Counter()
     collapsed = 0
 
     def events() -> Iterator[dict[str, Any]]:
@@ -104,7 +105,6 @@ def convert_assistments(src: Path, out: Path) -> ConversionReport:
         event["skill_ids"] = ";".join(skills)
         for s in skills:
             attempts[s] += 1
-            correct[s] += int(event["score"])
         return event
 
     learners: set[str] = set()
@@ -124,7 +124,7 @@ def convert_assistments(src: Path, out: Path) -> ConversionReport:
             "skills": [{"skill_id": s, "weight": 1.0}],
             "languages": ["en"],
             "track": "math",
-            "difficulty": round(1.0 - correct[s] / max(attempts[s], 1), 3),
+            "difficulty": 0.5,
             "estimated_minutes": 30,
         }
         for s in sorted(names)

@@ -45,6 +45,7 @@ def test_assistments_collapses_multi_skill_rows(tmp_path: Path) -> None:
     assert len(parsed) == len(events)
     assert all(e.module_id in catalog.modules for _, e in parsed)
     assert {"as-14", "as-21825"} == {e.learner_id for _, e in parsed}
+    assert {m.difficulty for m in catalog.modules.values()} == {0.5}, "no difficulty from the outcomes evaluated"
 
 
 def test_oulad_events_learners_and_prerequisites(tmp_path: Path) -> None:
