@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import fields, replace
@@ -92,21 +93,33 @@ def _parser() -> argparse.ArgumentParser:
     fixed.add_argument("--worlds", type=int, default=2, help="worlds per family (default: 2)")
     fixed.add_argument("--max-modules", type=int, default=100, help="modules a learner may take at most (default: 100)")
     fixed.add_argument("--seed", type=int, default=1, help="as recommender simulate --seed (default: 1)")
+    fixed.add_argument("--json", type=Path, dest="json_out", help="also write the table as JSON")
     return parser
 
 
 def fixed_params(spec: str) -> SkillParams:
-    """`name=value,...` over the untrained defaults; ValueError names what is wrong."""
+    """`name=value,...` over the untrained defaults, served as a fit would serve them: a prior
+    given without a floor is the floor too (a fitted skill forgets back to its prior).
+    ValueError names what is wrong."""
     known = {f.name for f in fields(SkillParams)}
     values: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, sep, value = part.partition("=")
-        if not sep or name.strip() not in known:
+        name, sep, text = (s.strip() for s in part.partition("="))
+        if not sep or name not in known:
             raise ValueError(f"{part!r}: expected NAME=VALUE with NAME one of {', '.join(sorted(known))}")
+        if name in values:
+            raise ValueError(f"{name} given twice")
         try:
-            values[name.strip()] = float(value)
+            value = float(text)
         except ValueError:
-            raise ValueError(f"{part!r}: {value!r} is not a number") from None
+            raise ValueError(f"{part!r}: {text!r} is not a number") from None
+        if not math.isfinite(value):
+            raise ValueError(f"{part!r}: not a finite number")
+        values[name] = value
+    if not values:
+        raise ValueError("no parameter given (NAME=VALUE,...)")
+    if "prior" in values and "floor" not in values:
+        values["floor"] = values["prior"]
     return replace(DEFAULT_PARAMS, **values)
 
 
@@ -154,6 +167,9 @@ def _fixed_kt(args: argparse.Namespace) -> int:
         worlds=args.worlds, train_config=TrainConfig(fit_bkt=False, unfitted_bkt=params),
     )  # fmt: skip
     print(table.table())
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(table.to_json(), indent=1) + "\n")
     return 0
 
 

@@ -569,7 +569,8 @@ class _Counts:
     items: npt.NDArray[np.bool_]  # item results before any study (placement)
     taught: npt.NDArray[np.bool_]  # item results after a study
     practice: npt.NDArray[np.bool_]
-    modules: npt.NDArray[np.bool_]  # module assessments
+    modules: npt.NDArray[np.bool_]  # module assessments whose scores are read
+    studies: npt.NDArray[np.bool_]  # module assessments, their scores read or silent
 
     @classmethod
     def of(cls, seqs: Sequences, n_skills: int) -> _Counts:
@@ -579,7 +580,9 @@ class _Counts:
             return np.asarray(np.bincount(skill if rows is None else skill[rows], minlength=n_skills) < MIN_RESPONSES)
 
         scored = ~seqs.item & ~_silent(seqs)
-        return cls(few(), few(seqs.item & ~taught), few(taught), few(seqs.learns_after), few(scored))
+        return cls(
+            few(), few(seqs.item & ~taught), few(taught), few(seqs.learns_after), few(scored), few(seqs.learns_before)
+        )
 
 
 def _fit_and_keep(
@@ -613,9 +616,9 @@ def _fit_and_keep(
     default = ParamArrays.constant(n_skills)
     params = ParamArrays(
         prior=np.where(few, default.prior, params.prior),
-        # identified by what follows a study: its module score, or item results after it (the
-        # only evidence where module scores are set aside as silent)
-        learn=np.where(few | (few_modules & counts.taught), default.learn, params.learn),
+        # identified by what follows a study: its module score, or, where the scores are set
+        # aside as silent, item results after enough studies
+        learn=np.where(few | (few_modules & (counts.taught | counts.studies)), default.learn, params.learn),
         guess=np.where(few_modules, default.guess, params.guess),
         slip=np.where(few_modules, default.slip, params.slip),
         forget=default.forget.copy(),

@@ -80,6 +80,12 @@ class TrainConfig:
     # off: the half-and-half default
     fit_blend: bool = True
 
+    def recorded(self) -> dict[str, Any]:
+        """The settings a model's metadata keeps (the feature schema is kept apart; the
+        parameters served without a fit only when there is no fit)."""
+        skipped = {"features"} | ({"unfitted_bkt"} if self.fit_bkt else set())
+        return {k: v for k, v in asdict(self).items() if k not in skipped}
+
 
 def fit_knowledge_tracing(
     table: EventTable, catalog: Catalog, *, reset_degenerate: bool = False, learner_ability: bool = True
@@ -215,7 +221,7 @@ def train_hybrid(
     meta = {
         SUCCESS_READS_MASTERY_META: False,
         BLEND_META: blend.to_meta(),
-        "params": {k: v for k, v in asdict(config).items() if k != "features"},
+        "params": config.recorded(),
         "data_fingerprint": data.fingerprint(),
         "counts": {
             "events": len(table),

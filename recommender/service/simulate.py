@@ -348,6 +348,7 @@ class SimulationReport:
     # per policy compared with the syllabus, how the table names it (Policy.label)
     labels: Mapping[str, str] = field(default_factory=dict)
     extra: Mapping[str, Any] = field(default_factory=dict)  # what else the JSON records (a lab's settings)
+    training: Mapping[str, Any] = field(default_factory=dict)  # the model's TrainConfig.recorded(); {} without one
 
     def to_json(self) -> dict[str, Any]:
         policies = {name: r.summary() for name, r in self.results.items()}
@@ -372,6 +373,7 @@ class SimulationReport:
             "model_version": self.model_version,
             "history_learners": self.history_learners,
             "reset_degenerate_bkt": self.reset_degenerate_bkt,
+            "training": dict(self.training),
             **self.extra,
             "policies": policies,
             **{
@@ -481,7 +483,7 @@ def simulate(
     results: dict[str, PolicyResult] = {}
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         models_dir = Path(tmp) / "m"
-        config = train_config or TrainConfig()
+        config = train_config if train_config is not None else TrainConfig()
         version = (
             _train_on_histories(world, history, seed, Path(tmp), models_dir, config, protocol.placement_items)
             if history
@@ -510,7 +512,8 @@ def simulate(
                 app.close()
     return SimulationReport(
         world_name, len(cohort), max_modules, seed, results, version, len(history),
-        config.reset_degenerate_bkt and bool(history), {p.name: p.label for p in chosen}, dict(extra or {}),
+        config.fit_bkt and config.reset_degenerate_bkt and bool(history), {p.name: p.label for p in chosen},
+        dict(extra or {}), config.recorded() if history else {},
     )  # fmt: skip
 
 

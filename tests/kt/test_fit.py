@@ -480,3 +480,25 @@ def test_a_refit_learning_rate_at_its_floor_keeps_the_default() -> None:
     reset = _set_aside_with_checks_after(0.0, 37)
     assert reset.prior[0] == pytest.approx(0.5, abs=0.05), "the placement items still fit the prior"
     assert reset.learn[0] == DEFAULT_PARAMS.learn
+
+
+def test_a_few_studies_do_not_fit_a_learning_rate_however_many_checks_follow_them() -> None:
+    """Twelve studies, each before and after three checks, beside many learners checked only:
+    the checks after the studies reach the count an item pair needs, the studies do not, so the
+    learning rate keeps the default rather than one fitted from a dozen studies."""
+    rng = np.random.default_rng(41)
+    learner: list[int] = []
+    score: list[float] = []
+    kind: list[int] = []
+    for i in range(400):
+        right = 0.9 if rng.random() < 0.5 else 0.05
+        _checks(learner, kind, score, i, right, rng)
+        if i < 12:
+            learner.append(i)
+            kind.append(int(ResultKind.MODULE_ASSESSMENT))
+            score.append(0.5)
+            _checks(learner, kind, score, i, right, rng)
+    n = len(score)
+    seqs = build_sequences(np.array(learner), np.zeros(n, dtype=np.int64), np.array(score), np.zeros(n), np.array(kind))
+    for reset in (False, True):
+        assert fit_bkt(seqs, 1, reset_degenerate=reset).learn[0] == DEFAULT_PARAMS.learn, reset

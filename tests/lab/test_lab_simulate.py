@@ -98,10 +98,27 @@ def test_fixed_kt_reads_its_parameters_over_the_defaults_and_refuses_what_is_not
 ) -> None:
     params = fixed_params("prior=0.01, learn=0.14")
     assert (params.prior, params.learn, params.guess) == (0.01, 0.14, DEFAULT_PARAMS.guess)
-    for bad, why in (("lern=0.1", "NAME=VALUE"), ("learn", "NAME=VALUE"), ("learn=x", "not a number"),
-                     ("learn=1.5", "learn must be in"), ("guess=0.6,slip=0.5", "guess \\+ slip")):  # fmt: skip
+    assert params.floor == 0.01, "a fitted skill forgets back to its prior"
+    assert fixed_params("prior=0.01,floor=0.05").floor == 0.05
+    refused = [
+        ("lern=0.1", "NAME=VALUE"), ("learn", "NAME=VALUE"), ("learn=x", "not a number"),
+        ("learn=1.5", "learn must be in"), ("guess=0.6,slip=0.5", "guess \\+ slip"),
+        ("forget_per_day=inf", "finite"), ("learn=0.1,learn=0.2", "twice"), (" , ", "no parameter"),
+    ]  # fmt: skip
+    for bad, why in refused:
         with pytest.raises(ValueError, match=why):
             fixed_params(bad)
     assert lab_main(["fixed-kt", "--params", "learn=2", "--families", "deep-weak"]) == 2
     assert "learn must be in [0, 1]" in capsys.readouterr().err
     assert lab_main(["fixed-kt", "--params", "learn=0.5", "--families", "nowhere"]) == 2
+
+
+def test_fixed_kt_trains_the_families_service_with_the_parameters_given(tmp_path: Path) -> None:
+    out = tmp_path / "fixed.json"
+    args = ["fixed-kt", "--params", "prior=0.02,learn=0.3", "--families", "deep-medium", "--learners", "2"]
+    assert lab_main([*args, "--max-modules", "6", "--history", "30", "--json", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["families"]
+    training = row["trained_report"]["training"]
+    assert training["fit_bkt"] is False and row["trained_model_version"]
+    assert (training["unfitted_bkt"]["prior"], training["unfitted_bkt"]["learn"]) == (0.02, 0.3)
+    assert row["trained_report"]["reset_degenerate_bkt"] is False, "nothing fitted, nothing reset"
