@@ -106,7 +106,7 @@ bench: $(PB)
 	$(BIN)/python -m pip install -q -e '.[dev,dask,bench]'
 	-$(MAKE) pybkt h2load
 	$(BIN)/python -m bench
-	$(BIN)/python -m bench.serving
+	$(BIN)/python -m bench.serving --profile
 
 bench-quick: $(PB)
 	$(BIN)/python -m pip install -q -e '.[dev,dask,bench]'
@@ -114,8 +114,9 @@ bench-quick: $(PB)
 	$(BIN)/python -m bench --quick
 	$(BIN)/python -m bench.serving --quick
 
-# The serving figures of BENCHMARKS.md with a py-spy profile of every server process under each
-# load, and the per-call breakdown (where each call's GIL-held microseconds go)
+# The serving section of BENCHMARKS.md alone (make bench runs it too), with a py-spy profile of
+# every server process under each load and the per-call breakdown (where each call's GIL-held
+# microseconds go)
 profile: $(PB)
 	$(BIN)/python -m pip install -q -e '.[dev,dask,bench]'
 	$(BIN)/python -m bench.serving --profile

@@ -1,6 +1,6 @@
 """The serving targets of issue #23, against a bare echo server with as many processes:
-`python -m bench.serving [--quick] [--processes N] [--profile]` (`make bench` runs it too;
-`make profile` adds --profile).
+`python -m bench.serving [--quick] [--processes N] [--profile]` (`make bench` and `make profile`
+run it with --profile, so BENCHMARKS.md always carries the per-call breakdown).
 
 Measured at concurrency 8 and 32, calls spread over 8 connections (so every process of each
 server gets some): RecommendPath repeated with nothing new (the path cache's case), RecommendPath
@@ -9,8 +9,9 @@ health check through every interceptor; then streaming ingest on SQLite and `rec
 on a varied 20,000-learner cohort with --workers 2.
 
 --profile: py-spy records every worker process of the server (GIL-holding samples only) during
-each load at concurrency 8, and the per-call breakdown (microseconds of GIL-held work per call,
-by where it was spent) is reported beside the figures.
+one more load of each kind at concurrency 8, after the measured ones (the figures are never a
+profiled run's), and the per-call breakdown (microseconds of GIL-held work per call, by where it
+was spent) is reported beside the figures.
 
 The section between the markers in BENCHMARKS.md is rewritten; raw numbers go to
 bench/out/serving.json.
