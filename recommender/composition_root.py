@@ -19,7 +19,7 @@ from contextlib import contextmanager, suppress
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
-from typing import cast
+from typing import Any, cast
 
 from recommender.api.grpc_server import create_server
 from recommender.config import Settings, redact
@@ -50,10 +50,95 @@ class BoundedRecords(logging.Filter):
         return True
 
 
+BATCH_SECONDS = 0.25  # longest a line below WARNING waits to be written
+BATCH_BYTES = 4096  # PIPE_BUF: a write of at most this much to a pipe is not interleaved with another process's
+
+
+class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler that writes lines below WARNING in batches. Every call logs an access line,
+    and a write per line (a system call that also hands the GIL over, and stderr's flush) was a
+    large part of what the call's telemetry cost the server. Lines keep their order and stay one
+    per record, formatted when logged; a batch is written within BATCH_SECONDS, before it would
+    grow past BATCH_BYTES (so each batch is one write, which the worker processes sharing stderr
+    cannot interleave), before any WARNING or worse (written at once), and at exit (logging's
+    shutdown flushes every handler). A process killed outright loses at most its last
+    BATCH_SECONDS of INFO lines, as nginx's buffered access_log does."""
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._size = 0
+        self._last: logging.LogRecord | None = None  # for handleError when a batch cannot be written
+        self._pid = os.getpid()
+        self._due = threading.Event()  # set while lines are pending: the writer thread counts down
+        self._writer: threading.Thread | None = None
+        self._closed = False
+
+    def emit(self, record: logging.LogRecord) -> None:  # logging calls it under the handler's lock
+        try:
+            line = self.format(record) + self.terminator
+            if self._pid != os.getpid():  # a forked child: what is pending is its parent's to write
+                self._pid, self._pending, self._size, self._last, self._writer = os.getpid(), [], 0, None, None
+                self._due = threading.Event()
+            size = len(line) if line.isascii() else len(line.encode())
+            if record.levelno >= logging.WARNING or size > BATCH_BYTES or self._closed:
+                self._write_pending()
+                self.stream.write(line)
+                self.stream.flush()
+                return
+            if self._size + size > BATCH_BYTES:
+                self._write_pending()
+            self._pending.append(line)
+            self._size += size
+            self._last = record
+            if not self._due.is_set():
+                if self._writer is None:
+                    self._writer = threading.Thread(target=self._write_later, name="log-batches", daemon=True)
+                    self._writer.start()
+                self._due.set()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        text, last = "".join(self._pending), self._last
+        self._pending, self._size, self._last = [], 0, None
+        self._due.clear()
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except Exception:
+            if last is not None:
+                self.handleError(last)
+
+    def _write_later(self) -> None:
+        while not self._closed:
+            self._due.wait()
+            time.sleep(BATCH_SECONDS)
+            self.flush()
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            self._write_pending()
+            super().flush()
+        finally:
+            self.release()
+
+    def close(self) -> None:
+        self.flush()
+        self._closed = True
+        self._due.set()  # the writer thread ends
+        super().close()
+
+
 def configure_logging(settings: Settings, verbose: bool = False) -> None:
     from recommender.api.interceptors import JsonFormatter
 
-    handler = logging.StreamHandler()
+    handler = BatchedStreamHandler()
     handler.addFilter(BoundedRecords())
     if settings.log_format == "json":
         handler.setFormatter(JsonFormatter())
@@ -66,6 +151,9 @@ def configure_logging(settings: Settings, verbose: bool = False) -> None:
     logging.logProcesses = False
     logging.logMultiprocessing = False
     root = logging.getLogger()
+    for old in root.handlers:
+        if isinstance(old, BatchedStreamHandler):
+            old.close()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
 

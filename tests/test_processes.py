@@ -128,6 +128,7 @@ def cluster(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         process.terminate()
         assert process.wait(timeout=60) == 0, "every worker drained and exited cleanly"
         log.close()
+        assert b" INFO recommender.access rpc\n" in (tmp / "server.log").read_bytes(), "batched lines written by exit"
         if schema is not None:
             next(schema, None)
 

@@ -10,6 +10,8 @@ instance. So:
 - a service call that arrives while `limit` calls already wait for a handler thread is refused at
   once with RESOURCE_EXHAUSTED (the refusal also runs on the small pool), so the queue, and the
   wait of every call in it, stays bounded.
+
+The server's interceptor (recommender/api/interceptors.py) applies both, asking `Admission`.
 """
 
 from __future__ import annotations
@@ -17,17 +19,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from concurrent import futures
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import grpc
 
-from recommender.api.interceptors import SERVICE_PREFIX, _wrap
-
 HEALTH_THREADS = 8  # health checks, their Watch streams and reflection
-if TYPE_CHECKING:
-    Handler = grpc.RpcMethodHandler[Any, Any]  # generic in grpc-stubs only
-else:
-    Handler = grpc.RpcMethodHandler
 
 
 class CountingExecutor(futures.ThreadPoolExecutor):
@@ -57,59 +53,29 @@ class CountingExecutor(futures.ThreadPoolExecutor):
             raise
 
 
-class AdmissionInterceptor(grpc.ServerInterceptor):  # type: ignore[type-arg]
-    """The outermost interceptor: routes health and reflection to their own pool and refuses
-    service calls beyond `limit` waiting ones."""
+class Admission:
+    """The health pool (`own_pool`) and the capacity of the service pool: `full()` while `limit`
+    service calls wait for a handler thread."""
 
     def __init__(self, service_pool: CountingExecutor, limit: int) -> None:
         self._service_pool = service_pool
         self._limit = limit
         self.own_pool = futures.ThreadPoolExecutor(max_workers=HEALTH_THREADS, thread_name_prefix="health")
-        self._routed: dict[str, tuple[Handler, Handler]] = {}  # method -> (handler, on the own pool)
 
-    def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], Handler | None],
-        details: grpc.HandlerCallDetails,
-    ) -> Handler | None:  # fmt: skip
-        handler = continuation(details)
-        if handler is None:
-            return None
-        method: str = details.method
-        if not method.startswith(SERVICE_PREFIX):
-            found = self._routed.get(method)
-            if found is None or found[0] is not handler:  # routed once per method, not per call
-                found = self._routed[method] = (handler, self._on_own_pool(handler, lambda b, _streaming: b))
-            return found[1]
-        if self._service_pool.waiting() < self._limit:
-            return handler
-        return self._on_own_pool(handler, _refusal)
+    def full(self) -> bool:
+        return self._service_pool.waiting() >= self._limit
 
-    def _on_own_pool(
-        self, handler: Handler, around: Callable[[Callable[..., Any], bool], Callable[..., Any]]
-    ) -> Handler:
-        pool = self.own_pool
+    def refusal(self, behaviour: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
+        """A behaviour (in place of `behaviour`) that refuses the call, run on the own pool."""
 
-        def tagged(behaviour: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
-            wrapped = around(behaviour, streaming)
+        def refuse(request: Any, context: grpc.ServicerContext) -> Any:
+            context.abort(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "the server is at capacity; retry with backoff (health checks are not affected)",
+            )
 
-            def run(request: Any, context: grpc.ServicerContext) -> Any:
-                return wrapped(request, context)
-
-            run.experimental_thread_pool = pool  # type: ignore[attr-defined]
-            return run
-
-        routed: Handler = _wrap(handler, tagged)
-        return routed
+        refuse.experimental_thread_pool = self.own_pool  # type: ignore[attr-defined]
+        return refuse
 
     def close(self) -> None:
         self.own_pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _refusal(behaviour: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
-    def refuse(request: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            "the server is at capacity; retry with backoff (health checks are not affected)",
-        )
-
-    return refuse

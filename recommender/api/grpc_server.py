@@ -15,8 +15,8 @@ from prometheus_client import start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from recommender.api.admission import AdmissionInterceptor, CountingExecutor
-from recommender.api.interceptors import AuthInterceptor, Metrics, TelemetryInterceptor
+from recommender.api.admission import Admission, CountingExecutor
+from recommender.api.interceptors import CallInterceptor, Metrics
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.api.servicer import LearningPathServicer
@@ -119,7 +119,7 @@ class RunningServer:
     health: DrainingHealthServicer
     app: App
     metrics: Metrics
-    admission: AdmissionInterceptor | None = None
+    admission: Admission | None = None
     health_interval: float = 1.0
     metrics_port: int = 0
     _stopping: threading.Event = field(default_factory=threading.Event)
@@ -183,16 +183,14 @@ def create_server(app: App, address: str | None = None, *, reuse_port: bool = Fa
     metrics = Metrics.create()
     metrics.registry.register(AppCollector(app))
     pool = CountingExecutor(max_workers=settings.max_workers, thread_name_prefix="rpc")
-    admission = AdmissionInterceptor(pool, limit=settings.max_workers * 8)
-    interceptors: list[grpc.ServerInterceptor] = [admission, TelemetryInterceptor(metrics)]  # type: ignore[type-arg]
-    if settings.auth_tokens_file is not None:
-        interceptors.append(AuthInterceptor(TokenBook.load(settings.auth_tokens_file)))
-    else:
+    admission = Admission(pool, limit=settings.max_workers * 8)
+    tokens = TokenBook.load(settings.auth_tokens_file) if settings.auth_tokens_file is not None else None
+    if tokens is None:
         log.warning("AUTHENTICATION IS OFF: every caller acts as tenant 'default' with every role; "
                     "set LUBAN_AUTH_TOKENS_FILE for anything but local development")  # fmt: skip
     server = grpc.server(
         pool,
-        interceptors=interceptors,
+        interceptors=[CallInterceptor(metrics, admission, tokens)],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),

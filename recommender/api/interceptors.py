@@ -1,5 +1,5 @@
-"""Server interceptors: telemetry (request id, JSON access log, Prometheus metrics) and
-authentication (bearer tokens -> tenant and roles). Both wrap the real handlers, so every
+"""The server's interceptor: admission, authentication (bearer tokens -> tenant and roles) and
+telemetry (request id, JSON access log, Prometheus metrics). It wraps the real handlers, so every
 method, including streaming ones, is covered the same way; the wrapping is built once per method
 and reads what differs per call (metadata, deadline) from the call's context."""
 
@@ -8,14 +8,18 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import multiprocessing
+import os
+import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from recommender.api.admission import Admission
 from recommender.service.auth import TokenBook
 from recommender.storage.deadline import CALL_DEADLINE
 from recommender.storage.store import DEFAULT_TENANT
@@ -49,24 +53,24 @@ class Metrics:
     latency: Histogram
     in_flight: Gauge
     store_errors: Counter
+    active: set[Any]  # the calls being served (their contexts): in_flight is its size when scraped
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
         registry = registry or CollectorRegistry()
+        active: set[Any] = set()  # adding and discarding take no lock of their own, unlike a gauge's inc/dec
+        in_flight = Gauge("luban_rpc_in_flight", "RPCs being served", registry=registry)
+        in_flight.set_function(lambda: len(active))
         return cls(
             registry=registry,
             calls=Counter("luban_rpc", "RPCs by method and status code", ["method", "code"], registry=registry),
             latency=Histogram("luban_rpc_seconds", "RPC latency", ["method"], registry=registry, buckets=BUCKETS),
-            in_flight=Gauge("luban_rpc_in_flight", "RPCs being served", registry=registry),
+            in_flight=in_flight,
             store_errors=Counter(
                 "luban_store_errors", "RPCs failed because the store was unavailable", registry=registry
             ),
+            active=active,
         )
-
-
-def _method(details: grpc.HandlerCallDetails) -> str:
-    full: str = details.method  # type: ignore[attr-defined]
-    return full.removeprefix(SERVICE_PREFIX) if full.startswith(SERVICE_PREFIX) else full
 
 
 def _wrap(
@@ -135,32 +139,6 @@ def _checked(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator
         yield request
 
 
-class _PerMethod:
-    """Wrapped handlers built once per method, not once per call: grpc hands an interceptor the
-    same handler object for a method every time, so the wrapping is reused while it stays the same.
-    Only registered methods are kept (an unknown method has no handler), so the table is bounded."""
-
-    def __init__(self, build: Callable[[str, grpc.RpcMethodHandler], grpc.RpcMethodHandler]) -> None:
-        self._build = build
-        self._built: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
-
-    def __call__(self, details: grpc.HandlerCallDetails, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        full: str = details.method  # type: ignore[attr-defined]
-        found = self._built.get(full)
-        if found is not None and found[0] is handler:
-            return found[1]
-        wrapped = self._build(_method(details), handler)
-        self._built[full] = (handler, wrapped)  # a race builds the same wrapper twice: harmless
-        return wrapped
-
-
-def _request_id(context: grpc.ServicerContext) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == "x-request-id" and isinstance(value, str):
-            return value[:64]
-    return ""
-
-
 class _MethodMetrics:
     """One method's metric children, bound once (labels() looks a child up under a lock)."""
 
@@ -176,13 +154,40 @@ class _MethodMetrics:
         return found
 
 
-class TelemetryInterceptor(grpc.ServerInterceptor):
-    """Request id (x-request-id, when the caller sends one), one JSON access-log line and metrics
-    per call."""
+_CODE_NAMES: dict[Any, str] = {None: "OK", **{code: code.name for code in grpc.StatusCode}}
 
-    def __init__(self, metrics: Metrics) -> None:
+
+def _code_name(context: grpc.ServicerContext) -> str:
+    code = context.code() if hasattr(context, "code") else None  # type: ignore[attr-defined]
+    found = _CODE_NAMES.get(code)
+    if found is not None:
+        return found
+    return str(code.name if isinstance(code, grpc.StatusCode) else code)
+
+
+class CallInterceptor(grpc.ServerInterceptor):
+    """Admission, authentication and telemetry as one interceptor. grpc walks a continuation per
+    interceptor and calls a wrapper per interceptor on every call, so the three are one layer, and
+    each method's wrapper is built once (grpc hands an interceptor the same handler object for a
+    method every time; only registered methods are kept, so the table is bounded).
+
+    Per call, in this order: the request id (x-request-id, when the caller sends one, returned in
+    the trailers); a malformed request refused with INVALID_ARGUMENT; with `tokens`, UNAUTHENTICATED
+    without a known bearer token and PERMISSION_DENIED without the method's role (the caller's
+    tenant scopes everything the call does); the call's deadline for the store; then, however the
+    call ends, one access-log record and the metrics. Health and reflection run on the admission's
+    own pool (recommender/api/admission.py); a service call beyond its limit is refused there with
+    RESOURCE_EXHAUSTED, before any of this.
+
+    grpc runs each call in a fresh contextvars.Context, so what a call sets (request id, tenant,
+    deadline) ends with it and is neither reset nor set to a default."""
+
+    def __init__(self, metrics: Metrics, admission: Admission, tokens: TokenBook | None = None) -> None:
         self._metrics = metrics
-        self._per_method = _PerMethod(self._instrument)
+        self._admission = admission
+        self._tokens = tokens
+        # method -> (grpc's handler, the wrapped handler, the refusal when at capacity or None)
+        self._built: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler, grpc.RpcMethodHandler | None]] = {}
 
     def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
@@ -191,129 +196,146 @@ class TelemetryInterceptor(grpc.ServerInterceptor):
         handler = continuation(details)
         if handler is None:
             return None
-        return self._per_method(details, handler)
+        full: str = details.method  # type: ignore[attr-defined]
+        found = self._built.get(full)
+        if found is None or found[0] is not handler:
+            found = self._built[full] = self._build(full, handler)  # a race builds it twice: harmless
+        refusal = found[2]
+        if refusal is not None and self._admission.full():
+            return refusal
+        return found[1]
 
-    def _instrument(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def _build(
+        self, full: str, handler: grpc.RpcMethodHandler
+    ) -> tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler, grpc.RpcMethodHandler | None]:
+        service = full.startswith(SERVICE_PREFIX)
+        method = full.removeprefix(SERVICE_PREFIX)
+        load = _lenient(handler.request_deserializer)
+        wrapped = _wrap(handler, self._instrument(method, service, handler.request_streaming), load)
+        if not service:  # health and reflection: their own threads, never refused
+            return handler, wrapped, None
+        return handler, wrapped, _wrap(handler, self._admission.refusal, load)
+
+    def _instrument(
+        self, method: str, service: bool, client_streaming: bool
+    ) -> Callable[[Callable[..., Any], bool], Callable[..., Any]]:
         metrics = self._metrics
         bound = _MethodMetrics(metrics, method)
-        in_flight = metrics.in_flight
-        client_streaming = handler.request_streaming
+        latency, active, store_errors = bound.latency, metrics.active, metrics.store_errors
+        access = _AccessRecords(method)
+        tokens = self._tokens
+        needed = ROLES_FOR_METHOD.get(method) if tokens is not None else None
+        denied = f"{method} needs the role {' or '.join(sorted(needed))}" if needed else ""
+        own_pool = None if service else self._admission.own_pool
 
-        def begin(context: grpc.ServicerContext) -> None:
-            request_id = _request_id(context)
-            REQUEST_ID.set(request_id)  # set on every call: handler threads are reused
+        def begin(request: Any, context: grpc.ServicerContext) -> Any:
+            """The checks before the call's behaviour (aborting the call when one fails); the
+            request as the behaviour takes it."""
+            request_id = header = ""
+            for key, value in context.invocation_metadata() or ():
+                if key == "x-request-id":
+                    if not request_id and isinstance(value, str):
+                        request_id = value[:64]
+                elif key == "authorization" and not header and isinstance(value, str):
+                    header = value
             if request_id:
+                REQUEST_ID.set(request_id)
                 context.set_trailing_metadata((("x-request-id", request_id),))
-            in_flight.inc()
-
-        def finish(context: grpc.ServicerContext, started: float) -> None:
-            code = _code_name(context)
-            elapsed = time.perf_counter() - started
-            bound.calls(code).inc()
-            if code == "UNAVAILABLE":
-                metrics.store_errors.inc()
-            bound.latency.observe(elapsed)
-            in_flight.dec()
-            log.info("rpc", extra={"rpc": AccessLine(method, code, round(elapsed * 1000, 3), TENANT.get())})
-
-        def checked(request: Any, context: grpc.ServicerContext) -> Any:
             if isinstance(request, Malformed):
                 _refuse_malformed(context, request)
-            if client_streaming:
-                return _checked(request, context)
-            return request
+            if needed is not None:
+                scheme, _, token = header.partition(" ")
+                principal = tokens.principal(token.strip()) if scheme.lower() == "bearer" else None  # type: ignore[union-attr]
+                if principal is None:
+                    context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown bearer token")
+                elif not principal.roles & needed:
+                    context.abort(grpc.StatusCode.PERMISSION_DENIED, denied)
+                else:
+                    TENANT.set(principal.tenant)
+            if service:  # health and reflection never reach the store
+                left = context.time_remaining()
+                if left is not None:
+                    CALL_DEADLINE.set(time.monotonic() + left)
+            return _checked(request, context) if client_streaming else request
+
+        def finish(context: grpc.ServicerContext, started: float) -> None:
+            elapsed = time.perf_counter() - started
+            code = _code_name(context)
+            bound.calls(code).inc()
+            if code == "UNAVAILABLE":
+                store_errors.inc()
+            latency.observe(elapsed)
+            active.discard(context)
+            if log.isEnabledFor(logging.INFO):
+                log.handle(access.record(code, round(elapsed * 1000, 3), TENANT.get()))
 
         def around(behaviour: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
             if streaming:
 
                 def stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-                    begin(context)
                     started = time.perf_counter()
-                    left = context.time_remaining()
-                    CALL_DEADLINE.set(None if left is None else time.monotonic() + left)  # a generator: no reset
+                    active.add(context)
                     try:
-                        yield from behaviour(checked(request, context), context)
+                        yield from behaviour(begin(request, context), context)
                     finally:
                         finish(context, started)
 
-                return stream
-
-            def unary(request: Any, context: grpc.ServicerContext) -> Any:
-                begin(context)
-                started = time.perf_counter()
-                left = context.time_remaining()
-                token = CALL_DEADLINE.set(None if left is None else time.monotonic() + left)
-                try:
-                    return behaviour(checked(request, context), context)
-                finally:
-                    CALL_DEADLINE.reset(token)
-                    finish(context, started)
-
-            return unary
-
-        return _wrap(handler, around, _lenient(handler.request_deserializer))  # type: ignore[no-any-return]
-
-
-def _code_name(context: grpc.ServicerContext) -> str:
-    code = context.code() if hasattr(context, "code") else None  # type: ignore[attr-defined]
-    if code is None:
-        return "OK"
-    return str(code.name if isinstance(code, grpc.StatusCode) else code)
-
-
-class AuthInterceptor(grpc.ServerInterceptor):
-    """UNAUTHENTICATED without a known bearer token, PERMISSION_DENIED without the method's role;
-    the caller's tenant scopes everything the call does."""
-
-    def __init__(self, tokens: TokenBook) -> None:
-        self._tokens = tokens
-        self._per_method = _PerMethod(self._guard)
-
-    def intercept_service(
-        self, continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:  # fmt: skip
-        handler = continuation(details)
-        if handler is None or ROLES_FOR_METHOD.get(_method(details)) is None:
-            return handler
-        return self._per_method(details, handler)
-
-    def _guard(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        needed = ROLES_FOR_METHOD[method]
-        denied = f"{method} needs the role {' or '.join(sorted(needed))}"
-        tokens = self._tokens
-
-        def admit(context: grpc.ServicerContext) -> None:
-            header = ""
-            for key, value in context.invocation_metadata() or ():
-                if key == "authorization" and isinstance(value, str):
-                    header = value
-                    break
-            scheme, _, token = header.partition(" ")
-            principal = tokens.principal(token.strip()) if scheme.lower() == "bearer" else None
-            if principal is None:
-                context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or unknown bearer token")
-            elif not principal.roles & needed:
-                context.abort(grpc.StatusCode.PERMISSION_DENIED, denied)
+                wrapper: Callable[..., Any] = stream
             else:
-                TENANT.set(principal.tenant)
 
-        def around(behaviour: Callable[..., Any], streaming: bool) -> Callable[..., Any]:
-            if streaming:
+                def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                    started = time.perf_counter()
+                    active.add(context)
+                    try:
+                        return behaviour(begin(request, context), context)
+                    finally:
+                        finish(context, started)
 
-                def stream(request: Any, context: grpc.ServicerContext) -> Iterable[Any]:
-                    admit(context)
-                    yield from behaviour(request, context)
+                wrapper = unary
+            if own_pool is not None:
+                wrapper.experimental_thread_pool = own_pool  # type: ignore[attr-defined]  # grpc's per-behaviour pool
+            return wrapper
 
-                return stream
+        return around
 
-            def unary(request: Any, context: grpc.ServicerContext) -> Any:
-                admit(context)
-                return behaviour(request, context)
 
-            return unary
+class _AccessRecords:
+    """One method's access-log records. A call makes one, so it is the record logging's own
+    Logger.info would make (the same fields, the caller's frame not collected, as
+    configure_logging also has it) copied from a template instead of built field by field: the
+    record's constructor and Logger.info's path cost more than the rest of a call's telemetry.
+    Under a record factory of another's (logging.setLogRecordFactory), logging makes it."""
 
-        return _wrap(handler, around)  # type: ignore[no-any-return]
+    def __init__(self, method: str) -> None:
+        self._method = method
+        template = logging.LogRecord(log.name, logging.INFO, "(unknown file)", 0, "rpc", (), None,
+                                     "(unknown function)")  # fmt: skip
+        self._start = template.created - template.relativeCreated / 1000  # logging's start time
+        self._fields = {**template.__dict__, **dict.fromkeys(_PER_RECORD)}
+
+    def record(self, code: str, ms: float, tenant: str) -> logging.LogRecord:
+        line = AccessLine(self._method, code, ms, tenant)
+        if logging.getLogRecordFactory() is not logging.LogRecord:
+            return log.makeRecord(log.name, logging.INFO, "(unknown file)", 0, "rpc", (), None, extra={"rpc": line})
+        record = logging.LogRecord.__new__(logging.LogRecord)
+        fields = self._fields.copy()
+        fields["created"] = created = time.time()
+        fields["msecs"] = int((created - int(created)) * 1000) + 0.0
+        fields["relativeCreated"] = (created - self._start) * 1000
+        if logging.logThreads:  # the flags as LogRecord reads them (configure_logging turns them off)
+            fields["thread"] = threading.get_ident()
+            fields["threadName"] = threading.current_thread().name
+        if logging.logMultiprocessing:
+            fields["processName"] = multiprocessing.current_process().name
+        if logging.logProcesses:
+            fields["process"] = os.getpid()
+        fields["rpc"] = line
+        record.__dict__ = fields
+        return record
+
+
+# what LogRecord's constructor sets anew for each record (the rest is the same for every access record)
+_PER_RECORD = ("created", "msecs", "relativeCreated", "thread", "threadName", "processName", "process")
 
 
 class AccessLine:
@@ -322,7 +344,8 @@ class AccessLine:
     json.dumps of a fresh dict; `fields()` gives the same fields to any other formatter."""
 
     __slots__ = ("code", "method", "ms", "tenant")
-    _escaped: ClassVar[dict[str, str]] = {}  # a bounded set of strings: methods, codes, tenants
+    # (method, code, tenant) -> the line's text before and after "ms": a bounded set (methods, codes, tenants)
+    _parts: ClassVar[dict[tuple[str, str, str], tuple[str, str]]] = {}
 
     def __init__(self, method: str, code: str, ms: float, tenant: str) -> None:
         self.method, self.code, self.ms, self.tenant = method, code, ms, tenant
@@ -334,21 +357,24 @@ class AccessLine:
         return self.fields().get(key, default)
 
     def json(self, ts: str, request_id: str) -> str:
-        e = self._escape
-        rid = f', "request_id": {json.dumps(request_id, ensure_ascii=False)}' if request_id else ""
-        return (
-            f'{{"ts": "{ts}", "level": "INFO", "logger": "{log.name}", "msg": "rpc"{rid}, '
-            f'"method": {e(self.method)}, "code": {e(self.code)}, "ms": {self.ms!r}, "tenant": {e(self.tenant)}}}'
-        )
+        key = (self.method, self.code, self.tenant)
+        parts = self._parts.get(key)
+        if parts is None:
+            parts = (
+                f', "method": {_dumps(self.method)}, "code": {_dumps(self.code)}, "ms": ',
+                f', "tenant": {_dumps(self.tenant)}}}',
+            )
+            if len(self._parts) < 10_000:
+                self._parts[key] = parts
+        rid = f', "request_id": {_dumps(request_id)}' if request_id else ""
+        return f'{{"ts": "{ts}{_ACCESS_HEAD}{rid}{parts[0]}{self.ms!r}{parts[1]}'
 
-    @classmethod
-    def _escape(cls, value: str) -> str:
-        found = cls._escaped.get(value)
-        if found is None:
-            found = json.dumps(value, ensure_ascii=False)
-            if len(cls._escaped) < 10_000:
-                cls._escaped[value] = found
-        return found
+
+_ACCESS_HEAD = f'", "level": "INFO", "logger": "{log.name}", "msg": "rpc"'
+
+
+def _dumps(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 class JsonFormatter(logging.Formatter):

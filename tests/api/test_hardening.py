@@ -25,7 +25,7 @@ from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.service.app import App, build_app
 from recommender.service.clock import ManualClock
 from tests.api.conftest import Served
-from tests.api.test_core_rpcs import ana, code_of, result
+from tests.api.test_core_rpcs import ana, code_of, load_tiny, result
 from tests.conftest import T0, make_settings, tiny_catalog
 
 TOKENS = [
@@ -122,6 +122,58 @@ def test_request_id_in_trailers_and_json_logs(served: Served, caplog: pytest.Log
         REQUEST_ID.reset(token)
     assert line["method"] == "GetCatalog" and line["code"] == "OK" and line["request_id"] == "req-42"
     assert "attributes" not in json.dumps(line)
+
+
+class FormattedLines(logging.Handler):
+    """Access lines as the server's JSON formatter writes them, formatted where the call logs them
+    (the request id is the serving thread's)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self.lines: list[dict[str, object]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+def test_a_request_id_stays_with_its_call(served: Served, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="recommender.access")
+    access = logging.getLogger("recommender.access")
+    lines = FormattedLines()
+    access.addHandler(lines)
+    try:
+        served.stub.GetCatalog(pb.GetCatalogRequest(), metadata=(("x-request-id", "req-7"),))
+        for _ in range(10):  # handler threads are reused: these run where req-7 ran
+            served.stub.GetCatalog(pb.GetCatalogRequest())
+    finally:
+        access.removeHandler(lines)
+    assert [line.get("request_id") for line in lines.lines] == ["req-7"] + [None] * 10
+    assert all(line["method"] == "GetCatalog" and line["code"] == "OK" for line in lines.lines)
+    assert caplog.text.count("recommender.access") == 11, "plain formatters read access records too"
+
+
+def test_in_flight_counts_the_calls_being_served(served: Served) -> None:
+    load_tiny(served)
+    registry = served.running.metrics.registry
+    release = threading.Event()
+
+    def held() -> Iterator[pb.RecordAssessmentsRequest]:
+        release.wait(30)  # a client stream that sends nothing until released: in flight meanwhile
+        return
+        yield
+
+    stream = served.stub.RecordAssessments.future(held(), timeout=30)
+    try:
+        for _ in range(200):
+            if registry.get_sample_value("luban_rpc_in_flight") == 1:
+                break
+            threading.Event().wait(0.02)
+        assert registry.get_sample_value("luban_rpc_in_flight") == 1
+    finally:
+        release.set()
+    stream.result()
+    assert registry.get_sample_value("luban_rpc_in_flight") == 0
 
 
 def openssl(*args: str, cwd: Path) -> None:
