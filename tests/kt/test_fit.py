@@ -10,7 +10,7 @@ import pytest
 from recommender.domain.assessment import ResultKind
 from recommender.kt.bkt import DEFAULT_PARAMS, MODULE_SCORE_WEIGHT, SkillParams, apply_result
 from recommender.kt.fit import ParamArrays, filter_predictions, filter_sequences, fit_bkt
-from recommender.kt.sequences import build_sequences
+from recommender.kt.sequences import Sequences, build_sequences
 from tests.conftest import T0
 
 TRUTH = {"prior": (0.3, 0.6), "learn": (0.15, 0.05), "guess": (0.2, 0.25), "slip": (0.1, 0.15)}
@@ -298,14 +298,32 @@ def test_em_fits_items_after_a_study_apart_from_placement_items() -> None:
     )
 
 
-def _checks(
-    learner: list[int], kind: list[int], score: list[float], i: int, right: float, rng: np.random.Generator
-) -> None:
-    """Three check items of learner `i`, each right with probability `right`."""
-    for _ in range(3):
-        learner.append(i)
-        kind.append(int(ResultKind.CHECK))
-        score.append(float(rng.random() < right))
+class _OneSkill:
+    """One skill's results, learner by learner, in the order they are added."""
+
+    def __init__(self) -> None:
+        self.learner: list[int] = []
+        self.kind: list[int] = []
+        self.score: list[float] = []
+
+    def checks(self, i: int, right: float, rng: np.random.Generator) -> None:
+        """Three check items of learner `i`, each right with probability `right`."""
+        for _ in range(3):
+            self._add(i, ResultKind.CHECK, float(rng.random() < right))
+
+    def study(self, i: int, score: float) -> None:
+        self._add(i, ResultKind.MODULE_ASSESSMENT, score)
+
+    def _add(self, i: int, kind: ResultKind, score: float) -> None:
+        self.learner.append(i)
+        self.kind.append(int(kind))
+        self.score.append(score)
+
+    def sequences(self) -> Sequences:
+        n = len(self.score)
+        return build_sequences(
+            np.array(self.learner), np.zeros(n, dtype=np.int64), np.array(self.score), np.zeros(n), np.array(self.kind)
+        )
 
 
 def test_a_pinned_studied_pair_alone_goes_back_to_the_defaults() -> None:
@@ -313,19 +331,14 @@ def test_a_pinned_studied_pair_alone_goes_back_to_the_defaults() -> None:
     that pair takes the defaults and the rest of the skill's fit (placement items, module scores,
     prior, learning) stands."""
     rng = np.random.default_rng(13)
-    learner: list[int] = []
-    score: list[float] = []
-    kind: list[int] = []
+    results = _OneSkill()
     for i in range(4000):
         known = rng.random() < 0.3
-        _checks(learner, kind, score, i, 0.9 if known else 0.05, rng)
+        results.checks(i, 0.9 if known else 0.05, rng)
         known = known or rng.random() < 0.5
-        learner.append(i)
-        kind.append(int(ResultKind.MODULE_ASSESSMENT))
-        score.append(float((rng.random(2) < (0.85 if known else 0.2)).mean()))
-        _checks(learner, kind, score, i, 0.5, rng)  # a coin, whatever the learner knows
-    n = len(score)
-    seqs = build_sequences(np.array(learner), np.zeros(n, dtype=np.int64), np.array(score), np.zeros(n), np.array(kind))
+        results.study(i, float((rng.random(2) < (0.85 if known else 0.2)).mean()))
+        results.checks(i, 0.5, rng)  # a coin, whatever the learner knows
+    seqs = results.sequences()
     kept = fit_bkt(seqs, 1, reset_degenerate=False)
     reset = fit_bkt(seqs, 1, reset_degenerate=True)
     assert max(kept.studied_item_guess[0], kept.studied_item_slip[0]) >= 0.45, "the coin pins the studied pair"
@@ -380,18 +393,13 @@ def test_module_scores_that_do_not_discriminate_are_set_aside_and_the_items_stil
     again reading them as no evidence: its placement items fit the prior and their emissions,
     the module pair and the learning rate (no item after a study shows it) keep the defaults."""
     rng = np.random.default_rng(17)
-    learner: list[int] = []
-    score: list[float] = []
-    kind: list[int] = []
+    results = _OneSkill()
     for i in range(3000):
         known = rng.random() < 0.6
-        _checks(learner, kind, score, i, 0.9 if known else 0.05, rng)
+        results.checks(i, 0.9 if known else 0.05, rng)
         for _ in range(2):
-            learner.append(i)
-            kind.append(int(ResultKind.MODULE_ASSESSMENT))
-            score.append(float((rng.random(int(MODULE_SCORE_WEIGHT)) < 0.5).mean()))
-    n = len(score)
-    seqs = build_sequences(np.array(learner), np.zeros(n, dtype=np.int64), np.array(score), np.zeros(n), np.array(kind))
+            results.study(i, float((rng.random(int(MODULE_SCORE_WEIGHT)) < 0.5).mean()))
+    seqs = results.sequences()
     kept = fit_bkt(seqs, 1)
     assert max(kept.guess[0], kept.slip[0]) >= 0.45, "the coin pins the module pair"
     reset = fit_bkt(seqs, 1, reset_degenerate=True)
@@ -449,19 +457,14 @@ def _set_aside_with_checks_after(learn: float, seed: int) -> ParamArrays:
     module (a score that is a coin), then take three checks again; half know the skill at the
     start, the others learn it from the study with probability `learn`."""
     rng = np.random.default_rng(seed)
-    learner: list[int] = []
-    score: list[float] = []
-    kind: list[int] = []
+    results = _OneSkill()
     for i in range(3000):
         known = rng.random() < 0.5
-        _checks(learner, kind, score, i, 0.9 if known else 0.05, rng)
+        results.checks(i, 0.9 if known else 0.05, rng)
         known = known or rng.random() < learn
-        learner.append(i)
-        kind.append(int(ResultKind.MODULE_ASSESSMENT))
-        score.append(float((rng.random(int(MODULE_SCORE_WEIGHT)) < 0.5).mean()))
-        _checks(learner, kind, score, i, 0.9 if known else 0.05, rng)
-    n = len(score)
-    seqs = build_sequences(np.array(learner), np.zeros(n, dtype=np.int64), np.array(score), np.zeros(n), np.array(kind))
+        results.study(i, float((rng.random(int(MODULE_SCORE_WEIGHT)) < 0.5).mean()))
+        results.checks(i, 0.9 if known else 0.05, rng)
+    seqs = results.sequences()
     return fit_bkt(seqs, 1, reset_degenerate=True)
 
 
@@ -487,18 +490,13 @@ def test_a_few_studies_do_not_fit_a_learning_rate_however_many_checks_follow_the
     the checks after the studies reach the count an item pair needs, the studies do not, so the
     learning rate keeps the default rather than one fitted from a dozen studies."""
     rng = np.random.default_rng(41)
-    learner: list[int] = []
-    score: list[float] = []
-    kind: list[int] = []
+    results = _OneSkill()
     for i in range(400):
         right = 0.9 if rng.random() < 0.5 else 0.05
-        _checks(learner, kind, score, i, right, rng)
+        results.checks(i, right, rng)
         if i < 12:
-            learner.append(i)
-            kind.append(int(ResultKind.MODULE_ASSESSMENT))
-            score.append(0.5)
-            _checks(learner, kind, score, i, right, rng)
-    n = len(score)
-    seqs = build_sequences(np.array(learner), np.zeros(n, dtype=np.int64), np.array(score), np.zeros(n), np.array(kind))
+            results.study(i, 0.5)
+            results.checks(i, right, rng)
+    seqs = results.sequences()
     for reset in (False, True):
         assert fit_bkt(seqs, 1, reset_degenerate=reset).learn[0] == DEFAULT_PARAMS.learn, reset
