@@ -3,10 +3,11 @@
 run it with --profile, so BENCHMARKS.md always carries the per-call breakdown).
 
 Measured at concurrency 8 and 32, calls spread over 8 connections (so every process of each
-server gets some): RecommendPath repeated with nothing new (the path cache's case), RecommendPath
-right after a new result for that learner (every path re-planned), RecordAssessment (durable), a
-health check through every interceptor; then streaming ingest on SQLite and `recommender paths`
-on a varied 20,000-learner cohort with --workers 2.
+server gets some), each run next to a run of echo (ratios taken within the pair): RecommendPath
+repeated with nothing new (the path cache's case), RecommendPath right after a new result for that
+learner (every path re-planned), RecordAssessment (durable), a health check through every
+interceptor; then streaming ingest on SQLite and `recommender paths` on a varied 20,000-learner
+cohort with --workers 2.
 
 --profile: py-spy records every worker process of the server (GIL-holding samples only) during
 one more load of each kind at concurrency 8, after the measured ones (the figures are never a
@@ -159,6 +160,17 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(float(r[key]) for r in runs))
 
 
+def summary_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "qps": median_of(runs, "qps"),
+        "qps_range": [min(r["qps"] for r in runs), max(r["qps"] for r in runs)],
+        "p50_ms": median_of(runs, "p50_ms"),
+        "p99_ms": median_of(runs, "p99_ms"),
+        "errors": sum(int(r["errors"]) for r in runs),
+        "runs": len(runs),
+    }
+
+
 ALL_MODES = ("echo", "repeat", "miss", "record", "health")
 
 
@@ -175,29 +187,40 @@ def serving(
     }
     luban = Server([PY, "-m", "recommender", "serve"], luban_port, env)
     echo = Server([PY, "-m", "bench.echo", str(echo_port), str(processes)], echo_port)
-    repeats = 1 if quick else 3
+    repeats = 1 if quick else 5
     requests = 1000 if quick else 3000
     results: dict[str, Any] = {"processes": processes, "connections": CONNECTIONS, "learners": LEARNERS}
     try:
         ids = work / "learners.txt"
         ids.write_text("\n".join(reachable_learners(luban_port)))
         for concurrency in (8, 32):
-            for mode in modes:
-                port = echo_port if mode == "echo" else luban_port
+            echoes: list[dict[str, Any]] = []
+            for mode in (m for m in modes if m != "echo"):
                 n = LEARNERS * (2 if quick else 5) if mode == "miss" else requests
-                runs = [load(port, mode, concurrency, n, ids) for _ in range(repeats)]
+                runs, ratios, p99_ratios = [], [], []
+                for k in range(repeats):
+                    # each run next to an echo run, in alternating order: the host's other work drifts
+                    # over minutes, so a ratio of runs seconds apart is steadier than one of medians
+                    order = ("echo", mode) if k % 2 == 0 else (mode, "echo")
+                    got = {m: load(echo_port if m == "echo" else luban_port, m, concurrency,
+                                   requests if m == "echo" else n, ids) for m in order}  # fmt: skip
+                    runs.append(got[mode])
+                    echoes.append(got["echo"])
+                    ratios.append(got[mode]["qps"] / got["echo"]["qps"])
+                    p99_ratios.append(got[mode]["p99_ms"] / got["echo"]["p99_ms"])
                 results[f"{mode}@{concurrency}"] = {
-                    "qps": median_of(runs, "qps"),
-                    "qps_range": [min(r["qps"] for r in runs), max(r["qps"] for r in runs)],
-                    "p50_ms": median_of(runs, "p50_ms"),
-                    "p99_ms": median_of(runs, "p99_ms"),
-                    "errors": sum(int(r["errors"]) for r in runs),
+                    **summary_of(runs),
+                    "ratio": statistics.median(ratios),
+                    "ratio_range": [min(ratios), max(ratios)],
+                    "p99_ratio": statistics.median(p99_ratios),
+                    "p99_ratio_range": [min(p99_ratios), max(p99_ratios)],
                 }
-                if profile and concurrency == 8 and mode != "echo":
+                if profile and concurrency == 8:
                     spied = work / f"profile-{mode}"
-                    measured = load(port, mode, concurrency, n, ids, spied, luban.process.pid)
+                    measured = load(luban_port, mode, concurrency, n, ids, spied, luban.process.pid)
                     leave_out = ("RecordAssessment", "service/commit.py") if mode == "miss" else ()
                     results[f"profile:{mode}"] = breakdown(spied, int(measured["requests"]), leave_out=leave_out)
+            results[f"echo@{concurrency}"] = summary_of(echoes)
         events = 20_000 if quick else 100_000
         if not ingest:
             return results
@@ -253,24 +276,27 @@ def render(results: dict[str, Any]) -> str:
         f"work: figures are noisy). Luban Path with LUBAN_PROCESSES={s['processes']} against a bare grpcio echo "
         f"server of as many processes sharing its port; a grpc.aio load generator in its own process, calls "
         f"spread over {s['connections']} connections; RecommendPath over {s['learners']} demo learners whose "
-        "role is reachable (10 steps, demo world, a trained model active). Medians of the runs.",
+        "role is reachable (10 steps, demo world, a trained model active). Each run of a call is paired with a "
+        "run of echo right before or after it (the order alternating), and its ratios to echo are taken within "
+        "the pair: QPS / echo and p99 / echo's are the medians of those paired ratios (their range in brackets); "
+        "QPS, p50 and p99 are medians of the runs.",
         "",
         "| call | concurrency | QPS | QPS / echo | p50 ms | p99 ms | p99 / echo's | target | met |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for concurrency in (8, 32):
-        echo = s[f"echo@{concurrency}"]
         for mode in ("echo", "repeat", "miss", "record", "health"):
             r = s[f"{mode}@{concurrency}"]
-            ratio, p99_ratio = r["qps"] / echo["qps"], r["p99_ms"] / echo["p99_ms"]
+            ratio, p99_ratio = r.get("ratio", 1.0), r.get("p99_ratio", 1.0)
+            spread = f" ({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f})" if "ratio_range" in r else ""
             target, met = "", ""
             if mode in TARGETS:
                 least, p99_most = TARGETS[mode]
                 target = f">= {least}x" + (f", p99 <= {p99_most}x" if p99_most else "")
                 ok = ratio >= least and (p99_most is None or p99_ratio <= p99_most)
                 met = "yes" if ok else "**no**"
-            lines.append(f"| {LABELS[mode]} | {concurrency} | {r['qps']:,.0f} | {ratio:.2f} | {r['p50_ms']:.2f} | "
-                         f"{r['p99_ms']:.2f} | {p99_ratio:.1f} | {target} | {met} |")  # fmt: skip
+            lines.append(f"| {LABELS[mode]} | {concurrency} | {r['qps']:,.0f} | {ratio:.2f}{spread} | "
+                         f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {p99_ratio:.1f} | {target} | {met} |")  # fmt: skip
     ingest = s["ingest1000"]["events_per_s"]
     b = results["batch"]
     lines += [
@@ -328,6 +354,12 @@ def main() -> None:
         if args.only:
             only = serving(work, args.processes, args.quick, args.profile, ("echo", *args.only), ingest=False)
             print(json.dumps(only, indent=1))
+            for key, r in only.items():
+                if isinstance(r, dict) and "ratio" in r:
+                    print(
+                        f"{key}: {r['ratio']:.2f}x echo ({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f}), "
+                        f"p99 {r['p99_ratio']:.1f}x echo's"
+                    )
             return
         results["serving"] = serving(work, args.processes, args.quick, args.profile)
         print("batch ...", flush=True)
