@@ -46,7 +46,12 @@ class Settings(BaseSettings):
         ge=1,
         description="server processes sharing the listen port (SO_REUSEPORT); default: the cores available",
     )
-    max_workers: int = Field(default=16, ge=1, description="gRPC handler threads (per process)")
+    max_workers: int = Field(
+        default=8,
+        ge=1,
+        description="gRPC handler threads (per process); calls beyond them wait in the pool's queue, running "
+        "nothing, rather than contend for the interpreter with the planning thread",
+    )
     planning_threads: int = Field(
         default=1,
         ge=1,
