@@ -5,8 +5,8 @@ run it with --profile, so BENCHMARKS.md always carries the per-call breakdown).
 Measured at concurrency 8 and 32, calls spread over 8 connections (so every process of each
 server gets some), each run next to a run of echo (ratios taken within the pair): RecommendPath
 repeated with nothing new (the path cache's case), RecommendPath right after a new result for that
-learner (every path re-planned), RecordAssessment (durable), a health check through every
-interceptor; then streaming ingest on SQLite and `recommender paths` on a varied 20,000-learner
+learner (every path re-planned), RecordAssessment (durable) and, for reference, the same load on a
+minimal durable server (bench/record_floor.py), a health check through every interceptor; then streaming ingest on SQLite and `recommender paths` on a varied 20,000-learner
 cohort with --workers 2.
 
 --profile: py-spy records every worker process of the server (GIL-holding samples only) during
@@ -54,6 +54,7 @@ LABELS = {
     "repeat": "RecommendPath, nothing new (cached)",
     "miss": "RecommendPath right after a new result",
     "record": "RecordAssessment (durable)",
+    "floor": "RecordAssessment's floor: a minimal durable server (bench/record_floor.py)",
     "health": "health Check through every interceptor",
 }
 
@@ -171,13 +172,14 @@ def summary_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-ALL_MODES = ("echo", "repeat", "miss", "record", "health")
+ALL_MODES = ("echo", "repeat", "miss", "record", "floor", "health")
 
 
 def serving(
     work: Path, processes: int, quick: bool, profile: bool, modes: tuple[str, ...] = ALL_MODES, ingest: bool = True
 ) -> dict[str, Any]:
     luban_port, echo_port = free_port(), free_port()
+    ports = {"echo": echo_port}
     env = {
         "LUBAN_STORE_URL": f"sqlite:///{work / 'bench.db'}",
         "LUBAN_ADDRESS": f"127.0.0.1:{luban_port}",
@@ -187,6 +189,11 @@ def serving(
     }
     luban = Server([PY, "-m", "recommender", "serve"], luban_port, env)
     echo = Server([PY, "-m", "bench.echo", str(echo_port), str(processes)], echo_port)
+    floor = None
+    if "floor" in modes:
+        floor_port = free_port()
+        floor = Server([PY, "-m", "bench.record_floor", str(floor_port), str(processes), str(work)], floor_port)
+        ports["floor"] = floor_port
     repeats = 1 if quick else 5
     requests = 1000 if quick else 3000
     results: dict[str, Any] = {"processes": processes, "connections": CONNECTIONS, "learners": LEARNERS}
@@ -202,7 +209,7 @@ def serving(
                     # each run next to an echo run, in alternating order: the host's other work drifts
                     # over minutes, so a ratio of runs seconds apart is steadier than one of medians
                     order = ("echo", mode) if k % 2 == 0 else (mode, "echo")
-                    got = {m: load(echo_port if m == "echo" else luban_port, m, concurrency,
+                    got = {m: load(ports.get(m, luban_port), "record" if m == "floor" else m, concurrency,
                                    requests if m == "echo" else n, ids) for m in order}  # fmt: skip
                     runs.append(got[mode])
                     echoes.append(got["echo"])
@@ -215,7 +222,7 @@ def serving(
                     "p99_ratio": statistics.median(p99_ratios),
                     "p99_ratio_range": [min(p99_ratios), max(p99_ratios)],
                 }
-                if profile and concurrency == 8:
+                if profile and concurrency == 8 and mode != "floor":
                     spied = work / f"profile-{mode}"
                     measured = load(luban_port, mode, concurrency, n, ids, spied, luban.process.pid)
                     leave_out = ("RecordAssessment", "service/commit.py") if mode == "miss" else ()
@@ -231,6 +238,8 @@ def serving(
     finally:
         luban.stop()
         echo.stop()
+        if floor is not None:
+            floor.stop()
     return results
 
 
@@ -285,7 +294,7 @@ def render(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for concurrency in (8, 32):
-        for mode in ("echo", "repeat", "miss", "record", "health"):
+        for mode in (m for m in ALL_MODES if f"{m}@{concurrency}" in s):
             r = s[f"{mode}@{concurrency}"]
             ratio, p99_ratio = r.get("ratio", 1.0), r.get("p99_ratio", 1.0)
             spread = f" ({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f})" if "ratio_range" in r else ""

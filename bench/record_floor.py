@@ -1,0 +1,94 @@
+"""The least a durable RecordAssessment can do on this stack, as a reference for Luban Path's: parse
+the request, hand the result to one writer thread per process that inserts everything queued in one
+transaction with a full sync (SQLite in WAL mode, synchronous=FULL), and answer once it committed.
+It does strictly less than the service: no validation, no knowledge tracing, no profile in the
+answer, no telemetry, and a database file per process, so its processes never wait for each other.
+
+`python -m bench.record_floor PORT PROCESSES DIRECTORY`: PROCESSES processes share the port
+(SO_REUSEPORT), as `LUBAN_PROCESSES` serves Luban Path."""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+import signal
+import sqlite3
+import sys
+import threading
+from concurrent import futures
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
+
+SCHEMA = "CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, learner_id TEXT, module_id TEXT, score REAL)"
+
+
+def write_forever(db: sqlite3.Connection, pending: queue.SimpleQueue[tuple[Any, threading.Lock]]) -> None:
+    """Group commit: everything queued while the last transaction committed goes into the next."""
+    while True:
+        group = [pending.get()]
+        while True:
+            try:
+                group.append(pending.get_nowait())
+            except queue.Empty:
+                break
+        db.execute("BEGIN")
+        db.executemany(
+            "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)",
+            [(r.event_id, r.learner_id, r.module_id, r.score) for r, _ in group],
+        )
+        db.execute("COMMIT")
+        for _, committed in group:
+            committed.release()
+
+
+def serve(port: int, path: Path) -> None:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute(SCHEMA)
+    pending: queue.SimpleQueue[tuple[Any, threading.Lock]] = queue.SimpleQueue()
+    threading.Thread(target=write_forever, args=(db, pending), daemon=True).start()
+
+    def record(request: pb.RecordAssessmentRequest, context: grpc.ServicerContext) -> pb.RecordAssessmentResponse:
+        committed = threading.Lock()
+        committed.acquire()
+        pending.put((request.result, committed))
+        committed.acquire()  # released by the writer once the transaction is synced
+        return pb.RecordAssessmentResponse(duplicate=False)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), options=[("grpc.so_reuseport", 1)])
+    handler = grpc.unary_unary_rpc_method_handler(
+        record, pb.RecordAssessmentRequest.FromString, pb.RecordAssessmentResponse.SerializeToString
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("luban.path.v1.LearningPathService", {"RecordAssessment": handler}),)
+    )
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    server.stop(0)
+
+
+def main() -> None:
+    port, processes, directory = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=serve, args=(port, directory / f"floor-{k}.db")) for k in range(processes)]
+    for w in workers:
+        w.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    stop.wait()
+    for w in workers:
+        w.terminate()
+    for w in workers:
+        w.join()
+
+
+if __name__ == "__main__":
+    main()
