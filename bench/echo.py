@@ -8,7 +8,9 @@ import multiprocessing
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from concurrent import futures
+from typing import Any
 
 import grpc
 
@@ -27,29 +29,36 @@ def serve(port: int) -> None:
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("bench.Echo", {"Echo": handler}),))
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
+    wait_for_sigterm()
+    server.stop(0)
+
+
+def wait_for_sigterm() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     stop.wait()
-    server.stop(0)
+
+
+def run_processes(target: Callable[..., None], args: list[tuple[Any, ...]]) -> None:
+    """target(*a) in a spawned process for each a of `args` until SIGTERM, then each ended."""
+    if len(args) == 1:
+        target(*args[0])
+        return
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=target, args=a) for a in args]
+    for w in workers:
+        w.start()
+    wait_for_sigterm()
+    for w in workers:
+        w.terminate()
+    for w in workers:
+        w.join()
 
 
 def main() -> None:
     port = int(sys.argv[1])
     processes = int(sys.argv[2]) if len(sys.argv) > 2 else 1
-    if processes == 1:
-        serve(port)
-        return
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=serve, args=(port,)) for _ in range(processes)]
-    for w in workers:
-        w.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
-    for w in workers:
-        w.terminate()
-    for w in workers:
-        w.join()
+    run_processes(serve, [(port,)] * processes)
 
 
 if __name__ == "__main__":

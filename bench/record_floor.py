@@ -9,9 +9,7 @@ answer, no telemetry, and a database file per process, so its processes never wa
 
 from __future__ import annotations
 
-import multiprocessing
 import queue
-import signal
 import sqlite3
 import sys
 import threading
@@ -21,6 +19,7 @@ from typing import Any
 
 import grpc
 
+from bench.echo import run_processes, wait_for_sigterm
 from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, learner_id TEXT, module_id TEXT, score REAL)"
@@ -69,25 +68,13 @@ def serve(port: int, path: Path) -> None:
     )
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
+    wait_for_sigterm()
     server.stop(0)
 
 
 def main() -> None:
     port, processes, directory = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
-    context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=serve, args=(port, directory / f"floor-{k}.db")) for k in range(processes)]
-    for w in workers:
-        w.start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    stop.wait()
-    for w in workers:
-        w.terminate()
-    for w in workers:
-        w.join()
+    run_processes(serve, [(port, directory / f"floor-{k}.db") for k in range(processes)])
 
 
 if __name__ == "__main__":
