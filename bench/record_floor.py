@@ -2,7 +2,8 @@
 the request, hand the result to one writer thread per process that inserts everything queued in one
 transaction with a full sync (SQLite in WAL mode, synchronous=FULL), and answer once it committed.
 It does strictly less than the service: no validation, no knowledge tracing, no profile in the
-answer, no telemetry, and a database file per process, so its processes never wait for each other.
+answer, no telemetry, and a database file per process, so its processes never wait for each other
+(with one shared store the service must coordinate its writers); 16 handler threads, as echo.
 
 `python -m bench.record_floor PORT PROCESSES DIRECTORY`: PROCESSES processes share the port
 (SO_REUSEPORT), as `LUBAN_PROCESSES` serves Luban Path."""

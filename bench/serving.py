@@ -5,12 +5,13 @@ run it with --profile, so BENCHMARKS.md always carries the per-call breakdown).
 Measured at concurrency 8 and 32, calls spread over 8 connections (so every process of each
 server gets some), each run next to a run of echo (ratios taken within the pair): RecommendPath
 repeated with nothing new (the path cache's case), RecommendPath right after a new result for that
-learner (every path re-planned), RecordAssessment (durable) and, for reference, the same load on a
-minimal durable server (bench/record_floor.py), a health check through every interceptor; then streaming ingest on SQLite and `recommender paths` on a varied 20,000-learner
-cohort with --workers 2.
+learner (every path re-planned), RecordAssessment (durable) and, for reference, the same load on
+a minimal durable server (bench/record_floor.py), a health check through every interceptor; then
+streaming ingest on SQLite and `recommender paths` on a varied 20,000-learner cohort with
+--workers 2.
 
 --profile: py-spy records every worker process of the server (GIL-holding samples only) during
-one more load of each kind at concurrency 8, after the measured ones (the figures are never a
+one more load of each of Luban Path's calls at concurrency 8, after the measured ones (the figures are never a
 profiled run's), and the per-call breakdown (microseconds of GIL-held work per call, by where it
 was spent) is reported beside the figures.
 
@@ -21,6 +22,7 @@ bench/out/serving.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -187,59 +189,65 @@ def serving(
         "LUBAN_LOG_FORMAT": "json",
         "LUBAN_PROCESSES": str(processes),
     }
-    luban = Server([PY, "-m", "recommender", "serve"], luban_port, env)
-    echo = Server([PY, "-m", "bench.echo", str(echo_port), str(processes)], echo_port)
-    floor = None
-    if "floor" in modes:
-        floor_port = free_port()
-        floor = Server([PY, "-m", "bench.record_floor", str(floor_port), str(processes), str(work)], floor_port)
-        ports["floor"] = floor_port
+    with contextlib.ExitStack() as started:  # every server started is stopped, whatever fails after it
+        luban = Server([PY, "-m", "recommender", "serve"], luban_port, env)
+        started.callback(luban.stop)
+        started.callback(Server([PY, "-m", "bench.echo", str(echo_port), str(processes)], echo_port).stop)
+        if "floor" in modes:
+            ports["floor"] = free_port()
+            floor = [PY, "-m", "bench.record_floor", str(ports["floor"]), str(processes), str(work)]
+            started.callback(Server(floor, ports["floor"]).stop)
+        return _measure(work, luban, ports, quick, profile, modes, ingest, processes)
+
+
+def _measure(
+    work: Path, luban: Server, ports: dict[str, int], quick: bool, profile: bool, modes: tuple[str, ...],
+    ingest: bool, processes: int,
+) -> dict[str, Any]:  # fmt: skip
+    luban_port = luban.port
     repeats = 1 if quick else 5
     requests = 1000 if quick else 3000
     results: dict[str, Any] = {"processes": processes, "connections": CONNECTIONS, "learners": LEARNERS}
-    try:
-        ids = work / "learners.txt"
-        ids.write_text("\n".join(reachable_learners(luban_port)))
-        for concurrency in (8, 32):
-            echoes: list[dict[str, Any]] = []
-            for mode in (m for m in modes if m != "echo"):
-                n = LEARNERS * (2 if quick else 5) if mode == "miss" else requests
-                runs, ratios, p99_ratios = [], [], []
-                for k in range(repeats):
-                    # each run next to an echo run, in alternating order: the host's other work drifts
-                    # over minutes, so a ratio of runs seconds apart is steadier than one of medians
-                    order = ("echo", mode) if k % 2 == 0 else (mode, "echo")
-                    got = {m: load(ports.get(m, luban_port), "record" if m == "floor" else m, concurrency,
-                                   requests if m == "echo" else n, ids) for m in order}  # fmt: skip
-                    runs.append(got[mode])
-                    echoes.append(got["echo"])
-                    ratios.append(got[mode]["qps"] / got["echo"]["qps"])
-                    p99_ratios.append(got[mode]["p99_ms"] / got["echo"]["p99_ms"])
-                results[f"{mode}@{concurrency}"] = {
-                    **summary_of(runs),
-                    "ratio": statistics.median(ratios),
-                    "ratio_range": [min(ratios), max(ratios)],
-                    "p99_ratio": statistics.median(p99_ratios),
-                    "p99_ratio_range": [min(p99_ratios), max(p99_ratios)],
-                }
-                if profile and concurrency == 8 and mode != "floor":
-                    spied = work / f"profile-{mode}"
-                    measured = load(luban_port, mode, concurrency, n, ids, spied, luban.process.pid)
-                    leave_out = ("RecordAssessment", "service/commit.py") if mode == "miss" else ()
-                    results[f"profile:{mode}"] = breakdown(spied, int(measured["requests"]), leave_out=leave_out)
+    ids = work / "learners.txt"
+    ids.write_text("\n".join(reachable_learners(luban_port)))
+    for concurrency in (8, 32):
+        echoes: list[dict[str, Any]] = []
+        for mode in (m for m in modes if m != "echo"):
+            n = LEARNERS * (2 if quick else 5) if mode == "miss" else requests
+            runs: list[dict[str, Any]] = []
+            ratios: list[float] = []
+            p99_ratios: list[float] = []
+            for k in range(repeats):
+                # each run next to an echo run, in alternating order: the host's other work drifts
+                # over minutes, so a ratio of runs seconds apart is steadier than one of medians
+                order = ("echo", mode) if k % 2 == 0 else (mode, "echo")
+                got = {m: load(ports.get(m, luban_port), "record" if m == "floor" else m, concurrency,
+                               requests if m == "echo" else n, ids) for m in order}  # fmt: skip
+                runs.append(got[mode])
+                echoes.append(got["echo"])
+                ratios.append(got[mode]["qps"] / got["echo"]["qps"])
+                p99_ratios.append(got[mode]["p99_ms"] / got["echo"]["p99_ms"])
+            results[f"{mode}@{concurrency}"] = {
+                **summary_of(runs),
+                "ratio": statistics.median(ratios),
+                "ratio_range": [min(ratios), max(ratios)],
+                "p99_ratio": statistics.median(p99_ratios),
+                "p99_ratio_range": [min(p99_ratios), max(p99_ratios)],
+            }
+            if profile and concurrency == 8 and mode != "floor":
+                spied = work / f"profile-{mode}"
+                measured = load(luban_port, mode, concurrency, n, ids, spied, luban.process.pid)
+                leave_out = ("RecordAssessment", "service/commit.py") if mode == "miss" else ()
+                results[f"profile:{mode}"] = breakdown(spied, int(measured["requests"]), leave_out=leave_out)
+        if echoes:
             results[f"echo@{concurrency}"] = summary_of(echoes)
-        events = 20_000 if quick else 100_000
-        if not ingest:
-            return results
-        texts = [run([PY, "-m", "bench.load", f"127.0.0.1:{luban_port}", "ingest1000", "1", str(events)])[0]
-                 for _ in range(repeats)]  # fmt: skip
-        rates = [float(json.loads(t.strip().splitlines()[-1])["events_per_s"]) for t in texts]
-        results["ingest1000"] = {"events_per_s": statistics.median(rates), "range": [min(rates), max(rates)]}
-    finally:
-        luban.stop()
-        echo.stop()
-        if floor is not None:
-            floor.stop()
+    events = 20_000 if quick else 100_000
+    if not ingest:
+        return results
+    texts = [run([PY, "-m", "bench.load", f"127.0.0.1:{luban_port}", "ingest1000", "1", str(events)])[0]
+             for _ in range(1 if quick else 3)]  # fmt: skip
+    rates = [float(json.loads(t.strip().splitlines()[-1])["events_per_s"]) for t in texts]
+    results["ingest1000"] = {"events_per_s": statistics.median(rates), "range": [min(rates), max(rates)]}
     return results
 
 
@@ -288,7 +296,8 @@ def render(results: dict[str, Any]) -> str:
         "role is reachable (10 steps, demo world, a trained model active). Each run of a call is paired with a "
         "run of echo right before or after it (the order alternating), and its ratios to echo are taken within "
         "the pair: QPS / echo and p99 / echo's are the medians of those paired ratios (their range in brackets); "
-        "QPS, p50 and p99 are medians of the runs.",
+        "QPS, p50 and p99 are medians of the runs, echo's over all its runs at that concurrency (so a call's ratio "
+        "is not its QPS over the echo row's).",
         "",
         "| call | concurrency | QPS | QPS / echo | p50 ms | p99 ms | p99 / echo's | target | met |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -296,7 +305,7 @@ def render(results: dict[str, Any]) -> str:
     for concurrency in (8, 32):
         for mode in (m for m in ALL_MODES if f"{m}@{concurrency}" in s):
             r = s[f"{mode}@{concurrency}"]
-            ratio, p99_ratio = r.get("ratio", 1.0), r.get("p99_ratio", 1.0)
+            ratio, p99_ratio = (1.0, 1.0) if mode == "echo" else (r["ratio"], r["p99_ratio"])
             spread = f" ({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f})" if "ratio_range" in r else ""
             target, met = "", ""
             if mode in TARGETS:
