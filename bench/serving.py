@@ -360,7 +360,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--profile", action="store_true", help="py-spy per-call breakdown (concurrency 8)")
     parser.add_argument("--processes", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--only", nargs="*", help="just these modes (printed, BENCHMARKS.md untouched)")
+    parser.add_argument(
+        "--only", nargs="+", choices=ALL_MODES, help="just these modes (printed, BENCHMARKS.md untouched)"
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="luban-serving-"))
