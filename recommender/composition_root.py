@@ -257,12 +257,14 @@ def serve_processes(settings: Settings, dashboard: str = "") -> int:
             writer.close()
             workers.append((worker, reader))
         failed = not _started(workers, stop) and not stop.is_set()  # a signal while starting is no failure
+        reported: BaseProcess | None = None
         if not failed:
             _banner(settings, port, len(workers), dashboard)
             while not stop.wait(0.5):
                 dead = [w for w, _ in workers if not w.is_alive()]
                 if dead:
-                    log.error("worker %s exited (status %s): stopping the others", dead[0].name, dead[0].exitcode)
+                    reported = dead[0]
+                    log.error("worker %s exited (status %s): stopping the others", reported.name, reported.exitcode)
                     failed = True
                     break
         for worker, _reader in workers:
@@ -276,7 +278,10 @@ def serve_processes(settings: Settings, dashboard: str = "") -> int:
                 worker.kill()
                 worker.join()
                 failed = True
-            failed = failed or worker.exitcode != 0
+            if worker.exitcode != 0:
+                if worker is not reported:  # the status the exit reports: say whose it is
+                    log.error("worker %s exited with status %s while stopping", worker.name, worker.exitcode)
+                failed = True
             reader.close()
     log.info("stopped")
     return 1 if failed else 0

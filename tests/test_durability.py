@@ -5,6 +5,7 @@ two servers on one PostgreSQL database. Each server is two processes sharing its
 from __future__ import annotations
 
 import os
+import re
 import select
 import signal
 import socket
@@ -215,6 +216,23 @@ class Proxy:
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
         self._sockets.clear()
+
+
+def test_a_worker_lost_while_stopping_fails_the_exit_and_is_named(tmp_path: Path, sqlite_url: str) -> None:
+    with server_process(sqlite_url, tmp_path) as (process, port):
+        log_file = tmp_path / f"server-{port}.log"
+        deadline = time.monotonic() + 60
+        while "from 2 processes" not in log_file.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)  # every worker serving (one answering is enough for the channel to be ready)
+        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        workers = [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        assert len(workers) == 2
+        os.kill(workers[-1], signal.SIGKILL)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=90) == 1
+    log = log_file.read_text()
+    named = re.findall(r"worker luban-worker-\d exited .*status -9", log)
+    assert len(named) == 1, log
 
 
 @pytest.mark.postgres
