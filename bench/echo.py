@@ -1,7 +1,9 @@
 """A bare grpcio unary echo server with Luban Path's message-size limits and port sharing: the
-ceiling of the Python gRPC stack on this machine. Its 16 handler threads and 128 calls stay as the
-issue's figures were first measured, whatever Luban Path's own thread count. `python -m bench.echo PORT [PROCESSES]`: with PROCESSES > 1, that many
-processes share the port (SO_REUSEPORT), as `LUBAN_PROCESSES` serves Luban Path."""
+ceiling of the Python gRPC stack on this machine. Its 16 handler threads and 128 concurrent calls
+stay as the issue's figures were first measured, whatever Luban Path's own thread count.
+
+`python -m bench.echo PORT [PROCESSES]`: with PROCESSES > 1, that many processes share the port
+(SO_REUSEPORT), as `LUBAN_PROCESSES` serves Luban Path."""
 
 from __future__ import annotations
 
