@@ -128,3 +128,10 @@ def tiny_catalog() -> tuple[list[Skill], list[Module], list[TargetRole]]:
 def tiny_app(app: App) -> App:
     app.catalogs.upsert(*tiny_catalog(), replace=True)
     return app
+
+
+def workers_of(pid: int) -> list[int]:
+    """A `recommender serve` supervisor's worker processes (not multiprocessing's resource tracker
+    beside them)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]

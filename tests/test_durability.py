@@ -27,7 +27,7 @@ from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.kt.bkt import BKTModel, replay
 from recommender.storage import open_store
-from tests.conftest import T0, tiny_catalog
+from tests.conftest import T0, tiny_catalog, workers_of
 
 pytestmark = pytest.mark.slow
 
@@ -224,8 +224,7 @@ def test_a_worker_lost_while_stopping_fails_the_exit_and_is_named(tmp_path: Path
         deadline = time.monotonic() + 60
         while "from 2 processes" not in log_file.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)  # every worker serving (one answering is enough for the channel to be ready)
-        children = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-        workers = [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+        workers = workers_of(process.pid)
         assert len(workers) == 2
         os.kill(workers[-1], signal.SIGKILL)
         process.send_signal(signal.SIGTERM)

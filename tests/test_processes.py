@@ -25,7 +25,7 @@ from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.ml.train import TrainConfig
 from recommender.service.app import build_app
 from recommender.storage import open_store
-from tests.conftest import _postgres_schema_url, make_settings
+from tests.conftest import _postgres_schema_url, make_settings, workers_of
 from tests.service.test_models import load_world
 from tests.test_durability import free_port
 
@@ -48,12 +48,6 @@ class Cluster:
 
 def auth(tenant: str = "default") -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {TOKENS[tenant]}"),)
-
-
-def workers_of(pid: int) -> list[int]:
-    """The server's worker processes (not multiprocessing's resource tracker beside them)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
 
 
 def connections_by_worker(pid: int, port: int) -> dict[int, int]:
