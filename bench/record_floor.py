@@ -2,14 +2,17 @@
 the request, hand the result to one writer thread per process that inserts everything queued in one
 transaction with a full sync (SQLite in WAL mode, synchronous=FULL), and answer once it committed.
 It does strictly less than the service: no validation, no knowledge tracing, no profile in the
-answer, no telemetry, and a database file per process, so its processes never wait for each other
-(with one shared store the service must coordinate its writers); 16 handler threads, as echo.
+answer, no telemetry; 16 handler threads, as echo. Its processes share one database file, as the
+service's do: their writers take turns on an fcntl lock beside it (as storage's WriterLock), which
+wakes the next writer at once where SQLite's busy handler would sleep.
 
 `python -m bench.record_floor PORT PROCESSES DIRECTORY`: PROCESSES processes share the port
 (SO_REUSEPORT), as `LUBAN_PROCESSES` serves Luban Path."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import queue
 import sqlite3
 import sys
@@ -26,8 +29,9 @@ from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
 SCHEMA = "CREATE TABLE IF NOT EXISTS events (event_id TEXT PRIMARY KEY, learner_id TEXT, module_id TEXT, score REAL)"
 
 
-def write_forever(db: sqlite3.Connection, pending: queue.SimpleQueue[tuple[Any, threading.Lock]]) -> None:
-    """Group commit: everything queued while the last transaction committed goes into the next."""
+def write_forever(db: sqlite3.Connection, pending: queue.SimpleQueue[tuple[Any, threading.Lock]], turn: int) -> None:
+    """Group commit: everything queued while the last transaction committed goes into the next,
+    in the processes' turn (`turn`: the lock file's descriptor)."""
     while True:
         group = [pending.get()]
         while True:
@@ -35,23 +39,27 @@ def write_forever(db: sqlite3.Connection, pending: queue.SimpleQueue[tuple[Any, 
                 group.append(pending.get_nowait())
             except queue.Empty:
                 break
-        db.execute("BEGIN")
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        db.execute("BEGIN IMMEDIATE")
         db.executemany(
             "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)",
             [(r.event_id, r.learner_id, r.module_id, r.score) for r, _ in group],
         )
         db.execute("COMMIT")
+        fcntl.flock(turn, fcntl.LOCK_UN)
         for _, committed in group:
             committed.release()
 
 
 def serve(port: int, path: Path) -> None:
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA busy_timeout=10000")  # the processes open the new file together
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
     db.execute(SCHEMA)
     pending: queue.SimpleQueue[tuple[Any, threading.Lock]] = queue.SimpleQueue()
-    threading.Thread(target=write_forever, args=(db, pending), daemon=True).start()
+    turn = os.open(f"{path}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+    threading.Thread(target=write_forever, args=(db, pending, turn), daemon=True).start()
 
     def record(request: pb.RecordAssessmentRequest, context: grpc.ServicerContext) -> pb.RecordAssessmentResponse:
         committed = threading.Lock()
@@ -75,7 +83,7 @@ def serve(port: int, path: Path) -> None:
 
 def main() -> None:
     port, processes, directory = int(sys.argv[1]), int(sys.argv[2]), Path(sys.argv[3])
-    run_processes(serve, [(port, directory / f"floor-{k}.db") for k in range(processes)])
+    run_processes(serve, [(port, directory / "floor.db")] * processes)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ LABELS = {
     "repeat": "RecommendPath, nothing new (cached)",
     "miss": "RecommendPath right after a new result",
     "record": "RecordAssessment (durable)",
-    "floor": "RecordAssessment's floor: a minimal durable server (bench/record_floor.py)",
+    "floor": "RecordAssessment's floor: a minimal durable server, one store for its processes (bench/record_floor.py)",
     "health": "health Check through every interceptor",
 }
 
