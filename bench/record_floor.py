@@ -1,10 +1,13 @@
 """The least a durable RecordAssessment can do on this stack, as a reference for Luban Path's: parse
 the request, hand the result to one writer thread per process that inserts everything queued in one
 transaction with a full sync (SQLite in WAL mode, synchronous=FULL), and answer once it committed.
-It does strictly less than the service: no validation, no knowledge tracing, no profile in the
+It does less per call than the service: no validation, no knowledge tracing, no profile in the
 answer, no telemetry; 16 handler threads, as echo. Its processes share one database file, as the
-service's do: their writers take turns on an fcntl lock beside it (as storage's WriterLock), which
-wakes the next writer at once where SQLite's busy handler would sleep.
+service's processes share their store, but coordinate as the service only falls back to (storage's
+WriterLock): each process commits its own callers' results, the writers taking turns on an fcntl
+lock beside the file, which wakes the next one at once where SQLite's busy handler would sleep.
+The service's processes on SQLite hand single results to one writer instead, whose sync serves
+every process (docs/decisions/0014-one-writer-process.md).
 
 `python -m bench.record_floor PORT PROCESSES DIRECTORY`: PROCESSES processes share the port
 (SO_REUSEPORT), as `LUBAN_PROCESSES` serves Luban Path."""
@@ -17,6 +20,7 @@ import queue
 import sqlite3
 import sys
 import threading
+import traceback
 from concurrent import futures
 from pathlib import Path
 from typing import Any
@@ -39,26 +43,34 @@ def write_forever(db: sqlite3.Connection, pending: queue.SimpleQueue[tuple[Any, 
                 group.append(pending.get_nowait())
             except queue.Empty:
                 break
-        fcntl.flock(turn, fcntl.LOCK_EX)
-        db.execute("BEGIN IMMEDIATE")
-        db.executemany(
-            "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)",
-            [(r.event_id, r.learner_id, r.module_id, r.score) for r, _ in group],
-        )
-        db.execute("COMMIT")
-        fcntl.flock(turn, fcntl.LOCK_UN)
+        try:
+            fcntl.flock(turn, fcntl.LOCK_EX)
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany(
+                "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?)",
+                [(r.event_id, r.learner_id, r.module_id, r.score) for r, _ in group],
+            )
+            db.execute("COMMIT")
+            fcntl.flock(turn, fcntl.LOCK_UN)
+        except BaseException:
+            # nothing to answer the group with: the process ends (its lock and transaction with it),
+            # so the load sees its calls fail instead of every process waiting for the lock
+            traceback.print_exc()
+            os._exit(1)
         for _, committed in group:
             committed.release()
 
 
 def serve(port: int, path: Path) -> None:
+    turn = os.open(f"{path}.lock", os.O_CREAT | os.O_RDWR, 0o600)
     db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    db.execute("PRAGMA busy_timeout=10000")  # the processes open the new file together
+    fcntl.flock(turn, fcntl.LOCK_EX)  # the processes open the new file together
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA wal_autocheckpoint=10000")  # as the service's store (storage/sql.py)
     db.execute(SCHEMA)
+    fcntl.flock(turn, fcntl.LOCK_UN)
     pending: queue.SimpleQueue[tuple[Any, threading.Lock]] = queue.SimpleQueue()
-    turn = os.open(f"{path}.lock", os.O_CREAT | os.O_RDWR, 0o600)
     threading.Thread(target=write_forever, args=(db, pending, turn), daemon=True).start()
 
     def record(request: pb.RecordAssessmentRequest, context: grpc.ServicerContext) -> pb.RecordAssessmentResponse:
