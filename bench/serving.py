@@ -6,7 +6,8 @@ Measured at concurrency 8 and 32, calls spread over 8 connections (so every proc
 server gets some), each run next to a run of echo (ratios taken within the pair): RecommendPath
 repeated with nothing new (the path cache's case), RecommendPath right after a new result for that
 learner (every path re-planned), RecordAssessment (durable) and, for reference, the same load on
-a minimal durable server (bench/record_floor.py), a health check through every interceptor; then
+a minimal durable server (bench/record_floor.py), a health check through every interceptor, each
+with the server's CPU time per call; then
 streaming ingest on SQLite and `recommender paths` on a varied 20,000-learner cohort with
 --workers 2.
 
@@ -138,6 +139,29 @@ def load(port: int, mode: str, concurrency: int, requests: int, ids: Path, profi
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
+def load_on(server_pid: int, port: int, mode: str, concurrency: int, requests: int, ids: Path) -> dict[str, Any]:
+    """load(), with the server's CPU time per call over the run (`cpu_us`): what the server spends
+    on a call, from which a ratio to echo follows once the host's cores are all busy."""
+    before = process_tree_cpu(server_pid)
+    result = load(port, mode, concurrency, requests, ids)
+    result["cpu_us"] = (process_tree_cpu(server_pid) - before) / max(int(result["requests"]), 1) * 1e6
+    return result
+
+
+def process_tree_cpu(pid: int) -> float:
+    """Seconds of CPU (user and system) a server's process and its direct children (the processes
+    sharing its port) have used so far, from /proc."""
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    ticks = 0
+    for p in pids:
+        with contextlib.suppress(OSError):  # a child that ended meanwhile
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def breakdown(profile: Path, calls: int, rate: int = 500, leave_out: tuple[str, ...] = ()) -> dict[str, float]:
     """Microseconds of GIL-held work per call, by category, from py-spy's raw (collapsed) stacks
     of every worker; stacks naming any of `leave_out` are not counted (the miss load's own
@@ -169,6 +193,7 @@ def summary_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "qps_range": [min(r["qps"] for r in runs), max(r["qps"] for r in runs)],
         "p50_ms": median_of(runs, "p50_ms"),
         "p99_ms": median_of(runs, "p99_ms"),
+        "cpu_us": median_of(runs, "cpu_us"),
         "errors": sum(int(r["errors"]) for r in runs),
         "runs": len(runs),
     }
@@ -192,17 +217,21 @@ def serving(
     with contextlib.ExitStack() as started:  # every server started is stopped, whatever fails after it
         luban = Server([PY, "-m", "recommender", "serve"], luban_port, env)
         started.callback(luban.stop)
-        started.callback(Server([PY, "-m", "bench.echo", str(echo_port), str(processes)], echo_port).stop)
+        echo = Server([PY, "-m", "bench.echo", str(echo_port), str(processes)], echo_port)
+        started.callback(echo.stop)
+        pids = {"echo": echo.process.pid}
         if "floor" in modes:
             ports["floor"] = free_port()
-            floor = [PY, "-m", "bench.record_floor", str(ports["floor"]), str(processes), str(work)]
-            started.callback(Server(floor, ports["floor"]).stop)
-        return _measure(work, luban, ports, quick, profile, modes, ingest, processes)
+            floor = Server([PY, "-m", "bench.record_floor", str(ports["floor"]), str(processes), str(work)],
+                           ports["floor"])  # fmt: skip
+            started.callback(floor.stop)
+            pids["floor"] = floor.process.pid
+        return _measure(work, luban, ports, pids, quick, profile, modes, ingest, processes)
 
 
 def _measure(
-    work: Path, luban: Server, ports: dict[str, int], quick: bool, profile: bool, modes: tuple[str, ...],
-    ingest: bool, processes: int,
+    work: Path, luban: Server, ports: dict[str, int], pids: dict[str, int], quick: bool, profile: bool,
+    modes: tuple[str, ...], ingest: bool, processes: int,
 ) -> dict[str, Any]:  # fmt: skip
     luban_port = luban.port
     repeats = 1 if quick else 5
@@ -221,8 +250,9 @@ def _measure(
                 # each run next to an echo run, in alternating order: the host's other work drifts
                 # over minutes, so a ratio of runs seconds apart is steadier than one of medians
                 order = ("echo", mode) if k % 2 == 0 else (mode, "echo")
-                got = {m: load(ports.get(m, luban_port), "record" if m == "floor" else m, concurrency,
-                               requests if m == "echo" else n, ids) for m in order}  # fmt: skip
+                got = {m: load_on(pids.get(m, luban.process.pid), ports.get(m, luban_port),
+                                  "record" if m == "floor" else m, concurrency, requests if m == "echo" else n, ids)
+                       for m in order}  # fmt: skip
                 runs.append(got[mode])
                 echoes.append(got["echo"])
                 ratios.append(got[mode]["qps"] / got["echo"]["qps"])
@@ -297,10 +327,13 @@ def render(results: dict[str, Any]) -> str:
         "run of echo right before or after it (the order alternating), and its ratios to echo are taken within "
         "the pair: QPS / echo and p99 / echo's are the medians of those paired ratios (their range in brackets); "
         "QPS, p50 and p99 are medians of the runs, echo's over all its runs at that concurrency (so a call's ratio "
-        "is not its QPS over the echo row's).",
+        "is not its QPS over the echo row's). Server CPU per call: the CPU time (user and system) of all the "
+        "server's processes over a run, per call, the median of the runs; the load generator shares the host's "
+        "cores with it.",
         "",
-        "| call | concurrency | QPS | QPS / echo | p50 ms | p99 ms | p99 / echo's | target | met |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| call | concurrency | QPS | QPS / echo | p50 ms | p99 ms | p99 / echo's | server CPU µs per call | target "
+        "| met |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for concurrency in (8, 32):
         for mode in (m for m in ALL_MODES if f"{m}@{concurrency}" in s):
@@ -314,7 +347,8 @@ def render(results: dict[str, Any]) -> str:
                 ok = ratio >= least and (p99_most is None or p99_ratio <= p99_most)
                 met = "yes" if ok else "**no**"
             lines.append(f"| {LABELS[mode]} | {concurrency} | {r['qps']:,.0f} | {ratio:.2f}{spread} | "
-                         f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {p99_ratio:.1f} | {target} | {met} |")  # fmt: skip
+                         f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {p99_ratio:.2f} | {r['cpu_us']:,.0f} | {target} | "
+                         f"{met} |")  # fmt: skip
     ingest = s["ingest1000"]["events_per_s"]
     b = results["batch"]
     lines += [
@@ -375,10 +409,12 @@ def main() -> None:
             only = serving(work, args.processes, args.quick, args.profile, ("echo", *args.only), ingest=False)
             print(json.dumps(only, indent=1))
             for key, r in only.items():
+                if key.startswith("echo@"):
+                    print(f"{key}: {r['cpu_us']:,.0f} us of server CPU per call")
                 if isinstance(r, dict) and "ratio" in r:
                     print(
                         f"{key}: {r['ratio']:.2f}x echo ({r['ratio_range'][0]:.2f}-{r['ratio_range'][1]:.2f}), "
-                        f"p99 {r['p99_ratio']:.1f}x echo's"
+                        f"p99 {r['p99_ratio']:.2f}x echo's, {r['cpu_us']:,.0f} us of server CPU per call"
                     )
             return
         results["serving"] = serving(work, args.processes, args.quick, args.profile)
