@@ -65,6 +65,7 @@ GRPC_FILES = ("grpc/", "threading.py", "concurrent/futures", "queue.py")
 # where a sample's time went, by the frames on its stack (first match wins)
 CATEGORIES: list[tuple[str, Callable[[str], bool]]] = [
     ("group-commit writer (SQL, BKT update, commit)", lambda s: "commit.py" in s and "_commit" in s),
+    ("commit relay between processes (service/relay.py)", lambda s: "service/relay.py" in s),
     ("model scoring (ml/model.py)", lambda s: "ml/model.py" in s),
     ("reason rendering (planner/reasons.py)", lambda s: "planner/reasons.py" in s),
     ("planning (planner/plan.py and state)", lambda s: "plan_paths" in s or "plan_many" in s),
