@@ -147,11 +147,21 @@ def _sign_in(driver: Any, base_url: str, token: str) -> None:
 
 
 def _wait(driver: Any, condition: Any) -> None:
-    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    def settled(d: Any) -> Any:
+        try:
+            return condition(d)
+        except WebDriverException as exc:
+            # Chrome may report an element whose page is being replaced as a node that no longer
+            # belongs to the document instead of as stale: the same race, so look again
+            if "does not belong to the document" in str(exc):
+                return False
+            raise
+
     # an element read while its page is being replaced is stale: look again, as for one not there yet
-    WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,)).until(condition)
+    WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,)).until(settled)
 
 
 def test_sign_in_with_the_keyboard(browser: Any, base_url: str) -> None:
