@@ -7,14 +7,13 @@ server gets some), each run next to a run of echo (ratios taken within the pair)
 repeated with nothing new (the path cache's case), RecommendPath right after a new result for that
 learner (every path re-planned), RecordAssessment (durable) and, for reference, the same load on
 a minimal durable server (bench/record_floor.py), a health check through every interceptor, each
-with the server's CPU time per call; then
-streaming ingest on SQLite and `recommender paths` on a varied 20,000-learner cohort with
---workers 2.
+with the server's CPU time per call; then streaming ingest on SQLite and `recommender paths` on a
+varied 20,000-learner cohort with --workers 2.
 
 --profile: py-spy records every worker process of the server (GIL-holding samples only) during
-one more load of each of Luban Path's calls at concurrency 8, after the measured ones (the figures are never a
-profiled run's), and the per-call breakdown (microseconds of GIL-held work per call, by where it
-was spent) is reported beside the figures.
+one more load of each of Luban Path's calls at concurrency 8, after the measured ones (the figures
+are never a profiled run's), and the per-call breakdown (microseconds of GIL-held work per call,
+by where it was spent) is reported beside the figures.
 
 The section between the markers in BENCHMARKS.md is rewritten; raw numbers go to
 bench/out/serving.json.
@@ -113,9 +112,16 @@ def reachable_learners(port: int) -> list[str]:
     return found
 
 
+def children_of(pid: int) -> list[int]:
+    """A process's direct children, from /proc (none once it has ended)."""
+    with contextlib.suppress(OSError):
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return []
+
+
 def workers_of(pid: int) -> list[int]:
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(c) for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()] or [pid]
+    """A server's worker processes (not multiprocessing's resource tracker), or the server itself."""
+    return [c for c in children_of(pid) if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()] or [pid]
 
 
 def load(port: int, mode: str, concurrency: int, requests: int, ids: Path, profile: Path | None = None,
@@ -152,11 +158,8 @@ def load_on(server_pid: int, port: int, mode: str, concurrency: int, requests: i
 def process_tree_cpu(pid: int) -> float:
     """Seconds of CPU (user and system) a server's process and its direct children (the processes
     sharing its port) have used so far, from /proc."""
-    pids = [pid]
-    with contextlib.suppress(OSError):
-        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     ticks = 0
-    for p in pids:
+    for p in [pid, *children_of(pid)]:
         with contextlib.suppress(OSError):  # a child that ended meanwhile
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             ticks += int(fields[11]) + int(fields[12])  # utime, stime
