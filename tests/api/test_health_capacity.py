@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import grpc
@@ -25,14 +26,20 @@ from tests.conftest import make_settings
 WORKERS = 2
 
 
-@pytest.fixture
-def tiny_server(tmp_path: Path, sqlite_url: str, clock: ManualClock) -> Iterator[Served]:
-    app = build_app(make_settings(sqlite_url, tmp_path, max_workers=WORKERS), clock=clock)
+@contextmanager
+def server_with(tmp_path: Path, sqlite_url: str, clock: ManualClock, **settings: object) -> Iterator[Served]:
+    app = build_app(make_settings(sqlite_url, tmp_path, **settings), clock=clock)
     try:
         with serving(app) as server:
             yield server
     finally:
         app.close()
+
+
+@pytest.fixture
+def tiny_server(tmp_path: Path, sqlite_url: str, clock: ManualClock) -> Iterator[Served]:
+    with server_with(tmp_path, sqlite_url, clock, max_workers=WORKERS) as server:
+        yield server
 
 
 def test_health_answers_while_every_handler_is_busy(tiny_server: Served) -> None:
@@ -75,12 +82,8 @@ def test_health_answers_while_every_handler_is_busy(tiny_server: Served) -> None
 
 @pytest.fixture
 def default_server(tmp_path: Path, sqlite_url: str, clock: ManualClock) -> Iterator[Served]:
-    app = build_app(make_settings(sqlite_url, tmp_path), clock=clock)
-    try:
-        with serving(app) as server:
-            yield server
-    finally:
-        app.close()
+    with server_with(tmp_path, sqlite_url, clock) as server:
+        yield server
 
 
 def test_by_default_eight_service_calls_run_at_once_and_the_next_waits(default_server: Served) -> None:
