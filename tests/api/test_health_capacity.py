@@ -81,7 +81,10 @@ def test_health_answers_while_every_handler_is_busy(tiny_server: Served) -> None
 
 
 @pytest.fixture
-def default_server(tmp_path: Path, sqlite_url: str, clock: ManualClock) -> Iterator[Served]:
+def default_server(
+    tmp_path: Path, sqlite_url: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Served]:
+    monkeypatch.delenv("LUBAN_MAX_WORKERS", raising=False)  # the default, whatever the caller's environment
     with server_with(tmp_path, sqlite_url, clock) as server:
         yield server
 
@@ -93,10 +96,10 @@ def test_by_default_eight_service_calls_run_at_once_and_the_next_waits(default_s
     assert threads == 8, "the documented default"
     assert default_server.app.settings.max_workers == threads
     load_tiny(default_server)
-    in_flight = default_server.running.metrics.registry
+    registry = default_server.running.metrics.registry
 
     def running() -> float:
-        return in_flight.get_sample_value("luban_rpc_in_flight") or 0.0
+        return registry.get_sample_value("luban_rpc_in_flight") or 0.0
 
     releases = [threading.Event() for _ in range(threads)]
 
