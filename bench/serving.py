@@ -28,7 +28,6 @@ import json
 import math
 import os
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import tempfile
@@ -293,24 +292,37 @@ def _measure(
 
 
 def stored_results(database: Path) -> int:
-    """Results in the SQLite store (read beside the running server: WAL readers do not block it)."""
-    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-        return int(db.execute("SELECT count(*) FROM assessment_events").fetchone()[0])
+    """Results in the SQLite store, read beside the running server (WAL readers do not block it)."""
+    from recommender.storage.sql import open_store
+
+    store = open_store(f"sqlite:///{database}", pool_size=1)
+    try:
+        return store.count_events()
+    finally:
+        store.close()
+
+
+def _down(value: float) -> str:
+    return f"{math.floor(value * 100 + 1e-9) / 100:.2f}"
+
+
+def _up(value: float) -> str:
+    return f"{math.ceil(value * 100 - 1e-9) / 100:.2f}"
 
 
 def _ratio(value: float, least: float | None = None, most: float | None = None) -> str:
     """Two decimals; a ratio that misses its target (at `least`, at most `most`) rounded away from
     it, so the figure beside "no" never reads as met (0.8996 against at least 0.9 reads 0.89)."""
     if least is not None and value < least:
-        value = math.floor(value * 100 + 1e-9) / 100
-    elif most is not None and value > most:
-        value = math.ceil(value * 100 - 1e-9) / 100
+        return _down(value)
+    if most is not None and value > most:
+        return _up(value)
     return f"{value:.2f}"
 
 
 def _spread(low: float, high: float) -> str:
     """A range to two decimals that holds every value in it (its ends rounded outwards)."""
-    return f"{math.floor(low * 100 + 1e-9) / 100:.2f}-{math.ceil(high * 100 - 1e-9) / 100:.2f}"
+    return f"{_down(low)}-{_up(high)}"
 
 
 def varied_cohort(path: Path, n: int, seed: int = 23) -> None:
