@@ -218,6 +218,10 @@ def _stop_on_signals(settings: Settings) -> threading.Event:
 
 
 START_SECONDS = 300.0  # longest a worker process may take to start (imports, store, model load)
+# How a worker still importing (its handlers not yet installed) ends when the signal that stops
+# the server reaches it: from the supervisor, or from a terminal or an init system that signals the
+# whole process group. It had taken no call, so that stop is as clean as a drained one.
+STOPPED_BY_SIGNAL = (-signal.SIGTERM, -signal.SIGINT)
 
 
 @contextmanager
@@ -253,12 +257,14 @@ def serve_processes(settings: Settings, dashboard: str = "") -> int:
                 target=_worker, args=(settings, index, address, writer, os.getpid(), relay_key),
                 name=f"luban-worker-{index}",
             )  # fmt: skip
-            worker.start()
+            with _interrupts_ignored_by_children():
+                worker.start()
             writer.close()
             workers.append((worker, reader))
-        failed = not _started(workers, stop) and not stop.is_set()  # a signal while starting is no failure
+        started = _started(workers, stop)
+        failed = not started and not stop.is_set()  # a signal while starting is no failure
         reported: BaseProcess | None = None
-        if not failed:
+        if started:
             _banner(settings, port, len(workers), dashboard)
             while not stop.wait(0.5):
                 dead = [w for w, _ in workers if not w.is_alive()]
@@ -278,13 +284,30 @@ def serve_processes(settings: Settings, dashboard: str = "") -> int:
                 worker.kill()
                 worker.join()
                 failed = True
-            if worker.exitcode != 0:
+            if worker.exitcode != 0 and not (stop.is_set() and worker.exitcode in STOPPED_BY_SIGNAL):
                 if worker is not reported:  # the status the exit reports: say whose it is
                     log.error("worker %s exited with status %s while stopping", worker.name, worker.exitcode)
                 failed = True
             reader.close()
     log.info("stopped")
     return 1 if failed else 0
+
+
+@contextmanager
+def _interrupts_ignored_by_children() -> Iterator[None]:
+    """Processes started inside ignore SIGINT until they install their own handlers: a Ctrl-C to
+    the terminal's process group while a worker still imports would end it with a
+    KeyboardInterrupt traceback, though the supervisor, which takes that Ctrl-C too, stops it with
+    SIGTERM anyway. An ignored disposition is what an exec keeps; the supervisor's own SIGINT is
+    blocked meanwhile, so one that comes is held (Linux keeps a blocked signal pending even while
+    it is ignored) and reaches the supervisor's handler after."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _started(workers: list[tuple[BaseProcess, Connection]], stop: threading.Event) -> bool:
@@ -302,7 +325,8 @@ def _started(workers: list[tuple[BaseProcess, Connection]], stop: threading.Even
                 kind, detail = reader.recv()
             except EOFError:
                 worker.join(1)
-                log.error("worker %s exited while starting (status %s)", worker.name, worker.exitcode)
+                if not stop.is_set():  # else it ended as the stop asked (STOPPED_BY_SIGNAL)
+                    log.error("worker %s exited while starting (status %s)", worker.name, worker.exitcode)
                 return False
             if kind != "ready":
                 log.error("worker %s cannot serve: %s", worker.name, detail)
@@ -316,6 +340,7 @@ def _worker(settings: Settings, index: int, address: str, started: Connection, p
     worker 0 commits single results for all of them (service/relay.py); PostgreSQL locks rows per
     learner and syncs concurrent commits together itself."""
     _die_with(parent)
+    stop = _stop_on_signals(settings)  # a signal while starting: stop, drained, as soon as started
     configure_logging(settings)
     if settings.metrics_address:  # each worker's own metrics: the configured port + its index
         host, _, metrics_port = settings.metrics_address.rpartition(":")
@@ -332,7 +357,6 @@ def _worker(settings: Settings, index: int, address: str, started: Connection, p
     except Exception as exc:
         started.send(("error", str(exc)))
         raise SystemExit(1) from exc
-    stop = _stop_on_signals(settings)
     started.send(("ready", os.getpid()))
     started.close()
     log.info("worker %d serving on %s (pid %d)", index, address, os.getpid())

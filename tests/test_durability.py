@@ -38,12 +38,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def server_env(store_url: str, tmp: Path, port: int) -> dict[str, str]:
+    return {**os.environ, "LUBAN_STORE_URL": store_url, "LUBAN_ADDRESS": f"127.0.0.1:{port}",
+            "LUBAN_MODELS_DIR": str(tmp / "models"), "LUBAN_LOG_FORMAT": "text", "LUBAN_GRACE_SECONDS": "60",
+            "LUBAN_CATALOG_REFRESH_SECONDS": "0", "LUBAN_PROCESSES": "2"}  # fmt: skip
+
+
 @contextmanager
 def server_process(store_url: str, tmp: Path, port: int | None = None) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = port or free_port()
-    env = {**os.environ, "LUBAN_STORE_URL": store_url, "LUBAN_ADDRESS": f"127.0.0.1:{port}",
-           "LUBAN_MODELS_DIR": str(tmp / "models"), "LUBAN_LOG_FORMAT": "text", "LUBAN_GRACE_SECONDS": "60",
-           "LUBAN_CATALOG_REFRESH_SECONDS": "0", "LUBAN_PROCESSES": "2"}  # fmt: skip
+    env = server_env(store_url, tmp, port)
     log = (tmp / f"server-{port}.log").open("ab")
     process = subprocess.Popen([sys.executable, "-m", "recommender", "serve"], env=env, stdout=log, stderr=log)
     try:
@@ -158,6 +162,32 @@ def test_sigterm_drains_in_flight_calls_then_exits(tmp_path: Path, sqlite_url: s
         assert process.wait(timeout=30) == 0
         assert list(watch) == [], "the health watch was ended with OK, not cut off"
         channel.close()
+
+
+@pytest.mark.parametrize("to_group", [False, True], ids=["sigterm-to-the-supervisor", "ctrl-c-to-the-group"])
+def test_a_stop_while_the_workers_start_is_a_clean_exit(tmp_path: Path, sqlite_url: str, to_group: bool) -> None:
+    """An orchestrator may stop a server that has not finished starting, and a terminal's Ctrl-C
+    reaches every process of the group, the workers still importing included."""
+    process = subprocess.Popen([sys.executable, "-m", "recommender", "serve"], stdout=subprocess.PIPE,
+                               env=server_env(sqlite_url, tmp_path, free_port()), stderr=subprocess.STDOUT,
+                               start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while len(workers_of(process.pid)) < 2 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert len(workers_of(process.pid)) == 2, "the supervisor started its workers"
+        if to_group:
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert "Luban Path serving on" not in output, "the stop came while the workers started"
+    assert process.returncode == 0, output
+    assert "ERROR" not in output and "Traceback" not in output, output
 
 
 class Proxy:
