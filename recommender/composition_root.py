@@ -218,10 +218,11 @@ def _stop_on_signals(settings: Settings) -> threading.Event:
 
 
 START_SECONDS = 300.0  # longest a worker process may take to start (imports, store, model load)
-# How a worker still importing (its handlers not yet installed) ends when the signal that stops
-# the server reaches it: from the supervisor, or from a terminal or an init system that signals the
-# whole process group. It had taken no call, so that stop is as clean as a drained one.
-STOPPED_BY_SIGNAL = (-signal.SIGTERM, -signal.SIGINT)
+# How a worker still importing (its handlers not yet installed) ends when the SIGTERM that stops
+# the server reaches it, from the supervisor or from an init system that signals the whole group
+# (it ignores SIGINT until then: _interrupts_ignored_by_children). It had taken no call, so that
+# stop is as clean as a drained one.
+STOPPED_BY_SIGTERM = -signal.SIGTERM
 
 
 @contextmanager
@@ -284,7 +285,7 @@ def serve_processes(settings: Settings, dashboard: str = "") -> int:
                 worker.kill()
                 worker.join()
                 failed = True
-            if worker.exitcode != 0 and not (stop.is_set() and worker.exitcode in STOPPED_BY_SIGNAL):
+            if worker.exitcode != 0 and not (stop.is_set() and worker.exitcode == STOPPED_BY_SIGTERM):
                 if worker is not reported:  # the status the exit reports: say whose it is
                     log.error("worker %s exited with status %s while stopping", worker.name, worker.exitcode)
                 failed = True
@@ -325,7 +326,7 @@ def _started(workers: list[tuple[BaseProcess, Connection]], stop: threading.Even
                 kind, detail = reader.recv()
             except EOFError:
                 worker.join(1)
-                if not stop.is_set():  # else it ended as the stop asked (STOPPED_BY_SIGNAL)
+                if not stop.is_set():  # else it ended as the stop asked (STOPPED_BY_SIGTERM)
                     log.error("worker %s exited while starting (status %s)", worker.name, worker.exitcode)
                 return False
             if kind != "ready":
