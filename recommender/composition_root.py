@@ -160,20 +160,23 @@ def configure_logging(settings: Settings, verbose: bool = False) -> None:
 
 def serve(settings: Settings, app: App | None = None, dashboard: str = "") -> int:
     """Serve until SIGTERM or SIGINT, from `settings.processes` processes; the exit status.
-    `dashboard`: the address of a dashboard started beside it, for the banner."""
+    `dashboard`: the address of a dashboard started beside it, for the banner. A signal while it
+    starts is a stop like any other: what was being built is finished and closed, and the exit
+    status is 0."""
     configure_logging(settings)
+    stop = _stop_on_signals(settings)
     if settings.processes > 1:
         # the store's schema and old model folders are brought up to date once, here, not by
         # every worker at the same time; the workers open their own stores (nothing crosses a fork)
         (app or build_app(settings)).close()
-        return serve_processes(settings, dashboard)
+        return 0 if stop.is_set() else serve_processes(settings, stop, dashboard)
     app = app or build_app(settings)
     app.paths.warm()  # the first RecommendPath does not wait for the compiled planner to load
     running = create_server(app)
     running.start()
     _freeze_startup_objects()
-    _banner(settings, running.port, 1, dashboard)
-    stop = _stop_on_signals(settings)
+    if not stop.is_set():
+        _banner(settings, running.port, 1, dashboard)
     stop.wait()
     running.stop(settings.grace_seconds)
     app.close()
@@ -241,13 +244,13 @@ def reserved_port(address: str) -> Iterator[int]:
         yield int(sock.getsockname()[1])
 
 
-def serve_processes(settings: Settings, dashboard: str = "") -> int:
+def serve_processes(settings: Settings, stop: threading.Event, dashboard: str = "") -> int:
     """A supervisor and `settings.processes` worker processes, each a whole server (its own store
     connections, caches, group-commit writer) on one port shared with SO_REUSEPORT. A signal is
     passed to every worker, which drains as a single server does; a worker that dies stops the
-    others (the exit status is then 1: the orchestrator restarts the whole server)."""
+    others (the exit status is then 1: the orchestrator restarts the whole server). `stop`: set by
+    the signal handlers `serve` installed."""
     context = multiprocessing.get_context("spawn")  # a fresh interpreter: no grpc or store state forked
-    stop = _stop_on_signals(settings)
     with reserved_port(settings.address) as port:
         address = f"{settings.address.rsplit(':', 1)[0]}:{port}"
         workers: list[tuple[BaseProcess, Connection]] = []

@@ -7,11 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recommender.cli import main
 from recommender.service.app import build_app
-from recommender.service.demo import DEMO_COHORT
+from recommender.service.demo import DEMO_COHORT, DEMO_SEED, demo_catalog_path
+from recommender.simulation.truth import sample_learners
 from tests.conftest import make_settings
 
 
@@ -39,6 +41,33 @@ def test_demo_world_loads_once_and_is_idempotent(tmp_path: Path, capsys: pytest.
     app = build_app(make_settings(url, tmp_path))
     assert app.store.count_events() == events
     app.close()
+
+
+def test_a_demo_load_stopped_between_learners_and_results_is_completed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make run` loads the demo world a chunk of learners at a time, their records then their
+    results; a Ctrl-C between the two left learners without a history that no later run loaded."""
+    whole, stopped = (f"sqlite:///{tmp_path / name}" for name in ("whole.db", "stopped.db"))
+    assert main(["--store-url", whole, "demo", "--learners", "300"]) == 0
+    app = build_app(make_settings(stopped, tmp_path))
+    app.catalogs.load_file(demo_catalog_path())
+    cohort = sample_learners(app.catalogs.require(), 300, np.random.default_rng([DEMO_SEED, 1]), prefix="demo",
+                             cohort_id=DEMO_COHORT)  # fmt: skip
+    app.learners.upsert_many("default", [h.learner for h in cohort[:250]])  # the first chunk's learners only
+    app.close()
+    capsys.readouterr()
+    assert main(["--store-url", stopped, "demo", "--learners", "300"]) == 0
+    assert "catalog already present, 300 learners added" in capsys.readouterr().out
+    apps = [build_app(make_settings(url, tmp_path)) for url in (whole, stopped)]
+    try:
+        whole_app, stopped_app = apps
+        history = [(lid, len(whole_app.store.events_of("default", lid))) for lid, _ in whole_app.store.iter_learners()]
+        assert history == [(lid, len(stopped_app.store.events_of("default", lid))) for lid, _ in history]
+        assert whole_app.store.count_events() == stopped_app.store.count_events() > 300
+    finally:
+        for a in apps:
+            a.close()
 
 
 def test_catalog_load_reports_bad_files_and_changes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,6 +86,34 @@ def test_every_command_says_which_store_it_opened(tmp_path: Path, capsys: pytest
     url = f"sqlite:///{tmp_path / 's.db'}"
     assert main(["--store-url", url, "--models-dir", str(tmp_path / "m"), "models", "list"]) == 0
     assert f"store: {url}" in capsys.readouterr().err
+
+
+def test_ctrl_c_in_a_command_is_one_line_and_the_shells_status(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "recommender", "--store-url", f"sqlite:///{tmp_path / 's.db'}", "--models-dir",
+               str(tmp_path / "m"), "demo"]  # fmt: skip
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+        assert child.stderr is not None
+        assert child.stderr.readline().startswith("store: "), "the demo world is loading"
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGINT, "it ends by the signal, so a calling shell stops too"
+    assert err.strip() == "interrupted"
+
+
+def test_a_server_stopped_while_it_starts_exits_cleanly(tmp_path: Path) -> None:
+    """Stopped once it has begun to open its store, a one-process server finishes starting, stops
+    and exits 0 (the workers of several: tests/test_durability.py)."""
+    database = tmp_path / "s.db"
+    env = {**os.environ, "LUBAN_STORE_URL": f"sqlite:///{database}", "LUBAN_MODELS_DIR": str(tmp_path / "m"),
+           "LUBAN_ADDRESS": "127.0.0.1:0", "LUBAN_PROCESSES": "1"}  # fmt: skip
+    command = [sys.executable, "-m", "recommender", "serve"]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
+        while not database.exists() and child.poll() is None:
+            time.sleep(0.002)
+        child.send_signal(signal.SIGTERM)
+        out, _ = child.communicate(timeout=60)
+    assert child.returncode == 0, out
+    assert "Traceback" not in out and "stopped" in out
 
 
 def test_version() -> None:

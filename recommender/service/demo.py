@@ -50,7 +50,9 @@ def load_demo(
     tenant: str = DEFAULT_TENANT,
     progress: Callable[[int], None] | None = None,
 ) -> DemoSummary:
-    """Load what is missing of the demo world; a second run changes nothing."""
+    """Load what is missing of the demo world; a second run changes nothing. A learner is missing
+    until their results are stored: a run stopped between a chunk's learners and its results
+    (two transactions) is completed by the next."""
     catalog_loaded = False
     if app.catalogs.current().is_empty():
         app.catalogs.load_file(demo_catalog_path())
@@ -59,7 +61,8 @@ def load_demo(
     world = make_world(catalog, np.random.default_rng([seed, 0]))
     cohort = sample_learners(catalog, learners, np.random.default_rng([seed, 1]), prefix="demo", cohort_id=DEMO_COHORT)
     existing = app.store.get_learners(tenant, [h.learner.learner_id for h in cohort])
-    missing = [(i, h) for i, h in enumerate(cohort) if h.learner.learner_id not in existing]
+    with_results = app.store.get_skill_states_many(tenant, list(existing))
+    missing = [(i, h) for i, h in enumerate(cohort) if not with_results.get(h.learner.learner_id)]
     accepted = record_histories(app, world, missing, seed, tenant=tenant, progress=progress)
     return DemoSummary(catalog_loaded, len(missing), accepted)
 
