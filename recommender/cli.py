@@ -49,19 +49,19 @@ def _parser() -> argparse.ArgumentParser:
     catalog = sub.add_parser("catalog", help="catalog commands")
     catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
     load = catalog_sub.add_parser("load", help="load a catalog JSON file (docs/data-formats.md)")
-    load.add_argument("file", type=Path)
+    load.add_argument("file", type=input_file)
     load.add_argument("--merge", action="store_true", help="merge by id instead of replacing")
     load.add_argument("--tenant", help="load into this tenant's own catalog (default: the shared catalog)")
 
     imp = sub.add_parser("import", help="load event / learner / catalog files into the store")
-    imp.add_argument("--events", type=Path, help="events file (CSV, JSONL or Parquet; docs/data-formats.md)")
-    imp.add_argument("--learners", type=Path, help="learners file")
-    imp.add_argument("--catalog", type=Path, help="catalog JSON (merged into the store's catalog)")
+    imp.add_argument("--events", type=input_file, help="events file (CSV, JSONL or Parquet; docs/data-formats.md)")
+    imp.add_argument("--learners", type=input_file, help="learners file")
+    imp.add_argument("--catalog", type=input_file, help="catalog JSON (merged into the store's catalog)")
     imp.add_argument("--tenant", default="default", help="tenant the learners belong to")
 
     conv = sub.add_parser("convert", help="convert a public dataset to the generic event format")
     conv.add_argument("dataset", choices=["assistments", "oulad", "junyi"])
-    conv.add_argument("src", type=Path, help="the dataset's folder")
+    conv.add_argument("src", type=input_folder, help="the dataset's folder")
     conv.add_argument("out", type=Path, help="where events.csv, catalog.json (and learners.csv) go")
 
     train = sub.add_parser("train", help="train a model (from the store, or from files)")
@@ -124,9 +124,9 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     paths = sub.add_parser("paths", help="plan first paths for a whole cohort from a file")
-    paths.add_argument("--cohort", type=Path, required=True, help="learners: CSV, JSONL or Parquet")
+    paths.add_argument("--cohort", type=input_file, required=True, help="learners: CSV, JSONL or Parquet")
     paths.add_argument("--out", type=Path, required=True, help="output: .jsonl, .csv or .parquet")
-    paths.add_argument("--events", type=Path, help="prior assessment results (generic event format)")
+    paths.add_argument("--events", type=input_file, help="prior assessment results (generic event format)")
     paths.add_argument("--steps", type=int, default=10)
     paths.add_argument("--model", help="model version (default: the active one)")
     paths.add_argument("--locale", default="", help="reason texts' locale (default: each learner's first language)")
@@ -147,10 +147,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def input_file(text: str) -> Path:
+    """An input file the command will read: a wrong one is one line before anything is opened."""
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: {'a folder, not a file' if path.is_dir() else 'no such file'}")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{text}: not readable")
+    return path
+
+
+def input_folder(text: str) -> Path:
+    path = Path(text)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: {'a file, not a folder' if path.exists() else 'no such folder'}")
+    return path
+
+
 def _training_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--events", type=Path, help="events file; default: the store")
-    p.add_argument("--catalog", type=Path, help="catalog JSON (required with --events)")
-    p.add_argument("--learners", type=Path, help="learners file (features)")
+    p.add_argument("--events", type=input_file, help="events file; default: the store")
+    p.add_argument("--catalog", type=input_file, help="catalog JSON (required with --events)")
+    p.add_argument("--learners", type=input_file, help="learners file (features)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--components", type=int, default=16)

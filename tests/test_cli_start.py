@@ -116,6 +116,27 @@ def test_a_server_stopped_while_it_starts_exits_cleanly(tmp_path: Path) -> None:
     assert "Traceback" not in out and "stopped" in out
 
 
+@pytest.mark.parametrize(
+    ("command", "argument"),
+    [
+        (["paths", "--out", "paths.jsonl", "--cohort"], "--cohort"),
+        (["import", "--events"], "--events"),
+        (["train", "--events"], "--events"),
+        (["catalog", "load"], "file"),
+    ],
+)
+def test_an_input_file_that_is_not_there_is_one_line_before_the_store_opens(
+    tmp_path: Path, command: list[str], argument: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "s.db"
+    for missing, why in ((tmp_path / "nope.csv", "no such file"), (tmp_path, "a folder, not a file")):
+        with pytest.raises(SystemExit) as exit_:
+            main(["--store-url", f"sqlite:///{database}", *command, str(missing)])
+        assert exit_.value.code == 2
+        assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: argument {argument}: {missing}: {why}")
+    assert not database.exists()
+
+
 def test_version() -> None:
     out = subprocess.run([sys.executable, "-m", "recommender", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "recommender 0.1.0"
