@@ -85,6 +85,14 @@ def learner_to_proto(learner: Learner) -> pb.Learner:
 
 
 # assessments --------------------------------------------------------------------------------
+# proto3 sends no 0 for a field without presence: a client whose stubs predate `optional` on
+# score sends a score of 0 as no score at all, and is told how to mend it
+MISSING_SCORE = (
+    "is required (a score of 0 is sent too: regenerate client stubs from a .proto that declares"
+    " `optional double score`)"
+)
+
+
 def event_from_proto(msg: pb.AssessmentResult, now: datetime, prefix: str = "result") -> AssessmentEvent:
     sent = msg.HasField("occurred_at")
     occurred = now
@@ -97,6 +105,8 @@ def event_from_proto(msg: pb.AssessmentResult, now: datetime, prefix: str = "res
             occurred = _UNIX_EPOCH + timedelta(0, ts.seconds, nanos // 1000)
         except OverflowError:
             occurred = parse_timestamp(ts, f"{prefix}.occurred_at")
+    if not msg.HasField("score"):
+        raise InvalidInput.of(f"{prefix}.score", MISSING_SCORE)
     kind = _RESULT_KINDS.get(msg.kind)
     return assessment_event(
         msg.event_id,

@@ -224,14 +224,16 @@ def _ingest_result(batch: _CheckedBatch, outcomes: Sequence[EventOutcome]) -> In
             result.duplicates += 1
         elif outcome is EventOutcome.UNKNOWN_LEARNER:
             result.rejected.append(
-                Rejection(index, event.event_id, NotFound("learner", event.learner_id, "learner_id"))
+                Rejection(index, event.event_id, NotFound("learner", event.learner_id, "result.learner_id"))
             )
         else:
             result.rejected.append(
                 Rejection(
                     index,
                     event.event_id,
-                    AlreadyExists("event_id already recorded with a different payload", "event_id"),
+                    AlreadyExists(
+                        f"event {event.event_id!r} was already recorded with a different payload", "result.event_id"
+                    ),
                 )
             )
     result.rejected.sort(key=lambda r: r.index)

@@ -94,6 +94,54 @@ def test_a_bulk_rejection_does_not_echo_a_huge_event_id(served: Served) -> None:
     assert len(rejected.event_id) + len(rejected.reason) <= 1024
 
 
+def test_a_result_without_a_score_is_refused_and_a_score_of_zero_is_recorded(served: Served) -> None:
+    """proto3 would read an absent score as 0, a failed attempt that lowers mastery: the field has
+    presence, and a client that forgets it is told so instead."""
+    load_tiny(served)
+    served.stub.UpsertLearner(pb.UpsertLearnerRequest(learner=ana()))
+    unscored = pb.AssessmentResult(event_id="e-none", learner_id="ana", module_id="safety-101")
+    with pytest.raises(grpc.RpcError) as exc:
+        served.stub.RecordAssessment(pb.RecordAssessmentRequest(result=unscored))
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is required" in violations(exc.value)["result.score"]
+    zero = pb.AssessmentResult(event_id="e-zero", learner_id="ana", module_id="safety-101", score=0.0)
+    summary = served.stub.RecordAssessments(iter([pb.RecordAssessmentsRequest(results=[unscored, zero])]))
+    assert summary.accepted == 1
+    (rejected,) = summary.rejected
+    assert (rejected.index, rejected.field) == (0, "result.score")
+    assert rejected.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert [(e.event_id, e.score) for e in served.app.store.events_of("default", "ana")] == [("e-zero", 0.0)]
+
+
+def test_a_batch_names_the_fields_a_single_result_names(served: Served) -> None:
+    load_tiny(served)
+    served.stub.UpsertLearner(pb.UpsertLearnerRequest(learner=ana()))
+    ghost = pb.AssessmentResult(event_id="e-ghost", learner_id="ghost", module_id="safety-101", score=1.0)
+    changed = pb.AssessmentResult(event_id="e-1", learner_id="ana", module_id="safety-101", score=0.5)
+    served.stub.RecordAssessment(pb.RecordAssessmentRequest(result=replace_score(changed, 1.0)))
+    singles = {}
+    for result in (ghost, changed):
+        with pytest.raises(grpc.RpcError) as exc:
+            served.stub.RecordAssessment(pb.RecordAssessmentRequest(result=result))
+        singles[result.event_id] = (exc.value.code().value[0], next(iter(violations(exc.value))))
+    summary = served.stub.RecordAssessments(iter([pb.RecordAssessmentsRequest(results=[ghost, changed])]))
+    assert (
+        {r.event_id: (r.code, r.field) for r in summary.rejected}
+        == singles
+        == {
+            "e-ghost": (grpc.StatusCode.NOT_FOUND.value[0], "result.learner_id"),
+            "e-1": (grpc.StatusCode.ALREADY_EXISTS.value[0], "result.event_id"),
+        }
+    )
+
+
+def replace_score(result: pb.AssessmentResult, score: float) -> pb.AssessmentResult:
+    copy = pb.AssessmentResult()
+    copy.CopyFrom(result)
+    copy.score = score
+    return copy
+
+
 @pytest.mark.parametrize("version", ["v" * 300, "", "bad\x00version", "a/b"], ids=["300", "empty", "nul", "slash"])
 def test_a_malformed_model_version_is_invalid_argument(served: Served, version: str) -> None:
     with pytest.raises(grpc.RpcError) as exc:
