@@ -310,6 +310,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     from recommender.config import redact
 
     print(f"store: {redact(settings.store_url)}", file=sys.stderr)
+    if args.command == "run":  # its loading and training log as the server it becomes does
+        from recommender.composition_root import configure_logging
+
+        configure_logging(settings, args.verbose)
     app = build_app(settings)
     try:
         if args.command == "run":

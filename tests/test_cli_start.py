@@ -5,6 +5,7 @@ cohort row it does not plan, and has --version."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import socket
@@ -14,9 +15,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from recommender.api.grpc_server import create_server
+from recommender.api.pb.luban.path.v1 import learning_path_pb2 as pb
+from recommender.api.pb.luban.path.v1 import learning_path_pb2_grpc as pb_grpc
 from recommender.cli import main
 from recommender.config import DATA_HOME, Settings
 from recommender.listen import AddressInUse, ListenError
@@ -24,6 +29,7 @@ from recommender.service.app import App, build_app
 from tests.api.test_hardening import openssl
 from tests.conftest import make_settings
 from tests.service.test_cohort_files import read_csv, store_args  # noqa: F401 - the fixture
+from tests.test_durability import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -135,6 +141,35 @@ def test_an_input_file_that_is_not_there_is_one_line_before_the_store_opens(
         assert exit_.value.code == 2
         assert capsys.readouterr().err.splitlines()[-1].endswith(f"error: argument {argument}: {missing}: {why}")
     assert not database.exists()
+
+
+@pytest.mark.slow
+def test_run_loads_trains_and_serves_a_fresh_store_logging_as_configured(tmp_path: Path) -> None:
+    """`make run`'s command end to end: the demo world loaded, a model trained and active, the
+    server and dashboard up, a path for a demo learner, every log line in the configured format."""
+    port, dashboard = free_port(), free_port()
+    env = {**os.environ, "LUBAN_STORE_URL": f"sqlite:///{tmp_path / 's.db'}", "LUBAN_MODELS_DIR": str(tmp_path / "m"),
+           "LUBAN_ADDRESS": f"127.0.0.1:{port}", "LUBAN_DASHBOARD_ADDRESS": f"127.0.0.1:{dashboard}",
+           "LUBAN_LOG_FORMAT": "json"}  # fmt: skip
+    command = [sys.executable, "-m", "recommender", "run"]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+        try:
+            assert child.stdout is not None
+            shown = "".join(iter(child.stdout.readline, "  Ctrl-C or SIGTERM stops it gracefully\n"))
+            assert "2000 learners added" in shown and "active (AUC" in shown and f"127.0.0.1:{dashboard}" in shown
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=30)
+                assert health.status == health_pb2.HealthCheckResponse.SERVING
+                stub = pb_grpc.LearningPathServiceStub(channel)
+                path = stub.RecommendPath(pb.RecommendPathRequest(learner_id="demo-0001"), timeout=30)
+            assert path.steps and path.model_version, "a path from the model just trained"
+        finally:
+            child.send_signal(signal.SIGTERM)
+            _, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    lines = err.splitlines()
+    assert lines[0].startswith("store: ")
+    assert all(json.loads(line)["level"] for line in lines[1:]), "one format, from loading to the last line"
 
 
 def test_version() -> None:
