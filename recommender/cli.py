@@ -10,7 +10,6 @@ import gc
 import json
 import logging
 import os
-import signal
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -234,14 +233,7 @@ def entry() -> None:
     passes over them find nothing; they are frozen when it ends (_started)."""
     _START["collector_off"] = True
     gc.disable()
-    try:
-        code = main()
-    except KeyboardInterrupt:  # Ctrl-C in a command that does not handle it: one line, no traceback
-        print("interrupted", file=sys.stderr, flush=True)
-        # and an end by the signal itself, as Python's own, so a calling shell or make stops too
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-        raise
+    code = main()  # a KeyboardInterrupt goes on: recommender/__main__.py says it in one line
     gc.freeze()
     sys.exit(code)
 

@@ -221,11 +221,6 @@ def _stop_on_signals(settings: Settings) -> threading.Event:
 
 
 START_SECONDS = 300.0  # longest a worker process may take to start (imports, store, model load)
-# How a worker still importing (its handlers not yet installed) ends when the SIGTERM that stops
-# the server reaches it, from the supervisor or from an init system that signals the whole group
-# (it ignores SIGINT until then: _interrupts_ignored_by_children). It had taken no call, so that
-# stop is as clean as a drained one.
-STOPPED_BY_SIGTERM = -signal.SIGTERM
 
 
 @contextmanager
@@ -261,11 +256,11 @@ def serve_processes(settings: Settings, stop: threading.Event, dashboard: str = 
                 target=_worker, args=(settings, index, address, writer, os.getpid(), relay_key),
                 name=f"luban-worker-{index}",
             )  # fmt: skip
-            with _interrupts_ignored_by_children():
-                worker.start()
+            worker.start()
             writer.close()
             workers.append((worker, reader))
-        started = _started(workers, stop)
+        heard: set[BaseProcess] = set()  # the workers that said they serve, or why they cannot
+        started = _started(workers, stop, heard)
         failed = not started and not stop.is_set()  # a signal while starting is no failure
         reported: BaseProcess | None = None
         if started:
@@ -281,14 +276,23 @@ def serve_processes(settings: Settings, stop: threading.Event, dashboard: str = 
             if worker.pid is not None and worker.is_alive():
                 with suppress(ProcessLookupError):
                     os.kill(worker.pid, signal.SIGTERM)
+        # a worker stopped while it starts finishes its step first (opening the store, loading the
+        # model, warming the planner): bounded by START_SECONDS, as the start is
+        deadline = time.monotonic() + settings.grace_seconds + 30 + (0.0 if started else START_SECONDS)
         for worker, reader in workers:
-            worker.join(settings.grace_seconds + 30)
+            worker.join(max(0.0, deadline - time.monotonic()))
             if worker.is_alive():
                 log.error("worker %s did not stop in time: killed", worker.name)
                 worker.kill()
                 worker.join()
                 failed = True
-            if worker.exitcode != 0 and not (stop.is_set() and worker.exitcode == STOPPED_BY_SIGTERM):
+            # A worker the stop reached before it said anything had taken no call, however it
+            # ended: the signal that stops the server reaches a worker still starting too (from
+            # the supervisor, or from a terminal or an init system that signals the whole group),
+            # and before its handlers exist it ends by the signal, or with status 1 when the signal
+            # interrupts the interpreter's own start.
+            spoke = worker in heard or _said_something(reader)
+            if worker.exitcode != 0 and (spoke or not stop.is_set()):
                 if worker is not reported:  # the status the exit reports: say whose it is
                     log.error("worker %s exited with status %s while stopping", worker.name, worker.exitcode)
                 failed = True
@@ -297,26 +301,18 @@ def serve_processes(settings: Settings, stop: threading.Event, dashboard: str = 
     return 1 if failed else 0
 
 
-@contextmanager
-def _interrupts_ignored_by_children() -> Iterator[None]:
-    """Processes started inside ignore SIGINT until they install their own handlers: a Ctrl-C to
-    the terminal's process group while a worker still imports would end it with a
-    KeyboardInterrupt traceback, though the supervisor, which takes that Ctrl-C too, stops it with
-    SIGTERM anyway. An ignored disposition is what an exec keeps; the supervisor's own SIGINT is
-    blocked meanwhile, so one that comes is held (Linux keeps a blocked signal pending even while
-    it is ignored) and reaches the supervisor's handler after."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _said_something(reader: Connection) -> bool:
+    """Whether a worker's report (that it serves, or why it cannot) waits in its pipe unread."""
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, handler)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        return reader.poll() and reader.recv() is not None
+    except (EOFError, OSError):
+        return False
 
 
-def _started(workers: list[tuple[BaseProcess, Connection]], stop: threading.Event) -> bool:
+def _started(workers: list[tuple[BaseProcess, Connection]], stop: threading.Event, heard: set[BaseProcess]) -> bool:
     """Wait until every worker reports that it serves; False if one fails, dies or a signal came.
-    A worker that dies closes its end of the pipe, which wakes this wait too."""
+    A worker that dies closes its end of the pipe, which wakes this wait too. `heard` gains each
+    worker that reported."""
     waiting = {reader: worker for worker, reader in workers}
     deadline = time.monotonic() + START_SECONDS
     while waiting:
@@ -329,9 +325,10 @@ def _started(workers: list[tuple[BaseProcess, Connection]], stop: threading.Even
                 kind, detail = reader.recv()
             except EOFError:
                 worker.join(1)
-                if not stop.is_set():  # else it ended as the stop asked (STOPPED_BY_SIGTERM)
+                if not stop.is_set():  # else the stop ended it (serve_processes)
                     log.error("worker %s exited while starting (status %s)", worker.name, worker.exitcode)
                 return False
+            heard.add(worker)
             if kind != "ready":
                 log.error("worker %s cannot serve: %s", worker.name, detail)
                 print(f"error: {detail}", file=sys.stderr, flush=True)
@@ -352,6 +349,9 @@ def _worker(settings: Settings, index: int, address: str, started: Connection, p
         settings = settings.model_copy(update={"metrics_address": shifted})
     try:
         app = build_app(settings)
+        if stop.is_set():  # stopped while it opened the store and loaded the model: nothing to drain
+            app.close()
+            return
         if app.store.one_writer:
             app.learners.share_commits(relay_address(parent), relay_key, serve=index == 0)
         app.paths.warm()  # the first RecommendPath does not wait for the compiled planner to load
