@@ -172,6 +172,24 @@ def test_run_loads_trains_and_serves_a_fresh_store_logging_as_configured(tmp_pat
     assert all(json.loads(line)["level"] for line in lines[1:]), "one format, from loading to the last line"
 
 
+def test_python_server_py_serves_until_sigterm(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "LUBAN_STORE_URL": f"sqlite:///{tmp_path / 's.db'}", "LUBAN_MODELS_DIR": str(tmp_path / "m"),
+           "LUBAN_ADDRESS": f"127.0.0.1:{port}", "LUBAN_PROCESSES": "1"}  # fmt: skip
+    with subprocess.Popen([sys.executable, str(ROOT / "server.py")], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as child:  # fmt: skip
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                grpc.channel_ready_future(channel).result(timeout=60)
+                health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=30)
+            assert health.status in (health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING)
+        finally:
+            child.send_signal(signal.SIGTERM)
+            out, _ = child.communicate(timeout=60)
+    assert child.returncode == 0, out
+    assert f"Luban Path serving on 127.0.0.1:{port}" in out
+
+
 def test_version() -> None:
     out = subprocess.run([sys.executable, "-m", "recommender", "--version"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "recommender 0.1.0"
