@@ -7,13 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from recommender.cli import main
 from recommender.service.app import build_app
-from recommender.service.demo import DEMO_COHORT, DEMO_SEED, demo_catalog_path
-from recommender.simulation.truth import sample_learners
+from recommender.service.demo import DEMO_COHORT, demo_catalog_path, demo_cohort
 from tests.conftest import make_settings
 
 
@@ -52,8 +50,7 @@ def test_a_demo_load_stopped_between_learners_and_results_is_completed(
     assert main(["--store-url", whole, "demo", "--learners", "300"]) == 0
     app = build_app(make_settings(stopped, tmp_path))
     app.catalogs.load_file(demo_catalog_path())
-    cohort = sample_learners(app.catalogs.require(), 300, np.random.default_rng([DEMO_SEED, 1]), prefix="demo",
-                             cohort_id=DEMO_COHORT)  # fmt: skip
+    cohort = demo_cohort(app.catalogs.require(), 300)
     app.learners.upsert_many("default", [h.learner for h in cohort[:250]])  # the first chunk's learners only
     app.close()
     capsys.readouterr()

@@ -29,7 +29,7 @@ from recommender.service.app import App, build_app
 from tests.api.test_hardening import openssl
 from tests.conftest import make_settings
 from tests.service.test_cohort_files import read_csv, store_args  # noqa: F401 - the fixture
-from tests.test_durability import free_port
+from tests.test_durability import free_port, server_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,8 +110,7 @@ def test_a_server_stopped_while_it_starts_exits_cleanly(tmp_path: Path) -> None:
     """Stopped once it has begun to open its store, a one-process server finishes starting, stops
     and exits 0 (the workers of several: tests/test_durability.py)."""
     database = tmp_path / "s.db"
-    env = {**os.environ, "LUBAN_STORE_URL": f"sqlite:///{database}", "LUBAN_MODELS_DIR": str(tmp_path / "m"),
-           "LUBAN_ADDRESS": "127.0.0.1:0", "LUBAN_PROCESSES": "1"}  # fmt: skip
+    env = server_env(f"sqlite:///{database}", tmp_path, 0, LUBAN_PROCESSES="1")
     command = [sys.executable, "-m", "recommender", "serve"]
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as child:
         while not database.exists() and child.poll() is None:
@@ -148,9 +147,8 @@ def test_run_loads_trains_and_serves_a_fresh_store_logging_as_configured(tmp_pat
     """`make run`'s command end to end: the demo world loaded, a model trained and active, the
     server and dashboard up, a path for a demo learner, every log line in the configured format."""
     port, dashboard = free_port(), free_port()
-    env = {**os.environ, "LUBAN_STORE_URL": f"sqlite:///{tmp_path / 's.db'}", "LUBAN_MODELS_DIR": str(tmp_path / "m"),
-           "LUBAN_ADDRESS": f"127.0.0.1:{port}", "LUBAN_DASHBOARD_ADDRESS": f"127.0.0.1:{dashboard}",
-           "LUBAN_LOG_FORMAT": "json"}  # fmt: skip
+    env = server_env(f"sqlite:///{tmp_path / 's.db'}", tmp_path, port, LUBAN_LOG_FORMAT="json",
+                     LUBAN_DASHBOARD_ADDRESS=f"127.0.0.1:{dashboard}")  # fmt: skip
     command = [sys.executable, "-m", "recommender", "run"]
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
         try:
@@ -174,8 +172,7 @@ def test_run_loads_trains_and_serves_a_fresh_store_logging_as_configured(tmp_pat
 
 def test_python_server_py_serves_until_sigterm(tmp_path: Path) -> None:
     port = free_port()
-    env = {**os.environ, "LUBAN_STORE_URL": f"sqlite:///{tmp_path / 's.db'}", "LUBAN_MODELS_DIR": str(tmp_path / "m"),
-           "LUBAN_ADDRESS": f"127.0.0.1:{port}", "LUBAN_PROCESSES": "1"}  # fmt: skip
+    env = server_env(f"sqlite:///{tmp_path / 's.db'}", tmp_path, port, LUBAN_PROCESSES="1")
     with subprocess.Popen([sys.executable, str(ROOT / "server.py")], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) as child:  # fmt: skip
         try:

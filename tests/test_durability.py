@@ -38,10 +38,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def server_env(store_url: str, tmp: Path, port: int) -> dict[str, str]:
+def server_env(store_url: str, tmp: Path, port: int, **overrides: str) -> dict[str, str]:
+    """A server process's environment: two processes on `port`, unless `overrides` (LUBAN_* names) say else."""
     return {**os.environ, "LUBAN_STORE_URL": store_url, "LUBAN_ADDRESS": f"127.0.0.1:{port}",
             "LUBAN_MODELS_DIR": str(tmp / "models"), "LUBAN_LOG_FORMAT": "text", "LUBAN_GRACE_SECONDS": "60",
-            "LUBAN_CATALOG_REFRESH_SECONDS": "0", "LUBAN_PROCESSES": "2"}  # fmt: skip
+            "LUBAN_CATALOG_REFRESH_SECONDS": "0", "LUBAN_PROCESSES": "2", **overrides}  # fmt: skip
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from recommender.domain.assessment import AssessmentEvent, ResultKind
+from recommender.domain.catalog import Catalog
 from recommender.service.app import App
 from recommender.simulation.truth import (
     HiddenLearner,
@@ -59,12 +60,17 @@ def load_demo(
         catalog_loaded = True
     catalog = app.catalogs.require()
     world = make_world(catalog, np.random.default_rng([seed, 0]))
-    cohort = sample_learners(catalog, learners, np.random.default_rng([seed, 1]), prefix="demo", cohort_id=DEMO_COHORT)
+    cohort = demo_cohort(catalog, learners, seed)
     existing = app.store.get_learners(tenant, [h.learner.learner_id for h in cohort])
     with_results = app.store.get_skill_states_many(tenant, list(existing))
     missing = [(i, h) for i, h in enumerate(cohort) if not with_results.get(h.learner.learner_id)]
     accepted = record_histories(app, world, missing, seed, tenant=tenant, progress=progress)
     return DemoSummary(catalog_loaded, len(missing), accepted)
+
+
+def demo_cohort(catalog: Catalog, learners: int = DEMO_LEARNERS, seed: int = DEMO_SEED) -> list[HiddenLearner]:
+    """The demo world's learners, the same on every run."""
+    return sample_learners(catalog, learners, np.random.default_rng([seed, 1]), prefix="demo", cohort_id=DEMO_COHORT)
 
 
 def record_histories(
