@@ -341,7 +341,7 @@ def _worker(settings: Settings, index: int, address: str, started: Connection, p
     worker 0 commits single results for all of them (service/relay.py); PostgreSQL locks rows per
     learner and syncs concurrent commits together itself."""
     _die_with(parent)
-    stop = _stop_on_signals(settings)  # a signal while starting: stop, drained, as soon as started
+    stop = _stop_on_signals(settings)  # a signal while starting stops it after the step it is in
     configure_logging(settings)
     if settings.metrics_address:  # each worker's own metrics: the configured port + its index
         host, _, metrics_port = settings.metrics_address.rpartition(":")
